@@ -374,7 +374,18 @@ def serve_connection(conn: Any, handle: Callable[[Request], Response | ErrorRepl
 
     `handle` runs one request (its data_out is valid only during the call) and returns the response, or an
     ErrorReply (e.g. UNKNOWN_DEVICE). A malformed frame gets an error frame; an exception in `handle` gets a
-    SERVER_FAILURE error frame and is logged, and the connection carries on: a bad client never stops the service."""
+    SERVER_FAILURE error frame and is logged, and the connection carries on: a bad client never stops the service.
+    `conn` is closed on return."""
+    try:
+        _serve(conn, handle)
+    finally:
+        try:
+            conn.close()
+        except OSError:
+            pass
+
+
+def _serve(conn: Any, handle: Callable[[Request], Response | ErrorReply]) -> None:
     reader = FrameReader(conn)
     while True:
         try:
@@ -482,8 +493,9 @@ class StreamTransport:
     def _open_error(self, exc: Exception) -> Exception:
         text = str(exc)
         if "Connection refused" in text or "[Errno 111]" in text:
-            return TransportError(f"{self.url}: connection refused at {self.address.port_url}; start "
-                                  f"`tapeline-vtl serve DIR --listen HOST:PORT` there or check the address")
+            where = urlsplit(self.address.port_url).netloc or "HOST:PORT"
+            return TransportError(f"{self.url}: connection refused at {where}; start "
+                                  f"`tapeline-vtl serve DIR --listen {where}` or check the address")
         if "No such file" in text or "[Errno 2]" in text:
             return DeviceNotFound(f"{self.url}: {self.address.port_url} does not exist; check the device node")
         if "Name or service not known" in text or "Temporary failure in name resolution" in text:
@@ -528,8 +540,8 @@ class StreamTransport:
         port, reader = self._port, self._reader
         assert reader is not None
         sock = _raw_socket(port)
-        # The device timeout plus slack for the trip, so the device's own timeout handling answers first.
-        wait = timeout + 5.0
+        # The device timeout plus slack for the trip (up to 5 s), so the device's own timeout answers first.
+        wait = timeout + min(timeout, 5.0)
         if sock is not None:
             sock.settimeout(wait)
         else:
