@@ -1,0 +1,140 @@
+"""The catalog's tables (SQLModel). An index of what the store holds plus the appliance's own state (jobs, alerts).
+
+Invariants:
+- Every timestamp is UTC and tz-aware in Python, whatever the database keeps (`UTCDateTime`; SQLite drops tzinfo).
+- `RecoveryPoint.id` grows with time within a group (points are recorded in the order the group's one writer job
+  made them, and a rebuild re-records them oldest first), so a file version's life is the id range
+  `[first_point, until_point)`; `until_point` NULL means "still the current version".
+- `FileVersion` rows are written in bulk with SQLAlchemy Core (catalog/versions.py), never one ORM object per row.
+- `SchemaVersion` holds one row; engine.open_catalog refuses a catalog written by a newer schema.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, LargeBinary, TypeDecorator
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+
+JOB_STATES = ("queued", "running", "completed", "completed with warnings", "failed", "cancelled")
+JOB_FINISHED = ("completed", "completed with warnings", "failed", "cancelled")
+JOB_KINDS = ("sync", "point", "check", "restore", "prune")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores UTC; always returns tz-aware UTC datetimes (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None:
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to the catalog; pass a tz-aware UTC time")
+            value = value.astimezone(timezone.utc)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+def _time(nullable: bool = False):
+    if nullable:
+        return Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    return Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class SchemaVersion(SQLModel, table=True):
+    __tablename__ = "schema_version"
+    id: int = Field(default=1, primary_key=True)
+    version: int
+
+
+class ProtectionGroup(SQLModel, table=True):
+    __tablename__ = "protection_group"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    sync_seconds: int
+    point_times: str  # "08:00,11:00,..." (sorted, unique)
+    keep_seconds: int
+    paused: bool = False
+    created: datetime = _time()
+
+
+class Source(SQLModel, table=True):
+    __tablename__ = "source"
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="protection_group.id", index=True, ondelete="CASCADE")
+    path: str
+    include: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    exclude: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class RecoveryPoint(SQLModel, table=True):
+    __tablename__ = "recovery_point"
+    id: int | None = Field(default=None, primary_key=True)
+    snapshot_id: str = Field(unique=True, index=True)
+    group_id: int = Field(foreign_key="protection_group.id", index=True, ondelete="CASCADE")
+    kind: str  # "sync" | "point"
+    time: datetime = _time()
+    state: str = "ok"  # "ok" | "damaged"
+    files: int = 0
+    bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class FileVersion(SQLModel, table=True):
+    """One version of one path of one source: valid in the group's points with id in [first_point, until_point)."""
+
+    __tablename__ = "file_version"
+    __table_args__ = (Index("ix_file_version_lookup", "group_id", "source_id", "path"),)
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="protection_group.id", ondelete="CASCADE")
+    source_id: int = Field(foreign_key="source.id", ondelete="CASCADE")
+    path: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # relative to the source, as the store has it
+    kind: str  # "file" | "dir" | "symlink" | "other"
+    size: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    mtime_ns: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    first_point: int = Field(index=True)
+    until_point: int | None = Field(default=None, index=True)
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "job"
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str
+    group_id: int | None = Field(default=None, index=True)
+    group_name: str | None = None
+    state: str = Field(default="queued", index=True)
+    params: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    progress_done: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    progress_total: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    progress_message: str = ""
+    created: datetime = _time()
+    started: datetime | None = _time(nullable=True)
+    finished: datetime | None = _time(nullable=True)
+    reason: str | None = None
+    warnings: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    result: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    requested_by: str = "operator"  # "operator" | "schedule"
+
+
+class Alert(SQLModel, table=True):
+    __tablename__ = "alert"
+    id: int | None = Field(default=None, primary_key=True)
+    severity: str  # "error" | "warning" | "info"
+    group_name: str | None = None
+    job_id: int | None = None
+    message: str
+    fix: str = ""
+    time: datetime = _time()
+    acknowledged: bool = Field(default=False, index=True)

@@ -1,0 +1,168 @@
+"""Recovery points and the file-version index.
+
+The index holds one row per version of each path: (group, source, path) plus the id range of the group's recovery
+points that hold it, `[first_point, until_point)` (until_point NULL: still current). A sync therefore writes only
+what changed (SyncResult.changes): "added" inserts a row, "changed" closes the open row and inserts one, "deleted"
+closes the open row. A sync where nothing changed writes one `recovery_point` row and no `file_version` row.
+
+Invariants:
+- Rows are written with SQLAlchemy Core executemany in batches of BATCH rows, from generators (constant memory).
+- A point and its index changes commit in one transaction: the catalog never shows a point without its versions.
+- Pruning points deletes the version rows that no remaining point holds.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
+from typing import Iterable, Iterator
+
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, select, update
+
+from appliance.catalog.engine import Catalog
+from appliance.catalog.models import FileVersion, ProtectionGroup, RecoveryPoint, Source
+
+BATCH = 10_000
+FV = FileVersion.__table__
+RP = RecoveryPoint.__table__
+
+
+@dataclass(frozen=True)
+class PointInfo:
+    id: int
+    snapshot_id: str
+    group: str
+    kind: str
+    time: datetime
+    state: str
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    group: str
+    source: str
+    path: str            # full path on the protected machine (surrogateescape for names that are not UTF-8)
+    kind: str
+    size: int
+    mtime_ns: int
+    first_point: PointInfo  # the oldest remaining point holding this version
+    last_point: PointInfo   # the newest one
+    points: int
+    current: bool           # still what the newest point holds
+
+
+@dataclass(frozen=True)
+class IndexChange:
+    """One change to apply to the index: what "added" | "changed" | "deleted"; kind/size/mtime for new versions."""
+
+    source: str
+    path: bytes
+    what: str
+    kind: str = "file"
+    size: int = 0
+    mtime_ns: int = 0
+
+
+def _batches(items: Iterable, size: int = BATCH) -> Iterator[list]:
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def _point_info(row, group: str) -> PointInfo:
+    return PointInfo(row.id, row.snapshot_id, group, row.kind, row.time, row.state, row.files, row.bytes)
+
+
+def record_point(catalog: Catalog, group_id: int, snapshot_id: str, kind: str, time: datetime, files: int,
+                 nbytes: int, changes: Iterable[IndexChange], state: str = "ok") -> int:
+    """Add a recovery point and apply its changes to the version index, in one transaction. Returns the point id."""
+    with catalog.engine.begin() as conn:
+        point_id = conn.execute(insert(RP).values(snapshot_id=snapshot_id, group_id=group_id, kind=kind, time=time,
+                                                  state=state, files=files, bytes=nbytes)).inserted_primary_key[0]
+        sources = dict(conn.execute(select(Source.path, Source.id).where(Source.group_id == group_id)).all())
+        close = (update(FV).where(FV.c.group_id == group_id, FV.c.source_id == bindparam("b_source"),
+                                  FV.c.path == bindparam("b_path"), FV.c.until_point.is_(None))
+                 .values(until_point=point_id))
+        for batch in _batches(changes):
+            closes = [{"b_source": sources[c.source], "b_path": c.path} for c in batch
+                      if c.what != "added" and c.source in sources]
+            if closes:
+                conn.execute(close, closes)
+            rows = [{"group_id": group_id, "source_id": sources[c.source], "path": c.path, "kind": c.kind,
+                     "size": c.size, "mtime_ns": c.mtime_ns, "first_point": point_id, "until_point": None}
+                    for c in batch if c.what != "deleted" and c.source in sources]
+            if rows:
+                conn.execute(insert(FV), rows)
+    return point_id
+
+
+def drop_points(catalog: Catalog, group_id: int, snapshot_ids: Iterable[str]) -> int:
+    """Forget pruned points and the versions no remaining point holds. Returns how many points were dropped."""
+    ids = list(snapshot_ids)
+    if not ids:
+        return 0
+    with catalog.engine.begin() as conn:
+        dropped = 0
+        for batch in _batches(ids, 1000):
+            dropped += conn.execute(delete(RP).where(RP.c.group_id == group_id, RP.c.snapshot_id.in_(batch))).rowcount
+        held = exists().where(RP.c.group_id == FV.c.group_id, RP.c.id >= FV.c.first_point,
+                              (FV.c.until_point.is_(None)) | (RP.c.id < FV.c.until_point))
+        conn.execute(delete(FV).where(FV.c.group_id == group_id, ~held))
+    return dropped
+
+
+def mark_damaged(catalog: Catalog, snapshot_ids: Iterable[str]) -> None:
+    ids = list(snapshot_ids)
+    if ids:
+        with catalog.engine.begin() as conn:
+            conn.execute(update(RP).where(RP.c.snapshot_id.in_(ids)).values(state="damaged"))
+
+
+def list_points(catalog: Catalog, group_id: int, group_name: str) -> list[PointInfo]:
+    with catalog.engine.connect() as conn:
+        rows = conn.execute(select(RP).where(RP.c.group_id == group_id).order_by(RP.c.id)).all()
+    return [_point_info(r, group_name) for r in rows]
+
+
+def known_snapshots(catalog: Catalog, group_id: int) -> set[str]:
+    with catalog.engine.connect() as conn:
+        return set(conn.execute(select(RP.c.snapshot_id).where(RP.c.group_id == group_id)).scalars())
+
+
+def count_points(catalog: Catalog) -> int:
+    with catalog.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(RP)).scalar_one()
+
+
+def versions(catalog: Catalog, path: str) -> list[VersionInfo]:
+    """Every version of `path` (an absolute path on the protected machine) in every group protecting it."""
+    path = os.path.normpath(path)
+    out: list[VersionInfo] = []
+    with catalog.engine.connect() as conn:
+        sources = conn.execute(select(Source.id, Source.path, Source.group_id, ProtectionGroup.name)
+                               .join(ProtectionGroup, ProtectionGroup.id == Source.group_id)).all()
+        for source_id, root, group_id, group_name in sources:
+            if path == root:
+                rel = b""
+            elif path.startswith(root.rstrip("/") + "/"):
+                rel = os.fsencode(path[len(root.rstrip("/")) + 1:])
+            else:
+                continue
+            rows = conn.execute(select(FV).where(FV.c.group_id == group_id, FV.c.source_id == source_id,
+                                                 FV.c.path == rel).order_by(FV.c.first_point)).all()
+            for row in rows:
+                held = [RP.c.group_id == group_id, RP.c.id >= row.first_point]
+                if row.until_point is not None:
+                    held.append(RP.c.id < row.until_point)
+                points = conn.execute(select(RP).where(and_(*held)).order_by(RP.c.id)).all()
+                if not points:
+                    continue
+                out.append(VersionInfo(group_name, root, path, row.kind, row.size, row.mtime_ns,
+                                       _point_info(points[0], group_name), _point_info(points[-1], group_name),
+                                       len(points), row.until_point is None))
+    out.sort(key=lambda v: (v.group, v.first_point.time))
+    return out

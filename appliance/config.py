@@ -1,0 +1,250 @@
+"""Configuration: one TOML file, every key with a default (docs/configuration.md, etc/tapeline.toml).
+
+Where the settings come from, in order: the embedded defaults; the file (`--config FILE`, else
+/etc/tapeline/tapeline.toml when it exists); then `--data DIR` / `TAPELINE_DATA`, which selects a development data
+directory and puts everything not set explicitly in the file under it (the API socket included).
+
+Invariants: `Settings` is frozen and fully resolved (absolute paths, durations in seconds, times as (hour, minute));
+every bad value is reported as one `ConfigError` line naming the key and the fix. Paths derived from the data
+directory are derived once, here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.errors import ConfigError, UsageError
+
+DEFAULT_CONFIG_FILE = Path("/etc/tapeline/tapeline.toml")
+DEFAULT_DATA_DIR = Path("/var/lib/tapeline")
+SERVICE_SOCKET = Path("/run/tapeline/tapeline.sock")
+DEFAULT_POINT_TIMES = ("08:00", "11:00", "14:00", "17:00", "20:00")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+_DURATION_RE = re.compile(r"(\d+)\s*([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str | int) -> int:
+    """Seconds in "15m", "1h30m", "12d", "90s" (a bare integer is seconds). Raises ValueError on anything else."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        if text <= 0:
+            raise ValueError(text)
+        return text
+    s = str(text).strip().lower()
+    if s.isdigit():
+        seconds = int(s)
+    else:
+        pos, seconds = 0, 0
+        for m in _DURATION_RE.finditer(s):
+            if m.start() != pos and s[pos:m.start()].strip():
+                raise ValueError(text)
+            seconds += int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+            pos = m.end()
+        if pos == 0 or s[pos:].strip():
+            raise ValueError(text)
+    if seconds <= 0:
+        raise ValueError(text)
+    return seconds
+
+
+def format_duration(seconds: int) -> str:
+    """The shortest exact form: 900 -> "15m", 1036800 -> "12d", 5400 -> "1h30m"."""
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+
+
+def parse_times(value: str | list | tuple) -> tuple[str, ...]:
+    """Recovery-point times "08:00,11:00" (or a list) as sorted, unique "HH:MM" strings. Raises ValueError."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out = set()
+    for item in items:
+        item = str(item).strip()
+        if not item:
+            continue
+        m = re.fullmatch(r"(\d{1,2}):(\d{2})", item)
+        if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+            raise ValueError(item)
+        out.add(f"{int(m.group(1)):02d}:{m.group(2)}")
+    return tuple(sorted(out))
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    catalog_url: str
+    socket_path: Path
+    operators_group: str
+    store_path: Path
+    sync_seconds: int
+    point_times: tuple[str, ...]
+    keep_seconds: int
+    log_level: str
+    workers: int
+    vtl_dir: Path
+    config_file: Path | None = None
+    development: bool = False
+
+    @property
+    def run_dir(self) -> Path:
+        return self.socket_path.parent
+
+
+# Every key the file may hold: section -> key -> default (None: derived from data_dir, see load()).
+KEYS: dict[str, dict[str, object]] = {
+    "": {"data_dir": str(DEFAULT_DATA_DIR)},
+    "catalog": {"url": None},
+    "api": {"socket": None, "group": "tapeline"},
+    "store": {"path": None},
+    "defaults": {"sync": "15m", "points": list(DEFAULT_POINT_TIMES), "keep": "12d"},
+    "log": {"level": "info"},
+    "jobs": {"workers": 2},
+    "vtl": {"dir": None},
+}
+
+
+def _read_file(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist",
+                          "create it (see etc/tapeline.toml) or leave out --config") from None
+    except PermissionError:
+        raise ConfigError(f"cannot read configuration file {path}",
+                          "run as root or a member of the operators' group, or pass --data DIR") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc})", "fix the line it names") from None
+
+
+def _flatten(raw: dict, path: Path | str) -> dict[str, object]:
+    """{"section.key": value} for every key, refusing unknown sections and keys so that typos do not pass silently."""
+    flat: dict[str, object] = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            if key not in KEYS or key == "":
+                raise ConfigError(f"{path}: unknown section [{key}]",
+                                  f"remove it; sections are {', '.join('[' + s + ']' for s in KEYS if s)}")
+            for sub, v in value.items():
+                if sub not in KEYS[key]:
+                    raise ConfigError(f"{path}: unknown key {key}.{sub}",
+                                      f"remove it; [{key}] takes {', '.join(KEYS[key])}")
+                flat[f"{key}.{sub}"] = v
+        elif key in KEYS[""]:
+            flat[key] = value
+        else:
+            raise ConfigError(f"{path}: unknown key {key}", "remove it; see docs/configuration.md for the keys")
+    return flat
+
+
+def load(config_file: str | Path | None = None, data_dir: str | Path | None = None,
+         environ: dict[str, str] | None = None) -> Settings:
+    """Resolve the settings. `data_dir` (from --data) wins over TAPELINE_DATA, which wins over the file's data_dir."""
+    env = os.environ if environ is None else environ
+    source: Path | str = "defaults"
+    raw: dict[str, object] = {}
+    if config_file is not None:
+        source = Path(config_file)
+        raw = _flatten(_read_file(source), source)
+    elif DEFAULT_CONFIG_FILE.exists() and data_dir is None and not env.get("TAPELINE_DATA"):
+        source = DEFAULT_CONFIG_FILE
+        raw = _flatten(_read_file(source), source)
+
+    def get(key: str):
+        section, _, name = key.rpartition(".")
+        return raw.get(key, KEYS[section][name])
+
+    dev_dir = data_dir if data_dir is not None else env.get("TAPELINE_DATA") or None
+    development = dev_dir is not None
+    data = Path(dev_dir if development else str(get("data_dir"))).expanduser()
+    if not str(data):
+        raise ConfigError(f"{source}: data_dir is empty", "set it to a directory, e.g. /var/lib/tapeline")
+    data = data.absolute()
+
+    def path_key(key: str, default: Path) -> Path:
+        value = get(key)
+        if value is None or value == "":
+            return default
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: {key} must be a path string", f'write it as {key.rpartition(".")[2]} = "/path"')
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else data / p
+
+    url = get("catalog.url")
+    if url in (None, ""):
+        url = f"sqlite:///{data / 'catalog.sqlite'}"
+    elif not isinstance(url, str) or not url.startswith(("sqlite:///", "postgresql")):
+        raise ConfigError(f"{source}: catalog.url {url!r} is not a catalog URL",
+                          'use "sqlite:////path/catalog.sqlite" or "postgresql+psycopg://user@host/db"')
+    elif url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+
+    socket_default = data / "run" / "tapeline.sock" if development else SERVICE_SOCKET
+    socket_path = socket_default if development and "api.socket" not in raw else path_key("api.socket", socket_default)
+
+    group = get("api.group")
+    if not isinstance(group, str) or not group:
+        raise ConfigError(f"{source}: api.group must be a group name", 'write it as group = "tapeline"')
+
+    try:
+        sync_seconds = parse_duration(get("defaults.sync"))
+    except ValueError:
+        raise ConfigError(f"{source}: defaults.sync {get('defaults.sync')!r} is not a duration",
+                          'write it as sync = "15m" (s, m, h, d, w)') from None
+    try:
+        keep_seconds = parse_duration(get("defaults.keep"))
+    except ValueError:
+        raise ConfigError(f"{source}: defaults.keep {get('defaults.keep')!r} is not a duration",
+                          'write it as keep = "12d" (s, m, h, d, w)') from None
+    try:
+        points = parse_times(get("defaults.points"))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{source}: defaults.points has a bad time {exc}",
+                          'write it as points = ["08:00", "11:00", "14:00", "17:00", "20:00"]') from None
+
+    level = str(get("log.level")).lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{source}: log.level {get('log.level')!r} is not a level",
+                          f"use one of {', '.join(LOG_LEVELS)}")
+    workers = get("jobs.workers")
+    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
+        raise ConfigError(f"{source}: jobs.workers {workers!r} is not a worker count", "write it as workers = 2 (1-64)")
+
+    return Settings(
+        data_dir=data,
+        catalog_url=url,
+        socket_path=socket_path,
+        operators_group=group,
+        store_path=path_key("store.path", data / "store"),
+        sync_seconds=sync_seconds,
+        point_times=points,
+        keep_seconds=keep_seconds,
+        log_level=level,
+        workers=workers,
+        vtl_dir=path_key("vtl.dir", data / "vtl"),
+        config_file=Path(source) if isinstance(source, Path) else None,
+        development=development,
+    )
+
+
+def parse_duration_option(name: str, value: str) -> int:
+    """A duration given on the command line or the API, as a UsageError naming the option when bad."""
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise UsageError(f"{name} {value!r} is not a duration", "write it as 15m, 1h, 12d (s, m, h, d, w)") from None
+
+
+def parse_times_option(name: str, value: str | list) -> tuple[str, ...]:
+    try:
+        return parse_times(value)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{name} has a bad time {exc}", "write times as HH:MM separated by commas, e.g. 08:00,20:00") from None

@@ -1,0 +1,148 @@
+"""The catalog on SQLite and PostgreSQL: groups, points, the file-version index (an unchanged sync writes no version
+row), pruning, and the schema stamp."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import event, text
+
+from appliance.catalog.engine import open_catalog
+from appliance.catalog.groups import (SourceInput, change_group, create_group, delete_group, get_group,
+                                      list_groups)
+from appliance.catalog.points import IndexChange, drop_points, list_points, record_point, versions
+from appliance.errors import Conflict, NotFound, UsageError
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def catalog(catalog_url):
+    cat = open_catalog(catalog_url)
+    yield cat
+    cat.close()
+
+
+def make_group(catalog, name="files", sources=("/srv/files",)):
+    return create_group(catalog, name, [SourceInput(p) for p in sources], 900, ("08:00", "20:00"), 12 * 86400)
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
+    cat = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    with cat.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    cat.close()
+
+
+def test_group_create_show_change_delete(catalog):
+    g = make_group(catalog, sources=("/srv/files", "/home/"))
+    assert [s.path for s in g.sources] == ["/srv/files", "/home"]
+    assert g.point_times == ("08:00", "20:00") and g.sync_seconds == 900 and not g.paused
+    assert get_group(catalog, "files") == g
+    with pytest.raises(Conflict, match="already exists"):
+        make_group(catalog)
+    changed = change_group(catalog, "files", sync_seconds=60, paused=True, remove_sources=["/home"],
+                           add_sources=[SourceInput("/etc", exclude=("*.bak",))])
+    assert changed.sync_seconds == 60 and changed.paused
+    assert {s.path: s.exclude for s in changed.sources} == {"/srv/files": (), "/etc": ("*.bak",)}
+    assert [x.name for x in list_groups(catalog)] == ["files"]
+    delete_group(catalog, "files")
+    with pytest.raises(NotFound, match="tapeline group list"):
+        get_group(catalog, "files")
+
+
+@pytest.mark.parametrize("name,sources,match", [
+    ("bad name", ["/srv"], "not allowed"),
+    ("ok", [], "at least one source"),
+    ("ok", ["relative/dir"], "not an absolute path"),
+    ("ok", ["/srv", "/srv/a"], "inside source /srv"),
+])
+def test_group_refuses_bad_input_naming_the_fix(catalog, name, sources, match):
+    with pytest.raises(UsageError, match=match) as info:
+        make_group(catalog, name, sources)
+    assert info.value.fix
+
+
+def _count_version_writes(catalog):
+    seen = []
+
+    @event.listens_for(catalog.engine, "before_cursor_execute")
+    def _spy(conn, cursor, statement, params, context, executemany):
+        s = statement.lower()
+        if "file_version" in s and (s.startswith("insert") or s.startswith("update") or s.startswith("delete")):
+            seen.append(statement)
+
+    return seen
+
+
+def test_version_index_follows_changes_and_an_unchanged_sync_writes_no_version_row(catalog):
+    g = make_group(catalog)
+    src = "/srv/files"
+    p1 = record_point(catalog, g.id, "s1", "sync", T0, 3, 30, [
+        IndexChange(src, b"", "added", "dir"), IndexChange(src, b"a.txt", "added", size=10, mtime_ns=1),
+        IndexChange(src, b"b.txt", "added", size=20, mtime_ns=1)])
+    writes = _count_version_writes(catalog)
+    p2 = record_point(catalog, g.id, "s2", "sync", T0 + timedelta(minutes=15), 3, 30, [])
+    assert writes == []  # nothing changed: one recovery_point row, no file_version row
+    p3 = record_point(catalog, g.id, "s3", "point", T0 + timedelta(minutes=30), 2, 11, [
+        IndexChange(src, b"a.txt", "changed", size=11, mtime_ns=2), IndexChange(src, b"b.txt", "deleted")])
+    assert len(writes) == 2  # one executemany closing a.txt and b.txt, one inserting the new a.txt
+
+    a = versions(catalog, "/srv/files/a.txt")
+    assert [(v.size, v.first_point.id, v.last_point.id, v.points, v.current) for v in a] == [
+        (10, p1, p2, 2, False), (11, p3, p3, 1, True)]
+    b = versions(catalog, "/srv/files/b.txt")
+    assert [(v.first_point.snapshot_id, v.last_point.snapshot_id, v.current) for v in b] == [("s1", "s2", False)]
+    assert [v.kind for v in versions(catalog, "/srv/files/")] == ["dir"]
+    assert versions(catalog, "/srv/other") == []
+
+    # Prune the two oldest points: b.txt's only version goes, a.txt keeps its newest version.
+    assert drop_points(catalog, g.id, ["s1", "s2"]) == 2
+    assert versions(catalog, "/srv/files/b.txt") == []
+    assert [v.size for v in versions(catalog, "/srv/files/a.txt")] == [11]
+    assert [p.snapshot_id for p in list_points(catalog, g.id, g.name)] == ["s3"]
+
+
+def test_non_utf8_names_survive_the_index(catalog):
+    g = make_group(catalog)
+    name = b"caf\xe9.txt"
+    record_point(catalog, g.id, "s1", "sync", T0, 1, 1, [IndexChange("/srv/files", name, "added", size=1)])
+    import os
+    [v] = versions(catalog, "/srv/files/" + os.fsdecode(name))
+    assert os.fsencode(v.path).endswith(name)
+
+
+def test_bulk_index_of_many_files_is_fast(catalog):
+    import time
+    g = make_group(catalog)
+    n = 50_000
+    start = time.perf_counter()
+    record_point(catalog, g.id, "s1", "sync", T0, n, n, (IndexChange("/srv/files", b"d/f%06d" % i, "added", size=i)
+                                                         for i in range(n)))
+    elapsed = time.perf_counter() - start
+    with catalog.engine.connect() as conn:
+        assert conn.execute(text("select count(*) from file_version")).scalar() == n
+    assert elapsed < 10, f"{n} version rows took {elapsed:.1f}s"
+
+
+def test_deleting_a_group_removes_its_index(catalog):
+    g = make_group(catalog)
+    record_point(catalog, g.id, "s1", "sync", T0, 1, 1, [IndexChange("/srv/files", b"x", "added")])
+    delete_group(catalog, "files")
+    assert versions(catalog, "/srv/files/x") == []
+    with catalog.engine.connect() as conn:
+        assert conn.execute(text("select count(*) from recovery_point")).scalar() == 0
+
+
+def test_a_catalog_from_a_newer_tapeline_is_refused(tmp_path):
+    url = f"sqlite:///{tmp_path / 'c.sqlite'}"
+    cat = open_catalog(url)
+    with cat.engine.begin() as conn:
+        conn.execute(text("update schema_version set version = 999"))
+    cat.close()
+    from appliance.errors import TapelineError
+    with pytest.raises(TapelineError, match="newer than this Tapeline"):
+        open_catalog(url)
