@@ -30,6 +30,7 @@ from typing import Iterator
 
 from drivers.errors import DeviceBusy, DeviceNotFound
 from simulators.vtl import personality
+from simulators.vtl.clock import Clock
 from simulators.vtl.faults import Fault
 
 STATE_FORMAT = "tapeline-vtl-library"
@@ -163,6 +164,7 @@ class Library:
         self._state_stamp: tuple[int, int, int] | None = None
         self.state = self._read_state()
         self.personality = personality.LIBRARIES[self.state.library]
+        self.clock = Clock(self.state.clock_factor)
         self.users = 0
         self.target = None  # the SCSI target built over this library (simulators.vtl.target), set by acquire
 

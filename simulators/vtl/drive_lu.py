@@ -1,0 +1,472 @@
+"""A tape drive logical unit (SSC-3, PDT 1): positioning, READ/WRITE rules, sense, on a cartridge image.
+
+Position model (reference/scsi.md §4): the tape is a sequence of objects (blocks and filemarks) then EOD; the position
+is "before object n" and READ POSITION counts blocks and filemarks alike.
+
+Invariants:
+- The drive holds a cartridge image open exactly while the library state has a cartridge in it; `before()` re-syncs
+  with the state (another process may have planted a fault or the changer moved a cartridge) before each command.
+- A command that fails leaves the position where SSC says (READ at EOD does not move; at a filemark it moves past).
+- WRITE and WRITE FILEMARKS past early warning write the data and end CHECK CONDITION 00/00/02 EOM=1; a block that
+  does not fit before physical end is not written (0D/00/02).
+- TapeAlert flags accumulate until LOG SENSE page 0x2E reads them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from drivers.scsi import spc, ssc
+from drivers.scsi.sense import (
+    BECOMING_READY,
+    BEGINNING_OF_MEDIUM,
+    CLEANING_CARTRIDGE,
+    CLEANING_REQUESTED,
+    EARLY_WARNING,
+    END_OF_DATA,
+    FILEMARK_DETECTED,
+    INCORRECT_LENGTH,
+    INTERNAL_TARGET_FAILURE,
+    MEDIUM_CHANGED,
+    NO_MEDIUM,
+    REMOVAL_PREVENTED,
+    UNRECOVERED_READ_ERROR,
+    VOLUME_OVERFLOW,
+    WORM_OVERWRITE,
+    WRITE_ERROR,
+    WRITE_PROTECTED,
+)
+from simulators.vtl import cartridge as cart
+from simulators.vtl import pages
+from simulators.vtl.clock import Streaming, load_seconds, locate_seconds
+from simulators.vtl.personality import DRIVES, MEDIA
+from simulators.vtl.target import GOOD_ANSWER, Answer, Check, LogicalUnit, check, invalid_field
+
+if TYPE_CHECKING:
+    from simulators.vtl.library import Library
+
+# TapeAlert flags this drive raises (reference/scsi.md §4 table).
+TA_WRITE_PROTECT = 0x09
+TA_READ_ONLY_FORMAT = 0x11
+TA_CLEAN_NOW = 0x14
+TA_WORM_OVERWRITE = 0x3C
+TA_READ_FAILURE = 0x05
+TA_WRITE_FAILURE = 0x06
+
+
+class DriveUnit(LogicalUnit):
+    device_type = spc.PDT_TAPE
+
+    def __init__(self, library: Library, index: int):
+        super().__init__(library, f"drive{index}")
+        self.index = index
+        self.drive = DRIVES[library.state.drives[index].generation]
+        self.cartridge: cart.Cartridge | None = None
+        self.media = None
+        self.position = 0
+        self.block_length = 0  # 0 = variable-block mode
+        self.ready_at = 0.0
+        self.prevent = False
+        self.compression = True
+        self.tapealerts: set[int] = set()
+        self.streaming = Streaming()
+        self.cleaning_reported = False
+        self.serial = f"{library.state.serial}{index:02d}"[-10:]
+        self.handlers = {
+            spc.TEST_UNIT_READY.opcode: self.test_unit_ready,
+            spc.REQUEST_SENSE.opcode: self.request_sense,
+            spc.INQUIRY.opcode: self.inquiry,
+            spc.REPORT_LUNS.opcode: self.report_luns,
+            spc.MODE_SENSE_6.opcode: self.mode_sense,
+            spc.MODE_SENSE_10.opcode: self.mode_sense,
+            spc.MODE_SELECT_6.opcode: lambda f, d, n: pages.drive_mode_select(self, f, d, ten=False),
+            spc.MODE_SELECT_10.opcode: lambda f, d, n: pages.drive_mode_select(self, f, d, ten=True),
+            spc.LOG_SENSE.opcode: self.log_sense,
+            spc.PREVENT_ALLOW_MEDIUM_REMOVAL.opcode: self.prevent_allow,
+            ssc.READ_6.opcode: self.read,
+            ssc.WRITE_6.opcode: self.write,
+            ssc.WRITE_FILEMARKS_6.opcode: self.write_filemarks,
+            ssc.SPACE_6.opcode: self.space,
+            ssc.SPACE_16.opcode: self.space,
+            ssc.REWIND.opcode: self.rewind,
+            ssc.LOAD_UNLOAD.opcode: self.load_unload,
+            ssc.LOCATE_10.opcode: self.locate,
+            ssc.LOCATE_16.opcode: self.locate,
+            ssc.READ_POSITION.opcode: self.read_position,
+            ssc.READ_BLOCK_LIMITS.opcode: self.read_block_limits,
+            ssc.ERASE.opcode: self.erase,
+        }
+        self.sync()
+
+    # ---- state ------------------------------------------------------------------------------------------------
+    @property
+    def state(self):
+        return self.library.state.drives[self.index]
+
+    def sync(self) -> None:
+        """Open or close the cartridge image to match the library state (threaded cartridge = open image)."""
+        want = self.state.barcode if self.state.threaded else None
+        have = self.cartridge.barcode if self.cartridge else None
+        if want != have:
+            self._close_image()
+            if want is not None:
+                self._open_image(want)
+        if self.cartridge is not None:
+            self._apply_cartridge_faults()
+
+    def _open_image(self, barcode: str) -> None:
+        info = self.library.state.cartridges[barcode]
+        self.media = MEDIA[info.media] if info.media else None
+        if info.kind == "cleaning":
+            self.cartridge = None
+            return
+        self.cartridge = cart.Cartridge(self.library.cartridge_dir, barcode, info.capacity, worm=info.kind == "worm")
+        self.position = 0
+
+    def _close_image(self) -> None:
+        if self.cartridge is not None:
+            self.cartridge.close()
+        self.cartridge = None
+        self.media = None
+        self.position = 0
+
+    def _apply_cartridge_faults(self) -> None:
+        c = self.cartridge
+        info = self.library.state.cartridges[c.barcode]
+        c.protected = info.protected or bool(self.library.faults_for("write-protect", c.barcode))
+        eom = [f.arg for f in self.library.faults_for("early-eom", c.barcode)]
+        c.capacity = min([info.capacity, *eom])
+
+    def loaded(self, load_time: bool = True) -> None:
+        """The changer threaded a cartridge into this drive: open it, becoming ready after the load time."""
+        self.sync()
+        info = self.library.state.cartridges.get(self.state.barcode or "")
+        first = info is not None and not info.loaded_before
+        self.ready_at = self.library.clock.deadline(load_seconds(self.drive, first)) if load_time else 0.0
+        self.pending.append(MEDIUM_CHANGED)
+        self.streaming = Streaming()
+
+    def unloaded(self) -> None:
+        self._close_image()
+        self.pending.append(MEDIUM_CHANGED)
+
+    def before(self, opcode: int) -> None:
+        if self.library.refresh() or self.cartridge is not None or self.state.barcode:
+            self.sync()
+
+    def close(self) -> None:
+        self._close_image()
+
+    @property
+    def offline(self) -> bool:
+        return bool(self.library.faults_for("drive-offline", self.name))
+
+    def _fire(self, kind: str, target: str) -> None:
+        """Remove the one-shot faults of this kind that just fired."""
+        if any(not f.persistent for f in self.library.faults_for(kind, target)):
+            with self.library.mutate() as state:
+                state.faults = [f for f in state.faults if not (f.kind == kind and f.target == target and not f.persistent)]
+
+    def _ready(self) -> cart.Cartridge:
+        """The loaded data cartridge, or the NOT READY / offline sense a real drive gives."""
+        if self.offline:
+            self._fire("drive-offline", self.name)
+            raise check(INTERNAL_TARGET_FAILURE)
+        if not self.state.barcode or not self.state.threaded:
+            raise check(NO_MEDIUM)
+        if self.cartridge is None:
+            raise check(CLEANING_CARTRIDGE)
+        if self.ready_at and time.monotonic() < self.ready_at:
+            raise check(BECOMING_READY)
+        return self.cartridge
+
+    def _writable(self, c: cart.Cartridge) -> None:
+        if self.media is not None and not self.drive.can_write(self.media):
+            self.tapealerts.add(TA_READ_ONLY_FORMAT)
+            raise check(WRITE_PROTECTED)
+        if c.protected:
+            self.tapealerts.add(TA_WRITE_PROTECT)
+            raise check(WRITE_PROTECTED)
+        if c.worm and self.position < c.eod:
+            self.tapealerts.add(TA_WORM_OVERWRITE)
+            raise check(WORM_OVERWRITE)
+
+    def _move_to(self, c: cart.Cartridge, position: int) -> None:
+        clock = self.library.clock
+        if clock.on:
+            clock.spend(locate_seconds(self.drive, self.media, c.bytes_between(self.position, position), c.capacity))
+        self.position = position
+
+    def needs_cleaning(self) -> bool:
+        return self.state.needs_cleaning or bool(self.library.faults_for("cleaning-required", self.name))
+
+    # ---- SPC --------------------------------------------------------------------------------------------------
+    def test_unit_ready(self, fields, data_out, data_in_len) -> Answer:
+        self._ready()
+        if self.needs_cleaning():
+            self.tapealerts.add(TA_CLEAN_NOW)
+            if not self.cleaning_reported:
+                self.cleaning_reported = True
+                return Answer(b"", CLEANING_REQUESTED.sense())
+        return GOOD_ANSWER
+
+    def inquiry(self, fields, data_out, data_in_len) -> Answer:
+        return pages.inquiry(self, spc.INQUIRY, fields, self.drive.vendor, self.drive.product, self.drive.revision)
+
+    def report_luns(self, fields, data_out, data_in_len) -> Answer:
+        return pages.report_luns(fields)
+
+    def prevent_allow(self, fields, data_out, data_in_len) -> Answer:
+        if fields["prevent"] not in (spc.ALLOW_MEDIUM_REMOVAL, spc.PREVENT_MEDIUM_REMOVAL):
+            raise invalid_field(spc.PREVENT_ALLOW_MEDIUM_REMOVAL, "prevent")
+        self.prevent = fields["prevent"] == spc.PREVENT_MEDIUM_REMOVAL
+        return GOOD_ANSWER
+
+    def mode_sense(self, fields, data_out, data_in_len) -> Answer:
+        return pages.drive_mode_sense(self, fields)
+
+    def log_sense(self, fields, data_out, data_in_len) -> Answer:
+        return pages.drive_log_sense(self, fields)
+
+    # ---- data transfer ----------------------------------------------------------------------------------------
+    def _transfer_time(self, nbytes: int) -> None:
+        seconds = self.streaming.transfer_seconds(self.drive, self.media, nbytes, time.monotonic())
+        if self.library.clock.on:
+            self.library.clock.spend(seconds)
+
+    def read(self, fields, data_out, data_in_len) -> Answer:
+        fixed, sili, length = fields["fixed"], fields["sili"], fields["length"]
+        if fixed and sili:
+            raise invalid_field(ssc.READ_6, "sili")
+        if fixed and self.block_length == 0:
+            raise invalid_field(ssc.READ_6, "fixed")
+        if not fixed and length > self.drive.max_block:
+            raise invalid_field(ssc.READ_6, "length")
+        c = self._ready()
+        if self.media is not None and not self.drive.can_read(self.media):
+            raise check(WRITE_PROTECTED)
+        if length == 0:
+            return GOOD_ANSWER
+        if fixed:
+            return self._read_fixed(c, length)
+        return self._read_variable(c, length, bool(sili))
+
+    def _media_error_at(self, c: cart.Cartridge, position: int) -> bool:
+        hit = any(f.arg == position for f in self.library.faults_for("media-error", c.barcode))
+        if hit:
+            faults = self.library.faults_for("media-error", c.barcode)
+            if any(f.arg == position and not f.persistent for f in faults):
+                with self.library.mutate() as state:
+                    state.faults = [
+                        f for f in state.faults
+                        if not (f.kind == "media-error" and f.target == c.barcode and f.arg == position
+                                and not f.persistent)
+                    ]
+        return hit
+
+    def _read_variable(self, c: cart.Cartridge, length: int, sili: bool) -> Answer:
+        if self.position >= c.eod:
+            raise check(END_OF_DATA, information=length)
+        if c.is_filemark(self.position):
+            self.position += 1
+            raise check(FILEMARK_DETECTED, information=length)
+        if self._media_error_at(c, self.position):
+            self.tapealerts.add(TA_READ_FAILURE)
+            raise check(UNRECOVERED_READ_ERROR, information=length)
+        block = c.length(self.position)
+        data = c.read(self.position, length)
+        self.position += 1
+        self._transfer_time(len(data))
+        if block == length or (block < length and sili):
+            return Answer(data)
+        return Answer(data, INCORRECT_LENGTH.sense(information=length - block))
+
+    def _read_fixed(self, c: cart.Cartridge, count: int) -> Answer:
+        size = self.block_length
+        out = bytearray(count * size)
+        view = memoryview(out)
+        for done in range(count):
+            if self.position >= c.eod:
+                raise Check(END_OF_DATA.sense(information=count - done), view[: done * size])
+            if c.is_filemark(self.position):
+                self.position += 1
+                raise Check(FILEMARK_DETECTED.sense(information=count - done), view[: done * size])
+            if self._media_error_at(c, self.position):
+                self.tapealerts.add(TA_READ_FAILURE)
+                raise Check(UNRECOVERED_READ_ERROR.sense(information=count - done), view[: done * size])
+            block = c.length(self.position)
+            self.position += 1
+            if block != size:
+                # SSC-4: the wrong-length block is not transferred; INFO counts it among the blocks not read.
+                raise Check(INCORRECT_LENGTH.sense(information=count - done), view[: done * size])
+            c.read_into(self.position - 1, view[done * size : (done + 1) * size])
+        self._transfer_time(len(out))
+        return Answer(out)
+
+    def write(self, fields, data_out, data_in_len) -> Answer:
+        fixed, length = fields["fixed"], fields["length"]
+        if fixed and self.block_length == 0:
+            raise invalid_field(ssc.WRITE_6, "fixed")
+        size = self.block_length if fixed else length
+        if size > self.drive.max_block:
+            raise invalid_field(ssc.WRITE_6, "length")
+        total = length * size if fixed else length
+        if len(data_out) != total:
+            raise invalid_field(ssc.WRITE_6, "length")
+        c = self._ready()
+        if total == 0:
+            return GOOD_ANSWER
+        self._writable(c)
+        blocks = [data_out[i : i + size] for i in range(0, total, size)] if fixed else [data_out]
+        early = False
+        for done, block in enumerate(blocks):
+            residue = (len(blocks) - done) if fixed else length
+            if self._media_error_at(c, self.position):
+                self.tapealerts.add(TA_WRITE_FAILURE)
+                raise check(WRITE_ERROR, information=residue)
+            try:
+                outcome = c.write(self.position, block)
+            except cart.PhysicalEnd:
+                raise check(VOLUME_OVERFLOW, information=residue) from None
+            self.position = outcome.position
+            early = outcome.early_warning
+        self._transfer_time(total)
+        return Answer(b"", EARLY_WARNING.sense(information=0)) if early else GOOD_ANSWER
+
+    def write_filemarks(self, fields, data_out, data_in_len) -> Answer:
+        if fields["wsmk"]:
+            raise invalid_field(ssc.WRITE_FILEMARKS_6, "wsmk")
+        c = self._ready()
+        count = fields["count"]
+        if count == 0:
+            return GOOD_ANSWER
+        self._writable(c)
+        outcome = c.write_filemarks(self.position, count)
+        self.position = outcome.position
+        return Answer(b"", EARLY_WARNING.sense(information=0)) if outcome.early_warning else GOOD_ANSWER
+
+    # ---- positioning ------------------------------------------------------------------------------------------
+    def space(self, fields, data_out, data_in_len) -> Answer:
+        layout = ssc.SPACE_6 if "partition" not in fields else ssc.SPACE_16
+        code, count = fields["code"], fields["count"]
+        if code not in (ssc.SPACE_BLOCKS, ssc.SPACE_FILEMARKS, ssc.SPACE_END_OF_DATA):
+            raise invalid_field(layout, "code")
+        if fields.get("partition"):
+            raise invalid_field(layout, "partition")
+        c = self._ready()
+        start = self.position
+        if code == ssc.SPACE_END_OF_DATA:
+            self._move_to(c, c.eod)
+        elif count > 0 and code == ssc.SPACE_BLOCKS:
+            mark = c.next_filemark(start)
+            if mark is not None and mark < start + count and mark < c.eod:
+                self._move_to(c, mark + 1)
+                raise check(FILEMARK_DETECTED, information=count - (mark - start))
+            if start + count > c.eod:
+                self._move_to(c, c.eod)
+                raise check(END_OF_DATA, information=count - (c.eod - start))
+            self._move_to(c, start + count)
+        elif count < 0 and code == ssc.SPACE_BLOCKS:
+            wanted = -count
+            mark = c.previous_filemark(start)
+            if mark is not None and mark >= start - wanted:
+                self._move_to(c, mark)  # stops on the BOP side of the filemark
+                raise check(FILEMARK_DETECTED, information=wanted - (start - mark - 1))
+            if start - wanted < 0:
+                self._move_to(c, 0)
+                raise check(BEGINNING_OF_MEDIUM, information=wanted - start)
+            self._move_to(c, start - wanted)
+        elif count > 0:  # filemarks forward: end just after the count-th filemark
+            before = c.file_number(start)
+            mark = c.filemark_number(before + count - 1)
+            if mark is None:
+                self._move_to(c, c.eod)
+                raise check(END_OF_DATA, information=count - (c.file_number(c.eod) - before))
+            self._move_to(c, mark + 1)
+        elif count < 0:  # filemarks backward: end on the BOP side of the count-th filemark back
+            wanted = -count
+            before = c.file_number(start)
+            if before - wanted < 0:
+                self._move_to(c, 0)
+                raise check(BEGINNING_OF_MEDIUM, information=wanted - before)
+            self._move_to(c, c.filemark_number(before - wanted))
+        return GOOD_ANSWER
+
+    def rewind(self, fields, data_out, data_in_len) -> Answer:
+        c = self._ready()
+        self._move_to(c, 0)
+        return GOOD_ANSWER
+
+    def locate(self, fields, data_out, data_in_len) -> Answer:
+        layout = ssc.LOCATE_16 if "identifier" in fields else ssc.LOCATE_10
+        if fields["cp"] and fields["partition"]:
+            raise invalid_field(layout, "partition")
+        c = self._ready()
+        if layout is ssc.LOCATE_10:
+            target = fields["block"]
+        elif fields["dest_type"] == ssc.LOCATE_DEST_OBJECT:
+            target = fields["identifier"]
+        elif fields["dest_type"] == ssc.LOCATE_DEST_FILE:
+            n = fields["identifier"]
+            mark = c.filemark_number(n - 1) if n > 0 else -1
+            target = c.eod + 1 if mark is None else mark + 1
+        elif fields["dest_type"] == ssc.LOCATE_DEST_EOD:
+            target = c.eod
+        else:
+            raise invalid_field(layout, "dest_type")
+        if target > c.eod:
+            self._move_to(c, c.eod)
+            raise check(END_OF_DATA)
+        self._move_to(c, target)
+        return GOOD_ANSWER
+
+    def read_position(self, fields, data_out, data_in_len) -> Answer:
+        if fields["service_action"] not in (ssc.READ_POSITION_SHORT, ssc.READ_POSITION_LONG):
+            raise invalid_field(ssc.READ_POSITION, "service_action")
+        c = self._ready()
+        return pages.read_position(self, c, fields)
+
+    def read_block_limits(self, fields, data_out, data_in_len) -> Answer:
+        return pages.read_block_limits(self.drive.max_block)
+
+    def erase(self, fields, data_out, data_in_len) -> Answer:
+        c = self._ready()
+        if self.position < c.eod:
+            self._writable(c)
+            c.truncate(self.position)
+        return GOOD_ANSWER
+
+    def load_unload(self, fields, data_out, data_in_len) -> Answer:
+        if self.offline:
+            raise check(INTERNAL_TARGET_FAILURE)
+        if not self.state.barcode:
+            raise check(NO_MEDIUM)
+        if fields["load"]:
+            if not self.state.threaded:
+                with self.library.mutate() as state:
+                    state.drives[self.index].threaded = True
+                self.sync()
+                self.library.clock.spend(load_seconds(self.drive, False))
+            elif self.cartridge is not None:
+                self._move_to(self.cartridge, 0)
+            return GOOD_ANSWER
+        if self.prevent:
+            self.tapealerts.add(0x0A)  # TapeAlert "No removal"
+            raise check(REMOVAL_PREVENTED)
+        if self.state.threaded:
+            if self.cartridge is not None:
+                self._move_to(self.cartridge, 0)
+            self.library.clock.spend(self.drive.unload_s)
+            with self.library.mutate() as state:
+                state.drives[self.index].threaded = False
+            self._close_image()
+        return GOOD_ANSWER
+
+    def condition_flags(self) -> tuple[bool, bool]:
+        """(beginning of partition, in early-warning zone) at the current position, for READ POSITION."""
+        c = self.cartridge
+        if c is None:
+            return False, False
+        return self.position == 0, c.in_early_warning(self.position)
+

@@ -1,0 +1,198 @@
+"""Data-in replies of the simulated devices, built with the `drivers.scsi` data codecs.
+
+Invariants: every reply is the complete data the device has (the target cuts it to the allocation length and
+reports the residue), built only through the codecs; an unsupported page or field is 05/24/00 pointing at the CDB
+field, a bad parameter list 05/26/00 or 05/1A/00 pointing into the data.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from drivers.scsi import smc, spc, ssc
+from drivers.scsi.sense import MODE_PARAMETERS_CHANGED, PARAMETER_LIST_LENGTH_ERROR
+from simulators.vtl.library import DATA_TRANSFER, IMPORT_EXPORT, STORAGE, TRANSPORT
+from simulators.vtl.target import GOOD_ANSWER, Answer, LogicalUnit, check, invalid_field, invalid_parameter
+
+if TYPE_CHECKING:
+    from simulators.vtl.cartridge import Cartridge
+    from simulators.vtl.changer_lu import ChangerUnit
+    from simulators.vtl.drive_lu import DriveUnit
+
+MEDIUM_CODES = {"data": smc.MEDIUM_DATA, "cleaning": smc.MEDIUM_CLEANING, "worm": smc.MEDIUM_WORM}
+SMC_TYPE = {TRANSPORT: smc.ELEMENT_TRANSPORT, STORAGE: smc.ELEMENT_STORAGE, IMPORT_EXPORT: smc.ELEMENT_IMPORT_EXPORT,
+            DATA_TRANSFER: smc.ELEMENT_DATA_TRANSFER}
+ALL_PAGES = 0x3F
+
+
+# ---- SPC, both device types ---------------------------------------------------------------------------------------
+def inquiry(unit: LogicalUnit, layout, fields: dict[str, int], vendor: str, product: str, revision: str) -> Answer:
+    pdt = unit.device_type
+    serial = unit_serial(unit)
+    if not fields["evpd"]:
+        if fields["page_code"]:
+            raise invalid_field(layout, "page_code")
+        data = spc.InquiryData(
+            pdt=pdt, vendor=vendor, product=product, revision=revision, rmb=pdt == spc.PDT_TAPE,
+            vendor_specific=serial.encode() if pdt == spc.PDT_TAPE else b"",
+        )
+        return Answer(data.encode())
+    page = fields["page_code"]
+    if page == spc.VPD_SUPPORTED_PAGES:
+        return Answer(spc.encode_vpd_supported_pages(
+            pdt, (spc.VPD_SUPPORTED_PAGES, spc.VPD_UNIT_SERIAL_NUMBER, spc.VPD_DEVICE_IDENTIFICATION)))
+    if page == spc.VPD_UNIT_SERIAL_NUMBER:
+        return Answer(spc.encode_vpd_serial(pdt, serial))
+    if page == spc.VPD_DEVICE_IDENTIFICATION:
+        return Answer(spc.encode_vpd_device_identification(pdt, (spc.Designator.t10_vendor(vendor, product, serial),)))
+    raise invalid_field(layout, "page_code")
+
+
+def unit_serial(unit: LogicalUnit) -> str:
+    base = unit.library.state.serial
+    return base if unit.name == "changer" else f"{base}{unit.name[len('drive'):]}"
+
+
+def report_luns(fields: dict[str, int]) -> Answer:
+    if fields["select_report"] not in (0, 1, 2):
+        raise invalid_field(spc.REPORT_LUNS, "select_report")
+    return Answer(spc.encode_report_luns((0,)))
+
+
+def _mode_answer(fields: dict[str, int], data: spc.ModeData) -> Answer:
+    return Answer(data.encode(ten="llbaa" in fields))
+
+
+def _mode_layout(fields: dict[str, int]):
+    return spc.MODE_SENSE_10 if "llbaa" in fields else spc.MODE_SENSE_6
+
+
+# ---- changer ------------------------------------------------------------------------------------------------------
+def changer_mode_sense(unit: ChangerUnit, fields: dict[str, int]) -> Answer:
+    lib = unit.library
+    p, s = lib.personality, lib.state
+    pages = {
+        smc.PAGE_ELEMENT_ADDRESS_ASSIGNMENT: smc.ElementAddressAssignment(
+            p.transport_base, 1, p.storage_base, len(s.slots), p.ie_base, len(s.mailslots), p.drive_base,
+            len(s.drives),
+        ).encode(),
+        smc.PAGE_TRANSPORT_GEOMETRY: smc.TransportGeometry().encode(),
+        smc.PAGE_DEVICE_CAPABILITIES: smc.DeviceCapabilities().encode(),
+    }
+    code = fields["page_code"]
+    if code == ALL_PAGES:
+        chosen = tuple(pages[c] for c in sorted(pages))
+    elif code in pages:
+        chosen = (pages[code],)
+    else:
+        raise invalid_field(_mode_layout(fields), "page_code")
+    if fields["pc"] == spc.PAGE_CONTROL_CHANGEABLE:  # nothing is changeable: all-zero masks of the same length
+        chosen = tuple(page[:2] + bytes(len(page) - 2) for page in chosen)
+    return _mode_answer(fields, spc.ModeData(pages=chosen))  # mtx skips 4 + bdlen: no block descriptor
+
+
+def element_status(unit: ChangerUnit, chosen: list[tuple[int, int, int]], fields: dict[str, int]) -> Answer:
+    statuses = []
+    for etype, index, address in chosen:
+        view = unit.element_view(etype, index)
+        drive = view.get("drive")
+        statuses.append(smc.ElementStatus(
+            element_type=SMC_TYPE[etype],
+            address=address,
+            full=view["barcode"] is not None,
+            impexp=view["impexp"],
+            access=view["access"],
+            exenab=etype == IMPORT_EXPORT,
+            inenab=etype == IMPORT_EXPORT,
+            svalid=view["source"] is not None and view["barcode"] is not None,
+            medium_type=MEDIUM_CODES.get(view["medium"], smc.MEDIUM_UNSPECIFIED),
+            source=view["source"] or 0,
+            primary_tag=view["barcode"],
+            device_id=f"{drive.drive.vendor:<8}{drive.drive.product:<16}{unit_serial(drive):<10}" if drive else None,
+        ))
+    return Answer(smc.encode_element_status(
+        statuses, voltag=bool(fields["voltag"]), alloc=fields["alloc"], dvcid=bool(fields["dvcid"])))
+
+
+# ---- drive --------------------------------------------------------------------------------------------------------
+def drive_mode_sense(unit: DriveUnit, fields: dict[str, int]) -> Answer:
+    media, c = unit.media, unit.cartridge
+    code = fields["page_code"]
+    pages = {ssc.PAGE_DATA_COMPRESSION: ssc.DataCompressionPage(dce=unit.compression, dcc=True).encode()}
+    if code == ALL_PAGES:
+        chosen = tuple(pages.values())
+    elif code == 0:
+        chosen = ()
+    elif code in pages:
+        chosen = (pages[code],)
+    else:
+        raise invalid_field(_mode_layout(fields), "page_code")
+    descriptor = None if fields["dbd"] else spc.BlockDescriptor(
+        density=media.density_code if media else 0, block_length=unit.block_length)
+    data = spc.ModeData(
+        medium_type=media.medium_type if media else 0,
+        wp=bool(c is not None and (c.protected or (media is not None and not unit.drive.can_write(media)))),
+        buffered_mode=1,
+        block_descriptor=descriptor,
+        pages=chosen,
+    )
+    return _mode_answer(fields, data)
+
+
+def drive_mode_select(unit: DriveUnit, fields: dict[str, int], data_out: memoryview, ten: bool) -> Answer:
+    if len(data_out) != fields["param_len"]:
+        raise check(PARAMETER_LIST_LENGTH_ERROR)
+    if not data_out:
+        return GOOD_ANSWER
+    try:
+        data = spc.ModeData.decode(data_out, ten=ten)
+    except ValueError:
+        raise check(PARAMETER_LIST_LENGTH_ERROR) from None
+    header = 8 if ten else 4
+    if data.block_descriptor is not None:
+        bd = data.block_descriptor
+        if bd.block_length > unit.drive.max_block:
+            raise invalid_parameter(header + 5)
+        allowed = {0, unit.media.density_code} if unit.media else {0}
+        if bd.density not in allowed and bd.density != 0x7F:  # 0x7F: "no change"
+            raise invalid_parameter(header)
+        unit.block_length = bd.block_length
+    for page in data.pages:
+        if page[0] & 0x3F == ssc.PAGE_DATA_COMPRESSION:
+            unit.compression = ssc.DataCompressionPage.decode(page).dce
+        else:
+            raise invalid_parameter(header + (8 if data.block_descriptor else 0))
+    for other in unit.library.target.drives:
+        if other is not unit:
+            other.pending.append(MODE_PARAMETERS_CHANGED)
+    return GOOD_ANSWER
+
+
+def drive_log_sense(unit: DriveUnit, fields: dict[str, int]) -> Answer:
+    code = fields["page_code"]
+    if code == ssc.LOG_PAGE_TAPE_ALERT:
+        flags = set(unit.tapealerts)
+        if unit.needs_cleaning():
+            flags.add(0x14)
+        unit.tapealerts.clear()  # reading the page clears the flags
+        return Answer(ssc.encode_tape_alert(flags))
+    if code == ssc.LOG_PAGE_TAPE_CAPACITY:
+        c: Cartridge | None = unit.cartridge
+        if c is None:
+            return Answer(ssc.encode_tape_capacity(0, 0))
+        mib = 1024 * 1024
+        return Answer(ssc.encode_tape_capacity(max(0, c.capacity - c.used) // mib, c.capacity // mib))
+    raise invalid_field(spc.LOG_SENSE, "page_code")
+
+
+def read_position(unit: DriveUnit, c: Cartridge, fields: dict[str, int]) -> Answer:
+    bop, eop = unit.position == 0, c.in_early_warning(unit.position)
+    if fields["service_action"] == ssc.READ_POSITION_LONG:
+        return Answer(ssc.ReadPositionLong(bop=bop, eop=eop, partition=0, object_number=unit.position,
+                                           file_number=c.file_number(unit.position), set_number=0).encode())
+    return Answer(ssc.ReadPositionShort(bop=bop, eop=eop, partition=0, first=unit.position,
+                                        last=unit.position).encode())
+
+
+def read_block_limits(max_block: int) -> Answer:
+    return Answer(ssc.BlockLimits(granularity=0, maximum=max_block, minimum=1).encode())
