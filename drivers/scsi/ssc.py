@@ -11,10 +11,19 @@ Public API:
     LOCATE_DEST_OBJECT, LOCATE_DEST_FILE, LOCATE_DEST_EOD                         LOCATE(16) DEST_TYPE
     READ_POSITION_SHORT, READ_POSITION_LONG, READ_POSITION_EXTENDED                READ POSITION service actions
 
+  Data:
+    Position(block, partition, bop, eop, bpew, ..., file, set_number)   READ POSITION; .encode(service_action) /
+        Position.decode(data, service_action): short form 20 bytes (00), long form 32 bytes (06)
+    BlockLimits(max_block, min_block, granularity)                     READ BLOCK LIMITS, 6 bytes
+    CompressionPage (mode page 0x0F), DeviceConfigurationPage (0x10)   .encode() -> page bytes / .decode(page)
+    TapeAlert and tape capacity log pages: `drivers.scsi.tapelog`
+
 Layouts follow reference/scsi.md §4.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from drivers.scsi.cdb import Cdb, Field
 
@@ -106,3 +115,200 @@ COMMANDS = (
     READ_BLOCK_LIMITS,
     ERASE,
 )
+
+
+# --- READ POSITION ------------------------------------------------------------------------------------------------
+
+READ_POSITION_SHORT_LENGTH = 20
+READ_POSITION_LONG_LENGTH = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """READ POSITION data. `block` counts blocks and filemarks from BOP (the object before which the head sits).
+
+    The short form (service action 00) carries `last_block` and the buffer counts; the long form (06) carries
+    `file` (filemarks before the position) and `set_number`. Fields the form lacks decode as None.
+    """
+
+    block: int
+    partition: int = 0
+    bop: bool = False
+    eop: bool = False  # between early warning and the end of the partition
+    bpew: bool = False  # beyond programmable early warning
+    position_unknown: bool = False  # LOLU (short) / LONU (long)
+    last_block: int | None = None
+    blocks_in_buffer: int | None = None
+    bytes_in_buffer: int | None = None
+    perr: bool = False  # a count overflowed its field
+    file: int | None = None
+    set_number: int | None = None
+
+    def encode(self, service_action: int = READ_POSITION_SHORT) -> bytes:
+        if service_action == READ_POSITION_LONG:
+            flags = (0x80 * self.bop) | (0x40 * self.eop) | (0x04 * self.position_unknown) | self.bpew
+            return (
+                bytes([flags, 0, 0, 0])
+                + self.partition.to_bytes(4, "big")
+                + self.block.to_bytes(8, "big")
+                + (self.file or 0).to_bytes(8, "big")
+                + (self.set_number or 0).to_bytes(8, "big")
+            )
+        if service_action != READ_POSITION_SHORT:
+            raise ValueError(f"READ POSITION service action {service_action:#04x} has no codec here (00 or 06)")
+        flags = (0x80 * self.bop) | (0x40 * self.eop) | (0x04 * self.position_unknown) | (0x02 * self.perr) | self.bpew
+        last = self.block if self.last_block is None else self.last_block
+        return (
+            bytes([flags, self.partition, 0, 0])
+            + self.block.to_bytes(4, "big")
+            + last.to_bytes(4, "big")
+            + b"\0"
+            + (self.blocks_in_buffer or 0).to_bytes(3, "big")
+            + (self.bytes_in_buffer or 0).to_bytes(4, "big")
+        )
+
+    @classmethod
+    def decode(cls, data: bytes | bytearray | memoryview, service_action: int = READ_POSITION_SHORT) -> Position:
+        data = bytes(data)
+        flags = data[0] if data else 0
+        if service_action == READ_POSITION_LONG:
+            if len(data) < READ_POSITION_LONG_LENGTH:
+                raise ValueError(f"long READ POSITION data is {len(data)} bytes, needs 32")
+            return cls(
+                block=int.from_bytes(data[8:16], "big"),
+                partition=int.from_bytes(data[4:8], "big"),
+                bop=bool(flags & 0x80),
+                eop=bool(flags & 0x40),
+                bpew=bool(flags & 0x01),
+                position_unknown=bool(flags & 0x04),
+                file=int.from_bytes(data[16:24], "big"),
+                set_number=int.from_bytes(data[24:32], "big"),
+            )
+        if len(data) < READ_POSITION_SHORT_LENGTH:
+            raise ValueError(f"short READ POSITION data is {len(data)} bytes, needs 20")
+        return cls(
+            block=int.from_bytes(data[4:8], "big"),
+            partition=data[1],
+            bop=bool(flags & 0x80),
+            eop=bool(flags & 0x40),
+            bpew=bool(flags & 0x01),
+            position_unknown=bool(flags & 0x04),
+            perr=bool(flags & 0x02),
+            last_block=int.from_bytes(data[8:12], "big"),
+            blocks_in_buffer=int.from_bytes(data[13:16], "big"),
+            bytes_in_buffer=int.from_bytes(data[16:20], "big"),
+        )
+
+
+# --- READ BLOCK LIMITS ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BlockLimits:
+    max_block: int = 0x800000  # LTO: 8 MiB
+    min_block: int = 1
+    granularity: int = 0  # block lengths must be multiples of 2**granularity
+
+    def encode(self) -> bytes:
+        return bytes([self.granularity & 0x1F]) + self.max_block.to_bytes(3, "big") + self.min_block.to_bytes(2, "big")
+
+    @classmethod
+    def decode(cls, data: bytes | bytearray | memoryview) -> BlockLimits:
+        data = bytes(data)
+        if len(data) < 6:
+            raise ValueError(f"READ BLOCK LIMITS data is {len(data)} bytes, needs 6")
+        return cls(int.from_bytes(data[1:4], "big"), int.from_bytes(data[4:6], "big"), data[0] & 0x1F)
+
+
+# --- MODE pages of a tape drive (in a `drivers.scsi.spc.ModeData`) --------------------------------------------------
+
+PAGE_COMPRESSION = 0x0F
+PAGE_DEVICE_CONFIGURATION = 0x10
+LTO_COMPRESSION_ALGORITHM = 0xFF  # LTO reports "vendor default" rather than a registered algorithm
+
+
+@dataclass(frozen=True, slots=True)
+class CompressionPage:
+    """Mode page 0x0F: DCE turns compression on for writes; DDE for reads; DCC says the drive can compress."""
+
+    dce: bool = True
+    dcc: bool = True
+    dde: bool = True
+    compression_algorithm: int = LTO_COMPRESSION_ALGORITHM
+    decompression_algorithm: int = LTO_COMPRESSION_ALGORITHM
+    ps: bool = False
+
+    def encode(self) -> bytes:
+        return (
+            bytes([0x80 * self.ps | PAGE_COMPRESSION, 0x0E, (0x80 * self.dce) | (0x40 * self.dcc), 0x80 * self.dde])
+            + self.compression_algorithm.to_bytes(4, "big")
+            + self.decompression_algorithm.to_bytes(4, "big")
+            + bytes(4)
+        )
+
+    @classmethod
+    def decode(cls, page: bytes) -> CompressionPage:
+        if len(page) < 12 or page[0] & 0x3F != PAGE_COMPRESSION:
+            raise ValueError("not a data compression page (0x0F, 16 bytes)")
+        return cls(
+            dce=bool(page[2] & 0x80),
+            dcc=bool(page[2] & 0x40),
+            dde=bool(page[3] & 0x80),
+            compression_algorithm=int.from_bytes(page[4:8], "big"),
+            decompression_algorithm=int.from_bytes(page[8:12], "big"),
+            ps=bool(page[0] & 0x80),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfigurationPage:
+    """Mode page 0x10 (the fields tapeinfo and st look at; the rest are written as 0)."""
+
+    active_partition: int = 0
+    write_buffer_full_ratio: int = 0
+    read_buffer_empty_ratio: int = 0
+    write_delay_time: int = 0  # 100 ms units
+    rew: bool = False  # report early warning on reads
+    eod_defined: int = 0
+    eeg: bool = True  # enable EOD generation
+    sew: bool = True  # synchronize at early warning
+    buffer_size_at_early_warning: int = 0
+    select_compression: int = 1  # 0 = off, 1 = the default algorithm
+    ps: bool = False
+
+    def encode(self) -> bytes:
+        return bytes(
+            [
+                0x80 * self.ps | PAGE_DEVICE_CONFIGURATION,
+                0x0E,
+                0,  # CAP, CAF, active format
+                self.active_partition,
+                self.write_buffer_full_ratio,
+                self.read_buffer_empty_ratio,
+                *self.write_delay_time.to_bytes(2, "big"),
+                0x01 * self.rew,
+                0,  # gap size
+                (self.eod_defined << 5) | (0x10 * self.eeg) | (0x08 * self.sew),
+                *self.buffer_size_at_early_warning.to_bytes(3, "big"),
+                self.select_compression,
+                0,
+            ]
+        )
+
+    @classmethod
+    def decode(cls, page: bytes) -> DeviceConfigurationPage:
+        if len(page) < 16 or page[0] & 0x3F != PAGE_DEVICE_CONFIGURATION:
+            raise ValueError("not a device configuration page (0x10, 16 bytes)")
+        return cls(
+            active_partition=page[3],
+            write_buffer_full_ratio=page[4],
+            read_buffer_empty_ratio=page[5],
+            write_delay_time=int.from_bytes(page[6:8], "big"),
+            rew=bool(page[8] & 0x01),
+            eod_defined=page[10] >> 5,
+            eeg=bool(page[10] & 0x10),
+            sew=bool(page[10] & 0x08),
+            buffer_size_at_early_warning=int.from_bytes(page[11:14], "big"),
+            select_compression=page[14],
+            ps=bool(page[0] & 0x80),
+        )
