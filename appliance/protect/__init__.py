@@ -1,0 +1,1 @@
+"""Protection of sources: file trees (files.py)."""

@@ -1,0 +1,416 @@
+"""The change scan behind sync(): walk, compare with the previous manifest, read and chunk what changed.
+
+`Scanner.rows()` yields manifest rows in manifest order while the pipeline chunks file contents on worker
+threads; a row waits in `_pending` until its chunks are stored, so rows leave in order and memory stays bounded
+(at most IN_FLIGHT bytes of file data and PENDING rows at a time).
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import stat
+import threading
+import time
+from array import array
+from collections import deque
+from collections.abc import Iterator
+
+import blake3
+
+from appliance.protect.patterns import Matcher
+from appliance.protect.pipeline import MIN_CHUNK, Pipeline
+from appliance.protect.types import GroupSpec, Progress, SyncStats
+from appliance.store import Store, WriteSession
+from appliance.store.errors import ManifestDamaged
+from appliance.store.model import (BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, R_ATIME, R_CHUNKS, R_CTIME,
+                                   R_DIGEST, R_EXTENTS, R_INO, R_MODE, R_MTIME, R_NOTE, R_PATH, R_SIZE,
+                                   R_SOURCE, R_TARGET, R_TYPE, SYMLINK, path_key)
+
+IN_FLIGHT = 64 << 20
+PENDING = 8192
+WINDOW = 16 << 20
+RETRIES = 3
+MAX_WARNINGS = 1000
+CHANGED_WHILE_READ = "changed while read"
+_OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_NOATIME = getattr(os, "O_NOATIME", 0)
+
+
+class SyncRefused(Exception):
+    pass
+
+
+class SyncCancelled(SyncRefused):
+    pass
+
+
+def _type_of(mode: int) -> int | None:
+    if stat.S_ISREG(mode):
+        return FILE
+    if stat.S_ISDIR(mode):
+        return DIR
+    if stat.S_ISLNK(mode):
+        return SYMLINK
+    if stat.S_ISFIFO(mode):
+        return FIFO
+    if stat.S_ISCHR(mode):
+        return CHARDEV
+    if stat.S_ISBLK(mode):
+        return BLOCKDEV
+    return None  # sockets: nothing to restore
+
+
+def read_xattrs(path: bytes) -> dict | None:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return None
+    out = {}
+    for name in names:
+        try:
+            out[os.fsencode(name)] = os.getxattr(path, name, follow_symlinks=False)
+        except OSError:
+            continue
+    return out or None
+
+
+class _Old:
+    """The previous manifest's rows of one source, as a stream merged against the walk."""
+
+    def __init__(self, rows: Iterator[list]) -> None:
+        self.rows = rows
+        self.row: list | None = None
+        self.key: tuple = ()
+        self._next()
+
+    def _next(self) -> None:
+        self.row = next(self.rows, None)
+        if self.row is not None:
+            self.key = path_key(self.row[R_PATH])
+
+    def take(self, key: tuple, deleted: list[list]) -> list | None:
+        """Rows before `key` go to `deleted`; returns the row at `key`, if any."""
+        while self.row is not None and self.key < key:
+            deleted.append(self.row)
+            self._next()
+        if self.row is not None and self.key == key:
+            row = self.row
+            self._next()
+            return row
+        return None
+
+    def subtree(self, key: tuple) -> Iterator[list]:
+        """The rows under `key` (to carry over a directory that could not be read this time)."""
+        n = len(key)
+        while self.row is not None and self.key[:n] == key and len(self.key) > n:
+            yield self.row
+            self._next()
+
+
+class Scanner:
+    def __init__(self, store: Store, session: WriteSession, group: GroupSpec, base_id: str | None, header: dict,
+                 progress: Progress, cancel: threading.Event | None, max_vanished: float, min_files: int) -> None:
+        self.store, self.session, self.group = store, session, group
+        self.base_id, self.base_header = base_id, header
+        self.progress, self.cancel = progress, cancel
+        self.max_vanished, self.min_files = max_vanished, min_files
+        self.pipe = Pipeline(session.has)
+        self._pending: deque = deque()
+        self._warnings: list[str] = []
+        self._warning_count = 0
+        self._users: dict[int, str] = {}
+        self._groups: dict[int, str] = {}
+        self.changed = array("Q")
+        self.deleted: list[tuple[str, bytes]] = []
+        self.scanned = self.read_files = self.bytes_read = self.new_bytes = 0
+        self._row_number = 0
+        self._files = self._bytes = 0
+        self._source_files: list[int] = []
+        self._last_progress = 0.0
+
+    # ---- bookkeeping ---------------------------------------------------------------------------------------
+    def warn(self, message: str) -> None:
+        self._warning_count += 1
+        if len(self._warnings) < MAX_WARNINGS:
+            self._warnings.append(message)
+
+    def warnings_list(self) -> list[str]:
+        extra = self._warning_count - len(self._warnings)
+        return self._warnings + ([f"... and {extra} more warnings"] if extra > 0 else [])
+
+    def stats(self, duration: float, stored: int) -> SyncStats:
+        return SyncStats(self.scanned, self.read_files, self.bytes_read, self.new_bytes, stored, duration)
+
+    def header_extra(self) -> dict:
+        return {"files": self._files, "bytes": self._bytes, "warnings": self.warnings_list()[:50],
+                "source_files": self._source_files}
+
+    def close(self) -> None:
+        self.pipe.close()
+
+    def _user(self, uid: int) -> str:
+        name = self._users.get(uid)
+        if name is None:
+            try:
+                name = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                name = ""
+            self._users[uid] = name
+        return name
+
+    def _group(self, gid: int) -> str:
+        name = self._groups.get(gid)
+        if name is None:
+            try:
+                name = grp.getgrgid(gid).gr_name
+            except KeyError:
+                name = ""
+            self._groups[gid] = name
+        return name
+
+    # ---- the walk ------------------------------------------------------------------------------------------
+    def rows(self) -> Iterator[list]:
+        base_sources = self.base_header.get("sources", [])
+        base_counts = dict(zip(base_sources, self.base_header.get("source_files", [])))
+        for si, spec in enumerate(self.group.sources):
+            old_rows: Iterator[list] = iter(())
+            if self.base_id is not None and spec.path in base_sources:
+                bi = base_sources.index(spec.path)
+                old_rows = (r for r in self.store.rows(self.base_id) if r[R_SOURCE] == bi)
+            files_before = self._files
+            deleted: list[list] = []
+            yield from self._walk(si, spec.path, Matcher(spec.include, spec.exclude), _Old(old_rows), deleted)
+            had = base_counts.get(spec.path, 0)
+            gone = sum(1 for r in deleted if r[R_TYPE] != DIR)
+            if had >= self.min_files and gone > self.max_vanished * had:
+                raise SyncRefused(f"source {spec.path} lost {gone} of its {had} files since the last sync: check "
+                                  f"that it is mounted and complete (refusing to record them deleted)")
+            self.deleted.extend((spec.path, r[R_PATH]) for r in deleted)
+            self._source_files.append(self._files - files_before)
+        yield from self._drain(0)
+
+    def _walk(self, si: int, root: str, matcher: Matcher, old: _Old, deleted: list[list]) -> Iterator[list]:
+        root_b = os.fsencode(root)
+        hardlinks: dict[tuple[int, int], bytes] = {}
+        st = os.lstat(root_b)
+        yield from self._entry(si, root_b, b"", (), st, old, deleted, hardlinks)
+        stack = [(b"", (), self._children(root_b, b"", (), old, si))]
+        while stack:
+            prefix, pkey, kids = stack[-1]
+            if not kids:
+                stack.pop()
+                continue
+            entry = kids.pop()
+            name = entry.name
+            rel = prefix + b"/" + name if prefix else name
+            key = pkey + (name,)
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                yield from self._unreadable(si, rel, old.take(key, deleted), exc, "vanished during the sync")
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if matcher.active and matcher.skip_dir(rel, name):
+                    continue
+                yield from self._entry(si, entry.path, rel, key, st, old, deleted, hardlinks)
+                stack.append((rel, key, self._children(entry.path, rel, key, old, si)))
+            else:
+                if matcher.active and matcher.skip_file(rel, name):
+                    continue
+                yield from self._entry(si, entry.path, rel, key, st, old, deleted, hardlinks)
+            if self.cancel is not None and self.cancel.is_set():
+                raise SyncCancelled("cancelled: nothing was recorded; the previous snapshots are unchanged")
+
+    def _children(self, full: bytes, rel: bytes, key: tuple, old: _Old, si: int) -> list:
+        try:
+            with os.scandir(full) as it:
+                kids = sorted(it, key=lambda e: e.name, reverse=True)
+            return kids
+        except OSError as exc:
+            self.warn(f"{os.fsdecode(full)}: directory not read ({exc.strerror}); its previous contents are kept")
+            for row in old.subtree(key):
+                row[R_SOURCE] = si
+                self._pending_row(row, None)
+            return []
+
+    def _unreadable(self, si: int, rel: bytes, previous: list | None, exc: OSError, what: str) -> Iterator[list]:
+        self.warn(f"{os.fsdecode(rel)}: {what} ({exc.strerror or exc})"
+                  + ("; the previous version is kept" if previous else "; not recorded"))
+        if previous is not None:
+            previous[R_SOURCE] = si
+            if previous[R_TYPE] in (FILE, HARDLINK):
+                self._files += 1
+                self._bytes += previous[R_SIZE]
+            self._pending_row(previous, None)
+        yield from self._drain(PENDING)
+
+    def _entry(self, si: int, full: bytes, rel: bytes, key: tuple, st: os.stat_result, old: _Old,
+               deleted: list[list], hardlinks: dict) -> Iterator[list]:
+        self.scanned += 1
+        kind = _type_of(st.st_mode)
+        if kind is None:
+            return
+        previous = old.take(key, deleted)
+        target = None
+        if kind == FILE and st.st_nlink > 1:
+            first = hardlinks.setdefault((st.st_dev, st.st_ino), rel)
+            if first != rel:
+                kind, target = HARDLINK, first
+        if (previous is not None and previous[R_TYPE] == kind and previous[R_MTIME] == st.st_mtime_ns
+                and previous[R_CTIME] == st.st_ctime_ns and previous[R_SIZE] == st.st_size
+                and previous[R_INO] == st.st_ino and previous[R_MODE] == st.st_mode
+                and previous[R_NOTE] is None and (kind != HARDLINK or previous[R_TARGET] == target)):
+            previous[R_SOURCE] = si
+            previous[R_ATIME] = st.st_atime_ns
+            if kind in (FILE, HARDLINK):
+                self._files += 1
+                self._bytes += st.st_size
+            self._pending_row(previous, None)
+            yield from self._drain(PENDING)
+            return
+        if kind == SYMLINK:
+            try:
+                target = os.readlink(full)
+            except OSError as exc:
+                yield from self._unreadable(si, rel, previous, exc, "unreadable link")
+                return
+        row = [si, rel, kind, st.st_mode, st.st_uid, st.st_gid, self._user(st.st_uid), self._group(st.st_gid),
+               st.st_size, st.st_mtime_ns, st.st_atime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, st.st_nlink,
+               st.st_rdev, target, read_xattrs(full), None, None, None, None]
+        refs = None
+        if kind == FILE:
+            try:
+                refs = self._read(full, st, row)
+            except OSError as exc:
+                yield from self._unreadable(si, rel, previous, exc, "could not be read")
+                return
+            self.read_files += 1
+        if kind in (FILE, HARDLINK):
+            self._files += 1
+            self._bytes += row[R_SIZE]
+        self.changed.append(self._row_number * 2 + (previous is None))
+        self._pending_row(row, refs)
+        yield from self._drain(PENDING)
+
+    # ---- reading and chunking ------------------------------------------------------------------------------
+    def _open(self, full: bytes) -> int:
+        try:
+            return os.open(full, _OPEN | _NOATIME)
+        except PermissionError:
+            return os.open(full, _OPEN)  # O_NOATIME needs ownership (or root)
+
+    def _read(self, full: bytes, st: os.stat_result, row: list) -> list:
+        for attempt in range(RETRIES):
+            fd = self._open(full)
+            try:
+                if st.st_size and st.st_blocks * 512 < st.st_size:
+                    refs, extents, got = self._read_extents(fd, st.st_size)
+                else:
+                    refs, got = self._read_stream(fd)
+                    extents = None
+                after = os.fstat(fd)
+            finally:
+                os.close(fd)
+            if got == after.st_size and after.st_mtime_ns == st.st_mtime_ns and after.st_size == st.st_size:
+                break
+            st = after
+        else:
+            row[R_NOTE] = CHANGED_WHILE_READ
+            self.warn(f"{os.fsdecode(full)}: {CHANGED_WHILE_READ} ({RETRIES} tries); the last read is recorded")
+        row[R_SIZE], row[R_MTIME], row[R_CTIME], row[R_EXTENTS] = after.st_size, after.st_mtime_ns, \
+            after.st_ctime_ns, extents
+        return refs
+
+    def _read_extents(self, fd: int, size: int) -> tuple[list, list, int]:
+        extents = []
+        pos = 0
+        while pos < size:
+            try:
+                start = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:  # ENXIO: only a hole is left
+                break
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            extents.append([start, end - start])
+            pos = end
+        refs: list = []
+        carry = b""
+        got = 0
+        for i, (start, length) in enumerate(extents):
+            os.lseek(fd, start, os.SEEK_SET)
+            part, carry, n = self._read_range(fd, length, carry, i == len(extents) - 1)
+            refs += part
+            got += n
+        return refs, extents, size if got == sum(e[1] for e in extents) else -1
+
+    def _read_stream(self, fd: int) -> tuple[list, int]:
+        first = os.read(fd, MIN_CHUNK + 1)
+        self.bytes_read += len(first)
+        if len(first) <= MIN_CHUNK:  # most files: one read, one chunk, no CDC
+            return ([self.pipe.add(first)] if first else []), len(first)
+        refs, _, n = self._read_range(fd, None, first, True)
+        return refs, n
+
+    def _read_range(self, fd: int, length: int | None, carry: bytes, final: bool) -> tuple[list, bytes, int]:
+        """Read `length` bytes (None: to the end) after `carry`; pieces cut by content; the tail not yet cut is
+        returned unless `final`. Returns (refs, tail, bytes read including carry)."""
+        refs = []
+        total = len(carry)
+        left = length
+        buf = carry
+        while True:
+            want = WINDOW if left is None else min(WINDOW, left)
+            block = os.read(fd, want) if want else b""
+            if left is not None:
+                left -= len(block)
+            total += len(block)
+            self.bytes_read += len(block)
+            eof = not block or left == 0
+            data = buf + block if buf else block
+            pieces, tail = self.pipe.cut(data, final and eof)
+            refs.extend(self.pipe.add(p) for p in pieces)
+            buf = bytes(memoryview(data)[len(data) - tail:]) if tail else b""
+            self._throttle()
+            if eof:
+                return refs, buf, total - (len(carry) if length is not None else 0)
+
+    def _throttle(self) -> None:
+        for item in self._pending:
+            if self.pipe.in_flight_bytes <= IN_FLIGHT:
+                break
+            if item[1] is not None:
+                self._complete(item)
+        now = time.monotonic()
+        if now - self._last_progress > 0.25:
+            self._last_progress = now
+            self.progress(self.bytes_read, None, f"{self.scanned} items scanned")
+
+    # ---- ordered output ------------------------------------------------------------------------------------
+    def _pending_row(self, row: list, refs: list | None) -> None:
+        self._pending.append([row, refs])
+        self._row_number += 1
+
+    def _complete(self, item: list) -> None:
+        """Store the row's new chunks (dedup, pack) and fill in its chunk list and digest."""
+        row, refs = item
+        chunks = bytearray()
+        session = self.session
+        for batch, pos in refs:
+            digest, blob, flags, raw = batch.result(self.pipe)[pos]
+            if blob is not None and not session.has(digest):
+                session.add(digest, blob, flags, raw)
+                self.new_bytes += raw
+            chunks += digest
+        row[R_CHUNKS] = bytes(chunks)
+        row[R_DIGEST] = blake3.blake3(chunks).digest()
+        item[1] = None
+
+    def _drain(self, keep: int) -> Iterator[list]:
+        pending = self._pending
+        while pending and (len(pending) > keep or pending[0][1] is None):
+            item = pending[0]
+            if item[1] is not None:
+                self._complete(item)
+            pending.popleft()
+            yield item[0]

@@ -1,0 +1,102 @@
+"""Pack files: many compressed chunks in one file, with the pack's own index at its end.
+
+Layout (docs/store-format.md): magic b"TLPACK\\x00\\x01", the blobs back to back, a msgpack index
+[[digest, offset, length, raw_length, flags], ...], then a 48-byte footer: index length (u32 LE),
+BLAKE3 of the index (32 bytes), magic b"TLPKEND\\x01", 4 zero bytes.
+Invariants: a pack is written under tmp/, fsynced, then renamed into packs/ (and the directory fsynced) before
+any manifest can name its chunks; a pack in packs/ is never modified, only deleted by garbage collection.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import blake3
+import msgpack
+
+PACK_MAGIC = b"TLPACK\x00\x01"  # "Tapeline pack", format 1
+PACK_END = b"TLPKEND\x01"
+FOOTER = struct.Struct("<I32s8s4x")
+FLAG_ZSTD = 1
+
+
+class PackFormatError(Exception):
+    pass
+
+
+class PackWriter:
+    """Appends blobs to a temp pack; `finish` seals and renames it into place and returns its index rows."""
+
+    def __init__(self, tmp_dir: Path, final_dir: Path, name: str) -> None:
+        self.name = name
+        self.tmp_path = tmp_dir / f"{name}.pack.tmp"
+        self.final_path = final_dir / name[:2] / f"{name}.pack"
+        self.fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        self.buf = bytearray(PACK_MAGIC)
+        self.offset = len(PACK_MAGIC)
+        self.rows: list[list] = []
+
+    def add(self, digest: bytes, blob: bytes, flags: int, raw_length: int) -> int:
+        offset = self.offset
+        self.buf += blob
+        self.offset += len(blob)
+        self.rows.append([digest, offset, len(blob), raw_length, flags])
+        if len(self.buf) >= 1 << 22:  # write in big slices: few syscalls, no per-chunk fsync
+            self._drain()
+        return offset
+
+    def _drain(self) -> None:
+        view = memoryview(self.buf)
+        while view:
+            view = view[os.write(self.fd, view):]
+        view.release()
+        self.buf.clear()
+
+    def finish(self) -> list[list]:
+        index = msgpack.packb(self.rows, use_bin_type=True)
+        self.buf += index
+        self.buf += FOOTER.pack(len(index), blake3.blake3(index).digest(), PACK_END)
+        self._drain()
+        os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+        self.final_path.parent.mkdir(exist_ok=True)
+        os.rename(self.tmp_path, self.final_path)
+        fsync_dir(self.final_path.parent)
+        return self.rows
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        self.tmp_path.unlink(missing_ok=True)
+
+
+def read_pack_index(path: Path) -> list[list]:
+    """The index rows of a sealed pack; PackFormatError when the pack is truncated or damaged."""
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size < len(PACK_MAGIC) + FOOTER.size:
+            raise PackFormatError(f"{path.name} is truncated ({size} bytes)")
+        f.seek(size - FOOTER.size)
+        length, digest, magic = FOOTER.unpack(f.read(FOOTER.size))
+        if magic != PACK_END or length > size - FOOTER.size - len(PACK_MAGIC):
+            raise PackFormatError(f"{path.name} has no valid footer")
+        f.seek(size - FOOTER.size - length)
+        index = f.read(length)
+        if blake3.blake3(index).digest() != digest:
+            raise PackFormatError(f"{path.name} has a damaged index")
+        f.seek(0)
+        if f.read(len(PACK_MAGIC)) != PACK_MAGIC:
+            raise PackFormatError(f"{path.name} is not a Tapeline pack (bad magic)")
+    return msgpack.unpackb(index, use_list=True)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,460 @@
+"""The replica store: packs of chunks plus one manifest per snapshot, in one directory.
+
+Layout (docs/store-format.md): config, lock, packs/XX/<name>.pack, snapshots/<group>/<id>.snap (+ <id>.damaged),
+damaged-chunks, tmp/. Invariants and locking:
+- One process opens a store (flock on `lock`, StoreLocked otherwise). Inside it, threads share the Store:
+  `_mutex` guards the index, the pack list and the GC protocol.
+- Packs are the truth; the in-memory index (digest -> pack, offset, length, flags) is rebuilt from the packs'
+  own indexes at every open. Where two packs hold a digest, the newer pack (names sort by time) wins.
+- Anything under tmp/ is an unfinished write: open() deletes it (a kill -9 leaves nothing else half written).
+- Garbage collection never takes a chunk that a running write session may still name (see WriteSession, gc()).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import blake3
+import msgpack
+import zstandard
+
+from appliance.store import manifest
+from appliance.store.errors import (ChunkDamaged, ChunkMissing, ManifestDamaged, SnapshotNotFound, StoreError,
+                                    StoreLocked, StoreNotFound)
+from appliance.store.model import R_CHUNKS, DIGEST_SIZE, Entry, SnapshotInfo, entry_from_row
+from appliance.store.packs import FLAG_ZSTD, PackFormatError, PackWriter, fsync_dir, read_pack_index
+
+CONFIG_MAGIC = b"TLSTORE\x01"  # "Tapeline store", format 1
+PACK_TARGET = 32 << 20  # tens of MiB: few files and fsyncs, cheap to rewrite in GC
+_local = threading.local()
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _dctx() -> zstandard.ZstdDecompressor:
+    dctx = getattr(_local, "dctx", None)
+    if dctx is None:
+        dctx = _local.dctx = zstandard.ZstdDecompressor()
+    return dctx
+
+
+def _now_name() -> str:
+    return f"{time.time_ns():016x}{secrets.token_hex(4)}"
+
+
+def _pack_value(packno: int, offset: int, length: int, flags: int) -> int:
+    return (packno << 64) | (offset << 32) | (length << 1) | (flags & 1)
+
+
+class Store:
+    def __init__(self, root: Path, lock_fd: int) -> None:
+        self.root = root
+        self._lock_fd = lock_fd
+        self._mutex = threading.RLock()
+        self._packs: list[str | None] = []  # packno -> pack name (None once collected)
+        self._pack_fds: dict[int, int] = {}
+        self._retired_fds: list[int] = []
+        self._index: dict[bytes, int] = {}
+        self._bad: set[bytes] = set()
+        self._sessions: set[WriteSession] = set()
+        self._gc_late: set[bytes] | None = None
+        self._infos: dict[str, SnapshotInfo] = {}
+        self._paths: dict[str, Path] = {}
+        self.open_warnings: list[str] = []
+
+    # ---- opening -------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, root: Path, *, create: bool = False) -> Store:
+        root = Path(root)
+        config = root / "config"
+        if not config.exists():
+            if not create:
+                raise StoreNotFound(root)
+            for sub in ("packs", "snapshots", "tmp"):
+                (root / sub).mkdir(parents=True, exist_ok=True)
+            tmp = root / "tmp" / "config.tmp"
+            tmp.write_bytes(CONFIG_MAGIC + msgpack.packb({"format": 1, "created_ns": time.time_ns(),
+                                                          "id": secrets.token_hex(16)}))
+            os.rename(tmp, config)
+            fsync_dir(root)
+        elif config.read_bytes()[:8] != CONFIG_MAGIC:
+            raise StoreError(f"{root} is not a Tapeline replica store (bad config magic): check the path")
+        fd = os.open(root / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 100, 0).decode(errors="replace").strip() or "unknown process"
+            os.close(fd)
+            raise StoreLocked(root, holder) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
+        store = cls(root, fd)
+        try:
+            store._recover()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _recover(self) -> None:
+        """Drop unfinished writes, rebuild the index from the packs, load the snapshot headers."""
+        tmp = self.root / "tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(exist_ok=True)
+        for sub in ("packs", "snapshots"):
+            (self.root / sub).mkdir(exist_ok=True)
+        names = sorted(p for p in (self.root / "packs").glob("*/*.pack"))
+        names.sort(key=lambda p: p.stem)
+        for path in names:
+            try:
+                rows = read_pack_index(path)
+            except (PackFormatError, OSError, ValueError) as exc:
+                self.open_warnings.append(f"pack {path.name} skipped: {exc}")
+                continue
+            packno = len(self._packs)
+            self._packs.append(path.stem)
+            for digest, offset, length, _raw, flags in rows:
+                self._index[digest] = _pack_value(packno, offset, length, flags)
+        bad = self.root / "damaged-chunks"
+        if bad.exists():
+            self._bad = set(msgpack.unpackb(bad.read_bytes()))
+        for snap in (self.root / "snapshots").glob("*/*.snap"):
+            self._load_info(snap)
+
+    def close(self) -> None:
+        with self._mutex:
+            for fd in [*self._pack_fds.values(), *self._retired_fds]:
+                os.close(fd)
+            self._pack_fds.clear()
+            self._retired_fds.clear()
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)
+                self._lock_fd = -1
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- snapshots -----------------------------------------------------------------------------------------
+    def _load_info(self, path: Path) -> SnapshotInfo:
+        group = unquote(path.parent.name)
+        sid = path.stem
+        damaged = path.with_suffix(".damaged")
+        notes: list[str] = list(msgpack.unpackb(damaged.read_bytes())) if damaged.exists() else []
+        try:
+            h = manifest.read_header(path)
+            info = SnapshotInfo(
+                id=sid, group=h["group"], kind=h["kind"],
+                created=EPOCH + timedelta(microseconds=h["created_ns"] // 1000), sources=tuple(h["sources"]),
+                state="damaged" if notes else "ok", files=h["files"], bytes=h["bytes"],
+                warnings=tuple(h["warnings"]) + tuple(notes))
+        except (manifest.ManifestFormatError, OSError, KeyError, TypeError) as exc:
+            created = datetime.strptime(sid.split("-")[0], "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
+            info = SnapshotInfo(id=sid, group=group, kind="sync", created=created, sources=(), state="damaged",
+                                files=0, bytes=0, warnings=(str(ManifestDamaged(sid, str(exc))), *notes))
+        self._infos[sid] = info
+        self._paths[sid] = path
+        return info
+
+    def snapshots(self, group: str | None = None) -> list[SnapshotInfo]:
+        """Oldest first."""
+        with self._mutex:
+            infos = [i for i in self._infos.values() if group is None or i.group == group]
+        return sorted(infos, key=lambda i: (i.created, i.id))
+
+    def snapshot(self, snapshot_id: str) -> SnapshotInfo:
+        try:
+            return self._infos[snapshot_id]
+        except KeyError:
+            raise SnapshotNotFound(snapshot_id) from None
+
+    def header(self, snapshot_id: str) -> dict:
+        """The manifest header (group, kind, created_ns, sources, source_files, files, bytes, warnings, rows)."""
+        self.snapshot(snapshot_id)
+        try:
+            return manifest.read_header(self._paths[snapshot_id])
+        except (manifest.ManifestFormatError, OSError) as exc:
+            raise ManifestDamaged(snapshot_id, str(exc)) from exc
+
+    def rows(self, snapshot_id: str) -> Iterator[list]:
+        """Raw manifest rows (model.py layout); ManifestDamaged on damage."""
+        self.snapshot(snapshot_id)
+        try:
+            yield from manifest.read_rows(self._paths[snapshot_id])
+        except (manifest.ManifestFormatError, OSError) as exc:
+            raise ManifestDamaged(snapshot_id, str(exc)) from exc
+
+    def entries(self, snapshot_id: str) -> Iterator[Entry]:
+        """Manifest entries in manifest order (by source, then depth first with names sorted as bytes)."""
+        sources = list(self.snapshot(snapshot_id).sources)
+        for row in self.rows(snapshot_id):
+            yield entry_from_row(row, sources)
+
+    def verify_manifest(self, snapshot_id: str) -> str | None:
+        try:
+            manifest.verify(self._paths[snapshot_id])
+            return None
+        except (manifest.ManifestFormatError, OSError) as exc:
+            return str(ManifestDamaged(snapshot_id, str(exc)))
+
+    def mark_damaged(self, snapshot_id: str, reasons: list[str]) -> SnapshotInfo:
+        path = self._paths[snapshot_id]
+        damaged = path.with_suffix(".damaged")
+        old = list(msgpack.unpackb(damaged.read_bytes())) if damaged.exists() else []
+        notes = old + [r for r in reasons if r not in old]
+        tmp = self.root / "tmp" / f"{snapshot_id}.damaged.tmp"
+        tmp.write_bytes(msgpack.packb(notes))
+        os.rename(tmp, damaged)
+        with self._mutex:
+            return self._load_info(path)
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        with self._mutex:
+            if any(s.base == snapshot_id for s in self._sessions):
+                raise StoreError(f"recovery point {snapshot_id} is the base of a running sync: retry after it")
+            path = self._paths.pop(snapshot_id)
+            self._infos.pop(snapshot_id)
+        path.unlink()
+        path.with_suffix(".damaged").unlink(missing_ok=True)
+        fsync_dir(path.parent)
+
+    # ---- chunks --------------------------------------------------------------------------------------------
+    def has_chunk(self, digest: bytes) -> bool:
+        with self._mutex:
+            return digest in self._index and digest not in self._bad
+
+    def chunk_count(self) -> int:
+        return len(self._index)
+
+    def _locate(self, digest: bytes) -> tuple[int, int, int, int]:
+        value = self._index.get(digest)
+        if value is None:
+            raise ChunkMissing(digest)
+        return value >> 64, (value >> 32) & 0xFFFFFFFF, (value >> 1) & 0x7FFFFFFF, value & 1
+
+    def _pack_fd(self, packno: int) -> int:
+        fd = self._pack_fds.get(packno)
+        if fd is None:
+            name = self._packs[packno]
+            fd = self._pack_fds[packno] = os.open(self.root / "packs" / name[:2] / f"{name}.pack",
+                                                  os.O_RDONLY | os.O_CLOEXEC)
+        return fd
+
+    def read_blob(self, digest: bytes) -> tuple[bytes, int]:
+        """The stored (possibly compressed) bytes and flags, unverified."""
+        with self._mutex:
+            packno, offset, length, flags = self._locate(digest)
+            fd = self._pack_fd(packno)
+        return os.pread(fd, length, offset), flags
+
+    def read_chunk(self, digest: bytes) -> bytes:
+        """The chunk's bytes, verified against its digest (ChunkMissing / ChunkDamaged otherwise)."""
+        if digest in self._bad:
+            raise ChunkDamaged(digest, "the damaged-chunks list")
+        blob, flags = self.read_blob(digest)
+        try:
+            data = _dctx().decompress(blob) if flags & FLAG_ZSTD else blob
+        except zstandard.ZstdError:
+            raise ChunkDamaged(digest, self.pack_of(digest)) from None
+        if blake3.blake3(data).digest() != digest:
+            raise ChunkDamaged(digest, self.pack_of(digest))
+        return data
+
+    def pack_of(self, digest: bytes) -> str:
+        with self._mutex:
+            return f"pack {self._packs[self._locate(digest)[0]]}"
+
+    def set_damaged_chunks(self, add: set[bytes], remove: set[bytes]) -> None:
+        with self._mutex:
+            self._bad = (self._bad | add) - remove
+            tmp = self.root / "tmp" / "damaged-chunks.tmp"
+            tmp.write_bytes(msgpack.packb(sorted(self._bad)))
+            os.rename(tmp, self.root / "damaged-chunks")
+
+    def damaged_chunks(self) -> set[bytes]:
+        return set(self._bad)
+
+    def session(self, base: str | None = None) -> WriteSession:
+        return WriteSession(self, base)
+
+    def _seal(self, writer: PackWriter, session: WriteSession | None) -> None:
+        rows = writer.finish()
+        with self._mutex:
+            packno = len(self._packs)
+            self._packs.append(writer.name)
+            if session is not None:
+                session.packs.add(packno)
+            for digest, offset, length, _raw, flags in rows:
+                self._index[digest] = _pack_value(packno, offset, length, flags)
+
+    # ---- garbage collection --------------------------------------------------------------------------------
+    def gc(self, cancel: threading.Event | None = None,
+           progress: Callable[[int, int | None, str], None] | None = None) -> dict:
+        """Delete or rewrite packs whose chunks no manifest (and no running session) names.
+
+        Protocol: (1) under the mutex, note the candidate packs (all but those of running sessions) and start
+        collecting the chunks sessions use from now on; (2) read every manifest; (3) under the mutex, add what
+        running or just-finished sessions used, and drop the rest of the candidates' chunks from the index, so a
+        later dedup lookup misses and stores a fresh copy; (4) delete dead packs, rewrite mostly-dead ones.
+        """
+        with self._mutex:
+            self._gc_late = set()
+            busy = set().union(*(s.packs for s in self._sessions)) if self._sessions else set()
+            candidates = {n for n, name in enumerate(self._packs) if name is not None and n not in busy}
+            snapshot_ids = list(self._infos)
+        try:
+            referenced: set[bytes] = set()
+            for i, sid in enumerate(snapshot_ids):
+                if cancel is not None and cancel.is_set():
+                    return {"cancelled": True}
+                if progress:
+                    progress(i, len(snapshot_ids), f"marking chunks of {sid}")
+                try:
+                    for row in self.rows(sid):
+                        blob = row[R_CHUNKS]
+                        if blob:
+                            referenced.update(blob[j:j + DIGEST_SIZE] for j in range(0, len(blob), DIGEST_SIZE))
+                except (ManifestDamaged, SnapshotNotFound):
+                    return {"skipped": f"manifest {sid} unreadable: garbage collection skipped to keep its chunks"}
+            with self._mutex:
+                referenced |= self._gc_late
+                for s in self._sessions:
+                    referenced |= s.used
+                live: dict[int, list[bytes]] = {n: [] for n in candidates}
+                dead_bytes: dict[int, int] = dict.fromkeys(candidates, 0)
+                total_bytes: dict[int, int] = dict.fromkeys(candidates, 0)
+                for digest, value in list(self._index.items()):
+                    packno = value >> 64
+                    if packno not in candidates:
+                        continue
+                    length = (value >> 1) & 0x7FFFFFFF
+                    total_bytes[packno] += length
+                    if digest in referenced:
+                        live[packno].append(digest)
+                    else:
+                        dead_bytes[packno] += length
+                        del self._index[digest]
+        finally:
+            with self._mutex:
+                self._gc_late = None
+        return self._sweep(candidates, live, dead_bytes, total_bytes)
+
+    def _sweep(self, candidates: set[int], live: dict[int, list[bytes]], dead_bytes: dict[int, int],
+               total_bytes: dict[int, int]) -> dict:
+        deleted = rewritten = freed = 0
+        for packno in sorted(candidates):
+            if not dead_bytes[packno]:
+                continue
+            if live[packno] and dead_bytes[packno] < total_bytes[packno] // 4:
+                continue  # mostly live: rewriting would cost more than the space it frees
+            if live[packno]:
+                writer = PackWriter(self.root / "tmp", self.root / "packs", _now_name())
+                try:
+                    for digest in live[packno]:
+                        blob, flags = self.read_blob(digest)
+                        writer.add(digest, blob, flags, 0)
+                    self._seal(writer, None)  # the copy is in place before the original goes
+                except BaseException:
+                    writer.abort()
+                    raise
+                rewritten += 1
+            with self._mutex:
+                name = self._packs[packno]
+                self._packs[packno] = None
+                fd = self._pack_fds.pop(packno, None)
+                if fd is not None:  # a reader may hold it now: close it with the store
+                    self._retired_fds.append(fd)
+            (self.root / "packs" / name[:2] / f"{name}.pack").unlink()
+            deleted += 1
+            freed += dead_bytes[packno]
+        return {"packs_deleted": deleted, "packs_rewritten": rewritten, "bytes_freed": freed}
+
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+
+class WriteSession:
+    """One writer's packs and the chunks it relies on, registered with the store until commit or abort.
+
+    `used` holds every digest the session found already stored (a dedup hit) and `packs` the packs it sealed;
+    gc() keeps both. `base` (the snapshot whose rows the session copies) cannot be deleted meanwhile.
+    """
+
+    def __init__(self, store: Store, base: str | None) -> None:
+        self.store = store
+        self.base = base
+        self.used: set[bytes] = set()
+        self.packs: set[int] = set()
+        self.pending: set[bytes] = set()
+        self.stored_bytes = 0
+        self._writer: PackWriter | None = None
+        with store._mutex:
+            store._sessions.add(self)
+
+    def has(self, digest: bytes) -> bool:
+        if digest in self.pending:
+            return True
+        store = self.store
+        with store._mutex:
+            if digest in store._index and digest not in store._bad:
+                self.used.add(digest)
+                return True
+        return False
+
+    def add(self, digest: bytes, blob: bytes, flags: int, raw_length: int) -> None:
+        if self._writer is None:
+            self._writer = PackWriter(self.store.root / "tmp", self.store.root / "packs", _now_name())
+        self._writer.add(digest, blob, flags, raw_length)
+        self.pending.add(digest)
+        self.stored_bytes += len(blob)
+        if self._writer.offset >= PACK_TARGET:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            try:
+                self.store._seal(writer, self)
+            except BaseException:
+                writer.abort()
+                raise
+            self.pending.clear()
+
+    def commit(self, group: str, kind: str, created: datetime, sources: list[str], rows: Iterable[list],
+               header_extra: Callable[[], dict]) -> SnapshotInfo:
+        """Write the manifest from `rows` (model rows in manifest order, streamed), seal the last pack, then
+        rename the manifest into place. `header_extra()` gives files, bytes, warnings once the rows are out."""
+        store = self.store
+        created = created.astimezone(UTC)
+        sid = f"{created:%Y%m%dT%H%M%S.%fZ}-{secrets.token_hex(3)}"
+        final = store.root / "snapshots" / quote(group, safe="") / f"{sid}.snap"
+        created_ns = (created - EPOCH) // timedelta(microseconds=1) * 1000
+
+        def header() -> dict:
+            return {"group": group, "kind": kind, "created_ns": created_ns, "sources": sources, **header_extra()}
+
+        manifest.write_manifest(store.root / "tmp" / f"{sid}.snap.tmp", final, header, rows, self.flush)
+        with store._mutex:
+            info = store._load_info(final)
+        return info
+
+    def close(self) -> None:
+        """End the session (after commit, or to abandon it: the open pack is dropped)."""
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
+        store = self.store
+        with store._mutex:
+            store._sessions.discard(self)
+            if store._gc_late is not None:
+                store._gc_late |= self.used
