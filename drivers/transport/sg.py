@@ -65,6 +65,10 @@ DRIVER_STATUS = {
 }
 
 
+class NotSgDevice(DeviceNotFound):
+    """The node opened but is not an sg device (or its sg driver is too old for SG_IO)."""
+
+
 class SgIoHdr(ctypes.Structure):
     _fields_ = [
         ("interface_id", c_int),  # 'S'
@@ -104,23 +108,23 @@ def open_sg(path: str, url: str) -> int:
     """Open an sg node and check it is one; the errors say which node and why."""
     try:
         fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
-        raise DeviceNotFound(f"{url}: {path} does not exist; list the SCSI generic devices with `lsscsi -g`") from None
-    except PermissionError:
+    except FileNotFoundError as exc:
+        raise DeviceNotFound(f"{url}: {path} does not exist; list the SCSI generic devices with `lsscsi -g`") from exc
+    except PermissionError as exc:
         raise TransportError(f"{url}: no permission to open {path} read-write; run as root or add the user to the "
-                             f"group that owns it (ls -l {path})") from None
+                             f"group that owns it (ls -l {path})") from exc
     except OSError as exc:
-        raise TransportError(f"{url}: cannot open {path}: {exc.strerror}") from None
+        raise TransportError(f"{url}: cannot open {path}: {exc.strerror}") from exc
     version = array("i", [0])
     try:
         fcntl.ioctl(fd, SG_GET_VERSION_NUM, version, True)
     except OSError:
         os.close(fd)
-        raise DeviceNotFound(f"{url}: {path} is not an sg device (it does not answer SG_GET_VERSION_NUM); give a "
+        raise NotSgDevice(f"{url}: {path} is not an sg device (it does not answer SG_GET_VERSION_NUM); give a "
                              f"/dev/sgN node from `lsscsi -g`") from None
     if version[0] < SG_MIN_VERSION:
         os.close(fd)
-        raise DeviceNotFound(f"{url}: {path} has sg driver version {version[0]}, below {SG_MIN_VERSION}: "
+        raise NotSgDevice(f"{url}: {path} has sg driver version {version[0]}, below {SG_MIN_VERSION}: "
                              f"an old sg driver; SG_IO needs a newer kernel")
     return fd
 

@@ -1,0 +1,81 @@
+"""What `tapeline-mtx` and `tapeline-mt` share: device URLs, opening them with the tools' own error lines, and
+running a CDB the way mtx's `SCSI_ExecuteCommand` judges it.
+
+Invariants:
+* `-f` takes any device URL; a plain path (`/dev/sg3`) means `sg:///dev/sg3`, so scripts written for the real tools
+  keep working on real hardware.
+* `run` never raises for a SCSI failure: it returns `Outcome(ok=False, sense=...)` as mtx does (RECOVERED ERROR
+  counts as success, anything else not GOOD is a failure). A transport failure is also an `Outcome(ok=False)` with
+  empty sense, after printing its one-line cause to stderr, so the tools' exit paths stay those of the originals.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+from drivers.errors import DeviceError, TransportError
+from drivers.transport.base import CHECK_CONDITION, GOOD, Transport, open_transport
+from drivers.transport.sg import NotSgDevice
+
+KEY_RECOVERED_ERROR = 0x01
+MINUTE = 60.0
+
+
+def device_url(device: str) -> str:
+    """A URL for `-f DEVICE`: URLs pass through, a plain path is an sg node."""
+    return device if "://" in device else f"sg://{os.path.abspath(device)}"
+
+
+class OpenFailed(Exception):
+    """The device could not be opened; `line` is what the tool prints before exiting 1."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+def open_device(device: str, not_sg_line: str, cannot_open_line: str) -> Transport:
+    """Open `-f DEVICE`. For a plain path the failures read as the real tool's (the `*_line` templates take
+    `{dev}` and `{why}`); for URLs they are the transport's own one-line message."""
+    try:
+        return open_transport(device_url(device))
+    except NotSgDevice:
+        if "://" in device:
+            raise
+        raise OpenFailed(not_sg_line.format(dev=device)) from None
+    except DeviceError as exc:
+        cause = exc.__cause__
+        if "://" not in device and isinstance(cause, OSError) and cause.strerror:
+            raise OpenFailed(cannot_open_line.format(dev=device, why=cause.strerror)) from None
+        raise OpenFailed(str(exc)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    ok: bool
+    data: bytes = b""
+    sense: bytes = b""  # as the device wrote it; empty after a transport failure
+
+
+def run(transport: Transport, cdb: bytes, data_in_len: int = 0, data_out: bytes = b"",
+        timeout: float = 5 * MINUTE) -> Outcome:
+    try:
+        result = transport.execute(cdb, data_out, data_in_len, timeout)
+    except TransportError as exc:
+        sys.stdout.flush()
+        print(str(exc), file=sys.stderr)
+        return Outcome(False)
+    data = bytes(result.data)
+    if result.status == GOOD:
+        return Outcome(True, data)
+    sense = bytes(result.sense)
+    if result.status == CHECK_CONDITION and len(sense) > 2 and sense[2] & 0x0F == KEY_RECOVERED_ERROR:
+        return Outcome(True, data, sense)
+    return Outcome(False, data, sense)
+
+
+def sense_fields(sense: bytes) -> bytes:
+    """Fixed-format sense padded to 18 bytes (mtx's RequestSense_T), zeros where the device sent less."""
+    return (sense + bytes(18))[:18]
