@@ -52,7 +52,6 @@ class ChangerUnit(LogicalUnit):
             spc.TEST_UNIT_READY.opcode: self.test_unit_ready,
             spc.REQUEST_SENSE.opcode: self.request_sense,
             spc.INQUIRY.opcode: self.inquiry,
-            spc.REPORT_LUNS.opcode: self.report_luns,
             spc.MODE_SENSE_6.opcode: self.mode_sense,
             spc.MODE_SENSE_10.opcode: self.mode_sense,
             spc.PREVENT_ALLOW_MEDIUM_REMOVAL.opcode: self.prevent_allow,
@@ -78,9 +77,6 @@ class ChangerUnit(LogicalUnit):
     def inquiry(self, fields, data_out, data_in_len) -> Answer:
         p = self.library.personality
         return pages.inquiry(self, spc.INQUIRY, fields, p.vendor, p.product, p.revision)
-
-    def report_luns(self, fields, data_out, data_in_len) -> Answer:
-        return pages.report_luns(fields)
 
     def mode_sense(self, fields, data_out, data_in_len) -> Answer:
         return pages.changer_mode_sense(self, fields)

@@ -77,7 +77,6 @@ class DriveUnit(LogicalUnit):
             spc.TEST_UNIT_READY.opcode: self.test_unit_ready,
             spc.REQUEST_SENSE.opcode: self.request_sense,
             spc.INQUIRY.opcode: self.inquiry,
-            spc.REPORT_LUNS.opcode: self.report_luns,
             spc.MODE_SENSE_6.opcode: self.mode_sense,
             spc.MODE_SENSE_10.opcode: self.mode_sense,
             spc.MODE_SELECT_6.opcode: lambda f, d, n: pages.drive_mode_select(self, f, d, ten=False),
@@ -213,9 +212,6 @@ class DriveUnit(LogicalUnit):
 
     def inquiry(self, fields, data_out, data_in_len) -> Answer:
         return pages.inquiry(self, spc.INQUIRY, fields, self.drive.vendor, self.drive.product, self.drive.revision)
-
-    def report_luns(self, fields, data_out, data_in_len) -> Answer:
-        return pages.report_luns(fields)
 
     def prevent_allow(self, fields, data_out, data_in_len) -> Answer:
         if fields["prevent"] not in (spc.ALLOW_MEDIUM_REMOVAL, spc.PREVENT_MEDIUM_REMOVAL):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from drivers.scsi import smc, spc, ssc
+from drivers.scsi import smc, spc, ssc, tapelog
 from drivers.scsi.sense import MODE_PARAMETERS_CHANGED, PARAMETER_LIST_LENGTH_ERROR
 from simulators.vtl.library import DATA_TRANSFER, IMPORT_EXPORT, STORAGE, TRANSPORT
 from simulators.vtl.target import GOOD_ANSWER, Answer, LogicalUnit, check, invalid_field, invalid_parameter
@@ -51,12 +51,6 @@ def inquiry(unit: LogicalUnit, layout, fields: dict[str, int], vendor: str, prod
 def unit_serial(unit: LogicalUnit) -> str:
     base = unit.library.state.serial
     return base if unit.name == "changer" else f"{base}{unit.name[len('drive'):]}"
-
-
-def report_luns(fields: dict[str, int]) -> Answer:
-    if fields["select_report"] not in (0, 1, 2):
-        raise invalid_field(spc.REPORT_LUNS, "select_report")
-    return Answer(spc.encode_report_luns((0,)))
 
 
 def _mode_answer(fields: dict[str, int], data: spc.ModeData) -> Answer:
@@ -118,7 +112,10 @@ def element_status(unit: ChangerUnit, chosen: list[tuple[int, int, int]], fields
 def drive_mode_sense(unit: DriveUnit, fields: dict[str, int]) -> Answer:
     media, c = unit.media, unit.cartridge
     code = fields["page_code"]
-    pages = {ssc.PAGE_DATA_COMPRESSION: ssc.DataCompressionPage(dce=unit.compression, dcc=True).encode()}
+    pages = {
+        ssc.PAGE_COMPRESSION: ssc.CompressionPage(dce=unit.compression).encode(),
+        ssc.PAGE_DEVICE_CONFIGURATION: ssc.DeviceConfigurationPage(select_compression=int(unit.compression)).encode(),
+    }
     if code == ALL_PAGES:
         chosen = tuple(pages.values())
     elif code == 0:
@@ -158,8 +155,8 @@ def drive_mode_select(unit: DriveUnit, fields: dict[str, int], data_out: memoryv
             raise invalid_parameter(header)
         unit.block_length = bd.block_length
     for page in data.pages:
-        if page[0] & 0x3F == ssc.PAGE_DATA_COMPRESSION:
-            unit.compression = ssc.DataCompressionPage.decode(page).dce
+        if page[0] & 0x3F == ssc.PAGE_COMPRESSION:
+            unit.compression = ssc.CompressionPage.decode(page).dce
         else:
             raise invalid_parameter(header + (8 if data.block_descriptor else 0))
     for other in unit.library.target.drives:
@@ -170,29 +167,27 @@ def drive_mode_select(unit: DriveUnit, fields: dict[str, int], data_out: memoryv
 
 def drive_log_sense(unit: DriveUnit, fields: dict[str, int]) -> Answer:
     code = fields["page_code"]
-    if code == ssc.LOG_PAGE_TAPE_ALERT:
+    if code == tapelog.PAGE_TAPE_ALERT:
         flags = set(unit.tapealerts)
         if unit.needs_cleaning():
             flags.add(0x14)
         unit.tapealerts.clear()  # reading the page clears the flags
-        return Answer(ssc.encode_tape_alert(flags))
-    if code == ssc.LOG_PAGE_TAPE_CAPACITY:
+        return Answer(tapelog.encode_tape_alert(flags))
+    if code == tapelog.PAGE_TAPE_CAPACITY:
         c: Cartridge | None = unit.cartridge
         if c is None:
-            return Answer(ssc.encode_tape_capacity(0, 0))
+            return Answer(tapelog.TapeCapacity(remaining=(0,), maximum=(0,)).encode())
         mib = 1024 * 1024
-        return Answer(ssc.encode_tape_capacity(max(0, c.capacity - c.used) // mib, c.capacity // mib))
+        remaining = max(0, c.capacity - c.used) // mib
+        return Answer(tapelog.TapeCapacity(remaining=(remaining,), maximum=(c.capacity // mib,)).encode())
     raise invalid_field(spc.LOG_SENSE, "page_code")
 
 
 def read_position(unit: DriveUnit, c: Cartridge, fields: dict[str, int]) -> Answer:
     bop, eop = unit.position == 0, c.in_early_warning(unit.position)
-    if fields["service_action"] == ssc.READ_POSITION_LONG:
-        return Answer(ssc.ReadPositionLong(bop=bop, eop=eop, partition=0, object_number=unit.position,
-                                           file_number=c.file_number(unit.position), set_number=0).encode())
-    return Answer(ssc.ReadPositionShort(bop=bop, eop=eop, partition=0, first=unit.position,
-                                        last=unit.position).encode())
+    position = ssc.Position(block=unit.position, bop=bop, eop=eop, file=c.file_number(unit.position), set_number=0)
+    return Answer(position.encode(fields["service_action"]))
 
 
 def read_block_limits(max_block: int) -> Answer:
-    return Answer(ssc.BlockLimits(granularity=0, maximum=max_block, minimum=1).encode())
+    return Answer(ssc.BlockLimits(max_block=max_block, min_block=1, granularity=0).encode())
