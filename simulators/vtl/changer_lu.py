@@ -66,7 +66,7 @@ class ChangerUnit(LogicalUnit):
         self.library.refresh()
         if self.library.state.door_events != self.door_events:
             self.door_events = self.library.state.door_events
-            self.pending.append(IMPORT_EXPORT_ACCESSED)
+            self.attention(IMPORT_EXPORT_ACCESSED)
 
     # ---- SPC --------------------------------------------------------------------------------------------------
     def test_unit_ready(self, fields, data_out, data_in_len) -> Answer:

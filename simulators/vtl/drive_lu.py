@@ -143,12 +143,12 @@ class DriveUnit(LogicalUnit):
         info = self.library.state.cartridges.get(self.state.barcode or "")
         first = info is not None and not info.loaded_before
         self.ready_at = self.library.clock.deadline(load_seconds(self.drive, first)) if load_time else 0.0
-        self.pending.append(MEDIUM_CHANGED)
+        self.attention(MEDIUM_CHANGED)
         self.streaming = Streaming()
 
     def unloaded(self) -> None:
         self._close_image()
-        self.pending.append(MEDIUM_CHANGED)
+        self.attention(MEDIUM_CHANGED)
 
     def before(self, opcode: int) -> None:
         if self.library.refresh() or self.cartridge is not None or self.state.barcode:

@@ -161,7 +161,7 @@ def drive_mode_select(unit: DriveUnit, fields: dict[str, int], data_out: memoryv
             raise invalid_parameter(header + (8 if data.block_descriptor else 0))
     for other in unit.library.target.drives:
         if other is not unit:
-            other.pending.append(MODE_PARAMETERS_CHANGED)
+            other.attention(MODE_PARAMETERS_CHANGED)
     return GOOD_ANSWER
 
 

@@ -121,6 +121,11 @@ class LogicalUnit:
             return ScsiResult(CHECK_CONDITION, data, answer.sense.encode(), data_in_len - len(data))
         return ScsiResult(GOOD, data, b"", data_in_len - len(data))
 
+    def attention(self, condition: Condition) -> None:
+        """Queue a unit attention; the same one is reported once however often it happened."""
+        if condition not in self.pending:
+            self.pending.append(condition)
+
     def before(self, opcode: int) -> None:
         """Hook run before every command (state refresh); may raise Check."""
 
