@@ -146,15 +146,16 @@ def _flatten(raw: dict, path: Path | str) -> dict[str, object]:
 
 
 def load(config_file: str | Path | None = None, data_dir: str | Path | None = None,
-         environ: dict[str, str] | None = None) -> Settings:
-    """Resolve the settings. `data_dir` (from --data) wins over TAPELINE_DATA, which wins over the file's data_dir."""
+         environ: dict[str, str] | None = None, read_default_file: bool = True) -> Settings:
+    """Resolve the settings. `data_dir` (from --data) wins over TAPELINE_DATA, which wins over the file's data_dir.
+    `read_default_file=False` ignores /etc/tapeline/tapeline.toml (`tapeline up`: embedded defaults)."""
     env = os.environ if environ is None else environ
     source: Path | str = "defaults"
     raw: dict[str, object] = {}
     if config_file is not None:
         source = Path(config_file)
         raw = _flatten(_read_file(source), source)
-    elif DEFAULT_CONFIG_FILE.exists() and data_dir is None and not env.get("TAPELINE_DATA"):
+    elif read_default_file and DEFAULT_CONFIG_FILE.exists() and data_dir is None and not env.get("TAPELINE_DATA"):
         source = DEFAULT_CONFIG_FILE
         raw = _flatten(_read_file(source), source)
 

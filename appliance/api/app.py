@@ -1,0 +1,214 @@
+"""The HTTP API (FastAPI) over a running `Appliance`. Served on a Unix socket by appliance/api/server.py.
+
+Invariants:
+- Handlers only translate: parse the request, call one Appliance method, turn values into JSON. No rule lives here.
+- Every error leaves as JSON `{"error", "fix", "exit_code", "type"}` with a status from the error class (400 usage,
+  404 not found, 409 conflict, 500 other), and `client.py` raises the same class again on the other side.
+- Times travel as ISO 8601 with a zone; paths as text (names that are not UTF-8 as surrogate escapes, which
+  JSON carries as \\udcXX).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from appliance.catalog.groups import SourceInput, get_group, list_groups
+from appliance.config import parse_duration_option, parse_times_option
+from appliance.errors import TapelineError, UsageError
+from appliance.ops import alerts
+from appliance.ops.jobs import list_jobs
+
+API_VERSION = 1
+
+
+class SourceBody(BaseModel):
+    path: str
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+
+
+class GroupCreate(BaseModel):
+    name: str
+    sources: list[SourceBody]
+    sync: str | None = None
+    points: list[str] | None = None
+    keep: str | None = None
+
+
+class GroupChange(BaseModel):
+    sync: str | None = None
+    points: list[str] | None = None
+    keep: str | None = None
+    add_sources: list[SourceBody] = Field(default_factory=list)
+    remove_sources: list[str] = Field(default_factory=list)
+
+
+class CheckBody(BaseModel):
+    full: bool = False
+
+
+class RestoreBody(BaseModel):
+    to: str
+    point: str | None = None
+    at: datetime | None = None
+    paths: list[str] = Field(default_factory=list)
+    overwrite: bool = False
+
+
+def plain(value):
+    """Dataclasses, SQLModel rows and datetimes as JSON-ready values."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+def _sources(items: list[SourceBody]) -> list[SourceInput]:
+    return [SourceInput(s.path, tuple(s.include), tuple(s.exclude)) for s in items]
+
+
+def create_app(appliance) -> FastAPI:
+    app = FastAPI(title="Tapeline", version=str(API_VERSION), docs_url=None, redoc_url=None)
+
+    @app.exception_handler(TapelineError)
+    async def _tapeline_error(_request: Request, exc: TapelineError):
+        return JSONResponse(exc.to_payload(), status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
+        err = UsageError(f"bad request: {where or 'body'}: {first.get('msg', 'invalid')}",
+                         "see docs/api.md for the request format")
+        return JSONResponse(err.to_payload(), status_code=400)
+
+    # -- status -------------------------------------------------------------------------------------------------
+
+    @app.get("/v1/status")
+    def status():
+        return appliance.status()
+
+    @app.get("/v1/schedule")
+    def schedule():
+        return appliance.scheduler.entries()
+
+    # -- groups -------------------------------------------------------------------------------------------------
+
+    @app.get("/v1/groups")
+    def groups():
+        return plain(list_groups(appliance.catalog))
+
+    @app.post("/v1/groups", status_code=201)
+    def create_group(body: GroupCreate):
+        return plain(appliance.create_group(
+            body.name, _sources(body.sources),
+            parse_duration_option("--sync", body.sync) if body.sync else None,
+            parse_times_option("--points", body.points) if body.points is not None else None,
+            parse_duration_option("--keep", body.keep) if body.keep else None))
+
+    @app.get("/v1/groups/{name}")
+    def show_group(name: str):
+        return plain(get_group(appliance.catalog, name))
+
+    @app.patch("/v1/groups/{name}")
+    def change_group(name: str, body: GroupChange):
+        return plain(appliance.change_group(
+            name,
+            sync_seconds=parse_duration_option("--sync", body.sync) if body.sync else None,
+            point_times=parse_times_option("--points", body.points) if body.points is not None else None,
+            keep_seconds=parse_duration_option("--keep", body.keep) if body.keep else None,
+            add_sources=_sources(body.add_sources), remove_sources=body.remove_sources))
+
+    @app.post("/v1/groups/{name}/pause")
+    def pause(name: str):
+        return plain(appliance.change_group(name, paused=True))
+
+    @app.post("/v1/groups/{name}/resume")
+    def resume(name: str):
+        return plain(appliance.change_group(name, paused=False))
+
+    @app.delete("/v1/groups/{name}")
+    def delete_group(name: str):
+        return plain(appliance.delete_group(name))
+
+    @app.get("/v1/groups/{name}/points")
+    def points(name: str):
+        return plain(appliance.points(name))
+
+    # -- jobs of a group ------------------------------------------------------------------------------------------
+
+    def _started(job_id: int, coalesced: bool, **extra):
+        return {"job": job_id, "coalesced": coalesced, **extra}
+
+    @app.post("/v1/groups/{name}/sync", status_code=202)
+    def sync(name: str):
+        return _started(*appliance.request(name, "sync"))
+
+    @app.post("/v1/groups/{name}/point", status_code=202)
+    def point(name: str):
+        return _started(*appliance.request(name, "point"))
+
+    @app.post("/v1/groups/{name}/check", status_code=202)
+    def check(name: str, body: CheckBody | None = None):
+        return _started(*appliance.request(name, "check", {"full": True} if body and body.full else None))
+
+    @app.post("/v1/groups/{name}/prune", status_code=202)
+    def prune(name: str):
+        return _started(*appliance.request(name, "prune"))
+
+    @app.post("/v1/groups/{name}/restore", status_code=202)
+    def restore(name: str, body: RestoreBody):
+        at = body.at
+        if at is not None and at.tzinfo is None:
+            at = at.astimezone()  # a time without a zone is the appliance's local time
+        job_id, chosen = appliance.restore(name, body.to, body.point, at.astimezone(timezone.utc) if at else None,
+                                           body.paths, body.overwrite)
+        return _started(job_id, False, point=plain(chosen))
+
+    # -- jobs -------------------------------------------------------------------------------------------------------
+
+    @app.get("/v1/jobs")
+    def jobs(limit: int = 50, state: str | None = None):
+        return plain(list_jobs(appliance.catalog, limit=limit, state=state))
+
+    @app.get("/v1/jobs/{job_id}")
+    def job(job_id: int):
+        return plain(appliance.job(job_id))
+
+    @app.post("/v1/jobs/{job_id}/cancel")
+    def cancel(job_id: int):
+        return plain(appliance.engine.cancel(job_id))
+
+    # -- files, alerts, catalog -----------------------------------------------------------------------------------
+
+    @app.get("/v1/versions")
+    def versions(path: str):
+        return plain(appliance.versions(path))
+
+    @app.get("/v1/alerts")
+    def list_alerts(all: bool = False):
+        return plain(alerts.list_alerts(appliance.catalog, include_acknowledged=all))
+
+    @app.post("/v1/alerts/{alert_id}/ack")
+    def ack(alert_id: int):
+        return plain(alerts.acknowledge(appliance.catalog, alert_id))
+
+    @app.post("/v1/catalog/rebuild")
+    def rebuild():
+        return plain(appliance.rebuild_catalog())
+
+    return app
+

@@ -1,0 +1,144 @@
+"""The API client (httpx over the daemon's Unix socket), used by the CLI and the console.
+
+Invariants: every method returns plain JSON values (dicts, lists); every failure raises a TapelineError subclass,
+the same one the daemon raised (`errors.from_payload`), or DaemonUnreachable naming the socket and how to start the
+daemon. The client imports nothing of the daemon side, so the console can use it without loading the catalog.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from appliance.errors import DaemonUnreachable, TapelineError, from_payload
+
+PREFIX = "/v1"
+
+
+class Client:
+    def __init__(self, socket_path: str | Path, timeout: float = 60.0):
+        self.socket_path = Path(socket_path)
+        self._http = httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket_path)),
+                                  base_url="http://tapeline", timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, json=None, params=None):
+        try:
+            resp = self._http.request(method, PREFIX + path, json=json, params=params)
+        except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError, ConnectionRefusedError) as exc:
+            if isinstance(exc, httpx.ConnectError) and "Permission denied" in str(exc):
+                raise DaemonUnreachable(f"no permission to use the Tapeline daemon's socket {self.socket_path}",
+                                        "run as root or as a member of the operators' group (api.group)") from None
+            raise DaemonUnreachable(f"cannot reach the Tapeline daemon at {self.socket_path}",
+                                    "start it with `tapeline up` (development) or `systemctl start tapeline`") from None
+        except httpx.TimeoutException:
+            raise DaemonUnreachable(f"the Tapeline daemon at {self.socket_path} did not answer in time",
+                                    "check its log (journalctl -u tapeline) and retry") from None
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if resp.status_code >= 400:
+            if isinstance(body, dict) and "error" in body:
+                raise from_payload(body)
+            raise TapelineError(f"the daemon answered HTTP {resp.status_code} to {method} {path}",
+                                "check its log and that client and daemon are the same version")
+        return body
+
+    # -- status -------------------------------------------------------------------------------------------------
+
+    def status(self) -> dict:
+        return self._call("GET", "/status")
+
+    def schedule(self) -> list[dict]:
+        return self._call("GET", "/schedule")
+
+    # -- groups -------------------------------------------------------------------------------------------------
+
+    def groups(self) -> list[dict]:
+        return self._call("GET", "/groups")
+
+    def group(self, name: str) -> dict:
+        return self._call("GET", f"/groups/{name}")
+
+    def create_group(self, name: str, sources: list[str | dict], sync: str | None = None,
+                     points: list[str] | None = None, keep: str | None = None) -> dict:
+        srcs = [s if isinstance(s, dict) else {"path": s} for s in sources]
+        return self._call("POST", "/groups", {"name": name, "sources": srcs, "sync": sync, "points": points,
+                                              "keep": keep})
+
+    def change_group(self, name: str, sync: str | None = None, points: list[str] | None = None,
+                     keep: str | None = None, add_sources: list[str | dict] = (),
+                     remove_sources: list[str] = ()) -> dict:
+        add = [s if isinstance(s, dict) else {"path": s} for s in add_sources]
+        return self._call("PATCH", f"/groups/{name}", {"sync": sync, "points": points, "keep": keep,
+                                                       "add_sources": add, "remove_sources": list(remove_sources)})
+
+    def pause(self, name: str) -> dict:
+        return self._call("POST", f"/groups/{name}/pause")
+
+    def resume(self, name: str) -> dict:
+        return self._call("POST", f"/groups/{name}/resume")
+
+    def delete_group(self, name: str) -> dict:
+        return self._call("DELETE", f"/groups/{name}")
+
+    def points(self, name: str) -> list[dict]:
+        return self._call("GET", f"/groups/{name}/points")
+
+    # -- jobs ---------------------------------------------------------------------------------------------------
+
+    def sync(self, name: str) -> dict:
+        return self._call("POST", f"/groups/{name}/sync")
+
+    def point(self, name: str) -> dict:
+        return self._call("POST", f"/groups/{name}/point")
+
+    def check(self, name: str, full: bool = False) -> dict:
+        return self._call("POST", f"/groups/{name}/check", {"full": full})
+
+    def prune(self, name: str) -> dict:
+        return self._call("POST", f"/groups/{name}/prune")
+
+    def restore(self, name: str, to: str, point: str | None = None, at: datetime | str | None = None,
+                paths: list[str] = (), overwrite: bool = False) -> dict:
+        if isinstance(at, datetime):
+            at = at.isoformat()
+        return self._call("POST", f"/groups/{name}/restore", {"to": to, "point": point, "at": at,
+                                                              "paths": list(paths), "overwrite": overwrite})
+
+    def jobs(self, limit: int = 50, state: str | None = None) -> list[dict]:
+        params = {"limit": limit}
+        if state:
+            params["state"] = state
+        return self._call("GET", "/jobs", params=params)
+
+    def job(self, job_id: int) -> dict:
+        return self._call("GET", f"/jobs/{job_id}")
+
+    def cancel(self, job_id: int) -> dict:
+        return self._call("POST", f"/jobs/{job_id}/cancel")
+
+    # -- files, alerts, catalog -------------------------------------------------------------------------------------
+
+    def versions(self, path: str) -> list[dict]:
+        return self._call("GET", "/versions", params={"path": path})
+
+    def alerts(self, include_acknowledged: bool = False) -> list[dict]:
+        return self._call("GET", "/alerts", params={"all": include_acknowledged})
+
+    def acknowledge(self, alert_id: int) -> dict:
+        return self._call("POST", f"/alerts/{alert_id}/ack")
+
+    def rebuild_catalog(self) -> dict:
+        return self._call("POST", "/catalog/rebuild")

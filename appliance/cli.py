@@ -1,0 +1,91 @@
+"""The `tapeline` command: a thin layer over the API client (one module per verb group in appliance/commands/).
+
+The contract (ARCHITECTURE.md, "The command line"): every command takes `--json`; exit 0 ok, 1 failed, 2 bad usage,
+3 succeeded with warnings. Those codes are decided here, in `main()`, from the exception classes and nowhere else:
+commands raise, they never call sys.exit. Errors are one line on stderr naming the cause and the fix (and, with
+--json, also `{"error", "fix", "exit_code"}` on stdout for scripts).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from appliance.commands import catalog_cmd, daemon_cmd, group_cmd, jobs_cmd, protect_cmd, status_cmd
+from appliance.commands.output import Context
+from appliance.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, TapelineError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON on stdout).")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), envvar="TAPELINE_DATA",
+              help="Development data directory (everything under it, the API socket too). Env: TAPELINE_DATA.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="Configuration file (default /etc/tapeline/tapeline.toml).")
+@click.pass_context
+def cli(ctx: click.Context, as_json: bool, data_dir: str | None, config_file: str | None) -> None:
+    """Tapeline: disk replicas kept current by frequent syncs, recovery points on a schedule, any version of any
+    file restorable."""
+    ctx.obj = Context(as_json=as_json, data_dir=data_dir, config_file=config_file)
+    _state["json"] = as_json
+
+
+for module in (daemon_cmd, status_cmd, group_cmd, protect_cmd, jobs_cmd, catalog_cmd):
+    module.register(cli)
+
+_state = {"json": False}
+
+
+def _late(attr: str):
+    """The global options are accepted after the verb too (`tapeline up --data DIR`, `tapeline jobs --json`)."""
+    def callback(ctx: click.Context, _param, value):
+        if value:
+            setattr(ctx.find_object(Context), attr, value)
+            if attr == "as_json":
+                _state["json"] = True
+    return callback
+
+
+def _add_global_options(command: click.Command) -> None:
+    command.params += [
+        click.Option(["--json", "as_json_late"], is_flag=True, expose_value=False, callback=_late("as_json"),
+                     help="Machine-readable output (JSON on stdout)."),
+        click.Option(["--data", "data_late"], type=click.Path(file_okay=False), expose_value=False,
+                     callback=_late("data_dir"), help="Development data directory."),
+        click.Option(["--config", "config_late"], type=click.Path(dir_okay=False), expose_value=False,
+                     callback=_late("config_file"), help="Configuration file."),
+    ]
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _add_global_options(sub)
+
+
+for _command in cli.commands.values():
+    _add_global_options(_command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI and map what happened to the exit code (the one place that does)."""
+    try:
+        rv = cli.main(args=argv, prog_name="tapeline", standalone_mode=False)
+        code = rv if isinstance(rv, int) else EXIT_OK
+    except click.exceptions.Abort:
+        click.echo("tapeline: interrupted", err=True)
+        code = EXIT_FAILED
+    except click.UsageError as exc:
+        exc.show()
+        code = EXIT_USAGE
+    except click.ClickException as exc:
+        exc.show()
+        code = EXIT_USAGE if exc.exit_code == 2 else EXIT_FAILED
+    except TapelineError as exc:
+        click.echo(f"tapeline: {exc}", err=True)
+        if _state["json"]:
+            click.echo(json.dumps(exc.to_payload()))
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("tapeline: interrupted", err=True)
+        code = EXIT_FAILED
+    sys.exit(code)

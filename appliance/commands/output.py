@@ -1,0 +1,158 @@
+"""What the CLI commands share: the per-run context (settings, client), tables, sizes, times, and waiting for a job.
+
+Invariants: human output goes to stdout, errors and progress lines to stderr only when stdout is for data; with
+--json every command prints exactly one JSON document on stdout. `wait_for_job` raises CompletedWithWarnings or
+JobFailed for the exit code (cli.main maps them), after printing the final state.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import click
+
+from appliance import config
+from appliance.errors import CompletedWithWarnings, JobFailed
+
+FINISHED = ("completed", "completed with warnings", "failed", "cancelled")
+POLL = 0.25
+
+
+@dataclass
+class Context:
+    as_json: bool
+    data_dir: str | None
+    config_file: str | None
+    _settings: config.Settings | None = field(default=None, repr=False)
+    _client: object = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> config.Settings:
+        if self._settings is None:
+            self._settings = config.load(self.config_file, self.data_dir)
+        return self._settings
+
+    @property
+    def client(self):
+        if self._client is None:
+            from appliance.api.client import Client
+            self._client = Client(self.settings.socket_path)
+        return self._client
+
+    def emit(self, data, human) -> None:
+        """Print `data` as JSON with --json, else call `human(data)` (which prints)."""
+        if self.as_json:
+            click.echo(json.dumps(data, indent=2, default=str))
+        else:
+            human(data)
+
+
+def table(rows: list[list[str]], headers: list[str]) -> None:
+    if not rows:
+        return
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    for row in [headers, *rows]:
+        click.echo("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def when(iso: str | None) -> str:
+    """An ISO time from the API in the local zone, to the second."""
+    if not iso:
+        return "-"
+    return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def progress_text(job: dict) -> str:
+    done, total = job.get("progress_done") or 0, job.get("progress_total")
+    if total:
+        return f"{100 * done / total:.0f}%"
+    return "-" if job["state"] in FINISHED or not done else str(done)
+
+
+def job_line(job: dict) -> str:
+    text = f"job {job['id']} {job['kind']} {job.get('group_name') or ''}: {job['state']}"
+    if job.get("reason"):
+        text += f" ({job['reason']})"
+    return text
+
+
+def started(ctx: Context, answer: dict, kind: str, name: str, wait: bool) -> None:
+    """After a request that started a job: wait for it, or say how to follow it."""
+    job_id = answer["job"]
+    if wait:
+        wait_for_job(ctx, job_id)
+        return
+    if ctx.as_json:
+        click.echo(json.dumps(answer))
+    else:
+        note = " (joined the one already queued)" if answer.get("coalesced") else ""
+        click.echo(f"job {job_id}: {kind} of {name} queued{note}; follow it with `tapeline job {job_id}`")
+
+
+def wait_for_job(ctx: Context, job_id: int) -> dict:
+    client = ctx.client
+    tty = sys.stderr.isatty() and not ctx.as_json
+    try:
+        job = _follow_tty(client, job_id) if tty else _follow_plain(client, job_id, quiet=ctx.as_json)
+    except KeyboardInterrupt:
+        click.echo(f"stopped waiting; job {job_id} goes on (`tapeline job {job_id}`, `tapeline cancel {job_id}`)",
+                   err=True)
+        raise
+    if ctx.as_json:
+        click.echo(json.dumps(job, indent=2, default=str))
+    else:
+        click.echo(job_line(job))
+        for w in job.get("warnings") or []:
+            click.echo(f"  warning: {w}")
+    if job["state"] == "completed with warnings":
+        raise CompletedWithWarnings(f"job {job_id} completed with warnings", f"read them with `tapeline job {job_id}`")
+    if job["state"] in ("failed", "cancelled"):
+        fix = (job.get("result") or {}).get("fix") or f"see `tapeline job {job_id}`"
+        raise JobFailed(f"job {job_id} {job['state']}: {job.get('reason') or 'no reason given'}", fix)
+    return job
+
+
+def _follow_plain(client, job_id: int, quiet: bool) -> dict:
+    last_line, last_time = None, 0.0
+    while True:
+        job = client.job(job_id)
+        if job["state"] in FINISHED:
+            return job
+        line = f"job {job_id} {job['kind']} {job.get('group_name') or ''}: {job['state']} {progress_text(job)} " \
+               f"{job.get('progress_message') or ''}".rstrip()
+        if not quiet and line != last_line and time.monotonic() - last_time >= 1.0:
+            click.echo(line, err=True)
+            last_line, last_time = line, time.monotonic()
+        time.sleep(POLL)
+
+
+def _follow_tty(client, job_id: int) -> dict:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[message]}"))
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"job {job_id}", total=None, message="queued")
+        while True:
+            job = client.job(job_id)
+            if job["state"] in FINISHED:
+                return job
+            bar.update(task, description=f"{job['kind']} {job.get('group_name') or ''}",
+                       completed=job.get("progress_done") or 0, total=job.get("progress_total"),
+                       message=(job.get("progress_message") or job["state"])[:60])
+            time.sleep(POLL)

@@ -1,0 +1,61 @@
+"""`tapeline status` (non-zero when a person is needed) and `tapeline alerts [ack ID]`."""
+
+from __future__ import annotations
+
+import click
+
+from appliance.commands.output import Context, table, when
+from appliance.errors import CompletedWithWarnings, TapelineError
+
+
+def register(cli: click.Group) -> None:
+    @cli.command()
+    @click.pass_obj
+    def status(ctx: Context) -> None:
+        """Health at a glance. Exits 1 when an open alert is an error, 3 when only warnings are open."""
+        st = ctx.client.status()
+
+        def human(st):
+            d = st["daemon"]
+            click.echo(f"daemon  pid {d['pid']} since {when(d['started'])}, data {d['data_dir']}, catalog {d['catalog']}")
+            click.echo(f"jobs    {len(st['jobs']['running'])} running, {len(st['jobs']['queued'])} queued")
+            for g in st["groups"]:
+                last = g["last_sync"]
+                sync = f"last sync {last['state']} {when(last['finished'])}" if last else "never synced"
+                damaged = f", {g['damaged_points']} damaged" if g["damaged_points"] else ""
+                click.echo(f"group   {g['name']}{' (paused)' if g['paused'] else ''}: {g['points']} points"
+                           f"{damaged}, newest {when(g['latest_point'])}, {sync}")
+            for a in st["alerts"]:
+                click.echo(f"{a['severity']:<7} {a['message']}: {a['fix']}")
+            click.echo("needs attention: see the alerts above" if st["needs_attention"] else "all good")
+        ctx.emit(st, human)
+        severities = {a["severity"] for a in st["alerts"]}
+        if "error" in severities:
+            raise TapelineError("a person is needed: an alert is open", "read `tapeline alerts` and apply the fixes")
+        if "warning" in severities:
+            raise CompletedWithWarnings("warnings are open", "read `tapeline alerts`; acknowledge with "
+                                        "`tapeline alerts ack ID`")
+
+    @cli.group(invoke_without_command=True)
+    @click.option("--all", "include_all", is_flag=True, help="Acknowledged ones too.")
+    @click.pass_context
+    def alerts(cctx: click.Context, include_all) -> None:
+        """Open alerts, each with its suggested fix."""
+        if cctx.invoked_subcommand is not None:
+            return
+        ctx: Context = cctx.obj
+
+        def human(items):
+            if not items:
+                click.echo("no open alerts")
+            table([[a["id"], when(a["time"]), a["severity"], a.get("group_name") or "-", a["message"], a["fix"],
+                    "ack" if a["acknowledged"] else ""] for a in items],
+                  ["ID", "TIME", "SEVERITY", "GROUP", "MESSAGE", "FIX", ""])
+        ctx.emit(ctx.client.alerts(include_all), human)
+
+    @alerts.command("ack")
+    @click.argument("alert_id", type=int)
+    @click.pass_obj
+    def ack(ctx: Context, alert_id) -> None:
+        """Acknowledge an alert (it leaves `tapeline status`)."""
+        ctx.emit(ctx.client.acknowledge(alert_id), lambda a: click.echo(f"alert {a['id']} acknowledged"))

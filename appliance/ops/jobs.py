@@ -1,0 +1,277 @@
+"""The job engine: jobs persisted in the catalog, run by a pool of worker threads.
+
+Invariants:
+- Every job is a `Job` row first; its state moves queued -> running -> one of completed, completed with warnings,
+  failed, cancelled (or queued -> cancelled), and nothing else writes those states.
+- A group runs one job at a time (syncs, points, checks, prunes and restores all read or write the group's replica),
+  in the order they were asked for. Jobs of different groups run in parallel, up to `workers` at once.
+- A sync (or point) asked for while one of the same kind is still *queued* for that group is coalesced into it: the
+  caller gets the queued job's id. Asked for while one is *running*, it is queued once, to run right after, so
+  changes made during the running sync are caught.
+- Progress reaches the catalog at most every PROGRESS_INTERVAL seconds (plus once at the end), so a fast scan does not
+  turn into a write storm.
+- Cancel sets the job's Event; the job body passes it to the protect engine, which stops at the next safe point.
+- On start, jobs a killed daemon left "running" become failed ("daemon stopped while running; rerun it") and jobs
+  left "queued" are queued again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from sqlalchemy import update
+from sqlmodel import select
+
+from appliance.catalog.engine import Catalog
+from appliance.catalog.models import JOB_FINISHED, Job, utcnow
+from appliance.errors import Conflict, NotFound, TapelineError
+from appliance.ops import alerts
+
+log = logging.getLogger("tapeline.jobs")
+
+PROGRESS_INTERVAL = 0.3
+COALESCED_KINDS = ("sync", "point", "check", "prune")
+STALE_REASON = "daemon stopped while running; rerun it"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a job body returns. `state` is one of completed, completed with warnings, failed, cancelled."""
+
+    state: str
+    reason: str | None = None
+    warnings: tuple[str, ...] = ()
+    result: dict = field(default_factory=dict)
+    fix: str | None = None
+
+
+class JobContext:
+    """What a job body gets: its row's ids and parameters, a throttled progress callback and a cancel Event."""
+
+    def __init__(self, engine: "JobEngine", job: Job):
+        self.catalog = engine.catalog
+        self.job_id: int = job.id
+        self.kind: str = job.kind
+        self.group_id: int | None = job.group_id
+        self.group_name: str | None = job.group_name
+        self.params: dict = dict(job.params)
+        self.cancel = threading.Event()
+        self._last_write = 0.0
+        self._latest: tuple[int, int | None, str] | None = None
+
+    def progress(self, done: int, total: int | None, message: str) -> None:
+        self._latest = (int(done), None if total is None else int(total), str(message)[:500])
+        now = time.monotonic()
+        if now - self._last_write >= PROGRESS_INTERVAL:
+            self._last_write = now
+            self.flush_progress()
+
+    def flush_progress(self) -> None:
+        if self._latest is None:
+            return
+        done, total, message = self._latest
+        with self.catalog.session() as s:
+            s.execute(update(Job).where(Job.id == self.job_id)
+                      .values(progress_done=done, progress_total=total, progress_message=message))
+
+
+Body = Callable[[JobContext], Outcome]
+
+
+class JobEngine:
+    def __init__(self, catalog: Catalog, bodies: dict[str, Body], workers: int = 2):
+        self.catalog = catalog
+        self.bodies = bodies
+        self.workers = workers
+        self._cond = threading.Condition()
+        self._pending: list[int] = []             # job ids, in submission order
+        self._pending_info: dict[int, tuple[str, int | None]] = {}  # id -> (kind, group_id)
+        self._busy_groups: set[int | None] = set()
+        self._running: dict[int, JobContext] = {}
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+
+    # -- life cycle ---------------------------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Fail jobs a killed daemon left running; queue again the ones it left queued."""
+        with self.catalog.session() as s:
+            stale = s.exec(select(Job).where(Job.state == "running")).all()
+            for job in stale:
+                job.state, job.reason, job.finished = "failed", STALE_REASON, utcnow()
+                s.add(job)
+            queued = s.exec(select(Job).where(Job.state == "queued").order_by(Job.id)).all()
+        for job in stale:
+            log.warning("job %s (%s %s) was running when the daemon stopped: marked failed", job.id, job.kind,
+                        job.group_name)
+            alerts.raise_alert(self.catalog, "warning", f"{job.kind} of group '{job.group_name}' (job {job.id}) was "
+                               "interrupted because the daemon stopped", _rerun_fix(job), job.group_name, job.id)
+        with self._cond:
+            for job in queued:
+                self._pending.append(job.id)
+                self._pending_info[job.id] = (job.kind, job.group_id)
+            self._cond.notify_all()
+
+    def start(self) -> None:
+        self.recover()
+        for i in range(self.workers):
+            t = threading.Thread(target=self._worker, name=f"tapeline-job-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop taking jobs, cancel the running ones and wait for them to end (queued ones stay queued)."""
+        with self._cond:
+            self._stopping = True
+            for ctx in self._running.values():
+                ctx.cancel.set()
+            self._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        self._threads.clear()
+
+    # -- requests -----------------------------------------------------------------------------------------------
+
+    def submit(self, kind: str, group_id: int | None, group_name: str | None, params: dict | None = None,
+               requested_by: str = "operator") -> tuple[int, bool]:
+        """Queue a job; returns (job id, coalesced) where coalesced means an already queued job answers it."""
+        if kind not in self.bodies:
+            raise TapelineError(f"unknown job kind {kind!r}", f"use one of {', '.join(self.bodies)}")
+        with self._cond:
+            if self._stopping:
+                raise Conflict("the daemon is stopping", "start it again and repeat the request")
+            if kind in COALESCED_KINDS and not params:
+                for jid in self._pending:
+                    if self._pending_info[jid] == (kind, group_id):
+                        return jid, True
+            with self.catalog.session() as s:
+                job = Job(kind=kind, group_id=group_id, group_name=group_name, params=params or {},
+                          requested_by=requested_by)
+                s.add(job)
+                s.flush()
+                job_id = job.id
+            self._pending.append(job_id)
+            self._pending_info[job_id] = (kind, group_id)
+            self._cond.notify_all()
+        log.info("job %s queued: %s %s (%s)", job_id, kind, group_name or "", requested_by)
+        return job_id, False
+
+    def cancel(self, job_id: int) -> Job:
+        with self._cond:
+            if job_id in self._pending_info:
+                self._pending.remove(job_id)
+                del self._pending_info[job_id]
+                self._finish(job_id, Outcome("cancelled", "cancelled before it started"))
+            elif job_id in self._running:
+                self._running[job_id].cancel.set()
+        job = get_job(self.catalog, job_id)
+        if job.state in JOB_FINISHED and job.state != "cancelled" and job_id not in self._running:
+            raise Conflict(f"job {job_id} already ended ({job.state})", "nothing to cancel; see `tapeline jobs`")
+        return job
+
+    def wait(self, job_id: int, timeout: float = 60.0) -> Job:
+        """Block until the job ends (for tests and in-process callers)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = get_job(self.catalog, job_id)
+            if job.state in JOB_FINISHED:
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job.state} after {timeout}s")
+            time.sleep(0.05)
+
+    def running_ids(self) -> list[int]:
+        with self._cond:
+            return list(self._running)
+
+    # -- workers ------------------------------------------------------------------------------------------------
+
+    def _take(self) -> int | None:
+        with self._cond:
+            while True:
+                if self._stopping:
+                    return None
+                for jid in self._pending:
+                    _, group_id = self._pending_info[jid]
+                    if group_id is None or group_id not in self._busy_groups:
+                        self._pending.remove(jid)
+                        del self._pending_info[jid]
+                        if group_id is not None:
+                            self._busy_groups.add(group_id)
+                        return jid
+                self._cond.wait()
+
+    def _worker(self) -> None:
+        while (job_id := self._take()) is not None:
+            self._run(job_id)
+
+    def _run(self, job_id: int) -> None:
+        with self.catalog.session() as s:
+            job = s.get(Job, job_id)
+            job.state, job.started = "running", utcnow()
+            s.add(job)
+        ctx = JobContext(self, job)
+        with self._cond:
+            self._running[job_id] = ctx
+        log.info("job %s started: %s %s", job_id, job.kind, job.group_name or "")
+        try:
+            outcome = self.bodies[job.kind](ctx)
+        except TapelineError as exc:
+            outcome = Outcome("failed", exc.message, fix=exc.fix)
+        except Exception as exc:  # a bug or an unexpected OS error: the job fails, the daemon lives on
+            log.exception("job %s crashed", job_id)
+            outcome = Outcome("failed", f"{type(exc).__name__}: {exc}",
+                              fix="see the daemon's log (journalctl -u tapeline) and report it")
+        if ctx.cancel.is_set() and outcome.state == "failed":
+            outcome = Outcome("cancelled", "cancelled by request", outcome.warnings, outcome.result)
+        try:
+            ctx.flush_progress()
+            self._finish(job_id, outcome)
+        finally:
+            with self._cond:
+                self._running.pop(job_id, None)
+                self._busy_groups.discard(job.group_id)
+                self._cond.notify_all()
+
+    def _finish(self, job_id: int, outcome: Outcome) -> None:
+        with self.catalog.session() as s:
+            job = s.get(Job, job_id)
+            job.state, job.reason, job.finished = outcome.state, outcome.reason, utcnow()
+            job.warnings = list(outcome.warnings)
+            job.result = {**outcome.result, **({"fix": outcome.fix} if outcome.fix else {})}
+            s.add(job)
+        log.log(logging.WARNING if outcome.state in ("failed", "completed with warnings") else logging.INFO,
+                "job %s %s%s", job_id, outcome.state, f": {outcome.reason}" if outcome.reason else "")
+        if outcome.state == "failed":
+            alerts.raise_alert(self.catalog, "error",
+                               f"{job.kind} of group '{job.group_name}' failed (job {job_id}): {outcome.reason}",
+                               outcome.fix or _rerun_fix(job), job.group_name, job_id)
+
+
+def _rerun_fix(job: Job) -> str:
+    if job.kind in ("sync", "point", "check", "prune") and job.group_name:
+        return f"rerun it with `tapeline {job.kind} {job.group_name}` and see `tapeline job {job.id}`"
+    return f"see `tapeline job {job.id}` and start it again"
+
+
+def get_job(catalog: Catalog, job_id: int) -> Job:
+    with catalog.session() as s:
+        job = s.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} does not exist", "list jobs with `tapeline jobs`")
+    return job
+
+
+def list_jobs(catalog: Catalog, limit: int = 50, group_id: int | None = None, state: str | None = None) -> list[Job]:
+    with catalog.session() as s:
+        q = select(Job).order_by(Job.id.desc()).limit(limit)
+        if group_id is not None:
+            q = q.where(Job.group_id == group_id)
+        if state is not None:
+            q = q.where(Job.state == state)
+        return list(s.exec(q).all())

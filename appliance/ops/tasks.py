@@ -1,0 +1,153 @@
+"""Job bodies: what sync, point, check, restore and prune jobs do, over the protect engine and the catalog.
+
+Invariants:
+- A sync (or point) records its snapshot in the catalog in one transaction with its index changes, then runs the
+  quick consistency check of the new snapshot, then prunes by the group's retention; the job's state is the worst
+  of the three steps, and its result holds each step's figures.
+- A source that looks unmounted or any refusal by the engine fails the job with the engine's reason; nothing of the
+  store is changed by a failed sync (the engine's guarantee), and nothing of the catalog here.
+- Damage found by a check marks the points damaged in the catalog and raises one alert per engine alert.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from datetime import timedelta
+from typing import Callable, Iterator
+
+from appliance.catalog.groups import GroupInfo, get_group_by_id
+from appliance.catalog.points import IndexChange, drop_points, mark_damaged, record_point
+from appliance.ops import alerts
+from appliance.ops.jobs import JobContext, Outcome
+from appliance.protect import files as protect
+from appliance.protect.files import GroupSpec, SourceSpec
+
+log = logging.getLogger("tapeline.tasks")
+
+_RANK = {"completed": 0, "completed with warnings": 1, "failed": 2}
+
+
+def group_spec(group: GroupInfo) -> GroupSpec:
+    return GroupSpec(group.name, tuple(SourceSpec(s.path, s.include, s.exclude) for s in group.sources))
+
+
+def _index_changes(changes) -> Iterator[IndexChange]:
+    for c in changes:
+        e = c.entry
+        if e is None:
+            yield IndexChange(c.source, c.path, c.what)
+        else:
+            yield IndexChange(c.source, c.path, c.what, e.type, e.size, e.mtime_ns)
+
+
+def _worst(*states: str) -> str:
+    return max(states, key=lambda s: _RANK.get(s, 2))
+
+
+class Tasks:
+    """The job bodies of one running appliance, bound to its store (the engine looks them up by kind)."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def bodies(self) -> dict[str, Callable[[JobContext], Outcome]]:
+        return {"sync": lambda ctx: self.sync(ctx, "sync"), "point": lambda ctx: self.sync(ctx, "point"),
+                "check": self.check, "restore": self.restore, "prune": self.prune}
+
+    # -- sync and recovery point --------------------------------------------------------------------------------
+
+    def sync(self, ctx: JobContext, kind: str) -> Outcome:
+        group = get_group_by_id(ctx.catalog, ctx.group_id)
+        res = protect.sync(self.store, group_spec(group), kind=kind, progress=ctx.progress, cancel=ctx.cancel)
+        stats = res.stats
+        result = {"sync": {"files_scanned": stats.files_scanned, "files_changed": stats.files_changed,
+                           "bytes_read": stats.bytes_read, "new_bytes": stats.new_bytes,
+                           "stored_bytes": stats.stored_bytes, "duration_s": round(stats.duration_s, 3),
+                           "changes": len(res.changes)}}
+        warnings = list(res.warnings)
+        if res.state == "failed" or res.snapshot is None:
+            if ctx.cancel.is_set():
+                return Outcome("cancelled", "cancelled by request", tuple(warnings), result)
+            return Outcome("failed", res.reason or "the sync failed", tuple(warnings), result,
+                           fix=f"fix the cause, then rerun it with `tapeline {kind} {group.name}`")
+        snap = res.snapshot
+        point_id = record_point(ctx.catalog, group.id, snap.id, snap.kind, snap.created, snap.files, snap.bytes,
+                                _index_changes(res.changes), state=snap.state)
+        result["point"] = {"id": point_id, "snapshot_id": snap.id, "files": snap.files, "bytes": snap.bytes}
+        alerts.resolve(ctx.catalog, group.name, f"{kind} of group '{group.name}' failed")
+        state = res.state
+
+        ctx.progress(0, None, "checking the new recovery point")
+        chk = protect.check(self.store, group_spec(group), snapshot_id=snap.id, full=False, progress=ctx.progress,
+                    cancel=ctx.cancel)
+        state = _worst(state, self._apply_check(ctx, group, chk, result, warnings))
+
+        ctx.progress(0, None, "pruning expired recovery points")
+        state = _worst(state, self._prune(ctx, group, result, warnings))
+        reason = res.reason if res.state != "completed" else None
+        if state == "completed with warnings" and not reason:
+            reason = f"{len(warnings)} warning(s); see `tapeline job {ctx.job_id}`"
+        return Outcome(state, reason, tuple(warnings), result)
+
+    # -- check --------------------------------------------------------------------------------------------------
+
+    def _apply_check(self, ctx: JobContext, group: GroupInfo, chk, result: dict, warnings: list[str]) -> str:
+        result["check"] = {"state": chk.state, "chunks_checked": chk.chunks_checked, "repaired": chk.repaired,
+                           "damaged_points": list(chk.damaged_snapshots), "drift": chk.drift}
+        if chk.damaged_snapshots:
+            mark_damaged(ctx.catalog, chk.damaged_snapshots)
+        for a in chk.alerts:
+            alerts.raise_alert(ctx.catalog, "error" if chk.state in ("damaged", "failed") else "warning",
+                               f"group '{group.name}': {a.message}", a.fix, group.name, ctx.job_id)
+        if chk.state == "failed":
+            warnings.append(f"consistency check failed: {chk.reason}")
+            return "failed"
+        if chk.state == "damaged":
+            warnings.append(f"consistency check: {len(chk.damaged_snapshots)} recovery point(s) damaged")
+            return "completed with warnings"
+        if chk.state == "repaired":
+            warnings.append(f"consistency check repaired {chk.repaired} chunk(s) from the source")
+            return "completed with warnings"
+        return "completed"
+
+    def check(self, ctx: JobContext) -> Outcome:
+        group = get_group_by_id(ctx.catalog, ctx.group_id)
+        full = bool(ctx.params.get("full"))
+        chk = protect.check(self.store, group_spec(group), snapshot_id=None, full=full, progress=ctx.progress, cancel=ctx.cancel)
+        warnings: list[str] = []
+        result: dict = {}
+        state = self._apply_check(ctx, group, chk, result, warnings)
+        reason = chk.reason or (warnings[0] if warnings else None)
+        return Outcome(state, reason, tuple(warnings), result)
+
+    # -- prune --------------------------------------------------------------------------------------------------
+
+    def _prune(self, ctx: JobContext, group: GroupInfo, result: dict, warnings: list[str]) -> str:
+        res = protect.prune(self.store, group.name, keep=timedelta(seconds=group.keep_seconds), progress=ctx.progress,
+                    cancel=ctx.cancel)
+        dropped = drop_points(ctx.catalog, group.id, res.removed)
+        result["prune"] = {"state": res.state, "removed_points": dropped, "packs_deleted": res.packs_deleted,
+                           "packs_rewritten": res.packs_rewritten, "bytes_freed": res.bytes_freed}
+        if res.state == "failed":
+            warnings.append(f"prune failed: {res.reason}")
+            return "completed with warnings"
+        return "completed"
+
+    def prune(self, ctx: JobContext) -> Outcome:
+        group = get_group_by_id(ctx.catalog, ctx.group_id)
+        result: dict = {}
+        warnings: list[str] = []
+        state = self._prune(ctx, group, result, warnings)
+        return Outcome("failed" if warnings else state, warnings[0] if warnings else None, tuple(warnings), result)
+
+    # -- restore ------------------------------------------------------------------------------------------------
+
+    def restore(self, ctx: JobContext) -> Outcome:
+        p = ctx.params
+        paths = [path.encode("utf-8", "surrogateescape") for path in p.get("paths") or []] or None
+        res = protect.restore(self.store, p["snapshot_id"], paths, Path(p["target"]), overwrite=bool(p.get("overwrite")),
+                      progress=ctx.progress, cancel=ctx.cancel)
+        result = {"restore": {"files": res.files, "bytes": res.bytes, "snapshot_id": p["snapshot_id"],
+                              "target": p["target"]}}
+        return Outcome(res.state, res.reason or None, tuple(res.warnings), result)
