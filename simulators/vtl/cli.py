@@ -3,7 +3,7 @@
     tapeline-vtl init DIR [--slots 24] [--drives 2] [--mailslots 4] [--generation LTO-8] [--capacity BYTES]
     tapeline-vtl serve DIR [--listen HOST:PORT]
     tapeline-vtl status DIR [--json]
-    tapeline-vtl fault DIR KIND TARGET [--at N] [--persistent]  |  fault DIR --clear [KIND [TARGET]]  |  fault DIR --list
+    tapeline-vtl fault DIR KIND TARGET [--at N] [--persistent] | fault DIR --clear [KIND [TARGET]] | fault DIR --list
     tapeline-vtl mailslot DIR open|close|insert BARCODE|remove N     (what an operator does at the mail slot)
 
 Exit codes: 0 ok, 1 failure (one line on stderr naming cause and fix), 2 bad usage.
@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("target", nargs="?", help="drive0.. or a barcode")
     p.add_argument("--at", type=int, help="block number (media-error) or bytes (early-eom)")
     p.add_argument("--persistent", action="store_true", help="fire every time, not once")
-    p.add_argument("--clear", action="store_true", help="remove faults (all, or of KIND [on TARGET])")
+    p.add_argument("--clear", nargs="*", metavar="KIND [TARGET]", help="remove faults (all, or of KIND [on TARGET])")
     p.add_argument("--list", action="store_true")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("mailslot", help="operator actions at the mail slot")
@@ -178,19 +178,23 @@ def _describe(raw: dict) -> str:
 
 
 def cmd_fault(args: argparse.Namespace) -> int:
+    if args.list or (args.kind is None and args.clear is None):
+        faults = [f.to_json() for f in read_state(args.dir)[0].faults]
+        print(json.dumps(faults) if args.json else "\n".join(_describe(f) for f in faults) or "no faults")
+        return 0
     with edit_state(args.dir) as state:
-        if args.list or (args.kind is None and not args.clear):
-            faults = [f.to_json() for f in state.faults]
-            print(json.dumps(faults) if args.json else "\n".join(_describe(f) for f in faults) or "no faults")
-            return 0
-        if args.clear:
+        if args.clear is not None:
+            kind, target = (args.clear + [args.kind, args.target])[:2] if args.clear else (args.kind, args.target)
             before = len(state.faults)
-            state.faults = [f for f in state.faults if not ((args.kind in (None, f.kind))
-                                                             and (args.target in (None, f.target)))]
-            if args.kind in (None, "cleaning-required"):
+            state.faults = [f for f in state.faults if not (kind in (None, f.kind) and target in (None, f.target))]
+            if kind in (None, "cleaning-required"):
                 for i, d in enumerate(state.drives):
-                    if args.target in (None, f"drive{i}"):
+                    if target in (None, f"drive{i}"):
                         d.needs_cleaning = False
+            if kind in (None, "write-protect"):
+                for barcode, info in state.cartridges.items():
+                    if target in (None, barcode):
+                        info.protected = False
             print(f"cleared {before - len(state.faults)} fault(s)")
             return 0
         if args.target is None:
