@@ -34,7 +34,7 @@ def _cctx() -> zstandard.ZstdCompressor:
     return cctx
 
 
-def _compress(data) -> tuple[bytes, int]:
+def compress(data) -> tuple[bytes, int]:
     size = len(data)
     if size < 128:
         return bytes(data), 0
@@ -54,7 +54,7 @@ def process(pieces: list, known: Callable[[bytes], bool]) -> list[Result]:
         if known(digest):
             out.append((digest, None, 0, len(data)))
         else:
-            blob, flags = _compress(data)
+            blob, flags = compress(data)
             out.append((digest, blob, flags, len(data)))
     return out
 

@@ -222,6 +222,9 @@ class Scanner:
                 yield from self._entry(si, entry.path, rel, key, st, old, deleted, hardlinks)
             if self.cancel is not None and self.cancel.is_set():
                 raise SyncCancelled("cancelled: nothing was recorded; the previous snapshots are unchanged")
+        while old.row is not None:  # whatever the walk did not reach is gone
+            deleted.append(old.row)
+            old._next()
 
     def _children(self, full: bytes, rel: bytes, key: tuple, old: _Old, si: int) -> list:
         try:

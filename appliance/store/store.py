@@ -156,8 +156,8 @@ class Store:
             info = SnapshotInfo(
                 id=sid, group=h["group"], kind=h["kind"],
                 created=EPOCH + timedelta(microseconds=h["created_ns"] // 1000), sources=tuple(h["sources"]),
-                state="damaged" if notes else "ok", files=h["files"], bytes=h["bytes"],
-                warnings=tuple(h["warnings"]) + tuple(notes))
+                state="damaged" if notes else "ok", files=h.get("files", 0), bytes=h.get("bytes", 0),
+                warnings=tuple(h.get("warnings", ())) + tuple(notes))
         except (manifest.ManifestFormatError, OSError, KeyError, TypeError) as exc:
             created = datetime.strptime(sid.split("-")[0], "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
             info = SnapshotInfo(id=sid, group=group, kind="sync", created=created, sources=(), state="damaged",

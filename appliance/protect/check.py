@@ -1,0 +1,191 @@
+"""Consistency check: the chunks a snapshot names exist and hash right; damage is repaired or reported.
+
+After a sync (full=False) the newest snapshot of the group is checked: every chunk it names must be in the index,
+and the chunks it names that the snapshot before it did not (the ones this sync stored) are read back and hashed.
+full=True re-reads and re-hashes every chunk of every snapshot of the group, and every manifest.
+A bad chunk is repaired when a source file recorded with it still has the same size and mtime and still yields
+that chunk: a fresh copy goes to a new pack (the newer pack wins in the index). Otherwise the chunk joins the
+store's damaged list (a later sync stores it again if the content comes back), and every snapshot naming it, in
+any group, is marked damaged with an alert.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import blake3
+
+from appliance.protect.pipeline import Pipeline, compress
+from appliance.protect.types import NO_PROGRESS, Alert, CheckResult, GroupSpec, Progress
+from appliance.store import Store
+from appliance.store.errors import ChunkDamaged, ChunkMissing, ManifestDamaged
+from appliance.store.model import (DIGEST_SIZE, FILE, R_CHUNKS, R_EXTENTS, R_MTIME, R_PATH, R_SIZE, R_SOURCE,
+                                   R_TYPE)
+
+
+def _chunks(store: Store, sid: str) -> set[bytes]:
+    out: set[bytes] = set()
+    for row in store.rows(sid):
+        blob = row[R_CHUNKS]
+        if blob:
+            out.update(blob[i:i + DIGEST_SIZE] for i in range(0, len(blob), DIGEST_SIZE))
+    return out
+
+
+def _verify(store: Store, digests: list[bytes], progress: Progress, cancel) -> set[bytes]:
+    def one(digest: bytes) -> bytes | None:
+        if cancel is not None and cancel.is_set():
+            return None
+        try:
+            store.read_chunk(digest)
+        except (ChunkDamaged, ChunkMissing, OSError):
+            return digest
+        return None
+
+    bad = set()
+    with ThreadPoolExecutor(2) as pool:
+        for n, result in enumerate(pool.map(one, digests, chunksize=64)):
+            if result is not None:
+                bad.add(result)
+            if n % 1024 == 0:
+                progress(n, len(digests), "verifying chunks")
+    return bad
+
+
+def _repair(store: Store, sid: str, bad: set[bytes]) -> set[bytes]:
+    """Re-read source files recorded with a bad chunk; returns the chunks stored again."""
+    info = store.snapshot(sid)
+    fixed: set[bytes] = set()
+    session = store.session()
+    pipe = Pipeline(lambda d: False, workers=1)
+    try:
+        for row in store.rows(sid):
+            blob = row[R_CHUNKS]
+            if row[R_TYPE] != FILE or not blob or row[R_EXTENTS] is not None:
+                continue
+            mine = {blob[i:i + DIGEST_SIZE] for i in range(0, len(blob), DIGEST_SIZE)} & (bad - fixed)
+            if not mine:
+                continue
+            root = os.fsencode(info.sources[row[R_SOURCE]]).rstrip(b"/")
+            path = root + b"/" + row[R_PATH]
+            try:
+                st = os.lstat(path)
+                if st.st_size != row[R_SIZE] or st.st_mtime_ns != row[R_MTIME]:
+                    continue  # the source has moved on: its content may differ
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            pieces, _ = pipe.cut(data, True) if data else ([], 0)
+            for piece in pieces:
+                digest = blake3.blake3(piece).digest()
+                if digest in mine and digest not in fixed:
+                    stored, flags = compress(piece)
+                    session.add(digest, stored, flags, len(piece))
+                    fixed.add(digest)
+        session.flush()
+    finally:
+        session.close()
+        pipe.close()
+    if fixed:
+        store.set_damaged_chunks(set(), fixed)
+    return fixed
+
+
+def _mark(store: Store, bad: set[bytes]) -> tuple[list[str], list[Alert]]:
+    damaged, alerts = [], []
+    for info in store.snapshots():
+        try:
+            hits = []
+            for row in store.rows(info.id):
+                blob = row[R_CHUNKS]
+                if blob and any(blob[i:i + DIGEST_SIZE] in bad for i in range(0, len(blob), DIGEST_SIZE)):
+                    hits.append(os.fsdecode(row[R_PATH]))
+        except ManifestDamaged:
+            continue
+        if hits:
+            note = (f"{len(hits)} file(s) cannot be restored whole (damaged chunks), e.g. {hits[0]}")
+            store.mark_damaged(info.id, [note])
+            damaged.append(info.id)
+            alerts.append(Alert(info.id, f"recovery point {info.id} of group {info.group}: {note}",
+                                f"run 'tapeline sync {info.group}' to store these files again if the source still "
+                                f"has them; restore them from another recovery point or from tape"))
+    return damaged, alerts
+
+
+def _drift(store: Store, sid: str) -> int:
+    """Entries whose source metadata differs now from what the snapshot recorded (changed since)."""
+    info = store.snapshot(sid)
+    roots = [os.fsencode(s).rstrip(b"/") for s in info.sources]
+    n = 0
+    for row in store.rows(sid):
+        path = roots[row[R_SOURCE]] + (b"/" + row[R_PATH] if row[R_PATH] else b"")
+        try:
+            st = os.lstat(path)
+        except OSError:
+            n += 1
+            continue
+        if row[R_TYPE] == FILE and (st.st_size != row[R_SIZE] or st.st_mtime_ns != row[R_MTIME]):
+            n += 1
+    return n
+
+
+def check(store: Store, group: GroupSpec, snapshot_id: str | None = None, *, full: bool = False,
+          progress: Progress = NO_PROGRESS, cancel: threading.Event | None = None) -> CheckResult:
+    snaps = store.snapshots(group.name)
+    if not snaps:
+        return CheckResult("ok", (), 0, 0, (), (), 0, "no snapshot to check yet")
+    if snapshot_id is None:
+        snapshot_id = snaps[-1].id
+    alerts: list[Alert] = []
+    damaged: list[str] = []
+    targets = [s.id for s in snaps] if full else [snapshot_id]
+    wanted: set[bytes] = set()
+    to_hash: set[bytes] = set()
+    readable = []
+    for sid in targets:
+        problem = store.verify_manifest(sid) if full else None
+        try:
+            if problem:
+                raise ManifestDamaged(sid, problem)
+            chunks = _chunks(store, sid)
+        except ManifestDamaged as exc:
+            store.mark_damaged(sid, [str(exc)])
+            damaged.append(sid)
+            alerts.append(Alert(sid, str(exc), "restore from another recovery point; the next sync writes a "
+                                               "new manifest"))
+            continue
+        readable.append(sid)
+        wanted |= chunks
+    if not full and readable:
+        earlier = [s.id for s in snaps if s.id < snapshot_id]
+        known: set[bytes] = set()
+        if earlier:
+            try:
+                known = _chunks(store, earlier[-1])
+            except ManifestDamaged:
+                known = set()
+        to_hash = wanted - known
+        missing = {d for d in wanted - to_hash if not store.has_chunk(d)}
+    else:
+        to_hash, missing = wanted, set()
+    bad = missing | _verify(store, sorted(to_hash), progress, cancel)
+    if cancel is not None and cancel.is_set():
+        return CheckResult("failed", tuple(readable), len(to_hash), 0, tuple(damaged), tuple(alerts), 0,
+                           "cancelled")
+    repaired: set[bytes] = set()
+    if bad:
+        for sid in reversed(readable):
+            repaired |= _repair(store, sid, bad - repaired)
+        remaining = bad - repaired
+        if remaining:
+            store.set_damaged_chunks(remaining, set())
+            more, more_alerts = _mark(store, remaining)
+            damaged += [d for d in more if d not in damaged]
+            alerts += more_alerts
+    drift = _drift(store, snapshot_id) if snapshot_id in readable else 0
+    state = "damaged" if damaged else "repaired" if repaired else "ok"
+    return CheckResult(state, tuple(readable), len(to_hash) + len(wanted - to_hash), len(repaired),
+                       tuple(damaged), tuple(alerts), drift)

@@ -1,0 +1,53 @@
+"""Retention: remove expired recovery points and superseded syncs, then collect unreferenced chunks.
+
+Rules: a "point" older than `keep` goes; a "sync" goes once a later snapshot exists; the newest snapshot of the
+group (the replica) always stays. Collection is safe against a sync running at the same time in this process
+(Store.gc: chunks a running session relies on, its packs and its base snapshot are kept). A kill -9 during a
+prune leaves whole snapshots (each is one file, unlinked at once) and whole packs (a rewritten pack is renamed in
+before the original is unlinked).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from appliance.protect.types import NO_PROGRESS, Progress, PruneResult
+from appliance.store import Store
+from appliance.store.errors import StoreError
+
+
+def expired(store: Store, group: str, keep: timedelta, now: datetime) -> list[str]:
+    snaps = store.snapshots(group)
+    if not snaps:
+        return []
+    newest = snaps[-1].id
+    cutoff = now - keep
+    return [s.id for s in snaps if s.id != newest and (s.kind != "point" or s.created < cutoff)]
+
+
+def prune(store: Store, group: str, *, keep: timedelta, now: datetime | None = None,
+          progress: Progress = NO_PROGRESS, cancel: threading.Event | None = None) -> PruneResult:
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    removed = []
+    skipped = []
+    doomed = expired(store, group, keep, now)
+    for i, sid in enumerate(doomed):
+        if cancel is not None and cancel.is_set():
+            return PruneResult("failed", "cancelled", tuple(removed), 0, 0, 0)
+        progress(i, len(doomed), f"removing {sid}")
+        try:
+            store.delete_snapshot(sid)
+            removed.append(sid)
+        except StoreError as exc:
+            skipped.append(str(exc))
+    try:
+        stats = store.gc(cancel, progress)
+    except OSError as exc:
+        return PruneResult("failed", f"garbage collection stopped: {exc}: check {store.root}", tuple(removed),
+                           0, 0, 0)
+    if stats.get("cancelled"):
+        return PruneResult("failed", "cancelled", tuple(removed), 0, 0, 0)
+    reason = "; ".join(skipped + ([stats["skipped"]] if "skipped" in stats else []))
+    return PruneResult("completed", reason, tuple(removed), stats.get("packs_deleted", 0),
+                       stats.get("packs_rewritten", 0), stats.get("bytes_freed", 0))

@@ -1,0 +1,304 @@
+"""Restore files, directories or a whole snapshot, to the original place or under another directory.
+
+Safety invariants:
+- Every name is created relative to an open directory fd (openat style) and every directory on the way is opened
+  with O_NOFOLLOW: a symlinked parent, "..", an absolute name or an empty component never lead outside the
+  destination; such entries are skipped with a warning.
+- An existing file is never replaced unless `overwrite`; a file is written under a temporary name and renamed,
+  so a killed restore never leaves a half-written file under the real name (a rerun cleans the temporary).
+- Metadata order per entry: owner (root only), xattrs/ACLs, mode, times; directories get theirs after their
+  contents, so their mtime stays as recorded.
+Destination: with `target` None each source's entries go back under the source root; otherwise under
+target/<source path without its leading "/">/ (as restic does), so several sources never collide.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from appliance.protect.types import NO_PROGRESS, Progress, RestoreResult
+from appliance.store import Store
+from appliance.store.errors import ManifestDamaged, StoreError
+from appliance.store.model import (BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, R_ATIME, R_CHUNKS, R_EXTENTS,
+                                   R_GID, R_MODE, R_MTIME, R_PATH, R_RDEV, R_SIZE, R_SOURCE, R_TARGET, R_TYPE,
+                                   R_UID, R_XATTRS, DIGEST_SIZE, SYMLINK, path_key)
+
+_DIR_OPEN = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+PARTIAL = b".tapeline-partial-"
+_IS_ROOT = os.geteuid() == 0
+
+
+class _Unsafe(Exception):
+    pass
+
+
+def _check_name(name: bytes) -> None:
+    if name in (b"", b".", b"..") or b"/" in name or b"\0" in name:
+        raise _Unsafe(f"unsafe name {name!r}")
+
+
+def _selection(sources: Sequence[str], paths: Sequence[bytes | str] | None) -> list[tuple[int | None, tuple]]:
+    """(source index or None for any, path key) for each requested path."""
+    if paths is None:
+        return []
+    out = []
+    for p in paths:
+        raw = os.fsencode(p).rstrip(b"/") or b"/"
+        for si, src in enumerate(sources):
+            root = os.fsencode(src).rstrip(b"/")
+            if raw == root or raw.startswith(root + b"/"):
+                out.append((si, path_key(raw[len(root) + 1:])))
+                break
+        else:
+            if raw.startswith(b"/"):
+                raise StoreError(f"{os.fsdecode(raw)} is not under any source of this recovery point "
+                                 f"({', '.join(sources)}): give a path under one of them")
+            out.append((None, path_key(raw)))
+    return out
+
+
+def _selected(selection: list, si: int, key: tuple) -> bool:
+    if not selection:
+        return True
+    return any((s is None or s == si) and key[:len(k)] == k for s, k in selection)
+
+
+class _Writer:
+    def __init__(self, store: Store, overwrite: bool, progress: Progress) -> None:
+        self.store, self.overwrite, self.progress = store, overwrite, progress
+        self.warnings: list[str] = []
+        self.files = self.bytes = 0
+        self.stack: list[list] = []  # [key, fd, row whose metadata is applied on leaving]
+        self.root_created = False
+
+    # ---- directories ---------------------------------------------------------------------------------------
+    def begin_source(self, root: bytes) -> None:
+        self.root_created = not os.path.isdir(root)
+        os.makedirs(root, exist_ok=True)
+        self.stack = [[(), os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), None]]
+
+    def end(self) -> None:
+        while self.stack:
+            self._leave()
+
+    def _leave(self) -> None:
+        _key, fd, row = self.stack.pop()
+        try:
+            if row is not None:
+                self._meta_fd(fd, row)
+        except OSError as exc:
+            self.warnings.append(f"{os.fsdecode(row[R_PATH]) or '.'}: metadata not applied ({exc.strerror})")
+        finally:
+            os.close(fd)
+
+    def parent(self, parent_key: tuple) -> int:
+        while True:
+            top = self.stack[-1][0]
+            if parent_key[:len(top)] == top:
+                break
+            self._leave()
+        for name in parent_key[len(self.stack[-1][0]):]:
+            _check_name(name)
+            fd = self._open_dir(self.stack[-1][1], name, 0o755)[0]
+            self.stack.append([self.stack[-1][0] + (name,), fd, None])
+        return self.stack[-1][1]
+
+    def _open_dir(self, parent: int, name: bytes, mode: int) -> tuple[int, bool]:
+        created = False
+        try:
+            os.mkdir(name, mode, dir_fd=parent)
+            created = True
+        except FileExistsError:
+            pass
+        try:
+            return os.open(name, _DIR_OPEN, dir_fd=parent), created
+        except OSError as exc:
+            raise _Unsafe(f"{os.fsdecode(name)} exists and is not a directory (or is a symlink, not followed): "
+                          f"{exc.strerror}") from exc
+
+    # ---- entries -------------------------------------------------------------------------------------------
+    def entry(self, row: list, links: dict) -> None:
+        key = path_key(row[R_PATH])
+        kind = row[R_TYPE]
+        if not key:  # the source root itself
+            if self.overwrite or self.root_created:
+                self.stack[0][2] = row
+            return
+        for name in key:
+            _check_name(name)
+        parent = self.parent(key[:-1])
+        name = key[-1]
+        if kind == DIR:
+            fd, created = self._open_dir(parent, name, 0o700)
+            self.stack.append([key, fd, row if created or self.overwrite else None])
+            return
+        if not self._make_room(parent, name):
+            return
+        if kind == FILE or (kind == HARDLINK and not self._link(row, parent, name, links)):
+            source_row = row if kind == FILE else links.get(row[R_TARGET])
+            if source_row is None:
+                raise _Unsafe(f"hardlink target {os.fsdecode(row[R_TARGET])} is not in the recovery point")
+            self._file(parent, name, source_row, row)
+        elif kind == SYMLINK:
+            os.symlink(row[R_TARGET], name, dir_fd=parent)
+            self._meta_path(parent, name, row)
+        elif kind in (FIFO, CHARDEV, BLOCKDEV):
+            if kind == FIFO:
+                os.mkfifo(name, 0o600, dir_fd=parent)
+            else:
+                os.mknod(name, stat.S_IFMT(row[R_MODE]) | 0o600, row[R_RDEV], dir_fd=parent)
+            self._meta_path(parent, name, row)
+        self.files += 1
+
+    def _make_room(self, parent: int, name: bytes) -> bool:
+        try:
+            st = os.lstat(name, dir_fd=parent)
+        except FileNotFoundError:
+            return True
+        if not self.overwrite:
+            self.warnings.append(f"{os.fsdecode(name)}: exists, not replaced (restore with overwrite to replace it)")
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            self.warnings.append(f"{os.fsdecode(name)}: a directory is in the way, not replaced")
+            return False
+        os.unlink(name, dir_fd=parent)
+        return True
+
+    def _link(self, row: list, parent: int, name: bytes, links: dict) -> bool:
+        target = path_key(row[R_TARGET])
+        if row[R_TARGET] not in links or links[row[R_TARGET]] is not True:
+            return False  # the first link was not restored in this run: write the content instead
+        fd = self.stack[0][1]
+        opened = []
+        try:
+            for comp in target[:-1]:
+                _check_name(comp)
+                fd = os.open(comp, _DIR_OPEN, dir_fd=fd)
+                opened.append(fd)
+            os.link(target[-1], name, src_dir_fd=fd, dst_dir_fd=parent, follow_symlinks=False)
+        except OSError:
+            return False
+        finally:
+            for f in opened:
+                os.close(f)
+        return True
+
+    def _file(self, parent: int, name: bytes, content: list, row: list) -> None:
+        tmp = PARTIAL + name[:200]
+        try:
+            os.unlink(tmp, dir_fd=parent)  # left by a restore that was killed
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
+        try:
+            blob = content[R_CHUNKS] or b""
+            extents = content[R_EXTENTS]
+            if extents is None:
+                written = 0
+                for i in range(0, len(blob), DIGEST_SIZE):
+                    data = self.store.read_chunk(blob[i:i + DIGEST_SIZE])
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    written += len(data)
+            else:
+                written = self._sparse(fd, blob, extents, content[R_SIZE])
+            if written != content[R_SIZE] and extents is None:
+                raise StoreError(f"restored {written} bytes where {content[R_SIZE]} were recorded")
+            self._meta_fd(fd, row)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp, dir_fd=parent)
+            raise
+        os.close(fd)
+        os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
+        self.bytes += content[R_SIZE]
+        self.progress(self.bytes, None, os.fsdecode(name))
+
+    def _sparse(self, fd: int, blob: bytes, extents: list, size: int) -> int:
+        os.ftruncate(fd, size)  # holes stay holes: only the data regions are written
+        regions = iter(extents)
+        start, left = next(regions, (0, 0))
+        for i in range(0, len(blob), DIGEST_SIZE):
+            view = memoryview(self.store.read_chunk(blob[i:i + DIGEST_SIZE]))
+            while view:
+                while not left:
+                    start, left = next(regions)
+                n = min(left, len(view))
+                os.pwrite(fd, view[:n], start)
+                view, start, left = view[n:], start + n, left - n
+        return size
+
+    def _meta_fd(self, fd: int, row: list) -> None:
+        if _IS_ROOT:
+            os.fchown(fd, row[R_UID], row[R_GID])
+        for name, value in (row[R_XATTRS] or {}).items():
+            try:
+                os.setxattr(fd, name, value)
+            except OSError as exc:
+                self.warnings.append(f"{os.fsdecode(row[R_PATH])}: xattr {os.fsdecode(name)} not restored "
+                                     f"({exc.strerror})")
+        os.fchmod(fd, stat.S_IMODE(row[R_MODE]))
+        os.utime(fd, ns=(row[R_ATIME], row[R_MTIME]))
+
+    def _meta_path(self, parent: int, name: bytes, row: list) -> None:
+        if _IS_ROOT:
+            os.chown(name, row[R_UID], row[R_GID], dir_fd=parent, follow_symlinks=False)
+        if row[R_TYPE] != SYMLINK:
+            os.chmod(name, stat.S_IMODE(row[R_MODE]), dir_fd=parent)
+        os.utime(name, ns=(row[R_ATIME], row[R_MTIME]), dir_fd=parent, follow_symlinks=False)
+
+
+def restore(store: Store, snapshot_id: str, paths: Sequence[bytes | str] | None, target: Path | None, *,
+            overwrite: bool = False, progress: Progress = NO_PROGRESS,
+            cancel: threading.Event | None = None) -> RestoreResult:
+    info = store.snapshot(snapshot_id)
+    try:
+        selection = _selection(info.sources, paths)
+    except StoreError as exc:
+        return RestoreResult("failed", str(exc), 0, 0, [str(exc)])
+    writer = _Writer(store, overwrite, progress)
+    matched = False
+    current = None
+    links: dict[bytes, object] = {}
+    try:
+        for row in store.rows(snapshot_id):
+            if cancel is not None and cancel.is_set():
+                writer.end()
+                return RestoreResult("failed", "cancelled", writer.files, writer.bytes, writer.warnings)
+            si = row[R_SOURCE]
+            if si != current:
+                writer.end()
+                current, links = si, {}
+                src = os.fsencode(info.sources[si])
+                writer.begin_source(src if target is None else os.path.join(os.fsencode(target),
+                                                                              src.lstrip(b"/")))
+            key = path_key(row[R_PATH])
+            if row[R_TYPE] == FILE and row[R_PATH] not in links:
+                links[row[R_PATH]] = row  # content for hardlinks whose first name is not restored
+            if not _selected(selection, si, key):
+                continue
+            matched = True
+            try:
+                writer.entry(row, links)
+                if row[R_TYPE] == FILE:
+                    links[row[R_PATH]] = True
+            except (OSError, _Unsafe, StoreError) as exc:
+                writer.warnings.append(f"{os.fsdecode(row[R_PATH])}: not restored ({getattr(exc, 'strerror', None) or exc})")
+        writer.end()
+    except ManifestDamaged as exc:
+        writer.end()
+        return RestoreResult("failed", str(exc), writer.files, writer.bytes, writer.warnings + [str(exc)])
+    except OSError as exc:
+        writer.end()
+        reason = f"restore stopped: {exc}: check the destination (space, permissions)"
+        return RestoreResult("failed", reason, writer.files, writer.bytes, writer.warnings + [reason])
+    if selection and not matched:
+        reason = f"none of {', '.join(os.fsdecode(p) for p in paths or [])} is in recovery point {snapshot_id}"
+        return RestoreResult("failed", reason, 0, 0, [reason])
+    state = "completed with warnings" if writer.warnings else "completed"
+    return RestoreResult(state, "", writer.files, writer.bytes, writer.warnings)
