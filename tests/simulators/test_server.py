@@ -1,0 +1,107 @@
+"""`tapeline-vtl serve` over stream+socket: commands, several clients, malformed frames that must not stop it."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+
+import pytest
+
+from drivers.errors import DeviceNotFound
+from drivers.scsi import smc, spc, ssc
+from drivers.transport import stream
+from drivers.transport.stream import StreamTransport
+from simulators.vtl.server import Server
+from tests.simulators.conftest import DRIVE0, SLOT0, code
+
+
+@pytest.fixture
+def server(library):
+    with Server(library, "127.0.0.1", 0) as srv:
+        yield srv
+
+
+def url(server, device: str) -> str:
+    return f"stream+socket://127.0.0.1:{server.port}/{device}"
+
+
+def test_full_cycle_over_the_socket(server):
+    changer, drive = StreamTransport(url(server, "changer")), StreamTransport(url(server, "drive0"))
+    try:
+        assert code(changer.execute(smc.MOVE_MEDIUM.encode(source=SLOT0, destination=DRIVE0))) == "GOOD"
+        assert code(drive.execute(spc.TEST_UNIT_READY.encode())) == "6/28/00"
+        block = bytes(range(256)) * 1024
+        assert code(drive.execute(ssc.WRITE_6.encode(length=len(block)), block)) == "GOOD"
+        drive.execute(ssc.REWIND.encode())
+        r = drive.execute(ssc.READ_6.encode(length=len(block) + 100), b"", len(block) + 100)
+        assert (code(r), bytes(r.data) == block, r.resid) == ("0/00/00", True, 100)  # ILI, 100 short
+        r = changer.execute(smc.READ_ELEMENT_STATUS.encode(voltag=1, element_type=4, start=DRIVE0, count=2,
+                                                           alloc=200), b"", 200)
+        assert smc.decode_element_status(r.data).elements[0].primary_tag == "A00000L8"
+    finally:
+        changer.close()
+        drive.close()
+
+
+def test_unknown_device_is_named(server):
+    t = StreamTransport(url(server, "drive9"))
+    with pytest.raises(DeviceNotFound, match="no device 'drive9'"):
+        t.execute(spc.TEST_UNIT_READY.encode())
+    t.close()
+
+
+def test_malformed_frames_get_error_frames_and_the_service_lives_on(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        reader = stream.FrameReader(s)
+        # A request whose device name and CDB run past its body: MALFORMED, the connection stays usable.
+        body = stream.REQUEST_FIXED.pack(200, 6, 0, 0, 1000) + b"changer"
+        s.sendall(stream.HEADER.pack(stream.MAGIC, stream.VERSION, stream.KIND_REQUEST, 0, 7, len(body)) + body)
+        reply = reader.read_frame(fresh=True)
+        assert isinstance(reply, stream.ErrorReply) and reply.code == stream.MALFORMED and reply.request_id == 7
+        # An empty CDB and a CDB with a bad field: answered by the target, not a crash.
+        stream.write_request(s, stream.Request(8, "changer", bytes([0xB8, 0x1F]), b"", 64))
+        reply = reader.read_frame(fresh=True)
+        assert isinstance(reply, stream.Response) and reply.status == 2
+        # Garbage: BAD_MAGIC, then the server closes this connection.
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n"[:16])
+        reply = reader.read_frame(fresh=True)
+        assert isinstance(reply, stream.ErrorReply) and reply.code == stream.BAD_MAGIC
+        assert s.recv(1) == b""  # closed: the stream cannot be resynchronised
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:  # an oversized frame
+        s.sendall(struct.pack(">4sBBHII", stream.MAGIC, 1, 1, 0, 9, stream.MAX_BODY + 1))
+        reply = stream.FrameReader(s).read_frame(fresh=True)
+        assert reply.code == stream.TOO_LARGE
+    t = StreamTransport(url(server, "changer"))
+    assert code(t.execute(spc.TEST_UNIT_READY.encode())) == "GOOD"
+    t.close()
+
+
+def test_several_clients_at_once(server):
+    changer = StreamTransport(url(server, "changer"))
+    for i in range(2):
+        changer.execute(smc.MOVE_MEDIUM.encode(source=SLOT0 + i, destination=DRIVE0 + i))
+    changer.close()
+    errors: list[str] = []
+
+    def writer(n: int) -> None:
+        t = StreamTransport(url(server, f"drive{n}"))
+        t.execute(spc.TEST_UNIT_READY.encode())
+        for i in range(200):
+            block = bytes([n, i % 256]) * 4096
+            r = t.execute(ssc.WRITE_6.encode(length=len(block)), block)
+            if r.status:
+                errors.append(f"drive{n} block {i}: {code(r)}")
+        t.execute(ssc.REWIND.encode())
+        for i in range(200):
+            r = t.execute(ssc.READ_6.encode(length=8192), b"", 8192)
+            if bytes(r.data) != bytes([n, i % 256]) * 4096:
+                errors.append(f"drive{n} block {i} read back wrong")
+        t.close()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
