@@ -1,0 +1,80 @@
+"""The timing model: load/unload/locate/rewind durations, streaming and backhitches, on a clock tests control."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from drivers.scsi import spc, ssc
+from simulators.vtl.clock import STREAM_GAP_S, Clock, Streaming, locate_seconds
+from simulators.vtl.personality import DRIVES, MEDIA
+from tests.simulators.conftest import DRIVE0, SLOT0, code, make_library, open_devices
+
+
+def test_clock_off_never_sleeps_but_counts():
+    clock = Clock()
+    start = time.monotonic()
+    clock.spend(3600)
+    assert time.monotonic() - start < 0.1 and clock.simulated == 3600
+    assert clock.deadline(60) == 0.0
+
+
+def test_clock_factor_scales_real_time():
+    clock = Clock(1000)
+    start = time.monotonic()
+    clock.spend(100)  # 100 simulated seconds = 0.1 s
+    assert 0.09 <= time.monotonic() - start < 1.0
+    with pytest.raises(ValueError):
+        Clock(0)
+
+
+def test_locate_time_is_proportional_to_distance():
+    drive, media = DRIVES["LTO-8"], MEDIA["LTO-8"]
+    cap = media.native_capacity
+    quarter, half = locate_seconds(drive, media, cap // 4, cap), locate_seconds(drive, media, cap // 2, cap)
+    assert quarter == pytest.approx(1 + drive.full_wind_s / 4) and half - 1 == pytest.approx(2 * (quarter - 1))
+    assert locate_seconds(drive, media, 0, cap) == 0
+
+
+def test_backhitch_when_the_host_is_slower_than_the_speed_floor():
+    drive, media = DRIVES["LTO-8"], MEDIA["LTO-8"]
+    fast, slow = Streaming(), Streaming()
+    t = 100.0
+    for _ in range(200):  # 256 KiB every 0.5 ms: ~520 MB/s, above the 112 MB/s floor
+        fast.transfer_seconds(drive, media, 256 * 1024, t)
+        t += 0.0005
+    t = 100.0
+    for _ in range(200):  # 256 KiB every 10 ms: ~26 MB/s, below it
+        slow.transfer_seconds(drive, media, 256 * 1024, t)
+        t += 0.01
+    assert fast.backhitches == 0 and slow.backhitches >= 2
+    stalled = Streaming()
+    stalled.transfer_seconds(drive, media, 1, 0.0 + 1)
+    stalled.transfer_seconds(drive, media, 1, 1 + STREAM_GAP_S * 2)  # the host paused: the tape stopped
+    assert stalled.backhitches == 1
+
+
+def test_native_rate_sets_write_time():
+    drive, media = DRIVES["LTO-9"], MEDIA["LTO-9"]
+    assert Streaming().transfer_seconds(drive, media, 400 * 10**6, 1.0) == pytest.approx(1.0)
+
+
+def test_drive_is_becoming_ready_while_loading(tmp_path):
+    directory = make_library(tmp_path / "timed", "--clock-factor", "100")  # LTO-8 load: 19 s -> 0.19 s
+    devs = open_devices(directory)
+    try:
+        assert code(devs.move(SLOT0, DRIVE0)) == "GOOD"
+        tur = spc.TEST_UNIT_READY.encode()
+        assert code(devs.drive.execute(tur)) == "6/28/00"
+        assert code(devs.drive.execute(tur)) == "2/04/01"
+        deadline = time.monotonic() + 5
+        while code(devs.drive.execute(tur)) == "2/04/01" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert code(devs.drive.execute(tur)) == "GOOD"
+        lib = devs.drive.library
+        before = lib.clock.simulated
+        devs.drive.execute(ssc.WRITE_6.encode(length=1 << 20), bytes(1 << 20))
+        assert lib.clock.simulated - before == pytest.approx((1 << 20) / 360e6)  # LTO-8 at 360 MB/s
+    finally:
+        devs.close()
