@@ -1,0 +1,167 @@
+"""The job engine on a real catalog: one job per group at a time, coalescing, cancel, throttled progress, failures
+raising alerts, and jobs a killed daemon left running marked failed on the next start."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import event
+
+from appliance.catalog.engine import open_catalog
+from appliance.catalog.models import Job
+from appliance.errors import Conflict, TapelineError
+from appliance.ops import alerts
+from appliance.ops.jobs import STALE_REASON, JobEngine, Outcome
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    cat = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    yield cat
+    cat.close()
+
+
+class Gate:
+    """Job bodies that block until released, recording the order in which they ran."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.started: list[int] = []
+        self.running = 0
+        self.max_running_per_group: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._per_group: dict[int, int] = {}
+
+    def body(self, ctx):
+        with self._lock:
+            self.started.append(ctx.job_id)
+            n = self._per_group.get(ctx.group_id, 0) + 1
+            self._per_group[ctx.group_id] = n
+            self.max_running_per_group[ctx.group_id] = max(n, self.max_running_per_group.get(ctx.group_id, 0))
+        try:
+            while not self.release.wait(0.01):
+                if ctx.cancel.is_set():
+                    return Outcome("failed", "stopped")
+            return Outcome("completed", result={"ok": True})
+        finally:
+            with self._lock:
+                self._per_group[ctx.group_id] -= 1
+
+
+def engine_with(catalog, bodies, workers=2):
+    engine = JobEngine(catalog, bodies, workers=workers)
+    engine.start()
+    return engine
+
+
+def test_one_job_per_group_and_a_sync_asked_while_one_is_queued_is_coalesced(catalog):
+    gate = Gate()
+    engine = engine_with(catalog, {"sync": gate.body, "check": gate.body})
+    try:
+        first, _ = engine.submit("sync", 1, "a")
+        wait_running(engine, first)
+        second, coalesced2 = engine.submit("sync", 1, "a")   # one runs: this one is queued behind it
+        third, coalesced3 = engine.submit("sync", 1, "a")    # one is queued: joins it
+        other, _ = engine.submit("sync", 2, "b")             # another group runs in parallel
+        wait_running(engine, other)
+        assert (coalesced2, coalesced3, third) == (False, True, second)
+        gate.release.set()
+        for job_id in (first, second, other):
+            assert engine.wait(job_id).state == "completed"
+        assert gate.max_running_per_group == {1: 1, 2: 1}
+        assert gate.started.index(second) > gate.started.index(first)
+    finally:
+        gate.release.set()
+        engine.stop()
+
+
+def wait_running(engine, job_id, timeout=5):
+    from appliance.ops.jobs import get_job
+    deadline = time.monotonic() + timeout
+    while get_job(engine.catalog, job_id).state != "running":
+        assert time.monotonic() < deadline, f"job {job_id} did not start"
+        time.sleep(0.01)
+
+
+def test_cancel_a_queued_and_a_running_job(catalog):
+    gate = Gate()
+    engine = engine_with(catalog, {"sync": gate.body, "check": gate.body})
+    try:
+        running, _ = engine.submit("sync", 1, "a")
+        wait_running(engine, running)
+        queued, _ = engine.submit("check", 1, "a")
+        assert engine.cancel(queued).state == "cancelled"
+        engine.cancel(running)
+        job = engine.wait(running)
+        assert (job.state, job.reason) == ("cancelled", "cancelled by request")
+        gate.release.set()
+        done, _ = engine.submit("check", 1, "a")
+        assert engine.wait(done).state == "completed"
+        with pytest.raises(Conflict, match="already ended"):
+            engine.cancel(done)
+    finally:
+        gate.release.set()
+        engine.stop()
+
+
+def test_progress_reaches_the_catalog_a_few_times_a_second_at_most(catalog):
+    writes = []
+
+    @event.listens_for(catalog.engine, "before_cursor_execute")
+    def spy(conn, cursor, statement, params, context, executemany):
+        if statement.startswith("UPDATE job SET progress_done"):
+            writes.append(time.monotonic())
+
+    def body(ctx):
+        end = time.monotonic() + 1.0
+        n = 0
+        while time.monotonic() < end:
+            n += 1
+            ctx.progress(n, None, f"file {n}")
+        return Outcome("completed")
+
+    engine = engine_with(catalog, {"sync": body})
+    try:
+        job = engine.wait(engine.submit("sync", 1, "a")[0])
+        assert job.state == "completed" and job.progress_done > 1000
+        assert 2 <= len(writes) <= 6, f"{len(writes)} progress writes in 1 s"
+    finally:
+        engine.stop()
+
+
+def test_a_failing_job_records_the_reason_and_raises_an_alert_with_a_fix(catalog):
+    def broken(ctx):
+        raise TapelineError("source /srv is empty where it was full", "mount it, then sync again")
+
+    def crashing(ctx):
+        raise RuntimeError("boom")
+
+    engine = engine_with(catalog, {"sync": broken, "check": crashing})
+    try:
+        job = engine.wait(engine.submit("sync", 1, "files")[0])
+        assert (job.state, job.reason, job.result["fix"]) == ("failed", "source /srv is empty where it was full",
+                                                             "mount it, then sync again")
+        crashed = engine.wait(engine.submit("check", 1, "files")[0])
+        assert crashed.state == "failed" and "RuntimeError: boom" in crashed.reason
+        open_alerts = alerts.list_alerts(catalog)
+        assert [a.fix for a in open_alerts] == ["see the daemon's log (journalctl -u tapeline) and report it",
+                                                "mount it, then sync again"]
+    finally:
+        engine.stop()
+
+
+def test_jobs_a_killed_daemon_left_running_are_failed_and_queued_ones_run(catalog):
+    with catalog.session() as s:
+        s.add(Job(id=7, kind="sync", group_id=1, group_name="files", state="running"))
+        s.add(Job(id=8, kind="sync", group_id=2, group_name="home", state="queued"))
+    engine = engine_with(catalog, {"sync": lambda ctx: Outcome("completed")})
+    try:
+        assert engine.wait(8).state == "completed"
+        stale = engine.wait(7)
+        assert (stale.state, stale.reason) == ("failed", STALE_REASON)
+        [alert] = alerts.list_alerts(catalog)
+        assert "job 7" in alert.message and alert.fix == "rerun it with `tapeline sync files` and see `tapeline job 7`"
+    finally:
+        engine.stop()
