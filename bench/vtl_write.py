@@ -1,4 +1,5 @@
-"""Benchmark the virtual tape library: WRITE throughput (local and stream) against dd, and a 1,000-slot inventory.
+"""Benchmark the virtual tape library: WRITE throughput (local and stream) against dd, and a 1,000-slot inventory through the
+driver (`drivers.changer.MediaChanger.inventory`).
 
     .venv/bin/python bench/vtl_write.py [--mib 4096] [--dir /tmp/vtl-bench] [--slots 1000]
 
@@ -17,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from drivers.changer import MediaChanger
 from drivers.scsi import smc, spc, ssc
 from drivers.transport.base import GOOD
 from drivers.transport.stream import StreamTransport
@@ -80,16 +82,15 @@ def serve(directory: Path) -> tuple[subprocess.Popen, int]:
     raise SystemExit("tapeline-vtl serve did not start")
 
 
-def inventory(changer, slots: int, runs: int = 20) -> float:
+def inventory(transport, slots: int, runs: int = 20) -> float:
+    """Best of `runs` inventories through the driver (`MediaChanger.inventory`: one RES per element type)."""
+    changer = MediaChanger(transport, label="bench library")
     best = float("inf")
-    alloc = 8 + 4 * 8 + (slots + 64) * 52
     for _ in range(runs):
         start = time.perf_counter()
-        r = changer.execute(smc.READ_ELEMENT_STATUS.encode(voltag=1, element_type=smc.ELEMENT_ALL, start=0,
-                                                           count=0xFFFF, alloc=alloc), b"", alloc)
-        report = smc.decode_element_status(r.data)
+        found = changer.inventory(barcodes=True)
         best = min(best, time.perf_counter() - start)
-        assert report.complete and len([e for e in report.elements if e.primary_tag]) > slots // 2
+        assert len(found.slots) == slots and sum(1 for e in found.slots if e.barcode) > slots // 2
     return best
 
 
@@ -137,7 +138,7 @@ def main() -> None:
     changer = LocalTransport(f"local://{lib}/changer")
     best = inventory(changer, args.slots)
     changer.close()
-    print(f"inventory {args.slots} slots (READ ELEMENT STATUS + decode, local) {best * 1000:6.1f} ms  (goal <= 50)")
+    print(f"inventory {args.slots} slots (MediaChanger, local)         {best * 1000:6.1f} ms  (goal <= 50)")
     proc, port = serve(lib)
     try:
         changer = StreamTransport(f"stream+socket://127.0.0.1:{port}/changer")
@@ -146,7 +147,7 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait()
-    print(f"inventory {args.slots} slots (stream+socket)                 {best * 1000:6.1f} ms  (goal <= 50)")
+    print(f"inventory {args.slots} slots (MediaChanger, stream+socket) {best * 1000:6.1f} ms  (goal <= 50)")
     shutil.rmtree(lib, ignore_errors=True)
 
 
