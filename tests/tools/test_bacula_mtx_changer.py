@@ -108,10 +108,10 @@ def test_load_loaded_transfer_unload(changer):
     assert "ONLINE" in online.stdout
     assert lines(run("list"))[-1] == "3:A00002L8"  # the drive line gives the tape's home slot and its tag
     assert "D:0:F:3:A00002L8" + " " * 24 in lines(run("listall"))
-    # transfer slot 1 to an empty slot (the first three mail slots follow slot 24)
+    # transfer slot 1 to an empty storage slot
     empty = next(int(line.split(":")[1]) for line in lines(run("listall")) if line.startswith("S:")
                  and line.endswith(":E") and int(line.split(":")[1]) != 3)
-    assert lines(run("transfer", 1, empty)) == []
+    assert lines(run("transfer", 1, device=str(empty))) == []  # Bacula passes the destination slot as $4
     assert f"S:{empty}:F:A00000L8" + " " * 24 in lines(run("listall"))
     assert lines(run("unload", 3, 0)) == ["Unloading drive 0 into Storage Element 3...done"]
     assert lines(run("loaded", 0, 0)) == ["0"]
