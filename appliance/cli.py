@@ -3,7 +3,7 @@
 The contract (ARCHITECTURE.md, "The command line"): every command takes `--json`; exit 0 ok, 1 failed, 2 bad usage,
 3 succeeded with warnings. Those codes are decided here, in `main()`, from the exception classes and nowhere else:
 commands raise, they never call sys.exit. Errors are one line on stderr naming the cause and the fix (and, with
---json, also `{"error", "fix", "exit_code"}` on stdout for scripts).
+--json, `{"error", "fix", "exit_code"}` on stdout when the command printed no document of its own).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from appliance.commands import catalog_cmd, daemon_cmd, group_cmd, jobs_cmd, protect_cmd, status_cmd
+from appliance.commands import catalog_cmd, daemon_cmd, group_cmd, jobs_cmd, output, protect_cmd, status_cmd
 from appliance.commands.output import Context
 from appliance.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, TapelineError
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         code = EXIT_USAGE if exc.exit_code == 2 else EXIT_FAILED
     except TapelineError as exc:
         click.echo(f"tapeline: {exc}", err=True)
-        if _state["json"]:
+        if _state["json"] and not output.emitted["json"]:
             click.echo(json.dumps(exc.to_payload()))
         code = exc.exit_code
     except KeyboardInterrupt:

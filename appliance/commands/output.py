@@ -1,7 +1,7 @@
 """What the CLI commands share: the per-run context (settings, client), tables, sizes, times, and waiting for a job.
 
-Invariants: human output goes to stdout, errors and progress lines to stderr only when stdout is for data; with
---json every command prints exactly one JSON document on stdout. `wait_for_job` raises CompletedWithWarnings or
+Invariants: results go to stdout, progress lines and errors to stderr; with --json every command prints exactly
+one JSON document on stdout (its result, or the error when it failed before having one). `wait_for_job` raises CompletedWithWarnings or
 JobFailed for the exit code (cli.main maps them), after printing the final state.
 """
 
@@ -20,6 +20,12 @@ from appliance.errors import CompletedWithWarnings, JobFailed
 
 FINISHED = ("completed", "completed with warnings", "failed", "cancelled")
 POLL = 0.25
+emitted = {"json": False}  # set once a command printed its JSON document (cli.main then prints no error document)
+
+
+def print_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+    emitted["json"] = True
 
 
 @dataclass
@@ -46,7 +52,7 @@ class Context:
     def emit(self, data, human) -> None:
         """Print `data` as JSON with --json, else call `human(data)` (which prints)."""
         if self.as_json:
-            click.echo(json.dumps(data, indent=2, default=str))
+            print_json(data)
         else:
             human(data)
 
@@ -97,7 +103,7 @@ def started(ctx: Context, answer: dict, kind: str, name: str, wait: bool) -> Non
         wait_for_job(ctx, job_id)
         return
     if ctx.as_json:
-        click.echo(json.dumps(answer))
+        print_json(answer)
     else:
         note = " (joined the one already queued)" if answer.get("coalesced") else ""
         click.echo(f"job {job_id}: {kind} of {name} queued{note}; follow it with `tapeline job {job_id}`")
@@ -113,7 +119,7 @@ def wait_for_job(ctx: Context, job_id: int) -> dict:
                    err=True)
         raise
     if ctx.as_json:
-        click.echo(json.dumps(job, indent=2, default=str))
+        print_json(job)
     else:
         click.echo(job_line(job))
         for w in job.get("warnings") or []:

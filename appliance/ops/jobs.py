@@ -247,7 +247,7 @@ class JobEngine:
             s.add(job)
         log.log(logging.WARNING if outcome.state in ("failed", "completed with warnings") else logging.INFO,
                 "job %s %s%s", job_id, outcome.state, f": {outcome.reason}" if outcome.reason else "")
-        if outcome.state == "failed":
+        if outcome.state == "failed" and job.kind != "restore":  # the operator who asked for a restore sees it
             alerts.raise_alert(self.catalog, "error",
                                f"{job.kind} of group '{job.group_name}' failed (job {job_id}): {outcome.reason}",
                                outcome.fix or _rerun_fix(job), job.group_name, job_id)

@@ -1,0 +1,121 @@
+"""A user who follows the README: protect a directory, edit and delete files over several syncs and recovery points,
+and restore earlier versions byte-identical with their metadata, from the CLI and from the API, on SQLite and
+PostgreSQL, against a real daemon."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+
+def write(path: Path, data: bytes, mode: int = 0o640, mtime_ns: int | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    os.chmod(path, mode)
+    if mtime_ns is not None:
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+def same_file(a: Path, b: Path) -> None:
+    sa, sb = a.lstat(), b.lstat()
+    assert a.read_bytes() == b.read_bytes(), f"{b} differs from {a}"
+    assert (sa.st_mode, sa.st_mtime_ns, sa.st_uid, sa.st_gid) == (sb.st_mode, sb.st_mtime_ns, sb.st_uid, sb.st_gid)
+
+
+def test_protect_edit_delete_and_restore_from_the_cli(daemon, tmp_path):
+    src = tmp_path / "projects"
+    write(src / "report.txt", b"first draft\n", 0o640, 1_700_000_000_123_456_789)
+    write(src / "data" / "blob.bin", os.urandom(300_000), 0o600)
+    os.symlink("report.txt", src / "latest")
+    keep = tmp_path / "v1"
+    write(keep / "report.txt", b"first draft\n", 0o640, 1_700_000_000_123_456_789)
+    (keep / "blob.bin").write_bytes((src / "data" / "blob.bin").read_bytes())
+
+    out = daemon.run("group", "create", "projects", "--source", str(src), "--points", "08:00,20:00", "--keep", "12d")
+    assert "created group projects" in out.stdout
+    first = daemon.json("point", "projects", "--wait")
+    assert first["state"] == "completed" and first["result"]["point"]["files"] == 2  # regular files
+
+    # Edit one file, delete another; a sync, then a recovery point, then another edit and point.
+    write(src / "report.txt", b"second draft, longer\n", 0o644)
+    os.unlink(src / "data" / "blob.bin")
+    daemon.run("sync", "projects", "--wait")
+    daemon.run("point", "projects", "--wait")
+    write(src / "report.txt", b"final\n", 0o600)
+    daemon.run("point", "projects", "--wait")
+
+    points = daemon.json("points", "projects")
+    assert [p["kind"] for p in points] == ["point", "point", "point"]
+    versions = daemon.json("versions", str(src / "report.txt"))
+    assert [v["size"] for v in versions] == [12, 21, 6]
+    assert [v["current"] for v in versions] == [False, False, True]
+    assert [v["path"] for v in daemon.json("versions", str(src / "data" / "blob.bin"))] == [str(src / "data/blob.bin")]
+
+    # The first version of the edited file, by point id; the deleted file, by time.
+    dest = tmp_path / "restored"
+    daemon.run("restore", "projects", "--point", str(versions[0]["first_point"]["id"]), str(src / "report.txt"),
+               "--to", str(dest), "--wait")
+    under = dest / str(src).lstrip("/")
+    same_file(keep / "report.txt", under / "report.txt")
+    at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() + 1))  # newest point: blob is gone there
+    gone = daemon.run("restore", "projects", "--at", at, str(src / "data" / "blob.bin"), "--to", str(dest), "--wait",
+                      check=1)
+    assert "blob.bin is in recovery point" in gone.stderr and "none of" in gone.stderr
+    daemon.run("restore", "projects", "--point", str(points[0]["id"]), str(src / "data"), "--to", str(dest), "--wait")
+    assert (under / "data" / "blob.bin").read_bytes() == (keep / "blob.bin").read_bytes()
+    assert oct((under / "data" / "blob.bin").stat().st_mode & 0o777) == oct(0o600)
+
+    # Restoring over an existing file is refused unless --overwrite.
+    second = daemon.run("restore", "projects", "--point", str(points[1]["id"]), str(src / "report.txt"),
+                        "--to", str(dest), "--wait", check=None)
+    assert second.returncode in (1, 3) and (under / "report.txt").read_bytes() == b"first draft\n"
+    daemon.run("restore", "projects", "--point", str(points[1]["id"]), str(src / "report.txt"), "--to", str(dest),
+               "--overwrite", "--wait")
+    assert (under / "report.txt").read_bytes() == b"second draft, longer\n"
+
+    # The whole newest point, in place of a lost tree.
+    whole = tmp_path / "whole"
+    daemon.run("restore", "projects", "--to", str(whole), "--wait")
+    w = whole / str(src).lstrip("/")
+    same_file(src / "report.txt", w / "report.txt")
+    assert os.readlink(w / "latest") == "report.txt"
+    assert not (w / "data" / "blob.bin").exists()
+
+    status = daemon.json("status")
+    assert [g["name"] for g in status["groups"]] == ["projects"] and not status["needs_attention"]
+    jobs = daemon.json("jobs")
+    assert {j["kind"] for j in jobs} == {"sync", "point", "restore"}
+
+
+def test_the_same_from_the_api(daemon, tmp_path):
+    src = tmp_path / "share"
+    write(src / "a.txt", b"v1\n", 0o644, 1_600_000_000_000_000_000)
+    write(src / "sub" / "b.txt", b"keep me\n")
+    with daemon.client() as api:
+        group = api.create_group("share", [str(src)], sync="5m", points=["12:00"], keep="3d")
+        assert (group["sync_seconds"], group["point_times"], group["keep_seconds"]) == (300, ["12:00"], 3 * 86400)
+
+        def run(answer):
+            deadline = time.monotonic() + 60
+            while (job := api.job(answer["job"]))["state"] in ("queued", "running"):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            return job
+
+        assert run(api.point("share"))["state"] == "completed"
+        write(src / "a.txt", b"v2 changed\n", 0o600)
+        os.unlink(src / "sub" / "b.txt")
+        assert run(api.point("share"))["state"] == "completed"
+        v = api.versions(str(src / "a.txt"))
+        assert [x["size"] for x in v] == [3, 11]
+        restored = tmp_path / "out"
+        answer = api.restore("share", str(restored), point=str(v[0]["first_point"]["id"]))
+        assert answer["point"]["id"] == v[0]["first_point"]["id"]
+        assert run(answer)["state"] == "completed"
+        base = restored / str(src).lstrip("/")
+        assert (base / "a.txt").read_bytes() == b"v1\n"
+        assert (base / "a.txt").stat().st_mtime_ns == 1_600_000_000_000_000_000
+        assert (base / "sub" / "b.txt").read_bytes() == b"keep me\n"
+        assert oct((base / "a.txt").stat().st_mode & 0o777) == oct(0o644)
+        assert run(api.check("share", full=True))["state"] == "completed"
