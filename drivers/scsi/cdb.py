@@ -73,6 +73,11 @@ class Cdb:
             if f.byte < 1 or f.byte + f.width > self.length:
                 raise ValueError(f"{self.name}.{fname}: bytes {f.byte}..{f.byte + f.width - 1} outside the CDB")
         object.__setattr__(self, "fields", MappingProxyType(table))
+        # Decoding runs once per command on the target's hot path: precompute each field's slice and bit layout.
+        plan = tuple(
+            (fname, f.byte, f.byte + f.width, f.bits, f.shift, f.size if f.signed else 0) for fname, f in table.items()
+        )
+        object.__setattr__(self, "_plan", plan)
 
     def encode(self, **values: int) -> bytes:
         out = bytearray(self.length)
@@ -96,10 +101,10 @@ class Cdb:
         if data[0] != self.opcode:
             raise CdbFieldError(f"{self.name}: opcode {data[0]:#04x} is not {self.opcode:#04x}")
         result = {}
-        for fname, f in self.fields.items():
-            raw = (int.from_bytes(data[f.byte : f.byte + f.width], "big") & f.bits) >> f.shift
-            if f.signed and raw >> (f.size - 1):
-                raw -= 1 << f.size
+        for fname, start, end, bits, shift, signed_size in self._plan:  # type: ignore[attr-defined]
+            raw = (int.from_bytes(data[start:end], "big") & bits) >> shift
+            if signed_size and raw >> (signed_size - 1):
+                raw -= 1 << signed_size
             result[fname] = raw
         return result
 

@@ -449,6 +449,7 @@ VENDOR_CLEANING_REQUESTED = _C("cleaning requested", 0x0, 0x82, 0x82, CleaningRe
 NO_MEDIUM = _C("no medium present", 0x2, 0x3A, 0x00, NoMedium, hint="load a cartridge")
 BECOMING_READY = _C("becoming ready", 0x2, 0x04, 0x01, NotReady, hint="wait and retry")
 INITIALIZATION_REQUIRED = _C("initializing command required", 0x2, 0x04, 0x02, NotReady)
+LOGICAL_UNIT_OFFLINE = _C("logical unit offline", 0x2, 0x04, 0x12, NotReady, hint="bring the drive online at the library")
 MANUAL_INTERVENTION = _C(
     "manual intervention required", 0x2, 0x04, 0x03, NotReady, hint="close the door or mail slot"
 )
