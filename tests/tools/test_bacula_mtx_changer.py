@@ -121,6 +121,4 @@ def test_load_loaded_transfer_unload(changer):
 def test_errors_reach_the_sd_as_a_non_zero_exit(changer):
     run, _, _ = changer
     failed = run("unload", 3, 1)  # drive 1 is empty
-    assert failed.returncode == 1
-    usage = run("load")
-    assert usage.returncode == 1
+    assert (failed.returncode, failed.stdout) == (1, "Data Transfer Element 1 is Empty\n")  # the script cats stderr
