@@ -13,7 +13,8 @@ Public API:
         .read(max_len) -> bytes                 one block (variable mode) or max_len // block size blocks (fixed);
                                                 a shorter block comes back short; raises FilemarkDetected (position
                                                 now past the mark), EndOfData (BlankCheck), IncorrectLength (block
-                                                longer than max_len; .residue is negative)
+                                                longer than max_len; .residue is negative); in fixed
+                                                mode the blocks read before the stop are in the error's .partial
         .read_file(max_len) -> Iterator[bytes]  the blocks up to the next filemark, which it consumes
         .space_blocks(n) .space_filemarks(n)    negative n goes backwards
         .space_to_eod()  .locate(block)  .read_position() -> Position  .rewind()  .load()  .unload() / .eject()
@@ -265,11 +266,15 @@ class TapeDrive:
             try:
                 self._check(result, ssc.READ_6.name)
             except IncorrectLength as err:
+                if size and len(data) >= size:
+                    err.partial = bytes(data[: len(data) - len(data) % size])
                 if err.residue < 0 or size:
                     raise  # the block was longer than max_len (its tail is lost), or a fixed-mode length mismatch
                 # A shorter block in variable mode is the normal case of reading with a big buffer, as st does.
             except ScsiError as err:
                 self._at_eod = isinstance(err, BlankCheck)
+                if size and len(data) >= size:
+                    err.partial = bytes(data[: len(data) - len(data) % size])
                 raise
         self._at_eod = False
         n = min(len(data), want - result.resid)

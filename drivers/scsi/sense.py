@@ -19,6 +19,7 @@ Public API (initiator and target side):
                                                 raises the decoded ScsiError; BUSY and the rest raise StatusError
 
     ScsiError(DeviceError): .sense .command .device .cartridge .text .hint .residue .field_pointer .completed
+        .partial (fixed-mode READ: the whole blocks transferred before a filemark, EOD or error)
         str(e) == "LTO-8 drive 1: WRITE: write protected (7/27/00) on cartridge A00012L8"
         e.with_context(device=..., cartridge=..., command=...) -> a copy with those set
       NotReady > NoMedium, CleaningCartridge;  MediumError > IncompatibleMedium;  HardwareError;
@@ -218,6 +219,7 @@ class ScsiError(DeviceError):
     """A command ended in CHECK CONDITION; `sense` says why. The message is one line, caller context included."""
 
     completed = False  # True where the command's effect happened despite the CHECK CONDITION
+    partial: bytes = b""  # whole blocks a fixed-mode READ transferred before stopping (set by the tape driver)
 
     def __init__(
         self,

@@ -151,6 +151,12 @@ def test_fixed_block_mode(drive):
     assert drive.read_position().block == 4
     drive.rewind()
     assert drive.read(32 * KIB) == block(0, 16 * KIB) + block(1, 16 * KIB)
+    drive.space_to_eod()
+    drive.write_filemarks(1)
+    drive.locate(2)
+    with pytest.raises(FilemarkDetected) as fm:
+        drive.read(8 * 16 * KIB)  # two blocks left before the filemark
+    assert fm.value.residue == 6 and fm.value.partial == block(2, 16 * KIB) + block(3, 16 * KIB)
     with pytest.raises(ValueError, match="fixed 16384-byte blocks: 1000 bytes is not a whole number of them"):
         drive.write(b"x" * 1000)
     drive.set_block_size(0)
