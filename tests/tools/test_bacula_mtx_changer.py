@@ -21,7 +21,8 @@ SCRIPT = Path("/etc/bacula/scripts/mtx-changer")
 CONF = Path("/etc/bacula/scripts/mtx-changer.conf")
 BIN = Path(sys.executable).parent
 
-pytestmark = pytest.mark.skipif(not SCRIPT.exists(), reason="bacula-sd is not installed (apt-get install bacula-sd)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not SCRIPT.exists(), reason="bacula-sd is not installed (apt-get install bacula-sd)")]
 
 
 def free_port() -> int:
