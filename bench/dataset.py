@@ -4,7 +4,7 @@
     .venv/bin/python bench/dataset.py DIR --files N  # N tiny distinct files in directories of 1000 (memory test)
 
 Small files are copies of system trees (/usr/share, /usr/lib/python3*, /usr/include, /usr/lib), regular files up
-to 1 MiB and symlinks, until 100k files. A stamp file records what was built; a second run with the same
+to 256 KiB and symlinks, until 100k files. A stamp file records what was built; a second run with the same
 arguments does nothing.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 TREES = ["/usr/share", "/usr/lib/python3.11", "/usr/lib/python3", "/usr/include", "/usr/lib"]
 SMALL_FILES = 100_000
-SMALL_LIMIT = 1 << 20
+SMALL_LIMIT = 256 << 10
 RANDOM_SIZE = 400 << 20
 TEXT_SIZE = 200 << 20
 SPARSE_SIZE, SPARSE_DATA = 1 << 30, 8
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--files", type=int, help="tiny files instead of the standard dataset")
     args = ap.parse_args(argv)
     stamp = args.dir / ".dataset-complete"
-    want = f"tiny {args.files}" if args.files else f"standard {SMALL_FILES} {RANDOM_SIZE} {TEXT_SIZE}"
+    want = f"tiny {args.files}" if args.files else f"standard {SMALL_FILES} {SMALL_LIMIT} {RANDOM_SIZE} {TEXT_SIZE}"
     if stamp.exists() and stamp.read_text() == want:
         print(f"dataset in {args.dir} is ready ({want})", file=sys.stderr)
         return 0

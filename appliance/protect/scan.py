@@ -129,6 +129,7 @@ class Scanner:
         self._files = self._bytes = 0
         self._source_files: list[int] = []
         self._last_progress = 0.0
+        self._bad = store.damaged_chunks()
 
     # ---- bookkeeping ---------------------------------------------------------------------------------------
     def warn(self, message: str) -> None:
@@ -264,7 +265,8 @@ class Scanner:
         if (previous is not None and previous[R_TYPE] == kind and previous[R_MTIME] == st.st_mtime_ns
                 and previous[R_CTIME] == st.st_ctime_ns and previous[R_SIZE] == st.st_size
                 and previous[R_INO] == st.st_ino and previous[R_MODE] == st.st_mode
-                and previous[R_NOTE] is None and (kind != HARDLINK or previous[R_TARGET] == target)):
+                and previous[R_NOTE] is None and (kind != HARDLINK or previous[R_TARGET] == target)
+                and not (self._bad and self._names_bad(previous[R_CHUNKS]))):
             previous[R_SOURCE] = si
             previous[R_ATIME] = st.st_atime_ns
             if kind in (FILE, HARDLINK):
@@ -296,6 +298,10 @@ class Scanner:
         self.changed.append(self._row_number * 2 + (previous is None))
         self._pending_row(row, refs)
         yield from self._drain(PENDING)
+
+    def _names_bad(self, blob: bytes | None) -> bool:
+        """A row naming a damaged chunk is read again, so the chunk is stored again if the source has it."""
+        return bool(blob) and any(blob[i:i + 32] in self._bad for i in range(0, len(blob), 32))
 
     # ---- reading and chunking ------------------------------------------------------------------------------
     def _open(self, full: bytes) -> int:

@@ -31,6 +31,8 @@ MIN_FILES_FOR_VANISH_CHECK = 10
 def _base(store: Store, group: str) -> tuple[str | None, dict]:
     """The newest snapshot of the group whose manifest reads, and its header."""
     for info in reversed(store.snapshots(group)):
+        if any("damaged manifest" in w for w in info.warnings):
+            continue
         try:
             return info.id, store.header(info.id)
         except ManifestDamaged:
@@ -66,10 +68,19 @@ def sync(store: Store, group: GroupSpec, *, kind: str = "sync", progress: Progre
     source or store problem: the result says "failed" and why."""
     started = time.monotonic()
     created = (now or datetime.now(UTC)).astimezone(UTC)
-    base_id, header = _base(store, group.name)
-    refusal = _precheck(group, header)
-    if refusal:
-        return SyncResult(None, "failed", refusal, [refusal], SyncStats(duration_s=time.monotonic() - started))
+    while True:
+        base_id, header = _base(store, group.name)
+        refusal = _precheck(group, header)
+        if refusal:
+            return SyncResult(None, "failed", refusal, [refusal], SyncStats(duration_s=time.monotonic() - started))
+        try:
+            return _run(store, group, kind, progress, cancel, max_vanished, created, started, base_id, header)
+        except ManifestDamaged as exc:  # the base's body is damaged: record it and sync against an older base
+            store.mark_damaged(base_id, [str(exc)])
+
+
+def _run(store: Store, group: GroupSpec, kind: str, progress: Progress, cancel: threading.Event | None,
+         max_vanished: float, created: datetime, started: float, base_id: str | None, header: dict) -> SyncResult:
     session = store.session(base_id)
     scanner = Scanner(store, session, group, base_id, header, progress, cancel, max_vanished,
                       MIN_FILES_FOR_VANISH_CHECK)

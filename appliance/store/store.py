@@ -296,6 +296,9 @@ class Store:
                 session.packs.add(packno)
             for digest, offset, length, _raw, flags in rows:
                 self._index[digest] = _pack_value(packno, offset, length, flags)
+            healed = {row[0] for row in rows} & self._bad
+            if healed:  # a fresh copy of a damaged chunk: the newer pack wins from now on
+                self.set_damaged_chunks(set(), healed)
 
     # ---- garbage collection --------------------------------------------------------------------------------
     def gc(self, cancel: threading.Event | None = None,

@@ -1,0 +1,164 @@
+"""Unreadable, vanished and changing files, unmounted sources, a full disk: clear outcomes, nothing lost."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from appliance.protect.files import restore, sync
+from appliance.store import Store
+from tests.protect.conftest import assert_same_tree, group_of, restored_root, tree_state
+
+
+class _Hook(threading.Event):
+    """A cancel event whose is_set() (polled by the walk after every entry) runs `action` once, at a chosen
+    moment: a real change to the filesystem in the middle of a sync."""
+
+    def __init__(self, action, after: int = 1) -> None:
+        super().__init__()
+        self.action, self.after, self.calls = action, after, 0
+
+    def is_set(self) -> bool:
+        self.calls += 1
+        if self.calls == self.after:
+            self.action()
+        return super().is_set()
+
+
+def test_vanished_file_keeps_its_previous_version(store, src, tmp_path):
+    for name in "abcdef":
+        (src / name).write_text(name * 10)
+    group = group_of(src)
+    first = sync(store, group)
+    for name in "abcdef":
+        (src / name).write_text(name * 20)
+    second = sync(store, group, cancel=_Hook(lambda: (src / "e").unlink(), after=2))
+    assert second.state == "completed with warnings"
+    assert any("e: vanished" in w for w in second.warnings)
+    entry = {e.path: e for e in store.entries(second.snapshot.id)}[b"e"]
+    assert entry.size == 10  # the previous version, still restorable
+    assert first.snapshot is not None
+
+
+def test_unreadable_file_warns_and_keeps_previous_version(tmp_path):
+    base = Path(os.path.realpath("/tmp")) / f"tl-perm-{os.getpid()}"
+    shutil.rmtree(base, ignore_errors=True)
+    (base / "src").mkdir(parents=True)
+    try:
+        os.chmod(base, 0o755)
+        (base / "src" / "open.txt").write_text("anyone")
+        (base / "src" / "secret.txt").write_text("v1")
+        shutil.chown(base / "src", "nobody")
+        shutil.chown(base / "src" / "open.txt", "nobody")
+        store_dir = base / "store"
+        store_dir.mkdir()
+        shutil.chown(store_dir, "nobody")
+        code = (
+            "import os, sys, json, encodings.idna\n"
+            "from pathlib import Path\n"
+            "from appliance.store import Store\n"
+            "from appliance.protect.files import sync, GroupSpec, SourceSpec\n"
+            "os.setgid(65534); os.setuid(65534)  # after the imports: the interpreter's files may be root's only\n"
+            f"s = Store.open(Path({str(store_dir / 's')!r}), create=True)\n"
+            f"g = GroupSpec('g', (SourceSpec({str(base / 'src')!r}),))\n"
+            "r = sync(s, g)\n"
+            "print(json.dumps([r.state, r.warnings, sorted(e.path.decode() for e in s.entries(r.snapshot.id))]))\n"
+        )
+        os.chmod(base / "src" / "secret.txt", 0o600)  # root's, unreadable for nobody
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                             text=True, cwd=Path(__file__).resolve().parents[2])
+        assert run.returncode == 0, run.stderr
+        import json
+        state, warnings, paths = json.loads(run.stdout)
+        assert state == "completed with warnings"
+        assert any("secret.txt: could not be read (Permission denied)" in w for w in warnings)
+        assert "open.txt" in paths and "secret.txt" not in paths
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_file_changing_while_read_is_retried_then_recorded_with_warning(store, src):
+    path = src / "growing.log"
+    path.write_bytes(os.urandom(8 << 20))
+    stop = threading.Event()
+
+    def writer() -> None:
+        with open(path, "ab") as f:
+            while not stop.is_set():
+                f.write(b"x" * 4096)
+                f.flush()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        result = sync(store, group_of(src))
+    finally:
+        stop.set()
+        thread.join()
+    assert result.state == "completed with warnings"
+    assert any("growing.log: changed while read" in w for w in result.warnings)
+    entry = {e.path: e for e in store.entries(result.snapshot.id)}[b"growing.log"]
+    assert entry.note == "changed while read"
+
+
+@pytest.mark.parametrize("how", ["emptied", "removed", "most files gone"])
+def test_unmounted_source_is_refused(store, src, how):
+    for i in range(20):
+        (src / f"f{i}").write_text(str(i))
+    group = group_of(src)
+    first = sync(store, group)
+    if how == "emptied":
+        for p in src.iterdir():
+            p.unlink()
+    elif how == "removed":
+        shutil.rmtree(src)
+    else:
+        for i in range(15):
+            (src / f"f{i}").unlink()
+    result = sync(store, group)
+    assert result.state == "failed" and result.snapshot is None
+    assert "mounted" in result.reason
+    assert [s.id for s in store.snapshots("g")] == [first.snapshot.id]
+
+
+def test_cancel_records_nothing(store, src):
+    for i in range(5):
+        (src / f"f{i}").write_text(str(i))
+    cancel = threading.Event()
+    cancel.set()
+    result = sync(store, group_of(src), cancel=cancel)
+    assert result.state == "failed" and "cancelled" in result.reason
+    assert store.snapshots() == []
+
+
+def test_disk_full_fails_cleanly_and_keeps_what_was_protected(tmp_path, src):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)]).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        (src / "small.txt").write_text("fits")
+        store = Store.open(mnt / "store", create=True)
+        group = group_of(src)
+        first = sync(store, group)
+        expected = tree_state(src)
+        assert first.state == "completed"
+        (src / "big.bin").write_bytes(os.urandom(8 << 20))  # incompressible, larger than the disk
+        result = sync(store, group)
+        assert result.state == "failed"
+        assert "disk full" in result.reason
+        assert list((mnt / "store" / "tmp").iterdir()) == []
+        assert [s.id for s in store.snapshots()] == [first.snapshot.id]
+        (src / "big.bin").unlink()
+        out = tmp_path / "out"
+        assert restore(store, first.snapshot.id, None, out).state == "completed"
+        assert_same_tree(expected, restored_root(out, src))
+        store.close()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])

@@ -1,0 +1,117 @@
+"""Damaged chunks and manifests: detected, repaired from the source when it can be, otherwise reported."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from appliance.protect.files import check, restore, sync
+from appliance.store import Store
+from tests.protect.conftest import assert_same_tree, group_of, restored_root, tree_state
+
+
+def _corrupt_chunk(store: Store, digest: bytes) -> None:
+    pack = store.pack_of(digest).split()[-1]
+    value = store._index[digest]
+    offset = (value >> 32) & 0xFFFFFFFF
+    path = next(store.root.glob(f"packs/*/{pack}.pack"))
+    with open(path, "r+b") as f:
+        f.seek(offset + 5)
+        byte = f.read(1)
+        f.seek(offset + 5)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+def _chunk_of(store: Store, sid: str, path: bytes) -> bytes:
+    return next(e for e in store.entries(sid) if e.path == path).chunks[0]
+
+
+def test_damaged_chunk_is_repaired_from_unchanged_source(store, src, tmp_path):
+    (src / "report.txt").write_bytes(b"quarterly figures\n" * 5000)
+    (src / "other.txt").write_text("other")
+    group = group_of(src)
+    expected = tree_state(src)
+    sid = sync(store, group).snapshot.id
+    _corrupt_chunk(store, _chunk_of(store, sid, b"report.txt"))
+    result = check(store, group, full=True)
+    assert result.state == "repaired" and result.repaired == 1 and not result.alerts
+    assert store.snapshot(sid).state == "ok"
+    out = tmp_path / "out"
+    assert restore(store, sid, None, out).state == "completed"
+    assert_same_tree(expected, restored_root(out, src))
+    reopened_check = check(store, group, full=True)
+    assert reopened_check.state == "ok"
+
+
+def test_damaged_chunk_without_source_marks_points_damaged_and_others_stay_readable(store, src, tmp_path):
+    (src / "report.txt").write_bytes(b"quarterly figures\n" * 5000)
+    (src / "other.txt").write_text("other")
+    group = group_of(src)
+    sid = sync(store, group, kind="point").snapshot.id
+    (src / "report.txt").write_bytes(b"rewritten since\n")
+    later = sync(store, group, kind="point").snapshot.id
+    _corrupt_chunk(store, _chunk_of(store, sid, b"report.txt"))
+    result = check(store, group, full=True)
+    assert result.state == "damaged"
+    assert result.damaged_snapshots == (sid,)
+    assert "report.txt" in result.alerts[0].message and "tapeline sync g" in result.alerts[0].fix
+    assert store.snapshot(sid).state == "damaged" and store.snapshot(later).state == "ok"
+    partial = restore(store, sid, None, tmp_path / "out")
+    assert partial.state == "completed with warnings"
+    assert any("report.txt" in w and "damaged" in w for w in partial.warnings)
+    assert (restored_root(tmp_path / "out", src) / "other.txt").read_text() == "other"
+    whole = restore(store, later, None, tmp_path / "later")
+    assert whole.state == "completed"
+
+
+def test_sync_stores_a_damaged_chunk_again_when_the_content_comes_back(store, src):
+    content = b"precious\n" * 4000
+    (src / "a.txt").write_bytes(content)
+    group = group_of(src)
+    sid = sync(store, group).snapshot.id
+    digest = _chunk_of(store, sid, b"a.txt")
+    _corrupt_chunk(store, digest)
+    (src / "a.txt").write_bytes(b"different")  # the source moved on: no repair possible
+    assert check(store, group, sid, full=True).state == "damaged"
+    (src / "a.txt").write_bytes(content)  # and came back
+    new = sync(store, group).snapshot.id
+    assert store.read_chunk(digest) == content
+    assert check(store, group, new).state == "ok"
+
+
+def test_corrupted_manifest_is_reported_and_other_snapshots_stay_readable(tmp_path, src):
+    store = Store.open(tmp_path / "store", create=True)
+    (src / "a").write_text("one")
+    group = group_of(src)
+    first = sync(store, group).snapshot.id
+    (src / "a").write_text("two")
+    second = sync(store, group).snapshot.id
+    store.close()
+    path = next((tmp_path / "store").glob(f"snapshots/*/{second}.snap"))
+    data = bytearray(path.read_bytes())
+    data[12] ^= 0xFF
+    path.write_bytes(bytes(data))
+    store = Store.open(tmp_path / "store")
+    result = check(store, group, full=True)
+    assert second in result.damaged_snapshots
+    assert "damaged manifest" in result.alerts[0].message
+    assert store.snapshot(second).state == "damaged"
+    bad = restore(store, second, None, tmp_path / "bad")
+    assert bad.state == "failed" and "damaged manifest" in bad.reason
+    assert restore(store, first, None, tmp_path / "ok").state == "completed"
+    third = sync(store, group)  # the damaged one is skipped as a base
+    assert third.state == "completed"
+    store.close()
+
+
+def test_check_after_sync_verifies_new_chunks(store, src):
+    (src / "a").write_bytes(os.urandom(100_000))
+    group = group_of(src)
+    sync(store, group)
+    (src / "b").write_bytes(os.urandom(100_000))
+    sid = sync(store, group).snapshot.id
+    result = check(store, group)
+    assert result.state == "ok" and result.checked_snapshots == (sid,)
+    assert result.drift == 0
+    (src / "b").write_bytes(b"changed after the sync")
+    assert check(store, group).drift == 1

@@ -1,0 +1,73 @@
+"""Retention and garbage collection, including a prune that runs in the middle of a sync."""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import UTC, datetime, timedelta
+
+from appliance.protect.files import check, prune, restore, sync
+from tests.protect.conftest import assert_same_tree, group_of, restored_root, tree_state
+
+T0 = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+
+
+def test_prune_keeps_recent_points_and_the_replica_and_frees_space(store, src, tmp_path):
+    group = group_of(src)
+    ids = {}
+    for day in range(5):
+        (src / "daily.bin").write_bytes(os.urandom(200_000))
+        ids[day] = sync(store, group, kind="point", now=T0 + timedelta(days=day)).snapshot.id
+        sync(store, group, kind="sync", now=T0 + timedelta(days=day, hours=1))
+    expected = tree_state(src)
+    last = sync(store, group, kind="sync", now=T0 + timedelta(days=5)).snapshot.id
+    before = store.size()
+    result = prune(store, "g", keep=timedelta(days=2), now=T0 + timedelta(days=5, hours=2))
+    assert result.state == "completed"
+    left = [s.id for s in store.snapshots("g")]
+    assert left == [ids[3], ids[4], last]
+    assert result.packs_deleted >= 1 and store.size() < before
+    assert check(store, group, full=True).state == "ok"
+    out = tmp_path / "out"
+    assert restore(store, last, None, out).state == "completed"
+    assert_same_tree(expected, restored_root(out, src))
+
+
+class _PruneMidway(threading.Event):
+    """Runs a prune (with GC) from inside a sync, right after the walk reached the given entry count."""
+
+    def __init__(self, store, keep, now, after) -> None:
+        super().__init__()
+        self.store, self.keep, self.now, self.after, self.calls = store, keep, now, after, 0
+        self.result = None
+
+    def is_set(self) -> bool:
+        self.calls += 1
+        if self.calls == self.after:
+            self.result = prune(self.store, "g", keep=self.keep, now=self.now)
+        return super().is_set()
+
+
+def test_prune_racing_a_sync_loses_nothing(store, src, tmp_path):
+    group = group_of(src)
+    content = os.urandom(300_000)
+    (src / "a_returning.bin").write_bytes(content)
+    old_point = sync(store, group, kind="point", now=T0).snapshot.id
+    (src / "a_returning.bin").unlink()
+    (src / "b.txt").write_text("b")
+    sync(store, group, kind="sync", now=T0 + timedelta(days=1))
+    # The file comes back: the next sync finds its chunk already stored (only old_point holds it), and a prune
+    # that expires old_point and collects its chunks runs while that sync is still walking.
+    (src / "a_returning.bin").write_bytes(content)
+    for i in range(5):
+        (src / f"z{i}").write_text(str(i))
+    expected = tree_state(src)
+    racer = _PruneMidway(store, timedelta(hours=1), T0 + timedelta(days=2), after=3)
+    result = sync(store, group, kind="sync", now=T0 + timedelta(days=2), cancel=racer)
+    assert result.state == "completed"
+    assert racer.result is not None and old_point in racer.result.removed
+    assert old_point not in [s.id for s in store.snapshots()]
+    assert check(store, group, full=True).state == "ok"
+    out = tmp_path / "out"
+    assert restore(store, result.snapshot.id, None, out).state == "completed"
+    assert_same_tree(expected, restored_root(out, src))
