@@ -29,6 +29,7 @@ from drivers.scsi.sense import (
     SOURCE_EMPTY,
 )
 from simulators.vtl import pages
+from simulators.vtl.pages import TA_CLEAN_NOW
 from simulators.vtl.library import DATA_TRANSFER, IMPORT_EXPORT, STORAGE, TRANSPORT
 from simulators.vtl.personality import CLEANING_USES, MEDIA
 from simulators.vtl.target import GOOD_ANSWER, Answer, LogicalUnit, check, invalid_field
@@ -161,7 +162,7 @@ class ChangerUnit(LogicalUnit):
             source_drive.unloaded()
         if drive is not None:
             if info.kind == "cleaning":
-                drive.tapealerts.discard(0x14)
+                drive.tapealerts.discard(TA_CLEAN_NOW)
                 drive.cleaning_reported = False
                 drive.sync()
                 raise check(CLEANING_CARTRIDGE)

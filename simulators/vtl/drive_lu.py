@@ -39,20 +39,21 @@ from drivers.scsi.sense import (
 )
 from simulators.vtl import cartridge as cart
 from simulators.vtl import pages
+from simulators.vtl.pages import (
+    TA_CLEAN_NOW,
+    TA_NO_REMOVAL,
+    TA_READ_FAILURE,
+    TA_READ_ONLY_FORMAT,
+    TA_WORM_OVERWRITE,
+    TA_WRITE_FAILURE,
+    TA_WRITE_PROTECT,
+)
 from simulators.vtl.clock import Streaming, load_seconds, locate_seconds
 from simulators.vtl.personality import DRIVES, MEDIA
 from simulators.vtl.target import GOOD_ANSWER, Answer, Check, LogicalUnit, check, invalid_field
 
 if TYPE_CHECKING:
     from simulators.vtl.library import Library
-
-# TapeAlert flags this drive raises (reference/scsi.md §4 table).
-TA_WRITE_PROTECT = 0x09
-TA_READ_ONLY_FORMAT = 0x11
-TA_CLEAN_NOW = 0x14
-TA_WORM_OVERWRITE = 0x3C
-TA_READ_FAILURE = 0x05
-TA_WRITE_FAILURE = 0x06
 
 
 class DriveUnit(LogicalUnit):
@@ -448,7 +449,7 @@ class DriveUnit(LogicalUnit):
                 self._move_to(self.cartridge, 0)
             return GOOD_ANSWER
         if self.prevent:
-            self.tapealerts.add(0x0A)  # TapeAlert "No removal"
+            self.tapealerts.add(TA_NO_REMOVAL)
             raise check(REMOVAL_PREVENTED)
         if self.state.threaded:
             if self.cartridge is not None:

@@ -23,6 +23,15 @@ MEDIUM_CODES = {"data": smc.MEDIUM_DATA, "cleaning": smc.MEDIUM_CLEANING, "worm"
 SMC_TYPE = {TRANSPORT: smc.ELEMENT_TRANSPORT, STORAGE: smc.ELEMENT_STORAGE, IMPORT_EXPORT: smc.ELEMENT_IMPORT_EXPORT,
             DATA_TRANSFER: smc.ELEMENT_DATA_TRANSFER}
 ALL_PAGES = 0x3F
+# TapeAlert flags this drive raises (reference/scsi.md §4 table).
+TA_WRITE_PROTECT = 0x09
+TA_READ_ONLY_FORMAT = 0x11
+TA_CLEAN_NOW = 0x14
+TA_WORM_OVERWRITE = 0x3C
+TA_READ_FAILURE = 0x05
+TA_WRITE_FAILURE = 0x06
+TA_NO_REMOVAL = 0x0A
+BLOCK_LENGTH_OFFSET = 5  # within a block descriptor (reference/scsi.md §4), for the 05/26/00 field pointer
 
 
 # ---- SPC, both device types ---------------------------------------------------------------------------------------
@@ -149,16 +158,16 @@ def drive_mode_select(unit: DriveUnit, fields: dict[str, int], data_out: memoryv
     if data.block_descriptor is not None:
         bd = data.block_descriptor
         if bd.block_length > unit.drive.max_block:
-            raise invalid_parameter(header + 5)
+            raise invalid_parameter(header + BLOCK_LENGTH_OFFSET)
         allowed = {0, unit.media.density_code} if unit.media else {0}
         if bd.density not in allowed and bd.density != 0x7F:  # 0x7F: "no change"
             raise invalid_parameter(header)
         unit.block_length = bd.block_length
-    for page in data.pages:
-        if page[0] & 0x3F == ssc.PAGE_COMPRESSION:
-            unit.compression = ssc.CompressionPage.decode(page).dce
-        else:
-            raise invalid_parameter(header + (8 if data.block_descriptor else 0))
+    compression = data.page(ssc.PAGE_COMPRESSION)
+    if any(page is not compression for page in data.pages):  # only the compression page is changeable
+        raise invalid_parameter(header + (len(spc.BlockDescriptor().encode()) if data.block_descriptor else 0))
+    if compression is not None:
+        unit.compression = ssc.CompressionPage.decode(compression).dce
     for other in unit.library.target.drives:
         if other is not unit:
             other.attention(MODE_PARAMETERS_CHANGED)
@@ -170,7 +179,7 @@ def drive_log_sense(unit: DriveUnit, fields: dict[str, int]) -> Answer:
     if code == tapelog.PAGE_TAPE_ALERT:
         flags = set(unit.tapealerts)
         if unit.needs_cleaning():
-            flags.add(0x14)
+            flags.add(TA_CLEAN_NOW)
         unit.tapealerts.clear()  # reading the page clears the flags
         return Answer(tapelog.encode_tape_alert(flags))
     if code == tapelog.PAGE_TAPE_CAPACITY:
