@@ -244,3 +244,36 @@ def test_malformed_cdbs_never_raise(devices, cdb):
     r = devices.drive.execute(cdb, b"", 64)
     assert r.status == 2
     assert SenseData.decode(r.sense).key == 5
+
+
+def test_worm_cartridge_appends_only(devices):
+    from simulators.vtl.cli import main
+
+    d = str(devices.directory)
+    assert main(["mailslot", d, "open"]) == 0
+    assert main(["mailslot", d, "insert", "W00001LY"]) == 0
+    assert main(["mailslot", d, "close"]) == 0
+    devices.changer.execute(spc.TEST_UNIT_READY.encode())  # the door's unit attention
+    devices.load(10)  # from mail slot 1
+    drive = devices.drive
+    assert code(write(drive, b"first")) == "GOOD"
+    assert code(write(drive, b"second")) == "GOOD"  # appending at EOD is allowed
+    drive.execute(ssc.REWIND.encode())
+    r = write(drive, b"over")
+    assert code(r) == "7/30/0C"
+    assert code(drive.execute(ssc.ERASE.encode())) == "7/30/0C"
+    r = drive.execute(spc.LOG_SENSE.encode(pc=1, page_code=tapelog.PAGE_TAPE_ALERT, alloc=400), b"", 400)
+    assert 0x3C in [f.number for f in tapelog.decode_tape_alert(r.data)]
+    assert bytes(read(drive, 5).data) == b"first"
+
+
+def test_request_sense_returns_and_clears_the_pending_unit_attention(devices):
+    devices.move(1000, 500)
+    d = devices.drive
+    r = d.execute(spc.REQUEST_SENSE.encode(alloc=18), b"", 18)
+    assert (r.status, SenseData.decode(r.data).code) == (0, "6/28/00")
+    r = d.execute(spc.REQUEST_SENSE.encode(alloc=18), b"", 18)
+    assert SenseData.decode(r.data).code == "0/00/00"
+    assert code(d.execute(spc.TEST_UNIT_READY.encode())) == "GOOD"
+    r = d.execute(spc.REQUEST_SENSE.encode(alloc=8), b"", 8)  # allocation length honoured
+    assert (len(r.data), r.resid) == (8, 0)
