@@ -5,8 +5,8 @@ nothing else, so every rule about what an operator may ask lives in one place.
 
 Invariants:
 - This process is the only writer of the catalog and the store (the store's flock enforces it).
-- On start, before any job runs: jobs a killed daemon left running are marked failed; an empty catalog next to a
-  store with snapshots is rebuilt from the store; groups whose points differ from the store's are re-indexed.
+- On start, before any job runs: jobs a killed daemon left running are marked failed; a new catalog (no group,
+  point or job ever) next to a store with snapshots is rebuilt from the store; groups whose points differ from the store's are re-indexed.
 - Group changes reach the scheduler at once (update_group / remove_group).
 - A source may not hold the data directory or the store, nor lie inside the store (it would back itself up).
 """
@@ -65,13 +65,18 @@ class Appliance:
 
     def start(self) -> None:
         self.engine.recover()
-        if count_points(self.catalog) == 0 and self.store.snapshots():
+        if self._catalog_is_new() and self.store.snapshots():
             log.warning("the catalog is empty but the store has recovery points: rebuilding the catalog")
             self.rebuild_catalog(check_idle=False)
         else:
             reconcile(self.catalog, self.store)
         self.engine.start()
         self.scheduler.start()
+
+    def _catalog_is_new(self) -> bool:
+        """No group, point or job ever: a fresh or lost catalog (not one whose groups were deleted on purpose)."""
+        return (count_points(self.catalog) == 0 and not groups_mod.list_groups(self.catalog)
+                and not list_jobs(self.catalog, limit=1))
 
     def stop(self) -> None:
         if self.scheduler is not None:

@@ -1,0 +1,230 @@
+"""The CLI contract: exit codes (0 ok, 1 failed, 2 usage, 3 warnings), --json documents, one-line errors with the fix,
+the socket's permissions, a daemon killed mid-job, and `tapeline up`'s demo group."""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from appliance.api.server import bind_socket
+from appliance.errors import Conflict
+from conftest import TAPELINE, Daemon
+
+
+def tapeline(*args, data: Path, check: int | None = None):
+    proc = subprocess.run([TAPELINE, "--data", str(data), *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "TAPELINE_DATA": ""})
+    if check is not None:
+        assert proc.returncode == check, proc.stdout + proc.stderr
+    return proc
+
+
+def test_no_daemon_is_one_line_naming_the_socket_and_how_to_start_it(tmp_path):
+    proc = tapeline("status", data=tmp_path, check=1)
+    sock = tmp_path / "run" / "tapeline.sock"
+    assert proc.stderr == (f"tapeline: cannot reach the Tapeline daemon at {sock}: start it with `tapeline up` "
+                           "(development) or `systemctl start tapeline`\n")
+    doc = json.loads(tapeline("--json", "jobs", data=tmp_path, check=1).stdout)
+    assert doc["exit_code"] == 1 and doc["fix"].startswith("start it with")
+
+
+def test_bad_usage_exits_2(tmp_path):
+    assert tapeline("sync", data=tmp_path, check=2).stderr.startswith("Usage:")
+    assert "No such command" in tapeline("frobnicate", data=tmp_path, check=2).stderr
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[defaults]\nsync = "often"\n')
+    proc = subprocess.run([TAPELINE, "--config", str(cfg), "status"], capture_output=True, text=True,
+                          env={**os.environ, "TAPELINE_DATA": ""})
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "defaults.sync 'often'" in proc.stderr
+
+
+def test_exit_codes_and_json_against_a_daemon(sqlite_daemon, tmp_path):
+    d = sqlite_daemon
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("x")
+    # Usage errors found by the daemon are exit 2 too, with the fix.
+    bad = d.run("group", "create", "g", "--source", str(src), "--sync", "often", check=2)
+    assert bad.stderr.strip() == "tapeline: --sync 'often' is not a duration: write it as 15m, 1h, 12d (s, m, h, d, w)"
+    missing = d.run("group", "create", "g", "--source", str(tmp_path / "nope"), check=2)
+    assert "is not a directory: create it, mount it, or fix the path" in missing.stderr
+    created = d.json("group", "create", "g", "--source", str(src))
+    assert created["name"] == "g" and created["sync_seconds"] == 900
+    assert d.run("group", "create", "g", "--source", str(src), check=1).stderr.startswith(
+        "tapeline: protection group 'g' already exists: choose another name")
+    nf = d.run("--json", "group", "show", "nope", check=1)
+    assert json.loads(nf.stdout) == {"error": "protection group 'nope' does not exist",
+                                     "fix": "list groups with `tapeline group list`", "exit_code": 1,
+                                     "type": "NotFound"}
+    assert [g["name"] for g in d.json("group", "list")] == ["g"]
+    assert d.json("group", "pause", "g")["paused"] is True
+    assert d.json("group", "resume", "g")["paused"] is False
+    assert d.json("group", "change", "g", "--keep", "3d", "--points", "09:30")["point_times"] == ["09:30"]
+
+    # A job that ends with warnings exits 3: a file the daemon cannot read (it runs as root, so use a FIFO-free
+    # trick: a file that vanishes is not deterministic; an unreadable directory is, for a non-root daemon only).
+    job = d.json("sync", "g", "--wait")
+    assert job["state"] == "completed" and job["result"]["point"]["files"] == 1
+    queued = d.json("sync", "g")
+    assert set(queued) == {"job", "coalesced"}
+    assert d.json("job", str(queued["job"]), "--wait")["state"] == "completed"
+    assert d.run("job", "999", check=1).stderr.startswith("tapeline: job 999 does not exist")
+    assert d.run("cancel", str(queued["job"]), check=1).stderr.startswith(
+        f"tapeline: job {queued['job']} already ended (completed)")
+    assert d.run("restore", "g", "--to", str(tmp_path / "r"), "--point", "1", "--at", "2026-01-01", check=2)
+    assert "no recovery point 424242" in d.run("restore", "g", "--to", str(tmp_path / "r"), "--point", "424242",
+                                               check=1).stderr
+    assert d.run("status", check=0).stdout.rstrip().endswith("all good")
+    assert d.json("group", "delete", "g")["name"] == "g"
+    assert d.json("alerts") == []
+
+
+def test_a_failed_sync_exits_1_and_status_asks_for_a_person(sqlite_daemon, tmp_path):
+    d = sqlite_daemon
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    for i in range(20):
+        (src / "sub" / f"f{i}").write_text(str(i))
+    d.run("group", "create", "g", "--source", str(src))
+    d.run("sync", "g", "--wait")
+    for f in (src / "sub").iterdir():  # the source now looks unmounted: empty where it was full
+        f.unlink()
+    (src / "sub").rmdir()
+    failed = d.run("sync", "g", "--wait", check=1)
+    assert "failed" in failed.stderr and failed.stderr.count("\n") == 1
+    status = d.run("status", check=1)
+    assert "needs attention" in status.stdout
+    [alert] = d.json("alerts")
+    assert alert["group_name"] == "g" and alert["fix"]
+    d.run("alerts", "ack", str(alert["id"]))
+    d.run("status", check=0)
+
+
+def test_socket_is_for_root_and_the_operators_group_only(tmp_path, caplog):
+    lonely = bind_socket(tmp_path / "a" / "s.sock", "no-such-group-here")
+    try:
+        st = os.stat(tmp_path / "a" / "s.sock")
+        assert stat.S_IMODE(st.st_mode) == 0o600
+        assert "does not exist" in caplog.text and "groupadd no-such-group-here" in caplog.text
+        # A second daemon on a live socket is refused; a stale socket file is replaced.
+        with pytest.raises(Conflict, match="already running"):
+            bind_socket(tmp_path / "a" / "s.sock", "users")
+    finally:
+        lonely.close()
+    again = bind_socket(tmp_path / "a" / "s.sock", grp.getgrgid(os.getgid()).gr_name)
+    try:
+        st = os.stat(tmp_path / "a" / "s.sock")
+        assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == os.getgid()
+        client = socket.socket(socket.AF_UNIX)
+        client.connect(str(tmp_path / "a" / "s.sock"))
+        client.close()
+    finally:
+        again.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving the socket to another group needs root")
+def test_the_daemon_gives_its_socket_to_the_operators_group(tmp_path):
+    data = tmp_path / "data"
+    cfg = tmp_path / "t.toml"
+    cfg.write_text(f'data_dir = "{data}"\n[api]\nsocket = "{data}/run/tapeline.sock"\ngroup = "users"\n')
+    d = Daemon(data, cfg, ["serve", "--config", str(cfg)]).start()
+    try:
+        st = os.stat(d.socket)
+        assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == grp.getgrnam("users").gr_gid
+    finally:
+        assert d.stop() == 0
+    assert not d.socket.exists()  # removed on a clean stop
+
+
+def test_a_killed_daemons_running_job_is_marked_failed_on_restart(tmp_path):
+    from conftest import make_daemon
+    d = make_daemon(tmp_path, None).start()
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("x")
+    d.run("group", "create", "g", "--source", str(src))
+    d.kill()  # kill -9: nothing is cleaned up
+    # What a kill in the middle of a sync leaves in the catalog: a job in state running.
+    engine = create_engine(f"sqlite:///{d.data / 'catalog.sqlite'}")
+    with engine.begin() as conn:
+        conn.execute(text("insert into job (id, kind, group_id, group_name, state, params, progress_done, "
+                          "progress_message, created, started, warnings, result, requested_by) values "
+                          "(41, 'sync', 1, 'g', 'running', '{}', 10, 'reading f', '2026-01-01 08:00:00', "
+                          "'2026-01-01 08:00:01', '[]', '{}', 'schedule')"))
+    engine.dispose()
+    d.start()  # the stale socket file is replaced
+    try:
+        job = d.json("job", "41")
+        assert (job["state"], job["reason"]) == ("failed", "daemon stopped while running; rerun it")
+        assert "job 41" in d.json("alerts")[0]["message"]
+        assert d.json("sync", "g", "--wait")["state"] == "completed"
+    finally:
+        assert d.stop() == 0
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_real_sync_then_restart(tmp_path):
+    from conftest import make_daemon
+    d = make_daemon(tmp_path, None).start()
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "big", "wb") as f:
+        for _ in range(48):
+            f.write(os.urandom(8 << 20))
+    d.run("group", "create", "g", "--source", str(src))
+    job_id = d.json("sync", "g")["job"]
+    deadline = time.monotonic() + 60
+    while d.json("job", str(job_id))["progress_done"] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait(10)
+    d.start()
+    try:
+        job = d.json("job", str(job_id))
+        if job["state"] != "completed":  # the sync may have won the race
+            assert (job["state"], job["reason"]) == ("failed", "daemon stopped while running; rerun it")
+        again = d.json("sync", "g", "--wait")
+        assert again["state"] == "completed"
+        restored = tmp_path / "r"
+        d.run("restore", "g", "--to", str(restored), "--wait")
+        assert (restored / str(src).lstrip("/") / "big").read_bytes() == (src / "big").read_bytes()
+    finally:
+        assert d.stop() == 0
+
+
+def test_up_creates_the_demo_group_and_syncs_it(tmp_path):
+    data = tmp_path / "data"
+    d = Daemon(data, None, ["up", "--data", str(data)]).start()
+    try:
+        deadline = time.monotonic() + 30
+        while not d.json("points", "demo"):
+            assert time.monotonic() < deadline, d.log.read_text()
+            time.sleep(0.1)
+        [g] = d.json("group", "list")
+        assert g["name"] == "demo" and g["sources"][0]["path"] == str(data / "demo-source")
+        assert [v["current"] for v in d.json("versions", str(data / "demo-source" / "README.txt"))] == [True]
+        assert {e["id"].split(":")[0] for e in d.client().schedule()} == {"sync", "point"}
+    finally:
+        assert d.stop(signal.SIGINT) == 0  # Ctrl-C stops cleanly
+    d.start()  # a second start does not make the demo group again once it was deleted
+    try:
+        d.run("group", "delete", "demo")
+    finally:
+        d.stop(signal.SIGINT)
+    d.start()
+    try:
+        assert d.json("group", "list") == []
+    finally:
+        d.stop(signal.SIGINT)
+    assert "Traceback" not in d.log.read_text()
