@@ -11,6 +11,7 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import datetime, timezone
 
 from fastapi import FastAPI, Request
@@ -49,6 +50,10 @@ class GroupChange(BaseModel):
     remove_sources: list[str] = Field(default_factory=list)
 
 
+class PathBody(BaseModel):
+    path: str
+
+
 class CheckBody(BaseModel):
     full: bool = False
 
@@ -80,12 +85,20 @@ def _sources(items: list[SourceBody]) -> list[SourceInput]:
     return [SourceInput(s.path, tuple(s.include), tuple(s.exclude)) for s in items]
 
 
+class AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped, so file names that are not UTF-8 (surrogate escapes) travel as \\udcXX."""
+
+    def render(self, content) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def create_app(appliance) -> FastAPI:
-    app = FastAPI(title="Tapeline", version=str(API_VERSION), docs_url=None, redoc_url=None)
+    app = FastAPI(title="Tapeline", version=str(API_VERSION), docs_url=None, redoc_url=None,
+                  default_response_class=AsciiJSONResponse)
 
     @app.exception_handler(TapelineError)
     async def _tapeline_error(_request: Request, exc: TapelineError):
-        return JSONResponse(exc.to_payload(), status_code=exc.http_status)
+        return AsciiJSONResponse(exc.to_payload(), status_code=exc.http_status)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_request: Request, exc: RequestValidationError):
@@ -93,7 +106,7 @@ def create_app(appliance) -> FastAPI:
         where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
         err = UsageError(f"bad request: {where or 'body'}: {first.get('msg', 'invalid')}",
                          "see docs/api.md for the request format")
-        return JSONResponse(err.to_payload(), status_code=400)
+        return AsciiJSONResponse(err.to_payload(), status_code=400)
 
     # -- status -------------------------------------------------------------------------------------------------
 
@@ -197,6 +210,11 @@ def create_app(appliance) -> FastAPI:
     @app.get("/v1/versions")
     def versions(path: str):
         return plain(appliance.versions(path))
+
+    @app.post("/v1/versions")
+    def versions_of(body: PathBody):
+        # The same as GET, for names that are not UTF-8: a JSON body carries surrogate escapes, a query cannot.
+        return plain(appliance.versions(body.path))
 
     @app.get("/v1/alerts")
     def list_alerts(all: bool = False):

@@ -7,6 +7,7 @@ daemon. The client imports nothing of the daemon side, so the console can use it
 
 from __future__ import annotations
 
+import json as jsonlib
 from datetime import datetime
 from pathlib import Path
 
@@ -32,9 +33,12 @@ class Client:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, json=None, params=None):
+    def _call(self, method: str, path: str, body=None, params=None):
         try:
-            resp = self._http.request(method, PREFIX + path, json=json, params=params)
+            # Our own encoding, ASCII-escaped: names that are not UTF-8 travel as surrogate escapes (\udcXX).
+            content = None if body is None else jsonlib.dumps(body).encode("ascii")
+            resp = self._http.request(method, PREFIX + path, content=content, params=params,
+                                      headers={"content-type": "application/json"} if content else None)
         except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError, ConnectionRefusedError) as exc:
             if isinstance(exc, httpx.ConnectError) and "Permission denied" in str(exc):
                 raise DaemonUnreachable(f"no permission to use the Tapeline daemon's socket {self.socket_path}",
@@ -45,15 +49,15 @@ class Client:
             raise DaemonUnreachable(f"the Tapeline daemon at {self.socket_path} did not answer in time",
                                     "check its log (journalctl -u tapeline) and retry") from None
         try:
-            body = resp.json()
+            answer = resp.json()
         except ValueError:
-            body = None
+            answer = None
         if resp.status_code >= 400:
-            if isinstance(body, dict) and "error" in body:
-                raise from_payload(body)
+            if isinstance(answer, dict) and "error" in answer:
+                raise from_payload(answer)
             raise TapelineError(f"the daemon answered HTTP {resp.status_code} to {method} {path}",
                                 "check its log and that client and daemon are the same version")
-        return body
+        return answer
 
     # -- status -------------------------------------------------------------------------------------------------
 
@@ -132,7 +136,7 @@ class Client:
     # -- files, alerts, catalog -------------------------------------------------------------------------------------
 
     def versions(self, path: str) -> list[dict]:
-        return self._call("GET", "/versions", params={"path": path})
+        return self._call("POST", "/versions", {"path": path})
 
     def alerts(self, include_acknowledged: bool = False) -> list[dict]:
         return self._call("GET", "/alerts", params={"all": include_acknowledged})

@@ -92,6 +92,8 @@ def test_the_same_from_the_api(daemon, tmp_path):
     src = tmp_path / "share"
     write(src / "a.txt", b"v1\n", 0o644, 1_600_000_000_000_000_000)
     write(src / "sub" / "b.txt", b"keep me\n")
+    odd = os.fsdecode(bytes(src) + b"/caf\xe9.txt")  # a name that is not UTF-8
+    write(Path(odd), b"latin-1 name\n")
     with daemon.client() as api:
         group = api.create_group("share", [str(src)], sync="5m", points=["12:00"], keep="3d")
         assert (group["sync_seconds"], group["point_times"], group["keep_seconds"]) == (300, ["12:00"], 3 * 86400)
@@ -119,3 +121,6 @@ def test_the_same_from_the_api(daemon, tmp_path):
         assert (base / "sub" / "b.txt").read_bytes() == b"keep me\n"
         assert oct((base / "a.txt").stat().st_mode & 0o777) == oct(0o644)
         assert run(api.check("share", full=True))["state"] == "completed"
+        [odd_version] = api.versions(odd)
+        assert os.fsencode(odd_version["path"]) == os.fsencode(odd) and odd_version["size"] == 13
+        assert Path(os.fsdecode(bytes(base) + b"/caf\xe9.txt")).read_bytes() == b"latin-1 name\n"

@@ -7,6 +7,7 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 
 from appliance.catalog.engine import open_catalog
 from appliance.catalog.groups import SourceInput, create_group, get_group, list_groups
@@ -54,7 +55,16 @@ def test_rebuild_matches_the_live_index(store, catalog_url, tmp_path):
     (src / "d" / "b.txt").unlink()
     (src / "c.txt").write_text("sea")
     point(2)
-    point(3)  # nothing changed
+    writes = []
+
+    @event.listens_for(live.engine, "before_cursor_execute")
+    def spy(conn, cursor, statement, params, context, executemany):
+        if "file_version" in statement and statement.split()[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            writes.append(statement)
+
+    point(3)  # nothing changed: the live index writes no file_version row
+    assert writes == []
+    event.remove(live.engine, "before_cursor_execute", spy)
     paths = [str(src / n) for n in ("a.txt", "d/b.txt", "c.txt", "d")] + [str(src)]
     expected = snapshot_versions(live, paths)
     assert [len(expected[p]) for p in paths[:3]] == [2, 1, 1]
