@@ -73,6 +73,7 @@ class DriveUnit(LogicalUnit):
         self.tapealerts: set[int] = set()
         self.streaming = Streaming()
         self.cleaning_reported = False
+        self.synced_version = -1
         self.serial = f"{library.state.serial}{index:02d}"[-10:]
         self.handlers = {
             spc.TEST_UNIT_READY.opcode: self.test_unit_ready,
@@ -106,6 +107,7 @@ class DriveUnit(LogicalUnit):
 
     def sync(self) -> None:
         """Open or close the cartridge image to match the library state (threaded cartridge = open image)."""
+        self.synced_version = self.library.version
         want = self.state.barcode if self.state.threaded else None
         have = self.cartridge.barcode if self.cartridge else None
         if want != have:
@@ -152,7 +154,8 @@ class DriveUnit(LogicalUnit):
         self.attention(MEDIUM_CHANGED)
 
     def before(self, opcode: int) -> None:
-        if self.library.refresh() or self.cartridge is not None or self.state.barcode:
+        self.library.refresh()
+        if self.library.version != self.synced_version:
             self.sync()
 
     def close(self) -> None:

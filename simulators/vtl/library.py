@@ -162,6 +162,8 @@ class Library:
         self.mutex = threading.RLock()
         self._lock_fd = _take_lock(directory, service_url)
         self._state_stamp: tuple[int, int, int] | None = None
+        self._state_file = str(directory / "state.json")
+        self.version = 0  # bumped whenever the state changes (here or in another process): caches compare it
         self.state = self._read_state()
         self.personality = personality.LIBRARIES[self.state.library]
         self.clock = Clock(self.state.clock_factor)
@@ -184,12 +186,13 @@ class Library:
     def refresh(self) -> bool:
         """Re-read the state if another process replaced it; True when it changed."""
         try:
-            st = os.stat(self.state_path)
+            st = os.stat(self._state_file)
         except FileNotFoundError:
             return False
         if (st.st_ino, st.st_mtime_ns, st.st_size) == self._state_stamp:
             return False
         self.state = self._read_state()
+        self.version += 1
         return True
 
     @contextmanager
@@ -200,6 +203,7 @@ class Library:
             yield self.state
             self.state.check()
             self._state_stamp = write_state(self.directory, self.state)
+            self.version += 1
 
     def close(self) -> None:
         if self._lock_fd >= 0:
