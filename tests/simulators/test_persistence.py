@@ -60,7 +60,6 @@ def test_restart_keeps_cartridges_places_and_data(library):
         devs.close()
 
 
-@pytest.mark.slow
 def test_kill_9_during_writes_keeps_every_acknowledged_block(library):
     devs = open_devices(library)
     devs.load()
