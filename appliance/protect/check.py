@@ -59,7 +59,7 @@ def _repair(store: Store, sid: str, bad: set[bytes]) -> set[bytes]:
     info = store.snapshot(sid)
     fixed: set[bytes] = set()
     session = store.session()
-    pipe = Pipeline(lambda d: False, workers=1)
+    pipe = Pipeline(lambda d: False)
     try:
         for row in store.rows(sid):
             blob = row[R_CHUNKS]

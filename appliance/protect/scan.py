@@ -8,6 +8,7 @@ threads; a row waits in `_pending` until its chunks are stored, so rows leave in
 from __future__ import annotations
 
 import grp
+import operator
 import os
 import pwd
 import stat
@@ -36,6 +37,9 @@ MAX_WARNINGS = 1000
 CHANGED_WHILE_READ = "changed while read"
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _NOATIME = getattr(os, "O_NOATIME", 0)
+
+
+_NAME = operator.attrgetter("name")
 
 
 class SyncRefused(Exception):
@@ -129,6 +133,7 @@ class Scanner:
         self._files = self._bytes = 0
         self._source_files: list[int] = []
         self._last_progress = 0.0
+        self._held = 0  # bytes of file data read for rows not yet written out
         self._bad = store.damaged_chunks()
 
     # ---- bookkeeping ---------------------------------------------------------------------------------------
@@ -230,7 +235,7 @@ class Scanner:
     def _children(self, full: bytes, rel: bytes, key: tuple, old: _Old, si: int) -> list:
         try:
             with os.scandir(full) as it:
-                kids = sorted(it, key=lambda e: e.name, reverse=True)
+                kids = sorted(it, key=_NAME, reverse=True)
             return kids
         except OSError as exc:
             self.warn(f"{os.fsdecode(full)}: directory not read ({exc.strerror}); its previous contents are kept")
@@ -317,7 +322,7 @@ class Scanner:
                 if st.st_size and st.st_blocks * 512 < st.st_size:
                     refs, extents, got = self._read_extents(fd, st.st_size)
                 else:
-                    refs, got = self._read_stream(fd)
+                    refs, got = self._read_stream(fd, st.st_size)
                     extents = None
                 after = os.fstat(fd)
             finally:
@@ -353,8 +358,10 @@ class Scanner:
             got += n
         return refs, extents, size if got == sum(e[1] for e in extents) else -1
 
-    def _read_stream(self, fd: int) -> tuple[list, int]:
-        first = os.read(fd, MIN_CHUNK + 1)
+    def _read_stream(self, fd: int, size: int) -> tuple[list, int]:
+        # Ask for the recorded size + 1 (not a fixed 256 KiB: a big fresh buffer per file costs page faults);
+        # the extra byte tells a file that grew since the walk.
+        first = os.read(fd, min(size, MIN_CHUNK) + 1)
         self.bytes_read += len(first)
         if len(first) <= MIN_CHUNK:  # most files: one read, one chunk, no CDC
             return ([self.pipe.add(first)] if first else []), len(first)
@@ -364,7 +371,8 @@ class Scanner:
     def _read_range(self, fd: int, length: int | None, carry: bytes, final: bool) -> tuple[list, bytes, int]:
         """Read `length` bytes (None: to the end) after `carry`; pieces cut by content; the tail not yet cut is
         returned unless `final`. Returns (refs, tail, bytes read including carry)."""
-        refs = []
+        refs: list = []
+        settled = 0
         total = len(carry)
         left = length
         buf = carry
@@ -378,6 +386,10 @@ class Scanner:
             eof = not block or left == 0
             data = buf + block if buf else block
             pieces, tail = self.pipe.cut(data, final and eof)
+            for i in range(settled, len(refs)):  # a big file is stored as it goes, not held whole
+                if refs[i].__class__ is not bytes:
+                    refs[i] = self._store(refs[i])
+            settled = len(refs)
             refs.extend(self.pipe.add(p) for p in pieces)
             buf = bytes(memoryview(data)[len(data) - tail:]) if tail else b""
             self._throttle()
@@ -385,8 +397,9 @@ class Scanner:
                 return refs, buf, total - (len(carry) if length is not None else 0)
 
     def _throttle(self) -> None:
+        """Inside a big file: finish earlier rows (in order) while too much file data is held."""
         for item in self._pending:
-            if self.pipe.in_flight_bytes <= IN_FLIGHT:
+            if self._held <= IN_FLIGHT:
                 break
             if item[1] is not None:
                 self._complete(item)
@@ -397,6 +410,8 @@ class Scanner:
 
     # ---- ordered output ------------------------------------------------------------------------------------
     def _pending_row(self, row: list, refs: list | None) -> None:
+        if refs is not None:
+            self._held += row[R_SIZE] if row[R_EXTENTS] is None else sum(e[1] for e in row[R_EXTENTS])
         self._pending.append([row, refs])
         self._row_number += 1
 
@@ -404,20 +419,26 @@ class Scanner:
         """Store the row's new chunks (dedup, pack) and fill in its chunk list and digest."""
         row, refs = item
         chunks = bytearray()
-        session = self.session
-        for batch, pos in refs:
-            digest, blob, flags, raw = batch.result(self.pipe)[pos]
-            if blob is not None and not session.has(digest):
-                session.add(digest, blob, flags, raw)
-                self.new_bytes += raw
-            chunks += digest
+        for ref in refs:
+            chunks += ref if ref.__class__ is bytes else self._store(ref)
         row[R_CHUNKS] = bytes(chunks)
         row[R_DIGEST] = blake3.blake3(chunks).digest()
         item[1] = None
+        self._held -= row[R_SIZE] if row[R_EXTENTS] is None else sum(e[1] for e in row[R_EXTENTS])
+
+    def _store(self, ref) -> bytes:
+        got = Pipeline.resolve(ref, self.pipe)
+        if got.__class__ is bytes:
+            return got
+        digest, blob, flags, raw = got
+        if not self.session.has(digest):
+            self.session.add(digest, blob, flags, raw)
+            self.new_bytes += raw
+        return digest
 
     def _drain(self, keep: int) -> Iterator[list]:
         pending = self._pending
-        while pending and (len(pending) > keep or pending[0][1] is None):
+        while pending and (len(pending) > keep or pending[0][1] is None or self._held > IN_FLIGHT):
             item = pending[0]
             if item[1] is not None:
                 self._complete(item)

@@ -76,29 +76,30 @@ class Entry:
         return root if not self.path else root.rstrip(b"/") + b"/" + self.path
 
 
-_FIELDS = tuple(Entry.__dataclass_fields__)
-
-
 def split_chunks(blob: bytes | None) -> tuple[bytes, ...]:
     if not blob:
         return ()
+    if len(blob) == DIGEST_SIZE:
+        return (blob,)
     return tuple(blob[i:i + DIGEST_SIZE] for i in range(0, len(blob), DIGEST_SIZE))
 
 
+_new = object.__new__
+_set = object.__setattr__
+
+
 def entry_from_row(row: list, sources: list[str]) -> Entry:
-    """Decode a row without the frozen dataclass's per-field setattr (a 100k-row manifest loads in ~0.1 s)."""
-    xattrs = row[R_XATTRS]
-    extents = row[R_EXTENTS]
-    values = (
-        sources[row[R_SOURCE]], row[R_PATH], TYPES[row[R_TYPE]], row[R_MODE], row[R_UID], row[R_GID],
-        row[R_USER], row[R_GROUP], row[R_SIZE], row[R_MTIME], row[R_ATIME], row[R_CTIME], row[R_INO],
-        row[R_DEV], row[R_NLINK], row[R_RDEV], row[R_TARGET],
-        tuple(sorted(xattrs.items())) if xattrs else (),
-        row[R_DIGEST], split_chunks(row[R_CHUNKS]),
-        tuple((a, b) for a, b in extents) if extents is not None else None, row[R_NOTE],
-    )
-    entry = object.__new__(Entry)
-    entry.__dict__.update(zip(_FIELDS, values))
+    """Decode a row without the frozen dataclass's per-field setattr (a 100k-row manifest loads in ~0.15 s)."""
+    (si, path, kind, mode, uid, gid, user, group, size, mtime, atime, ctime, ino, dev, nlink, rdev, target,
+     xattrs, digest, chunks, extents, note) = row[:ROW_FIELDS]
+    entry = _new(Entry)
+    _set(entry, "__dict__", {
+        "source": sources[si], "path": path, "type": TYPES[kind], "mode": mode, "uid": uid, "gid": gid,
+        "user": user, "group": group, "size": size, "mtime_ns": mtime, "atime_ns": atime, "ctime_ns": ctime,
+        "ino": ino, "dev": dev, "nlink": nlink, "rdev": rdev, "target": target,
+        "xattrs": tuple(sorted(xattrs.items())) if xattrs else (), "digest": digest,
+        "chunks": split_chunks(chunks),
+        "extents": tuple((a, b) for a, b in extents) if extents is not None else None, "note": note})
     return entry
 
 

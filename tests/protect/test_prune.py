@@ -22,7 +22,7 @@ def test_prune_keeps_recent_points_and_the_replica_and_frees_space(store, src, t
     expected = tree_state(src)
     last = sync(store, group, kind="sync", now=T0 + timedelta(days=5)).snapshot.id
     before = store.size()
-    result = prune(store, "g", keep=timedelta(days=2), now=T0 + timedelta(days=5, hours=2))
+    result = prune(store, "g", keep=timedelta(days=2), now=T0 + timedelta(days=4, hours=23))
     assert result.state == "completed"
     left = [s.id for s in store.snapshots("g")]
     assert left == [ids[3], ids[4], last]
