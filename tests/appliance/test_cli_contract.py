@@ -71,8 +71,7 @@ def test_exit_codes_and_json_against_a_daemon(sqlite_daemon, tmp_path):
     assert d.json("group", "resume", "g")["paused"] is False
     assert d.json("group", "change", "g", "--keep", "3d", "--points", "09:30")["point_times"] == ["09:30"]
 
-    # A job that ends with warnings exits 3: a file the daemon cannot read (it runs as root, so use a FIFO-free
-    # trick: a file that vanishes is not deterministic; an unreadable directory is, for a non-root daemon only).
+    # (Exit 3, a job that ended with warnings, is in test_end_to_end: a restore onto an existing file.)
     job = d.json("sync", "g", "--wait")
     assert job["state"] == "completed" and job["result"]["point"]["files"] == 1
     queued = d.json("sync", "g")

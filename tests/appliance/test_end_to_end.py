@@ -40,7 +40,9 @@ def test_protect_edit_delete_and_restore_from_the_cli(daemon, tmp_path):
     # Edit one file, delete another; a sync, then a recovery point, then another edit and point.
     write(src / "report.txt", b"second draft, longer\n", 0o644)
     os.unlink(src / "data" / "blob.bin")
-    daemon.run("sync", "projects", "--wait")
+    synced = daemon.run("sync", "projects", "--wait")
+    assert synced.stdout.startswith("job ") and synced.stdout.rstrip().endswith("sync projects: completed")
+    assert "\x1b" not in synced.stderr + synced.stdout  # not a terminal: plain lines, no progress bar
     daemon.run("point", "projects", "--wait")
     write(src / "report.txt", b"final\n", 0o600)
     daemon.run("point", "projects", "--wait")
@@ -66,10 +68,12 @@ def test_protect_edit_delete_and_restore_from_the_cli(daemon, tmp_path):
     assert (under / "data" / "blob.bin").read_bytes() == (keep / "blob.bin").read_bytes()
     assert oct((under / "data" / "blob.bin").stat().st_mode & 0o777) == oct(0o600)
 
-    # Restoring over an existing file is refused unless --overwrite.
+    # Restoring over an existing file is refused unless --overwrite: the job succeeds with a warning (exit 3).
     second = daemon.run("restore", "projects", "--point", str(points[1]["id"]), str(src / "report.txt"),
-                        "--to", str(dest), "--wait", check=None)
-    assert second.returncode in (1, 3) and (under / "report.txt").read_bytes() == b"first draft\n"
+                        "--to", str(dest), "--wait", check=3)
+    assert "report.txt: exists, not replaced" in second.stdout
+    assert second.stderr.endswith(": read them with `tapeline job " + second.stdout.split()[1] + "`\n")
+    assert (under / "report.txt").read_bytes() == b"first draft\n"
     daemon.run("restore", "projects", "--point", str(points[1]["id"]), str(src / "report.txt"), "--to", str(dest),
                "--overwrite", "--wait")
     assert (under / "report.txt").read_bytes() == b"second draft, longer\n"
