@@ -19,6 +19,9 @@ Public API:
         .encode(ten=False, for_select=False) / ModeData.decode(data, ten=False); .page(code) -> raw page bytes
     BlockDescriptor(density, blocks, block_length)                                      block length 0 = variable
     LogParameter(code, value, control), encode_log_page(page, params) / decode_log_page(data) -> (page, params)
+    encode_supported_log_pages(pages) / decode_supported_log_pages(data)               LOG SENSE page 0x00
+    encode_lun(lun) / decode_lun(raw), encode_report_luns(luns) / decode_report_luns(data),
+        report_luns_length(data)                                                       REPORT LUNS
 
 Every layout follows reference/scsi.md §2; a comment gives the byte where the table is not obvious.
 """
@@ -96,6 +99,10 @@ LOG_SENSE = Cdb(
 )
 PREVENT_ALLOW_MEDIUM_REMOVAL = Cdb("PREVENT ALLOW MEDIUM REMOVAL", 0x1E, 6, {"prevent": Field(4, mask=0x03)})
 REPORT_LUNS = Cdb("REPORT LUNS", 0xA0, 12, {"select_report": Field(2), "alloc": Field(6, width=4)})
+REPORT_LUNS_ALL = 0x00  # SELECT REPORT: every logical unit
+REPORT_LUNS_WELL_KNOWN = 0x01  # only well-known logical units (REPORT LUNS, ACCESS CONTROLS, ...)
+REPORT_LUNS_ALL_AND_WELL_KNOWN = 0x02
+REPORT_LUNS_MIN_ALLOC = 16  # SPC-3: a smaller allocation length is an invalid field (header + one LUN)
 
 COMMANDS = (
     TEST_UNIT_READY,
@@ -406,3 +413,76 @@ def decode_log_page(data: bytes | bytearray | memoryview) -> tuple[int, tuple[Lo
         params.append(LogParameter(int.from_bytes(data[at : at + 2], "big"), data[at + 4 : at + 4 + size], data[at + 2]))
         at += 4 + size
     return data[0] & 0x3F, tuple(params)
+
+
+LOG_PAGE_SUPPORTED = 0x00
+
+
+def encode_supported_log_pages(pages: tuple[int, ...] | list[int]) -> bytes:
+    """LOG SENSE page 0x00: a page header, then one byte per supported page code, ascending (SPC-4 7.3.18)."""
+    codes = sorted(set(pages) | {LOG_PAGE_SUPPORTED})
+    if any(not 0 <= c <= 0x3F for c in codes):
+        raise ValueError(f"log page codes are 0x00..0x3F, not {[hex(c) for c in codes if not 0 <= c <= 0x3F]}")
+    return bytes([LOG_PAGE_SUPPORTED, 0]) + len(codes).to_bytes(2, "big") + bytes(codes)
+
+
+def decode_supported_log_pages(data: bytes | bytearray | memoryview) -> tuple[int, ...]:
+    """The page codes of a page 0x00 reply, cut to the page length or to what came back."""
+    data = bytes(data)
+    if len(data) < 4:
+        raise ValueError(f"log page is {len(data)} bytes, needs a 4-byte header")
+    if data[0] & 0x3F != LOG_PAGE_SUPPORTED:
+        raise ValueError(f"log page {data[0] & 0x3F:#04x} is not the supported pages list (0x00)")
+    return tuple(b & 0x3F for b in data[4 : 4 + int.from_bytes(data[2:4], "big")])
+
+
+# --- REPORT LUNS parameter data ----------------------------------------------------------------------------------
+# A LUN is 8 bytes (SAM-5 4.6); a single-level LUN uses the first two. LUNs 0-255 use peripheral device addressing
+# (method 00b, bus 0: `00 LL`), 256-16383 flat space addressing (method 01b: `4H LL`), as Linux and tgt send them.
+LUN_PERIPHERAL = 0x00
+LUN_FLAT_SPACE = 0x40
+LUN_METHOD_MASK = 0xC0
+MAX_FLAT_LUN = 0x3FFF
+
+
+def encode_lun(lun: int) -> bytes:
+    if not 0 <= lun <= MAX_FLAT_LUN:
+        raise ValueError(f"single-level LUN {lun} is out of range 0..{MAX_FLAT_LUN}")
+    first = bytes([LUN_PERIPHERAL, lun]) if lun <= 0xFF else bytes([LUN_FLAT_SPACE | lun >> 8, lun & 0xFF])
+    return first + bytes(6)
+
+
+def decode_lun(raw: bytes | bytearray | memoryview) -> int:
+    raw = bytes(raw)
+    if len(raw) != 8:
+        raise ValueError(f"a LUN is 8 bytes, not {len(raw)}")
+    if any(raw[2:]):
+        raise ValueError(f"LUN {raw.hex()} is hierarchical (more than one level); only single-level LUNs decode")
+    method = raw[0] & LUN_METHOD_MASK
+    if method == LUN_PERIPHERAL:
+        if raw[0] & 0x3F:
+            raise ValueError(f"LUN {raw.hex()} names bus {raw[0] & 0x3F}; only bus 0 decodes to a number")
+        return raw[1]
+    if method == LUN_FLAT_SPACE:
+        return (raw[0] & 0x3F) << 8 | raw[1]
+    raise ValueError(f"LUN {raw.hex()} uses address method {method >> 6}, not peripheral (0) or flat space (1)")
+
+
+def encode_report_luns(luns: tuple[int, ...] | list[int]) -> bytes:
+    """The whole reply: LUN list length (4 bytes, n * 8), 4 reserved bytes, then the LUNs ascending."""
+    body = b"".join(encode_lun(n) for n in sorted(set(luns)))
+    return len(body).to_bytes(4, "big") + bytes(4) + body
+
+
+def decode_report_luns(data: bytes | bytearray | memoryview) -> tuple[int, ...]:
+    """The LUNs listed; only whole entries that came back (the list length may promise more than alloc let in)."""
+    data = bytes(data)
+    if len(data) < 8:
+        raise ValueError(f"REPORT LUNS data is {len(data)} bytes, needs an 8-byte header")
+    end = min(len(data), 8 + int.from_bytes(data[0:4], "big"))
+    return tuple(decode_lun(data[at : at + 8]) for at in range(8, end - 7, 8))
+
+
+def report_luns_length(data: bytes | bytearray | memoryview) -> int:
+    """Bytes the whole reply needs (header + every LUN), to retry with a big enough allocation length."""
+    return 8 + int.from_bytes(bytes(data[0:4]), "big")

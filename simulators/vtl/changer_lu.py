@@ -56,6 +56,7 @@ class ChangerUnit(LogicalUnit):
             spc.MODE_SENSE_6.opcode: self.mode_sense,
             spc.MODE_SENSE_10.opcode: self.mode_sense,
             spc.PREVENT_ALLOW_MEDIUM_REMOVAL.opcode: self.prevent_allow,
+            spc.REPORT_LUNS.opcode: self.report_luns,
             smc.READ_ELEMENT_STATUS.opcode: self.read_element_status,
             smc.MOVE_MEDIUM.opcode: self.move_medium,
             smc.INITIALIZE_ELEMENT_STATUS.opcode: self.initialize_element_status,

@@ -85,6 +85,7 @@ class DriveUnit(LogicalUnit):
             spc.MODE_SELECT_10.opcode: lambda f, d, n: pages.drive_mode_select(self, f, d, ten=True),
             spc.LOG_SENSE.opcode: self.log_sense,
             spc.PREVENT_ALLOW_MEDIUM_REMOVAL.opcode: self.prevent_allow,
+            spc.REPORT_LUNS.opcode: self.report_luns,
             ssc.READ_6.opcode: self.read,
             ssc.WRITE_6.opcode: self.write,
             ssc.WRITE_FILEMARKS_6.opcode: self.write_filemarks,

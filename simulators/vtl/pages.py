@@ -174,8 +174,15 @@ def drive_mode_select(unit: DriveUnit, fields: dict[str, int], data_out: memoryv
     return GOOD_ANSWER
 
 
+DRIVE_LOG_PAGES = (spc.LOG_PAGE_SUPPORTED, tapelog.PAGE_TAPE_ALERT, tapelog.PAGE_TAPE_CAPACITY)
+
+
 def drive_log_sense(unit: DriveUnit, fields: dict[str, int]) -> Answer:
     code = fields["page_code"]
+    if fields["subpage"]:  # no subpages (0xFF, "all subpages", included): tapeinfo and sg_logs ask for subpage 0
+        raise invalid_field(spc.LOG_SENSE, "subpage")
+    if code == spc.LOG_PAGE_SUPPORTED:
+        return Answer(spc.encode_supported_log_pages(DRIVE_LOG_PAGES))
     if code == tapelog.PAGE_TAPE_ALERT:
         flags = set(unit.tapealerts)
         if unit.needs_cleaning():

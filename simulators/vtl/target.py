@@ -129,6 +129,16 @@ class LogicalUnit:
     def before(self, opcode: int) -> None:
         """Hook run before every command (state refresh); may raise Check."""
 
+    def report_luns(self, fields: dict[str, int], data_out: memoryview, data_in_len: int) -> Answer:
+        """Each unit is reached by its own device URL, like a target of its own (mhVTL gives every device its own
+        target ID): it is LUN 0 and the only LUN, and there are no well-known LUNs."""
+        select = fields["select_report"]
+        if select not in (spc.REPORT_LUNS_ALL, spc.REPORT_LUNS_WELL_KNOWN, spc.REPORT_LUNS_ALL_AND_WELL_KNOWN):
+            raise invalid_field(spc.REPORT_LUNS, "select_report")
+        if fields["alloc"] < spc.REPORT_LUNS_MIN_ALLOC:
+            raise invalid_field(spc.REPORT_LUNS, "alloc")
+        return Answer(spc.encode_report_luns(() if select == spc.REPORT_LUNS_WELL_KNOWN else (0,)))
+
     def request_sense(self, fields: dict[str, int], data_out: memoryview, data_in_len: int) -> Answer:
         sense = self.pending.pop(0).sense() if self.pending else NO_SENSE.sense()
         return Answer(sense.encode_descriptor() if fields["desc"] else sense.encode())

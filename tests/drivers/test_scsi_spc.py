@@ -100,3 +100,42 @@ def test_log_page_round_trip_and_cut():
     assert data.hex() == "0c00000b" "0001000200" "01" "8000400105"
     assert spc.decode_log_page(data) == (0x0C, params)
     assert spc.decode_log_page(data[:10]) == (0x0C, params[:1])
+
+
+def test_report_luns_exact_bytes():
+    # One LUN 0 (every simulated device is LUN 0 of its own target): list length 8, then 00 00 00 00 00 00 00 00
+    assert spc.encode_report_luns([0]).hex() == "00000008" "00000000" "0000000000000000"
+    # LUN 1 (a changer behind a drive, lsscsi-04) peripheral addressing; 300 flat space (method 01b)
+    data = spc.encode_report_luns([300, 1, 0])
+    assert data.hex() == "00000018" "00000000" "0000000000000000" "0001000000000000" "412c000000000000"
+    assert spc.decode_report_luns(data) == (0, 1, 300)
+    assert spc.report_luns_length(data[:16]) == 32
+    assert spc.decode_report_luns(data[:20]) == (0,)  # alloc cut mid-entry: only whole LUNs
+    assert spc.encode_report_luns([]).hex() == "00000000" "00000000"  # well-known LUNs only: none here
+
+
+def test_report_luns_refuses_what_it_cannot_number():
+    with pytest.raises(ValueError, match="out of range 0..16383"):
+        spc.encode_lun(0x4000)
+    with pytest.raises(ValueError, match="hierarchical"):
+        spc.decode_lun(bytes.fromhex("0001000200000000"))
+    with pytest.raises(ValueError, match="address method 2"):
+        spc.decode_lun(bytes.fromhex("8001000000000000"))
+    with pytest.raises(ValueError, match="needs an 8-byte header"):
+        spc.decode_report_luns(b"\0\0\0\x08")
+
+
+@given(st.lists(st.integers(0, spc.MAX_FLAT_LUN), max_size=20))
+def test_report_luns_round_trips(luns):
+    assert spc.decode_report_luns(spc.encode_report_luns(luns)) == tuple(sorted(set(luns)))
+
+
+def test_supported_log_pages_exact_bytes():
+    data = spc.encode_supported_log_pages([0x31, 0x2E, 0x0C])
+    assert data.hex() == "00000004" "000c2e31"  # page 0x00 lists itself, ascending
+    assert spc.decode_supported_log_pages(data) == (0x00, 0x0C, 0x2E, 0x31)
+    assert spc.decode_supported_log_pages(data[:6]) == (0x00, 0x0C)
+    with pytest.raises(ValueError, match="not the supported pages list"):
+        spc.decode_supported_log_pages(bytes.fromhex("2e000000"))
+    with pytest.raises(ValueError, match="0x00..0x3F"):
+        spc.encode_supported_log_pages([0x40])

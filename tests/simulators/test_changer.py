@@ -146,3 +146,18 @@ def test_unknown_opcode_and_short_cdb(devices):
     assert code(devices.changer.execute(bytes([0x0A, 0, 0, 0, 1, 0]), b"x")) == "5/20/00"  # WRITE on a changer
     r = devices.changer.execute(bytes([0xB8, 0x10, 0x03]), b"", 100)
     assert (code(r), sense(r).sksv, sense(r).cd) == ("5/24/00", True, True)
+
+
+def test_report_luns_on_every_unit_even_with_a_unit_attention_pending(devices):
+    assert code(devices.move(SLOT0, DRIVE0)) == "GOOD"  # the drive now holds 06/28/00
+    for unit in (devices.changer, devices.drive):
+        r = unit.execute(spc.REPORT_LUNS.encode(alloc=4096), b"", 4096)
+        assert code(r) == "GOOD" and bytes(r.data).hex() == "00000008" "00000000" "0000000000000000"
+        assert spc.decode_report_luns(r.data) == (0,)
+        r = unit.execute(spc.REPORT_LUNS.encode(select_report=spc.REPORT_LUNS_WELL_KNOWN, alloc=16), b"", 16)
+        assert spc.decode_report_luns(r.data) == () and r.resid == 8
+        r = unit.execute(spc.REPORT_LUNS.encode(select_report=3, alloc=16), b"", 16)
+        assert (code(r), sense(r).field_pointer) == ("5/24/00", 2)
+        r = unit.execute(spc.REPORT_LUNS.encode(alloc=8), b"", 8)  # less than header + one LUN
+        assert (code(r), sense(r).field_pointer) == ("5/24/00", 6)
+    assert code(devices.drive.execute(spc.TEST_UNIT_READY.encode())) == "6/28/00"  # REPORT LUNS left it pending

@@ -277,3 +277,16 @@ def test_request_sense_returns_and_clears_the_pending_unit_attention(devices):
     assert code(d.execute(spc.TEST_UNIT_READY.encode())) == "GOOD"
     r = d.execute(spc.REQUEST_SENSE.encode(alloc=8), b"", 8)  # allocation length honoured
     assert (len(r.data), r.resid) == (8, 0)
+
+
+def test_log_sense_page_0_lists_the_pages_the_drive_answers(devices):
+    devices.load()
+    r = devices.drive.execute(spc.LOG_SENSE.encode(pc=1, page_code=spc.LOG_PAGE_SUPPORTED, alloc=64), b"", 64)
+    assert code(r) == "GOOD" and bytes(r.data).hex() == "00000003" "002e31"
+    for page in spc.decode_supported_log_pages(r.data):  # each listed page answers
+        r = devices.drive.execute(spc.LOG_SENSE.encode(pc=1, page_code=page, alloc=400), b"", 400)
+        assert code(r) == "GOOD" and r.data[0] & 0x3F == page
+    r = devices.drive.execute(spc.LOG_SENSE.encode(pc=1, page_code=0x17, alloc=64), b"", 64)  # not listed
+    assert (code(r), sense(r).field_pointer, sense(r).bit_pointer) == ("5/24/00", 2, 5)
+    r = devices.drive.execute(spc.LOG_SENSE.encode(pc=1, page_code=0, subpage=0xFF, alloc=64), b"", 64)
+    assert (code(r), sense(r).field_pointer) == ("5/24/00", 3)
