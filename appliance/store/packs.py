@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import blake3
@@ -27,38 +28,46 @@ class PackFormatError(Exception):
 
 
 class PackWriter:
-    """Appends blobs to a temp pack; `finish` seals and renames it into place and returns its index rows."""
+    """Appends blobs to a temp pack; `finish` seals and renames it into place and returns its index rows.
 
-    def __init__(self, tmp_dir: Path, final_dir: Path, name: str) -> None:
+    Blobs are gathered and written with one writev per ~4 MiB, on `io` (a single thread, so writes stay in
+    order and the GIL is free meanwhile) when given. `finish` must run on that same thread, or with no io.
+    """
+
+    def __init__(self, tmp_dir: Path, final_dir: Path, name: str, io: Executor | None = None) -> None:
         self.name = name
         self.tmp_path = tmp_dir / f"{name}.pack.tmp"
         self.final_path = final_dir / name[:2] / f"{name}.pack"
         self.fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        self.buf = bytearray(PACK_MAGIC)
+        self.io = io
+        self.parts: list[bytes] = [PACK_MAGIC]
+        self.parts_size = len(PACK_MAGIC)
         self.offset = len(PACK_MAGIC)
         self.rows: list[list] = []
+        self.writes: list[Future] = []
 
     def add(self, digest: bytes, blob: bytes, flags: int, raw_length: int) -> int:
         offset = self.offset
-        self.buf += blob
+        self.parts.append(blob)
+        self.parts_size += len(blob)
         self.offset += len(blob)
         self.rows.append([digest, offset, len(blob), raw_length, flags])
-        if len(self.buf) >= 1 << 22:  # write in big slices: few syscalls, no per-chunk fsync
-            self._drain()
+        if self.parts_size >= 1 << 22:  # few, big writes; no per-chunk fsync
+            parts, self.parts, self.parts_size = self.parts, [], 0
+            if self.io is None:
+                write_all(self.fd, parts)
+            else:
+                self.writes.append(self.io.submit(write_all, self.fd, parts))
+                while self.writes and self.writes[0].done():
+                    self.writes.pop(0).result()  # a failed write (ENOSPC) surfaces at the next add
         return offset
 
-    def _drain(self) -> None:
-        view = memoryview(self.buf)
-        while view:
-            view = view[os.write(self.fd, view):]
-        view.release()
-        self.buf.clear()
-
     def finish(self) -> list[list]:
+        for done in self.writes:
+            done.result()
         index = msgpack.packb(self.rows, use_bin_type=True)
-        self.buf += index
-        self.buf += FOOTER.pack(len(index), blake3.blake3(index).digest(), PACK_END)
-        self._drain()
+        write_all(self.fd, [*self.parts, index, FOOTER.pack(len(index), blake3.blake3(index).digest(), PACK_END)])
+        self.parts = []
         os.fsync(self.fd)
         os.close(self.fd)
         self.fd = -1
@@ -68,10 +77,23 @@ class PackWriter:
         return self.rows
 
     def abort(self) -> None:
+        for pending in self.writes:
+            pending.cancel()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
         self.tmp_path.unlink(missing_ok=True)
+
+
+def write_all(fd: int, parts: list[bytes]) -> None:
+    for start in range(0, len(parts), 512):
+        group = parts[start:start + 512]
+        want = sum(len(p) for p in group)
+        done = os.writev(fd, group)
+        if done < want:  # short write (rare on files): finish it piece by piece
+            view = memoryview(b"".join(group))[done:]
+            while view:
+                view = view[os.write(fd, view):]
 
 
 def read_pack_index(path: Path) -> list[list]:

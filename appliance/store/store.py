@@ -17,6 +17,7 @@ import os
 import secrets
 import shutil
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -296,6 +297,8 @@ class Store:
                 session.packs.add(packno)
             for digest, offset, length, _raw, flags in rows:
                 self._index[digest] = _pack_value(packno, offset, length, flags)
+            if session is not None:  # in the index now: no longer pending (never absent from both)
+                session.pending.difference_update(row[0] for row in rows)
             healed = {row[0] for row in rows} & self._bad
             if healed:  # a fresh copy of a damaged chunk: the newer pack wins from now on
                 self.set_damaged_chunks(set(), healed)
@@ -398,9 +401,11 @@ class WriteSession:
         self.base = base
         self.used: set[bytes] = set()
         self.packs: set[int] = set()
-        self.pending: set[bytes] = set()
+        self.pending: set[bytes] = set()  # written to a pack not sealed yet
         self.stored_bytes = 0
         self._writer: PackWriter | None = None
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="packs")
+        self._sealing: list[Future] = []
         with store._mutex:
             store._sessions.add(self)
 
@@ -416,22 +421,33 @@ class WriteSession:
 
     def add(self, digest: bytes, blob: bytes, flags: int, raw_length: int) -> None:
         if self._writer is None:
-            self._writer = PackWriter(self.store.root / "tmp", self.store.root / "packs", _now_name())
+            self._writer = PackWriter(self.store.root / "tmp", self.store.root / "packs", _now_name(), self._io)
         self._writer.add(digest, blob, flags, raw_length)
         self.pending.add(digest)
         self.stored_bytes += len(blob)
         if self._writer.offset >= PACK_TARGET:
-            self.flush()
+            self._seal_next()
+        while self._sealing and self._sealing[0].done():
+            self._sealing.pop(0).result()
+
+    def _seal_next(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._sealing.append(self._io.submit(self._seal, writer))
+
+    def _seal(self, writer: PackWriter) -> None:
+        try:
+            self.store._seal(writer, self)
+        except BaseException:
+            writer.abort()
+            raise
 
     def flush(self) -> None:
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
-            try:
-                self.store._seal(writer, self)
-            except BaseException:
-                writer.abort()
-                raise
-            self.pending.clear()
+        """Seal the open pack and wait until every pack of the session is in place."""
+        self._seal_next()
+        sealing, self._sealing = self._sealing, []
+        for done in sealing:
+            done.result()
 
     def commit(self, group: str, kind: str, created: datetime, sources: list[str], rows: Iterable[list],
                header_extra: Callable[[], dict]) -> SnapshotInfo:
@@ -453,9 +469,15 @@ class WriteSession:
 
     def close(self) -> None:
         """End the session (after commit, or to abandon it: the open pack is dropped)."""
+        for sealing in self._sealing:
+            try:
+                sealing.result()
+            except Exception:  # noqa: S110 (its error was reported by the commit that failed)
+                pass
         if self._writer is not None:
             self._writer.abort()
             self._writer = None
+        self._io.shutdown(wait=True)
         store = self.store
         with store._mutex:
             store._sessions.discard(self)
