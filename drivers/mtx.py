@@ -1,11 +1,20 @@
 """A media changer driven through the `mtx` tool, and the parser of every form of `mtx status` output.
 
 `MtxChanger("mtx:///dev/sg3")` runs `$TAPELINE_MTX` (or `mtx` from PATH) as `mtx -f /dev/sg3 status|load|unload|
-transfer|inventory` for sites that want the tool they know between Tapeline and the library. Its public methods
-match `MediaChanger` where they overlap (inventory, load, unload, transfer, initialize), so the appliance can use
-either.
+transfer|inventory` for sites that want the tool they know between Tapeline and the library. With `tapeline-mtx` as
+TAPELINE_MTX the device may be any device URL: `mtx://stream+socket://HOST:PORT/changer`.
+
+It has `MediaChanger`'s methods, signatures and results wherever mtx can do the operation: `inventory()`, `load(slot,
+drive)`, `unload(drive, slot=None)`, `transfer(source_slot, destination_slot)`, `import_(mailslot, slot=None)` and
+`export(slot, mailslot=None)` (both mtx transfers), `initialize()` (`mtx inventory`); each returns the
+`drivers.changer.Inventory` read after it. tests/conformance runs one suite against both.
 
 Invariants:
+* After every command, whether it succeeded or failed, the inventory is read again (`last_inventory`), then the
+  command's error (if any) is raised, as `MediaChanger` does. Numbers the library lacks, an empty drive to unload and
+  a missing home slot are refused with `ChangerRefusal` before mtx runs, with `MediaChanger`'s words.
+* Inventory elements carry mtx's numbering and `address == NO_ADDRESS`: mtx never prints element addresses, and it
+  lists no transport element. `source_slot` of a full drive is the slot mtx printed ("Storage Element N Loaded").
 * `parse_mtx_status` takes the merged stdout+stderr of `mtx status` and never guesses: a line it does not know is
   kept in `noise` (the Mode Sense fallback's sense dump, for instance), a status without its header is an
   `MtxOutputError`. Slot numbers are mtx's (1-based, I/E slots after the storage slots), drives count from 0.
@@ -23,8 +32,8 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
+from drivers.changer import KIND_DRIVE, KIND_MAILSLOT, KIND_SLOT, ChangerRefusal, Element, Inventory
 from drivers.errors import DeviceError, DeviceNotFound
 from drivers.scsi.sense import (
     CleaningCartridge,
@@ -197,6 +206,34 @@ def error_from_output(output: str, command: str, device: str) -> DeviceError:
 # ---------------------------------------------------------------------------------------------------------------
 # The changer
 
+NO_ADDRESS = -1  # `Element.address` through mtx: `mtx status` prints slot numbers, never element addresses
+
+
+def inventory_from_status(status: MtxStatus) -> Inventory:
+    """`MediaChanger`'s Inventory from mtx's status: the same numbering (slots 1..S, mail slots S+1.., drives 0..),
+    barcodes of full elements only, and mtx's own source slot for each full drive (reference/mtx.md §3)."""
+
+    def element(kind: str, number: int, full: bool, tag: str | None, alt: str | None, **extra) -> Element:
+        return Element(kind=kind, address=NO_ADDRESS, number=number, full=full, barcode=tag if full else None,
+                       alternate_barcode=alt if full else None, **extra)
+
+    slots = tuple(element(KIND_SLOT, s.number, s.full, s.volume_tag, s.alternate_tag) for s in status.storage_slots)
+    mailslots = tuple(element(KIND_MAILSLOT, s.number, s.full, s.volume_tag, s.alternate_tag, mailslot_number=i + 1)
+                      for i, s in enumerate(status.import_export_slots))
+    drives = tuple(element(KIND_DRIVE, d.number, d.full, d.volume_tag, d.alternate_tag,
+                           source_slot=d.source_slot if d.full else None) for d in status.drives)
+    return Inventory(slots=slots, drives=drives, mailslots=mailslots, transports=())
+
+
+def mtx_device(url: str) -> str:
+    """The `-f` argument of `mtx://DEVICE`: a path (`mtx:///dev/sg3`) or, for tapeline-mtx, a device URL
+    (`mtx://stream+socket://127.0.0.1:7101/changer`)."""
+    device = url[len("mtx://"):] if url.startswith("mtx://") else ""
+    if (device.startswith("/") and len(device) > 1) or "://" in device:
+        return device
+    raise DeviceNotFound(f"{url!r} is not an mtx URL: give one like mtx:///dev/sg3 (three slashes), or "
+                         f"mtx://stream+socket://HOST:PORT/changer when TAPELINE_MTX is tapeline-mtx")
+
 
 def find_mtx() -> str:
     """The mtx binary: `$TAPELINE_MTX`, else `mtx` on PATH."""
@@ -213,54 +250,108 @@ def find_mtx() -> str:
 
 
 class MtxChanger:
-    """A changer at `mtx:///dev/sgN`, driven by running mtx."""
+    """A changer at `mtx://DEVICE`, driven by running mtx, with `MediaChanger`'s methods and results."""
 
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme != "mtx" or not parts.path or parts.netloc:
-            raise DeviceNotFound(f"{url!r} is not an mtx URL: give one like mtx:///dev/sg3 (three slashes)")
+    def __init__(self, url: str, label: str | None = None) -> None:
         self.url = url
-        self.device = parts.path
+        self.device = mtx_device(url)
+        self.label = label or url
         self.mtx = find_mtx()
+        self.last_inventory: Inventory | None = None
+
+    def __enter__(self) -> MtxChanger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _run(self, *args: str, what: str) -> str:
         argv = [self.mtx, "-f", self.device, *args]
         try:
             run = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=MTX_TIMEOUT)
         except subprocess.TimeoutExpired:
-            raise MtxError(f"{self.url}: {what}: mtx gave no answer within {MTX_TIMEOUT:g} s; check the library "
+            raise MtxError(f"{self.label}: {what}: mtx gave no answer within {MTX_TIMEOUT:g} s; check the library "
                            f"(door, robot) and its log") from None
         except OSError as exc:
-            raise MtxError(f"{self.url}: {what}: cannot run {self.mtx}: {exc.strerror}") from None
+            raise MtxError(f"{self.label}: {what}: cannot run {self.mtx}: {exc.strerror}") from None
         if run.returncode != 0:
-            raise error_from_output(run.stderr + run.stdout, what, self.url)
+            raise error_from_output(run.stderr + run.stdout, what, self.label)
         return run.stdout + run.stderr
 
-    def inventory(self) -> MtxStatus:
-        """`mtx status`: drives, slots and mail slots with their volume tags."""
+    def status(self) -> MtxStatus:
+        """`mtx status` as mtx reports it (with any stderr lines in `noise`)."""
         return parse_mtx_status(self._run("status", what="status"))
 
-    def initialize(self) -> None:
-        """`mtx inventory`: make the library rescan its elements (INITIALIZE ELEMENT STATUS)."""
-        self._run("inventory", what="inventory")
+    def inventory(self) -> Inventory:
+        """`mtx status`: drives, slots and mail slots with their barcodes, numbered as mtx numbers them."""
+        self.last_inventory = inventory_from_status(self.status())
+        return self.last_inventory
 
-    def load(self, slot: int, drive: int = 0) -> None:
-        self._run("load", str(slot), str(drive), what=f"load slot {slot} into drive {drive}")
+    def _current(self) -> Inventory:
+        return self.last_inventory or self.inventory()
 
-    def unload(self, slot: int | None = None, drive: int = 0) -> None:
-        """Put drive's cartridge into `slot`, or (None) into the slot mtx computes as its source."""
+    def _act(self, *args: str, what: str) -> Inventory:
+        """Run one mtx command, then read the inventory again, whether the command succeeded or not (a failed
+        refresh never hides the command's own error)."""
+        try:
+            self._run(*args, what=what)
+        except DeviceError:
+            try:
+                self.inventory()
+            except DeviceError:
+                self.last_inventory = None
+            raise
+        return self.inventory()
+
+    def initialize(self) -> Inventory:
+        """`mtx inventory` (INITIALIZE ELEMENT STATUS, a barcode rescan), then a fresh inventory."""
+        return self._act("inventory", what="inventory")
+
+    def load(self, slot: int, drive: int) -> Inventory:
+        inv = self._current()
+        # Numbers the library lacks get MediaChanger's refusal (from Inventory), not mtx's wording.
+        inv.slot(slot)
+        inv.drive(drive)
+        return self._act("load", str(slot), str(drive), what=f"load slot {slot} into drive {drive}")
+
+    def unload(self, drive: int, slot: int | None = None) -> Inventory:
+        """Drive to `slot`, or to the slot mtx computes as the cartridge's source (reference/mtx.md §3)."""
+        inv = self._current()
+        dte = inv.drive(drive)
+        if not dte.full:
+            raise ChangerRefusal(f"{self.label}: drive {drive} is empty: nothing to unload")
         if slot is None:
-            # mtx's unload takes the slot before the drive, so naming a drive needs the slot: the source slot
-            # mtx computes (reference/mtx.md §3) is what a bare `mtx unload` would use.
-            source = self.inventory().drive(drive).source_slot
-            if source is None:
-                raise MtxError(f"{self.url}: unload drive {drive}: mtx knows no source slot for its cartridge; "
-                               f"give the slot to unload into")
-            slot = source
-        self._run("unload", str(slot), str(drive), what=f"unload drive {drive} into slot {slot}")
+            if dte.source_slot is None:
+                raise ChangerRefusal(f"{self.label}: drive {drive} has no home slot and no slot is empty: give a slot")
+            slot = dte.source_slot
+        inv.slot(slot)
+        return self._act("unload", str(slot), str(drive), what=f"unload drive {drive} into slot {slot}")
 
-    def transfer(self, source: int, destination: int) -> None:
-        self._run("transfer", str(source), str(destination), what=f"transfer slot {source} to slot {destination}")
+    def transfer(self, source_slot: int, destination_slot: int) -> Inventory:
+        inv = self._current()
+        inv.slot(source_slot)
+        inv.slot(destination_slot)
+        return self._act("transfer", str(source_slot), str(destination_slot),
+                         what=f"transfer slot {source_slot} to slot {destination_slot}")
+
+    def import_(self, mailslot: int, slot: int | None = None) -> Inventory:
+        """Mail slot (1..) to a storage slot, by default the first empty one: an mtx transfer."""
+        inv = self._current()
+        source = inv.mailslot(mailslot)
+        destination = inv.slot(slot) if slot is not None else self._first_empty(inv.empty_slots(), "storage slot")
+        return self.transfer(source.number, destination.number)
+
+    def export(self, slot: int, mailslot: int | None = None) -> Inventory:
+        """Storage slot (mtx number) to a mail slot (1..), by default the first empty one: an mtx transfer."""
+        inv = self._current()
+        destination = (inv.mailslot(mailslot) if mailslot is not None
+                       else self._first_empty(tuple(m for m in inv.mailslots if not m.full), "mail slot"))
+        return self.transfer(inv.slot(slot).number, destination.number)
+
+    def _first_empty(self, candidates: tuple[Element, ...], what: str) -> Element:
+        if not candidates:
+            raise ChangerRefusal(f"{self.label}: no empty {what}: free one first")
+        return candidates[0]
 
     def close(self) -> None:
         """Nothing stays open between mtx runs."""
