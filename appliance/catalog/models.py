@@ -104,7 +104,7 @@ class FileVersion(SQLModel, table=True):
     kind: str  # "file" | "dir" | "symlink" | "other"
     size: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     mtime_ns: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
-    first_point: int = Field(index=True)
+    first_point: int
     until_point: int | None = Field(default=None, index=True)
 
 

@@ -6,7 +6,8 @@ what changed (SyncResult.changes): "added" inserts a row, "changed" closes the o
 closes the open row. A sync where nothing changed writes one `recovery_point` row and no `file_version` row.
 
 Invariants:
-- Rows are written with SQLAlchemy Core executemany in batches of BATCH rows, from generators (constant memory).
+- Rows are written in batches of BATCH rows from generators (constant memory): SQLAlchemy Core executemany, or
+  COPY on PostgreSQL.
 - A point and its index changes commit in one transaction: the catalog never shows a point without its versions.
 - Pruning points deletes the version rows that no remaining point holds.
 """
@@ -92,27 +93,53 @@ def record_point(catalog: Catalog, group_id: int, snapshot_id: str, kind: str, t
                       if c.what != "added" and c.source in sources]
             if closes:
                 conn.execute(close, closes)
-            rows = [{"group_id": group_id, "source_id": sources[c.source], "path": c.path, "kind": c.kind,
-                     "size": c.size, "mtime_ns": c.mtime_ns, "first_point": point_id, "until_point": None}
+            rows = [(group_id, sources[c.source], c.path, c.kind, c.size, c.mtime_ns, point_id)
                     for c in batch if c.what != "deleted" and c.source in sources]
             if rows:
-                conn.execute(insert(FV), rows)
+                _insert_versions(conn, rows)
     return point_id
 
 
+_COLUMNS = ("group_id", "source_id", "path", "kind", "size", "mtime_ns", "first_point")
+
+
+def _insert_versions(conn, rows: list[tuple]) -> None:
+    if conn.dialect.name == "postgresql":
+        # COPY is several times faster than a multi-row INSERT here, and runs in the same transaction.
+        with conn.connection.driver_connection.cursor() as cur:
+            with cur.copy(f"COPY file_version ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+    else:
+        conn.execute(insert(FV), [dict(zip(_COLUMNS, row)) for row in rows])
+
+
 def drop_points(catalog: Catalog, group_id: int, snapshot_ids: Iterable[str]) -> int:
-    """Forget pruned points and the versions no remaining point holds. Returns how many points were dropped."""
+    """Forget pruned points and the versions no remaining point holds. Returns how many points were dropped.
+
+    Only versions whose range meets the dropped ids can lose their last point, so only those are examined: the
+    prune after every sync stays cheap however many files the group has."""
     ids = list(snapshot_ids)
     if not ids:
         return 0
     with catalog.engine.begin() as conn:
-        dropped = 0
+        point_ids: list[int] = []
         for batch in _batches(ids, 1000):
-            dropped += conn.execute(delete(RP).where(RP.c.group_id == group_id, RP.c.snapshot_id.in_(batch))).rowcount
+            point_ids += conn.execute(select(RP.c.id).where(RP.c.group_id == group_id, RP.c.snapshot_id.in_(batch)))\
+                .scalars().all()
+        if not point_ids:
+            return 0
+        for batch in _batches(point_ids, 1000):
+            conn.execute(delete(RP).where(RP.c.id.in_(batch)))
+        lo, hi = min(point_ids), max(point_ids)
+        newest = conn.execute(select(func.max(RP.c.id)).where(RP.c.group_id == group_id)).scalar()
+        meets = (FV.c.until_point.is_not(None)) & (FV.c.until_point > lo)
+        if newest is None or newest < hi:  # current versions are held by the newest point, unless it went too
+            meets = meets | FV.c.until_point.is_(None)
         held = exists().where(RP.c.group_id == FV.c.group_id, RP.c.id >= FV.c.first_point,
                               (FV.c.until_point.is_(None)) | (RP.c.id < FV.c.until_point))
-        conn.execute(delete(FV).where(FV.c.group_id == group_id, ~held))
-    return dropped
+        conn.execute(delete(FV).where(FV.c.group_id == group_id, FV.c.first_point <= hi, meets, ~held))
+    return len(point_ids)
 
 
 def mark_damaged(catalog: Catalog, snapshot_ids: Iterable[str]) -> None:

@@ -78,18 +78,25 @@ def _count_version_writes(catalog):
     return seen
 
 
+def _version_rows(catalog) -> int:
+    with catalog.engine.connect() as conn:
+        return conn.execute(text("select count(*) from file_version")).scalar()
+
+
 def test_version_index_follows_changes_and_an_unchanged_sync_writes_no_version_row(catalog):
     g = make_group(catalog)
     src = "/srv/files"
     p1 = record_point(catalog, g.id, "s1", "sync", T0, 3, 30, [
         IndexChange(src, b"", "added", "dir"), IndexChange(src, b"a.txt", "added", size=10, mtime_ns=1),
         IndexChange(src, b"b.txt", "added", size=20, mtime_ns=1)])
-    writes = _count_version_writes(catalog)
+    writes = _count_version_writes(catalog)  # UPDATEs and INSERTs (PostgreSQL inserts by COPY: counted as rows)
+    rows = _version_rows(catalog)
     p2 = record_point(catalog, g.id, "s2", "sync", T0 + timedelta(minutes=15), 3, 30, [])
-    assert writes == []  # nothing changed: one recovery_point row, no file_version row
+    assert writes == [] and _version_rows(catalog) == rows  # nothing changed: no file_version row written
     p3 = record_point(catalog, g.id, "s3", "point", T0 + timedelta(minutes=30), 2, 11, [
         IndexChange(src, b"a.txt", "changed", size=11, mtime_ns=2), IndexChange(src, b"b.txt", "deleted")])
-    assert len(writes) == 2  # one executemany closing a.txt and b.txt, one inserting the new a.txt
+    assert writes[0].startswith("UPDATE")  # one executemany closing a.txt and b.txt
+    assert _version_rows(catalog) == rows + 1  # and the new a.txt
 
     a = versions(catalog, "/srv/files/a.txt")
     assert [(v.size, v.first_point.id, v.last_point.id, v.points, v.current) for v in a] == [
