@@ -22,6 +22,13 @@ from appliance.errors import Conflict, TapelineError
 log = logging.getLogger("tapeline.api")
 
 
+def refuse_if_running(path: Path) -> None:
+    """Before opening anything: a daemon already answering on this socket is reported as such."""
+    if _live(path):
+        raise Conflict(f"another Tapeline daemon is already running on {path}",
+                       "use that one, or stop it (Ctrl-C, or `systemctl stop tapeline`) first")
+
+
 def _live(path: Path) -> bool:
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -36,9 +43,7 @@ def _live(path: Path) -> bool:
 def bind_socket(path: Path, operators_group: str) -> socket.socket:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
     if path.exists() or path.is_symlink():
-        if _live(path):
-            raise Conflict(f"another Tapeline daemon is already running on {path}",
-                           "use that one, or stop it (Ctrl-C, or `systemctl stop tapeline`) first")
+        refuse_if_running(path)
         path.unlink()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

@@ -34,10 +34,11 @@ def _terminate(_signum, _frame) -> None:
 
 def run_daemon(settings: config.Settings, demo: bool) -> None:
     from appliance.api.app import create_app
-    from appliance.api.server import bind_socket, make_server
+    from appliance.api.server import bind_socket, make_server, refuse_if_running
     from appliance.daemon import Appliance
 
     setup_logging(settings.log_level)
+    refuse_if_running(settings.socket_path)
     appliance = Appliance(settings)
     sock = None
     try:
