@@ -23,7 +23,7 @@ from appliance.catalog.groups import GroupInfo, SourceInput
 from appliance.catalog.points import PointInfo, count_points, list_points, versions
 from appliance.catalog.rebuild import GroupDefaults, RebuildResult, rebuild_from_store, reconcile
 from appliance.config import Settings
-from appliance.errors import Conflict, NotFound, UsageError
+from appliance.errors import Conflict, NotFound, TapelineError, UsageError
 from appliance.ops import alerts
 from appliance.ops.jobs import JobEngine, get_job, list_jobs
 from appliance.ops.scheduler import Scheduler
@@ -55,7 +55,11 @@ class Appliance:
 
     def open(self) -> None:
         s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        try:
+            s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        except OSError as exc:
+            raise TapelineError(f"cannot create the data directory {s.data_dir} ({exc.strerror})",
+                                "run the daemon as root, or use --data DIR for development") from exc
         self.catalog = open_catalog(s.catalog_url)
         self.store = Store.open(s.store_path, create=True)
         for warning in self.store.open_warnings:

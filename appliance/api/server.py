@@ -41,7 +41,11 @@ def _live(path: Path) -> bool:
 
 
 def bind_socket(path: Path, operators_group: str) -> socket.socket:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    except OSError as exc:
+        raise TapelineError(f"cannot create the API socket's directory {path.parent} ({exc.strerror})",
+                            "run the daemon as root, or set api.socket (or use --data DIR)") from exc
     if path.exists() or path.is_symlink():
         refuse_if_running(path)
         path.unlink()
