@@ -22,7 +22,7 @@ Public API (initiator and target side):
         .partial (fixed-mode READ: the whole blocks transferred before a filemark, EOD or error)
         str(e) == "LTO-8 drive 1: WRITE: write protected (7/27/00) on cartridge A00012L8"
         e.with_context(device=..., cartridge=..., command=...) -> a copy with those set
-      NotReady > NoMedium, CleaningCartridge;  MediumError > IncompatibleMedium;  HardwareError;
+      NotReady > NoMedium, CleaningCartridge, LogicalUnitOffline;  MediumError > IncompatibleMedium;  HardwareError;
       IllegalRequest > InvalidOpcode, InvalidElement, SourceEmpty, DestinationFull, RemovalPrevented;
       UnitAttention; WriteProtected; BlankCheck (= EndOfData); VolumeOverflow; AbortedCommand;
       FilemarkDetected, EndOfMedium, IncorrectLength, BeginningOfMedium, CleaningRequired (sense key 0 conditions)
@@ -290,6 +290,10 @@ class CleaningCartridge(NotReady):
     pass
 
 
+class LogicalUnitOffline(NotReady):
+    """02/04/12: unlike 02/04/01 (becoming ready), waiting does not help; an operator brings the drive online."""
+
+
 class MediumError(ScsiError):
     pass
 
@@ -451,7 +455,9 @@ VENDOR_CLEANING_REQUESTED = _C("cleaning requested", 0x0, 0x82, 0x82, CleaningRe
 NO_MEDIUM = _C("no medium present", 0x2, 0x3A, 0x00, NoMedium, hint="load a cartridge")
 BECOMING_READY = _C("becoming ready", 0x2, 0x04, 0x01, NotReady, hint="wait and retry")
 INITIALIZATION_REQUIRED = _C("initializing command required", 0x2, 0x04, 0x02, NotReady)
-LOGICAL_UNIT_OFFLINE = _C("logical unit offline", 0x2, 0x04, 0x12, NotReady, hint="bring the drive online at the library")
+LOGICAL_UNIT_OFFLINE = _C(
+    "logical unit offline", 0x2, 0x04, 0x12, LogicalUnitOffline, hint="bring the drive online at the library"
+)
 MANUAL_INTERVENTION = _C(
     "manual intervention required", 0x2, 0x04, 0x03, NotReady, hint="close the door or mail slot"
 )

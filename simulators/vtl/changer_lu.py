@@ -132,6 +132,8 @@ class ChangerUnit(LogicalUnit):
             raise check(REMOVAL_PREVENTED)
         drive = self.drives[dst[1]] if dst[0] == DATA_TRANSFER else None
         if drive is not None:
+            # An offline drive cannot take the cartridge: a real library's picker fails the load and reports it as
+            # a load failure (04/53/00), as for a cartridge that will not load; the drive itself says 02/04/12.
             if drive.offline or lib.faults_for("load-failure", barcode):
                 self._fire_load_failure(barcode)
                 raise check(LOAD_EJECT_FAILED)

@@ -27,7 +27,7 @@ from drivers.scsi.sense import (
     END_OF_DATA,
     FILEMARK_DETECTED,
     INCORRECT_LENGTH,
-    INTERNAL_TARGET_FAILURE,
+    LOGICAL_UNIT_OFFLINE,
     MEDIUM_CHANGED,
     NO_MEDIUM,
     REMOVAL_PREVENTED,
@@ -176,7 +176,7 @@ class DriveUnit(LogicalUnit):
         """The loaded data cartridge, or the NOT READY / offline sense a real drive gives."""
         if self.offline:
             self._fire("drive-offline", self.name)
-            raise check(INTERNAL_TARGET_FAILURE)
+            raise check(LOGICAL_UNIT_OFFLINE)
         if not self.state.barcode or not self.state.threaded:
             raise check(NO_MEDIUM)
         if self.cartridge is None:
@@ -440,7 +440,8 @@ class DriveUnit(LogicalUnit):
 
     def load_unload(self, fields, data_out, data_in_len) -> Answer:
         if self.offline:
-            raise check(INTERNAL_TARGET_FAILURE)
+            self._fire("drive-offline", self.name)
+            raise check(LOGICAL_UNIT_OFFLINE)
         if not self.state.barcode:
             raise check(NO_MEDIUM)
         if fields["load"]:

@@ -48,6 +48,7 @@ def test_context_is_added_by_the_caller_that_knows_it():
         (fixed(2, 0x3A, 0), s.NoMedium, "no medium present"),
         (fixed(2, 0x04, 0x01), s.NotReady, "becoming ready"),
         (fixed(2, 0x30, 0x03), s.CleaningCartridge, "cleaning cartridge installed"),
+        (fixed(2, 0x04, 0x12), s.LogicalUnitOffline, "logical unit offline"),
         (fixed(3, 0x11, 0), s.MediumError, "unrecovered read error"),
         (fixed(5, 0x30, 0), s.IncompatibleMedium, "incompatible medium installed"),
         (fixed(4, 0x44, 0), s.HardwareError, "internal target failure"),

@@ -13,6 +13,7 @@ from drivers.scsi.sense import (
     EndOfData,
     FilemarkDetected,
     IncorrectLength,
+    LogicalUnitOffline,
     MediumError,
     NotReady,
     ScsiError,
@@ -231,7 +232,8 @@ def test_cleaning_request_and_drive_offline(session):
     assert "Clean now" in [f.name for f in session.drive.tape_alerts()]
     assert vtl(["fault", str(session.directory), "drive-offline", "drive0", "--persistent"]) == 0
     assert not session.drive.status().ready
-    with pytest.raises(ScsiError, match=r"^LTO-8 drive 0: WRITE: .* on cartridge A00000L8$"):
+    with pytest.raises(LogicalUnitOffline, match=r"^LTO-8 drive 0: WRITE: logical unit offline \(2/04/12\) on "
+                                                 r"cartridge A00000L8$"):
         session.drive.write(b"x")
 
 

@@ -39,12 +39,20 @@ def test_media_error_at_block_one_shot_and_persistent(devices):
 
 def test_drive_offline(devices):
     fault(devices, "drive-offline", "drive1", "--persistent")
-    assert code(devices.drives[1].execute(spc.TEST_UNIT_READY.encode())) == "4/44/00"
-    assert code(devices.move(SLOT0, DRIVE0 + 1)) == "4/53/00"
+    assert code(devices.drives[1].execute(spc.TEST_UNIT_READY.encode())) == "2/04/12"  # NOT READY, offline
+    assert code(devices.drives[1].execute(ssc.LOAD_UNLOAD.encode(load=1))) == "2/04/12"
+    assert code(devices.move(SLOT0, DRIVE0 + 1)) == "4/53/00"  # the library's load into it fails
     r = devices.drives[1].execute(spc.INQUIRY.encode(alloc=96), b"", 96)  # still answers INQUIRY
     assert code(r) == "GOOD"
     assert vtl_main(["fault", str(devices.directory), "--clear", "drive-offline", "drive1"]) == 0
     devices.load(SLOT0, drive=1)
+
+
+def test_one_shot_drive_offline_answers_once_with_a_loaded_tape(devices):
+    devices.load(drive=1)
+    fault(devices, "drive-offline", "drive1")
+    assert code(devices.drives[1].execute(ssc.REWIND.encode())) == "2/04/12"
+    assert code(devices.drives[1].execute(ssc.REWIND.encode())) == "GOOD"
 
 
 def test_cleaning_required_sets_tapealert_clean_now(devices):

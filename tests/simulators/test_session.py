@@ -118,7 +118,7 @@ def test_library_session(session):
     changer.unload(0)
 
     fault(directory, "drive-offline", "drive1")
-    with pytest.raises(HardwareError):
+    with pytest.raises(HardwareError, match=r"MOVE MEDIUM: medium load or eject failed \(4/53/00\)"):
         changer.load(4, 1)
 
     inventory = changer.export(1, 1)
