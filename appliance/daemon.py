@@ -144,14 +144,21 @@ class Appliance:
         self.scheduler.update_group(group)
         return group
 
-    def delete_group(self, name: str) -> GroupInfo:
+    def delete_group(self, name: str, purge: bool = False) -> tuple[GroupInfo, int | None]:
+        """Drop a group from the catalog and the schedule; with `purge`, a job then deletes its recovery points
+        from the store (only those made before now, should a new group of that name start meanwhile)."""
         group = groups_mod.get_group(self.catalog, name)
         busy = [j for j in list_jobs(self.catalog, group_id=group.id) if j.state in ("queued", "running")]
         if busy:
             raise Conflict(f"group '{name}' has {len(busy)} job(s) queued or running",
                            f"wait for them or cancel them (`tapeline cancel {busy[0].id}`), then delete it")
         self.scheduler.remove_group(group.id)
-        return groups_mod.delete_group(self.catalog, name)
+        info = groups_mod.delete_group(self.catalog, name)
+        job_id = None
+        if purge:
+            job_id, _ = self.engine.submit("purge", info.id, info.name,
+                                           {"group": name, "before": datetime.now(timezone.utc).isoformat()})
+        return info, job_id
 
     # -- jobs ---------------------------------------------------------------------------------------------------
 

@@ -154,8 +154,9 @@ def create_app(appliance) -> FastAPI:
         return plain(appliance.change_group(name, paused=False))
 
     @app.delete("/v1/groups/{name}")
-    def delete_group(name: str):
-        return plain(appliance.delete_group(name))
+    def delete_group(name: str, purge: bool = False):
+        group, job_id = appliance.delete_group(name, purge)
+        return {**plain(group), "purge_job": job_id}
 
     @app.get("/v1/groups/{name}/points")
     def points(name: str):

@@ -94,8 +94,8 @@ class Client:
     def resume(self, name: str) -> dict:
         return self._call("POST", f"/groups/{name}/resume")
 
-    def delete_group(self, name: str) -> dict:
-        return self._call("DELETE", f"/groups/{name}")
+    def delete_group(self, name: str, purge: bool = False) -> dict:
+        return self._call("DELETE", f"/groups/{name}", params={"purge": purge})
 
     def points(self, name: str) -> list[dict]:
         return self._call("GET", f"/groups/{name}/points")

@@ -18,9 +18,7 @@ from sqlmodel import Field, SQLModel
 
 SCHEMA_VERSION = 1
 
-JOB_STATES = ("queued", "running", "completed", "completed with warnings", "failed", "cancelled")
 JOB_FINISHED = ("completed", "completed with warnings", "failed", "cancelled")
-JOB_KINDS = ("sync", "point", "check", "restore", "prune")
 
 
 def utcnow() -> datetime:
@@ -111,10 +109,10 @@ class FileVersion(SQLModel, table=True):
 class Job(SQLModel, table=True):
     __tablename__ = "job"
     id: int | None = Field(default=None, primary_key=True)
-    kind: str
+    kind: str  # "sync" | "point" | "check" | "restore" | "prune" | "purge"
     group_id: int | None = Field(default=None, index=True)
     group_name: str | None = None
-    state: str = Field(default="queued", index=True)
+    state: str = Field(default="queued", index=True)  # queued, running, then one of JOB_FINISHED
     params: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     progress_done: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     progress_total: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from appliance.commands.output import Context, table, when
+from appliance.commands.output import Context, table, wait_for_job, when
 from appliance.config import format_duration
 
 
@@ -104,8 +104,18 @@ def register(cli: click.Group) -> None:
 
     @group.command("delete")
     @click.argument("name")
+    @click.option("--purge", is_flag=True, help="Also delete its recovery points from the store (a job).")
+    @click.option("--wait", is_flag=True, help="With --purge: block until the store is cleaned.")
     @click.pass_obj
-    def delete(ctx: Context, name) -> None:
-        """Stop protecting a group and drop it from the catalog. Its recovery points stay in the store (a
-        `tapeline catalog rebuild` would bring the group back)."""
-        ctx.emit(ctx.client.delete_group(name), lambda g: click.echo(f"group {g['name']} deleted"))
+    def delete(ctx: Context, name, purge, wait) -> None:
+        """Stop protecting a group and drop it from the catalog. Without --purge its recovery points stay in the
+        store (restorable after `tapeline catalog rebuild`, which brings the group back)."""
+        answer = ctx.client.delete_group(name, purge)
+        if answer.get("purge_job") and wait:
+            if not ctx.as_json:
+                click.echo(f"group {name} deleted; removing its recovery points from the store")
+            wait_for_job(ctx, answer["purge_job"])
+            return
+        ctx.emit(answer, lambda g: click.echo(
+            f"group {g['name']} deleted" + (f"; job {g['purge_job']} removes its recovery points from the store"
+                                            if g.get("purge_job") else "")))

@@ -7,13 +7,14 @@ Invariants:
 - A source that looks unmounted or any refusal by the engine fails the job with the engine's reason; nothing of the
   store is changed by a failed sync (the engine's guarantee), and nothing of the catalog here.
 - Damage found by a check marks the points damaged in the catalog and raises one alert per engine alert.
+- A purge (after `group delete --purge`) deletes only the snapshots made before the group was deleted.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable, Iterator
 
 from appliance.catalog.groups import GroupInfo, get_group_by_id
@@ -53,7 +54,7 @@ class Tasks:
 
     def bodies(self) -> dict[str, Callable[[JobContext], Outcome]]:
         return {"sync": lambda ctx: self.sync(ctx, "sync"), "point": lambda ctx: self.sync(ctx, "point"),
-                "check": self.check, "restore": self.restore, "prune": self.prune}
+                "check": self.check, "restore": self.restore, "prune": self.prune, "purge": self.purge}
 
     # -- sync and recovery point --------------------------------------------------------------------------------
 
@@ -151,3 +152,17 @@ class Tasks:
         result = {"restore": {"files": res.files, "bytes": res.bytes, "snapshot_id": p["snapshot_id"],
                               "target": p["target"]}}
         return Outcome(res.state, res.reason or None, tuple(res.warnings), result)
+
+    # -- purge (the data of a deleted group) --------------------------------------------------------------------
+
+    def purge(self, ctx: JobContext) -> Outcome:
+        before = datetime.fromisoformat(ctx.params["before"])
+        doomed = [s.id for s in self.store.snapshots(ctx.params["group"]) if s.created <= before]
+        for i, sid in enumerate(doomed):
+            if ctx.cancel.is_set():
+                return Outcome("cancelled", "cancelled by request", result={"removed_points": i})
+            ctx.progress(i, len(doomed), f"removing {sid}")
+            self.store.delete_snapshot(sid)
+        stats = self.store.gc(ctx.cancel, ctx.progress)
+        return Outcome("completed", result={"removed_points": len(doomed),
+                                            "gc": {k: v for k, v in stats.items() if isinstance(v, (int, bool))}})

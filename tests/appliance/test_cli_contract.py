@@ -218,12 +218,14 @@ def test_up_creates_the_demo_group_and_syncs_it(tmp_path):
         assert d.stop(signal.SIGINT) == 0  # Ctrl-C stops cleanly
     d.start()  # a second start does not make the demo group again once it was deleted
     try:
-        d.run("group", "delete", "demo")
+        purged = d.json("group", "delete", "demo", "--purge", "--wait")
+        assert purged["kind"] == "purge" and purged["result"]["removed_points"] >= 1
     finally:
         d.stop(signal.SIGINT)
     d.start()
     try:
         assert d.json("group", "list") == []
+        assert d.json("catalog", "rebuild")["groups"] == []  # purged: nothing in the store brings it back
     finally:
         d.stop(signal.SIGINT)
     assert "Traceback" not in d.log.read_text()
