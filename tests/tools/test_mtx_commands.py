@@ -170,14 +170,6 @@ def test_nobarcode_status_has_no_volume_tags(changer):
     assert mtx(changer, "nobarcode", "status") == ok(expected)
 
 
-def test_altres_status_through_the_all_elements_loop(changer):
-    # mtx.c's altres loop asks for S elements of every type from address 0 and continues after the last address
-    # it parsed. The simulator fills that count in type order (robot 1, then slots 1000-1022), so the loop goes on
-    # at 1023, then 1024 (21/01 = end), and never sees a drive, exactly as mtx 1.3.12 reports.
-    # See test_all_types_report_the_lowest_addresses_first for the simulator side.
-    assert mtx(changer, "altres", "status") == fatal("no Data Transfer Element reported")
-
-
 def test_eepos_with_load_and_its_range(changer):
     assert mtx(changer, "eepos", "1", "load", "2", "0") == ok(
         "Loading media from Storage Element 2 into drive 0...done\n")
@@ -206,8 +198,8 @@ def test_all_types_report_the_lowest_addresses_first(served):
     # reference/scsi.md, READ ELEMENT STATUS: "Report elements with address >= start, of the requested type(s), in
     # address order, and at most 'number' descriptors". Element type 0 from address 0 with a count of 7 must
     # therefore report the robot (1), the four mail slots (10-13) and the two drives (500, 501), not the robot and
-    # the first six storage slots (1000-1005). FAILS against the simulator as of this commit: simulators/vtl
-    # (changer_lu.read_element_status) takes the first `count` elements in type order.
+    # the first six storage slots (1000-1005). Fails against simulators/vtl as committed at 4fbbd0e
+    # (changer_lu.read_element_status takes the first `count` elements in type order).
     with open_transport(served) as transport:
         cdb = smc.READ_ELEMENT_STATUS.encode(voltag=0, element_type=smc.ELEMENT_ALL, start=0, count=7, alloc=4096)
         result = transport.execute(cdb, b"", 4096, 30.0)
