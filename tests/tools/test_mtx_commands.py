@@ -1,6 +1,6 @@
 """`tapeline-mtx` commands the first tool tests left out, against one served library (`tapeline-vtl serve`), byte
 for byte as mtx 1.3.12 prints them (reference/mtx.md §1, §4; mtx.c read for first/last/next/previous, exchange,
-position and the altres loop): stdout, stderr and exit code of each run.
+position): stdout, stderr and exit code of each run.
 
 The default library: A00000L8..A00019L8 in slots 1-20, CLN001L1 in 21, slots 22-24 and mail slots 25-28 empty; the
 L700 element addresses are slots 1000.., mail slots 10.., drives 500.., the robot 1.
