@@ -101,7 +101,9 @@ class ChangerUnit(LogicalUnit):
         chosen = [e for e in self.library.elements() if (etype == smc.ELEMENT_ALL or e[0] == etype) and e[2] >= start]
         if not chosen and self.library.element(start) is None:
             raise check(INVALID_ELEMENT)  # mtx's altres loop reads 21/01 as "end of list"
-        return pages.element_status(self, chosen[:count], fields)
+        # The count keeps the lowest addresses whatever their type (reference/scsi.md §3); pages stay in type order.
+        first = sorted(chosen, key=lambda e: e[2])[:count]
+        return pages.element_status(self, sorted(first, key=lambda e: (e[0], e[2])), fields)
 
     def _resolve(self, address: int) -> tuple[int, int]:
         found = self.library.element(address)

@@ -161,3 +161,12 @@ def test_report_luns_on_every_unit_even_with_a_unit_attention_pending(devices):
         r = unit.execute(spc.REPORT_LUNS.encode(alloc=8), b"", 8)  # less than header + one LUN
         assert (code(r), sense(r).field_pointer) == ("5/24/00", 6)
     assert code(devices.drive.execute(spc.TEST_UNIT_READY.encode())) == "6/28/00"  # REPORT LUNS left it pending
+
+
+def test_all_types_with_a_count_keep_the_lowest_addresses_in_type_order(devices):
+    # Robot 1, mail slots 10-13, drives 500-501 sit below the storage slots 1000+: a count of 7 from address 0
+    # reports exactly those, as one page per type in type order (reference/scsi.md §3).
+    report = smc.decode_element_status(res(devices.changer, count=7, voltag=0).data)
+    assert [e.address for e in report.elements] == [1, 10, 11, 12, 13, 500, 501]
+    report = smc.decode_element_status(res(devices.changer, start=501, count=3, voltag=0).data)
+    assert [e.address for e in report.elements] == [1000, 1001, 501]  # storage page, then the drive page
