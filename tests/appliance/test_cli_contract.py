@@ -229,3 +229,29 @@ def test_up_creates_the_demo_group_and_syncs_it(tmp_path):
     finally:
         d.stop(signal.SIGINT)
     assert "Traceback" not in d.log.read_text()
+
+
+@pytest.mark.slow
+def test_cancel_a_running_sync_from_the_cli(sqlite_daemon, tmp_path):
+    d = sqlite_daemon
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "small").write_text("kept")
+    d.run("group", "create", "g", "--source", str(src))
+    d.run("point", "g", "--wait")
+    with open(src / "big", "wb") as f:
+        for _ in range(48):
+            f.write(os.urandom(8 << 20))
+    job_id = d.json("sync", "g")["job"]
+    deadline = time.monotonic() + 60
+    while d.json("job", str(job_id))["state"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert "cancel requested" in d.run("cancel", str(job_id)).stdout
+    ended = d.run("job", str(job_id), "--wait", check=None)
+    job = d.json("job", str(job_id))
+    if job["state"] == "completed":  # the sync won the race; nothing to check
+        return
+    assert ended.returncode == 1 and (job["state"], job["reason"]) == ("cancelled", "cancelled by request")
+    assert [p["kind"] for p in d.json("points", "g")] == ["point"]  # nothing half-made was recorded
+    assert d.json("sync", "g", "--wait")["state"] == "completed"

@@ -128,3 +128,33 @@ def test_the_same_from_the_api(daemon, tmp_path):
         [odd_version] = api.versions(odd)
         assert os.fsencode(odd_version["path"]) == os.fsencode(odd) and odd_version["size"] == 13
         assert Path(os.fsdecode(bytes(base) + b"/caf\xe9.txt")).read_bytes() == b"latin-1 name\n"
+
+
+def test_damage_found_by_a_full_check_marks_the_point_and_raises_an_alert(sqlite_daemon, tmp_path):
+    from appliance.store import Store
+
+    d = sqlite_daemon
+    src = tmp_path / "src"
+    write(src / "report.txt", b"quarterly figures\n" * 5000)
+    d.run("group", "create", "g", "--source", str(src))
+    first = d.json("point", "g", "--wait")["result"]["point"]
+    write(src / "report.txt", b"rewritten since\n")  # the source no longer has the old content to repair from
+    d.run("point", "g", "--wait")
+    assert d.stop() == 0
+    with Store.open(d.data / "store") as store:  # flip one byte inside the old version's chunk
+        digest = next(e for e in store.entries(first["snapshot_id"]) if e.path == b"report.txt").chunks[0]
+        offset = (store._index[digest] >> 32) & 0xFFFFFFFF
+        pack = next(store.root.glob(f"packs/*/{store.pack_of(digest).split()[-1]}.pack"))
+    with open(pack, "r+b") as f:
+        f.seek(offset + 5)
+        byte = f.read(1)[0]
+        f.seek(offset + 5)
+        f.write(bytes([byte ^ 0xFF]))
+    d.start()
+    checked = d.run("check", "g", "--full", "--wait", check=3)
+    assert "completed with warnings" in checked.stdout
+    points = {p["snapshot_id"]: p["state"] for p in d.json("points", "g")}
+    assert points[first["snapshot_id"]] == "damaged" and list(points.values()).count("ok") == 1
+    [alert] = d.json("alerts")
+    assert alert["severity"] == "error" and "report.txt" in alert["message"] and alert["fix"]
+    assert d.run("status", check=1).stdout.count("error") == 1
