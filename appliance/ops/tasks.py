@@ -79,17 +79,26 @@ class Tasks:
         alerts.resolve(ctx.catalog, group.name, f"{kind} of group '{group.name}' failed")
         state = res.state
 
-        ctx.progress(0, None, "checking the new recovery point")
-        chk = protect.check(self.store, group_spec(group), snapshot_id=snap.id, full=False, progress=ctx.progress,
-                    cancel=ctx.cancel)
-        state = _worst(state, self._apply_check(ctx, group, chk, result, warnings))
-
-        ctx.progress(0, None, "pruning expired recovery points")
-        state = _worst(state, self._prune(ctx, group, result, warnings))
+        # The point exists from here on: a cancel now skips the follow-up steps but does not undo the sync.
+        steps = (lambda: self._check_new(ctx, group, snap.id, result, warnings),
+                 lambda: self._prune(ctx, group, result, warnings))
+        for step in steps:
+            if ctx.cancel.is_set():
+                warnings.append("cancelled after the recovery point was made: check and prune skipped "
+                                "(they run after the next sync)")
+                state = _worst(state, "completed with warnings")
+                break
+            state = _worst(state, step())
         reason = res.reason if res.state != "completed" else None
         if state == "completed with warnings" and not reason:
             reason = f"{len(warnings)} warning(s); see `tapeline job {ctx.job_id}`"
         return Outcome(state, reason, tuple(warnings), result)
+
+    def _check_new(self, ctx: JobContext, group: GroupInfo, snapshot_id: str, result: dict, warnings: list[str]) -> str:
+        ctx.progress(0, None, "checking the new recovery point")
+        chk = protect.check(self.store, group_spec(group), snapshot_id=snapshot_id, full=False,
+                            progress=ctx.progress, cancel=ctx.cancel)
+        return self._apply_check(ctx, group, chk, result, warnings)
 
     # -- check --------------------------------------------------------------------------------------------------
 
@@ -101,6 +110,9 @@ class Tasks:
         for a in chk.alerts:
             alerts.raise_alert(ctx.catalog, "error" if chk.state in ("damaged", "failed") else "warning",
                                f"group '{group.name}': {a.message}", a.fix, group.name, ctx.job_id)
+        if chk.state == "failed" and ctx.cancel.is_set():
+            warnings.append("consistency check cancelled")
+            return "completed with warnings"
         if chk.state == "failed":
             warnings.append(f"consistency check failed: {chk.reason}")
             return "failed"
@@ -115,7 +127,10 @@ class Tasks:
     def check(self, ctx: JobContext) -> Outcome:
         group = get_group_by_id(ctx.catalog, ctx.group_id)
         full = bool(ctx.params.get("full"))
-        chk = protect.check(self.store, group_spec(group), snapshot_id=None, full=full, progress=ctx.progress, cancel=ctx.cancel)
+        chk = protect.check(self.store, group_spec(group), snapshot_id=None, full=full, progress=ctx.progress,
+                            cancel=ctx.cancel)
+        if chk.state == "failed" and ctx.cancel.is_set():
+            return Outcome("cancelled", "cancelled by request")
         warnings: list[str] = []
         result: dict = {}
         state = self._apply_check(ctx, group, chk, result, warnings)
@@ -125,6 +140,7 @@ class Tasks:
     # -- prune --------------------------------------------------------------------------------------------------
 
     def _prune(self, ctx: JobContext, group: GroupInfo, result: dict, warnings: list[str]) -> str:
+        ctx.progress(0, None, "pruning expired recovery points")
         res = protect.prune(self.store, group.name, keep=timedelta(seconds=group.keep_seconds), progress=ctx.progress,
                     cancel=ctx.cancel)
         dropped = drop_points(ctx.catalog, group.id, res.removed)

@@ -239,19 +239,23 @@ def test_cancel_a_running_sync_from_the_cli(sqlite_daemon, tmp_path):
     (src / "small").write_text("kept")
     d.run("group", "create", "g", "--source", str(src))
     d.run("point", "g", "--wait")
-    with open(src / "big", "wb") as f:
-        for _ in range(48):
-            f.write(os.urandom(8 << 20))
+    for i in range(96):  # many files: the engine looks at the cancel flag between them
+        (src / f"part{i:03d}").write_bytes(os.urandom(4 << 20))
     job_id = d.json("sync", "g")["job"]
     deadline = time.monotonic() + 60
-    while d.json("job", str(job_id))["state"] != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    with d.client() as api:  # poll in-process: a CLI call per poll would let the sync finish first
+        while api.job(job_id)["state"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
     assert "cancel requested" in d.run("cancel", str(job_id)).stdout
     ended = d.run("job", str(job_id), "--wait", check=None)
     job = d.json("job", str(job_id))
-    if job["state"] == "completed":  # the sync won the race; nothing to check
-        return
-    assert ended.returncode == 1 and (job["state"], job["reason"]) == ("cancelled", "cancelled by request")
-    assert [p["kind"] for p in d.json("points", "g")] == ["point"]  # nothing half-made was recorded
+    kinds = [p["kind"] for p in d.json("points", "g")]
+    if job["state"] == "completed":
+        pytest.skip("this machine synced 400 MB before the cancel arrived")
+    if job["state"] == "cancelled":  # while reading: nothing half-made is recorded
+        assert ended.returncode == 1 and job["reason"] == "cancelled by request" and kinds == ["point"]
+    else:  # after the point was made: it stays, the check and prune after it are skipped
+        assert ended.returncode == 3 and job["state"] == "completed with warnings" and kinds == ["point", "sync"]
+        assert any("check and prune skipped" in w for w in job["warnings"])
     assert d.json("sync", "g", "--wait")["state"] == "completed"
