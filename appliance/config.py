@@ -93,10 +93,6 @@ class Settings:
     config_file: Path | None = None
     development: bool = False
 
-    @property
-    def run_dir(self) -> Path:
-        return self.socket_path.parent
-
 
 # Every key the file may hold: section -> key -> default (None: derived from data_dir, see load()).
 KEYS: dict[str, dict[str, object]] = {

@@ -40,7 +40,8 @@ def register(cli: click.Group) -> None:
         def human(js):
             if not js:
                 click.echo("no jobs yet")
-            table([[j["id"], j["kind"], j.get("group_name") or "-", j["state"], progress_text(j), when(j["created"]),
+            table([[j["id"], j["kind"], j.get("group_name") or "-", j["state"], progress_text(j) or "-",
+                    when(j["created"]),
                     (j.get("reason") or j.get("progress_message") or "")[:60]] for j in js],
                   ["ID", "KIND", "GROUP", "STATE", "PROGRESS", "REQUESTED", "REASON"])
         ctx.emit(ctx.client.jobs(limit, state), human)

@@ -86,7 +86,7 @@ def progress_text(job: dict) -> str:
     done, total = job.get("progress_done") or 0, job.get("progress_total")
     if total:
         return f"{100 * done / total:.0f}%"
-    return "-" if job["state"] in FINISHED or not done else str(done)
+    return str(done) if done and job["state"] not in FINISHED else ""
 
 
 def job_line(job: dict) -> str:
@@ -138,8 +138,8 @@ def _follow_plain(client, job_id: int, quiet: bool) -> dict:
         job = client.job(job_id)
         if job["state"] in FINISHED:
             return job
-        line = f"job {job_id} {job['kind']} {job.get('group_name') or ''}: {job['state']} {progress_text(job)} " \
-               f"{job.get('progress_message') or ''}".rstrip()
+        line = " ".join(x for x in (f"job {job_id} {job['kind']} {job.get('group_name') or ''}:", job["state"],
+                                    progress_text(job), job.get("progress_message") or "") if x)
         if not quiet and line != last_line and time.monotonic() - last_time >= 1.0:
             click.echo(line, err=True)
             last_line, last_time = line, time.monotonic()

@@ -12,12 +12,10 @@ import logging
 from sqlmodel import select
 
 from appliance.catalog.engine import Catalog
-from appliance.catalog.models import Alert, utcnow
+from appliance.catalog.models import Alert
 from appliance.errors import NotFound
 
 log = logging.getLogger("tapeline.alerts")
-
-SEVERITIES = ("error", "warning", "info")
 
 
 def raise_alert(catalog: Catalog, severity: str, message: str, fix: str = "", group_name: str | None = None,
@@ -35,7 +33,7 @@ def raise_alert(catalog: Catalog, severity: str, message: str, fix: str = "", gr
     return alert_id
 
 
-def resolve(catalog: Catalog, group_name: str, prefix: str) -> None:
+def resolve(catalog: Catalog, group_name: str, prefix: str | tuple[str, ...]) -> None:
     """Acknowledge the group's open alerts whose message starts with `prefix` (a later run of the job succeeded)."""
     with catalog.session() as s:
         for alert in s.exec(select(Alert).where(Alert.group_name == group_name, Alert.acknowledged == False)):  # noqa: E712

@@ -76,7 +76,8 @@ class Tasks:
         point_id = record_point(ctx.catalog, group.id, snap.id, snap.kind, snap.created, snap.files, snap.bytes,
                                 _index_changes(res.changes), state=snap.state)
         result["point"] = {"id": point_id, "snapshot_id": snap.id, "files": snap.files, "bytes": snap.bytes}
-        alerts.resolve(ctx.catalog, group.name, f"{kind} of group '{group.name}' failed")
+        alerts.resolve(ctx.catalog, group.name, (f"{kind} of group '{group.name}' failed",
+                                                 f"{kind} of group '{group.name}' (job"))
         state = res.state
 
         # The point exists from here on: a cancel now skips the follow-up steps but does not undo the sync.

@@ -90,9 +90,10 @@ class _Old:
         self._next()
 
     def _next(self) -> None:
-        self.row = next(self.rows, None)
-        if self.row is not None:
-            self.key = path_key(self.row[R_PATH])
+        row = self.row = next(self.rows, None)
+        if row is not None:
+            path = row[R_PATH]
+            self.key = tuple(path.split(b"/")) if path else ()
 
     def take(self, key: tuple, deleted: list[list]) -> list | None:
         """Rows before `key` go to `deleted`; returns the row at `key`, if any."""
@@ -184,7 +185,9 @@ class Scanner:
             old_rows: Iterator[list] = iter(())
             if self.base_id is not None and spec.path in base_sources:
                 bi = base_sources.index(spec.path)
-                old_rows = (r for r in self.store.rows(self.base_id) if r[R_SOURCE] == bi)
+                old_rows = self.store.rows(self.base_id)
+                if len(base_sources) > 1:
+                    old_rows = (r for r in old_rows if r[R_SOURCE] == bi)
             files_before = self._files
             deleted: list[list] = []
             yield from self._walk(si, spec.path, Matcher(spec.include, spec.exclude), _Old(old_rows), deleted)

@@ -36,6 +36,7 @@ from appliance.store.packs import FLAG_ZSTD, PackFormatError, PackWriter, fsync_
 
 CONFIG_MAGIC = b"TLSTORE\x01"  # "Tapeline store", format 1
 PACK_TARGET = 32 << 20  # tens of MiB: few files and fsyncs, cheap to rewrite in GC
+PACK_MAX_BLOBS = 32768  # and a bounded index per pack (a pack of a million tiny files would hold it all in memory)
 _local = threading.local()
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -425,7 +426,7 @@ class WriteSession:
         self._writer.add(digest, blob, flags, raw_length)
         self.pending.add(digest)
         self.stored_bytes += len(blob)
-        if self._writer.offset >= PACK_TARGET:
+        if self._writer.offset >= PACK_TARGET or len(self._writer.rows) >= PACK_MAX_BLOBS:
             self._seal_next()
         while self._sealing and self._sealing[0].done():
             self._sealing.pop(0).result()
