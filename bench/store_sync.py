@@ -68,6 +68,8 @@ def timed(cmd: list[str] | str, **kw) -> float:
 
 
 def du(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_blocks * 512
     return sum(p.lstat().st_blocks * 512 for p in path.rglob("*"))
 
 
