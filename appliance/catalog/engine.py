@@ -1,9 +1,11 @@
 """The catalog engine: SQLite in WAL mode by default, PostgreSQL (psycopg) by URL.
 
 Invariants:
-- SQLite connections run `journal_mode=WAL`, `synchronous=NORMAL`, `foreign_keys=ON` and a busy timeout, and every
-  transaction starts with `BEGIN IMMEDIATE`: the daemon's threads then queue for the write lock instead of failing
-  when a read transaction tries to become a write one after another thread committed (SQLITE_BUSY_SNAPSHOT).
+- SQLite connections run `journal_mode=WAL`, `synchronous=NORMAL`, `foreign_keys=ON` and a busy timeout. Writing
+  transactions (`session()`, `engine`) start with `BEGIN IMMEDIATE`: the daemon's threads then queue for the write
+  lock instead of failing when a read transaction tries to become a write one after another thread committed
+  (SQLITE_BUSY_SNAPSHOT). Read-only work (`reader()`, `read_engine`) uses a plain deferred BEGIN, so under WAL it
+  never waits for a writer: the CLI sees progress while a big sync records its file versions.
 - `Catalog.session()` commits when the block ends normally and rolls back on an exception; objects stay usable after
   the commit (expire_on_commit=False), so callers may return them.
 - The schema is created on open and stamped in `schema_version`; a catalog from a newer Tapeline is refused.
@@ -29,7 +31,7 @@ log = logging.getLogger("tapeline.catalog")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, immediate: bool = True) -> Engine:
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
         if path and path != ":memory:":
@@ -48,15 +50,16 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
 class Catalog:
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, read_engine: Engine | None = None):
         self.engine = engine
+        self.read_engine = read_engine or engine
 
     @property
     def dialect(self) -> str:
@@ -72,8 +75,16 @@ class Catalog:
                 session.rollback()
                 raise
 
+    @contextmanager
+    def reader(self) -> Iterator[Session]:
+        """A session for reading only (nothing is committed)."""
+        with Session(self.read_engine) as session:
+            yield session
+
     def close(self) -> None:
         self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
 
 
 def open_catalog(url: str) -> Catalog:
@@ -95,4 +106,4 @@ def open_catalog(url: str) -> Catalog:
         engine.dispose()
         raise TapelineError(f"cannot open the catalog at {shown} ({exc.orig})",
                             "check catalog.url in the configuration and that the database is running") from exc
-    return Catalog(engine)
+    return Catalog(engine, make_engine(url, immediate=False) if engine.dialect.name == "sqlite" else None)

@@ -109,12 +109,12 @@ def create_group(catalog: Catalog, name: str, sources: list[SourceInput], sync_s
 
 
 def get_group(catalog: Catalog, name: str) -> GroupInfo:
-    with catalog.session() as s:
+    with catalog.reader() as s:
         return _info(s, _row(s, name))
 
 
 def get_group_by_id(catalog: Catalog, group_id: int) -> GroupInfo:
-    with catalog.session() as s:
+    with catalog.reader() as s:
         group = s.get(ProtectionGroup, group_id)
         if group is None:
             raise NotFound(f"protection group {group_id} no longer exists", "list groups with `tapeline group list`")
@@ -122,7 +122,7 @@ def get_group_by_id(catalog: Catalog, group_id: int) -> GroupInfo:
 
 
 def list_groups(catalog: Catalog) -> list[GroupInfo]:
-    with catalog.session() as s:
+    with catalog.reader() as s:
         return [_info(s, g) for g in s.exec(select(ProtectionGroup).order_by(ProtectionGroup.name)).all()]
 
 

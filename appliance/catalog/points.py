@@ -150,18 +150,18 @@ def mark_damaged(catalog: Catalog, snapshot_ids: Iterable[str]) -> None:
 
 
 def list_points(catalog: Catalog, group_id: int, group_name: str) -> list[PointInfo]:
-    with catalog.engine.connect() as conn:
+    with catalog.read_engine.connect() as conn:
         rows = conn.execute(select(RP).where(RP.c.group_id == group_id).order_by(RP.c.id)).all()
     return [_point_info(r, group_name) for r in rows]
 
 
 def known_snapshots(catalog: Catalog, group_id: int) -> set[str]:
-    with catalog.engine.connect() as conn:
+    with catalog.read_engine.connect() as conn:
         return set(conn.execute(select(RP.c.snapshot_id).where(RP.c.group_id == group_id)).scalars())
 
 
 def count_points(catalog: Catalog) -> int:
-    with catalog.engine.connect() as conn:
+    with catalog.read_engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(RP)).scalar_one()
 
 
@@ -169,7 +169,7 @@ def versions(catalog: Catalog, path: str) -> list[VersionInfo]:
     """Every version of `path` (an absolute path on the protected machine) in every group protecting it."""
     path = os.path.normpath(path)
     out: list[VersionInfo] = []
-    with catalog.engine.connect() as conn:
+    with catalog.read_engine.connect() as conn:
         sources = conn.execute(select(Source.id, Source.path, Source.group_id, ProtectionGroup.name)
                                .join(ProtectionGroup, ProtectionGroup.id == Source.group_id)).all()
         for source_id, root, group_id, group_name in sources:

@@ -43,7 +43,7 @@ def resolve(catalog: Catalog, group_name: str, prefix: str | tuple[str, ...]) ->
 
 
 def list_alerts(catalog: Catalog, include_acknowledged: bool = False, limit: int = 100) -> list[Alert]:
-    with catalog.session() as s:
+    with catalog.reader() as s:
         q = select(Alert).order_by(Alert.id.desc()).limit(limit)
         if not include_acknowledged:
             q = q.where(Alert.acknowledged == False)  # noqa: E712

@@ -260,7 +260,7 @@ def _rerun_fix(job: Job) -> str:
 
 
 def get_job(catalog: Catalog, job_id: int) -> Job:
-    with catalog.session() as s:
+    with catalog.reader() as s:
         job = s.get(Job, job_id)
     if job is None:
         raise NotFound(f"job {job_id} does not exist", "list jobs with `tapeline jobs`")
@@ -268,7 +268,7 @@ def get_job(catalog: Catalog, job_id: int) -> Job:
 
 
 def list_jobs(catalog: Catalog, limit: int = 50, group_id: int | None = None, state: str | None = None) -> list[Job]:
-    with catalog.session() as s:
+    with catalog.reader() as s:
         q = select(Job).order_by(Job.id.desc()).limit(limit)
         if group_id is not None:
             q = q.where(Job.group_id == group_id)

@@ -153,3 +153,21 @@ def test_a_catalog_from_a_newer_tapeline_is_refused(tmp_path):
     from appliance.errors import TapelineError
     with pytest.raises(TapelineError, match="newer than this Tapeline"):
         open_catalog(url)
+
+
+def test_reads_do_not_wait_for_a_long_write_on_sqlite(tmp_path):
+    import threading
+    import time
+    cat = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    make_group(cat)
+    done = threading.Event()
+    with cat.engine.begin() as conn:  # a big sync recording its versions holds the write lock
+        conn.execute(text("update protection_group set paused = 1"))
+        reader = threading.Thread(target=lambda: (list_groups(cat), versions(cat, "/srv/files/x"), done.set()))
+        start = time.monotonic()
+        reader.start()
+        assert done.wait(5), "a read waited for the writer"
+        assert time.monotonic() - start < 1
+        assert list_groups(cat)[0].paused is False  # it sees the last committed state
+    reader.join()
+    cat.close()
