@@ -70,6 +70,10 @@ class ChangerUnit(LogicalUnit):
             self.door_events = self.library.state.door_events
             self.attention(IMPORT_EXPORT_ACCESSED)
 
+    def after(self, opcode: int) -> None:
+        for drive in self.drives:  # a MOVE loads or unloads them, with a unit attention to save
+            drive.after(-1)
+
     # ---- SPC --------------------------------------------------------------------------------------------------
     def test_unit_ready(self, fields, data_out, data_in_len) -> Answer:
         if self.library.state.door_open:

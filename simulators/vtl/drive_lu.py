@@ -10,6 +10,11 @@ Invariants:
 - WRITE and WRITE FILEMARKS past early warning write the data and end CHECK CONDITION 00/00/02 EOM=1; a block that
   does not fit before physical end is not written (0D/00/02).
 - TapeAlert flags accumulate until LOG SENSE page 0x2E reads them.
+- The logical state (position, block size, compression, pending unit attentions) outlives the process like a real
+  drive's while the tape stays threaded (library.py): `after()` saves it when a command changed it, except on the
+  streaming paths. A WRITE leaves the position at end of data, saved once as `at_eod` and derived from the image on
+  restore, so a run of WRITEs costs no state write; READs are saved by the next other command or the clean close.
+  A drive whose previous process died comes back at BOP with UNIT ATTENTION 06/29/00 (power on).
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ from drivers.scsi.sense import (
     INCORRECT_LENGTH,
     LOGICAL_UNIT_OFFLINE,
     MEDIUM_CHANGED,
+    MODE_PARAMETERS_CHANGED,
     NO_MEDIUM,
+    POWER_ON_RESET,
     REMOVAL_PREVENTED,
     UNRECOVERED_READ_ERROR,
     VOLUME_OVERFLOW,
@@ -53,7 +60,11 @@ from simulators.vtl.personality import DRIVES, MEDIA
 from simulators.vtl.target import GOOD_ANSWER, Answer, Check, LogicalUnit, check, invalid_field
 
 if TYPE_CHECKING:
-    from simulators.vtl.library import Library
+    from simulators.vtl.library import Library, State
+
+# Unit attentions a drive can hold across processes, by the code they are saved as.
+ATTENTIONS = {c.sense().code: c for c in (MEDIUM_CHANGED, MODE_PARAMETERS_CHANGED, POWER_ON_RESET)}
+WRITES = frozenset({ssc.WRITE_6.opcode, ssc.WRITE_FILEMARKS_6.opcode})
 
 
 class DriveUnit(LogicalUnit):
@@ -100,6 +111,8 @@ class DriveUnit(LogicalUnit):
             ssc.ERASE.opcode: self.erase,
         }
         self.sync()
+        self._saved: tuple | None = None  # the logical state as last saved (`_logical()`), None = not saved
+        self._restore()
 
     # ---- state ------------------------------------------------------------------------------------------------
     @property
@@ -153,6 +166,42 @@ class DriveUnit(LogicalUnit):
     def unloaded(self) -> None:
         self._close_image()
         self.attention(MEDIUM_CHANGED)
+
+    # ---- logical state across processes ---------------------------------------------------------------------
+    def _restore(self) -> None:
+        saved = self.state
+        if self.library.power_cycled:  # the process that held the drive died: what it had in memory is gone
+            self.pending = [POWER_ON_RESET]
+            return
+        self.block_length, self.compression = saved.block_length, saved.compression
+        self.pending = [ATTENTIONS[code] for code in saved.attentions if code in ATTENTIONS]
+        if self.cartridge is not None:
+            self.position = self.cartridge.eod if saved.at_eod else min(saved.position, self.cartridge.eod)
+        self._saved = self._logical(saved.at_eod)
+
+    def _logical(self, at_eod: bool) -> tuple:
+        """(at_eod, position, block length, compression, pending attentions): what `store` saves."""
+        at_eod = at_eod and self.cartridge is not None and self.position == self.cartridge.eod
+        return (at_eod, self.position, self.block_length, self.compression,
+                tuple(c.sense().code for c in self.pending))
+
+    def store(self, state: State, logical: tuple | None = None) -> None:
+        """Write the logical state into `state` (inside `Library.mutate`)."""
+        logical = logical or self._logical(bool(self._saved and self._saved[0]))
+        d = state.drives[self.index]
+        d.at_eod, d.position, d.block_length, d.compression, codes = logical
+        d.attentions = list(codes)
+        self._saved = logical
+
+    def after(self, opcode: int) -> None:
+        if opcode in WRITES and self._saved is not None and self._saved[0] and not self.pending:
+            return  # still at end of data, as saved: the streaming path writes no state
+        if opcode == ssc.READ_6.opcode:
+            return  # reads move block by block: saved by the next other command or the clean close
+        logical = self._logical(opcode in WRITES or bool(self._saved and self._saved[0]))
+        if logical != self._saved:
+            with self.library.mutate() as state:
+                self.store(state, logical)
 
     def before(self, opcode: int) -> None:
         self.library.refresh()

@@ -14,12 +14,21 @@ Invariants:
   its `mutex` serialises SCSI commands.
 - Other processes (`tapeline-vtl fault`, `status`, operator actions on mail slots) may change the state under
   `state.lock` while the owner runs; the owner re-reads `state.json` before each command when its identity changed.
+- A drive keeps its logical state across processes as a real drive keeps it while the tape stays threaded: position,
+  block size, compression and pending unit attentions are saved in `DriveState` by the drive after commands that
+  change them (WRITE excepted: after a write the position is end of data, recorded once as `at_eod`; READ excepted:
+  saved by the next other command) and by `release` when the last user closes the library. `held` is set while a
+  process owns the library and cleared by that clean close; a process that finds it set took over from one that died
+  (kill -9): its drives come back at BOP with UNIT ATTENTION 06/29/00, like drives after a power cycle
+  (`Library.power_cycled`). An interpreter that exits without closing still closes cleanly (atexit).
 """
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
+import logging
 import os
 import sys
 import threading
@@ -57,6 +66,12 @@ class DriveState:
     source: int | None = None  # element address the cartridge came from
     threaded: bool = False  # loaded at the heads (False: ejected into the throat, or empty)
     needs_cleaning: bool = False
+    # The drive's logical state, saved by the drive (drive_lu.DriveUnit.store); meaningful while threaded.
+    position: int = 0  # logical object position (blocks and filemarks before it)
+    at_eod: bool = False  # the last command wrote: the position is end of data, whatever `position` says
+    block_length: int = 0  # 0 = variable-block mode
+    compression: bool = True
+    attentions: list[str] = field(default_factory=list)  # pending unit attentions, oldest first, as "6/28/00"
 
 
 @dataclass
@@ -74,6 +89,7 @@ class State:
     clock_factor: float | None = None
     faults: list[Fault] = field(default_factory=list)
     door_events: int = 0  # bumped each time the operator closes the door: the changer raises 06/28/01
+    held: bool = False  # a process owns the library and has not closed it cleanly yet
 
     def to_json(self) -> dict:
         return {
@@ -89,6 +105,7 @@ class State:
             "door_open": self.door_open,
             "door_events": self.door_events,
             "mail_locked": self.mail_locked,
+            "held": self.held,
             "drives": [vars(d) for d in self.drives],
             "cartridges": {b: vars(c) for b, c in self.cartridges.items()},
             "faults": [f.to_json() for f in self.faults],
@@ -109,6 +126,7 @@ class State:
             door_open=raw["door_open"],
             door_events=raw["door_events"],
             mail_locked=raw["mail_locked"],
+            held=raw.get("held", False),  # absent from state files written before drives kept their state
             drives=[DriveState(**d) for d in raw["drives"]],
             cartridges={b: CartridgeInfo(**c) for b, c in raw["cartridges"].items()},
             faults=[Fault.from_json(f) for f in raw["faults"]],
@@ -169,6 +187,10 @@ class Library:
         self.clock = Clock(self.state.clock_factor)
         self.users = 0
         self.target = None  # the SCSI target built over this library (simulators.vtl.target), set by acquire
+        # The last owner died without closing (we hold the lock now, so it is gone): drives power-cycle.
+        self.power_cycled = self.state.held
+        with self.mutate() as state:
+            state.held = True
 
     # ---- persistence ------------------------------------------------------------------------------------------
     @property
@@ -374,6 +396,30 @@ def release(lib: Library) -> None:
         lib.users -= 1
         if lib.users <= 0:
             _registry.pop(lib.directory, None)
-            if lib.target is not None:
-                lib.target.close()
-            lib.close()
+            _close(lib)
+
+
+def _close(lib: Library) -> None:
+    """Clean close: save every drive's state, clear `held`, close the images, drop the lock."""
+    try:
+        if lib.target is not None:
+            with lib.mutate() as state:
+                lib.target.store(state)
+                state.held = False
+    finally:
+        if lib.target is not None:
+            lib.target.close()
+        lib.close()
+
+
+@atexit.register
+def _close_all_at_exit() -> None:
+    """A tool that exits without closing its transports still leaves its drives' state saved, as a clean close."""
+    with _registry_lock:
+        libraries = list(_registry.values())
+        _registry.clear()
+    for lib in libraries:
+        try:
+            _close(lib)
+        except Exception:  # noqa: BLE001 - at exit, one library's failure must not keep the others unsaved
+            logging.getLogger(__name__).exception("closing library %s at exit failed", lib.directory)

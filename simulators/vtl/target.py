@@ -92,7 +92,9 @@ class LogicalUnit:
     def execute(self, cdb: bytes | memoryview, data_out: bytes | memoryview = b"", data_in_len: int = 0) -> ScsiResult:
         try:
             with self.library.mutex:
-                return self._execute(bytes(cdb), memoryview(data_out), data_in_len)
+                result = self._execute(bytes(cdb), memoryview(data_out), data_in_len)
+                self.after(cdb[0] if cdb else -1)
+                return result
         except Exception:  # a target must outlive any one command
             log.exception("%s: command %s failed inside the simulator", self.name, bytes(cdb).hex())
             return ScsiResult(CHECK_CONDITION, b"", INTERNAL_TARGET_FAILURE.sense().encode(), data_in_len)
@@ -128,6 +130,9 @@ class LogicalUnit:
 
     def before(self, opcode: int) -> None:
         """Hook run before every command (state refresh); may raise Check."""
+
+    def after(self, opcode: int) -> None:
+        """Hook run after every command, whatever its status (saving what the command changed)."""
 
     def report_luns(self, fields: dict[str, int], data_out: memoryview, data_in_len: int) -> Answer:
         """Each unit is reached by its own device URL, like a target of its own (mhVTL gives every device its own
@@ -172,6 +177,11 @@ class Target:
         if unit is None:
             return _check_result(LUN_NOT_SUPPORTED.sense(), data_in_len)
         return unit.execute(cdb, data_out, data_in_len)
+
+    def store(self, state) -> None:
+        """Copy every drive's logical state into `state` (inside `Library.mutate`), for a clean close."""
+        for drive in self.drives:
+            drive.store(state)
 
     def close(self) -> None:
         for unit in self.units.values():

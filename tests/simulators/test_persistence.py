@@ -149,3 +149,83 @@ def test_one_process_shares_the_library_between_transports(library):
     a.close()
     assert code(b.execute(spc.TEST_UNIT_READY.encode())) == "GOOD"
     b.close()
+
+
+def position(drive) -> ssc.Position:
+    r = drive.execute(ssc.READ_POSITION.encode(service_action=ssc.READ_POSITION_LONG), b"", 32)
+    assert code(r) == "GOOD", code(r)
+    return ssc.Position.decode(r.data, ssc.READ_POSITION_LONG)
+
+
+def test_a_threaded_drive_keeps_position_mode_and_attention_across_a_clean_close(library):
+    devs = open_devices(library)
+    devs.load()
+    for _ in range(3):
+        devs.drive.execute(ssc.WRITE_6.encode(length=4), b"data")
+    devs.drive.execute(ssc.WRITE_FILEMARKS_6.encode(count=2))
+    mode = spc.ModeData(block_descriptor=spc.BlockDescriptor(block_length=512)).encode(for_select=True)
+    assert code(devs.drives[1].execute(spc.MODE_SELECT_6.encode(pf=1, param_len=len(mode)), mode)) == "GOOD"
+    assert code(devs.move(SLOT0 + 1, DRIVE0 + 1)) == "GOOD"  # drive1: 06/28/00 pending; drive0: 06/2A/01
+    devs.close()
+
+    devs = open_devices(library)
+    try:
+        assert code(devs.drive.execute(spc.TEST_UNIT_READY.encode())) == "6/2A/01"  # from drive1's MODE SELECT
+        at = position(devs.drive)
+        assert (at.block, at.file, at.bop) == (5, 2, False)  # after the two filemarks, as it was
+        assert code(devs.drive.execute(ssc.WRITE_6.encode(length=4), b"more")) == "GOOD"  # appends at EOD
+        assert position(devs.drive).block == 6
+        d1 = devs.drives[1]
+        assert [code(d1.execute(spc.TEST_UNIT_READY.encode())) for _ in range(2)] == ["6/28/00", "GOOD"]
+        r = d1.execute(spc.MODE_SENSE_6.encode(alloc=12), b"", 12)
+        assert spc.ModeData.decode(r.data).block_descriptor.block_length == 512
+    finally:
+        devs.close()
+
+
+KEEPER = textwrap.dedent("""
+    import sys
+    from drivers.scsi import spc, ssc
+    from simulators.vtl.local import LocalTransport
+    drive = LocalTransport(sys.argv[1])
+    drive.execute(spc.TEST_UNIT_READY.encode())  # the medium-changed attention of the load
+    for i in range(4):
+        drive.execute(ssc.WRITE_6.encode(length=100), bytes([i]) * 100)
+    drive.execute(ssc.WRITE_FILEMARKS_6.encode(count=1))
+    drive.execute(ssc.LOCATE_10.encode(block=3))  # back before the last block
+    print("written", flush=True)
+    if sys.argv[2] == "wait":
+        sys.stdin.readline()  # killed here
+""")  # exits without closing: the atexit clean close saves the drive
+
+
+@pytest.mark.parametrize("end", ["exit", "kill -9"])
+def test_the_next_process_finds_the_drive_where_it_was_or_power_cycled(library, end):
+    devs = open_devices(library)
+    devs.load(SLOT0 + 2)
+    devs.close()
+    proc = subprocess.Popen([sys.executable, "-c", KEEPER, f"local://{library}/drive0",
+                             "wait" if end == "kill -9" else "exit"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, cwd=os.getcwd())
+    assert proc.stdout.readline() == "written\n"
+    if end == "kill -9":
+        os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=20) == (-signal.SIGKILL if end == "kill -9" else 0)
+
+    devs = open_devices(library)
+    try:
+        d = devs.drive
+        if end == "exit":
+            at = position(d)
+            assert (at.block, at.file) == (3, 0)  # where LOCATE left it: before the last block
+            r = d.execute(ssc.READ_6.encode(length=100), b"", 100)
+            assert bytes(r.data) == bytes([3]) * 100
+        else:  # like a drive after a power cycle: the tape stays threaded, at BOP, with 06/29/00 once
+            assert code(d.execute(spc.TEST_UNIT_READY.encode())) == "6/29/00"
+            assert code(d.execute(spc.TEST_UNIT_READY.encode())) == "GOOD"
+            at = position(d)
+            assert (at.block, at.bop) == (0, True)
+            assert code(d.execute(ssc.SPACE_6.encode(code=ssc.SPACE_END_OF_DATA))) == "GOOD"
+            assert position(d).block == 5  # every acknowledged block and the filemark are there
+    finally:
+        devs.close()
