@@ -24,7 +24,7 @@ from appliance.protect.types import NO_PROGRESS, Progress, RestoreResult
 from appliance.store import Store
 from appliance.store.errors import ManifestDamaged, StoreError
 from appliance.store.model import (BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, R_ATIME, R_CHUNKS, R_EXTENTS,
-                                   R_GID, R_MODE, R_MTIME, R_PATH, R_RDEV, R_SIZE, R_SOURCE, R_TARGET, R_TYPE,
+                                   R_GID, R_MODE, R_MTIME, R_NLINK, R_PATH, R_RDEV, R_SIZE, R_SOURCE, R_TARGET, R_TYPE,
                                    R_UID, R_XATTRS, DIGEST_SIZE, SYMLINK, path_key)
 
 _DIR_OPEN = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -278,14 +278,14 @@ def restore(store: Store, snapshot_id: str, paths: Sequence[bytes | str] | None,
                 writer.begin_source(src if target is None else os.path.join(os.fsencode(target),
                                                                               src.lstrip(b"/")))
             key = path_key(row[R_PATH])
-            if row[R_TYPE] == FILE and row[R_PATH] not in links:
+            if row[R_TYPE] == FILE and row[R_NLINK] > 1 and row[R_PATH] not in links:
                 links[row[R_PATH]] = row  # content for hardlinks whose first name is not restored
             if not _selected(selection, si, key):
                 continue
             matched = True
             try:
                 writer.entry(row, links)
-                if row[R_TYPE] == FILE:
+                if row[R_TYPE] == FILE and row[R_NLINK] > 1:
                     links[row[R_PATH]] = True
             except (OSError, _Unsafe, StoreError) as exc:
                 writer.warnings.append(f"{os.fsdecode(row[R_PATH])}: not restored ({getattr(exc, 'strerror', None) or exc})")

@@ -18,7 +18,6 @@ from array import array
 from collections import deque
 from collections.abc import Iterator
 
-import blake3
 
 from appliance.protect.patterns import Matcher
 from appliance.protect.pipeline import MIN_CHUNK, Pipeline
@@ -26,7 +25,7 @@ from appliance.protect.types import GroupSpec, Progress, SyncStats
 from appliance.store import Store, WriteSession
 from appliance.store.errors import ManifestDamaged
 from appliance.store.model import (BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, R_ATIME, R_CHUNKS, R_CTIME,
-                                   R_DIGEST, R_EXTENTS, R_INO, R_MODE, R_MTIME, R_NOTE, R_PATH, R_SIZE,
+                                   R_EXTENTS, R_INO, R_MODE, R_MTIME, R_NOTE, R_PATH, R_SIZE,
                                    R_SOURCE, R_TARGET, R_TYPE, SYMLINK, path_key)
 
 IN_FLIGHT = 64 << 20
@@ -244,6 +243,9 @@ class Scanner:
             self.warn(f"{os.fsdecode(full)}: directory not read ({exc.strerror}); its previous contents are kept")
             for row in old.subtree(key):
                 row[R_SOURCE] = si
+                if row[R_TYPE] in (FILE, HARDLINK):
+                    self._files += 1
+                    self._bytes += row[R_SIZE]
                 self._pending_row(row, None)
             return []
 
@@ -425,7 +427,6 @@ class Scanner:
         for ref in refs:
             chunks += ref if ref.__class__ is bytes else self._store(ref)
         row[R_CHUNKS] = bytes(chunks)
-        row[R_DIGEST] = blake3.blake3(chunks).digest()
         item[1] = None
         self._held -= row[R_SIZE] if row[R_EXTENTS] is None else sum(e[1] for e in row[R_EXTENTS])
 

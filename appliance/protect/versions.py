@@ -11,7 +11,8 @@ import msgpack
 from appliance.protect.types import Version
 from appliance.store import Store
 from appliance.store.errors import ManifestDamaged
-from appliance.store.model import (DIR, R_DIGEST, R_MTIME, R_PATH, R_SIZE, R_SOURCE, R_TYPE, TYPES, path_key)
+from appliance.store.model import (DIR, R_CHUNKS, R_MTIME, R_PATH, R_SIZE, R_SOURCE, R_TYPE, TYPES, content_digest,
+                                   path_key)
 
 
 def _locate(sources: tuple[str, ...], full: bytes) -> tuple[int, tuple] | None:
@@ -36,9 +37,9 @@ def _find(store: Store, snapshot_id: str, si: int, key: tuple) -> tuple[list, by
         if rkey == key:
             found = row
             if row[R_TYPE] != DIR:
-                return row, row[R_DIGEST] or b""
+                return row, content_digest(row[R_CHUNKS]) or b""
         elif found is not None and rkey[:n] == key:
-            tree.update(msgpack.packb([row[R_PATH], row[R_TYPE], row[R_SIZE], row[R_MTIME], row[R_DIGEST]]))
+            tree.update(msgpack.packb([row[R_PATH], row[R_TYPE], row[R_SIZE], row[R_MTIME], row[R_CHUNKS]]))
     return (found, tree.digest()) if found is not None else None
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import blake3
+
 DIGEST_SIZE = 32
 
 TYPES = ("file", "dir", "symlink", "fifo", "chardev", "blockdev", "hardlink")
@@ -20,7 +22,7 @@ FILE, DIR, SYMLINK, FIFO, CHARDEV, BLOCKDEV, HARDLINK = range(7)
 # Positions in a manifest row (msgpack array). Append only: readers accept longer rows.
 R_SOURCE, R_PATH, R_TYPE, R_MODE, R_UID, R_GID, R_USER, R_GROUP, R_SIZE = range(9)
 R_MTIME, R_ATIME, R_CTIME, R_INO, R_DEV, R_NLINK, R_RDEV, R_TARGET, R_XATTRS = range(9, 18)
-R_DIGEST, R_CHUNKS, R_EXTENTS, R_NOTE = range(18, 22)
+R_DIGEST, R_CHUNKS, R_EXTENTS, R_NOTE = range(18, 22)  # R_DIGEST: reserved, written nil (content_digest)
 ROW_FIELDS = 22
 
 
@@ -42,7 +44,7 @@ class Entry:
     """One file, directory, link or device of a snapshot.
 
     `type` "hardlink" names another entry of the same source (`target`, a path relative to the source root)
-    holding the content; `digest` is BLAKE3 of the chunk list (equal digests: equal content); `extents` lists
+    holding the content; `digest` identifies the content (content_digest: equal digests, equal content); `extents` lists
     the (offset, length) data regions of a sparse file, whose chunks hold only those regions, in order.
     """
 
@@ -76,6 +78,17 @@ class Entry:
         return root if not self.path else root.rstrip(b"/") + b"/" + self.path
 
 
+def content_digest(chunks: bytes | None) -> bytes | None:
+    """Equal digests, equal content: the chunk digest itself for a one-chunk file, else BLAKE3 of the
+    concatenated chunk digests; None for what has no content of its own (directories, links, devices).
+    Derived, not stored: 32 incompressible bytes a row would otherwise carry in every manifest."""
+    if chunks is None:
+        return None
+    if len(chunks) == DIGEST_SIZE:
+        return chunks
+    return blake3.blake3(chunks).digest()
+
+
 def split_chunks(blob: bytes | None) -> tuple[bytes, ...]:
     if not blob:
         return ()
@@ -97,7 +110,7 @@ def entry_from_row(row: list, sources: list[str]) -> Entry:
         "source": sources[si], "path": path, "type": TYPES[kind], "mode": mode, "uid": uid, "gid": gid,
         "user": user, "group": group, "size": size, "mtime_ns": mtime, "atime_ns": atime, "ctime_ns": ctime,
         "ino": ino, "dev": dev, "nlink": nlink, "rdev": rdev, "target": target,
-        "xattrs": tuple(sorted(xattrs.items())) if xattrs else (), "digest": digest,
+        "xattrs": tuple(sorted(xattrs.items())) if xattrs else (), "digest": content_digest(chunks),
         "chunks": split_chunks(chunks),
         "extents": tuple((a, b) for a, b in extents) if extents is not None else None, "note": note})
     return entry
