@@ -162,3 +162,41 @@ def test_disk_full_fails_cleanly_and_keeps_what_was_protected(tmp_path, src):
         store.close()
     finally:
         subprocess.run(["umount", "-l", str(mnt)])
+
+
+def test_unreadable_directory_keeps_its_previous_contents(tmp_path):
+    base = Path(os.path.realpath("/tmp")) / f"tl-dir-{os.getpid()}"
+    shutil.rmtree(base, ignore_errors=True)
+    (base / "src" / "priv").mkdir(parents=True)
+    try:
+        os.chmod(base, 0o755)
+        (base / "src" / "pub.txt").write_text("public")
+        (base / "src" / "priv" / "b.txt").write_text("private")
+        store = Store.open(base / "store", create=True)
+        first = sync(store, group_of(base / "src"))
+        assert first.state == "completed"
+        store.close()
+        os.chmod(base / "src" / "priv", 0o700)  # root's: nobody cannot list it
+        for dirpath, dirnames, filenames in os.walk(base / "store"):
+            for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+                os.chown(name, 65534, 65534)
+        code = (
+            "import json\n"
+            "from pathlib import Path\n"
+            "from appliance.store import Store\n"
+            "from appliance.protect.files import sync, GroupSpec, SourceSpec\n"
+            "import os; os.setgid(65534); os.setuid(65534)\n"
+            f"s = Store.open(Path({str(base / 'store')!r}))\n"
+            f"r = sync(s, GroupSpec('g', (SourceSpec({str(base / 'src')!r}),)))\n"
+            "print(json.dumps([r.state, r.warnings, sorted(e.path.decode() for e in s.entries(r.snapshot.id))]))\n"
+        )
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parents[2])
+        assert run.returncode == 0, run.stderr
+        import json
+        state, warnings, paths = json.loads(run.stdout)
+        assert state == "completed with warnings"
+        assert any("priv: directory not read" in w and "kept" in w for w in warnings)
+        assert "priv/b.txt" in paths and "pub.txt" in paths
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
