@@ -18,6 +18,9 @@ Public API:
     ModeData(medium_type, wp, buffered_mode, speed, block_descriptor, pages)            MODE SENSE/SELECT (6) and (10)
         .encode(ten=False, for_select=False) / ModeData.decode(data, ten=False); .page(code) -> raw page bytes
     BlockDescriptor(density, blocks, block_length)                                      block length 0 = variable
+        BlockDescriptor.offset(name) -> byte of a field within the descriptor
+    ModeData.header_length(ten), ModeData.block_descriptor_pointer(name, ten), data.pages_pointer(ten)
+                                                          bytes of the parameter list, for 05/26/00 field pointers
     LogParameter(code, value, control), encode_log_page(page, params) / decode_log_page(data) -> (page, params)
     encode_supported_log_pages(pages) / decode_supported_log_pages(data)               LOG SENSE page 0x00
     encode_lun(lun) / decode_lun(raw), encode_report_luns(luns) / decode_report_luns(data),
@@ -300,6 +303,11 @@ def decode_vpd_device_identification(data: bytes) -> tuple[Designator, ...]:
 # --- MODE SENSE / MODE SELECT parameter data ---------------------------------------------------------------------
 
 
+BLOCK_DESCRIPTOR_LENGTH = 8
+# Short (mode parameter) block descriptor, reference/scsi.md §4: field -> (byte offset, width); byte 4 is reserved.
+_BLOCK_DESCRIPTOR_FIELDS = {"density": (0, 1), "blocks": (1, 3), "block_length": (5, 3)}
+
+
 @dataclass(frozen=True, slots=True)
 class BlockDescriptor:
     density: int = 0  # 0 = the drive's default on write
@@ -307,11 +315,20 @@ class BlockDescriptor:
     block_length: int = 0  # 0 = variable-block mode
 
     def encode(self) -> bytes:
-        return bytes([self.density]) + self.blocks.to_bytes(3, "big") + b"\0" + self.block_length.to_bytes(3, "big")
+        out = bytearray(BLOCK_DESCRIPTOR_LENGTH)
+        for name, (at, width) in _BLOCK_DESCRIPTOR_FIELDS.items():
+            out[at : at + width] = getattr(self, name).to_bytes(width, "big")
+        return bytes(out)
 
     @classmethod
     def decode(cls, data: bytes) -> BlockDescriptor:
-        return cls(data[0], int.from_bytes(data[1:4], "big"), int.from_bytes(data[5:8], "big"))
+        return cls(**{name: int.from_bytes(data[at : at + width], "big")
+                      for name, (at, width) in _BLOCK_DESCRIPTOR_FIELDS.items()})
+
+    @staticmethod
+    def offset(name: str) -> int:
+        """Byte of field `name` within the descriptor."""
+        return _BLOCK_DESCRIPTOR_FIELDS[name][0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +349,20 @@ class ModeData:
     def page(self, code: int) -> bytes | None:
         return next((p for p in self.pages if p[0] & 0x3F == code), None)
 
+    @staticmethod
+    def header_length(ten: bool = False) -> int:
+        """The mode parameter header: 4 bytes for the (6) commands, 8 for the (10) ones."""
+        return 8 if ten else 4
+
+    @staticmethod
+    def block_descriptor_pointer(name: str, ten: bool = False) -> int:
+        """Byte of block descriptor field `name` within the parameter list (the first descriptor)."""
+        return ModeData.header_length(ten) + BlockDescriptor.offset(name)
+
+    def pages_pointer(self, ten: bool = False) -> int:
+        """Byte where the first page starts within the parameter list."""
+        return self.header_length(ten) + (BLOCK_DESCRIPTOR_LENGTH if self.block_descriptor else 0)
+
     def encode(self, ten: bool = False, for_select: bool = False) -> bytes:
         """MODE SENSE(6) layout, or MODE SENSE(10) with `ten`; MODE SELECT sends the mode data length as 0."""
         descriptors = self.block_descriptor.encode() if self.block_descriptor else b""
@@ -349,7 +380,7 @@ class ModeData:
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, ten: bool = False) -> ModeData:
         data = bytes(data)
-        header_len = 8 if ten else 4
+        header_len = cls.header_length(ten)
         if len(data) < header_len:
             raise ValueError(f"mode parameter data is {len(data)} bytes, needs a {header_len}-byte header")
         if ten:
@@ -361,7 +392,8 @@ class ModeData:
         medium_type, device_specific = (data[2], data[3]) if ten else (data[1], data[2])
         end = min(len(data), total) if total > 2 else len(data)  # MODE SELECT lists carry length 0
         at = header_len
-        descriptor = BlockDescriptor.decode(data[at : at + 8]) if descriptors_len >= 8 and end >= at + 8 else None
+        size = BLOCK_DESCRIPTOR_LENGTH
+        descriptor = BlockDescriptor.decode(data[at : at + size]) if descriptors_len >= size and end >= at + size else None
         at += descriptors_len
         pages = []
         while at + 2 <= end:

@@ -31,7 +31,6 @@ TA_WORM_OVERWRITE = 0x3C
 TA_READ_FAILURE = 0x05
 TA_WRITE_FAILURE = 0x06
 TA_NO_REMOVAL = 0x0A
-BLOCK_LENGTH_OFFSET = 5  # within a block descriptor (reference/scsi.md §4), for the 05/26/00 field pointer
 
 
 # ---- SPC, both device types ---------------------------------------------------------------------------------------
@@ -154,18 +153,18 @@ def drive_mode_select(unit: DriveUnit, fields: dict[str, int], data_out: memoryv
         data = spc.ModeData.decode(data_out, ten=ten)
     except ValueError:
         raise check(PARAMETER_LIST_LENGTH_ERROR) from None
-    header = 8 if ten else 4
     if data.block_descriptor is not None:
         bd = data.block_descriptor
         if bd.block_length > unit.drive.max_block:
-            raise invalid_parameter(header + BLOCK_LENGTH_OFFSET)
+            raise invalid_parameter(spc.ModeData.block_descriptor_pointer("block_length", ten))
         allowed = {0, unit.media.density_code} if unit.media else {0}
         if bd.density not in allowed and bd.density != 0x7F:  # 0x7F: "no change"
-            raise invalid_parameter(header)
-        unit.block_length = bd.block_length
+            raise invalid_parameter(spc.ModeData.block_descriptor_pointer("density", ten))
     compression = data.page(ssc.PAGE_COMPRESSION)
     if any(page is not compression for page in data.pages):  # only the compression page is changeable
-        raise invalid_parameter(header + (len(spc.BlockDescriptor().encode()) if data.block_descriptor else 0))
+        raise invalid_parameter(data.pages_pointer(ten))
+    if data.block_descriptor is not None:  # applied only once the whole list is valid
+        unit.block_length = data.block_descriptor.block_length
     if compression is not None:
         unit.compression = ssc.CompressionPage.decode(compression).dce
     for other in unit.library.target.drives:

@@ -139,3 +139,13 @@ def test_supported_log_pages_exact_bytes():
         spc.decode_supported_log_pages(bytes.fromhex("2e000000"))
     with pytest.raises(ValueError, match="0x00..0x3F"):
         spc.encode_supported_log_pages([0x40])
+
+
+def test_block_descriptor_field_pointers_come_from_the_codec_table():
+    assert [BlockDescriptor.offset(n) for n in ("density", "blocks", "block_length")] == [0, 1, 5]
+    assert BlockDescriptor(0x5E, 0x010203, 0x040506).encode().hex() == "5e010203" "00040506"
+    # MODE SELECT(6): 4-byte header; (10): 8-byte header (mt setblk and setdensity errors point here)
+    assert ModeData.block_descriptor_pointer("block_length") == 9
+    assert ModeData.block_descriptor_pointer("density", ten=True) == 8
+    assert ModeData(block_descriptor=BlockDescriptor()).pages_pointer() == 12
+    assert ModeData().pages_pointer(ten=True) == 8

@@ -290,3 +290,24 @@ def test_log_sense_page_0_lists_the_pages_the_drive_answers(devices):
     assert (code(r), sense(r).field_pointer, sense(r).bit_pointer) == ("5/24/00", 2, 5)
     r = devices.drive.execute(spc.LOG_SENSE.encode(pc=1, page_code=0, subpage=0xFF, alloc=64), b"", 64)
     assert (code(r), sense(r).field_pointer) == ("5/24/00", 3)
+
+
+@pytest.mark.parametrize("ten", [False, True])
+def test_mode_select_errors_point_at_the_block_descriptor_field(devices, ten):
+    devices.load()
+    d, cdb = devices.drive, spc.MODE_SELECT_10 if ten else spc.MODE_SELECT_6
+    header = 8 if ten else 4
+
+    def select(data: spc.ModeData):
+        raw = data.encode(ten=ten, for_select=True)
+        return d.execute(cdb.encode(pf=1, param_len=len(raw)), raw)
+
+    too_big = select(spc.ModeData(block_descriptor=spc.BlockDescriptor(block_length=(8 << 20) + 1)))
+    assert (code(too_big), sense(too_big).cd, sense(too_big).field_pointer) == ("5/26/00", False, header + 5)
+    bad_density = select(spc.ModeData(block_descriptor=spc.BlockDescriptor(density=0x42, block_length=512)))
+    assert (code(bad_density), sense(bad_density).field_pointer) == ("5/26/00", header)
+    other_page = select(spc.ModeData(block_descriptor=spc.BlockDescriptor(block_length=512),
+                                     pages=(bytes([0x10, 0x0E]) + bytes(14),)))
+    assert (code(other_page), sense(other_page).field_pointer) == ("5/26/00", header + 8)
+    r = d.execute(spc.MODE_SENSE_6.encode(alloc=12), b"", 12)
+    assert spc.ModeData.decode(r.data).block_descriptor.block_length == 0  # none of the refused lists applied
