@@ -1,4 +1,4 @@
-"""`tapeline sync | point | check | points | versions | restore`."""
+"""`tapeline sync | point | check | prune | points | versions | restore`."""
 
 from __future__ import annotations
 
@@ -49,6 +49,14 @@ def register(cli: click.Group) -> None:
     def check(ctx: Context, name, full, wait) -> None:
         """Consistency check of group NAME's replica."""
         started(ctx, ctx.client.check(name, full), "check", name, wait)
+
+    @cli.command()
+    @click.argument("name")
+    @wait_opt
+    @click.pass_obj
+    def prune(ctx: Context, name, wait) -> None:
+        """Apply group NAME's retention now (every sync does it too)."""
+        started(ctx, ctx.client.prune(name), "prune", name, wait)
 
     @cli.command()
     @click.argument("name")

@@ -77,6 +77,7 @@ def test_exit_codes_and_json_against_a_daemon(sqlite_daemon, tmp_path):
     queued = d.json("sync", "g")
     assert set(queued) == {"job", "coalesced"}
     assert d.json("job", str(queued["job"]), "--wait")["state"] == "completed"
+    assert d.json("prune", "g", "--wait")["result"]["prune"]["state"] == "completed"
     assert d.run("job", "999", check=1).stderr.startswith("tapeline: job 999 does not exist")
     assert d.run("cancel", str(queued["job"]), check=1).stderr.startswith(
         f"tapeline: job {queued['job']} already ended (completed)")
