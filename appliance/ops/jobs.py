@@ -94,11 +94,15 @@ class JobEngine:
         self._running: dict[int, JobContext] = {}
         self._threads: list[threading.Thread] = []
         self._stopping = False
+        self._recovered = False
 
     # -- life cycle ---------------------------------------------------------------------------------------------
 
     def recover(self) -> None:
-        """Fail jobs a killed daemon left running; queue again the ones it left queued."""
+        """Fail jobs a killed daemon left running; queue again the ones it left queued. Once per engine."""
+        if self._recovered:
+            return
+        self._recovered = True
         with self.catalog.session() as s:
             stale = s.exec(select(Job).where(Job.state == "running")).all()
             for job in stale:

@@ -156,9 +156,14 @@ def test_jobs_a_killed_daemon_left_running_are_failed_and_queued_ones_run(catalo
     with catalog.session() as s:
         s.add(Job(id=7, kind="sync", group_id=1, group_name="files", state="running"))
         s.add(Job(id=8, kind="sync", group_id=2, group_name="home", state="queued"))
-    engine = engine_with(catalog, {"sync": lambda ctx: Outcome("completed")})
+    runs = []
+    engine = JobEngine(catalog, {"sync": lambda ctx: runs.append(ctx.job_id) or Outcome("completed")})
+    engine.recover()  # the daemon recovers before it rebuilds the catalog, then starts the workers
+    engine.start()
     try:
         assert engine.wait(8).state == "completed"
+        time.sleep(0.2)
+        assert runs == [8]  # once
         stale = engine.wait(7)
         assert (stale.state, stale.reason) == ("failed", STALE_REASON)
         [alert] = alerts.list_alerts(catalog)
