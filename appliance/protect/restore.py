@@ -68,8 +68,8 @@ def _selected(selection: list, si: int, key: tuple) -> bool:
 
 
 class _Writer:
-    def __init__(self, store: Store, overwrite: bool, progress: Progress) -> None:
-        self.store, self.overwrite, self.progress = store, overwrite, progress
+    def __init__(self, store: Store, overwrite: bool, progress: Progress, total: int | None) -> None:
+        self.store, self.overwrite, self.progress, self.total = store, overwrite, progress, total
         self.warnings: list[str] = []
         self.files = self.bytes = 0
         self.stack: list[list] = []  # [key, fd, row whose metadata is applied on leaving]
@@ -217,7 +217,7 @@ class _Writer:
         os.close(fd)
         os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
         self.bytes += content[R_SIZE]
-        self.progress(self.bytes, None, os.fsdecode(name))
+        self.progress(self.bytes, self.total, os.fsdecode(name))
 
     def _sparse(self, fd: int, blob: bytes, extents: list, size: int) -> int:
         os.ftruncate(fd, size)  # holes stay holes: only the data regions are written
@@ -261,7 +261,7 @@ def restore(store: Store, snapshot_id: str, paths: Sequence[bytes | str] | None,
         selection = _selection(info.sources, paths)
     except StoreError as exc:
         return RestoreResult("failed", str(exc), 0, 0, [str(exc)])
-    writer = _Writer(store, overwrite, progress)
+    writer = _Writer(store, overwrite, progress, info.bytes if not selection else None)
     matched = False
     current = None
     links: dict[bytes, object] = {}

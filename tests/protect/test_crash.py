@@ -43,7 +43,7 @@ print("done")
 
 
 def _mutate(src: Path, rng: random.Random, step: int) -> None:
-    files = sorted(p for p in src.rglob("*") if p.is_file())
+    files = sorted(p for p in src.rglob("*") if p.is_file() and not p.name.startswith("big"))
     for p in rng.sample(files, k=max(1, len(files) // 20)):
         p.write_bytes(rng.randbytes(rng.randint(0, 8000)))
     for p in rng.sample(files, k=max(1, len(files) // 50)):
