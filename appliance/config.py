@@ -90,6 +90,7 @@ class Settings:
     log_level: str
     workers: int
     vtl_dir: Path
+    vtl_listen: str
     config_file: Path | None = None
     development: bool = False
 
@@ -103,7 +104,7 @@ KEYS: dict[str, dict[str, object]] = {
     "defaults": {"sync": "15m", "points": list(DEFAULT_POINT_TIMES), "keep": "12d"},
     "log": {"level": "info"},
     "jobs": {"workers": 2},
-    "vtl": {"dir": None},
+    "vtl": {"dir": None, "listen": "127.0.0.1:7101"},
 }
 
 
@@ -215,6 +216,10 @@ def load(config_file: str | Path | None = None, data_dir: str | Path | None = No
     if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
         raise ConfigError(f"{source}: jobs.workers {workers!r} is not a worker count", "write it as workers = 2 (1-64)")
 
+    listen = get("vtl.listen")
+    if not isinstance(listen, str) or listen.rpartition(":")[0] == "" or not listen.rpartition(":")[2].isdigit():
+        raise ConfigError(f"{source}: vtl.listen {listen!r} is not HOST:PORT", 'write it as listen = "127.0.0.1:7101"')
+
     return Settings(
         data_dir=data,
         catalog_url=url,
@@ -227,6 +232,7 @@ def load(config_file: str | Path | None = None, data_dir: str | Path | None = No
         log_level=level,
         workers=workers,
         vtl_dir=path_key("vtl.dir", data / "vtl"),
+        vtl_listen=listen,
         config_file=Path(source) if isinstance(source, Path) else None,
         development=development,
     )

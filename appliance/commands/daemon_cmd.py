@@ -36,12 +36,17 @@ def run_daemon(settings: config.Settings, demo: bool) -> None:
     from appliance.api.app import create_app
     from appliance.api.server import bind_socket, make_server, refuse_if_running
     from appliance.daemon import Appliance
+    from appliance.embedded_vtl import EmbeddedLibrary
 
     setup_logging(settings.log_level)
     refuse_if_running(settings.socket_path)
     appliance = Appliance(settings)
+    # The service form leaves the simulator to tapeline-vtl.service; `up` runs its own.
+    library = EmbeddedLibrary(settings.vtl_dir, settings.vtl_listen) if demo else None
     sock = None
     try:
+        if library is not None:
+            library.start()
         appliance.open()
         appliance.start()
         if demo:
@@ -59,6 +64,8 @@ def run_daemon(settings: config.Settings, demo: bool) -> None:
     finally:
         log.info("stopping")
         appliance.stop()
+        if library is not None:
+            library.stop()
         if sock is not None:
             sock.close()
             try:
