@@ -86,7 +86,8 @@ def change_one_percent(data: Path) -> int:
 def line(name: str, mine: float, peer: float, goal: float, unit: str = "s") -> str:
     ratio = mine / peer if peer else float("inf")
     ok = "ok" if ratio <= goal else "MISSED"
-    return f"{name:<22} ours {mine:9.2f} {unit}   restic {peer:9.2f} {unit}   ratio {ratio:5.2f}  goal <= {goal:4.2f}  {ok}"
+    return (f"{name:<22} ours {mine:9.2f} {unit}   restic {peer:9.2f} {unit}   ratio {ratio:5.2f}  "
+            f"goal <= {goal:4.2f}  {ok}")
 
 
 def main() -> int:

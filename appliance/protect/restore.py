@@ -288,7 +288,8 @@ def restore(store: Store, snapshot_id: str, paths: Sequence[bytes | str] | None,
                 if row[R_TYPE] == FILE and row[R_NLINK] > 1:
                     links[row[R_PATH]] = True
             except (OSError, _Unsafe, StoreError) as exc:
-                writer.warnings.append(f"{os.fsdecode(row[R_PATH])}: not restored ({getattr(exc, 'strerror', None) or exc})")
+                why = getattr(exc, "strerror", None) or exc
+                writer.warnings.append(f"{os.fsdecode(row[R_PATH])}: not restored ({why})")
         writer.end()
     except ManifestDamaged as exc:
         writer.end()

@@ -9,12 +9,14 @@ class StoreError(TapelineError):
 
 class StoreNotFound(StoreError, NotFound):
     def __init__(self, root: object) -> None:
-        super().__init__(f"no replica store at {root}: create it (Store.open(root, create=True)) or check the data directory")
+        super().__init__(f"no replica store at {root}: create it (Store.open(root, create=True)) "
+                         f"or check the data directory")
 
 
 class StoreLocked(StoreError):
     def __init__(self, root: object, holder: str) -> None:
-        super().__init__(f"replica store {root} is in use by another process ({holder}): stop that process or wait for it")
+        super().__init__(f"replica store {root} is in use by another process ({holder}): "
+                         f"stop that process or wait for it")
 
 
 class SnapshotNotFound(StoreError, NotFound):
