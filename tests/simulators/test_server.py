@@ -105,3 +105,26 @@ def test_several_clients_at_once(server):
     for t in threads:
         t.join(30)
     assert errors == []
+
+
+def test_a_stopped_service_leaves_the_drive_where_it_was(library):
+    with Server(library, "127.0.0.1", 0) as srv:  # leaving the block is what SIGTERM does: a clean close
+        changer, drive = StreamTransport(url(srv, "changer")), StreamTransport(url(srv, "drive0"))
+        try:
+            assert code(changer.execute(smc.MOVE_MEDIUM.encode(source=SLOT0, destination=DRIVE0))) == "GOOD"
+            assert code(drive.execute(spc.TEST_UNIT_READY.encode())) == "6/28/00"
+            for _ in range(3):
+                drive.execute(ssc.WRITE_6.encode(length=3), b"abc")
+            assert code(drive.execute(ssc.WRITE_FILEMARKS_6.encode(count=1))) == "GOOD"
+        finally:
+            changer.close()
+            drive.close()
+    with Server(library, "127.0.0.1", 0) as srv:  # the next start: no power-on attention, same position
+        drive = StreamTransport(url(srv, "drive0"))
+        try:
+            assert code(drive.execute(spc.TEST_UNIT_READY.encode())) == "GOOD"
+            r = drive.execute(ssc.READ_POSITION.encode(service_action=ssc.READ_POSITION_LONG), b"", 32)
+            at = ssc.Position.decode(r.data, ssc.READ_POSITION_LONG)
+            assert (at.block, at.file) == (4, 1)
+        finally:
+            drive.close()
