@@ -60,7 +60,7 @@ class Store:
     def __init__(self, root: Path, lock_fd: int) -> None:
         self.root = root
         self._lock_fd = lock_fd
-        self._mutex = threading.RLock()
+        self._mutex = threading.Lock()  # not re-entrant: cheaper, taken twice per new chunk by a sync
         self._packs: list[str | None] = []  # packno -> pack name (None once collected)
         self._pack_fds: dict[int, int] = {}
         self._retired_fds: list[int] = []
@@ -301,8 +301,8 @@ class Store:
             if session is not None:  # in the index now: no longer pending (never absent from both)
                 session.pending.difference_update(row[0] for row in rows)
             healed = {row[0] for row in rows} & self._bad
-            if healed:  # a fresh copy of a damaged chunk: the newer pack wins from now on
-                self.set_damaged_chunks(set(), healed)
+        if healed:  # a fresh copy of a damaged chunk: the newer pack wins from now on
+            self.set_damaged_chunks(set(), healed)
 
     # ---- garbage collection --------------------------------------------------------------------------------
     def gc(self, cancel: threading.Event | None = None,
