@@ -6,7 +6,9 @@ Public API:
         .cartridge = "A00012L8"                 set by whoever loaded it (the changer knows barcodes, the drive
                                                 does not); errors then end "on cartridge A00012L8"
         .status() -> DriveStatus                ready, medium, write protect, position, BOP/EOD/EOM, density, block size
-        .test_ready() -> bool  .wait_ready(timeout)
+        .test_ready() -> bool  .test_unit_ready()   the second raises the typed NotReady (NoMedium, ...)
+        .wait_ready(timeout)                    polls TEST UNIT READY; an offline drive (02/04/12) fails at once
+        .clear_unit_attention()                 what Linux st does at open: TEST UNIT READY until no UNIT ATTENTION
         .write(block) -> bool                   True once past early warning: the block WAS written, finish up
         .write_blocks(blocks) -> bool           same, for many blocks
         .write_filemarks(n=1) -> bool
@@ -19,6 +21,8 @@ Public API:
         .space_blocks(n) .space_filemarks(n)    negative n goes backwards
         .space_to_eod()  .locate(block)  .read_position() -> Position  .rewind()  .load()  .unload() / .eject()
         .set_block_size(n)                      0 = variable-block mode
+        .set_density(code)  .mode_sense(page) -> ModeData  .retension()  .erase(long=True)
+        .prevent_removal(on)                    lock / unlock the cartridge in the drive
         .set_compression(on)  .block_limits() -> BlockLimits  .tape_alerts() -> tuple[TapeAlertFlag]
         .capacity() -> TapeCapacity  .inquiry() -> InquiryData  .serial() -> str
 
@@ -40,7 +44,6 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from drivers.errors import DeviceError
 from drivers.scsi import spc, ssc, tapelog
 from drivers.scsi.cdb import Cdb
 from drivers.scsi.sense import (
@@ -51,6 +54,7 @@ from drivers.scsi.sense import (
     IllegalRequest,
     IncorrectLength,
     InvalidOpcode,
+    LogicalUnitOffline,
     NoMedium,
     NotReady,
     ScsiError,
@@ -62,6 +66,7 @@ from drivers.transport.base import DEFAULT_TIMEOUT, GOOD, ScsiResult, Transport,
 
 UA_RETRIES = 5
 LONG_TIMEOUT = 3 * 3600.0  # LOAD, REWIND, SPACE to EOD and LOCATE can take many minutes on a full tape
+ERASE_TIMEOUT = 6 * 3600.0  # a long erase writes the whole length of the tape
 MODE_ALLOC = 0xFF
 
 
@@ -147,19 +152,48 @@ class TapeDrive:
         cdb = spc.INQUIRY.encode(evpd=1, page_code=spc.VPD_UNIT_SERIAL_NUMBER, alloc=255)
         return spc.decode_vpd_serial(self._run(spc.INQUIRY, cdb, 255).data)
 
+    def test_unit_ready(self) -> None:
+        """TEST UNIT READY; raises NotReady (NoMedium, LogicalUnitOffline, ...) when the drive cannot take commands."""
+        self._run(spc.TEST_UNIT_READY, spc.TEST_UNIT_READY.encode())
+
     def test_ready(self) -> bool:
         """True when a medium is loaded and ready; False while empty or becoming ready."""
         try:
-            self._run(spc.TEST_UNIT_READY, spc.TEST_UNIT_READY.encode())
+            self.test_unit_ready()
         except NotReady:
             return False
         return True
 
+    def clear_unit_attention(self) -> None:
+        """Report any pending UNIT ATTENTION (a new cartridge, a reset) now, as Linux st does at open, so that the
+        next command (a WRITE FILEMARKS, which is not retried) does not meet it. Other conditions are left to it."""
+        try:
+            self.test_unit_ready()
+        except ScsiError:
+            pass
+
     def wait_ready(self, timeout: float = 600.0, poll: float = 0.25) -> None:
+        """Poll until ready. An offline drive fails at once (waiting cannot help); after `timeout` the error says
+        whether the drive is empty or still becoming ready."""
         deadline = time.monotonic() + timeout
-        while not self.test_ready():
-            if time.monotonic() >= deadline:
-                raise DeviceError(f"{self.label}: not ready after {timeout:g} s: check that a cartridge is loaded")
+        while True:
+            try:
+                self.test_unit_ready()
+                return
+            except LogicalUnitOffline as err:
+                raise LogicalUnitOffline(
+                    err.sense, err.command, self.label, self.cartridge,
+                    "drive offline, waiting will not help: bring the drive online at the library "
+                    "(or check the library for a fault), then retry",
+                ) from None
+            except NotReady as err:
+                if time.monotonic() >= deadline:
+                    fix = ("load a cartridge into it (mtx load / the changer), then retry"
+                           if isinstance(err, NoMedium) else "check the drive and the library, then retry")
+                    raise type(err)(
+                        err.sense, err.command, self.label, self.cartridge,
+                        f"not ready after {timeout:g} s, {err.text}: {fix}",
+                    ) from None
             time.sleep(poll)
 
     def status(self) -> DriveStatus:
@@ -179,7 +213,7 @@ class TapeDrive:
             except ScsiError:
                 pass
             return DriveStatus(False, present, model=self._model, cartridge=self.cartridge)
-        mode = self._mode_sense(0)
+        mode = self.mode_sense(0)
         block = mode.block_descriptor or spc.BlockDescriptor()
         self._block_size = block.block_length
         position = self.read_position()
@@ -204,7 +238,7 @@ class TapeDrive:
     def _fixed(self) -> int:
         """The current block size (0 = variable), read from the drive once per medium."""
         if self._block_size is None:
-            descriptor = self._mode_sense(0).block_descriptor
+            descriptor = self.mode_sense(0).block_descriptor
             self._block_size = descriptor.block_length if descriptor else 0
         return self._block_size
 
@@ -352,9 +386,25 @@ class TapeDrive:
 
     eject = unload
 
+    def retension(self) -> None:
+        """Wind to the end and back (LOAD UNLOAD with RETEN); the tape ends at BOP."""
+        self._at_eod = False
+        self._run(ssc.LOAD_UNLOAD, ssc.LOAD_UNLOAD.encode(reten=1, load=1), timeout=LONG_TIMEOUT)
+
+    def erase(self, long: bool = True) -> None:
+        """Erase from the current position to the end of the partition (long) or just write EOD here (short)."""
+        self._run(ssc.ERASE, ssc.ERASE.encode(long=int(long)), timeout=ERASE_TIMEOUT)
+        self._at_eod = True
+
+    def prevent_removal(self, prevent: bool) -> None:
+        """Lock the cartridge in the drive (mt lock), or allow its removal again (mt unlock)."""
+        value = spc.PREVENT_MEDIUM_REMOVAL if prevent else spc.ALLOW_MEDIUM_REMOVAL
+        self._run(spc.PREVENT_ALLOW_MEDIUM_REMOVAL, spc.PREVENT_ALLOW_MEDIUM_REMOVAL.encode(prevent=value))
+
     # --- modes and logs ---------------------------------------------------------------------------------------
 
-    def _mode_sense(self, page: int) -> spc.ModeData:
+    def mode_sense(self, page: int = 0) -> spc.ModeData:
+        """MODE SENSE(6): the header, the block descriptor and page `page` (0 = none)."""
         cdb = spc.MODE_SENSE_6.encode(page_code=page, alloc=MODE_ALLOC)
         return spc.ModeData.decode(self._run(spc.MODE_SENSE_6, cdb, MODE_ALLOC).data)
 
@@ -364,19 +414,28 @@ class TapeDrive:
 
     def set_block_size(self, size: int) -> None:
         """Fixed `size`-byte blocks, or variable-block mode with 0 (MODE SELECT block descriptor)."""
-        current = self._mode_sense(0).block_descriptor or spc.BlockDescriptor()
-        self._mode_select(spc.ModeData(block_descriptor=spc.BlockDescriptor(current.density, 0, size)))
+        mode = self.mode_sense(0)
+        current = mode.block_descriptor or spc.BlockDescriptor()
+        self._mode_select(spc.ModeData(buffered_mode=mode.buffered_mode,
+                                       block_descriptor=spc.BlockDescriptor(current.density, 0, size)))
         self._block_size = size
         self._write_len = -1
 
+    def set_density(self, density: int) -> None:
+        """The density code for the next write from BOP (0 = the drive's default), block size unchanged."""
+        mode = self.mode_sense(0)
+        current = mode.block_descriptor or spc.BlockDescriptor()
+        self._mode_select(spc.ModeData(buffered_mode=mode.buffered_mode,
+                                       block_descriptor=spc.BlockDescriptor(density, 0, current.block_length)))
+
     def set_compression(self, on: bool) -> None:
-        raw = self._mode_sense(ssc.PAGE_COMPRESSION).page(ssc.PAGE_COMPRESSION)
+        raw = self.mode_sense(ssc.PAGE_COMPRESSION).page(ssc.PAGE_COMPRESSION)
         page = CompressionPage.decode(raw) if raw else CompressionPage()
         new = CompressionPage(on, page.dcc, page.dde, page.compression_algorithm, page.decompression_algorithm)
         self._mode_select(spc.ModeData(pages=(new.encode(),)))
 
     def compression(self) -> bool:
-        raw = self._mode_sense(ssc.PAGE_COMPRESSION).page(ssc.PAGE_COMPRESSION)
+        raw = self.mode_sense(ssc.PAGE_COMPRESSION).page(ssc.PAGE_COMPRESSION)
         return bool(raw) and CompressionPage.decode(raw).dce
 
     def block_limits(self) -> BlockLimits:

@@ -15,6 +15,7 @@ from drivers.scsi.sense import (
     IncorrectLength,
     LogicalUnitOffline,
     MediumError,
+    NoMedium,
     NotReady,
     ScsiError,
     VolumeOverflow,
@@ -235,6 +236,26 @@ def test_cleaning_request_and_drive_offline(session):
     with pytest.raises(LogicalUnitOffline, match=r"^LTO-8 drive 0: WRITE: logical unit offline \(2/04/12\) on "
                                                  r"cartridge A00000L8$"):
         session.drive.write(b"x")
+
+
+def test_wait_ready_stops_at_once_on_an_offline_drive(session):
+    assert vtl(["fault", str(session.directory), "drive-offline", "drive0", "--persistent"]) == 0
+    start = time.monotonic()
+    with pytest.raises(LogicalUnitOffline) as err:
+        session.drive.wait_ready(timeout=30)
+    assert time.monotonic() - start < 2  # not the 30 s timeout
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("LTO-8 drive 0: TEST UNIT READY: drive offline")
+    assert "bring the drive online at the library" in message and "(2/04/12)" in message
+
+
+def test_wait_ready_on_an_empty_drive_says_to_load_a_cartridge(tmp_path):
+    directory = make_library(tmp_path / "vtl")
+    with TapeDrive(f"local://{directory}/drive1", label="LTO-8 drive 1") as empty:
+        with pytest.raises(NoMedium, match=r"^LTO-8 drive 1: TEST UNIT READY: not ready after 0.3 s, no medium "
+                                           r"present: load a cartridge into it .*\(2/3A/00\)$"):
+            empty.wait_ready(timeout=0.3, poll=0.1)
 
 
 def test_unload_then_the_changer_takes_the_cartridge_home(session):
