@@ -9,7 +9,9 @@ several times slower than either thread alone (measured: 10x for small files). A
 saves under 3% is stored raw.
 
 A reference to a piece's result is: its digest (bytes) when the store has it already; a ready Result tuple;
-or (Batch, position) until the batch's compression finishes.
+or (Batch, position) until the batch's compression finishes. A piece seen twice before it is stored gets the
+same reference twice; whichever holder stores it first pops it from `queued` (Scanner._store), so each new
+piece is written once and no holder depends on another that may drop its references (a file read again).
 """
 
 from __future__ import annotations
@@ -74,22 +76,28 @@ class Pipeline:
         self.sample_cctx = zstandard.ZstdCompressor(level=3)
         self.chunker = FastCDC(avg_size=AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK)
         self.current = Batch()
-        self.queued: list[bytes] = []
+        self.queued: dict[bytes, object] = {}  # digest -> reference, until the caller stored it
 
     def add(self, data) -> object:
         digest = blake3.blake3(data).digest()
+        ref = self.queued.get(digest)
+        if ref is not None:  # a copy is already on its way: share its reference
+            return ref
         if self.known(digest):
             return digest
         size = len(data)
         if size < 128 or (size > 1 << 17 and len(self.sample_cctx.compress(data[:SAMPLE])) > SAMPLE - (1 << 10)):
-            return (digest, bytes(data), 0, size)
-        batch = self.current
-        batch.pieces.append(data)
-        batch.digests.append(digest)
-        batch.size += size
-        if batch.size >= BATCH_BYTES or len(batch.pieces) >= BATCH_PIECES:
-            self.submit()
-        return batch, len(batch.pieces) - 1
+            ref = (digest, bytes(data), 0, size)
+        else:
+            batch = self.current
+            batch.pieces.append(data)
+            batch.digests.append(digest)
+            batch.size += size
+            ref = (batch, len(batch.pieces) - 1)
+            if batch.size >= BATCH_BYTES or len(batch.pieces) >= BATCH_PIECES:
+                self.submit()
+        self.queued[digest] = ref
+        return ref
 
     def submit(self) -> None:
         batch = self.current

@@ -203,7 +203,8 @@ class Scanner:
         root_b = os.fsencode(root)
         hardlinks: dict[tuple[int, int], bytes] = {}
         st = os.lstat(root_b)
-        yield from self._entry(si, root_b, b"", (), st, old, deleted, hardlinks)
+        self._entry(si, root_b, b"", (), st, old, deleted, hardlinks)
+        pending = self._pending
         stack = [(b"", (), self._children(root_b, b"", (), old, si))]
         while stack:
             prefix, pkey, kids = stack[-1]
@@ -217,17 +218,22 @@ class Scanner:
             try:
                 st = entry.stat(follow_symlinks=False)
             except OSError as exc:
-                yield from self._unreadable(si, rel, old.take(key, deleted), exc, "vanished during the sync")
+                self._unreadable(si, rel, old.take(key, deleted), exc, "vanished during the sync")
                 continue
             if stat.S_ISDIR(st.st_mode):
                 if matcher.active and matcher.skip_dir(rel, name):
                     continue
-                yield from self._entry(si, entry.path, rel, key, st, old, deleted, hardlinks)
+                self._entry(si, entry.path, rel, key, st, old, deleted, hardlinks)
                 stack.append((rel, key, self._children(entry.path, rel, key, old, si)))
             else:
                 if matcher.active and matcher.skip_file(rel, name):
                     continue
-                yield from self._entry(si, entry.path, rel, key, st, old, deleted, hardlinks)
+                self._entry(si, entry.path, rel, key, st, old, deleted, hardlinks)
+            while pending and (pending[0][1] is None or len(pending) > PENDING or self._held > IN_FLIGHT):
+                item = pending.popleft()  # rows leave in order, as soon as they are complete
+                if item[1] is not None:
+                    self._complete(item)
+                yield item[0]
             if self.cancel is not None and self.cancel.is_set():
                 raise SyncCancelled("cancelled: nothing was recorded; the previous snapshots are unchanged")
         while old.row is not None:  # whatever the walk did not reach is gone
@@ -249,7 +255,7 @@ class Scanner:
                 self._pending_row(row, None)
             return []
 
-    def _unreadable(self, si: int, rel: bytes, previous: list | None, exc: OSError, what: str) -> Iterator[list]:
+    def _unreadable(self, si: int, rel: bytes, previous: list | None, exc: OSError, what: str) -> None:
         self.warn(f"{os.fsdecode(rel)}: {what} ({exc.strerror or exc})"
                   + ("; the previous version is kept" if previous else "; not recorded"))
         if previous is not None:
@@ -258,10 +264,9 @@ class Scanner:
                 self._files += 1
                 self._bytes += previous[R_SIZE]
             self._pending_row(previous, None)
-        yield from self._drain(PENDING)
 
     def _entry(self, si: int, full: bytes, rel: bytes, key: tuple, st: os.stat_result, old: _Old,
-               deleted: list[list], hardlinks: dict) -> Iterator[list]:
+               deleted: list[list], hardlinks: dict) -> None:
         self.scanned += 1
         kind = _type_of(st.st_mode)
         if kind is None:
@@ -283,13 +288,12 @@ class Scanner:
                 self._files += 1
                 self._bytes += st.st_size
             self._pending_row(previous, None)
-            yield from self._drain(PENDING)
             return
         if kind == SYMLINK:
             try:
                 target = os.readlink(full)
             except OSError as exc:
-                yield from self._unreadable(si, rel, previous, exc, "unreadable link")
+                self._unreadable(si, rel, previous, exc, "unreadable link")
                 return
         row = [si, rel, kind, st.st_mode, st.st_uid, st.st_gid, self._user(st.st_uid), self._group(st.st_gid),
                st.st_size, st.st_mtime_ns, st.st_atime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, st.st_nlink,
@@ -299,7 +303,7 @@ class Scanner:
             try:
                 refs = self._read(full, st, row)
             except OSError as exc:
-                yield from self._unreadable(si, rel, previous, exc, "could not be read")
+                self._unreadable(si, rel, previous, exc, "could not be read")
                 return
             self.read_files += 1
         if kind in (FILE, HARDLINK):
@@ -307,7 +311,6 @@ class Scanner:
             self._bytes += row[R_SIZE]
         self.changed.append(self._row_number * 2 + (previous is None))
         self._pending_row(row, refs)
-        yield from self._drain(PENDING)
 
     def _names_bad(self, blob: bytes | None) -> bool:
         """A row naming a damaged chunk is read again, so the chunk is stored again if the source has it."""
@@ -435,7 +438,7 @@ class Scanner:
         if got.__class__ is bytes:
             return got
         digest, blob, flags, raw = got
-        if not self.session.has(digest):
+        if self.pipe.queued.pop(digest, None) is not None:  # the first holder to get here stores it
             self.session.add(digest, blob, flags, raw)
             self.new_bytes += raw
         return digest

@@ -151,3 +151,21 @@ def test_manifest_of_100k_files_loads_fast(store, tmp_path, count):
     took = time.perf_counter() - started
     assert n == count
     assert took < 0.3, f"{count} entries took {took:.3f} s"
+
+
+def test_identical_content_is_stored_once(store, src, tmp_path):
+    blob = os.urandom(100_000)
+    big = os.urandom(3 << 20)
+    (src / "one").write_bytes(blob)
+    (src / "two").write_bytes(blob)
+    (src / "big-a").write_bytes(big)
+    (src / "big-b").write_bytes(big)
+    expected = tree_state(src)
+    result = sync(store, group_of(src))
+    entries = {e.path: e for e in store.entries(result.snapshot.id)}
+    assert entries[b"one"].digest == entries[b"two"].digest
+    assert entries[b"big-a"].chunks == entries[b"big-b"].chunks
+    assert store.chunk_count() == 1 + len(entries[b"big-a"].chunks)
+    assert result.stats.new_bytes == len(blob) + len(big)
+    assert restore(store, result.snapshot.id, None, tmp_path / "out").state == "completed"
+    assert_same_tree(expected, restored_root(tmp_path / "out", src))
