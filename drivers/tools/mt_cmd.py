@@ -13,17 +13,23 @@ no tape), MODE SENSE(6) the density code, block size and WR_PROT, READ POSITION 
 partition and BOT. The block number within the file is exact at file 0 (blocks from BOP) and -1 in later files,
 as st reports after a seek; EOF and EOD, which st derives from the commands it ran before, are never shown;
 IM_REP_EN is always on, as with st's default.
+
+Every command runs through `drivers.tape.TapeDrive`, after TEST UNIT READY repeated past any UNIT ATTENTION (a
+cartridge just loaded by `mtx load`), as st does at open; the typed error picks st's errno text.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
-from drivers.scsi.sense import SenseData, error_for
-from drivers.tools.common import MINUTE, OpenFailed, Outcome, open_device, run
+from drivers.errors import DeviceError
+from drivers.scsi.cdb import CdbFieldError
+from drivers.scsi.sense import NoMedium, ScsiError, WriteProtected
+from drivers.tape import TapeDrive
+from drivers.tools.common import OpenFailed, open_device
 from drivers.tools.densities import densities_text, density_name
-from drivers.transport.base import Transport
 
 VERSION_TEXT = "mt-st v. 1.7\ndefault tape device: /dev/tape\n"
 USAGE = ("usage: mt [-v] [--version] [-h] [ -f device ] command [ count ]\n"
@@ -47,144 +53,91 @@ GMT_BITS = (("EOF", 0x80000000), ("BOT", 0x40000000), ("EOT", 0x20000000), ("SM"
             ("CLN", 0x00008000))
 GMT = dict(GMT_BITS)
 
+# The errno text the st driver gives for an error class (st.c: ENOMEDIUM with no tape, EROFS when a write is
+# refused on a write-protected cartridge, EIO for the rest); the first match wins.
+STRERROR: tuple[tuple[type[ScsiError], str], ...] = (
+    (NoMedium, "No medium found"),
+    (WriteProtected, "Read-only file system"),
+)
+EIO = "Input/output error"
 
-class Refused(Exception):
-    """The drive refused a command: mt-st prints `<dev>: <strerror>` and exits 2."""
+
+def refusal(device: str, error: DeviceError) -> str:
+    """mt-st's `<dev>: <strerror>` line, with the decoded sense (or the transport's cause) in parentheses."""
+    if isinstance(error, ScsiError):
+        why = next((text for cls, text in STRERROR if isinstance(error, cls)), EIO)
+        return f"{device}: {why} ({error.text}, {error.sense.code}, {error.command})"
+    return f"{device}: {EIO} ({error})"
 
 
-class Mt:
-    def __init__(self, device: str, dev: Transport) -> None:
-        self.device = device
-        self.dev = dev
-
-    def do(self, cdb: bytes, data_in_len: int = 0, data_out: bytes = b"", timeout: float = 10 * MINUTE) -> Outcome:
-        outcome = run(self.dev, cdb, data_in_len, data_out, timeout)
-        if not outcome.ok:
-            raise Refused(self.refusal(outcome, cdb))
-        return outcome
-
-    def refusal(self, outcome: Outcome, cdb: bytes) -> str:
-        if not outcome.sense:
-            return f"{self.device}: Input/output error"
+def status(drive: TapeDrive) -> str:
+    """mt-st's status report, asked of the drive (see the module docstring)."""
+    gstat = GMT["IM_REP_EN"]
+    file_no = block_no = -1
+    partition = block_size = density = 0
+    try:
+        drive.test_unit_ready()
+        gstat |= GMT["ONLINE"]
+        no_tape = False
+    except NoMedium:
+        no_tape = True
+    except ScsiError:  # a cartridge, but not ready: st shows neither ONLINE nor DR_OPEN
+        no_tape = False
+    if no_tape:
+        gstat |= GMT["DR_OPEN"]
+    else:
         try:
-            sense = SenseData.decode(outcome.sense)
-        except ValueError:
-            return f"{self.device}: Input/output error"
-        error = error_for(sense)
-        why = "No medium found" if (sense.key, sense.asc) == (2, 0x3A) else (
-            "Read-only file system" if sense.key == 7 else "Input/output error")
-        return f"{self.device}: {why} ({error.text}, {sense.code}, command 0x{cdb[0]:02X})"
-
-    # -- commands ------------------------------------------------------------------------------------------
-    def space(self, code: int, count: int) -> None:
-        self.do(bytes([0x11, code & 0x0F, *(count & 0xFFFFFF).to_bytes(3, "big"), 0]))
-
-    def status(self) -> str:
-        gstat = GMT["IM_REP_EN"]
-        ready = run(self.dev, bytes(6))
-        if not ready.ok and not ready.sense:
-            raise Refused(f"{self.device}: Input/output error")
-        no_tape = not ready.ok and len(ready.sense) > 13 and (ready.sense[2] & 0x0F, ready.sense[12]) == (2, 0x3A)
-        file_no = block_no = -1
-        partition = block_size = density = 0
-        if no_tape:
-            gstat |= GMT["DR_OPEN"]
-        else:
-            if ready.ok:
-                gstat |= GMT["ONLINE"]
-            mode = run(self.dev, bytes([0x1A, 0, 0, 0, 12, 0]), data_in_len=12)
-            if mode.ok and len(mode.data) >= 12 and mode.data[3] >= 8:
-                if mode.data[2] & 0x80:
-                    gstat |= GMT["WR_PROT"]
-                density = mode.data[4]
-                block_size = int.from_bytes(mode.data[9:12], "big")
-            pos = run(self.dev, bytes([0x34, 0x06, 0, 0, 0, 0, 0, 0, 0, 0]), data_in_len=32)
-            if pos.ok and len(pos.data) >= 32 and not pos.data[0] & 0x04:
-                partition = int.from_bytes(pos.data[4:8], "big")
-                obj = int.from_bytes(pos.data[8:16], "big")
-                file_no = int.from_bytes(pos.data[16:24], "big")
-                block_no = obj if file_no == 0 else -1
-                if pos.data[0] & 0x80 or obj == 0:
-                    gstat |= GMT["BOT"]
-        bits = "".join(f" {name}" for name, bit in GMT_BITS if gstat & bit)
-        return ("SCSI 2 tape drive:\n"
-                f"File number={file_no}, block number={block_no}, partition={partition & 0xFF}.\n"
-                f"Tape block size {block_size} bytes. Density code 0x{density:x} ({density_name(density)}).\n"
-                "Soft error count since last status=0\n"
-                f"General status bits on ({gstat:x}):\n{bits}\n")
-
-    def tell(self) -> str:
-        pos = self.do(bytes([0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0]), data_in_len=20)
-        return f"At block {int.from_bytes(pos.data[4:8], 'big')}.\n"
-
-    def mode_select_block_descriptor(self, density: int | None = None, block_size: int | None = None) -> None:
-        mode = self.do(bytes([0x1A, 0, 0, 0, 12, 0]), data_in_len=12).data
-        if len(mode) < 12 or mode[3] < 8:
-            raise Refused(f"{self.device}: Input/output error (the drive returned no block descriptor)")
-        desc = bytearray(mode[4:12])
-        if density is not None:
-            desc[0] = density & 0xFF
-        if block_size is not None:
-            desc[5:8] = block_size.to_bytes(3, "big")
-        params = bytes([0, 0, mode[2] & 0x70, 8]) + bytes(desc)
-        self.do(bytes([0x15, 0x10, 0, 0, len(params), 0]), data_out=params)
-
-    def compression(self, on: bool) -> None:
-        sense = self.do(bytes([0x1A, 0x08, 0x0F, 0, 255, 0]), data_in_len=255).data
-        start = 4 + sense[3]
-        if len(sense) < start + 16 or sense[start] & 0x3F != 0x0F:
-            raise Refused(f"{self.device}: Input/output error (no data compression page 0x0F)")
-        page = bytearray(sense[start:start + 2 + sense[start + 1]])
-        page[0] &= 0x3F
-        page[2] = (page[2] & 0x7F) | (0x80 if on else 0)
-        params = bytes([0, 0, sense[2] & 0x70, 0]) + bytes(page)
-        self.do(bytes([0x15, 0x10, 0, 0, len(params), 0]), data_out=params)
-
-    def run_command(self, name: str, count: int, given: bool) -> str:
-        if name in ("fsf",):
-            self.space(1, count)
-        elif name == "bsf":
-            self.space(1, -count)
-        elif name == "fsr":
-            self.space(0, count)
-        elif name == "bsr":
-            self.space(0, -count)
-        elif name in ("eod", "seod"):
-            self.space(3, 0)
-        elif name in ("weof", "eof"):
-            self.do(bytes([0x10, 0, *count.to_bytes(3, "big"), 0]))
-        elif name == "rewind":
-            self.do(bytes([0x01, 0, 0, 0, 0, 0]))
-        elif name in ("offline", "rewoffl", "eject"):
-            self.do(bytes([0x1B, 0, 0, 0, 0, 0]))
-        elif name == "load":
-            self.do(bytes([0x1B, 0, 0, 0, 1, 0]))
-        elif name == "retension":
-            self.do(bytes([0x1B, 0, 0, 0, 3, 0]))
-        elif name == "status":
-            return self.status()
-        elif name == "tell":
-            return self.tell()
-        elif name == "seek":
-            self.do(bytes([0x2B, 0, 0, *count.to_bytes(4, "big"), 0, 0, 0]))
-        elif name == "setblk":
-            self.mode_select_block_descriptor(block_size=count if given else 0)
-        elif name == "setdensity":
-            self.mode_select_block_descriptor(density=count if given else 0)
-        elif name == "compression":
-            self.compression(bool(count))
-        elif name == "erase":
-            self.do(bytes([0x19, 0x01, 0, 0, 0, 0]), timeout=6 * 60 * MINUTE)
-        elif name in ("lock", "unlock"):
-            self.do(bytes([0x1E, 0, 0, 0, 1 if name == "lock" else 0, 0]))
-        else:
-            raise Refused(f"{self.device}: Operation not supported")
-        return ""
+            mode = drive.mode_sense(0)
+        except ScsiError:
+            mode = None
+        if mode is not None and mode.block_descriptor is not None:
+            if mode.wp:
+                gstat |= GMT["WR_PROT"]
+            density = mode.block_descriptor.density
+            block_size = mode.block_descriptor.block_length
+        try:
+            pos = drive.read_position()
+        except ScsiError:
+            pos = None
+        if pos is not None and pos.file is not None and not pos.position_unknown:
+            partition, file_no = pos.partition, pos.file
+            block_no = pos.block if file_no == 0 else -1
+            if pos.bop or pos.block == 0:
+                gstat |= GMT["BOT"]
+    bits = "".join(f" {name}" for name, bit in GMT_BITS if gstat & bit)
+    return ("SCSI 2 tape drive:\n"
+            f"File number={file_no}, block number={block_no}, partition={partition & 0xFF}.\n"
+            f"Tape block size {block_size} bytes. Density code 0x{density:x} ({density_name(density)}).\n"
+            "Soft error count since last status=0\n"
+            f"General status bits on ({gstat:x}):\n{bits}\n")
 
 
-COMMANDS = {"weof", "eof", "fsf", "bsf", "fsr", "bsr", "rewind", "offline", "rewoffl", "eject", "retension", "eod",
-            "seod", "seek", "tell", "status", "erase", "setblk", "lock", "unlock", "load", "compression",
-            "setdensity", "densities"} | ST_DRIVER_ONLY
+# name -> the drive operation, given (drive, count, whether a count was given); a str result is printed.
+OPERATIONS: dict[str, Callable[[TapeDrive, int, bool], object]] = {
+    "fsf": lambda d, n, _: d.space_filemarks(n),
+    "bsf": lambda d, n, _: d.space_filemarks(-n),
+    "fsr": lambda d, n, _: d.space_blocks(n),
+    "bsr": lambda d, n, _: d.space_blocks(-n),
+    "eod": lambda d, n, _: d.space_to_eod(),
+    "weof": lambda d, n, _: d.write_filemarks(n),
+    "rewind": lambda d, n, _: d.rewind(),
+    "offline": lambda d, n, _: d.unload(),
+    "load": lambda d, n, _: d.load(),
+    "retension": lambda d, n, _: d.retension(),
+    "status": lambda d, n, _: status(d),
+    "tell": lambda d, n, _: f"At block {d.read_position().block}.\n",
+    "seek": lambda d, n, _: d.locate(n),
+    "setblk": lambda d, n, given: d.set_block_size(n if given else 0),
+    "setdensity": lambda d, n, given: d.set_density(n if given else 0),
+    "compression": lambda d, n, _: d.set_compression(bool(n)),
+    "erase": lambda d, n, _: d.erase(),
+    "lock": lambda d, n, _: d.prevent_removal(True),
+    "unlock": lambda d, n, _: d.prevent_removal(False),
+}
+ALIASES = {"seod": "eod", "eof": "weof", "rewoffl": "offline", "eject": "offline"}
+
+
+COMMANDS = set(OPERATIONS) | set(ALIASES) | {"densities"} | ST_DRIVER_ONLY
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,17 +185,25 @@ def main(argv: list[str] | None = None) -> int:
     except OpenFailed as exc:
         err.write(exc.line + "\n")
         return 2 if "Inappropriate ioctl" in exc.line else 1
+    drive = TapeDrive(dev, label=device)
     try:
-        text = Mt(device, dev).run_command(name, count, given)
-        out.write(text)
+        operation = OPERATIONS.get(ALIASES.get(name, name))
+        if operation is None:
+            err.write(f"{device}: Operation not supported\n")
+            return 2
+        drive.clear_unit_attention()  # as st does at open: a fresh cartridge's attention is not the command's error
+        result = operation(drive, count, given)
+        out.write(result if isinstance(result, str) else "")
         return 0
-    except Refused as exc:
+    except CdbFieldError:  # a count the command cannot carry (st: EINVAL)
+        err.write(f"{device}: Invalid argument\n")
+        return 2
+    except DeviceError as exc:
         out.flush()
-        err.write(f"{exc}\n")
+        err.write(refusal(device, exc) + "\n")
         return 2
     finally:
-        dev.close()
-
+        drive.close()
 
 if __name__ == "__main__":
     sys.exit(main())

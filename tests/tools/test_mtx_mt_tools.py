@@ -88,6 +88,21 @@ def test_mt_status_empty_and_loaded(library):
         [re.sub(r"-?\d+|0x[0-9a-f]+", "N", x) for x in empty.stdout.decode().splitlines()]
 
 
+def test_mt_writes_and_positions_right_after_mtx_load(library):
+    """The drive's UNIT ATTENTION for the new cartridge is cleared before the command, as st does at open."""
+    changer, drive = library
+    assert tool("tapeline-mtx", "-f", changer, "load", "2", "0").returncode == 0
+    weof = tool("tapeline-mt", "-f", drive, "weof", "2")
+    assert (weof.returncode, weof.stderr) == (0, b"")
+    assert tool("tapeline-mt", "-f", drive, "tell").stdout == b"At block 2.\n"
+    assert tool("tapeline-mt", "-f", drive, "rewind").returncode == 0
+    assert tool("tapeline-mt", "-f", drive, "fsf", "1").returncode == 0
+    assert b"File number=1, block number=-1, partition=0." in tool("tapeline-mt", "-f", drive, "status").stdout
+    past = tool("tapeline-mt", "-f", drive, "fsf", "5")
+    assert past.returncode == 2 and past.stderr.startswith(f"{drive}: Input/output error (".encode())
+    assert tool("tapeline-mt", "-f", drive, "weof", "-1").stderr == f"{drive}: Invalid argument\n".encode()
+
+
 def test_mt_version_usage_and_errors(library):
     _, drive = library
     version = tool("tapeline-mt", "--version")
