@@ -16,7 +16,10 @@ Public API:
         header + one page per element type + descriptors; byte counts state the full report, `alloc` drops only
         whole descriptors; 32-byte space-padded tags + 4 NULs; all-zero tags on empty elements
     decode_element_status(data) -> ElementStatusReport(first_address, available, byte_count, elements)
-        .complete, .needed_alloc (8 + byte count: re-issue with it when not complete)
+        .complete, .needed_alloc (8 + byte count: re-issue with it when not complete); decoded descriptors also
+        keep the raw 36-byte tag fields (.primary_tag_field, .alternate_tag_field) for mtx's byte-exact output
+    element_status_pages(data) -> (ElementStatusPage(element_type, pvoltag, avoltag, descriptor_length, ...), ...)
+    EXCHANGE_MEDIUM; READ_ELEMENT_STATUS_ATTACHED (B4), MOVE_MEDIUM_ATTACHED (A7), START_STOP_UNIT   for mtx
     descriptor_length(element_type, pvoltag, avoltag, device_id_len)   52 with VOLTAG, 16 without
     ElementAddressAssignment (page 0x1D), TransportGeometry (0x1E), DeviceCapabilities (0x1F): .encode() -> page
         bytes (with the 2-byte page header), .decode(page); wrap them in `drivers.scsi.spc.ModeData`
@@ -27,7 +30,7 @@ is bits 5-0 only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from drivers.scsi.cdb import Cdb, Field
 
@@ -78,6 +81,33 @@ POSITION_TO_ELEMENT = Cdb(
     {"transport": Field(2, width=2), "destination": Field(4, width=2), "invert": Field(8, mask=0x01)},
 )
 
+# Not in COMMANDS: the simulated library has no second gripper to exchange with (it answers 05/20/00).
+EXCHANGE_MEDIUM = Cdb(
+    "EXCHANGE MEDIUM",
+    0xA6,
+    12,
+    {
+        "mtx_invert2": Field(1, mask=0x01),  # reserved in SMC-3; mtx 1.3.12 puts its `invert2` here
+        "transport": Field(2, width=2),
+        "source": Field(4, width=2),
+        "first_destination": Field(6, width=2),
+        "second_destination": Field(8, width=2),
+        "inv1": Field(10, mask=0x02),
+        "inv2": Field(10, mask=0x01),
+        "eepos": Field(11, mask=0xC0),
+        "control": Field(11, mask=0x3F),
+    },
+)
+# The "attached medium changer" forms (SMC-3 annex: a changer reached through a drive LUN with MChngr=1): same
+# layouts, other opcodes. Not in COMMANDS: a changer LUN (PDT 8) does not answer them.
+READ_ELEMENT_STATUS_ATTACHED = Cdb("READ ELEMENT STATUS ATTACHED", 0xB4, 12, READ_ELEMENT_STATUS.fields)
+MOVE_MEDIUM_ATTACHED = Cdb("MOVE MEDIUM ATTACHED", 0xA7, 12, MOVE_MEDIUM.fields)
+# mtx `eject` sends 1B with LoEj=1, Start=0 to whatever -f names (SBC/MMC START STOP UNIT; on a tape drive the same
+# bytes read as LOAD UNLOAD). Not in COMMANDS: the changer does not implement it.
+START_STOP_UNIT = Cdb(
+    "START STOP UNIT", 0x1B, 6, {"immed": Field(1, mask=0x01), "loej": Field(4, mask=0x02), "start": Field(4, mask=0x01)}
+)
+
 COMMANDS = (
     READ_ELEMENT_STATUS,
     MOVE_MEDIUM,
@@ -125,6 +155,10 @@ class ElementStatus:
     primary_tag: str | None = None
     alternate_tag: str | None = None
     device_id: str | None = None  # DTE with DVCID: vendor + product + serial for IBM/STK
+    # The 36-byte volume tag fields as the device sent them (decode only; b"" when absent), for tools that must
+    # print them as mtx does (padding kept, cut at the first control byte).
+    primary_tag_field: bytes = field(default=b"", compare=False, repr=False)
+    alternate_tag_field: bytes = field(default=b"", compare=False, repr=False)
 
     def encode(self, pvoltag: bool, avoltag: bool, device_id_len: int | None) -> bytes:
         """The descriptor; `device_id_len` is None without DVCID, else the page's fixed identifier length."""
@@ -274,11 +308,14 @@ def _decode_descriptor(kind: int, pvoltag: bool, avoltag: bool, d: bytes) -> Ele
     d12 = d.ljust(DESCRIPTOR_BASE, b"\0")
     at = DESCRIPTOR_BASE
     primary = alternate = device_id = None
+    primary_field = alternate_field = b""
     if pvoltag and len(d) >= at + VOLUME_TAG:
-        primary = _read_tag(d[at : at + VOLUME_TAG])
+        primary_field = d[at : at + VOLUME_TAG]
+        primary = _read_tag(primary_field)
         at += VOLUME_TAG
     if avoltag and len(d) >= at + VOLUME_TAG:
-        alternate = _read_tag(d[at : at + VOLUME_TAG])
+        alternate_field = d[at : at + VOLUME_TAG]
+        alternate = _read_tag(alternate_field)
         at += VOLUME_TAG
     if kind == ELEMENT_DATA_TRANSFER and len(d) > at + DEVICE_ID_HEADER and d[at + 3]:
         device_id = d[at + 4 : at + 4 + d[at + 3]].decode("ascii", "replace")
@@ -306,7 +343,38 @@ def _decode_descriptor(kind: int, pvoltag: bool, avoltag: bool, d: bytes) -> Ele
         primary_tag=primary,
         alternate_tag=alternate,
         device_id=device_id,
+        primary_tag_field=primary_field,
+        alternate_tag_field=alternate_field,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ElementStatusPage:
+    """One element status page header: its type, tag flags and descriptor length (what mtx validates)."""
+
+    element_type: int
+    pvoltag: bool
+    avoltag: bool
+    descriptor_length: int
+    byte_count: int  # bytes of descriptors the page states
+
+
+def element_status_pages(data: bytes | bytearray | memoryview) -> tuple[ElementStatusPage, ...]:
+    """The page headers of element status data, walked by their byte counts (descriptors not decoded, so a
+    descriptor length below 4 is reported here rather than refused)."""
+    data = bytes(data)
+    if len(data) < ELEMENT_STATUS_HEADER:
+        raise ValueError(f"element status data is {len(data)} bytes, needs an 8-byte header")
+    end = min(len(data), ELEMENT_STATUS_HEADER + int.from_bytes(data[5:8], "big"))
+    pages = []
+    at = ELEMENT_STATUS_HEADER
+    while at + PAGE_HEADER <= end:
+        page = ElementStatusPage(data[at], bool(data[at + 1] & 0x80), bool(data[at + 1] & 0x40),
+                                 int.from_bytes(data[at + 2 : at + 4], "big"),
+                                 int.from_bytes(data[at + 5 : at + 8], "big"))
+        pages.append(page)
+        at += PAGE_HEADER + page.byte_count
+    return tuple(pages)
 
 
 # --- MODE SENSE pages of a changer ----------------------------------------------------------------------------------

@@ -147,3 +147,28 @@ def test_element_status_round_trips(case):
 def test_overlong_tag_is_refused():
     with pytest.raises(ValueError, match="longer than 32"):
         encode_element_status([ElementStatus(2, 1, full=True, primary_tag="X" * 33)], voltag=True, alloc=100)
+
+
+def test_mtx_forms_of_the_commands_encode_as_mtx_sends_them():
+    res = dict(voltag=1, element_type=smc.ELEMENT_STORAGE, start=1000, count=24, alloc=2048)
+    assert smc.READ_ELEMENT_STATUS_ATTACHED.encode(**res) == bytes([0xB4]) + smc.READ_ELEMENT_STATUS.encode(**res)[1:]
+    move = dict(transport=1, source=1000, destination=500, invert=1, eepos=2)
+    assert smc.MOVE_MEDIUM_ATTACHED.encode(**move) == bytes.fromhex("a7 00 0001 03e8 01f4 0000 01 80".replace(" ", ""))
+    exchange = smc.EXCHANGE_MEDIUM.encode(mtx_invert2=1, transport=1, source=1000, first_destination=500,
+                                          second_destination=1001, inv1=1, eepos=3)
+    assert exchange == bytes.fromhex("a6010001 03e801f4 03e9 02c0".replace(" ", ""))
+    assert smc.START_STOP_UNIT.encode(loej=1) == bytes([0x1B, 0, 0, 0, 0x02, 0])
+
+
+def test_raw_tag_fields_and_page_headers_for_mtx():
+    data = encode_element_status(
+        [ElementStatus(smc.ELEMENT_STORAGE, 1000, full=True, primary_tag="A00001L8"),
+         ElementStatus(smc.ELEMENT_STORAGE, 1001)], voltag=True, alloc=1024)
+    full, empty = smc.decode_element_status(data).elements
+    assert full.primary_tag == "A00001L8"
+    assert full.primary_tag_field == b"A00001L8" + b" " * 24 + bytes(4)  # padding kept, as mtx prints it
+    assert empty.primary_tag_field == bytes(36) and empty.alternate_tag_field == b""
+    assert smc.element_status_pages(data) == (smc.ElementStatusPage(smc.ELEMENT_STORAGE, True, False, 52, 104),)
+    short = bytearray(data)
+    short[10:12] = (2).to_bytes(2, "big")  # a descriptor length the decoder refuses: the header walk still reports it
+    assert smc.element_status_pages(bytes(short))[0].descriptor_length == 2
