@@ -115,3 +115,19 @@ def test_check_after_sync_verifies_new_chunks(store, src):
     assert result.drift == 0
     (src / "b").write_bytes(b"changed after the sync")
     assert check(store, group).drift == 1
+
+
+def test_missing_pack_found_by_the_check_after_sync(tmp_path, src):
+    store = Store.open(tmp_path / "store", create=True)
+    (src / "a").write_bytes(os.urandom(50_000))
+    group = group_of(src)
+    sid = sync(store, group).snapshot.id
+    store.close()
+    for pack in (tmp_path / "store").glob("packs/*/*.pack"):
+        pack.unlink()  # lost to a disk fault or an operator
+    store = Store.open(tmp_path / "store")
+    (src / "a").write_bytes(b"source moved on")
+    result = check(store, group, sid)
+    assert result.state == "damaged" and result.damaged_snapshots == (sid,)
+    assert "cannot be restored whole" in result.alerts[0].message
+    store.close()

@@ -71,3 +71,27 @@ def test_prune_racing_a_sync_loses_nothing(store, src, tmp_path):
     out = tmp_path / "out"
     assert restore(store, result.snapshot.id, None, out).state == "completed"
     assert_same_tree(expected, restored_root(out, src))
+
+
+def test_mostly_dead_pack_is_rewritten_and_live_chunks_survive(store, src, tmp_path):
+    group = group_of(src)
+    for i in range(40):
+        (src / f"f{i:02d}").write_bytes(os.urandom(20_000))
+    sync(store, group, kind="point", now=T0)
+    for i in range(30):
+        (src / f"f{i:02d}").unlink()
+    expected = tree_state(src)
+    refused = sync(store, group, kind="sync", now=T0 + timedelta(days=3))
+    assert refused.state == "failed" and "lost 30 of its 40 files" in refused.reason  # looks unmounted
+    last = sync(store, group, kind="sync", now=T0 + timedelta(days=3), max_vanished=1.0).snapshot.id
+    result = prune(store, "g", keep=timedelta(days=1), now=T0 + timedelta(days=3))
+    assert result.packs_rewritten == 1 and result.bytes_freed >= 30 * 20_000
+    store.close()
+    from appliance.store import Store
+    reopened = Store.open(store.root)  # the index is rebuilt from the packs left
+    try:
+        assert check(reopened, group, full=True).state == "ok"
+        assert restore(reopened, last, None, tmp_path / "out").state == "completed"
+        assert_same_tree(expected, restored_root(tmp_path / "out", src))
+    finally:
+        reopened.close()
