@@ -202,7 +202,7 @@ class Scanner:
     def _walk(self, si: int, root: str, matcher: Matcher, old: _Old, deleted: list[list]) -> Iterator[list]:
         root_b = os.fsencode(root)
         hardlinks: dict[tuple[int, int], bytes] = {}
-        st = os.lstat(root_b)
+        st = os.stat(root_b)  # a source given through a symlink is the directory it names
         self._entry(si, root_b, b"", (), st, old, deleted, hardlinks)
         pending = self._pending
         stack = [(b"", (), self._children(root_b, b"", (), old, si))]

@@ -169,3 +169,20 @@ def test_identical_content_is_stored_once(store, src, tmp_path):
     assert result.stats.new_bytes == len(blob) + len(big)
     assert restore(store, result.snapshot.id, None, tmp_path / "out").state == "completed"
     assert_same_tree(expected, restored_root(tmp_path / "out", src))
+
+
+def test_source_given_through_a_symlink_and_directory_versions(store, src, tmp_path):
+    (src / "d").mkdir()
+    (src / "d" / "x").write_text("1")
+    link = tmp_path / "via-link"
+    os.symlink(src, link)
+    group = group_of(link)
+    first = sync(store, group).snapshot.id
+    root = next(e for e in store.entries(first) if e.path == b"")
+    assert root.type == "dir"
+    (src / "d" / "x").write_text("22")
+    second = sync(store, group).snapshot.id
+    third = sync(store, group).snapshot.id
+    history = versions(store, "g", str(link / "d"))
+    assert [v.snapshot_id for v in history] == [first, second] and history[0].type == "dir"
+    assert third not in [v.snapshot_id for v in history]
