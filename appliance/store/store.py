@@ -35,6 +35,28 @@ from appliance.store.model import R_CHUNKS, DIGEST_SIZE, Entry, SnapshotInfo, en
 from appliance.store.packs import FLAG_ZSTD, PackFormatError, PackWriter, fsync_dir, read_pack_index
 
 CONFIG_MAGIC = b"TLSTORE\x01"  # "Tapeline store", format 1
+NOTES_MAGIC = b"TLDMGN\x00\x01"  # "Tapeline damage notes" (<id>.damaged), format 1
+BAD_MAGIC = b"TLDMGC\x00\x01"  # "Tapeline damaged chunks" (damaged-chunks), format 1
+
+
+def _read_list(path: Path, magic: bytes) -> list:
+    """A msgpack list behind its magic; a missing or unreadable file reads as empty (it is advisory)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    if not data.startswith(magic):
+        return []
+    try:
+        value = msgpack.unpackb(data[len(magic):])
+    except (ValueError, msgpack.UnpackException):
+        return []
+    return list(value) if isinstance(value, list) else []
+
+
+def _write_list(tmp: Path, final: Path, magic: bytes, items: list) -> None:
+    tmp.write_bytes(magic + msgpack.packb(items))
+    os.rename(tmp, final)
 PACK_TARGET = 32 << 20  # tens of MiB: few files and fsyncs, cheap to rewrite in GC
 PACK_MAX_BLOBS = 32768  # and a bounded index per pack (a pack of a million tiny files would hold it all in memory)
 _local = threading.local()
@@ -125,9 +147,7 @@ class Store:
             self._packs.append(path.stem)
             for digest, offset, length, _raw, flags in rows:
                 self._index[digest] = _pack_value(packno, offset, length, flags)
-        bad = self.root / "damaged-chunks"
-        if bad.exists():
-            self._bad = set(msgpack.unpackb(bad.read_bytes()))
+        self._bad = set(_read_list(self.root / "damaged-chunks", BAD_MAGIC))
         for snap in (self.root / "snapshots").glob("*/*.snap"):
             self._load_info(snap)
 
@@ -152,7 +172,7 @@ class Store:
         group = unquote(path.parent.name)
         sid = path.stem
         damaged = path.with_suffix(".damaged")
-        notes: list[str] = list(msgpack.unpackb(damaged.read_bytes())) if damaged.exists() else []
+        notes: list[str] = _read_list(damaged, NOTES_MAGIC)
         try:
             h = manifest.read_header(path)
             info = SnapshotInfo(
@@ -212,11 +232,9 @@ class Store:
     def mark_damaged(self, snapshot_id: str, reasons: list[str]) -> SnapshotInfo:
         path = self._paths[snapshot_id]
         damaged = path.with_suffix(".damaged")
-        old = list(msgpack.unpackb(damaged.read_bytes())) if damaged.exists() else []
+        old = _read_list(damaged, NOTES_MAGIC)
         notes = old + [r for r in reasons if r not in old]
-        tmp = self.root / "tmp" / f"{snapshot_id}.damaged.tmp"
-        tmp.write_bytes(msgpack.packb(notes))
-        os.rename(tmp, damaged)
+        _write_list(self.root / "tmp" / f"{snapshot_id}.damaged.tmp", damaged, NOTES_MAGIC, notes)
         with self._mutex:
             return self._load_info(path)
 
@@ -279,9 +297,8 @@ class Store:
     def set_damaged_chunks(self, add: set[bytes], remove: set[bytes]) -> None:
         with self._mutex:
             self._bad = (self._bad | add) - remove
-            tmp = self.root / "tmp" / "damaged-chunks.tmp"
-            tmp.write_bytes(msgpack.packb(sorted(self._bad)))
-            os.rename(tmp, self.root / "damaged-chunks")
+            _write_list(self.root / "tmp" / "damaged-chunks.tmp", self.root / "damaged-chunks", BAD_MAGIC,
+                        sorted(self._bad))
 
     def damaged_chunks(self) -> set[bytes]:
         return set(self._bad)
