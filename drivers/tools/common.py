@@ -5,8 +5,9 @@ Invariants:
 * `-f` takes any device URL; a plain path (`/dev/sg3`) means `sg:///dev/sg3`, so scripts written for the real tools
   keep working on real hardware.
 * `run` never raises for a SCSI failure: it returns `Outcome(ok=False, sense=...)` as mtx does (RECOVERED ERROR
-  counts as success, anything else not GOOD is a failure). A transport failure is also an `Outcome(ok=False)` with
-  empty sense, after printing its one-line cause to stderr, so the tools' exit paths stay those of the originals.
+  counts as success, anything else not GOOD is a failure), the sense decoded once by `drivers.scsi.sense`. A
+  transport failure is also an `Outcome(ok=False)` with no sense, after printing its one-line cause to stderr, so
+  the tools' exit paths stay those of the originals.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import sys
 from dataclasses import dataclass
 
 from drivers.errors import DeviceError, TransportError
+from drivers.scsi.sense import KEY_RECOVERED_ERROR, SenseData
 from drivers.transport.base import CHECK_CONDITION, GOOD, Transport, open_transport
 from drivers.transport.sg import NotSgDevice
 
-KEY_RECOVERED_ERROR = 0x01
 MINUTE = 60.0
 
 
@@ -56,7 +57,14 @@ def open_device(device: str, not_sg_line: str, cannot_open_line: str) -> Transpo
 class Outcome:
     ok: bool
     data: bytes = b""
-    sense: bytes = b""  # as the device wrote it; empty after a transport failure
+    sense: SenseData | None = None  # None after a transport failure, or when the device sent none mtx can read
+
+
+def decode_sense(raw: bytes) -> SenseData | None:
+    try:
+        return SenseData.decode(raw)
+    except ValueError:
+        return None
 
 
 def run(transport: Transport, cdb: bytes, data_in_len: int = 0, data_out: bytes = b"",
@@ -70,12 +78,6 @@ def run(transport: Transport, cdb: bytes, data_in_len: int = 0, data_out: bytes 
     data = bytes(result.data)
     if result.status == GOOD:
         return Outcome(True, data)
-    sense = bytes(result.sense)
-    if result.status == CHECK_CONDITION and len(sense) > 2 and sense[2] & 0x0F == KEY_RECOVERED_ERROR:
-        return Outcome(True, data, sense)
-    return Outcome(False, data, sense)
-
-
-def sense_fields(sense: bytes) -> bytes:
-    """Fixed-format sense padded to 18 bytes (mtx's RequestSense_T), zeros where the device sent less."""
-    return (sense + bytes(18))[:18]
+    sense = decode_sense(bytes(result.sense))
+    recovered = sense is not None and sense.key == KEY_RECOVERED_ERROR
+    return Outcome(result.status == CHECK_CONDITION and recovered, data, sense)

@@ -15,17 +15,29 @@ from __future__ import annotations
 import os
 import sys
 
-from drivers.tools.common import MINUTE, OpenFailed, open_device, run, sense_fields
+from drivers.mtx import MTX_SENSE_KEYS
+from drivers.scsi import smc, spc, ssc
+from drivers.scsi.sense import (
+    CLEANING_CARTRIDGE,
+    DESTINATION_FULL,
+    FIXED_CURRENT,
+    FIXED_DEFERRED,
+    NO_MEDIUM,
+    SOURCE_EMPTY,
+    SenseData,
+)
+from drivers.tools.common import MINUTE, OpenFailed, Outcome, open_device
+from drivers.tools.common import run as run_cdb
 from drivers.tools.mtx_elements import (
     Elements,
     Flags,
-    Inquiry,
     MtxFailure,
+    attached,
     inquiry,
     read_element_status,
     run_clearing_ua,
+    same_asc,
 )
-from drivers.mtx import MTX_SENSE_KEYS
 from drivers.transport.base import Transport
 
 VERSION = "1.3.12"
@@ -56,30 +68,37 @@ class Exit(Exception):
         self.code = code
 
 
-def print_request_sense(write_err, sense: bytes) -> None:
-    """mtx's PrintRequestSense, from the raw fixed-format sense bytes."""
-    s = sense_fields(sense)
-    code = s[0] & 0x7F
-    kind = {0x70: "Current", 0x71: "Deferred"}.get(code, "Unknown?!")
+# MOVE MEDIUM / EXCHANGE MEDIUM failures mtx names itself (by ASC/ASCQ alone), else it dumps the sense.
+MOVE_FAILURES = (
+    ((CLEANING_CARTRIDGE.asc, CLEANING_CARTRIDGE.ascq), "Cleaning Cartridge Installed and Ejected"),
+    ((NO_MEDIUM.asc, NO_MEDIUM.ascq), "Drive needs offline before move"),
+    ((DESTINATION_FULL.asc, DESTINATION_FULL.ascq), "Destination Element Address {dest} is Already Full"),
+    ((SOURCE_EMPTY.asc, SOURCE_EMPTY.ascq), "Source Element Address {src} is Empty"),
+)
+ERROR_CODES = {FIXED_CURRENT: "Current", FIXED_DEFERRED: "Deferred"}
+
+
+def print_request_sense(write_err, sense: SenseData | None) -> None:
+    """mtx's PrintRequestSense of decoded sense; all zeros (as mtx's cleared buffer) when there is none."""
+    s = sense if sense is not None else SenseData(response_code=0)
     yn = ("no", "yes")
-    sksv, cd, bpv = bool(s[15] & 0x80), bool(s[15] & 0x40), bool(s[15] & 0x08)
     lines = [
         "Long Report=yes",
-        f"Valid Residual={yn[bool(s[0] & 0x80)]}",
-        f"Error Code={code:x} ({kind})",
-        f"Sense Key={MTX_SENSE_KEYS[s[2] & 0x0F]}",
-        f"FileMark={yn[bool(s[2] & 0x80)]}",
-        f"EOM={yn[bool(s[2] & 0x40)]}",
-        f"ILI={yn[bool(s[2] & 0x20)]}",
+        f"Valid Residual={yn[s.valid]}",
+        f"Error Code={s.response_code:x} ({ERROR_CODES.get(s.response_code, 'Unknown?!')})",
+        f"Sense Key={MTX_SENSE_KEYS[s.key]}",
+        f"FileMark={yn[s.filemark]}",
+        f"EOM={yn[s.eom]}",
+        f"ILI={yn[s.ili]}",
     ]
-    if s[0] & 0x80:
-        lines.append(f"Residual = {s[3]:02X} {s[4]:02X} {s[5]:02X} {s[6]:02X}")
-    lines += [f"Additional Sense Code = {s[12]:02X}", f"Additional Sense Qualifier = {s[13]:02X}"]
-    if sksv:
-        lines.append(f"Field in Error = {s[15] & 0x07:02X}")
-    lines += [f"BPV={yn[bpv]}", f"Error in CDB={yn[cd]}", f"SKSV={yn[sksv]}"]
-    if bpv or sksv:
-        lines.append(f"Field Pointer = {s[16]:02X} {s[17]:02X}")
+    if s.valid:
+        lines.append("Residual = " + " ".join(f"{b:02X}" for b in s.information.to_bytes(4, "big", signed=True)))
+    lines += [f"Additional Sense Code = {s.asc:02X}", f"Additional Sense Qualifier = {s.ascq:02X}"]
+    if s.sksv:
+        lines.append(f"Field in Error = {s.bit_pointer:02X}")
+    lines += [f"BPV={yn[s.bpv]}", f"Error in CDB={yn[s.cd]}", f"SKSV={yn[s.sksv]}"]
+    if s.bpv or s.sksv:
+        lines.append("Field Pointer = " + " ".join(f"{b:02X}" for b in s.field_pointer.to_bytes(2, "big")))
     write_err("".join(f"mtx: Request Sense: {line}\n" for line in lines).encode())
 
 
@@ -90,7 +109,7 @@ class Mtx:
         self.argv = argv
         self.device: str | None = None
         self.dev: Transport | None = None
-        self.inq: Inquiry | None = None
+        self.inq: spc.InquiryData | None = None
         self.el: Elements | None = None
         self.flags = Flags()
         self.arg1 = self.arg2 = self.arg3 = -1
@@ -107,8 +126,8 @@ class Mtx:
         sys.stderr.buffer.write(data)
         sys.stderr.buffer.flush()
 
-    def fatal(self, message: str, sense: bytes | None = None) -> None:
-        if sense is not None:
+    def fatal(self, message: str, sense: SenseData | None = None, dump: bool = False) -> None:
+        if dump or sense is not None:
             print_request_sense(self.err, sense)
         self.err(os.fsencode(message + "\n"))
         raise Exit(1)
@@ -136,11 +155,11 @@ class Mtx:
                 self.el = read_element_status(self.dev, self.inq, self.flags, self._mode_sense_failed,
                                               lambda line: self.err(f"{line}\n".encode()))
             except MtxFailure as exc:
-                self.fatal(exc.message, exc.sense)
+                self.fatal(exc.message, exc.sense, exc.dump)
         assert self.el is not None
         return self.el
 
-    def _mode_sense_failed(self, sense: bytes, message: str) -> None:
+    def _mode_sense_failed(self, sense: SenseData | None, message: str) -> None:
         print_request_sense(self.err, sense)
         self.err(f"{message}\n".encode())
 
@@ -229,64 +248,56 @@ class Mtx:
 
     def do_inquiry(self) -> None:
         assert self.dev is not None
-        outcome = run(self.dev, bytes([0x12, 0, 0, 0, 56, 0]), data_in_len=56, timeout=30)
-        if not outcome.ok:
-            self.fatal("INQUIRY Command Failed", outcome.sense)
-        raw = (outcome.data + bytes(56))[:56]
-        self.out(f"Product Type: {PERIPHERAL_TYPES[raw[0] & 0x1F]}\n".encode()
-                 + b"Vendor ID: '" + raw[8:16] + b"'\nProduct ID: '" + raw[16:32] + b"'\nRevision: '"
-                 + raw[32:36] + b"'\n" + (b"Attached Changer API: Yes\n" if raw[6] & 0x08
-                                          else b"Attached Changer API: No\n"))
+        try:
+            inq = inquiry(self.dev, "INQUIRY Command Failed")
+        except MtxFailure as exc:
+            self.fatal(exc.message, exc.sense, exc.dump)
+        # mtx prints the raw fields; the codec strips their space padding, so it is put back
+        self.out(f"Product Type: {PERIPHERAL_TYPES[inq.pdt]}\nVendor ID: '{inq.vendor:<8}'\n"
+                 f"Product ID: '{inq.product:<16}'\nRevision: '{inq.revision:<4}'\n"
+                 f"Attached Changer API: {'Yes' if inq.mchngr else 'No'}\n")
 
     def do_status(self) -> None:
         el = self.status_needed()
-        lines = [f"  Storage Changer {self.device}:{el.drives} Drives, {el.slots} Slots ( {el.ie_count} "
+        lines = [f"  Storage Changer {self.device}:{len(el.drives)} Drives, {len(el.slots)} Slots ( {el.ie_count} "
                  f"Import/Export )\n".encode(errors="surrogateescape")]
-        for n in range(el.drives):
+        for n, drive in enumerate(el.drives):
             line = f"Data Transfer Element {n}:".encode()
-            if el.drive_full[n]:
-                source = el.drive_source[n]
-                line += (f"Full (Storage Element {source + 1} Loaded)" if source > -1
+            if drive.full:
+                line += (f"Full (Storage Element {drive.source + 1} Loaded)" if drive.source > -1
                          else "Full (Unknown Storage Element Loaded)").encode()
-                if el.drive_pvol[n]:
-                    line += b":VolumeTag = " + el.drive_pvol[n]
-                if el.drive_avol[n]:
-                    line += b":AlternateVolumeTag = " + el.drive_avol[n]
+                if drive.pvol:
+                    line += b":VolumeTag = " + drive.pvol
+                if drive.avol:
+                    line += b":AlternateVolumeTag = " + drive.avol
                 line += b"\n"
             else:
                 line += b"Empty\n"
             lines.append(line)
-        for n in range(el.slots):
-            line = (f"      Storage Element {n + 1}{' IMPORT/EXPORT' if el.storage_ie[n] else ''}:"
-                    f"{'Full ' if el.storage_full[n] else 'Empty'}").encode()
-            if el.storage_pvol[n]:
-                line += b":VolumeTag=" + el.storage_pvol[n]
-            if el.storage_avol[n]:
-                line += b":AlternateVolumeTag=" + el.storage_avol[n]
+        for n, slot in enumerate(el.slots):
+            line = (f"      Storage Element {n + 1}{' IMPORT/EXPORT' if slot.ie else ''}:"
+                    f"{'Full ' if slot.full else 'Empty'}").encode()
+            if slot.pvol:
+                line += b":VolumeTag=" + slot.pvol
+            if slot.avol:
+                line += b":AlternateVolumeTag=" + slot.avol
             lines.append(line + b"\n")
         self.out(b"".join(lines))
 
     def move(self, src: int, dest: int) -> None:
         assert self.dev is not None and self.inq is not None and self.el is not None
-        opcode = 0xA7 if self.inq.attached(self.flags) else 0xA5
-        cdb = bytes([opcode, 0, *self.el.transport_address.to_bytes(2, "big"), *src.to_bytes(2, "big"),
-                     *dest.to_bytes(2, "big"), 0, 0, 1 if self.flags.invert else 0, (self.flags.eepos << 6) & 0xFF])
-        self._movement_result(run(self.dev, cdb), src, dest, "MOVE")
+        table = smc.MOVE_MEDIUM_ATTACHED if attached(self.inq, self.flags) else smc.MOVE_MEDIUM
+        cdb = table.encode(transport=self.el.transport_address, source=src, destination=dest,
+                           invert=int(self.flags.invert), eepos=self.flags.eepos)
+        self._movement_result(run_cdb(self.dev, cdb), src, dest, "MOVE")
 
-    def _movement_result(self, outcome, src: int, dest: int, what: str) -> None:
+    def _movement_result(self, outcome: Outcome, src: int, dest: int, what: str) -> None:
         if outcome.ok:
             return
-        s = sense_fields(outcome.sense)
-        asc = (s[12], s[13])
-        if asc == (0x30, 0x03):
-            self.fatal("Cleaning Cartridge Installed and Ejected")
-        if asc == (0x3A, 0x00):
-            self.fatal("Drive needs offline before move")
-        if asc == (0x3B, 0x0D):
-            self.fatal(f"Destination Element Address {dest} is Already Full")
-        if asc == (0x3B, 0x0E):
-            self.fatal(f"Source Element Address {src} is Empty")
-        self.fatal(f"{what} MEDIUM from Element Address {src} to {dest} Failed", outcome.sense)
+        for asc, message in MOVE_FAILURES:
+            if same_asc(outcome.sense, asc):
+                self.fatal(message.format(src=src, dest=dest))
+        self.fatal(f"{what} MEDIUM from Element Address {src} to {dest} Failed", outcome.sense, dump=True)
 
     def do_load(self) -> None:
         el = self.status_needed()
@@ -295,17 +306,17 @@ class Mtx:
         if self.arg2 < 0:
             self.arg2 = 0
         slot, drive = self.arg1 - 1, self.arg2
-        if slot >= el.slots:
+        if slot >= len(el.slots):
             self.fatal(f"Invalid <storage-element-number> argument '{slot + 1}' to 'load' command")
-        if drive >= el.drives:
+        if drive >= len(el.drives):
             self.fatal(f"illegal <drive-number> argument '{drive}' to 'load' command")
-        if el.drive_full[drive]:
-            self.fatal(f"Drive {drive} Full (Storage Element {el.drive_source[drive] + 1} loaded)")
+        if el.drives[drive].full:
+            self.fatal(f"Drive {drive} Full (Storage Element {el.drives[drive].source + 1} loaded)")
         self.out(f"Loading media from Storage Element {slot + 1} into drive {drive}...", flush=True)
-        self.move(el.storage_address[slot], el.drive_address[drive])
+        self.move(el.slots[slot].address, el.drives[drive].address)
         self.out("done\n", flush=True)
-        el.storage_full[slot] = False
-        el.drive_full[drive] = True
+        el.slots[slot].full = False
+        el.drives[drive].full = True
 
     def do_unload(self) -> None:
         el = self.status_needed()
@@ -313,26 +324,26 @@ class Mtx:
             self.arg2 = 0
         drive = self.arg2
         if self.arg1 < 0:
-            slot = el.drive_source[drive] if drive < el.drives else -1
+            slot = el.drives[drive].source if drive < len(el.drives) else -1
             if slot < 0:
                 self.fatal(f"No Source for tape in drive {drive}!")
         else:
             slot = self.arg1 - 1
-        if slot >= el.slots:
+        if slot >= len(el.slots):
             self.fatal(f"illegal <storage-element-number> argument '{slot + 1}' to 'unload' command")
-        if drive >= el.drives:
+        if drive >= len(el.drives):
             self.fatal(f"illegal <drive-number> argument '{drive}' to 'unload' command")
-        if not el.drive_full[drive]:
+        if not el.drives[drive].full:
             self.fatal(f"Data Transfer Element {drive} is Empty")
         if slot < 0:  # "unload 0": mtx computes a slot it cannot use
             self.fatal("Do not know which slot to unload tape into!")
-        if el.storage_full[slot]:
+        if el.slots[slot].full:
             self.fatal(f"Storage Element {slot + 1} is Already Full")
         self.out(f"Unloading drive {drive} into Storage Element {slot + 1}...", flush=True)
-        self.move(el.drive_address[drive], el.storage_address[slot])
+        self.move(el.drives[drive].address, el.slots[slot].address)
         self.out("done\n", flush=True)
-        el.storage_full[slot] = True
-        el.drive_full[drive] = False
+        el.slots[slot].full = True
+        el.drives[drive].full = False
 
     def _two_slots(self) -> tuple[int, int]:
         el = self.status_needed()
@@ -340,11 +351,11 @@ class Mtx:
             self.fatal("No source specified")
         if self.arg2 < 1:
             self.fatal("No destination specified")
-        if self.arg1 > el.slots:
+        if self.arg1 > len(el.slots):
             self.fatal("Invalid source")
-        if self.arg2 > el.slots:
+        if self.arg2 > len(el.slots):
             self.fatal("Invalid destination")
-        return el.storage_address[self.arg1 - 1], el.storage_address[self.arg2 - 1]
+        return el.slots[self.arg1 - 1].address, el.slots[self.arg2 - 1].address
 
     def do_transfer(self) -> None:
         src, dest = self._two_slots()
@@ -355,38 +366,38 @@ class Mtx:
         el = self.status_needed()
         assert self.dev is not None
         third = self.arg3 if self.arg3 != -1 else self.arg1
-        dest2 = el.storage_address[third - 1] if 1 <= third <= el.slots else 0
-        byte10 = 2 if self.flags.invert else 0
-        cdb = bytes([0xA6, 1 if self.flags.invert2 else 0, *el.transport_address.to_bytes(2, "big"),
-                     *src.to_bytes(2, "big"), *dest.to_bytes(2, "big"), *dest2.to_bytes(2, "big"), byte10,
-                     (self.flags.eepos << 6) & 0xFF])
-        self._movement_result(run(self.dev, cdb), src, dest, "EXCHANGE")
+        dest2 = el.slots[third - 1].address if 1 <= third <= len(el.slots) else 0
+        # mtx sets SMC's INV1 bit for `invert` (its comment says INV2) and a reserved bit of byte 1 for `invert2`
+        cdb = smc.EXCHANGE_MEDIUM.encode(transport=el.transport_address, source=src, first_destination=dest,
+                                         second_destination=dest2, inv1=int(self.flags.invert),
+                                         mtx_invert2=int(self.flags.invert2), eepos=self.flags.eepos)
+        self._movement_result(run_cdb(self.dev, cdb), src, dest, "EXCHANGE")
 
     def do_position(self) -> None:
         el = self.status_needed()
         assert self.dev is not None
-        index = self.arg1 - 1 if 1 <= self.arg1 <= el.slots else 0
-        dest = el.storage_address[index]
-        cdb = bytes([0x2B, 0, *el.transport_address.to_bytes(2, "big"), *dest.to_bytes(2, "big"), 0, 0, 0, 0])
-        if not run(self.dev, cdb).ok:
+        index = self.arg1 - 1 if 1 <= self.arg1 <= len(el.slots) else 0
+        dest = el.slots[index].address
+        cdb = smc.POSITION_TO_ELEMENT.encode(transport=el.transport_address, destination=dest)
+        if not run_cdb(self.dev, cdb).ok:
             self.fatal("Could not position transport")
 
     def _drive_arg(self) -> int:
         el = self.status_needed()
-        return self.arg1 if 0 <= self.arg1 < el.drives else 0
+        return self.arg1 if 0 <= self.arg1 < len(el.drives) else 0
 
     def _load_slot(self, slot_index: int, drive: int) -> None:
         self.arg1, self.arg2 = slot_index + 1, drive
         self.do_load()
 
     def _unload_to_source(self, drive: int) -> None:
-        self.arg1, self.arg2 = self.status_needed().drive_source[drive] + 1, drive
+        self.arg1, self.arg2 = self.status_needed().drives[drive].source + 1, drive
         self.do_unload()
 
     def do_first(self) -> None:
         el, drive = self.status_needed(), self._drive_arg()
-        if el.drive_full[drive]:
-            if el.drive_source[drive] + 1 == 1:
+        if el.drives[drive].full:
+            if el.drives[drive].source + 1 == 1:
                 self.out("loading...done.\n")
                 return
             self._unload_to_source(drive)
@@ -394,9 +405,9 @@ class Mtx:
 
     def do_last(self) -> None:
         el, drive = self.status_needed(), self._drive_arg()
-        last = el.slots - el.ie_count
-        if el.drive_full[drive]:
-            if el.drive_source[drive] + 1 >= last:
+        last = len(el.slots) - el.ie_count
+        if el.drives[drive].full:
+            if el.drives[drive].source + 1 >= last:
                 self.out("loading...done.\n")
                 return
             self._unload_to_source(drive)
@@ -404,14 +415,14 @@ class Mtx:
 
     def do_previous(self) -> None:
         el, drive = self.status_needed(), self._drive_arg()
-        current = el.slots - el.ie_count + 1
-        if el.drive_full[drive]:
-            current = el.drive_source[drive]
+        current = len(el.slots) - el.ie_count + 1
+        if el.drives[drive].full:
+            current = el.drives[drive].source
             if current == 0:
                 self.fatal("No More Media")
             self._unload_to_source(drive)
         for index in range(current - 1, -1, -1):
-            if index < el.slots and el.storage_full[index]:
+            if index < len(el.slots) and el.slots[index].full:
                 self._load_slot(index, drive)
                 return
         self.fatal("No More Media")
@@ -419,18 +430,18 @@ class Mtx:
     def do_next(self) -> None:
         el, drive = self.status_needed(), self._drive_arg()
         current = -1
-        if el.drive_full[drive]:
-            current = el.drive_source[drive]
+        if el.drives[drive].full:
+            current = el.drives[drive].source
             self._unload_to_source(drive)
-        for index in range(current + 1, el.slots - el.ie_count):
-            if el.storage_full[index]:
+        for index in range(current + 1, len(el.slots) - el.ie_count):
+            if el.slots[index].full:
                 self._load_slot(index, drive)
                 return
         self.fatal("No More Media")
 
     def do_inventory(self) -> None:
         assert self.dev is not None
-        outcome = run_clearing_ua(self.dev, bytes([0x07, 0, 0, 0, 0, 0]), timeout=30 * MINUTE)
+        outcome = run_clearing_ua(self.dev, smc.INITIALIZE_ELEMENT_STATUS.encode(), timeout=30 * MINUTE)
         if not outcome.ok:
             print_request_sense(self.err, outcome.sense)
             self.err(b"Initialize Element Status (0x07) failed\n")
@@ -438,14 +449,14 @@ class Mtx:
 
     def do_eject(self) -> None:
         assert self.dev is not None
-        outcome = run_clearing_ua(self.dev, bytes([0x1B, 0, 0, 0, 0x02, 0]))
+        outcome = run_clearing_ua(self.dev, smc.START_STOP_UNIT.encode(loej=1))
         if not outcome.ok:  # mtx reports it and carries on: exit 0
             print_request_sense(self.err, outcome.sense)
             self.err(b"Eject (0x1B) failed\nmtx:eject failed\n")
 
     def do_erase(self) -> None:
         assert self.dev is not None
-        outcome = run_clearing_ua(self.dev, bytes([0x19, 0, 0, 0, 0, 0]))
+        outcome = run_clearing_ua(self.dev, ssc.ERASE.encode())  # a short erase, as mtx sends it
         if not outcome.ok:
             print_request_sense(self.err, outcome.sense)
             raise Exit(1)

@@ -205,3 +205,15 @@ def test_all_types_report_the_lowest_addresses_first(served):
         result = transport.execute(cdb, b"", 4096, 30.0)
     report = smc.decode_element_status(bytes(result.data))
     assert sorted(e.address for e in report.elements) == [1, 10, 11, 12, 13, 500, 501]
+
+
+def test_altres_reads_every_type_in_one_loop(changer):
+    """mtx's altres asks for `storage` elements of all types from address 0, then from after the last one seen,
+    until the addresses stop moving: with the L700 layout it sees the mail slots and the storage slots again, and
+    warns as mtx does, but the drives are the same as in the per-type status."""
+    plain, alt = mtx(changer, "status"), mtx(changer, "altres", "status")
+    assert alt[0] == 0
+    drives = [line for line in plain[1].splitlines() if line.startswith(b"Data Transfer Element")]
+    assert [line for line in alt[1].splitlines() if line.startswith(b"Data Transfer Element")] == drives
+    assert alt[2] and all(line.startswith(b"Warning:Too Many Storage Elements Reported (expected 28, now have ")
+                          for line in alt[2].splitlines())
