@@ -23,10 +23,9 @@ from appliance.protect.patterns import Matcher
 from appliance.protect.pipeline import MIN_CHUNK, Pipeline
 from appliance.protect.types import GroupSpec, Progress, SyncStats
 from appliance.store import Store, WriteSession
-from appliance.store.errors import ManifestDamaged
 from appliance.store.model import (BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, R_ATIME, R_CHUNKS, R_CTIME,
                                    R_EXTENTS, R_INO, R_MODE, R_MTIME, R_NOTE, R_PATH, R_SIZE,
-                                   R_SOURCE, R_TARGET, R_TYPE, SYMLINK, path_key)
+                                   R_SOURCE, R_TARGET, R_TYPE, SYMLINK)
 
 IN_FLIGHT = 64 << 20
 PENDING = 8192

@@ -3,7 +3,6 @@ recovery point it still lists restores byte for byte as the source was when that
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import signal

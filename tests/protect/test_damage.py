@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from appliance.protect.files import check, restore, sync
 from appliance.store import Store
