@@ -23,7 +23,7 @@ from appliance.protect.patterns import Matcher
 from appliance.protect.pipeline import MIN_CHUNK, Pipeline
 from appliance.protect.types import GroupSpec, Progress, SyncStats
 from appliance.store import Store, WriteSession
-from appliance.store.model import (BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, R_ATIME, R_CHUNKS, R_CTIME,
+from appliance.store.model import (BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, R_ATIME, R_CHUNKS, R_CTIME, R_XATTRS,
                                    R_EXTENTS, R_INO, R_MODE, R_MTIME, R_NOTE, R_PATH, R_SIZE,
                                    R_SOURCE, R_TARGET, R_TYPE, SYMLINK)
 
@@ -64,15 +64,17 @@ def _type_of(mode: int) -> int | None:
     return None  # sockets: nothing to restore
 
 
-def read_xattrs(path: bytes) -> dict | None:
+def read_xattrs(path: bytes | int) -> dict | None:
+    """Extended attributes (POSIX ACLs included) of a path, not following a symlink, or of an open fd."""
+    follow = isinstance(path, int)  # an fd: follow_symlinks must stay at its default
     try:
-        names = os.listxattr(path, follow_symlinks=False)
+        names = os.listxattr(path, follow_symlinks=follow)
     except OSError:
         return None
     out = {}
     for name in names:
         try:
-            out[os.fsencode(name)] = os.getxattr(path, name, follow_symlinks=False)
+            out[os.fsencode(name)] = os.getxattr(path, name, follow_symlinks=follow)
         except OSError:
             continue
     return out or None
@@ -296,7 +298,7 @@ class Scanner:
                 return
         row = [si, rel, kind, st.st_mode, st.st_uid, st.st_gid, self._user(st.st_uid), self._group(st.st_gid),
                st.st_size, st.st_mtime_ns, st.st_atime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, st.st_nlink,
-               st.st_rdev, target, read_xattrs(full), None, None, None, None]
+               st.st_rdev, target, read_xattrs(full) if kind != FILE else None, None, None, None, None]
         refs = None
         if kind == FILE:
             try:
@@ -323,18 +325,29 @@ class Scanner:
             return os.open(full, _OPEN)  # O_NOATIME needs ownership (or root)
 
     def _read(self, full: bytes, st: os.stat_result, row: list) -> list:
+        """Read, hash and queue a file's content; its xattrs are read through the same descriptor."""
         for attempt in range(RETRIES):
             fd = self._open(full)
             try:
-                if st.st_size and st.st_blocks * 512 < st.st_size:
-                    refs, extents, got = self._read_extents(fd, st.st_size)
+                if attempt == 0:
+                    row[R_XATTRS] = read_xattrs(fd)
+                size = st.st_size
+                extents = None
+                if size <= MIN_CHUNK:
+                    # Most files: one read, one chunk, no CDC. Ask for size + 1, not a fixed 256 KiB (a big fresh
+                    # buffer per file costs page faults); the extra byte shows a file that grew since the walk.
+                    data = os.read(fd, size + 1)
+                    got = len(data)
+                    self.bytes_read += got
+                    refs = [self.pipe.add(data)] if got else []
+                elif st.st_blocks * 512 < size:
+                    refs, extents, got = self._read_extents(fd, size)
                 else:
-                    refs, got = self._read_stream(fd, st.st_size)
-                    extents = None
+                    refs, got = self._read_stream(fd, size)
                 after = os.fstat(fd)
             finally:
                 os.close(fd)
-            if got == after.st_size and after.st_mtime_ns == st.st_mtime_ns and after.st_size == st.st_size:
+            if got == after.st_size and after.st_mtime_ns == st.st_mtime_ns and after.st_size == size:
                 break
             st = after
         else:
@@ -366,11 +379,9 @@ class Scanner:
         return refs, extents, size if got == sum(e[1] for e in extents) else -1
 
     def _read_stream(self, fd: int, size: int) -> tuple[list, int]:
-        # Ask for the recorded size + 1 (not a fixed 256 KiB: a big fresh buffer per file costs page faults);
-        # the extra byte tells a file that grew since the walk.
-        first = os.read(fd, min(size, MIN_CHUNK) + 1)
+        first = os.read(fd, MIN_CHUNK + 1)
         self.bytes_read += len(first)
-        if len(first) <= MIN_CHUNK:  # most files: one read, one chunk, no CDC
+        if len(first) <= MIN_CHUNK:  # it shrank since the walk
             return ([self.pipe.add(first)] if first else []), len(first)
         refs, _, n = self._read_range(fd, None, first, True)
         return refs, n
