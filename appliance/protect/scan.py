@@ -28,6 +28,7 @@ from appliance.store.model import (BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK,
                                    R_SOURCE, R_TARGET, R_TYPE, SYMLINK)
 
 IN_FLIGHT = 64 << 20
+AHEAD = 96 << 20
 PENDING = 8192
 WINDOW = 16 << 20
 RETRIES = 3
@@ -390,7 +391,7 @@ class Scanner:
         """Read `length` bytes (None: to the end) after `carry`; pieces cut by content; the tail not yet cut is
         returned unless `final`. Returns (refs, tail, bytes read including carry)."""
         refs: list = []
-        settled = 0
+        settled = ahead = 0
         total = len(carry)
         left = length
         buf = carry
@@ -404,15 +405,28 @@ class Scanner:
             eof = not block or left == 0
             data = buf + block if buf else block
             pieces, tail = self.pipe.cut(data, final and eof)
-            for i in range(settled, len(refs)):  # a big file is stored as it goes, not held whole
-                if refs[i].__class__ is not bytes:
-                    refs[i] = self._store(refs[i])
-            settled = len(refs)
-            refs.extend(self.pipe.add(p) for p in pieces)
+            for p in pieces:
+                ref = self.pipe.add(p)
+                refs.append(ref)
+                if ref.__class__ is not bytes:
+                    ahead += len(p)
+            while ahead > AHEAD and settled < len(refs):  # a big file is stored as it goes, not held whole; but run ahead of the
+                ref = refs[settled]  # compression by up to AHEAD bytes, not wait for it window by window
+                if ref.__class__ is not bytes:
+                    ahead -= self._piece_size(ref)
+                    refs[settled] = self._store(ref)
+                settled += 1
             buf = bytes(memoryview(data)[len(data) - tail:]) if tail else b""
             self._throttle()
             if eof:
                 return refs, buf, total - (len(carry) if length is not None else 0)
+
+    @staticmethod
+    def _piece_size(ref) -> int:
+        if len(ref) == 4:
+            return ref[3]
+        batch, pos = ref
+        return len(batch.pieces[pos]) if batch.results is None else batch.results[pos][3]
 
     def _throttle(self) -> None:
         """Inside a big file: finish earlier rows (in order) while too much file data is held."""
