@@ -28,7 +28,7 @@ from appliance.store.model import (BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK,
                                    R_SOURCE, R_TARGET, R_TYPE, SYMLINK)
 
 IN_FLIGHT = 64 << 20
-AHEAD = 96 << 20
+AHEAD = 64 << 20
 PENDING = 8192
 WINDOW = 16 << 20
 RETRIES = 3
