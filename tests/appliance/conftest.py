@@ -1,91 +1,10 @@
-"""A real daemon for the end-to-end tests: `tapeline serve` in a subprocess on a tmp data directory and its own Unix
-socket, with the catalog on SQLite or PostgreSQL; driven through the real `tapeline` command and the API client."""
+"""Fixtures over the daemon harness: a running `tapeline serve` on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 
-TAPELINE = str(Path(sys.executable).with_name("tapeline"))
-
-
-class Daemon:
-    def __init__(self, data: Path, config_file: Path | None, args: list[str]):
-        self.data = data
-        self.config_file = config_file
-        self.args = args
-        self.socket = data / "run" / "tapeline.sock"
-        self.log = data.parent / "daemon.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 30.0) -> "Daemon":
-        self.data.mkdir(parents=True, exist_ok=True)
-        log = open(self.log, "ab")
-        self.proc = subprocess.Popen([TAPELINE, *self.args], stdout=log, stderr=log,
-                                     env={**os.environ, "TAPELINE_DATA": ""})
-        deadline = time.monotonic() + timeout
-        from appliance.api.client import Client
-        from appliance.errors import DaemonUnreachable
-        while True:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.log.read_text()}")
-            try:
-                with Client(self.socket, timeout=2) as c:
-                    c.status()
-                return self
-            except DaemonUnreachable:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"daemon not ready after {timeout}s:\n{self.log.read_text()}")
-                time.sleep(0.05)
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(30)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def client(self):
-        from appliance.api.client import Client
-        return Client(self.socket)
-
-    def run(self, *args: str, check: int | None = 0, timeout: float = 120) -> subprocess.CompletedProcess:
-        """`tapeline --data DATA ARGS...`; asserts the exit code unless check is None."""
-        proc = subprocess.run([TAPELINE, "--data", str(self.data), *args], capture_output=True, text=True,
-                              timeout=timeout, env={**os.environ, "TAPELINE_DATA": ""})
-        if check is not None:
-            assert proc.returncode == check, (f"tapeline {' '.join(args)} exited {proc.returncode}, wanted {check}\n"
-                                              f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
-        return proc
-
-    def json(self, *args: str, check: int | None = 0):
-        return json.loads(self.run("--json", *args, check=check).stdout)
-
-
-def make_daemon(tmp_path: Path, catalog_url: str | None) -> Daemon:
-    data = tmp_path / "data"
-    data.mkdir()
-    config = tmp_path / "tapeline.toml"
-    lines = [f'data_dir = "{data}"', "[api]", f'socket = "{data}/run/tapeline.sock"', 'group = "tapeline-none"',
-             "[log]", 'level = "info"']
-    if catalog_url:
-        lines += ["[catalog]", f'url = "{catalog_url}"']
-    config.write_text("\n".join(lines) + "\n")
-    return Daemon(data, config, ["serve", "--config", str(config)])
+from daemon_harness import make_daemon
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

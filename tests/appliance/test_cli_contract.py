@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 
 from appliance.api.server import bind_socket
 from appliance.errors import Conflict
-from conftest import TAPELINE, Daemon
+from daemon_harness import TAPELINE, Daemon
 
 
 def tapeline(*args, data: Path, check: int | None = None):
@@ -148,7 +148,7 @@ def test_the_daemon_gives_its_socket_to_the_operators_group(tmp_path):
 
 
 def test_a_killed_daemons_running_job_is_marked_failed_on_restart(tmp_path):
-    from conftest import make_daemon
+    from daemon_harness import make_daemon
     d = make_daemon(tmp_path, None).start()
     src = tmp_path / "src"
     src.mkdir()
@@ -176,7 +176,7 @@ def test_a_killed_daemons_running_job_is_marked_failed_on_restart(tmp_path):
 
 @pytest.mark.slow
 def test_kill_9_during_a_real_sync_then_restart(tmp_path):
-    from conftest import make_daemon
+    from daemon_harness import make_daemon
     d = make_daemon(tmp_path, None).start()
     src = tmp_path / "src"
     src.mkdir()

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import Daemon
+from daemon_harness import Daemon
 
 MTX = str(Path(sys.executable).with_name("tapeline-mtx"))
 
