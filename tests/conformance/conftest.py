@@ -17,22 +17,18 @@ Invariants:
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import pytest
+import vtl_harness
+from vtl_harness import BIN, init_library, restore_layout
 
-from drivers.changer import KIND_DRIVE, Inventory, MediaChanger
+from drivers.changer import Inventory, MediaChanger
 from drivers.mtx import MtxChanger
 from drivers.scsi.ssc import Position
 from drivers.tape import TapeDrive
 
-BIN = Path(sys.executable).parent
 LABEL = "L700"
 
 
@@ -91,68 +87,22 @@ class Library:
 
     def restore(self) -> None:
         """Every cartridge back in its slot of `layout`, drives empty (moves by element address)."""
-        with MediaChanger(self.changer) as c:
-            inv = c.inventory()
-            for _ in range(4 * len(self.layout)):
-                wrong = [e for e in inv.slots + inv.mailslots + inv.drives
-                         if e.full and (e.kind == KIND_DRIVE or e.number != self.layout[e.barcode])]
-                if not wrong:
-                    return
-                home = inv.slot(self.layout[wrong[0].barcode])
-                if home.full:  # its slot is taken: park the occupant where no cartridge belongs
-                    spare = next(s for s in inv.slots + inv.mailslots
-                                 if not s.full and s.number not in self.layout.values())
-                    inv = c.move(home.address, spare.address)
-                else:
-                    inv = c.move(wrong[0].address, home.address)
-            raise AssertionError(f"could not restore {self.base} to its initial layout: {inv}")
-
-
-def _init(directory: Path) -> dict[str, int]:
-    subprocess.run([BIN / "tapeline-vtl", "init", directory], check=True, capture_output=True)
-    with MediaChanger(f"local://{directory}/changer") as c:
-        inv = c.inventory()
-    return {e.barcode: e.number for e in inv.slots + inv.mailslots if e.full}
-
-
-def _free_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        return probe.getsockname()[1]
+        restore_layout(self.changer, self.layout)
 
 
 @pytest.fixture(scope="module")
 def local_library(tmp_path_factory) -> Library:
     directory = tmp_path_factory.mktemp("local") / "library"
-    return Library(f"local://{directory}", _init(directory))
+    return Library(f"local://{directory}", init_library(directory))
 
 
 @pytest.fixture(scope="module")
 def served_library(tmp_path_factory):
     """A library behind `tapeline-vtl serve` on a free loopback port, for the whole module."""
     directory = tmp_path_factory.mktemp("served") / "library"
-    layout = _init(directory)
-    port = _free_port()
-    server = subprocess.Popen([BIN / "tapeline-vtl", "serve", directory, "--listen", f"127.0.0.1:{port}"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail(f"tapeline-vtl serve did not start: {server.communicate()[0]!r}")
-            time.sleep(0.05)
-    try:
-        yield Library(f"stream+socket://127.0.0.1:{port}", layout)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    layout = init_library(directory)
+    with vtl_harness.served_library(directory) as base:
+        yield Library(base, layout)
 
 
 CHANGERS = ["local", "stream", "mtx"]

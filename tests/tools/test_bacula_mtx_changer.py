@@ -9,25 +9,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from vtl_harness import BIN, init_library, served_library
 
 SCRIPT = Path("/etc/bacula/scripts/mtx-changer")
 CONF = Path("/etc/bacula/scripts/mtx-changer.conf")
-BIN = Path(sys.executable).parent
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not SCRIPT.exists(), reason="bacula-sd is not installed (apt-get install bacula-sd)")]
-
-
-def free_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -35,21 +27,7 @@ def changer(tmp_path_factory):
     """(run, changer URL, drive URL): `run(cmd, slot, drive_index)` runs the script like a Bacula SD."""
     tmp = tmp_path_factory.mktemp("bacula")
     library = tmp / "library"
-    subprocess.run([BIN / "tapeline-vtl", "init", library], check=True, capture_output=True)
-    port = free_port()
-    server = subprocess.Popen([BIN / "tapeline-vtl", "serve", library, "--listen", f"127.0.0.1:{port}"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail(f"tapeline-vtl serve did not start: {server.communicate()[0]!r}")
-            time.sleep(0.1)
-
+    init_library(library)
     work = tmp / "work"
     work.mkdir()
     conf = tmp / "mtx-changer.conf"
@@ -66,16 +44,14 @@ def changer(tmp_path_factory):
     path_dir.mkdir()
     (path_dir / "mt").symlink_to(BIN / "tapeline-mt")  # the script calls `mt` from PATH
     env = {**os.environ, "PATH": f"{path_dir}:{os.environ['PATH']}"}
-    ctl = f"stream+socket://127.0.0.1:{port}/changer"
-    drive = f"stream+socket://127.0.0.1:{port}/drive0"
+    with served_library(library) as base:
+        ctl, drive = f"{base}/changer", f"{base}/drive0"
 
-    def run(command: str, slot: int | str = 0, index: int = 0, device: str = drive) -> subprocess.CompletedProcess:
-        return subprocess.run([script, ctl, command, str(slot), device, str(index)], capture_output=True, text=True,
-                              env=env, timeout=120)
+        def run(command: str, slot: int | str = 0, index: int = 0, device: str = drive) -> subprocess.CompletedProcess:
+            return subprocess.run([script, ctl, command, str(slot), device, str(index)], capture_output=True,
+                                  text=True, env=env, timeout=120)
 
-    yield run, ctl, drive
-    server.terminate()
-    server.wait(timeout=10)
+        yield run, ctl, drive
 
 
 def lines(run: subprocess.CompletedProcess) -> list[str]:

@@ -8,74 +8,38 @@ L700 element addresses are slots 1000.., mail slots 10.., drives 500.., the robo
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
+from vtl_harness import BIN, init_library, restore_layout, served_library
 
-from drivers.changer import MediaChanger
 from drivers.scsi import smc
 from drivers.transport.base import open_transport
 
-BIN = Path(sys.executable).parent
 TAG = "{:<32}"  # the simulator's 32-byte volume tag field, which mtx prints with its padding
 
 
-def _free_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        return probe.getsockname()[1]
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    """(changer URL, layout) of a library served for this module; layout: barcode -> the slot `init` gave it."""
+    directory = tmp_path_factory.mktemp("mtxcmd") / "library"
+    layout = init_library(directory)
+    with served_library(directory) as base:
+        yield f"{base}/changer", layout
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """(changer URL, library directory) of a library served for this module."""
-    directory = tmp_path_factory.mktemp("mtxcmd") / "library"
-    subprocess.run([BIN / "tapeline-vtl", "init", directory], check=True, capture_output=True)
-    port = _free_port()
-    server = subprocess.Popen([BIN / "tapeline-vtl", "serve", directory, "--listen", f"127.0.0.1:{port}"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail(f"tapeline-vtl serve did not start: {server.communicate()[0]!r}")
-            time.sleep(0.05)
-    try:
-        yield f"stream+socket://127.0.0.1:{port}/changer"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+def served(library):
+    """The served changer's URL."""
+    return library[0]
 
 
 @pytest.fixture
-def changer(served):
+def changer(library):
     """The served changer's URL, with every cartridge back in its `init` slot and both drives empty."""
-    home = {f"A{i:05d}L8": i + 1 for i in range(20)} | {"CLN001L1": 21}
-    with MediaChanger(served) as c:
-        inv = c.inventory()
-        for _ in range(50):
-            wrong = [e for e in inv.slots + inv.mailslots + inv.drives
-                     if e.full and (e.kind == "drive" or e.number != home[e.barcode])]
-            if not wrong:
-                return served
-            target = inv.slot(home[wrong[0].barcode])
-            if target.full:
-                spare = next(s for s in inv.slots + inv.mailslots if not s.full and s.number > 21)
-                inv = c.move(target.address, spare.address)
-            else:
-                inv = c.move(wrong[0].address, target.address)
-    raise AssertionError("could not restore the library")
+    url, layout = library
+    restore_layout(url, layout)
+    return url
 
 
 def mtx(changer: str, *args: str) -> tuple[int, bytes, bytes]:
