@@ -58,6 +58,10 @@ class CheckBody(BaseModel):
     full: bool = False
 
 
+class SyncBody(BaseModel):
+    accept_deletions: bool = False
+
+
 class RestoreBody(BaseModel):
     to: str
     point: str | None = None
@@ -164,16 +168,19 @@ def create_app(appliance) -> FastAPI:
 
     # -- jobs of a group ------------------------------------------------------------------------------------------
 
+    def _sync_params(body: SyncBody | None) -> dict | None:
+        return {"accept_deletions": True} if body and body.accept_deletions else None
+
     def _started(job_id: int, coalesced: bool, **extra):
         return {"job": job_id, "coalesced": coalesced, **extra}
 
     @app.post("/v1/groups/{name}/sync", status_code=202)
-    def sync(name: str):
-        return _started(*appliance.request(name, "sync"))
+    def sync(name: str, body: SyncBody | None = None):
+        return _started(*appliance.request(name, "sync", _sync_params(body)))
 
     @app.post("/v1/groups/{name}/point", status_code=202)
-    def point(name: str):
-        return _started(*appliance.request(name, "point"))
+    def point(name: str, body: SyncBody | None = None):
+        return _started(*appliance.request(name, "point", _sync_params(body)))
 
     @app.post("/v1/groups/{name}/check", status_code=202)
     def check(name: str, body: CheckBody | None = None):

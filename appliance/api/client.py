@@ -102,11 +102,11 @@ class Client:
 
     # -- jobs ---------------------------------------------------------------------------------------------------
 
-    def sync(self, name: str) -> dict:
-        return self._call("POST", f"/groups/{name}/sync")
+    def sync(self, name: str, accept_deletions: bool = False) -> dict:
+        return self._call("POST", f"/groups/{name}/sync", {"accept_deletions": accept_deletions})
 
-    def point(self, name: str) -> dict:
-        return self._call("POST", f"/groups/{name}/point")
+    def point(self, name: str, accept_deletions: bool = False) -> dict:
+        return self._call("POST", f"/groups/{name}/point", {"accept_deletions": accept_deletions})
 
     def check(self, name: str, full: bool = False) -> dict:
         return self._call("POST", f"/groups/{name}/check", {"full": full})

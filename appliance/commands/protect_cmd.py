@@ -25,21 +25,27 @@ def _at(value: str | None) -> str | None:
 def register(cli: click.Group) -> None:
     wait_opt = click.option("--wait", is_flag=True, help="Block with a progress bar until the job ends.")
 
-    @cli.command()
-    @click.argument("name")
-    @wait_opt
-    @click.pass_obj
-    def sync(ctx: Context, name, wait) -> None:
-        """Sync group NAME now (then check the new point and prune by retention)."""
-        started(ctx, ctx.client.sync(name), "sync", name, wait)
+    accept_opt = click.option("--accept-deletions", is_flag=True,
+                              help="Record a source that lost most of its files as it is (a sync refuses that "
+                                   "by default, in case the source is not mounted).")
 
     @cli.command()
     @click.argument("name")
+    @accept_opt
     @wait_opt
     @click.pass_obj
-    def point(ctx: Context, name, wait) -> None:
+    def sync(ctx: Context, name, accept_deletions, wait) -> None:
+        """Sync group NAME now (then check the new point and prune by retention)."""
+        started(ctx, ctx.client.sync(name, accept_deletions), "sync", name, wait)
+
+    @cli.command()
+    @click.argument("name")
+    @accept_opt
+    @wait_opt
+    @click.pass_obj
+    def point(ctx: Context, name, accept_deletions, wait) -> None:
         """Make a recovery point of group NAME now."""
-        started(ctx, ctx.client.point(name), "recovery point", name, wait)
+        started(ctx, ctx.client.point(name, accept_deletions), "recovery point", name, wait)
 
     @cli.command()
     @click.argument("name")

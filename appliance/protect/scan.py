@@ -196,7 +196,8 @@ class Scanner:
             gone = sum(1 for r in deleted if r[R_TYPE] != DIR)
             if had >= self.min_files and gone > self.max_vanished * had:
                 raise SyncRefused(f"source {spec.path} lost {gone} of its {had} files since the last sync: check "
-                                  f"that it is mounted and complete (refusing to record them deleted)")
+                                  f"that it is mounted and complete (refusing to record them deleted); if they really were deleted, "
+                                  f"run `tapeline sync {self.group.name} --accept-deletions`")
             self.deleted.extend((spec.path, r[R_PATH]) for r in deleted)
             self._source_files.append(self._files - files_before)
         yield from self._drain(0)

@@ -40,7 +40,7 @@ def _base(store: Store, group: str) -> tuple[str | None, dict]:
     return None, {}
 
 
-def _precheck(group: GroupSpec, header: dict) -> str | None:
+def _precheck(group: GroupSpec, header: dict, allow_empty: bool) -> str | None:
     counts = dict(zip(header.get("sources", []), header.get("source_files", [])))
     for spec in group.sources:
         had = counts.get(spec.path, 0)
@@ -55,9 +55,10 @@ def _precheck(group: GroupSpec, header: dict) -> str | None:
             return f"source {spec.path} is not a directory: check the path of group {group.name!r}"
         except PermissionError:
             return f"source {spec.path} cannot be read (permission denied): run the daemon as root"
-        if empty and had:
+        if empty and had and not allow_empty:
             return (f"source {spec.path} is empty where the last sync had {had} files: check that it is mounted "
-                    f"(refusing to record every file deleted)")
+                    f"(refusing to record every file deleted); if they really were deleted, run "
+                    f"`tapeline sync {group.name} --accept-deletions`")
     return None
 
 
@@ -65,12 +66,15 @@ def sync(store: Store, group: GroupSpec, *, kind: str = "sync", progress: Progre
          cancel: threading.Event | None = None, now: datetime | None = None,
          max_vanished: float = 0.5) -> SyncResult:
     """Make a snapshot ("sync", or a recovery point "point") of the group's sources. Never raises for a
-    source or store problem: the result says "failed" and why."""
+    source or store problem: the result says "failed" and why.
+
+    A source that lost more than `max_vanished` of its files, or became empty, is refused as "not mounted?";
+    `max_vanished=1.0` is the operator's word that the deletions are real."""
     started = time.monotonic()
     created = (now or datetime.now(UTC)).astimezone(UTC)
     while True:
         base_id, header = _base(store, group.name)
-        refusal = _precheck(group, header)
+        refusal = _precheck(group, header, allow_empty=max_vanished >= 1.0)
         if refusal:
             return SyncResult(None, "failed", refusal, [refusal], SyncStats(duration_s=time.monotonic() - started))
         try:

@@ -109,6 +109,11 @@ def test_a_failed_sync_exits_1_and_status_asks_for_a_person(sqlite_daemon, tmp_p
     assert alert["group_name"] == "g" and alert["fix"]
     d.run("alerts", "ack", str(alert["id"]))
     d.run("status", check=0)
+    # The files really were deleted: the operator says so, and the sync records them deleted.
+    assert "--accept-deletions" in last
+    before = d.json("points", "g")[-1]["files"]
+    d.run("sync", "g", "--accept-deletions", "--wait")
+    assert (before, d.json("points", "g")[-1]["files"]) == (20, 0)
 
 
 def test_socket_is_for_root_and_the_operators_group_only(tmp_path, caplog):
