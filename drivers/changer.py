@@ -14,6 +14,9 @@ Public API:
         .slot(n), .drive(n), .mailslot(n), .empty_slots()
     Element: kind, address, number, full, barcode, source (address), source_slot (mtx number), exception, ...
     ChangerRefusal(DeviceError)                       a request the driver will not send, with the rule and the fix
+    unload_slot(inv, drive, slot, label)  import_destination(inv, slot, label)  export_destination(inv, mailslot, label)
+                                                      where an unload, import or export goes, and its refusals; the
+                                                      same for MediaChanger and MtxChanger (drivers/mtx.py)
 
 Invariants:
 - After every move, whether it succeeded or failed, the inventory is read again (`last_inventory`), then the move's
@@ -162,6 +165,41 @@ def build_inventory(statuses: list[ElementStatus] | tuple[ElementStatus, ...]) -
     return Inventory(slots, drives, mailslots, transports)
 
 
+# --- where an unload, an import and an export go: shared with MtxChanger (drivers/mtx.py) -------------------------
+
+
+def unload_slot(inv: Inventory, drive: int, slot: int | None, label: str) -> int:
+    """The slot (mtx number) an unload of `drive` goes to: `slot`, or the drive's home slot worked out as mtx does.
+    Refuses an empty drive, a drive without a home slot when no slot is given, and a slot the library lacks."""
+    dte = inv.drive(drive)
+    if not dte.full:
+        raise ChangerRefusal(f"{label}: drive {drive} is empty: nothing to unload")
+    if slot is None:
+        if dte.source_slot is None:
+            raise ChangerRefusal(f"{label}: drive {drive} has no home slot and no slot is empty: give a slot")
+        slot = dte.source_slot
+    inv.slot(slot)
+    return slot
+
+
+def import_destination(inv: Inventory, slot: int | None, label: str) -> Element:
+    """Storage slot `slot`, or the first empty storage slot."""
+    return inv.slot(slot) if slot is not None else _first_empty(inv.empty_slots(), "storage slot", label)
+
+
+def export_destination(inv: Inventory, mailslot: int | None, label: str) -> Element:
+    """Mail slot `mailslot` (1..), or the first empty mail slot."""
+    if mailslot is not None:
+        return inv.mailslot(mailslot)
+    return _first_empty(tuple(m for m in inv.mailslots if not m.full), "mail slot", label)
+
+
+def _first_empty(candidates: tuple[Element, ...], what: str, label: str) -> Element:
+    if not candidates:
+        raise ChangerRefusal(f"{label}: no empty {what}: free one first")
+    return candidates[0]
+
+
 class MediaChanger:
     def __init__(self, device: str | Transport, label: str | None = None, timeout: float = DEFAULT_TIMEOUT):
         self.transport: Transport = open_transport(device) if isinstance(device, str) else device
@@ -290,14 +328,8 @@ class MediaChanger:
     def unload(self, drive: int, slot: int | None = None) -> Inventory:
         """Drive to `slot`, or to the drive's home slot worked out as mtx does."""
         inv = self._current()
-        dte = inv.drive(drive)
-        if not dte.full:
-            raise ChangerRefusal(f"{self.label}: drive {drive} is empty: nothing to unload")
-        if slot is None:
-            if dte.source_slot is None:
-                raise ChangerRefusal(f"{self.label}: drive {drive} has no home slot and no slot is empty: give a slot")
-            slot = dte.source_slot
-        return self.move(dte.address, inv.slot(slot).address)
+        slot = unload_slot(inv, drive, slot, self.label)
+        return self.move(inv.drive(drive).address, inv.slot(slot).address)
 
     def transfer(self, source_slot: int, destination_slot: int) -> Inventory:
         inv = self._current()
@@ -307,23 +339,14 @@ class MediaChanger:
         """Mail slot (1..) to a storage slot, by default the first empty one."""
         inv = self._current()
         src = inv.mailslot(mailslot)
-        dst = inv.slot(slot) if slot is not None else self._first_empty(inv.empty_slots(), "storage slot")
+        dst = import_destination(inv, slot, self.label)
         return self.move(src.address, dst.address)
 
     def export(self, slot: int, mailslot: int | None = None) -> Inventory:
         """Storage slot (mtx number) to a mail slot (1..), by default the first empty one."""
         inv = self._current()
-        dst = (
-            inv.mailslot(mailslot)
-            if mailslot is not None
-            else self._first_empty(tuple(m for m in inv.mailslots if not m.full), "mail slot")
-        )
+        dst = export_destination(inv, mailslot, self.label)
         return self.move(inv.slot(slot).address, dst.address)
-
-    def _first_empty(self, candidates: tuple[Element, ...], what: str) -> Element:
-        if not candidates:
-            raise ChangerRefusal(f"{self.label}: no empty {what}: free one first")
-        return candidates[0]
 
     def load_by_barcode(self, barcode: str, drive: int) -> Inventory:
         """Load the cartridge labelled `barcode` into `drive`, unloading whatever the drive holds first."""

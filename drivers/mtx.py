@@ -33,7 +33,16 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from drivers.changer import KIND_DRIVE, KIND_MAILSLOT, KIND_SLOT, ChangerRefusal, Element, Inventory
+from drivers.changer import (
+    KIND_DRIVE,
+    KIND_MAILSLOT,
+    KIND_SLOT,
+    Element,
+    Inventory,
+    export_destination,
+    import_destination,
+    unload_slot,
+)
 from drivers.errors import DeviceError, DeviceNotFound
 from drivers.scsi.sense import (
     CleaningCartridge,
@@ -316,15 +325,7 @@ class MtxChanger:
 
     def unload(self, drive: int, slot: int | None = None) -> Inventory:
         """Drive to `slot`, or to the slot mtx computes as the cartridge's source (reference/mtx.md §3)."""
-        inv = self._current()
-        dte = inv.drive(drive)
-        if not dte.full:
-            raise ChangerRefusal(f"{self.label}: drive {drive} is empty: nothing to unload")
-        if slot is None:
-            if dte.source_slot is None:
-                raise ChangerRefusal(f"{self.label}: drive {drive} has no home slot and no slot is empty: give a slot")
-            slot = dte.source_slot
-        inv.slot(slot)
+        slot = unload_slot(self._current(), drive, slot, self.label)
         return self._act("unload", str(slot), str(drive), what=f"unload drive {drive} into slot {slot}")
 
     def transfer(self, source_slot: int, destination_slot: int) -> Inventory:
@@ -338,20 +339,14 @@ class MtxChanger:
         """Mail slot (1..) to a storage slot, by default the first empty one: an mtx transfer."""
         inv = self._current()
         source = inv.mailslot(mailslot)
-        destination = inv.slot(slot) if slot is not None else self._first_empty(inv.empty_slots(), "storage slot")
+        destination = import_destination(inv, slot, self.label)
         return self.transfer(source.number, destination.number)
 
     def export(self, slot: int, mailslot: int | None = None) -> Inventory:
         """Storage slot (mtx number) to a mail slot (1..), by default the first empty one: an mtx transfer."""
         inv = self._current()
-        destination = (inv.mailslot(mailslot) if mailslot is not None
-                       else self._first_empty(tuple(m for m in inv.mailslots if not m.full), "mail slot"))
+        destination = export_destination(inv, mailslot, self.label)
         return self.transfer(inv.slot(slot).number, destination.number)
-
-    def _first_empty(self, candidates: tuple[Element, ...], what: str) -> Element:
-        if not candidates:
-            raise ChangerRefusal(f"{self.label}: no empty {what}: free one first")
-        return candidates[0]
 
     def close(self) -> None:
         """Nothing stays open between mtx runs."""
