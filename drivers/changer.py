@@ -22,7 +22,7 @@ Invariants:
 - After every move, whether it succeeded or failed, the inventory is read again (`last_inventory`), then the move's
   error (if any) is raised: the caller never acts on a stale picture of the library (STYLE.md habit 8).
 - UNIT ATTENTION (medium changed, reset, mail slot accessed) is retried up to `UA_RETRIES` times, as mtx does; the
-  UNIT ATTENTION itself clears the condition on the device.
+  UNIT ATTENTION itself clears the condition on the device (`drivers.device.ScsiDevice`, shared with `TapeDrive`).
 - `source_slot` of a full drive follows mtx exactly (reference/mtx.md §3): the slot whose address is the drive's
   source if that slot is empty, else the next empty storage slot in order, else None. `unload(drive)` uses it.
 - Errors are `drivers.scsi.sense` exceptions naming this changer's label, the command and the cartridge concerned.
@@ -32,14 +32,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from drivers.device import ScsiDevice
 from drivers.errors import DeviceError, DeviceNotFound
 from drivers.scsi import smc, spc
 from drivers.scsi.cdb import Cdb
-from drivers.scsi.sense import CleaningCartridge, IllegalRequest, UnitAttention, raise_for_result
+from drivers.scsi.sense import CleaningCartridge, IllegalRequest
 from drivers.scsi.smc import ElementAddressAssignment, ElementStatus
-from drivers.transport.base import DEFAULT_TIMEOUT, Transport, open_transport
+from drivers.transport.base import DEFAULT_TIMEOUT, Transport
 
-UA_RETRIES = 5
 INITIALIZE_TIMEOUT = 1800.0  # mtx allows 30 minutes for INITIALIZE ELEMENT STATUS
 SLACK_DESCRIPTORS = 8  # room for elements the page 0x1D count did not mention
 
@@ -200,23 +200,12 @@ def _first_empty(candidates: tuple[Element, ...], what: str, label: str) -> Elem
     return candidates[0]
 
 
-class MediaChanger:
+class MediaChanger(ScsiDevice):
     def __init__(self, device: str | Transport, label: str | None = None, timeout: float = DEFAULT_TIMEOUT):
-        self.transport: Transport = open_transport(device) if isinstance(device, str) else device
-        self.label = label or self.transport.url
-        self.timeout = timeout
+        super().__init__(device, label, timeout)
         self.last_inventory: Inventory | None = None
         self._map: ElementAddressAssignment | None = None
         self._map_known = False
-
-    def close(self) -> None:
-        self.transport.close()
-
-    def __enter__(self) -> MediaChanger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # --- one command ------------------------------------------------------------------------------------------
 
@@ -229,16 +218,7 @@ class MediaChanger:
         timeout: float | None = None,
         cartridge: str | None = None,
     ) -> bytes:
-        for attempt in range(UA_RETRIES + 1):
-            result = self.transport.execute(cdb, data_out, data_in_len, timeout or self.timeout)
-            try:
-                raise_for_result(result, table.name, self.label, cartridge)
-            except UnitAttention:
-                if attempt == UA_RETRIES:
-                    raise
-                continue
-            return bytes(result.data)
-        raise AssertionError("unreachable")
+        return bytes(self._command(table, cdb, data_in_len, data_out, timeout, cartridge).data)
 
     # --- what the library is ----------------------------------------------------------------------------------
 

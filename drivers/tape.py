@@ -34,7 +34,8 @@ Invariants:
   `write` returns True at early warning and `cleaning_requested` records the request. Physical end (0D/00/02) raises
   VolumeOverflow: that block was NOT written.
 - UNIT ATTENTION (medium changed, reset, mode parameters changed) on commands other than READ/WRITE is retried up to
-  `UA_RETRIES` times; it clears itself on the device when reported.
+  `UA_RETRIES` times; it clears itself on the device when reported (`drivers.device.ScsiDevice`, shared with
+  `MediaChanger`).
 - Every error is a `drivers.scsi.sense` exception naming the drive's label, the command and `cartridge`.
 """
 
@@ -44,6 +45,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
+from drivers.device import ScsiDevice
 from drivers.scsi import spc, ssc, tapelog
 from drivers.scsi.cdb import Cdb
 from drivers.scsi.sense import (
@@ -62,9 +64,8 @@ from drivers.scsi.sense import (
     raise_for_result,
 )
 from drivers.scsi.ssc import BlockLimits, CompressionPage, Position
-from drivers.transport.base import DEFAULT_TIMEOUT, GOOD, ScsiResult, Transport, open_transport
+from drivers.transport.base import DEFAULT_TIMEOUT, GOOD, ScsiResult, Transport
 
-UA_RETRIES = 5
 LONG_TIMEOUT = 3 * 3600.0  # LOAD, REWIND, SPACE to EOD and LOCATE can take many minutes on a full tape
 ERASE_TIMEOUT = 6 * 3600.0  # a long erase writes the whole length of the tape
 MODE_ALLOC = 0xFF
@@ -95,11 +96,9 @@ class DriveStatus:
         return self.position.block if self.position else None
 
 
-class TapeDrive:
+class TapeDrive(ScsiDevice):
     def __init__(self, device: str | Transport, label: str | None = None, timeout: float = DEFAULT_TIMEOUT):
-        self.transport: Transport = open_transport(device) if isinstance(device, str) else device
-        self.label = label or self.transport.url
-        self.timeout = timeout
+        super().__init__(device, label, timeout)
         self.cartridge: str | None = None
         self.cleaning_requested = False
         self._block_size: int | None = None  # None = not read from the drive yet
@@ -110,15 +109,6 @@ class TapeDrive:
         self._at_eod = False
         self._model: str | None = None
 
-    def close(self) -> None:
-        self.transport.close()
-
-    def __enter__(self) -> TapeDrive:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # --- one command ------------------------------------------------------------------------------------------
 
     def _check(self, result: ScsiResult, name: str) -> None:
@@ -127,21 +117,16 @@ class TapeDrive:
     def _run(
         self, table: Cdb, cdb: bytes, data_in_len: int = 0, data_out: bytes = b"", timeout: float | None = None
     ) -> ScsiResult:
-        for attempt in range(UA_RETRIES + 1):
-            result = self.transport.execute(cdb, data_out, data_in_len, timeout or self.timeout)
-            if result.status == GOOD:
-                return result
-            try:
-                self._check(result, table.name)
-            except UnitAttention:
-                if attempt == UA_RETRIES:
-                    raise
-                self._block_size = None  # a new medium or a reset may change the mode
-                continue
-            except CleaningRequired:
-                self.cleaning_requested = True
-            return result
-        raise AssertionError("unreachable")
+        return self._command(table, cdb, data_in_len, data_out, timeout, self.cartridge)
+
+    def _unit_attention(self) -> None:
+        self._block_size = None  # a new medium or a reset may change the mode
+
+    def _accept(self, err: ScsiError) -> bool:
+        if isinstance(err, CleaningRequired):
+            self.cleaning_requested = True
+            return True
+        return False
 
     # --- identity and readiness -------------------------------------------------------------------------------
 
