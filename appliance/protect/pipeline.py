@@ -90,7 +90,7 @@ class Pipeline:
             ref = (digest, bytes(data), 0, size)
         else:
             batch = self.current
-            batch.pieces.append(data)
+            batch.pieces.append(bytes(data))  # a piece of a reused read window is copied out; bytes stay as they are
             batch.digests.append(digest)
             batch.size += size
             ref = (batch, len(batch.pieces) - 1)

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 
 from appliance.protect.patterns import Matcher
-from appliance.protect.pipeline import MIN_CHUNK, Pipeline
+from appliance.protect.pipeline import MAX_CHUNK, MIN_CHUNK, Pipeline
 from appliance.protect.types import GroupSpec, Progress, SyncStats
 from appliance.store import Store, WriteSession
 from appliance.store.model import (BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, R_ATIME, R_CHUNKS, R_CTIME, R_XATTRS,
@@ -137,6 +137,7 @@ class Scanner:
         self._last_progress = 0.0
         self._held = 0  # bytes of file data read for rows not yet written out
         self._bad = store.damaged_chunks()
+        self._window = bytearray(WINDOW + MAX_CHUNK)
 
     # ---- bookkeeping ---------------------------------------------------------------------------------------
     def warn(self, message: str) -> None:
@@ -390,37 +391,44 @@ class Scanner:
 
     def _read_range(self, fd: int, length: int | None, carry: bytes, final: bool) -> tuple[list, bytes, int]:
         """Read `length` bytes (None: to the end) after `carry`; pieces cut by content; the tail not yet cut is
-        returned unless `final`. Returns (refs, tail, bytes read including carry)."""
+        returned unless `final`. Returns (refs, tail, bytes read including carry).
+
+        Reads go into one reused window (fresh 16 MiB buffers cost page faults, and joining tail and block
+        copied everything once more); the pipeline copies out only the pieces it keeps (new ones)."""
         refs: list = []
         settled = ahead = 0
         total = len(carry)
         left = length
-        buf = carry
+        window = self._window
+        view = memoryview(window)
+        filled = len(carry)
+        window[:filled] = carry
         while True:
             want = WINDOW if left is None else min(WINDOW, left)
-            block = os.read(fd, want) if want else b""
+            got = os.readv(fd, [view[filled:filled + want]]) if want else 0
             if left is not None:
-                left -= len(block)
-            total += len(block)
-            self.bytes_read += len(block)
-            eof = not block or left == 0
-            data = buf + block if buf else block
-            pieces, tail = self.pipe.cut(data, final and eof)
+                left -= got
+            total += got
+            self.bytes_read += got
+            eof = not got or left == 0
+            filled += got
+            pieces, tail = self.pipe.cut(view[:filled], final and eof)
             for p in pieces:
                 ref = self.pipe.add(p)
                 refs.append(ref)
                 if ref.__class__ is not bytes:
                     ahead += len(p)
-            while ahead > AHEAD and settled < len(refs):  # a big file is stored as it goes, not held whole; but run ahead of the
-                ref = refs[settled]  # compression by up to AHEAD bytes, not wait for it window by window
-                if ref.__class__ is not bytes:
+            while ahead > AHEAD and settled < len(refs):  # a big file is stored as it goes, not held whole;
+                ref = refs[settled]  # but run ahead of the compression by up to AHEAD bytes, not wait for it
+                if ref.__class__ is not bytes:  # window by window
                     ahead -= self._piece_size(ref)
                     refs[settled] = self._store(ref)
                 settled += 1
-            buf = bytes(memoryview(data)[len(data) - tail:]) if tail else b""
-            self._throttle()
             if eof:
-                return refs, buf, total - (len(carry) if length is not None else 0)
+                return refs, bytes(view[filled - tail:filled]), total - (len(carry) if length is not None else 0)
+            window[:tail] = bytes(view[filled - tail:filled])  # a copy: the two ranges may overlap
+            filled = tail
+            self._throttle()
 
     @staticmethod
     def _piece_size(ref) -> int:
