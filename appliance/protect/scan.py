@@ -8,10 +8,10 @@ threads; a row waits in `_pending` until its chunks are stored, so rows leave in
 from __future__ import annotations
 
 import grp
-import operator
 import os
 import pwd
 import stat
+import sys
 import threading
 import time
 from array import array
@@ -36,9 +36,10 @@ MAX_WARNINGS = 1000
 CHANGED_WHILE_READ = "changed while read"
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _NOATIME = getattr(os, "O_NOATIME", 0)
+_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsencode's
 
 
-_NAME = operator.attrgetter("name")
 
 
 class SyncRefused(Exception):
@@ -137,6 +138,7 @@ class Scanner:
         self._last_progress = 0.0
         self._held = 0  # bytes of file data read for rows not yet written out
         self._bad = store.damaged_chunks()
+        self._root = b""
         self._window = bytearray(WINDOW + MAX_CHUNK)
 
     # ---- bookkeeping ---------------------------------------------------------------------------------------
@@ -204,60 +206,81 @@ class Scanner:
         yield from self._drain(0)
 
     def _walk(self, si: int, root: str, matcher: Matcher, old: _Old, deleted: list[list]) -> Iterator[list]:
-        root_b = os.fsencode(root)
+        """Every name is looked up relative to its directory's open descriptor (fstatat, openat): a path walk
+        from the root for each of 100k files cost more than the stat itself. One descriptor per level is open."""
+        root_b = self._root = os.fsencode(root)
         hardlinks: dict[tuple[int, int], bytes] = {}
         st = os.stat(root_b)  # a source given through a symlink is the directory it names
-        self._entry(si, root_b, b"", (), st, old, deleted, hardlinks)
+        self._entry(si, None, root_b, b"", (), st, old, deleted, hardlinks)
         pending = self._pending
-        stack = [(b"", (), self._children(root_b, b"", (), old, si))]
-        while stack:
-            prefix, pkey, kids = stack[-1]
-            if not kids:
-                stack.pop()
-                continue
-            entry = kids.pop()
-            name = entry.name
-            rel = prefix + b"/" + name if prefix else name
-            key = pkey + (name,)
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError as exc:
-                self._unreadable(si, rel, old.take(key, deleted), exc, "vanished during the sync")
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                if matcher.active and matcher.skip_dir(rel, name):
+        lstat = os.stat
+        stack = [(b"", (), *self._children(None, root_b, b"", (), old, si))]
+        try:
+            while stack:
+                prefix, pkey, kids, dfd = stack[-1]
+                if not kids:
+                    stack.pop()
+                    if dfd >= 0:
+                        os.close(dfd)
                     continue
-                self._entry(si, entry.path, rel, key, st, old, deleted, hardlinks)
-                stack.append((rel, key, self._children(entry.path, rel, key, old, si)))
-            else:
-                if matcher.active and matcher.skip_file(rel, name):
+                name = kids.pop()
+                rel = prefix + b"/" + name if prefix else name
+                key = pkey + (name,)
+                try:
+                    st = lstat(name, dir_fd=dfd, follow_symlinks=False)
+                except OSError as exc:
+                    self._unreadable(si, rel, old.take(key, deleted), exc, "vanished during the sync")
                     continue
-                self._entry(si, entry.path, rel, key, st, old, deleted, hardlinks)
-            while pending and (pending[0][1] is None or len(pending) > PENDING or self._held > IN_FLIGHT):
-                item = pending.popleft()  # rows leave in order, as soon as they are complete
-                if item[1] is not None:
-                    self._complete(item)
-                yield item[0]
-            if self.cancel is not None and self.cancel.is_set():
-                raise SyncCancelled("cancelled: nothing was recorded; the previous snapshots are unchanged")
+                if stat.S_ISDIR(st.st_mode):
+                    if matcher.active and matcher.skip_dir(rel, name):
+                        continue
+                    self._entry(si, dfd, name, rel, key, st, old, deleted, hardlinks)
+                    stack.append((rel, key, *self._children(dfd, name, rel, key, old, si)))
+                else:
+                    if matcher.active and matcher.skip_file(rel, name):
+                        continue
+                    self._entry(si, dfd, name, rel, key, st, old, deleted, hardlinks)
+                while pending and (pending[0][1] is None or len(pending) > PENDING or self._held > IN_FLIGHT):
+                    item = pending.popleft()  # rows leave in order, as soon as they are complete
+                    if item[1] is not None:
+                        self._complete(item)
+                    yield item[0]
+                if self.cancel is not None and self.cancel.is_set():
+                    raise SyncCancelled("cancelled: nothing was recorded; the previous snapshots are unchanged")
+        finally:
+            for level in stack:
+                if level[3] >= 0:
+                    os.close(level[3])
         while old.row is not None:  # whatever the walk did not reach is gone
             deleted.append(old.row)
             old._next()
 
-    def _children(self, full: bytes, rel: bytes, key: tuple, old: _Old, si: int) -> list:
+    def _full(self, rel: bytes) -> bytes:
+        """The path of a walked name, for messages and the few calls that take no descriptor."""
+        return self._root + b"/" + rel if rel else self._root
+
+    def _children(self, dfd: int | None, name: bytes, rel: bytes, key: tuple, old: _Old,
+                  si: int) -> tuple[list[bytes], int]:
+        """The directory's names sorted as bytes, last first (popped in order), and its open descriptor."""
+        fd = -1
         try:
-            with os.scandir(full) as it:
-                kids = sorted(it, key=_NAME, reverse=True)
-            return kids
+            # The root may be a symlink to the source; below it a directory swapped for a link is not followed.
+            fd = os.open(name, _OPEN_DIR if dfd is None else _OPEN_DIR | os.O_NOFOLLOW, dir_fd=dfd)
+            names = [n.encode(_FS_ENCODING, _FS_ERRORS) for n in os.listdir(fd)]
+            names.sort(reverse=True)
+            return names, fd
         except OSError as exc:
-            self.warn(f"{os.fsdecode(full)}: directory not read ({exc.strerror}); its previous contents are kept")
+            if fd >= 0:
+                os.close(fd)
+            self.warn(f"{os.fsdecode(self._full(rel))}: directory not read ({exc.strerror}); "
+                      f"its previous contents are kept")
             for row in old.subtree(key):
                 row[R_SOURCE] = si
                 if row[R_TYPE] in (FILE, HARDLINK):
                     self._files += 1
                     self._bytes += row[R_SIZE]
                 self._pending_row(row, None)
-            return []
+            return [], -1
 
     def _unreadable(self, si: int, rel: bytes, previous: list | None, exc: OSError, what: str) -> None:
         self.warn(f"{os.fsdecode(rel)}: {what} ({exc.strerror or exc})"
@@ -269,8 +292,8 @@ class Scanner:
                 self._bytes += previous[R_SIZE]
             self._pending_row(previous, None)
 
-    def _entry(self, si: int, full: bytes, rel: bytes, key: tuple, st: os.stat_result, old: _Old,
-               deleted: list[list], hardlinks: dict) -> None:
+    def _entry(self, si: int, dfd: int | None, name: bytes, rel: bytes, key: tuple, st: os.stat_result,
+               old: _Old, deleted: list[list], hardlinks: dict) -> None:
         self.scanned += 1
         kind = _type_of(st.st_mode)
         if kind is None:
@@ -295,17 +318,17 @@ class Scanner:
             return
         if kind == SYMLINK:
             try:
-                target = os.readlink(full)
+                target = os.readlink(name, dir_fd=dfd)
             except OSError as exc:
                 self._unreadable(si, rel, previous, exc, "unreadable link")
                 return
         row = [si, rel, kind, st.st_mode, st.st_uid, st.st_gid, self._user(st.st_uid), self._group(st.st_gid),
                st.st_size, st.st_mtime_ns, st.st_atime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, st.st_nlink,
-               st.st_rdev, target, read_xattrs(full) if kind != FILE else None, None, None, None, None]
+               st.st_rdev, target, read_xattrs(self._full(rel)) if kind != FILE else None, None, None, None, None]
         refs = None
         if kind == FILE:
             try:
-                refs = self._read(full, st, row)
+                refs = self._read(dfd, name, st, row)
             except OSError as exc:
                 self._unreadable(si, rel, previous, exc, "could not be read")
                 return
@@ -321,16 +344,13 @@ class Scanner:
         return bool(blob) and any(blob[i:i + 32] in self._bad for i in range(0, len(blob), 32))
 
     # ---- reading and chunking ------------------------------------------------------------------------------
-    def _open(self, full: bytes) -> int:
-        try:
-            return os.open(full, _OPEN | _NOATIME)
-        except PermissionError:
-            return os.open(full, _OPEN)  # O_NOATIME needs ownership (or root)
-
-    def _read(self, full: bytes, st: os.stat_result, row: list) -> list:
+    def _read(self, dfd: int | None, name: bytes, st: os.stat_result, row: list) -> list:
         """Read, hash and queue a file's content; its xattrs are read through the same descriptor."""
         for attempt in range(RETRIES):
-            fd = self._open(full)
+            try:
+                fd = os.open(name, _OPEN | _NOATIME, dir_fd=dfd)
+            except PermissionError:
+                fd = os.open(name, _OPEN, dir_fd=dfd)  # O_NOATIME needs ownership (or root)
             try:
                 if attempt == 0:
                     row[R_XATTRS] = read_xattrs(fd)
@@ -355,7 +375,8 @@ class Scanner:
             st = after
         else:
             row[R_NOTE] = CHANGED_WHILE_READ
-            self.warn(f"{os.fsdecode(full)}: {CHANGED_WHILE_READ} ({RETRIES} tries); the last read is recorded")
+            self.warn(f"{os.fsdecode(self._full(row[R_PATH]))}: {CHANGED_WHILE_READ} ({RETRIES} tries); "
+                      f"the last read is recorded")
         row[R_SIZE], row[R_MTIME], row[R_CTIME], row[R_EXTENTS] = after.st_size, after.st_mtime_ns, \
             after.st_ctime_ns, extents
         return refs
