@@ -3,10 +3,13 @@
 The walking thread reads a file, hashes each piece with BLAKE3 (~2 GB/s) and asks the store whether it has it;
 only new pieces are queued. Pieces above 128 KiB whose 32 KiB sample does not compress (random or already
 compressed data) are kept raw at once. The rest are compressed with zstd level 3 in batches of a few MiB by
-ONE call to `multi_compress_to_buffer` on a worker thread, which releases the GIL for the whole batch and uses
-two compression threads: per-piece calls would hand the GIL back and forth thousands of times a second and run
-several times slower than either thread alone (measured: 10x for small files). A piece whose compressed form
-saves under 3% is stored raw.
+ONE call to `multi_compress_to_buffer` on a worker thread, which releases the GIL for the whole batch: per-piece
+calls would hand the GIL back and forth thousands of times a second and run several times slower than either
+thread alone (measured: 10x for small files). A piece whose compressed form saves under 3% is stored raw.
+A batch is compressed on one thread while the walking thread keeps up (many small files: the walk is the
+bottleneck, and a second compression thread only takes a core from it: 3.8 s against 4.4 s for the bench's
+initial sync on two cores), on two once BACKLOG batches wait (big compressible files: compression is then the
+bottleneck, and two threads are ~10% faster).
 
 A reference to a piece's result is: its digest (bytes) when the store has it already; a ready Result tuple;
 or (Batch, position) until the batch's compression finishes. A piece seen twice before it is stored gets the
@@ -28,6 +31,7 @@ from appliance.store.packs import FLAG_ZSTD
 MIN_CHUNK, AVG_CHUNK, MAX_CHUNK = 256 << 10, 1 << 20, 4 << 20
 BATCH_BYTES = 8 << 20
 BATCH_PIECES = 1024
+BACKLOG = 2
 SAMPLE = 32 << 10
 
 Result = tuple[bytes, bytes, int, int]  # digest, stored bytes, flags, raw length
@@ -77,6 +81,7 @@ class Pipeline:
         self.chunker = FastCDC(avg_size=AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK)
         self.current = Batch()
         self.queued: dict[bytes, object] = {}  # digest -> reference, until the caller stored it
+        self.waiting: list[Future] = []  # submitted batches, oldest first (done ones dropped at each submit)
 
     def add(self, data) -> object:
         digest = blake3.blake3(data).digest()
@@ -102,7 +107,10 @@ class Pipeline:
     def submit(self) -> None:
         batch = self.current
         if batch.pieces:
-            batch.future = self.pool.submit(self.batch_cctx.multi_compress_to_buffer, batch.pieces, 2)
+            waiting = self.waiting = [f for f in self.waiting if not f.done()]
+            threads = 2 if len(waiting) >= BACKLOG else 1
+            batch.future = self.pool.submit(self.batch_cctx.multi_compress_to_buffer, batch.pieces, threads)
+            waiting.append(batch.future)
             self.current = Batch()
 
     def cut(self, buffer, final: bool) -> tuple[list, int]:
