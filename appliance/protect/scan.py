@@ -139,7 +139,7 @@ class Scanner:
         self._held = 0  # bytes of file data read for rows not yet written out
         self._bad = store.damaged_chunks()
         self._root = b""
-        self._window = bytearray(WINDOW + MAX_CHUNK)
+        self._window: bytearray | None = None  # made by the first big file (most syncs read none)
 
     # ---- bookkeeping ---------------------------------------------------------------------------------------
     def warn(self, message: str) -> None:
@@ -421,6 +421,8 @@ class Scanner:
         total = len(carry)
         left = length
         window = self._window
+        if window is None:
+            window = self._window = bytearray(WINDOW + MAX_CHUNK)
         view = memoryview(window)
         filled = len(carry)
         window[:filled] = carry
