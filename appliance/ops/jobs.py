@@ -13,6 +13,9 @@ Invariants:
 - Cancel sets the job's Event; the job body passes it to the protect engine, which stops at the next safe point.
 - On start, jobs a killed daemon left "running" become failed ("daemon stopped while running; rerun it") and jobs
   left "queued" are queued again.
+- A worker never dies: anything a job body or its bookkeeping raises ends that job "failed" with the reason, and
+  the worker takes the next job. Text a job stores (progress message, reason, warnings, result) is made storable
+  first: a file name that is not UTF-8 (surrogate escapes) is written with its bytes as `\xff`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,34 @@ log = logging.getLogger("tapeline.jobs")
 PROGRESS_INTERVAL = 0.3
 COALESCED_KINDS = ("sync", "point", "check", "prune")
 STALE_REASON = "daemon stopped while running; rerun it"
+
+
+def storable(text) -> str:
+    """`text` as valid UTF-8 for the catalog and JSON: bytes that are not UTF-8 (raw or as surrogate escapes) become
+    `\\xff`-style escapes, so a name stays readable and never breaks the write."""
+    if isinstance(text, bytes):
+        return text.decode("utf-8", "backslashreplace")
+    text = str(text)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that does not stand for a byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _storable_value(value):
+    """A job result with every string (keys too) storable."""
+    if isinstance(value, (str, bytes)):
+        return storable(value)
+    if isinstance(value, dict):
+        return {storable(k): _storable_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_storable_value(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -64,7 +95,7 @@ class JobContext:
         self._latest: tuple[int, int | None, str] | None = None
 
     def progress(self, done: int, total: int | None, message: str) -> None:
-        self._latest = (int(done), None if total is None else int(total), str(message)[:500])
+        self._latest = (int(done), None if total is None else int(total), storable(message)[:500])
         now = time.monotonic()
         if now - self._last_write >= PROGRESS_INTERVAL:
             self._last_write = now
@@ -212,49 +243,75 @@ class JobEngine:
 
     def _worker(self) -> None:
         while (job_id := self._take()) is not None:
-            self._run(job_id)
+            try:
+                self._run(job_id)
+            except Exception:  # bookkeeping failed even as a failure: the job is lost, the worker is not
+                log.exception("job %s: could not record its end", job_id)
 
     def _run(self, job_id: int) -> None:
-        with self.catalog.session() as s:
+        group_id = self._group_of(job_id)
+        ctx = None
+        try:
+            with self.catalog.session() as s:
+                job = s.get(Job, job_id)
+                job.state, job.started = "running", utcnow()
+                s.add(job)
+            ctx = JobContext(self, job)
+            with self._cond:
+                self._running[job_id] = ctx
+            log.info("job %s started: %s %s", job_id, job.kind, job.group_name or "")
+            outcome = self._body(job, ctx)
+            try:
+                ctx.flush_progress()
+            except Exception:  # the last progress is a nicety; the outcome must still be recorded
+                log.exception("job %s: could not record its last progress", job_id)
+            self._finish(job_id, outcome)
+        except Exception as exc:
+            log.exception("job %s: bookkeeping failed", job_id)
+            self._finish(job_id, _crash(exc))
+        finally:
+            with self._cond:
+                self._running.pop(job_id, None)
+                self._busy_groups.discard(group_id)
+                self._cond.notify_all()
+
+    def _group_of(self, job_id: int) -> int | None:
+        with self.catalog.reader() as s:
             job = s.get(Job, job_id)
-            job.state, job.started = "running", utcnow()
-            s.add(job)
-        ctx = JobContext(self, job)
-        with self._cond:
-            self._running[job_id] = ctx
-        log.info("job %s started: %s %s", job_id, job.kind, job.group_name or "")
+            return job.group_id if job is not None else None
+
+    def _body(self, job: Job, ctx: JobContext) -> Outcome:
         try:
             outcome = self.bodies[job.kind](ctx)
         except TapelineError as exc:
             outcome = Outcome("failed", exc.message, fix=exc.fix)
         except Exception as exc:  # a bug or an unexpected OS error: the job fails, the daemon lives on
-            log.exception("job %s crashed", job_id)
-            outcome = Outcome("failed", f"{type(exc).__name__}: {exc}",
-                              fix="see the daemon's log (journalctl -u tapeline) and report it")
+            log.exception("job %s crashed", job.id)
+            outcome = _crash(exc)
         if ctx.cancel.is_set() and outcome.state == "failed":
             outcome = Outcome("cancelled", "cancelled by request", outcome.warnings, outcome.result)
-        try:
-            ctx.flush_progress()
-            self._finish(job_id, outcome)
-        finally:
-            with self._cond:
-                self._running.pop(job_id, None)
-                self._busy_groups.discard(job.group_id)
-                self._cond.notify_all()
+        return outcome
 
     def _finish(self, job_id: int, outcome: Outcome) -> None:
         with self.catalog.session() as s:
             job = s.get(Job, job_id)
-            job.state, job.reason, job.finished = outcome.state, outcome.reason, utcnow()
-            job.warnings = list(outcome.warnings)
-            job.result = {**outcome.result, **({"fix": outcome.fix} if outcome.fix else {})}
+            job.state, job.finished = outcome.state, utcnow()
+            job.reason = None if outcome.reason is None else storable(outcome.reason)
+            job.warnings = [storable(w) for w in outcome.warnings]
+            job.result = _storable_value({**outcome.result, **({"fix": outcome.fix} if outcome.fix else {})})
             s.add(job)
         log.log(logging.WARNING if outcome.state in ("failed", "completed with warnings") else logging.INFO,
                 "job %s %s%s", job_id, outcome.state, f": {outcome.reason}" if outcome.reason else "")
         if outcome.state == "failed" and job.kind != "restore":  # the operator who asked for a restore sees it
             alerts.raise_alert(self.catalog, "error",
-                               f"{job.kind} of group '{job.group_name}' failed (job {job_id}): {outcome.reason}",
-                               outcome.fix or _rerun_fix(job), job.group_name, job_id)
+                               f"{job.kind} of group '{job.group_name}' failed (job {job_id}): {job.reason}",
+                               storable(outcome.fix or _rerun_fix(job)), job.group_name, job_id)
+
+
+def _crash(exc: Exception) -> Outcome:
+    first_line = (str(exc).splitlines() or [""])[0]  # the rest (SQL, parameters) is in the daemon's log
+    return Outcome("failed", f"{type(exc).__name__}: {first_line}",
+                   fix="see the daemon's log (journalctl -u tapeline) and report it")
 
 
 def _rerun_fix(job: Job) -> str:

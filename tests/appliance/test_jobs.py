@@ -170,3 +170,44 @@ def test_jobs_a_killed_daemon_left_running_are_failed_and_queued_ones_run(catalo
         assert "job 7" in alert.message and alert.fix == "rerun it with `tapeline sync files` and see `tapeline job 7`"
     finally:
         engine.stop()
+
+
+def test_a_worker_survives_a_crashing_body_and_a_progress_message_that_is_not_utf8(catalog):
+    name = b"/srv/name-\xff\xfe.txt".decode("utf-8", "surrogateescape")  # as os.fsdecode gives it
+
+    def crashing(ctx):
+        raise RuntimeError(f"cannot read {name}")
+
+    def odd_progress(ctx):
+        ctx.progress(1, 2, name)
+        return Outcome("completed with warnings", f"{name}: skipped", (f"{name}: exists, not replaced",),
+                       {"restore": {"target": name}})
+
+    ran = []
+    engine = engine_with(catalog, {"check": crashing, "restore": odd_progress,
+                                   "sync": lambda ctx: ran.append(ctx.job_id) or Outcome("completed")}, workers=1)
+    try:
+        crashed = engine.wait(engine.submit("check", 1, "files")[0], timeout=10)
+        assert crashed.state == "failed" and crashed.reason == r"RuntimeError: cannot read /srv/name-\xff\xfe.txt"
+        odd = engine.wait(engine.submit("restore", 1, "files", {"x": 1})[0], timeout=10)
+        assert odd.state == "completed with warnings", odd.reason
+        assert odd.progress_message == r"/srv/name-\xff\xfe.txt"
+        assert odd.warnings == [r"/srv/name-\xff\xfe.txt: exists, not replaced"]
+        assert odd.result["restore"]["target"] == r"/srv/name-\xff\xfe.txt"
+        # The one worker is still alive and takes the next job; nothing is left running.
+        nxt = engine.wait(engine.submit("sync", 1, "files")[0], timeout=10)
+        assert nxt.state == "completed" and ran == [nxt.id]
+        assert engine.running_ids() == []
+    finally:
+        engine.stop()
+
+
+def test_a_job_whose_end_cannot_be_recorded_fails_and_the_worker_goes_on(catalog):
+    engine = engine_with(catalog, {"check": lambda ctx: Outcome("completed", result={"bad": object()}),
+                                   "sync": lambda ctx: Outcome("completed")}, workers=1)
+    try:
+        bad = engine.wait(engine.submit("check", 1, "files")[0], timeout=10)
+        assert bad.state == "failed" and "not JSON serializable" in bad.reason and "\n" not in bad.reason
+        assert engine.wait(engine.submit("sync", 1, "files")[0], timeout=10).state == "completed"
+    finally:
+        engine.stop()
