@@ -24,7 +24,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from drivers.errors import DeviceError
+from drivers.errors import DeviceError, DeviceNotFound
 from drivers.scsi.cdb import CdbFieldError
 from drivers.scsi.sense import NoMedium, ScsiError, WriteProtected
 from drivers.tape import TapeDrive
@@ -67,7 +67,8 @@ def refusal(device: str, error: DeviceError) -> str:
     if isinstance(error, ScsiError):
         why = next((text for cls, text in STRERROR if isinstance(error, cls)), EIO)
         return f"{device}: {why} ({error.text}, {error.sense.code}, {error.command})"
-    return f"{device}: {EIO} ({error})"
+    why = str(error)
+    return f"{device}: {EIO} ({why.removeprefix(f'{device}: ')})"
 
 
 def status(drive: TapeDrive) -> str:
@@ -198,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     except CdbFieldError:  # a count the command cannot carry (st: EINVAL)
         err.write(f"{device}: Invalid argument\n")
         return 2
+    except DeviceNotFound as exc:  # a served library without that device: mt-st's failed open, exit 1
+        out.flush()
+        err.write(f"{exc}\n")
+        return 1
     except DeviceError as exc:
         out.flush()
         err.write(refusal(device, exc) + "\n")

@@ -470,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
         tool.main()
     except Exit as exc:
         code = exc.code
+    except OpenFailed as exc:  # the device named no device, found at its first command
+        tool.err(os.fsencode(exc.line + "\n"))
+        code = 1
     except KeyboardInterrupt:
         code = 130
     finally:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Protocol, runtime_checkable
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from drivers.errors import DeviceNotFound
 
@@ -44,9 +44,18 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+def split_url(url: str) -> SplitResult:
+    """`urlsplit`, with a malformed URL (`stream+socket://[bad`) a `DeviceNotFound` that says what is wrong."""
+    try:
+        return urlsplit(url)
+    except ValueError as exc:
+        raise DeviceNotFound(f"{url}: malformed device URL ({exc}); give one like sg:///dev/sg3 or "
+                             f"stream+socket://127.0.0.1:7101/changer") from None
+
+
 def scheme_of(url: str) -> str:
     """`stream+socket://h:p/x` -> `stream`; `sg:///dev/sg3` -> `sg`."""
-    scheme = urlsplit(url).scheme
+    scheme = split_url(url).scheme
     if not scheme:
         raise DeviceNotFound(f"{url!r} is not a device URL: give one like sg:///dev/sg3 or local:///DIR/changer")
     return scheme.split("+", 1)[0]

@@ -21,10 +21,9 @@ import os
 import threading
 from array import array
 from ctypes import c_int, c_ubyte, c_uint, c_ushort, c_void_p
-from urllib.parse import urlsplit
 
 from drivers.errors import DeviceNotFound, TransportError
-from drivers.transport.base import CHECK_CONDITION, DEFAULT_TIMEOUT, ScsiResult
+from drivers.transport.base import CHECK_CONDITION, DEFAULT_TIMEOUT, ScsiResult, split_url
 
 SG_IO = 0x2285
 SG_GET_VERSION_NUM = 0x2282
@@ -98,7 +97,7 @@ class SgIoHdr(ctypes.Structure):
 
 def sg_path(url: str) -> str:
     """`sg:///dev/sg3` -> `/dev/sg3`."""
-    parts = urlsplit(url)
+    parts = split_url(url)
     if parts.scheme != "sg" or not parts.path or parts.netloc:
         raise DeviceNotFound(f"{url!r} is not an sg URL: give one like sg:///dev/sg3 (three slashes)")
     return parts.path

@@ -53,7 +53,7 @@ from urllib.parse import parse_qs, urlsplit
 import serial
 
 from drivers.errors import DeviceNotFound, TransportError
-from drivers.transport.base import DEFAULT_TIMEOUT, ScsiResult
+from drivers.transport.base import DEFAULT_TIMEOUT, ScsiResult, split_url
 
 log = logging.getLogger(__name__)
 
@@ -438,6 +438,7 @@ def parse_stream_url(url: str) -> StreamAddress:
     if not url.startswith("stream+"):
         raise DeviceNotFound(f"{url}: a stream URL starts with stream+, e.g. stream+socket://127.0.0.1:7101/changer")
     inner = url[len("stream+"):]
+    split_url(url)  # a malformed URL (`stream+socket://[bad`) is DeviceNotFound, not urlsplit's ValueError
     parts = urlsplit(inner)
     if not parts.scheme:
         raise DeviceNotFound(f"{url}: give a pyserial URL after stream+ (socket://HOST:PORT/DEVICE or "

@@ -9,16 +9,17 @@ name raise `DeviceNotFound` with the fix; a library another process holds raises
 from __future__ import annotations
 
 from pathlib import PurePosixPath
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from drivers.errors import DeviceNotFound, TransportError
 from drivers.transport.base import DEFAULT_TIMEOUT, ScsiResult
+from drivers.transport.base import split_url as split_device_url
 from simulators.vtl import library as libmod
 
 
 def split_url(url: str) -> tuple[str, str]:
     """`local:///DIR/drive0` -> (`/DIR`, `drive0`)."""
-    parts = urlsplit(url)
+    parts = split_device_url(url)
     if parts.scheme != "local" or parts.netloc not in ("", "localhost"):
         raise DeviceNotFound(f"{url!r} is not a local device URL: write local:///LIBRARY-DIR/changer or .../drive0")
     path = PurePosixPath(unquote(parts.path))

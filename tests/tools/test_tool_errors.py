@@ -1,0 +1,55 @@
+"""What `tapeline-mtx`, `tapeline-mt` and `tapeline-vtl` say when the device or the arguments are wrong: one line on
+stderr naming the device and why, the exit code of the real tool, never a Python traceback."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from vtl_harness import BIN, served_library
+
+
+def tool(name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([BIN / name, *args], capture_output=True, timeout=60)
+
+
+def one_line(result: subprocess.CompletedProcess) -> str:
+    text = result.stderr.decode()
+    assert "Traceback" not in text and text.endswith("\n") and text.count("\n") == 1, text
+    return text.rstrip("\n")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("served") / "lib"
+    subprocess.run([BIN / "tapeline-vtl", "init", directory], check=True, capture_output=True)
+    with served_library(directory) as base:
+        yield base
+
+
+@pytest.mark.parametrize("name", ["tapeline-mtx", "tapeline-mt"])
+def test_a_device_the_served_library_lacks_is_one_line(served, name):
+    url = f"{served}/nothing"
+    result = tool(name, "-f", url, "status")
+    assert result.returncode == 1
+    assert one_line(result) == f"{url}: no device 'nothing' in this library (it has changer, drive0, drive1)"
+    assert result.stdout == b""
+
+
+@pytest.mark.parametrize("name", ["tapeline-mtx", "tapeline-mt"])
+@pytest.mark.parametrize("url", ["stream+socket://[bad", "local://[bad/changer", "sg://[::1/dev/sg3"])
+def test_a_malformed_url_is_one_line_not_a_value_error(name, url):
+    result = tool(name, "-f", url, "status")
+    assert result.returncode == 1
+    assert one_line(result).startswith(f"{url}: malformed device URL (Invalid IPv6 URL); give one like ")
+
+
+def test_mtx_url_means_the_device_it_wraps(served):
+    missing = tool("tapeline-mtx", "-f", "mtx:///dev/sg99", "status")
+    assert (missing.returncode, one_line(missing)) == (1, "cannot open SCSI device '/dev/sg99' - No such file or "
+                                                          "directory")
+    status = tool("tapeline-mtx", "-f", f"mtx://{served}/changer", "status")
+    assert status.returncode == 0 and status.stdout.startswith(b"  Storage Changer ")
+    bare = tool("tapeline-mtx", "-f", "mtx://", "status")
+    assert bare.returncode == 1 and one_line(bare).startswith("'mtx://' is not an mtx URL: give one like mtx:///dev/")
