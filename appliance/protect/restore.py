@@ -1,19 +1,34 @@
 """Restore files, directories or a whole snapshot, to the original place or under another directory.
 
 Safety invariants:
-- Every name is created relative to an open directory fd (openat style) and every directory on the way is opened
-  with O_NOFOLLOW: a symlinked parent, "..", an absolute name or an empty component never lead outside the
-  destination; such entries are skipped with a warning.
-- An existing file is never replaced unless `overwrite`; a file is written under a temporary name and renamed,
-  so a killed restore never leaves a half-written file under the real name (a rerun cleans the temporary).
+- Destination root: with a target (`--to`), the target is resolved once (it may itself be a symlink the operator
+  chose, e.g. /restore -> /mnt/big), created if missing, and opened; from that descriptor every component below it,
+  the source-path prefix included (target/tmp/src/...), is opened with O_NOFOLLOW or created with mkdirat. A symlink
+  (or a non-directory) anywhere in that prefix is never followed nor replaced: nothing of that source is restored
+  and one warning names the link. In place (no target, or a target that resolves to "/"), the source path is
+  resolved as the sync resolved it when reading (a source given through a symlink is the directory it names); the
+  resolved parent must already exist (an in-place restore creates nothing above the source root) and the root
+  itself is then opened or created below that parent with O_NOFOLLOW.
+- Below the source root every name is created relative to an open directory fd (openat style) and every directory
+  is opened with O_NOFOLLOW: a symlinked parent, "..", an absolute name or an empty component never lead outside
+  the destination; such entries are skipped with a warning.
+- Nothing existing is touched unless `overwrite` (a warning names each entry kept). With `overwrite`: an existing
+  file, symlink or special file is replaced by what the point holds there (a symlink is unlinked, never followed);
+  where the point has a directory, an existing non-directory is unlinked and the directory created; where the
+  point has a non-directory, an existing EMPTY directory is removed and replaced, while a directory with content
+  is kept with a warning (a restore never deletes an operator's tree). The source root and the prefix above it are
+  never replaced, even with `overwrite`.
+- A file is written under a temporary name and renamed, so a killed restore never leaves a half-written file under
+  the real name (a rerun cleans the temporary).
 - Metadata order per entry: owner (root only), xattrs/ACLs, mode, times; directories get theirs after their
   contents, so their mtime stays as recorded.
-Destination: with `target` None each source's entries go back under the source root; otherwise under
-target/<source path without its leading "/">/ (as restic does), so several sources never collide.
+Destination: with a target, under target/<source path without its leading "/">/ (as restic does), so several
+sources never collide. A restore in which no selected source could be reached at all is "failed".
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
@@ -34,6 +49,10 @@ _IS_ROOT = os.geteuid() == 0
 
 class _Unsafe(Exception):
     pass
+
+
+class _Blocked(Exception):
+    """The destination of a whole source cannot be reached safely; the message is the operator's warning."""
 
 
 def _check_name(name: bytes) -> None:
@@ -68,18 +87,89 @@ def _selected(selection: list, si: int, key: tuple) -> bool:
 
 
 class _Writer:
-    def __init__(self, store: Store, overwrite: bool, progress: Progress, total: int | None) -> None:
+    def __init__(self, store: Store, overwrite: bool, progress: Progress, total: int | None,
+                 target: tuple[int, bytes] | None) -> None:
         self.store, self.overwrite, self.progress, self.total = store, overwrite, progress, total
+        self.target = target  # (fd, resolved path) of the target directory; None: in place
         self.warnings: list[str] = []
         self.files = self.bytes = 0
         self.stack: list[list] = []  # [key, fd, row whose metadata is applied on leaving]
         self.root_created = False
+        self.source = b""
+        self.blocked: bool | None = None  # None: the source's destination is not opened yet
 
     # ---- directories ---------------------------------------------------------------------------------------
-    def begin_source(self, root: bytes) -> None:
-        self.root_created = not os.path.isdir(root)
-        os.makedirs(root, exist_ok=True)
-        self.stack = [[(), os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), None]]
+    def begin_source(self, source: bytes) -> None:
+        """The destination is opened on the first entry restored, so an unselected source is never touched."""
+        self.end()
+        self.source, self.blocked = source, None
+
+    def reached(self) -> bool:
+        """True once the current source's destination root is open; raises _Blocked (once) when it cannot be."""
+        if self.blocked is None:
+            self.blocked = True
+            self.stack = [[(), self._open_root(), None]]
+            self.blocked = False
+        return not self.blocked
+
+    def _open_root(self) -> int:
+        src = self.source.rstrip(b"/") or b"/"
+        if self.target is not None:
+            base, shown = os.dup(self.target[0]), self.target[1]
+            names = [n for n in src.split(b"/") if n]
+            for n in names:
+                if n in (b".", b".."):
+                    os.close(base)
+                    raise _Blocked(f"{os.fsdecode(src)}: not restored: the source path holds {os.fsdecode(n)!r}")
+        else:
+            real = os.path.realpath(src)  # as the sync read it: a source given through a symlink is what it names
+            parent, name = os.path.split(real)
+            try:
+                base = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise _Blocked(f"{os.fsdecode(parent)}: {exc.strerror}, so {os.fsdecode(src)} cannot be restored in "
+                               f"place (nothing above a source root is created): create it, or restore with --to "
+                               f"another directory") from exc
+            shown, names = parent, [name] if name else []
+        self.root_created = False
+        try:
+            for i, name in enumerate(names):
+                shown = os.path.join(shown, name)
+                last = i == len(names) - 1
+                try:
+                    os.mkdir(name, 0o700 if last else 0o755, dir_fd=base)
+                    self.root_created = last
+                except FileExistsError:
+                    pass
+                try:
+                    fd = os.open(name, _DIR_OPEN, dir_fd=base)
+                except OSError as exc:
+                    raise _Blocked(self._why_blocked(base, name, shown, exc)) from exc
+                os.close(base)
+                base = fd
+        except OSError as exc:
+            os.close(base)
+            raise _Blocked(f"{os.fsdecode(shown)}: cannot be created ({exc.strerror}); nothing of "
+                           f"{os.fsdecode(src)} was restored: check the destination's permissions and space") from exc
+        except _Blocked:
+            os.close(base)
+            raise
+        return base
+
+    def _why_blocked(self, parent: int, name: bytes, shown: bytes, exc: OSError) -> str:
+        src = os.fsdecode(self.source)
+        try:
+            link = os.readlink(name, dir_fd=parent)
+        except OSError:
+            link = None
+        if link is not None:
+            return (f"{os.fsdecode(shown)}: is a symlink (to {os.fsdecode(link)}) inside the restore destination and "
+                    f"is not followed; nothing of {src} was restored: remove the link or restore with another --to")
+        if exc.errno == errno.ENOTDIR:
+            return (f"{os.fsdecode(shown)}: exists and is not a directory; nothing of {src} was restored: move it "
+                    f"away or restore with another --to")
+        return (f"{os.fsdecode(shown)}: cannot be opened ({exc.strerror}); nothing of {src} was restored: check the "
+                f"destination's permissions")
 
     def end(self) -> None:
         while self.stack:
@@ -117,8 +207,16 @@ class _Writer:
         try:
             return os.open(name, _DIR_OPEN, dir_fd=parent), created
         except OSError as exc:
-            raise _Unsafe(f"{os.fsdecode(name)} exists and is not a directory (or is a symlink, not followed): "
-                          f"{exc.strerror}") from exc
+            if created or exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+                raise _Unsafe(f"{os.fsdecode(name)} cannot be opened as a directory: {exc.strerror}") from exc
+            # O_DIRECTORY|O_NOFOLLOW reports a symlink as ENOTDIR: lstat tells the operator which one it is
+            what = "a symlink" if stat.S_ISLNK(os.lstat(name, dir_fd=parent).st_mode) else "not a directory"
+            if not self.overwrite:
+                raise _Unsafe(f"{os.fsdecode(name)} exists and is {what} (not followed, not replaced): restore with "
+                              f"overwrite to replace it by the directory") from exc
+        os.unlink(name, dir_fd=parent)  # the file or the link itself, never what a link names
+        os.mkdir(name, mode, dir_fd=parent)
+        return os.open(name, _DIR_OPEN, dir_fd=parent), True
 
     # ---- entries -------------------------------------------------------------------------------------------
     def entry(self, row: list, links: dict) -> None:
@@ -136,7 +234,7 @@ class _Writer:
             fd, created = self._open_dir(parent, name, 0o700)
             self.stack.append([key, fd, row if created or self.overwrite else None])
             return
-        if not self._make_room(parent, name):
+        if not self._make_room(parent, name, row[R_PATH]):
             return
         if kind == FILE or (kind == HARDLINK and not self._link(row, parent, name, links)):
             source_row = row if kind == FILE else links.get(row[R_TARGET])
@@ -154,17 +252,24 @@ class _Writer:
             self._meta_path(parent, name, row)
         self.files += 1
 
-    def _make_room(self, parent: int, name: bytes) -> bool:
+    def _make_room(self, parent: int, name: bytes, path: bytes) -> bool:
         try:
             st = os.lstat(name, dir_fd=parent)
         except FileNotFoundError:
             return True
         if not self.overwrite:
-            self.warnings.append(f"{os.fsdecode(name)}: exists, not replaced (restore with overwrite to replace it)")
+            self.warnings.append(f"{os.fsdecode(path)}: exists, not replaced (restore with overwrite to replace it)")
             return False
         if stat.S_ISDIR(st.st_mode):
-            self.warnings.append(f"{os.fsdecode(name)}: a directory is in the way, not replaced")
-            return False
+            try:
+                os.rmdir(name, dir_fd=parent)  # only an empty one: a restore never deletes an operator's tree
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                self.warnings.append(f"{os.fsdecode(path)}: a directory with content is where the recovery point has "
+                                     f"a file, not replaced: move or remove it, then restore again")
+                return False
+            return True
         os.unlink(name, dir_fd=parent)
         return True
 
@@ -253,6 +358,17 @@ class _Writer:
         os.utime(name, ns=(row[R_ATIME], row[R_MTIME]), dir_fd=parent, follow_symlinks=False)
 
 
+def _open_target(target: Path | None) -> tuple[int, bytes] | None:
+    """The target resolved once and opened (created if missing); None for an in-place restore."""
+    if target is None:
+        return None
+    real = os.path.realpath(os.fsencode(target))
+    if real == b"/":
+        return None  # --to /: every source goes back to its own path
+    os.makedirs(real, exist_ok=True)
+    return os.open(real, _DIR_OPEN), real
+
+
 def restore(store: Store, snapshot_id: str, paths: Sequence[bytes | str] | None, target: Path | None, *,
             overwrite: bool = False, progress: Progress = NO_PROGRESS,
             cancel: threading.Event | None = None) -> RestoreResult:
@@ -261,8 +377,25 @@ def restore(store: Store, snapshot_id: str, paths: Sequence[bytes | str] | None,
         selection = _selection(info.sources, paths)
     except StoreError as exc:
         return RestoreResult("failed", str(exc), 0, 0, [str(exc)])
-    writer = _Writer(store, overwrite, progress, info.bytes if not selection else None)
-    matched = False
+    try:
+        dest = _open_target(target)
+    except OSError as exc:
+        reason = (f"restore target {os.fsdecode(target or '')} cannot be created or opened ({exc.strerror}): give "
+                  f"--to a directory that can be written")
+        return RestoreResult("failed", reason, 0, 0, [reason])
+    writer = _Writer(store, overwrite, progress, info.bytes if not selection else None, dest)
+    try:
+        return _run(store, snapshot_id, info.sources, selection, paths, writer, cancel)
+    finally:
+        writer.end()
+        if dest is not None:
+            os.close(dest[0])
+
+
+def _run(store: Store, snapshot_id: str, sources: Sequence[str], selection: list,
+         paths: Sequence[bytes | str] | None, writer: _Writer, cancel: threading.Event | None) -> RestoreResult:
+    matched = reached = False
+    blocked: list[str] = []
     current = None
     links: dict[bytes, object] = {}
     try:
@@ -272,17 +405,22 @@ def restore(store: Store, snapshot_id: str, paths: Sequence[bytes | str] | None,
                 return RestoreResult("failed", "cancelled", writer.files, writer.bytes, writer.warnings)
             si = row[R_SOURCE]
             if si != current:
-                writer.end()
                 current, links = si, {}
-                src = os.fsencode(info.sources[si])
-                writer.begin_source(src if target is None else os.path.join(os.fsencode(target),
-                                                                              src.lstrip(b"/")))
+                writer.begin_source(os.fsencode(sources[si]))
             key = path_key(row[R_PATH])
             if row[R_TYPE] == FILE and row[R_NLINK] > 1 and row[R_PATH] not in links:
                 links[row[R_PATH]] = row  # content for hardlinks whose first name is not restored
             if not _selected(selection, si, key):
                 continue
             matched = True
+            try:
+                if not writer.reached():
+                    continue
+            except _Blocked as exc:
+                blocked.append(str(exc))
+                writer.warnings.append(str(exc))
+                continue
+            reached = True
             try:
                 writer.entry(row, links)
                 if row[R_TYPE] == FILE and row[R_NLINK] > 1:
@@ -301,5 +439,7 @@ def restore(store: Store, snapshot_id: str, paths: Sequence[bytes | str] | None,
     if selection and not matched:
         reason = f"none of {', '.join(os.fsdecode(p) for p in paths or [])} is in recovery point {snapshot_id}"
         return RestoreResult("failed", reason, 0, 0, [reason])
+    if blocked and not reached:
+        return RestoreResult("failed", blocked[0], writer.files, writer.bytes, writer.warnings)
     state = "completed with warnings" if writer.warnings else "completed"
     return RestoreResult(state, "", writer.files, writer.bytes, writer.warnings)
