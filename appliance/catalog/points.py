@@ -149,6 +149,25 @@ def mark_damaged(catalog: Catalog, snapshot_ids: Iterable[str]) -> None:
             conn.execute(update(RP).where(RP.c.snapshot_id.in_(ids)).values(state="damaged"))
 
 
+def clear_damaged(catalog: Catalog, snapshot_ids: Iterable[str]) -> None:
+    """The points a full check found whole again are "ok" once more."""
+    ids = list(snapshot_ids)
+    if ids:
+        with catalog.engine.begin() as conn:
+            conn.execute(update(RP).where(RP.c.snapshot_id.in_(ids)).values(state="ok"))
+
+
+def points_by_snapshot(catalog: Catalog, snapshot_ids: Iterable[str]) -> dict[str, PointInfo]:
+    """The catalog's points for these snapshot ids, in any group (a chunk may be shared across groups)."""
+    ids = list(snapshot_ids)
+    if not ids:
+        return {}
+    with catalog.read_engine.connect() as conn:
+        rows = conn.execute(select(RP, ProtectionGroup.name).join(ProtectionGroup, ProtectionGroup.id == RP.c.group_id)
+                            .where(RP.c.snapshot_id.in_(ids))).all()
+    return {r.snapshot_id: _point_info(r, r.name) for r in rows}
+
+
 def list_points(catalog: Catalog, group_id: int, group_name: str) -> list[PointInfo]:
     with catalog.read_engine.connect() as conn:
         rows = conn.execute(select(RP).where(RP.c.group_id == group_id).order_by(RP.c.id)).all()

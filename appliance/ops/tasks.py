@@ -6,7 +6,9 @@ Invariants:
   of the three steps, and its result holds each step's figures.
 - A source that looks unmounted or any refusal by the engine fails the job with the engine's reason; nothing of the
   store is changed by a failed sync (the engine's guarantee), and nothing of the catalog here.
-- Damage found by a check marks the points damaged in the catalog and raises one alert per engine alert.
+- Damage found by a check marks the points damaged in the catalog and raises one alert per engine alert, naming the
+  point by its catalog id (what `tapeline points` shows). A full check that finds a damaged point whole again (the
+  store cleared its notes) makes it "ok" in the catalog and acknowledges its damage alerts.
 - A purge (after `group delete --purge`) deletes only the snapshots made before the group was deleted.
 """
 
@@ -18,11 +20,13 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterator
 
 from appliance.catalog.groups import GroupInfo, get_group_by_id
-from appliance.catalog.points import IndexChange, drop_points, mark_damaged, record_point
+from appliance.catalog.points import (IndexChange, clear_damaged, drop_points, list_points, mark_damaged,
+                                      points_by_snapshot, record_point)
 from appliance.ops import alerts
 from appliance.ops.jobs import JobContext, Outcome
 from appliance.protect import files as protect
 from appliance.protect.files import GroupSpec, SourceSpec
+from appliance.store.errors import SnapshotNotFound
 
 log = logging.getLogger("tapeline.tasks")
 
@@ -40,6 +44,11 @@ def _index_changes(changes) -> Iterator[IndexChange]:
             yield IndexChange(c.source, c.path, c.what)
         else:
             yield IndexChange(c.source, c.path, c.what, e.type, e.size, e.mtime_ns)
+
+
+def _point_prefix(point_id: int, group_name: str) -> str:
+    """How an alert about one recovery point starts (and how a healed point's alerts are found again)."""
+    return f"recovery point {point_id} of group '{group_name}'"
 
 
 def _worst(*states: str) -> str:
@@ -107,13 +116,24 @@ class Tasks:
     # -- check --------------------------------------------------------------------------------------------------
 
     def _apply_check(self, ctx: JobContext, group: GroupInfo, chk, result: dict, warnings: list[str]) -> str:
+        points = points_by_snapshot(ctx.catalog, [*chk.damaged_snapshots, *(a.snapshot_id for a in chk.alerts
+                                                                           if a.snapshot_id)])
         result["check"] = {"state": chk.state, "chunks_checked": chk.chunks_checked, "repaired": chk.repaired,
-                           "damaged_points": list(chk.damaged_snapshots), "drift": chk.drift}
+                           "damaged_points": list(chk.damaged_snapshots),
+                           "damaged_point_ids": [points[s].id for s in chk.damaged_snapshots if s in points],
+                           "drift": chk.drift}
         if chk.damaged_snapshots:
             mark_damaged(ctx.catalog, chk.damaged_snapshots)
         for a in chk.alerts:
+            p = points.get(a.snapshot_id)
+            where = (f"{_point_prefix(p.id, p.group)}: " if p else
+                     f"recovery point {a.snapshot_id} of group '{group.name}': " if a.snapshot_id else
+                     f"group '{group.name}': ")
             alerts.raise_alert(ctx.catalog, "error" if chk.state in ("damaged", "failed") else "warning",
-                               f"group '{group.name}': {a.message}", a.fix, group.name, ctx.job_id)
+                               where + a.message, a.fix, p.group if p else group.name, ctx.job_id)
+        healed = self._healed(ctx, group, chk)
+        if healed:
+            result["check"]["healed_point_ids"] = healed
         if chk.state == "failed" and ctx.cancel.is_set():
             warnings.append("consistency check cancelled")
             return "completed with warnings"
@@ -127,6 +147,23 @@ class Tasks:
             warnings.append(f"consistency check repaired {chk.repaired} chunk(s) from the source")
             return "completed with warnings"
         return "completed"
+
+    def _healed(self, ctx: JobContext, group: GroupInfo, chk) -> list[int]:
+        """Points the catalog has damaged that the store holds whole again (a full check cleared them)."""
+        healed = [p for p in list_points(ctx.catalog, group.id, group.name)
+                  if p.state == "damaged" and p.snapshot_id in chk.checked_snapshots
+                  and p.snapshot_id not in chk.damaged_snapshots and self._whole(p.snapshot_id)]
+        if healed:
+            clear_damaged(ctx.catalog, [p.snapshot_id for p in healed])
+            alerts.resolve(ctx.catalog, group.name, tuple(_point_prefix(p.id, group.name) for p in healed)
+                           + tuple(f"group '{group.name}': recovery point {p.snapshot_id}" for p in healed))
+        return [p.id for p in healed]
+
+    def _whole(self, snapshot_id: str) -> bool:
+        try:
+            return self.store.snapshot(snapshot_id).state == "ok"
+        except SnapshotNotFound:  # gone from the store meanwhile (pruned): not whole
+            return False
 
     def check(self, ctx: JobContext) -> Outcome:
         group = get_group_by_id(ctx.catalog, ctx.group_id)

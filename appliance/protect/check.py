@@ -7,6 +7,9 @@ A bad chunk is repaired when a source file recorded with it still has the same s
 that chunk: a fresh copy goes to a new pack (the newer pack wins in the index). Otherwise the chunk joins the
 store's damaged list (a later sync stores it again if the content comes back), and every snapshot naming it, in
 any group, is marked damaged with an alert.
+A full check that finds a damaged snapshot whole again (its manifest reads and checks, every chunk it names hashes
+right: the content came back and a sync stored it anew, or the manifest was put back) clears its damage notes.
+Alert messages name the cause only; the caller says which recovery point (it knows the catalog's point ids).
 """
 
 from __future__ import annotations
@@ -109,10 +112,27 @@ def _mark(store: Store, bad: set[bytes]) -> tuple[list[str], list[Alert]]:
             note = (f"{len(hits)} file(s) cannot be restored whole (damaged chunks), e.g. {hits[0]}")
             store.mark_damaged(info.id, [note])
             damaged.append(info.id)
-            alerts.append(Alert(info.id, f"recovery point {info.id} of group {info.group}: {note}",
-                                f"run 'tapeline sync {info.group}' to store these files again if the source still "
-                                f"has them; restore them from another recovery point or from tape"))
+            alerts.append(Alert(info.id, note,
+                                f"put the files back in the source and run `tapeline sync {info.group}`, then "
+                                f"`tapeline check {info.group} --full` to clear this; or restore them from another "
+                                f"recovery point"))
     return damaged, alerts
+
+
+def _why(text: str) -> str:
+    """The cause inside a ManifestDamaged message (which may wrap another one), without its fix."""
+    marker = "has a damaged manifest ("
+    while marker in text:
+        text = text.split(marker, 1)[1].rsplit("): ", 1)[0]
+    return text
+
+
+def _manifest_alert(store: Store, sid: str, text: str) -> Alert:
+    cause = f"damaged manifest ({_why(text)})"
+    store.mark_damaged(sid, [cause])
+    group = store.snapshot(sid).group
+    return Alert(sid, cause, f"restore from another recovery point; put the manifest back from a copy and run "
+                             f"`tapeline check {group} --full` to clear this (the next sync writes a new one)")
 
 
 def _drift(store: Store, sid: str) -> int:
@@ -149,13 +169,11 @@ def check(store: Store, group: GroupSpec, snapshot_id: str | None = None, *, ful
         problem = store.verify_manifest(sid) if full else None
         try:
             if problem:
-                raise ManifestDamaged(sid, problem)
+                raise ManifestDamaged(sid, _why(problem))
             chunks = _chunks(store, sid)
         except ManifestDamaged as exc:
-            store.mark_damaged(sid, [str(exc)])
             damaged.append(sid)
-            alerts.append(Alert(sid, str(exc), "restore from another recovery point; the next sync writes a "
-                                               "new manifest"))
+            alerts.append(_manifest_alert(store, sid, str(exc)))
             continue
         readable.append(sid)
         wanted |= chunks
@@ -185,6 +203,10 @@ def check(store: Store, group: GroupSpec, snapshot_id: str | None = None, *, ful
             more, more_alerts = _mark(store, remaining)
             damaged += [d for d in more if d not in damaged]
             alerts += more_alerts
+    if full:
+        for sid in readable:
+            if sid not in damaged and store.snapshot(sid).state == "damaged":
+                store.clear_damaged(sid)
     drift = _drift(store, snapshot_id) if snapshot_id in readable else 0
     state = "damaged" if damaged else "repaired" if repaired else "ok"
     return CheckResult(state, tuple(readable), len(to_hash) + len(wanted - to_hash), len(repaired),

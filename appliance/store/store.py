@@ -238,6 +238,15 @@ class Store:
         with self._mutex:
             return self._load_info(path)
 
+    def clear_damaged(self, snapshot_id: str) -> SnapshotInfo:
+        """A full check found the snapshot whole again (its chunks stored anew, its manifest put back): drop its
+        damage notes. A manifest that still does not read keeps the snapshot damaged all the same."""
+        path = self._paths[snapshot_id]
+        path.with_suffix(".damaged").unlink(missing_ok=True)
+        fsync_dir(path.parent)
+        with self._mutex:
+            return self._load_info(path)
+
     def delete_snapshot(self, snapshot_id: str) -> None:
         with self._mutex:
             if any(s.base == snapshot_id for s in self._sessions):
