@@ -14,7 +14,8 @@ partition and BOT. The block number within the file is exact at file 0 (blocks f
 as st reports after a seek; EOF and EOD, which st derives from the commands it ran before, are never shown;
 IM_REP_EN is always on, as with st's default.
 
-Every command runs through `drivers.tape.TapeDrive`, after TEST UNIT READY repeated past any UNIT ATTENTION (a
+Every command runs through `drivers.tape.TapeDrive`, after an INQUIRY that refuses anything but a tape drive (exit 1:
+`-f .../changer` names a medium changer) and TEST UNIT READY repeated past any UNIT ATTENTION (a
 cartridge just loaded by `mtx load`), as st does at open; the typed error picks st's errno text.
 """
 
@@ -25,10 +26,11 @@ import sys
 from collections.abc import Callable
 
 from drivers.errors import DeviceError, DeviceNotFound
+from drivers.scsi import spc
 from drivers.scsi.cdb import CdbFieldError
 from drivers.scsi.sense import NoMedium, ScsiError, WriteProtected
 from drivers.tape import TapeDrive
-from drivers.tools.common import OpenFailed, open_device
+from drivers.tools.common import OpenFailed, open_device, reader_gone
 from drivers.tools.densities import densities_text, density_name
 
 VERSION_TEXT = "mt-st v. 1.7\ndefault tape device: /dev/tape\n"
@@ -142,7 +144,15 @@ COMMANDS = set(OPERATIONS) | set(ALIASES) | {"densities"} | ST_DRIVER_ONLY
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    try:
+        code = run_mt(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `tapeline-mt status | head -1`
+        return reader_gone()
+    return code
+
+
+def run_mt(args: list[str]) -> int:
     out, err = sys.stdout, sys.stderr
     device = os.environ.get("TAPE") or "/dev/tape"
     i = 0
@@ -192,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
         if operation is None:
             err.write(f"{device}: Operation not supported\n")
             return 2
+        pdt = drive.inquiry().pdt
+        if pdt != spc.PDT_TAPE:  # st attaches to tape drives only; mt-st on anything else cannot open a tape
+            kind = "a medium changer" if pdt == spc.PDT_CHANGER else f"peripheral device type {pdt}"
+            err.write(f"{device}: not a tape drive (INQUIRY: {kind}); use tapeline-mtx -f {device} for a changer\n")
+            return 1
         drive.clear_unit_attention()  # as st does at open: a fresh cartridge's attention is not the command's error
         result = operation(drive, count, given)
         out.write(result if isinstance(result, str) else "")

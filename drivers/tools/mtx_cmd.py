@@ -26,7 +26,7 @@ from drivers.scsi.sense import (
     SOURCE_EMPTY,
     SenseData,
 )
-from drivers.tools.common import MINUTE, OpenFailed, Outcome, open_device
+from drivers.tools.common import MINUTE, OpenFailed, Outcome, open_device, reader_gone
 from drivers.tools.common import run as run_cdb
 from drivers.tools.mtx_elements import (
     Elements,
@@ -473,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     except OpenFailed as exc:  # the device named no device, found at its first command
         tool.err(os.fsencode(exc.line + "\n"))
         code = 1
+    except BrokenPipeError:
+        code = reader_gone()
     except KeyboardInterrupt:
         code = 130
     finally:
@@ -480,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()
             sys.stdout.buffer.flush()
         except BrokenPipeError:
-            pass
+            code = reader_gone()
         if tool.dev is not None:
             tool.dev.close()
     return code

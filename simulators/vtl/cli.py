@@ -6,7 +6,9 @@
     tapeline-vtl fault DIR KIND TARGET [--at N] [--persistent] | fault DIR --clear [KIND [TARGET]] | fault DIR --list
     tapeline-vtl mailslot DIR open|close|insert BARCODE|remove N     (what an operator does at the mail slot)
 
-Exit codes: 0 ok, 1 failure (one line on stderr naming cause and fix), 2 bad usage.
+Exit codes: 0 ok, 1 failure, 2 bad usage (an unknown option, a layout the library personality cannot have, a fault
+that does not fit the library); either way one line on stderr naming the cause and the fix. A reader that goes away
+(`tapeline-vtl status DIR | head`) ends the command quietly, as a C tool killed by SIGPIPE (exit 141).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from drivers.errors import DeviceError
+from drivers.tools.common import reader_gone
 from simulators.vtl import personality
 from simulators.vtl.faults import KINDS, FaultError, make_fault
 from simulators.vtl.library import CartridgeInfo, edit_state, new_state, read_state, write_state
@@ -26,8 +30,19 @@ class CliError(Exception):
     """A failure the user can fix; the message says how."""
 
 
+class UsageError(CliError):
+    """Arguments that cannot mean anything (exit 2)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with its usage errors one line (`tapeline-vtl init: argument --slots: ...`) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tapeline-vtl", description="Virtual tape library (a SCSI target)")
+    parser = OneLineParser(prog="tapeline-vtl", description="Virtual tape library (a SCSI target)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("init", help="create a library directory")
     p.add_argument("dir", type=Path)
@@ -64,9 +79,16 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"init": cmd_init, "serve": cmd_serve, "status": cmd_status, "fault": cmd_fault,
+        code = {"init": cmd_init, "serve": cmd_serve, "status": cmd_status, "fault": cmd_fault,
                 "mailslot": cmd_mailslot}[args.command](args)
-    except (CliError, DeviceError, FaultError, OSError) as exc:
+        sys.stdout.flush()  # here, so that a reader gone away is seen while EPIPE can still be handled
+        return code
+    except BrokenPipeError:
+        return reader_gone()
+    except (UsageError, FaultError) as exc:
+        print(f"tapeline-vtl {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except (CliError, DeviceError, OSError) as exc:
         print(f"tapeline-vtl {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -78,14 +100,21 @@ def device_urls(directory: Path, drives: int) -> list[str]:
     return [f"{base}/changer"] + [f"{base}/drive{i}" for i in range(drives)]
 
 
+def check_layout(library: str, slots: int, drives: int, mailslots: int) -> None:
+    """UsageError naming the limit when the personality `library` cannot have this many elements."""
+    p = personality.LIBRARIES[library]
+    most_slots = 0xFFFF - p.storage_base
+    for what, n, low, high in (("slots", slots, 1, most_slots), ("drives", drives, 1, p.max_drives),
+                               ("mail slots", mailslots, 0, p.max_mailslots)):
+        if not low <= n <= high:
+            raise UsageError(f"--{what.replace(' ', '')} {n}: the {library} library takes {low} to {high} {what} "
+                             f"(--library {'|'.join(personality.LIBRARIES)} picks another)")
+
+
 def cmd_init(args: argparse.Namespace) -> int:
-    if args.slots < 1 or args.drives < 1 or args.mailslots < 0:
-        raise CliError("give at least 1 slot and 1 drive, and 0 or more mail slots")
+    check_layout(args.library, args.slots, args.drives, args.mailslots)
     if (args.dir / "state.json").exists():
         raise CliError(f"{args.dir} already holds a library: pick another directory or remove it first")
-    p = personality.LIBRARIES[args.library]
-    if p.storage_base + args.slots > 0xFFFF:
-        raise CliError(f"{args.slots} slots do not fit the 16-bit element addresses: use fewer")
     args.dir.mkdir(parents=True, exist_ok=True)
     (args.dir / "cartridges").mkdir(exist_ok=True)
     state = new_state(args.slots, args.drives, args.mailslots, args.generation, args.library,
@@ -198,7 +227,7 @@ def cmd_fault(args: argparse.Namespace) -> int:
             print(f"cleared {before - len(state.faults)} fault(s)")
             return 0
         if args.target is None:
-            raise CliError(f"fault {args.kind}: give a target (drive0.. or a barcode)")
+            raise UsageError(f"fault {args.kind}: give a target (drive0.. or a barcode)")
         fault = make_fault(args.kind, args.target, args.at, args.persistent, len(state.drives),
                            set(state.cartridges))
         if fault.kind == "cleaning-required":

@@ -113,11 +113,16 @@ class Library:
     drive_base: int
     move_s: float  # robot time for one MOVE MEDIUM
     serial_prefix: str
+    # The largest layout `init` accepts: about the biggest configuration of the real product, and always inside the
+    # element address ranges above (drives below the next range's base, mail slots likewise).
+    max_drives: int
+    max_mailslots: int
 
 
 LIBRARIES: dict[str, Library] = {
-    "L700": Library("STK", "L700", "0107", 1, 1000, 10, 500, 6.0, "XYZZY"),
-    "TS3500": Library("IBM", "03584L32", "9100", 0, 0x400, 0x300, 0x101, 8.0, "0000013"),
+    "L700": Library("STK", "L700", "0107", 1, 1000, 10, 500, 6.0, "XYZZY", max_drives=20, max_mailslots=40),
+    "TS3500": Library("IBM", "03584L32", "9100", 0, 0x400, 0x300, 0x101, 8.0, "0000013", max_drives=192,
+                      max_mailslots=224),
 }
 DEFAULT_LIBRARY = "L700"
 

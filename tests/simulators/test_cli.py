@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -54,6 +55,41 @@ def test_exit_codes_and_one_line_errors(tmp_path):
     assert run("bogus").returncode == 2
     assert run("serve", str(directory), "--listen", "nowhere").returncode == 2
     assert run("init", str(tmp_path / "x"), "--generation", "LTO-3").returncode == 2
+
+
+@pytest.mark.parametrize("args, line", [
+    (["init", "X", "--slots", "0"], "tapeline-vtl init: --slots 0: the L700 library takes 1 to 64535 slots "
+                                    "(--library L700|TS3500 picks another)"),
+    (["init", "X", "--drives", "100", "--slots", "5"], "tapeline-vtl init: --drives 100: the L700 library takes "
+                                                       "1 to 20 drives (--library L700|TS3500 picks another)"),
+    (["init", "X", "--library", "TS3500", "--mailslots", "300"], "tapeline-vtl init: --mailslots 300: the TS3500 "
+     "library takes 0 to 224 mail slots (--library L700|TS3500 picks another)"),
+    (["init", "X", "--slots", "many"], "tapeline-vtl init: argument --slots: invalid int value: 'many' "
+                                       "(see tapeline-vtl init --help)"),
+    (["fault", "LIB", "bogus", "drive0"], "tapeline-vtl fault: unknown fault 'bogus': use one of media-error, "
+     "drive-offline, cleaning-required, early-eom, load-failure, write-protect"),
+    (["fault", "LIB", "media-error", "A00000L8"], "tapeline-vtl fault: fault media-error needs --at N (block number)"),
+    (["fault", "LIB", "drive-offline"], "tapeline-vtl fault: fault drive-offline: give a target (drive0.. or a "
+                                        "barcode)"),
+    (["fault", "LIB", "drive-offline", "drive7"], "tapeline-vtl fault: fault drive-offline targets a drive: give "
+                                                  "drive0..drive1, not 'drive7'"),
+])
+def test_bad_usage_is_one_line_and_exit_2(tmp_path, args, line):
+    assert run("init", str(tmp_path / "lib")).returncode == 0
+    r = run(*[{"X": str(tmp_path / "x"), "LIB": str(tmp_path / "lib")}.get(a, a) for a in args])
+    assert (r.returncode, r.stderr, r.stdout) == (2, line + "\n", "")
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_reader_that_goes_away_ends_status_quietly(tmp_path):
+    """`tapeline-vtl status DIR | head`: EPIPE is the end of the output, not an error (exit 141 as after SIGPIPE)."""
+    assert run("init", str(tmp_path / "lib"), "--slots", "2000").returncode == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    r = subprocess.run([sys.executable, "-m", "simulators.vtl.cli", "status", str(tmp_path / "lib")],
+                       stdout=write_end, stderr=subprocess.PIPE, text=True)
+    os.close(write_end)
+    assert (r.returncode, r.stderr) == (141, "")
 
 
 def test_every_generation_initialises_with_its_barcodes(tmp_path):

@@ -87,11 +87,11 @@ def test_write_protect_a_cartridge(devices):
 
 def test_fault_command_validates_and_lists(devices, capsys):
     d = str(devices.directory)
-    assert vtl_main(["fault", d, "media-error", "A00000L8"]) == 1
+    assert vtl_main(["fault", d, "media-error", "A00000L8"]) == 2  # bad usage
     assert "needs --at" in capsys.readouterr().err
-    assert vtl_main(["fault", d, "drive-offline", "drive9"]) == 1
+    assert vtl_main(["fault", d, "drive-offline", "drive9"]) == 2
     assert "drive0..drive1" in capsys.readouterr().err
-    assert vtl_main(["fault", d, "melt", "drive0"]) == 1
+    assert vtl_main(["fault", d, "melt", "drive0"]) == 2
     assert vtl_main(["fault", d, "early-eom", "A00000L8", "--at", "5000"]) == 0
     capsys.readouterr()
     assert vtl_main(["fault", d, "--list", "--json"]) == 0

@@ -3,6 +3,7 @@ stderr naming the device and why, the exit code of the real tool, never a Python
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -53,3 +54,32 @@ def test_mtx_url_means_the_device_it_wraps(served):
     assert status.returncode == 0 and status.stdout.startswith(b"  Storage Changer ")
     bare = tool("tapeline-mtx", "-f", "mtx://", "status")
     assert bare.returncode == 1 and one_line(bare).startswith("'mtx://' is not an mtx URL: give one like mtx:///dev/")
+
+
+@pytest.fixture
+def local_library(tmp_path):
+    subprocess.run([BIN / "tapeline-vtl", "init", tmp_path / "lib"], check=True, capture_output=True)
+    return f"local://{tmp_path / 'lib'}"
+
+
+def test_mt_on_a_changer_says_it_is_not_a_tape_drive(local_library):
+    changer = f"{local_library}/changer"
+    for command in ("status", "rewind"):
+        result = tool("tapeline-mt", "-f", changer, command)
+        assert (result.returncode, result.stdout) == (1, b"")
+        assert one_line(result) == (f"{changer}: not a tape drive (INQUIRY: a medium changer); use tapeline-mtx -f "
+                                    f"{changer} for a changer")
+
+
+@pytest.mark.parametrize("name, args", [("tapeline-mtx", ("changer", "status")),
+                                        ("tapeline-mt", ("drive0", "status")),
+                                        ("tapeline-vtl", ("status",))])
+def test_a_reader_that_goes_away_ends_the_tool_quietly(local_library, name, args):
+    """`tapeline-mtx status | head`: EPIPE ends the output quietly, with the exit code of a C tool after SIGPIPE."""
+    where = local_library[len("local://"):]
+    argv = ["status", where] if name == "tapeline-vtl" else ["-f", f"{local_library}/{args[0]}", *args[1:]]
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    result = subprocess.run([BIN / name, *argv], stdout=write_end, stderr=subprocess.PIPE, timeout=60)
+    os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, b"")
