@@ -6,7 +6,8 @@ import json
 
 import click
 
-from appliance.commands.output import Context, job_line, progress_text, size, table, wait_for_job, when
+from appliance.commands.output import (Context, job_line, progress_text, shown_warnings, size, table, wait_for_job,
+                                       when)
 
 
 def show_job(job: dict) -> None:
@@ -16,7 +17,7 @@ def show_job(job: dict) -> None:
     click.echo(f"  finished   {when(job['finished'])}")
     if job["state"] == "running":
         click.echo(f"  progress   {progress_text(job)} {job.get('progress_message') or ''}")
-    for w in job.get("warnings") or []:
+    for w in shown_warnings(job):
         click.echo(f"  warning    {w}")
     result = job.get("result") or {}
     if "sync" in result:

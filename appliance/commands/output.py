@@ -17,6 +17,7 @@ import click
 
 from appliance import config
 from appliance.errors import CompletedWithWarnings, JobFailed
+from appliance.ops.messages import capped
 
 FINISHED = ("completed", "completed with warnings", "failed", "cancelled")
 POLL = 0.25
@@ -89,6 +90,13 @@ def progress_text(job: dict) -> str:
     return str(done) if done and job["state"] not in FINISHED else ""
 
 
+def shown_warnings(job: dict) -> list[str]:
+    """The warnings worth printing: not the reason again (a failed job often lists it), at most a screenful."""
+    reason = job.get("reason") or ""
+    kept = [w for w in job.get("warnings") or [] if not (reason and (w == reason or reason in w))]
+    return capped(kept, job["id"])
+
+
 def job_line(job: dict) -> str:
     text = f"job {job['id']} {job['kind']} {job.get('group_name') or ''}: {job['state']}"
     if job.get("reason"):
@@ -122,7 +130,7 @@ def wait_for_job(ctx: Context, job_id: int) -> dict:
         print_json(job)
     else:
         click.echo(job_line(job))
-        for w in job.get("warnings") or []:
+        for w in shown_warnings(job):
             click.echo(f"  warning: {w}")
     if job["state"] == "completed with warnings":
         raise CompletedWithWarnings(f"job {job_id} completed with warnings", f"read them with `tapeline job {job_id}`")

@@ -15,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from datetime import datetime, timedelta
 from typing import Callable, Iterator
@@ -24,6 +25,7 @@ from appliance.catalog.points import (IndexChange, clear_damaged, drop_points, l
                                       points_by_snapshot, record_point)
 from appliance.ops import alerts
 from appliance.ops.jobs import JobContext, Outcome
+from appliance.ops.messages import count_warnings, split_fix
 from appliance.protect import files as protect
 from appliance.protect.files import GroupSpec, SourceSpec
 from appliance.store.errors import SnapshotNotFound
@@ -44,6 +46,14 @@ def _index_changes(changes) -> Iterator[IndexChange]:
             yield IndexChange(c.source, c.path, c.what)
         else:
             yield IndexChange(c.source, c.path, c.what, e.type, e.size, e.mtime_ns)
+
+
+def _for_operator(text: str, group: str) -> str:
+    """Store and restore messages in the CLI's words: the store names commands for a GROUP it does not know, and
+    says "restore with overwrite" for the option the operator types as `--overwrite`."""
+    text = re.sub(r"'tapeline (check|points) GROUP( --full)?'", lambda m: f"`tapeline {m[1]} {group}{m[2] or ''}`",
+                  text)
+    return text.replace("restore with overwrite", "restore with `--overwrite`")
 
 
 def _point_prefix(point_id: int, group_name: str) -> str:
@@ -82,8 +92,9 @@ class Tasks:
         if res.state == "failed" or res.snapshot is None:
             if ctx.cancel.is_set():
                 return Outcome("cancelled", "cancelled by request", tuple(warnings), result)
-            return Outcome("failed", res.reason or "the sync failed", tuple(warnings), result,
-                           fix=f"fix the cause, then rerun it with `tapeline {kind} {group.name}`")
+            cause, fix = split_fix(res.reason or "the sync failed")
+            return Outcome("failed", cause, tuple(w for w in warnings if w != res.reason), result,
+                           fix=fix or f"fix the cause, then rerun it with `tapeline {kind} {group.name}`")
         snap = res.snapshot
         point_id = record_point(ctx.catalog, group.id, snap.id, snap.kind, snap.created, snap.files, snap.bytes,
                                 _index_changes(res.changes), state=snap.state)
@@ -104,7 +115,7 @@ class Tasks:
             state = _worst(state, step())
         reason = res.reason if res.state != "completed" else None
         if state == "completed with warnings" and not reason:
-            reason = f"{len(warnings)} warning(s); see `tapeline job {ctx.job_id}`"
+            reason = f"{count_warnings(warnings)} warning(s); see `tapeline job {ctx.job_id}`"
         return Outcome(state, reason, tuple(warnings), result)
 
     def _check_new(self, ctx: JobContext, group: GroupInfo, snapshot_id: str, result: dict, warnings: list[str]) -> str:
@@ -208,7 +219,10 @@ class Tasks:
                       progress=ctx.progress, cancel=ctx.cancel)
         result = {"restore": {"files": res.files, "bytes": res.bytes, "snapshot_id": p["snapshot_id"],
                               "target": p["target"]}}
-        return Outcome(res.state, res.reason or None, tuple(res.warnings), result)
+        group = ctx.group_name or "NAME"
+        reason, fix = split_fix(_for_operator(res.reason, group)) if res.reason else (None, None)
+        warnings = [_for_operator(w, group) for w in res.warnings if w != res.reason]
+        return Outcome(res.state, reason, tuple(warnings), result, fix=fix)
 
     # -- purge (the data of a deleted group) --------------------------------------------------------------------
 
