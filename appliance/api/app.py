@@ -18,10 +18,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+from urllib.parse import parse_qs
 
 from appliance.catalog.groups import SourceInput, get_group, list_groups
 from appliance.config import parse_duration_option, parse_times_option
-from appliance.errors import TapelineError, UsageError
+from appliance.errors import NotFound, TapelineError, UsageError
 from appliance.ops import alerts
 from appliance.ops.jobs import list_jobs
 
@@ -64,7 +66,7 @@ class SyncBody(BaseModel):
 
 class RestoreBody(BaseModel):
     to: str
-    point: str | None = None
+    point: int | str | None = None  # the ID `tapeline points` shows (a number) or a snapshot id
     at: datetime | None = None
     paths: list[str] = Field(default_factory=list)
     overwrite: bool = False
@@ -111,6 +113,19 @@ def create_app(appliance) -> FastAPI:
         err = UsageError(f"bad request: {where or 'body'}: {first.get('msg', 'invalid')}",
                          "see docs/api.md for the request format")
         return AsciiJSONResponse(err.to_payload(), status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException):
+        # Routing errors (no such path, wrong method) in the same shape as every other error.
+        where = f"{request.method} {request.url.path}"
+        if exc.status_code == 404:
+            err = NotFound(f"no API route {where}", "see docs/api.md for the routes")
+        elif exc.status_code == 405:
+            err = UsageError(f"method {request.method} not allowed on {request.url.path}",
+                             "see docs/api.md for the methods each route takes")
+        else:
+            err = TapelineError(f"{where}: {exc.detail}", "see docs/api.md")
+        return AsciiJSONResponse(err.to_payload(), status_code=exc.status_code)
 
     # -- status -------------------------------------------------------------------------------------------------
 
@@ -195,7 +210,8 @@ def create_app(appliance) -> FastAPI:
         at = body.at
         if at is not None and at.tzinfo is None:
             at = at.astimezone()  # a time without a zone is the appliance's local time
-        job_id, chosen = appliance.restore(name, body.to, body.point, at.astimezone(timezone.utc) if at else None,
+        point = None if body.point is None else str(body.point)
+        job_id, chosen = appliance.restore(name, body.to, point, at.astimezone(timezone.utc) if at else None,
                                            body.paths, body.overwrite)
         return _started(job_id, False, point=plain(chosen))
 
@@ -216,8 +232,12 @@ def create_app(appliance) -> FastAPI:
     # -- files, alerts, catalog -----------------------------------------------------------------------------------
 
     @app.get("/v1/versions")
-    def versions(path: str):
-        return plain(appliance.versions(path))
+    def versions(request: Request, path: str):
+        # The query's bytes, not FastAPI's UTF-8 reading of them: a name that is not UTF-8 (%FF) becomes the same
+        # surrogate escapes a JSON body carries, so GET and POST find the same versions.
+        raw = parse_qs(request.scope.get("query_string", b"").decode("utf-8", "surrogateescape"), encoding="utf-8",
+                       errors="surrogateescape").get("path", [path])
+        return plain(appliance.versions(raw[0]))
 
     @app.post("/v1/versions")
     def versions_of(body: PathBody):
