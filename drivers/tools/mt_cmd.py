@@ -28,7 +28,7 @@ from collections.abc import Callable
 from drivers.errors import DeviceError, DeviceNotFound
 from drivers.scsi import spc
 from drivers.scsi.cdb import CdbFieldError
-from drivers.scsi.sense import NoMedium, ScsiError, WriteProtected
+from drivers.scsi.sense import LogicalUnitOffline, NoMedium, ScsiError, WriteProtected
 from drivers.tape import TapeDrive
 from drivers.tools.common import OpenFailed, open_device, reader_gone
 from drivers.tools.densities import densities_text, density_name
@@ -84,6 +84,8 @@ def status(drive: TapeDrive) -> str:
         no_tape = False
     except NoMedium:
         no_tape = True
+    except LogicalUnitOffline:  # a drive the library took offline: the error line, as for any other command
+        raise
     except ScsiError:  # a cartridge, but not ready: st shows neither ONLINE nor DR_OPEN
         no_tape = False
     if no_tape:

@@ -185,8 +185,7 @@ class ChangerUnit(LogicalUnit):
         """A cleaning cartridge in a drive: clean it (one use), then it sits ejected in the drive."""
         name = f"drive{drive_index}"
         state.drives[drive_index].needs_cleaning = False
-        state.faults = [f for f in state.faults if not (f.kind == "cleaning-required" and f.target == name
-                                                        and not f.persistent)]
+        state.faults = [f for f in state.faults if not (f.kind == "cleaning-required" and f.target == name)]
         cleaner = state.cartridges[barcode]
         cleaner.cleaning_uses = max(0, min(cleaner.cleaning_uses, CLEANING_USES) - 1)
 

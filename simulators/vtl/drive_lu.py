@@ -215,16 +215,9 @@ class DriveUnit(LogicalUnit):
     def offline(self) -> bool:
         return bool(self.library.faults_for("drive-offline", self.name))
 
-    def _fire(self, kind: str, target: str) -> None:
-        """Remove the one-shot faults of this kind that just fired."""
-        if any(not f.persistent for f in self.library.faults_for(kind, target)):
-            with self.library.mutate() as state:
-                state.faults = [f for f in state.faults if not (f.kind == kind and f.target == target and not f.persistent)]
-
     def _ready(self) -> cart.Cartridge:
         """The loaded data cartridge, or the NOT READY / offline sense a real drive gives."""
-        if self.offline:
-            self._fire("drive-offline", self.name)
+        if self.offline:  # a state until cleared: nothing consumes it
             raise check(LOGICAL_UNIT_OFFLINE)
         if not self.state.barcode or not self.state.threaded:
             raise check(NO_MEDIUM)
@@ -488,8 +481,7 @@ class DriveUnit(LogicalUnit):
         return GOOD_ANSWER
 
     def load_unload(self, fields, data_out, data_in_len) -> Answer:
-        if self.offline:
-            self._fire("drive-offline", self.name)
+        if self.offline:  # a state until cleared: nothing consumes it
             raise check(LOGICAL_UNIT_OFFLINE)
         if not self.state.barcode:
             raise check(NO_MEDIUM)

@@ -7,11 +7,16 @@ file changes). A one-shot fault is removed from the state when it fires.
 
 Kinds (reference/scsi.md §2 table):
 - `media-error` on a cartridge at block N: READ there gives 03/11/00, WRITE there 03/0C/00.
-- `drive-offline` on a drive: every medium command gives NOT READY, offline (02/04/12); a MOVE into it fails.
-- `cleaning-required` on a drive: TapeAlert 0x14 (clean now) and 00/00/17 once; a cleaning cartridge clears it.
+- `drive-offline` on a drive: every medium command gives NOT READY, offline (02/04/12); a MOVE into it fails. A
+  state, not an event: it stays until `fault DIR --clear drive-offline drive0` (TEST UNIT READY does not consume it).
+- `cleaning-required` on a drive: TapeAlert 0x14 (clean now) and 00/00/17 once; it stays until a cleaning cartridge
+  is used in the drive (or it is cleared).
 - `early-eom` on a cartridge at N bytes: the medium behaves as if its capacity were N bytes.
 - `load-failure` on a cartridge: a MOVE into a drive gives HARDWARE ERROR 04/53/00 and leaves it where it was.
-- `write-protect` on a cartridge: its write-protect tab is set (07/27/00, TapeAlert 0x09).
+- `write-protect` on a cartridge: its write-protect tab is set (07/27/00, TapeAlert 0x09), until cleared.
+
+`drive-offline`, `cleaning-required` and `write-protect` are states (`UNTIL`): always persistent, listed with what
+ends them; the others fire once unless planted `--persistent`.
 """
 
 from __future__ import annotations
@@ -25,6 +30,14 @@ KINDS = {
     "early-eom": ("cartridge", True),
     "load-failure": ("cartridge", False),
     "write-protect": ("cartridge", False),
+}
+
+
+# State faults: what ends each (they never fire "once").
+UNTIL = {
+    "drive-offline": "until cleared",
+    "cleaning-required": "until a cleaning cartridge is used",
+    "write-protect": "until cleared",
 }
 
 
@@ -48,7 +61,8 @@ class Fault:
 
     def describe(self) -> str:
         arg = "" if self.arg is None else f" at {self.arg}"
-        return f"{self.kind} on {self.target}{arg} ({'persistent' if self.persistent else 'one-shot'})"
+        life = UNTIL.get(self.kind) or ("persistent" if self.persistent else "one-shot")
+        return f"{self.kind} on {self.target}{arg} ({life})"
 
 
 def make_fault(kind: str, target: str, arg: int | None, persistent: bool, drives: int, barcodes: set[str]) -> Fault:
@@ -65,4 +79,4 @@ def make_fault(kind: str, target: str, arg: int | None, persistent: bool, drives
             raise FaultError(f"fault {kind} targets a drive: give drive0..drive{drives - 1}, not {target!r}")
     elif target not in barcodes:
         raise FaultError(f"fault {kind} targets a cartridge: {target!r} is not a barcode in this library")
-    return Fault(kind, target, arg, persistent)
+    return Fault(kind, target, arg, persistent or kind in UNTIL)

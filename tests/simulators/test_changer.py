@@ -79,7 +79,7 @@ def test_move_errors_and_source_slot(devices):
     assert code(devices.drive.execute(spc.TEST_UNIT_READY.encode())) == "2/3A/00"
 
 
-def test_cleaning_cartridge_cleans_and_ejects(devices):
+def test_cleaning_cartridge_cleans_and_ejects(devices, capsys):
     assert vtl_main(["fault", str(devices.directory), "cleaning-required", "drive0"]) == 0
     assert code(devices.move(SLOT0, DRIVE0)) == "GOOD"
     assert code(devices.drive.execute(spc.TEST_UNIT_READY.encode())) == "6/28/00"
@@ -93,6 +93,9 @@ def test_cleaning_cartridge_cleans_and_ejects(devices):
     devices.drive.execute(spc.TEST_UNIT_READY.encode())  # the unload's unit attention
     devices.load()
     assert code(devices.drive.execute(spc.TEST_UNIT_READY.encode())) == "GOOD"  # no longer needs cleaning
+    capsys.readouterr()
+    assert vtl_main(["fault", str(devices.directory), "--list", "--json"]) == 0
+    assert capsys.readouterr().out == "[]\n"  # the cleaning-required state ended with the cleaning
 
 
 def test_incompatible_generation(tmp_path):

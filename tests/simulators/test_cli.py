@@ -41,7 +41,7 @@ def test_status_text(tmp_path):
     r = run("status", str(directory))
     assert r.returncode == 0
     assert "STK L700" in r.stdout and "drive0 [500] LTO-8: empty" in r.stdout
-    assert "1 [1000] A00000L8" in r.stdout and "faults: drive-offline on drive0 (one-shot)" in r.stdout
+    assert "1 [1000] A00000L8" in r.stdout and "faults: drive-offline on drive0 (until cleared)" in r.stdout
 
 
 def test_exit_codes_and_one_line_errors(tmp_path):

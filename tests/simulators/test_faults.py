@@ -48,11 +48,35 @@ def test_drive_offline(devices):
     devices.load(SLOT0, drive=1)
 
 
-def test_one_shot_drive_offline_answers_once_with_a_loaded_tape(devices):
+def test_drive_offline_is_a_state_until_cleared(devices, capsys):
+    """Offline is not an event: TEST UNIT READY (which st-like tools send at open) does not consume it."""
     devices.load(drive=1)
-    fault(devices, "drive-offline", "drive1")
-    assert code(devices.drives[1].execute(ssc.REWIND.encode())) == "2/04/12"
+    fault(devices, "drive-offline", "drive1")  # no --persistent: still a state
+    for cdb in (spc.TEST_UNIT_READY.encode(), ssc.REWIND.encode(), ssc.REWIND.encode()):
+        assert code(devices.drives[1].execute(cdb)) == "2/04/12"
+    capsys.readouterr()
+    assert vtl_main(["fault", str(devices.directory), "--list"]) == 0
+    assert capsys.readouterr().out == "drive-offline on drive1 (until cleared)\n"
+    assert vtl_main(["fault", str(devices.directory), "--clear", "drive-offline", "drive1"]) == 0
     assert code(devices.drives[1].execute(ssc.REWIND.encode())) == "GOOD"
+
+
+def test_states_are_listed_with_what_ends_them(devices, capsys):
+    fault(devices, "write-protect", "A00002L8")
+    fault(devices, "cleaning-required", "drive0")
+    fault(devices, "load-failure", "A00001L8")
+    capsys.readouterr()
+    assert vtl_main(["fault", str(devices.directory), "--list"]) == 0
+    assert capsys.readouterr().out == ("write-protect on A00002L8 (until cleared)\n"
+                                       "cleaning-required on drive0 (until a cleaning cartridge is used)\n"
+                                       "load-failure on A00001L8 (one-shot)\n")
+    assert code(devices.move(SLOT0, DRIVE0)) == "GOOD"  # the request fires (00/00/17 once), the state stays
+    assert code(devices.drive.execute(spc.TEST_UNIT_READY.encode())) == "6/28/00"
+    assert code(devices.drive.execute(spc.TEST_UNIT_READY.encode())) == "0/00/17"
+    assert code(devices.drive.execute(spc.TEST_UNIT_READY.encode())) == "GOOD"
+    capsys.readouterr()
+    assert vtl_main(["fault", str(devices.directory), "--list"]) == 0
+    assert "cleaning-required on drive0 (until a cleaning cartridge is used)" in capsys.readouterr().out
 
 
 def test_cleaning_required_sets_tapealert_clean_now(devices):

@@ -83,3 +83,18 @@ def test_a_reader_that_goes_away_ends_the_tool_quietly(local_library, name, args
     result = subprocess.run([BIN / name, *argv], stdout=write_end, stderr=subprocess.PIPE, timeout=60)
     os.close(write_end)
     assert (result.returncode, result.stderr) == (141, b"")
+
+
+def test_mt_reports_an_offline_drive_until_the_fault_is_cleared(local_library):
+    """`tapeline-vtl fault DIR drive-offline drive0`: mt status and rewind fail (mt-st's error line, exit 2) every
+    time, and the fault stays listed: the TEST UNIT READY sent at open does not consume it."""
+    where, drive = local_library[len("local://"):], f"{local_library}/drive0"
+    assert tool("tapeline-mtx", "-f", f"{local_library}/changer", "load", "1", "0").returncode == 0
+    assert tool("tapeline-vtl", "fault", where, "drive-offline", "drive0").returncode == 0
+    for command, name in (("status", "TEST UNIT READY"), ("rewind", "REWIND"), ("status", "TEST UNIT READY")):
+        result = tool("tapeline-mt", "-f", drive, command)
+        assert (result.returncode, result.stdout) == (2, b"")
+        assert one_line(result) == f"{drive}: Input/output error (logical unit offline, 2/04/12, {name})"
+    assert tool("tapeline-vtl", "fault", where, "--list").stdout == b"drive-offline on drive0 (until cleared)\n"
+    assert tool("tapeline-vtl", "fault", where, "--clear", "drive-offline", "drive0").returncode == 0
+    assert tool("tapeline-mt", "-f", drive, "rewind").returncode == 0
