@@ -3,7 +3,8 @@
 The contract (ARCHITECTURE.md, "The command line"): every command takes `--json`; exit 0 ok, 1 failed, 2 bad usage,
 3 succeeded with warnings. Those codes are decided here, in `main()`, from the exception classes and nowhere else:
 commands raise, they never call sys.exit. Errors are one line on stderr naming the cause and the fix (and, with
---json, `{"error", "fix", "exit_code"}` on stdout when the command printed no document of its own).
+--json, `{"error", "fix", "exit_code", "type"}` on stdout when the command printed no document of its own); a usage
+error's line is followed by click's usage line, for a person.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import click
 
 from appliance.commands import catalog_cmd, daemon_cmd, group_cmd, jobs_cmd, output, protect_cmd, status_cmd
 from appliance.commands.output import Context
-from appliance.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, TapelineError
+from appliance.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, TapelineError, UsageError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -66,20 +67,37 @@ for _command in cli.commands.values():
     _add_global_options(_command)
 
 
+def _usage_error(exc: click.UsageError, as_json: bool) -> None:
+    """`tapeline: CAUSE: FIX` first (what a script reads), then click's usage line for a person; with --json the
+    error document on stdout too. (The --json flag may not have been parsed yet: the command line is looked at.)"""
+    command = exc.ctx.command_path if exc.ctx else "tapeline"
+    err = UsageError(exc.format_message().rstrip("."), f"see `{command} --help`")
+    click.echo(f"tapeline: {err}", err=True)
+    if exc.ctx is not None:
+        click.echo(exc.ctx.get_usage(), err=True)
+    if as_json:
+        click.echo(json.dumps(err.to_payload()))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and map what happened to the exit code (the one place that does)."""
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        rv = cli.main(args=argv, prog_name="tapeline", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="tapeline", standalone_mode=False)
         code = rv if isinstance(rv, int) else EXIT_OK
     except click.exceptions.Abort:
         click.echo("tapeline: interrupted", err=True)
         code = EXIT_FAILED
     except click.UsageError as exc:
-        exc.show()
+        _usage_error(exc, as_json=_state["json"] or "--json" in args)
         code = EXIT_USAGE
     except click.ClickException as exc:
-        exc.show()
-        code = EXIT_USAGE if exc.exit_code == 2 else EXIT_FAILED
+        err = (UsageError if exc.exit_code == 2 else TapelineError)(exc.format_message().rstrip("."),
+                                                                    "see `tapeline --help`")
+        click.echo(f"tapeline: {err}", err=True)
+        if _state["json"] or "--json" in args:
+            click.echo(json.dumps(err.to_payload()))
+        code = err.exit_code
     except TapelineError as exc:
         click.echo(f"tapeline: {exc}", err=True)
         if _state["json"] and not output.emitted["json"]:

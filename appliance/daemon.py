@@ -193,9 +193,24 @@ class Appliance:
             if not os.path.isabs(p):
                 raise UsageError(f"path {p!r} is not absolute", "name files by their full path on the protected machine")
         chosen = self.resolve_point(name, point, at)
+        for p in paths:
+            self._check_in_point(name, chosen, p)
         job_id, _ = self.request(name, "restore", {"snapshot_id": chosen.snapshot_id, "target": target,
                                                    "paths": list(paths), "overwrite": overwrite})
         return job_id, chosen
+
+    def _check_in_point(self, name: str, chosen: PointInfo, path: str) -> None:
+        """Refuse up front a path the point does not hold (one index lookup), rather than queue a job that fails."""
+        path = os.path.normpath(path)
+        sources = [s.path for s in groups_mod.get_group(self.catalog, name).sources]
+        if any(v.group == name and v.first_point.id <= chosen.id <= v.last_point.id
+               for v in versions(self.catalog, path)):
+            return
+        if path in sources:
+            return  # the source root itself (an empty source has no other entry)
+        raise NotFound(f"{path} is not in recovery point {chosen.id} of group '{name}'",
+                       f"see which points hold it with `tapeline versions {path}` and the group's sources with "
+                       f"`tapeline group show {name}`")
 
     def points(self, name: str) -> list[PointInfo]:
         group = groups_mod.get_group(self.catalog, name)

@@ -8,7 +8,7 @@ from datetime import datetime
 import click
 
 from appliance.commands.output import Context, size, started, table, when
-from appliance.errors import UsageError
+from appliance.errors import NotFound, UsageError
 
 
 def _at(value: str | None) -> str | None:
@@ -83,15 +83,18 @@ def register(cli: click.Group) -> None:
         """Every version of a file or directory (its full path on the protected machine)."""
         path = os.path.abspath(path)
 
+        found = ctx.client.versions(path)
+        if not found:
+            raise NotFound(f"no versions of {path}", "it is not under a protected source or not synced yet: see "
+                           "`tapeline group list`, or sync with `tapeline sync NAME --wait`")
+
         def human(vs):
-            if not vs:
-                click.echo(f"no versions of {path}: it is not under a protected source, or not synced yet")
             table([[v["group"], v["first_point"]["id"], when(v["first_point"]["time"]), v["last_point"]["id"],
                     when(v["last_point"]["time"]), v["kind"], size(v["size"]),
                     when(datetime.fromtimestamp(v["mtime_ns"] / 1e9).astimezone().isoformat()),
                     "current" if v["current"] else ""] for v in vs],
                   ["GROUP", "FROM", "FROM TIME", "TO", "TO TIME", "KIND", "SIZE", "MODIFIED", ""])
-        ctx.emit(ctx.client.versions(path), human)
+        ctx.emit(found, human)
 
     @cli.command()
     @click.argument("name")

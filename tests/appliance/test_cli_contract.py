@@ -39,8 +39,14 @@ def test_no_daemon_is_one_line_naming_the_socket_and_how_to_start_it(tmp_path):
 
 
 def test_bad_usage_exits_2(tmp_path):
-    assert tapeline("sync", data=tmp_path, check=2).stderr.startswith("Usage:")
-    assert "No such command" in tapeline("frobnicate", data=tmp_path, check=2).stderr
+    missing = tapeline("sync", data=tmp_path, check=2).stderr.splitlines()
+    assert missing[0] == "tapeline: Missing argument 'NAME': see `tapeline sync --help`"  # what a script reads
+    assert missing[1].startswith("Usage: tapeline sync")  # and click's usage, for a person
+    assert tapeline("frobnicate", data=tmp_path, check=2).stderr.startswith("tapeline: No such command 'frobnicate'")
+    for args in (["--json", "bogus"], ["sync", "--json"], ["jobs", "--limit", "x", "--json"]):
+        proc = tapeline(*args, data=tmp_path, check=2)
+        doc = json.loads(proc.stdout)  # one JSON document, even for a usage error
+        assert set(doc) == {"error", "fix", "exit_code", "type"} and doc["exit_code"] == 2, doc
     cfg = tmp_path / "bad.toml"
     cfg.write_text('[defaults]\nsync = "often"\n')
     proc = subprocess.run([TAPELINE, "--config", str(cfg), "status"], capture_output=True, text=True,
@@ -267,3 +273,28 @@ def test_cancel_a_running_sync_from_the_cli(sqlite_daemon, tmp_path):
         assert ended.returncode == 3 and job["state"] == "completed with warnings" and kinds == ["point", "sync"]
         assert any("check and prune skipped" in w for w in job["warnings"])
     assert d.json("sync", "g", "--wait")["state"] == "completed"
+
+
+def test_versions_of_an_unknown_path_and_a_restore_of_a_path_not_in_the_point_are_refused(sqlite_daemon, tmp_path):
+    d = sqlite_daemon
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "a.txt").write_text("a")
+    d.run("group", "create", "qa", "--source", str(src))
+    point = d.json("point", "qa", "--wait")["result"]["point"]["id"]
+    missing = d.run("versions", "/no/such/path", check=1)
+    assert missing.stdout == "" and missing.stderr.count("\n") == 1
+    assert missing.stderr.startswith("tapeline: no versions of /no/such/path: ") and "tapeline sync" in missing.stderr
+    assert d.json("versions", "/no/such/path", check=1)["type"] == "NotFound"
+
+    jobs_before = len(d.json("jobs"))
+    refused = d.run("restore", "qa", "--point", str(point), str(src / "nope.txt"), "--to", str(tmp_path / "o"),
+                    "--wait", check=1)
+    assert refused.stderr.count("\n") == 1, refused.stderr
+    assert refused.stderr.startswith(f"tapeline: {src / 'nope.txt'} is not in recovery point {point} of group 'qa': ")
+    assert f"`tapeline versions {src / 'nope.txt'}`" in refused.stderr
+    assert len(d.json("jobs")) == jobs_before  # nothing queued
+    # What the point holds is accepted: a file, a directory, the source; a parent of the source is not.
+    d.run("restore", "qa", str(tmp_path), "--to", str(tmp_path / "o"), check=1)
+    for path in (src / "sub" / "a.txt", src / "sub", src):
+        d.run("restore", "qa", "--point", str(point), str(path), "--to", str(tmp_path / "o" / path.name), "--wait")
