@@ -237,7 +237,7 @@ class Appliance:
         groups = []
         for g in groups_mod.list_groups(self.catalog):
             pts = list_points(self.catalog, g.id, g.name)
-            last = next(iter(j for j in list_jobs(self.catalog, limit=20, group_id=g.id) if j.kind == "sync"
+            last = next(iter(j for j in list_jobs(self.catalog, limit=20, group_id=g.id) if j.kind in ("sync", "point")
                              and j.state not in ("queued", "running")), None)
             groups.append({"name": g.name, "paused": g.paused, "points": len(pts),
                            "latest_point": pts[-1].time.isoformat() if pts else None,

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from appliance.commands.output import (Context, job_line, progress_text, shown_warnings, size, table, wait_for_job,
-                                       when)
+from appliance.commands.output import (FINISHED, Context, job_line, progress_text, shown_warnings, size, table,
+                                       wait_for_job, when)
 
 
 def show_job(job: dict) -> None:
@@ -26,9 +24,22 @@ def show_job(job: dict) -> None:
                    f"{size(r['new_bytes'])} new, {size(r['stored_bytes'])} stored, {r['duration_s']} s")
     if "point" in result:
         click.echo(f"  point      {result['point']['id']} ({result['point']['snapshot_id']})")
-    for key in ("check", "prune", "restore"):
-        if key in result:
-            click.echo(f"  {key:<10} {json.dumps(result[key])}")
+    if "check" in result:
+        r = result["check"]
+        damaged = ", ".join(map(str, r.get("damaged_point_ids") or r.get("damaged_points") or [])) or "none"
+        healed = ", ".join(map(str, r.get("healed_point_ids") or []))
+        click.echo(f"  check      {r['state']}: {r['chunks_checked']} chunks checked, {r['repaired']} repaired, "
+                   f"damaged points: {damaged}{f', whole again: {healed}' if healed else ''}, "
+                   f"{r['drift']} entries changed in the source since")
+    if "prune" in result:
+        r = result["prune"]
+        removed = r.get("removed_points")
+        click.echo(f"  prune      {r['state']}: {removed if isinstance(removed, int) else len(removed or [])} "
+                   f"point(s) removed, {r['packs_deleted']} pack(s) deleted, {r['packs_rewritten']} rewritten, "
+                   f"{size(r['bytes_freed'])} freed")
+    if "restore" in result:
+        r = result["restore"]
+        click.echo(f"  restore    {r['files']} files, {size(r['bytes'])} into {r['target']}")
 
 
 def register(cli: click.Group) -> None:
@@ -43,7 +54,8 @@ def register(cli: click.Group) -> None:
                 click.echo("no jobs yet")
             table([[j["id"], j["kind"], j.get("group_name") or "-", j["state"], progress_text(j) or "-",
                     when(j["created"]),
-                    (j.get("reason") or j.get("progress_message") or "")[:60]] for j in js],
+                    (j.get("reason") or ("" if j["state"] in FINISHED else j.get("progress_message")) or "")[:60]]
+                   for j in js],
                   ["ID", "KIND", "GROUP", "STATE", "PROGRESS", "REQUESTED", "REASON"])
         ctx.emit(ctx.client.jobs(limit, state), human)
 

@@ -84,6 +84,8 @@ def when(iso: str | None) -> str:
 
 
 def progress_text(job: dict) -> str:
+    if job["state"] in ("completed", "completed with warnings"):
+        return "100%"  # the last progress written may be from before the final step
     done, total = job.get("progress_done") or 0, job.get("progress_total")
     if total:
         return f"{100 * done / total:.0f}%"
