@@ -17,7 +17,6 @@ Invariants:
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from dataclasses import dataclass
 
@@ -95,12 +94,3 @@ def run(transport: Transport, cdb: bytes, data_in_len: int = 0, data_out: bytes 
     sense = decode_sense(bytes(result.sense))
     recovered = sense is not None and sense.key == KEY_RECOVERED_ERROR
     return Outcome(result.status == CHECK_CONDITION and recovered, data, sense)
-
-
-def reader_gone() -> int:
-    """After EPIPE on stdout (`tapeline-mtx status | head`): point stdout at /dev/null so that the interpreter's
-    last flush stays quiet, and give the exit code of a C tool killed by SIGPIPE, as mtx and mt-st would be."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-    return 128 + signal.SIGPIPE

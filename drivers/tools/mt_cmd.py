@@ -30,7 +30,8 @@ from drivers.scsi import spc
 from drivers.scsi.cdb import CdbFieldError
 from drivers.scsi.sense import LogicalUnitOffline, NoMedium, ScsiError, WriteProtected
 from drivers.tape import TapeDrive
-from drivers.tools.common import OpenFailed, open_device, reader_gone
+from drivers.console import reader_gone
+from drivers.tools.common import OpenFailed, open_device
 from drivers.tools.densities import densities_text, density_name
 
 VERSION_TEXT = "mt-st v. 1.7\ndefault tape device: /dev/tape\n"

@@ -26,7 +26,8 @@ from drivers.scsi.sense import (
     SOURCE_EMPTY,
     SenseData,
 )
-from drivers.tools.common import MINUTE, OpenFailed, Outcome, open_device, reader_gone
+from drivers.console import reader_gone
+from drivers.tools.common import MINUTE, OpenFailed, Outcome, open_device
 from drivers.tools.common import run as run_cdb
 from drivers.tools.mtx_elements import (
     Elements,

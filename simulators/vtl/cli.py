@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from drivers.errors import DeviceError
-from drivers.tools.common import reader_gone
+from drivers.console import reader_gone
 from simulators.vtl import personality
 from simulators.vtl.faults import KINDS, FaultError, make_fault
 from simulators.vtl.library import CartridgeInfo, edit_state, new_state, read_state, write_state
