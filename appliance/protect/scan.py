@@ -295,6 +295,8 @@ class Scanner:
     def _entry(self, si: int, dfd: int | None, name: bytes, rel: bytes, key: tuple, st: os.stat_result,
                old: _Old, deleted: list[list], hardlinks: dict) -> None:
         self.scanned += 1
+        if not self.scanned & 1023:  # a tree of small files reports too, without a clock read per entry
+            self._report()
         kind = _type_of(st.st_mode)
         if kind is None:
             return
@@ -467,10 +469,17 @@ class Scanner:
                 break
             if item[1] is not None:
                 self._complete(item)
+        self._report()
+
+    def _report(self) -> None:
         now = time.monotonic()
         if now - self._last_progress > 0.25:
             self._last_progress = now
-            self.progress(self.bytes_read, None, f"{self.scanned} items scanned")
+            # The last snapshot's entry count is the estimate of what this walk will meet: a percentage for the
+            # operator's bar, dropped (no total) once the tree has grown past it.
+            expected = self.base_header.get("rows") or None
+            total = expected if expected and self.scanned <= expected else None
+            self.progress(self.scanned, total, f"{self.scanned} items scanned, {self.bytes_read >> 20} MiB read")
 
     # ---- ordered output ------------------------------------------------------------------------------------
     def _pending_row(self, row: list, refs: list | None) -> None:
