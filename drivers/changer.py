@@ -2,7 +2,8 @@
 
 Public API:
 
-    MediaChanger(url_or_transport, label=None)       label names the changer in every error ("library", "L700")
+    MediaChanger(url_or_transport, label=None)       label names the changer in every error ("library", "L700"); by
+                                                     default its INQUIRY vendor and product and its URL
         .inventory(barcodes=True) -> Inventory        one READ ELEMENT STATUS per element type
         .move(src_addr, dst_addr) -> Inventory        MOVE MEDIUM by element address; status is refreshed after
         .load(slot, drive) / .unload(drive, slot=None) / .transfer(slot, slot)   mtx numbering (slots 1.., drives 0..)
@@ -219,6 +220,13 @@ class MediaChanger(ScsiDevice):
         cartridge: str | None = None,
     ) -> bytes:
         return bytes(self._command(table, cdb, data_in_len, data_out, timeout, cartridge).data)
+
+    def _describe(self) -> str | None:
+        inq = self._identity()
+        if inq is None:
+            return None
+        name = " ".join(p for p in (inq.vendor, inq.product) if p) or "changer"
+        return f"{name} ({self.transport.url})"
 
     # --- what the library is ----------------------------------------------------------------------------------
 

@@ -2,9 +2,12 @@
 
 Public API:
 
-    TapeDrive(url_or_transport, label=None)    label names the drive in every error ("LTO-8 drive 1")
-        .cartridge = "A00012L8"                 set by whoever loaded it (the changer knows barcodes, the drive
-                                                does not); errors then end "on cartridge A00012L8"
+    TapeDrive(url_or_transport, label=None)    label names the drive in every error; by default the drive's own
+                                                "LTO-8 drive 1 (URL)": generation from INQUIRY, number from the
+                                                URL's last `driveN` (else the VPD 0x80 serial)
+        .cartridge -> "A00012L8" | None         the loaded cartridge's barcode: set by whoever loaded it, else read
+                                                from the cartridge memory (READ ATTRIBUTE, MAM 0x0806) when first
+                                                needed; errors end "on cartridge A00012L8"
         .status() -> DriveStatus                ready, medium, write protect, position, BOP/EOD/EOM, density, block size
         .test_ready() -> bool  .test_unit_ready()   the second raises the typed NotReady (NoMedium, ...)
         .wait_ready(timeout)                    polls TEST UNIT READY; an offline drive (02/04/12) fails at once
@@ -37,15 +40,20 @@ Invariants:
   `UA_RETRIES` times; it clears itself on the device when reported (`drivers.device.ScsiDevice`, shared with
   `MediaChanger`).
 - Every error is a `drivers.scsi.sense` exception naming the drive's label, the command and `cartridge`.
+- The barcode read from the cartridge memory is kept until this driver loads or unloads, or the drive reports UNIT
+  ATTENTION (another cartridge, a reset); it costs one command, on the first error or `status()` after that, never on
+  the per-block path. A barcode set by the caller is kept until this driver loads or unloads.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 from drivers.device import ScsiDevice
+from drivers.errors import DeviceError
 from drivers.scsi import spc, ssc, tapelog
 from drivers.scsi.cdb import Cdb
 from drivers.scsi.sense import (
@@ -60,6 +68,7 @@ from drivers.scsi.sense import (
     NoMedium,
     NotReady,
     ScsiError,
+    StatusError,
     UnitAttention,
     raise_for_result,
 )
@@ -69,6 +78,10 @@ from drivers.transport.base import DEFAULT_TIMEOUT, GOOD, ScsiResult, Transport
 LONG_TIMEOUT = 3 * 3600.0  # LOAD, REWIND, SPACE to EOD and LOCATE can take many minutes on a full tape
 ERASE_TIMEOUT = 6 * 3600.0  # a long erase writes the whole length of the tape
 MODE_ALLOC = 0xFF
+ATTRIBUTE_ALLOC = 4 + ssc.ATTRIBUTE_HEADER_LENGTH + ssc.MAM_BARCODE_LENGTH
+_UNREAD = object()  # the cartridge memory has not been asked since the last load, unload or UNIT ATTENTION
+_GENERATION = re.compile(r"(?:TD|HH|ULTRIUM[ -]?)(\d+)", re.IGNORECASE)  # IBM ULT3580-TD8, HP "Ultrium 8-SCSI"
+_DRIVE_INDEX = re.compile(r"drive(\d+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +112,8 @@ class DriveStatus:
 class TapeDrive(ScsiDevice):
     def __init__(self, device: str | Transport, label: str | None = None, timeout: float = DEFAULT_TIMEOUT):
         super().__init__(device, label, timeout)
-        self.cartridge: str | None = None
+        self._cartridge: str | None = None  # the caller's
+        self._mam_barcode: object = _UNREAD
         self.cleaning_requested = False
         self._block_size: int | None = None  # None = not read from the drive yet
         self._write_len = -1
@@ -112,15 +126,74 @@ class TapeDrive(ScsiDevice):
     # --- one command ------------------------------------------------------------------------------------------
 
     def _check(self, result: ScsiResult, name: str) -> None:
-        raise_for_result(result, name, self.label, self.cartridge)
+        try:
+            raise_for_result(result, name)
+        except UnitAttention as err:
+            self._mam_barcode = _UNREAD
+            raise self._named(err, self._cartridge)
+        except ScsiError as err:
+            raise self._named(err, self._cartridge)
+        except StatusError:
+            raise_for_result(result, name, self.label)
 
     def _run(
         self, table: Cdb, cdb: bytes, data_in_len: int = 0, data_out: bytes = b"", timeout: float | None = None
     ) -> ScsiResult:
-        return self._command(table, cdb, data_in_len, data_out, timeout, self.cartridge)
+        return self._command(table, cdb, data_in_len, data_out, timeout, self._cartridge)
 
     def _unit_attention(self) -> None:
         self._block_size = None  # a new medium or a reset may change the mode
+        self._mam_barcode = _UNREAD
+
+    def _describe(self) -> str | None:
+        inq = self._identity()
+        if inq is None:
+            return None
+        generation = _GENERATION.search(inq.product)
+        name = f"LTO-{generation.group(1)}" if generation else " ".join(p for p in (inq.vendor, inq.product) if p)
+        url = self.transport.url
+        index = _DRIVE_INDEX.fullmatch(url.rstrip("/").rsplit("/", 1)[-1])
+        number = index.group(1) if index else self._quiet_serial()
+        return f"{name} drive {number} ({url})" if number else f"{name} drive ({url})"
+
+    def _quiet_serial(self) -> str:
+        cdb = spc.INQUIRY.encode(evpd=1, page_code=spc.VPD_UNIT_SERIAL_NUMBER, alloc=255)
+        try:
+            result = self.transport.execute(cdb, b"", 255, self.timeout)
+            return spc.decode_vpd_serial(result.data) if result.status == GOOD else ""
+        except (DeviceError, ValueError):
+            return ""
+
+    @property
+    def cartridge(self) -> str | None:
+        if self._cartridge is not None:
+            return self._cartridge
+        if self._mam_barcode is _UNREAD:
+            return self._read_mam_barcode()
+        return self._mam_barcode  # type: ignore[return-value]
+
+    @cartridge.setter
+    def cartridge(self, barcode: str | None) -> None:
+        self._cartridge = barcode
+
+    def _cartridge_for_error(self) -> str | None:
+        return self.cartridge
+
+    def _read_mam_barcode(self) -> str | None:
+        """MAM attribute 0x0806, run straight on the transport (it serves the error path); kept once answered."""
+        cdb = ssc.READ_ATTRIBUTE.encode(
+            service_action=ssc.READ_ATTRIBUTE_VALUES, first_attribute=ssc.MAM_BARCODE, alloc=ATTRIBUTE_ALLOC
+        )
+        try:
+            result = self.transport.execute(cdb, b"", ATTRIBUTE_ALLOC, self.timeout)
+            if result.status != GOOD:
+                return None  # no cartridge, not ready, or no cartridge memory: ask again next time
+            found = [a for a in ssc.decode_attributes(result.data) if a.identifier == ssc.MAM_BARCODE]
+        except (DeviceError, ValueError):
+            return None
+        barcode = (found[0].text if found else "") or None
+        self._mam_barcode = barcode
+        return barcode
 
     def _accept(self, err: ScsiError) -> bool:
         if isinstance(err, CleaningRequired):
@@ -167,7 +240,7 @@ class TapeDrive(ScsiDevice):
                 return
             except LogicalUnitOffline as err:
                 raise LogicalUnitOffline(
-                    err.sense, err.command, self.label, self.cartridge,
+                    err.sense, err.command, err.device, err.cartridge,
                     "drive offline, waiting will not help: bring the drive online at the library "
                     "(or check the library for a fault), then retry",
                 ) from None
@@ -176,7 +249,7 @@ class TapeDrive(ScsiDevice):
                     fix = ("load a cartridge into it (mtx load / the changer), then retry"
                            if isinstance(err, NoMedium) else "check the drive and the library, then retry")
                     raise type(err)(
-                        err.sense, err.command, self.label, self.cartridge,
+                        err.sense, err.command, err.device, err.cartridge,
                         f"not ready after {timeout:g} s, {err.text}: {fix}",
                     ) from None
             time.sleep(poll)
@@ -197,7 +270,7 @@ class TapeDrive(ScsiDevice):
                 present = False
             except ScsiError:
                 pass
-            return DriveStatus(False, present, model=self._model, cartridge=self.cartridge)
+            return DriveStatus(False, present, model=self._model, cartridge=self._cartridge)
         mode = self.mode_sense(0)
         block = mode.block_descriptor or spc.BlockDescriptor()
         self._block_size = block.block_length
@@ -358,9 +431,14 @@ class TapeDrive(ScsiDevice):
         self._at_eod = False
         self._run(ssc.REWIND, ssc.REWIND.encode(), timeout=LONG_TIMEOUT)
 
+    def _forget_cartridge(self) -> None:
+        self._cartridge = None
+        self._mam_barcode = _UNREAD
+
     def load(self) -> None:
         self._at_eod = False
         self._block_size = None
+        self._forget_cartridge()
         self._run(ssc.LOAD_UNLOAD, ssc.LOAD_UNLOAD.encode(load=1), timeout=LONG_TIMEOUT)
 
     def unload(self) -> None:
@@ -368,6 +446,7 @@ class TapeDrive(ScsiDevice):
         self._at_eod = False
         self._run(ssc.LOAD_UNLOAD, ssc.LOAD_UNLOAD.encode(load=0), timeout=LONG_TIMEOUT)
         self._block_size = None
+        self._forget_cartridge()
 
     eject = unload
 

@@ -3,7 +3,7 @@
 Public API:
 
     READ_6, WRITE_6, WRITE_FILEMARKS_6, SPACE_6, SPACE_16, REWIND, LOAD_UNLOAD, LOCATE_10, LOCATE_16,
-    READ_POSITION, READ_BLOCK_LIMITS, ERASE              `Cdb` tables, e.g.
+    READ_POSITION, READ_BLOCK_LIMITS, ERASE, READ_ATTRIBUTE   `Cdb` tables, e.g.
         WRITE_6.encode(fixed=0, length=262144)           one variable block of 256 KiB
         SPACE_6.encode(code=SPACE_FILEMARKS, count=-1)   the count is signed 24-bit (two's complement)
         LOCATE_16.encode(identifier=1234)
@@ -17,6 +17,9 @@ Public API:
     BlockLimits(max_block, min_block, granularity)                     READ BLOCK LIMITS, 6 bytes
     CompressionPage (mode page 0x0F), DeviceConfigurationPage (0x10)   .encode() -> page bytes / .decode(page)
     TapeAlert and tape capacity log pages: `drivers.scsi.tapelog`
+    Attribute(identifier, value, format, read_only)                     one MAM attribute (READ ATTRIBUTE, SPC-4)
+        encode_attributes(attrs) / decode_attributes(data)             the ATTRIBUTE VALUES reply (service action 00)
+        barcode_attribute("A00012L8") -> Attribute                     MAM 0x0806 BARCODE: 32 ASCII bytes, space padded
 
 Layouts follow reference/scsi.md §4.
 """
@@ -100,6 +103,20 @@ READ_POSITION = Cdb(
 )
 READ_BLOCK_LIMITS = Cdb("READ BLOCK LIMITS", 0x05, 6)
 ERASE = Cdb("ERASE", 0x19, 6, {"immed": Field(1, mask=0x02), "long": Field(1, mask=0x01)})
+# READ ATTRIBUTE is SPC-4, but only the tape's cartridge memory (MAM) answers it, so it lives with the tape commands.
+READ_ATTRIBUTE = Cdb(
+    "READ ATTRIBUTE",
+    0x8C,
+    16,
+    {
+        "service_action": Field(1, mask=0x1F),
+        "volume": Field(5),
+        "partition": Field(7),
+        "first_attribute": Field(8, width=2),  # the reply lists this attribute and every higher one the medium has
+        "alloc": Field(10, width=4),
+        "cache": Field(14, mask=0x01),
+    },
+)
 
 COMMANDS = (
     READ_6,
@@ -114,6 +131,7 @@ COMMANDS = (
     READ_POSITION,
     READ_BLOCK_LIMITS,
     ERASE,
+    READ_ATTRIBUTE,
 )
 
 
@@ -312,3 +330,73 @@ class DeviceConfigurationPage:
             select_compression=page[14],
             ps=bool(page[0] & 0x80),
         )
+
+
+# --- READ ATTRIBUTE (medium auxiliary memory) -------------------------------------------------------------------------
+
+READ_ATTRIBUTE_VALUES = 0x00  # service action: the attributes themselves
+ATTRIBUTE_FORMAT_BINARY = 0
+ATTRIBUTE_FORMAT_ASCII = 1
+ATTRIBUTE_FORMAT_TEXT = 2
+MAM_BARCODE = 0x0806
+MAM_BARCODE_LENGTH = 32
+ATTRIBUTE_HEADER_LENGTH = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    """One attribute: identifier (2 bytes), READ ONLY and FORMAT (1 byte), length (2 bytes), then the value."""
+
+    identifier: int
+    value: bytes
+    format: int = ATTRIBUTE_FORMAT_BINARY
+    read_only: bool = False
+
+    def encode(self) -> bytes:
+        return (
+            self.identifier.to_bytes(2, "big")
+            + bytes([(0x80 * self.read_only) | (self.format & 0x03)])
+            + len(self.value).to_bytes(2, "big")
+            + self.value
+        )
+
+    @property
+    def text(self) -> str:
+        """An ASCII attribute without its padding (ASCII attributes are left-aligned, padded with spaces)."""
+        return self.value.decode("ascii", "replace").rstrip(" \0")
+
+
+def barcode_attribute(barcode: str) -> Attribute:
+    raw = barcode.encode("ascii")
+    if len(raw) > MAM_BARCODE_LENGTH:
+        raise ValueError(f"barcode {barcode!r} is longer than the {MAM_BARCODE_LENGTH} bytes of MAM attribute 0x0806")
+    return Attribute(MAM_BARCODE, raw.ljust(MAM_BARCODE_LENGTH), ATTRIBUTE_FORMAT_ASCII)
+
+
+def encode_attributes(attributes: tuple[Attribute, ...] | list[Attribute]) -> bytes:
+    """The ATTRIBUTE VALUES reply: AVAILABLE DATA (4 bytes: the length of what follows), then each attribute."""
+    body = b"".join(a.encode() for a in attributes)
+    return len(body).to_bytes(4, "big") + body
+
+
+def decode_attributes(data: bytes | bytearray | memoryview) -> tuple[Attribute, ...]:
+    """The attributes of an ATTRIBUTE VALUES reply; one cut short by the allocation length is left out."""
+    data = bytes(data)
+    if len(data) < 4:
+        raise ValueError(f"READ ATTRIBUTE data is {len(data)} bytes, needs at least 4")
+    end = min(len(data), 4 + int.from_bytes(data[0:4], "big"))
+    found, at = [], 4
+    while at + ATTRIBUTE_HEADER_LENGTH <= end:
+        length = int.from_bytes(data[at + 3 : at + 5], "big")
+        if at + ATTRIBUTE_HEADER_LENGTH + length > end:
+            break
+        found.append(
+            Attribute(
+                identifier=int.from_bytes(data[at : at + 2], "big"),
+                value=data[at + ATTRIBUTE_HEADER_LENGTH : at + ATTRIBUTE_HEADER_LENGTH + length],
+                format=data[at + 2] & 0x03,
+                read_only=bool(data[at + 2] & 0x80),
+            )
+        )
+        at += ATTRIBUTE_HEADER_LENGTH + length
+    return tuple(found)

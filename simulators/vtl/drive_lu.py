@@ -109,6 +109,7 @@ class DriveUnit(LogicalUnit):
             ssc.READ_POSITION.opcode: self.read_position,
             ssc.READ_BLOCK_LIMITS.opcode: self.read_block_limits,
             ssc.ERASE.opcode: self.erase,
+            ssc.READ_ATTRIBUTE.opcode: self.read_attribute,
         }
         self.sync()
         self._saved: tuple | None = None  # the logical state as last saved (`_logical()`), None = not saved
@@ -259,6 +260,15 @@ class DriveUnit(LogicalUnit):
 
     def inquiry(self, fields, data_out, data_in_len) -> Answer:
         return pages.inquiry(self, spc.INQUIRY, fields, self.drive.vendor, self.drive.product, self.drive.revision)
+
+    def read_attribute(self, fields, data_out, data_in_len) -> Answer:
+        """The cartridge memory holds one attribute here: BARCODE (0x0806), the label the library reads."""
+        for name in ("service_action", "volume", "partition"):  # one volume, one partition, values only
+            if fields[name]:
+                raise invalid_field(ssc.READ_ATTRIBUTE, name)
+        c = self._ready()
+        found = [ssc.barcode_attribute(c.barcode)] if fields["first_attribute"] <= ssc.MAM_BARCODE else []
+        return Answer(ssc.encode_attributes(found))
 
     def prevent_allow(self, fields, data_out, data_in_len) -> Answer:
         if fields["prevent"] not in (spc.ALLOW_MEDIUM_REMOVAL, spc.PREVENT_MEDIUM_REMOVAL):

@@ -97,3 +97,26 @@ def test_tape_capacity_page_in_mib():
     assert tapelog.TapeCapacity.decode(data) == cap
     with pytest.raises(ValueError, match="not tape capacity"):
         tapelog.TapeCapacity.decode(tapelog.encode_tape_alert(()))
+
+
+def test_read_attribute_cdb_asks_for_the_barcode_exactly():
+    cdb = ssc.READ_ATTRIBUTE.encode(service_action=ssc.READ_ATTRIBUTE_VALUES, first_attribute=ssc.MAM_BARCODE, alloc=41)
+    assert cdb.hex() == "8c00000000000000" "0806" "00000029" "0000"
+    fields = ssc.READ_ATTRIBUTE.decode(cdb)
+    assert (fields["first_attribute"], fields["alloc"], fields["partition"]) == (0x0806, 41, 0)
+
+
+def test_barcode_attribute_is_32_ascii_bytes_space_padded():
+    data = ssc.encode_attributes([ssc.barcode_attribute("A00012L8")])
+    assert data.hex() == "00000025" "0806" "01" "0020" + (b"A00012L8" + b" " * 24).hex()
+    (attr,) = ssc.decode_attributes(data)
+    assert (attr.identifier, attr.format, attr.read_only, attr.text) == (0x0806, ssc.ATTRIBUTE_FORMAT_ASCII, False,
+                                                                          "A00012L8")
+
+
+def test_attribute_list_cut_by_the_allocation_length_drops_the_partial_one():
+    data = ssc.encode_attributes([ssc.Attribute(0x0400, b"\x01\x02", read_only=True), ssc.barcode_attribute("X")])
+    assert ssc.decode_attributes(data[:20]) == (ssc.Attribute(0x0400, b"\x01\x02", read_only=True),)
+    assert ssc.decode_attributes(ssc.encode_attributes([])) == ()
+    with pytest.raises(ValueError, match="needs at least 4"):
+        ssc.decode_attributes(b"\0\0")

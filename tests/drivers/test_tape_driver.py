@@ -10,6 +10,7 @@ from drivers.scsi import ssc
 from drivers.scsi.sense import (
     BeginningOfMedium,
     BlankCheck,
+    DestinationFull,
     EndOfData,
     FilemarkDetected,
     IncorrectLength,
@@ -212,6 +213,32 @@ def test_write_protected_cartridge(tmp_path):
         assert "Write protect" in [f.name for f in s.drive.tape_alerts()]
     finally:
         s.close()
+
+
+def test_errors_name_the_drive_and_the_cartridge_it_reads_itself(tmp_path):
+    """No label, no barcode from the caller: the drive says what it is (INQUIRY), which one it is (the URL's
+    drive0) and which cartridge it holds (READ ATTRIBUTE, MAM 0x0806)."""
+    directory = make_library(tmp_path / "vtl")
+    assert vtl(["fault", str(directory), "write-protect", "A00000L8"]) == 0
+    url = f"local://{directory}/drive0"
+    with MediaChanger(f"local://{directory}/changer") as changer, TapeDrive(url) as drive:
+        changer.load_by_barcode("A00000L8", 0)
+        drive.wait_ready(timeout=5)
+        assert drive.status().cartridge == "A00000L8"
+        with pytest.raises(WriteProtected) as err:
+            drive.write(b"x" * 512)
+        assert str(err.value) == f"LTO-8 drive 0 ({url}): WRITE: write protected (7/27/00) on cartridge A00000L8"
+        drive.unload()
+        changer.unload(0)
+        assert drive.status().cartridge is None
+        changer.load_by_barcode("A00001L8", 0)
+        drive.wait_ready(timeout=5)
+        assert drive.status().cartridge == "A00001L8"  # read again after the cartridge changed
+        slots = changer.inventory().slots
+        with pytest.raises(DestinationFull) as full:
+            changer.move(slots[2].address, slots[3].address)
+        assert str(full.value) == (f"STK L700 (local://{directory}/changer): MOVE MEDIUM: "
+                                   f"{full.value.text} (5/3B/0D) on cartridge {slots[2].barcode}")
 
 
 def test_media_error_at_a_block(session):

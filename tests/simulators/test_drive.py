@@ -311,3 +311,17 @@ def test_mode_select_errors_point_at_the_block_descriptor_field(devices, ten):
     assert (code(other_page), sense(other_page).field_pointer) == ("5/26/00", header + 8)
     r = d.execute(spc.MODE_SENSE_6.encode(alloc=12), b"", 12)
     assert spc.ModeData.decode(r.data).block_descriptor.block_length == 0  # none of the refused lists applied
+
+
+def test_read_attribute_gives_the_loaded_cartridges_barcode(devices):
+    d = devices.drive
+    cdb = ssc.READ_ATTRIBUTE.encode(first_attribute=ssc.MAM_BARCODE, alloc=64)
+    assert code(d.execute(cdb, b"", 64)) == "2/3A/00"  # no cartridge
+    devices.load()
+    r = d.execute(cdb, b"", 64)
+    assert code(r) == "GOOD"
+    assert [(a.identifier, a.text) for a in ssc.decode_attributes(r.data)] == [(0x0806, "A00000L8")]
+    after = d.execute(ssc.READ_ATTRIBUTE.encode(first_attribute=0x0807, alloc=64), b"", 64)
+    assert bytes(after.data) == b"\0\0\0\0"  # nothing at or above 0x0807
+    bad = d.execute(ssc.READ_ATTRIBUTE.encode(partition=1, alloc=64), b"", 64)
+    assert code(bad) == "5/24/00" and sense(bad).field_pointer == 7
