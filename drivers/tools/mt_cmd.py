@@ -10,9 +10,11 @@ without st and fail with "Operation not supported".
 `status` differs from mt-st in where it looks, not in what it prints: mt-st sends no SCSI command and prints what
 the st driver cached; this tool has no st driver, so it asks the drive. TEST UNIT READY gives ONLINE (or DR_OPEN with
 no tape), MODE SENSE(6) the density code, block size and WR_PROT, READ POSITION (long form) the file number,
-partition and BOT. The block number within the file is exact at file 0 (blocks from BOP) and -1 in later files,
-as st reports after a seek; EOF and EOD, which st derives from the commands it ran before, are never shown;
-IM_REP_EN is always on, as with st's default.
+partition and BOT. The block number within the file is exact at file 0 (blocks from BOP); in a later file it is
+exact when this tool entered that file with `fsf` or `weof` (it remembers where the file began, per device and
+cartridge: `drivers.tools.mt_state`, st's in-kernel record in a file), and -1 otherwise, as st reports after a
+seek. EOF and EOD, which st derives from the commands it ran before, are never shown; IM_REP_EN is always on, as
+with st's default.
 
 Every command runs through `drivers.tape.TapeDrive`, after an INQUIRY that refuses anything but a tape drive (exit 1:
 `-f .../changer` names a medium changer) and TEST UNIT READY repeated past any UNIT ATTENTION (a
@@ -33,6 +35,7 @@ from drivers.tape import TapeDrive
 from drivers.console import reader_gone
 from drivers.tools.common import OpenFailed, open_device
 from drivers.tools.densities import densities_text, density_name
+from drivers.tools.mt_state import FileStart, block_in_file, remember
 
 VERSION_TEXT = "mt-st v. 1.7\ndefault tape device: /dev/tape\n"
 USAGE = ("usage: mt [-v] [--version] [-h] [ -f device ] command [ count ]\n"
@@ -74,7 +77,7 @@ def refusal(device: str, error: DeviceError) -> str:
     return f"{device}: {EIO} ({why.removeprefix(f'{device}: ')})"
 
 
-def status(drive: TapeDrive) -> str:
+def status(drive: TapeDrive, device: str) -> str:
     """mt-st's status report, asked of the drive (see the module docstring)."""
     gstat = GMT["IM_REP_EN"]
     file_no = block_no = -1
@@ -107,7 +110,8 @@ def status(drive: TapeDrive) -> str:
             pos = None
         if pos is not None and pos.file is not None and not pos.position_unknown:
             partition, file_no = pos.partition, pos.file
-            block_no = pos.block if file_no == 0 else -1
+            block_no = pos.block if file_no == 0 else block_in_file(
+                device, drive.cartridge, partition, file_no, pos.block)
             if pos.bop or pos.block == 0:
                 gstat |= GMT["BOT"]
     bits = "".join(f" {name}" for name, bit in GMT_BITS if gstat & bit)
@@ -130,7 +134,7 @@ OPERATIONS: dict[str, Callable[[TapeDrive, int, bool], object]] = {
     "offline": lambda d, n, _: d.unload(),
     "load": lambda d, n, _: d.load(),
     "retension": lambda d, n, _: d.retension(),
-    "status": lambda d, n, _: status(d),
+    "status": lambda d, n, _: status(d, d.label),
     "tell": lambda d, n, _: f"At block {d.read_position().block}.\n",
     "seek": lambda d, n, _: d.locate(n),
     "setblk": lambda d, n, given: d.set_block_size(n if given else 0),
@@ -141,6 +145,19 @@ OPERATIONS: dict[str, Callable[[TapeDrive, int, bool], object]] = {
     "unlock": lambda d, n, _: d.prevent_removal(False),
 }
 ALIASES = {"seod": "eod", "eof": "weof", "rewoffl": "offline", "eject": "offline"}
+# Commands that, with a count above 0, leave the head just past a filemark: where a file begins.
+STARTS_A_FILE = {"fsf", "weof"}
+
+
+def note_file_start(drive: TapeDrive, device: str) -> None:
+    """Remember the position as the start of the current file (the command itself already succeeded)."""
+    try:
+        pos = drive.read_position()
+        cartridge = drive.cartridge
+    except DeviceError:
+        return
+    if pos.file is not None and not pos.position_unknown and cartridge:
+        remember(device, FileStart(cartridge, pos.partition, pos.file, pos.block))
 
 
 COMMANDS = set(OPERATIONS) | set(ALIASES) | {"densities"} | ST_DRIVER_ONLY
@@ -212,6 +229,8 @@ def run_mt(args: list[str]) -> int:
             return 1
         drive.clear_unit_attention()  # as st does at open: a fresh cartridge's attention is not the command's error
         result = operation(drive, count, given)
+        if ALIASES.get(name, name) in STARTS_A_FILE and count > 0:
+            note_file_start(drive, device)
         out.write(result if isinstance(result, str) else "")
         return 0
     except CdbFieldError:  # a count the command cannot carry (st: EINVAL)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from drivers.tape import TapeDrive
+
 BIN = Path(sys.executable).parent
 EXPECTED = Path(__file__).parent / "expected"
 REAL = Path("/work/shared/real-outputs")
@@ -20,7 +22,8 @@ def tool(name: str, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def library(tmp_path):
+def library(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))  # tapeline-mt's per-device record of file starts
     subprocess.run([BIN / "tapeline-vtl", "init", tmp_path / "lib"], check=True, capture_output=True)
     return f"local://{tmp_path / 'lib'}/changer", f"local://{tmp_path / 'lib'}/drive0"
 
@@ -97,10 +100,52 @@ def test_mt_writes_and_positions_right_after_mtx_load(library):
     assert tool("tapeline-mt", "-f", drive, "tell").stdout == b"At block 2.\n"
     assert tool("tapeline-mt", "-f", drive, "rewind").returncode == 0
     assert tool("tapeline-mt", "-f", drive, "fsf", "1").returncode == 0
-    assert b"File number=1, block number=-1, partition=0." in tool("tapeline-mt", "-f", drive, "status").stdout
+    assert b"File number=1, block number=0, partition=0." in tool("tapeline-mt", "-f", drive, "status").stdout
     past = tool("tapeline-mt", "-f", drive, "fsf", "5")
     assert past.returncode == 2 and past.stderr.startswith(f"{drive}: Input/output error (".encode())
     assert tool("tapeline-mt", "-f", drive, "weof", "-1").stderr == f"{drive}: Invalid argument\n".encode()
+
+
+def where(drive: str) -> bytes:
+    return tool("tapeline-mt", "-f", drive, "status").stdout.splitlines()[1]
+
+
+def write_tape(drive: str, *objects: bytes | None) -> None:
+    """Blocks (bytes) and filemarks (None) from BOP, written through the driver, then rewound."""
+    with TapeDrive(drive) as tape:
+        tape.clear_unit_attention()
+        for obj in objects:
+            tape.write_filemarks(1) if obj is None else tape.write(obj)
+        tape.rewind()
+
+
+def test_mt_status_counts_blocks_within_files_it_entered(library):
+    """st's block number: blocks since the file began, known after fsf/weof and moves within that file, -1 when
+    the tool did not see where the file began (bsf into it, a seek, another cartridge)."""
+    changer, drive = library
+    assert tool("tapeline-mtx", "-f", changer, "load", "1", "0").returncode == 0
+    write_tape(drive, b"a" * 512, None, b"b" * 512, b"c" * 512, b"d" * 512, None, b"e" * 512)
+    moves = [("fsf", "1", b"File number=1, block number=0, partition=0."),
+             ("fsr", "2", b"File number=1, block number=2, partition=0."),
+             ("bsr", "1", b"File number=1, block number=1, partition=0."),
+             ("fsf", "1", b"File number=2, block number=0, partition=0."),
+             ("bsf", "1", b"File number=1, block number=-1, partition=0."),  # on the BOP side of filemark 2
+             ("bsf", "1", b"File number=0, block number=1, partition=0."),
+             ("seek", "4", b"File number=1, block number=-1, partition=0."),
+             ("eod", "", b"File number=2, block number=1, partition=0.")]  # entered file 2 by fsf above
+    for command, count, expected in moves:
+        assert tool("tapeline-mt", "-f", drive, command, *([count] if count else [])).returncode == 0
+        assert where(drive) == expected, (command, count)
+    assert tool("tapeline-mt", "-f", drive, "weof", "1").returncode == 0
+    assert where(drive) == b"File number=3, block number=0, partition=0."
+    # another cartridge: the record of where file 1 began on the first one does not apply
+    assert tool("tapeline-mt", "-f", drive, "rewind").returncode == 0
+    assert tool("tapeline-mt", "-f", drive, "fsf", "1").returncode == 0
+    assert tool("tapeline-mtx", "-f", changer, "unload", "1", "0").returncode == 0
+    assert tool("tapeline-mtx", "-f", changer, "load", "2", "0").returncode == 0
+    write_tape(drive, b"x" * 512, None, b"y" * 512)
+    assert tool("tapeline-mt", "-f", drive, "seek", "3").returncode == 0
+    assert where(drive) == b"File number=1, block number=-1, partition=0."
 
 
 def test_mt_version_usage_and_errors(library):
