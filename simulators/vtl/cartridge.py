@@ -69,6 +69,7 @@ class Cartridge:
     def __init__(self, directory: Path, barcode: str, capacity: int, *, worm: bool = False, protected: bool = False):
         self.barcode = barcode
         self.capacity = capacity
+        self.warning_zone: int | None = None  # bytes from early warning to the end; None = early_warning_zone()
         self.worm = worm
         self.protected = protected
         directory.mkdir(parents=True, exist_ok=True)
@@ -132,7 +133,8 @@ class Cartridge:
 
     @property
     def early_warning_at(self) -> int:
-        return self.capacity - early_warning_zone(self.capacity)
+        zone = early_warning_zone(self.capacity) if self.warning_zone is None else self.warning_zone
+        return max(0, self.capacity - zone)
 
     def in_early_warning(self, position: int) -> bool:
         return self._offset_at(position) >= self.early_warning_at

@@ -154,6 +154,9 @@ class DriveUnit(LogicalUnit):
         c.protected = info.protected or bool(self.library.faults_for("write-protect", c.barcode))
         eom = [f.arg for f in self.library.faults_for("early-eom", c.barcode)]
         c.capacity = min([info.capacity, *eom])
+        # A planted end warns at least one largest block ahead: 2% of a small N can be less than the next block,
+        # which would jump from GOOD straight to 0D/00/02 with no early warning.
+        c.warning_zone = max(cart.early_warning_zone(c.capacity), self.drive.max_block) if eom else None
 
     def loaded(self, load_time: bool = True) -> None:
         """The changer threaded a cartridge into this drive: open it, becoming ready after the load time."""

@@ -11,7 +11,9 @@ Kinds (reference/scsi.md §2 table):
   state, not an event: it stays until `fault DIR --clear drive-offline drive0` (TEST UNIT READY does not consume it).
 - `cleaning-required` on a drive: TapeAlert 0x14 (clean now) and 00/00/17 once; it stays until a cleaning cartridge
   is used in the drive (or it is cleared).
-- `early-eom` on a cartridge at N bytes: the medium behaves as if its capacity were N bytes.
+- `early-eom` on a cartridge at N bytes: the medium behaves as if its capacity were N bytes, its early-warning zone at
+  least one maximum-size block (8 MiB) deep (early warning at N - 8 MiB, or at BOP when N is smaller): writes see
+  00/00/02 EOM=1 (written) before 0D/00/02 (not written), whatever N and the block size.
 - `load-failure` on a cartridge: a MOVE into a drive gives HARDWARE ERROR 04/53/00 and leaves it where it was.
 - `write-protect` on a cartridge: its write-protect tab is set (07/27/00, TapeAlert 0x09), until cleared.
 

@@ -91,10 +91,25 @@ def test_cleaning_required_sets_tapealert_clean_now(devices):
 def test_early_eom_at_bytes(devices):
     fault(devices, "early-eom", "A00000L8", "--at", str(100_000))
     devices.load()
-    results = [code(write(devices.drive, b"z" * 10_000)) for _ in range(11)]
-    assert results[:9] == ["GOOD"] * 9
-    assert results[9] == "0/00/02"  # 100,000 bytes: inside the early-warning zone, written
-    assert results[10] == "D/00/02"  # beyond: not written
+    results = [write(devices.drive, bytes([i]) * 10_000) for i in range(11)]
+    # 100,000 bytes is less than one 8 MiB block: the early-warning zone starts at BOP, so every block that fits is
+    # written with 00/00/02 EOM=1, and the one that does not is refused
+    assert [code(r) for r in results] == ["0/00/02"] * 10 + ["D/00/02"]
+    assert all(sense(r).eom for r in results[:10])
+    assert code(devices.drive.execute(ssc.REWIND.encode())) == "GOOD"
+    for i in range(10):
+        back = devices.drive.execute(ssc.READ_6.encode(length=10_000), b"", 10_000)
+        assert code(back) == "GOOD" and bytes(back.data) == bytes([i]) * 10_000
+    assert code(devices.drive.execute(ssc.READ_6.encode(length=10_000), b"", 10_000)) == "8/00/05"  # not written
+
+
+def test_early_eom_warns_one_largest_block_ahead(devices):
+    mib = 1 << 20
+    fault(devices, "early-eom", "A00000L8", "--at", str(20 * mib))
+    devices.load()
+    results = [code(write(devices.drive, b"m" * mib)) for _ in range(21)]
+    # early warning at 20 - 8 = 12 MiB: the 12th block reaches it; the 20th ends exactly at the end; the 21st overflows
+    assert results == ["GOOD"] * 11 + ["0/00/02"] * 9 + ["D/00/02"]
 
 
 def test_cartridge_fails_to_load_once(devices):

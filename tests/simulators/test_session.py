@@ -113,8 +113,12 @@ def test_library_session(session):
     fault(directory, "early-eom", "A00002L8", "--at", str(2 * BLOCK))
     changer.load(3, 0)
     drive.wait_ready(timeout=10)
-    assert drive.write(block(0, 0)) is False
-    assert drive.write(block(0, 1)) is True  # at 128 KiB: the planted early end
+    # 128 KiB is less than one 8 MiB block: early warning from BOP, so both blocks that fit are written with
+    # 00/00/02 (write returns True), and the third, past the planted end, is not written (0D/00/02)
+    assert drive.write(block(0, 0)) is True
+    assert drive.write(block(0, 1)) is True
+    with pytest.raises(VolumeOverflow, match=r"\(D/00/02\)"):
+        drive.write(block(0, 2))
     changer.unload(0)
 
     fault(directory, "drive-offline", "drive1")
