@@ -291,33 +291,3 @@ def test_unload_then_the_changer_takes_the_cartridge_home(session):
     assert not session.drive.test_ready()
     inv = session.changer.unload(0)
     assert inv.slot(1).barcode == "A00000L8"
-
-
-@pytest.mark.slow
-def test_writing_256k_blocks_runs_near_file_write_speed(session, tmp_path):
-    data = os.urandom(256 * KIB)
-    count = 512  # 128 MiB
-    path = tmp_path / "dd.out"
-
-    def to_file():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        start = time.perf_counter()
-        for _ in range(count):
-            os.write(fd, data)
-        os.close(fd)
-        return time.perf_counter() - start
-
-    def to_tape():
-        session.drive.rewind()
-        start = time.perf_counter()
-        for _ in range(count):
-            session.drive.write(data)
-        return time.perf_counter() - start
-
-    file_s = tape_s = float("inf")
-    for _ in range(3):  # interleaved, best of three: the page cache and other processes make single runs noisy
-        file_s = min(file_s, to_file())
-        tape_s = min(tape_s, to_tape())
-    ratio = file_s / tape_s
-    print(f"256 KiB blocks: file {count * 256 / 1024 / file_s:.0f} MiB/s, tape {count * 256 / 1024 / tape_s:.0f} MiB/s")
-    assert ratio >= 0.7, f"tape/file throughput ratio {ratio:.2f}"
