@@ -116,6 +116,26 @@ class _Old:
             self._next()
 
 
+def _user_name(uid: int) -> str:
+    return pwd.getpwuid(uid).pw_name
+
+
+def _group_name(gid: int) -> str:
+    return grp.getgrgid(gid).gr_name
+
+
+def _named(cache: dict[int, str], lookup, key: int) -> str:
+    """An owner's name, looked up once per sync (a per-sync cache: a renamed user shows at the next sync)."""
+    name = cache.get(key)
+    if name is None:
+        try:
+            name = lookup(key)
+        except KeyError:
+            name = ""
+        cache[key] = name
+    return name
+
+
 class Scanner:
     def __init__(self, store: Store, session: WriteSession, group: GroupSpec, base_id: str | None, header: dict,
                  progress: Progress, cancel: threading.Event | None, max_vanished: float, min_files: int) -> None:
@@ -160,26 +180,6 @@ class Scanner:
 
     def close(self) -> None:
         self.pipe.close()
-
-    def _user(self, uid: int) -> str:
-        name = self._users.get(uid)
-        if name is None:
-            try:
-                name = pwd.getpwuid(uid).pw_name
-            except KeyError:
-                name = ""
-            self._users[uid] = name
-        return name
-
-    def _group(self, gid: int) -> str:
-        name = self._groups.get(gid)
-        if name is None:
-            try:
-                name = grp.getgrgid(gid).gr_name
-            except KeyError:
-                name = ""
-            self._groups[gid] = name
-        return name
 
     # ---- the walk ------------------------------------------------------------------------------------------
     def rows(self) -> Iterator[list]:
@@ -324,7 +324,8 @@ class Scanner:
             except OSError as exc:
                 self._unreadable(si, rel, previous, exc, "unreadable link")
                 return
-        row = [si, rel, kind, st.st_mode, st.st_uid, st.st_gid, self._user(st.st_uid), self._group(st.st_gid),
+        user, group = _named(self._users, _user_name, st.st_uid), _named(self._groups, _group_name, st.st_gid)
+        row = [si, rel, kind, st.st_mode, st.st_uid, st.st_gid, user, group,
                st.st_size, st.st_mtime_ns, st.st_atime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, st.st_nlink,
                st.st_rdev, target, read_xattrs(self._full(rel)) if kind != FILE else None, None, None, None, None]
         refs = None
