@@ -293,19 +293,23 @@ class JobEngine:
         return outcome
 
     def _finish(self, job_id: int, outcome: Outcome) -> None:
+        reason = None if outcome.reason is None else storable(outcome.reason)
+        with self.catalog.reader() as s:
+            job = s.get(Job, job_id)
+        # The alert goes in before the job is seen to end, so whoever waited for the job finds it at once.
+        if outcome.state == "failed" and job.kind != "restore":  # the operator who asked for a restore sees it
+            alerts.raise_alert(self.catalog, "error",
+                               f"{job.kind} of group '{job.group_name}' failed (job {job_id}): {reason}",
+                               storable(outcome.fix or _rerun_fix(job)), job.group_name, job_id)
         with self.catalog.session() as s:
             job = s.get(Job, job_id)
             job.state, job.finished = outcome.state, utcnow()
-            job.reason = None if outcome.reason is None else storable(outcome.reason)
+            job.reason = reason
             job.warnings = [storable(w) for w in outcome.warnings]
             job.result = _storable_value({**outcome.result, **({"fix": outcome.fix} if outcome.fix else {})})
             s.add(job)
         log.log(logging.WARNING if outcome.state in ("failed", "completed with warnings") else logging.INFO,
                 "job %s %s%s", job_id, outcome.state, f": {outcome.reason}" if outcome.reason else "")
-        if outcome.state == "failed" and job.kind != "restore":  # the operator who asked for a restore sees it
-            alerts.raise_alert(self.catalog, "error",
-                               f"{job.kind} of group '{job.group_name}' failed (job {job_id}): {job.reason}",
-                               storable(outcome.fix or _rerun_fix(job)), job.group_name, job_id)
 
 
 def _crash(exc: Exception) -> Outcome:
