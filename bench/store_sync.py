@@ -1,12 +1,21 @@
-"""Replica store figures against restic and tar|zstd, on the same data, warm cache, in one run.
+"""What a user waits for, against restic, on the same data, warm cache, in one run: whole commands.
 
     .venv/bin/python bench/store_sync.py [--data DIR] [--work DIR]     # the ~1.5 GB dataset (bench/dataset.py)
-    .venv/bin/python bench/store_sync.py --files 1000000               # peak memory of a 1M-file sync
+    .venv/bin/python bench/store_sync.py --files 1000000               # peak memory of a 1M-file sync (engine)
 
-Each of our operations runs in a child process (`--one OP`) so its peak RSS is its own (getrusage of the
-child). Before every timed run, dirty pages are written back (os.sync), so no run pays for the previous one's
-writes; the page cache stays warm (the data is read once by tar first). Goals (issue 3): initial <= 0.5x restic's first backup; nothing changed <= 0.25x; 1% changed <= 0.3x;
-whole restore <= 1.0x restic restore; store size <= restic repo; 1M-file sync peak RSS < 500 MB.
+A real daemon (`tapeline serve` on its own data directory, socket and SQLite catalog under --work) serves the
+timed commands, each a whole `tapeline` process: `tapeline sync bench --wait` (the sync, the consistency check of
+the new point, the catalog writes and the prune, then the wait's answer) against `restic backup`, for the first
+sync, nothing changed and 1% of the small files changed; `tapeline restore bench --point ID --to DIR --wait`
+against `restic restore latest --target DIR`. Before every timed run dirty pages are written back (os.sync), so
+no run pays for the previous one's writes; the page cache stays warm for both (the data is read once by tar
+first). The 1% change is deterministic and undone by the next run: every 100th small file (sorted) gets a marker
+line appended, or loses it when it has it.
+
+Besides the table, one JSON line holds every figure; `lag` is how long after the job's recorded end the
+`--wait` process exited (the job's `finished` time against the wall clock at exit).
+Goals (issue 6): initial <= 0.5x restic; nothing changed <= 0.25x; 1% changed <= 0.3x; whole restore <= 0.5x;
+store size <= restic's repository.
 """
 
 from __future__ import annotations
@@ -18,49 +27,64 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PY = sys.executable
+TAPELINE = str(Path(PY).with_name("tapeline"))
+GROUP = "bench"
+MARKER = b"\n# changed by bench/store_sync.py\n"
+GOALS = {"initial sync": 0.5, "nothing changed": 0.25, "1% changed": 0.3, "whole restore": 0.5, "store size": 1.0}
 
 
-def one(op: str, store: Path, data: Path, out: Path | None) -> None:
-    """Child side: run one operation and print its figures as JSON."""
-    sys.path.insert(0, str(ROOT))
-    from appliance.protect.files import GroupSpec, SourceSpec, restore, sync
-    from appliance.store import Store
+class Daemon:
+    """`tapeline serve` on a private data directory (no TCP port: the API is a Unix socket under it)."""
 
-    s = Store.open(store, create=True)
-    started = time.perf_counter()
-    if op == "sync":
-        r = sync(s, GroupSpec("bench", (SourceSpec(str(data)),)))
-        assert r.state != "failed", r.reason
-        extra = {"files_changed": r.stats.files_changed, "new_bytes": r.stats.new_bytes, "warnings": len(r.warnings)}
-    else:
-        r = restore(s, s.snapshots("bench")[-1].id, None, out)
-        assert r.state != "failed", r.reason
-        extra = {"files": r.files, "warnings": r.warnings[:3]}
-    took = time.perf_counter() - started
-    s.close()
-    print(json.dumps({"seconds": took, **extra}))
+    def __init__(self, work: Path) -> None:
+        self.data = work / "tapeline"
+        self.data.mkdir(parents=True)
+        self.config = work / "tapeline.toml"
+        self.config.write_text(f'data_dir = "{self.data}"\n[api]\nsocket = "{self.data}/run/tapeline.sock"\n'
+                               'group = "tapeline-bench-none"\n[log]\nlevel = "warning"\n')
+        self.log = open(work / "daemon.log", "ab")
+        self.proc = subprocess.Popen([TAPELINE, "serve", "--config", str(self.config)], stdout=self.log,
+                                     stderr=self.log, env={**os.environ, "TAPELINE_DATA": ""})
+        deadline = time.monotonic() + 60
+        while subprocess.run(self.cli("status"), capture_output=True).returncode != 0:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the daemon did not start: see {work / 'daemon.log'}")
+            time.sleep(0.1)
 
+    def cli(self, *args: str) -> list[str]:
+        return [TAPELINE, "--data", str(self.data), *args]
 
-def ours(op: str, store: Path, data: Path, out: Path | None = None) -> dict:
-    import tempfile
-    os.sync()
-    with tempfile.TemporaryFile("w+") as log:
-        child = subprocess.Popen([PY, __file__, "--one", op, "--store", str(store), "--data", str(data),
-                                  "--out", str(out or "")], stdout=log, stderr=subprocess.STDOUT, text=True)
-        _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS
-        child.returncode = os.waitstatus_to_exitcode(status)
-        log.seek(0)
-        text = log.read()
-    if child.returncode:
-        raise SystemExit(f"{op} failed: {text[-2000:]}")
-    fig = json.loads(text.strip().splitlines()[-1])
-    fig["peak_rss_mb"] = usage.ru_maxrss / 1024
-    return fig
+    def run(self, *args: str) -> tuple[float, dict]:
+        """One timed `tapeline --json ARGS` process; returns its wall time and what it printed, with `lag`."""
+        os.sync()
+        started = time.perf_counter()
+        proc = subprocess.run(self.cli("--json", *args), capture_output=True, text=True, env=self._env())
+        took = time.perf_counter() - started
+        ended = time.time()
+        if proc.returncode not in (0, 3):
+            raise SystemExit(f"tapeline {' '.join(args)} exited {proc.returncode}: {proc.stderr}{proc.stdout}")
+        answer = json.loads(proc.stdout)
+        if isinstance(answer, dict) and answer.get("finished"):
+            answer["lag"] = ended - datetime.fromisoformat(answer["finished"]).timestamp()
+        return took, answer
+
+    def _env(self) -> dict:
+        return {**os.environ, "TAPELINE_DATA": ""}
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
 
 
 def timed(cmd: list[str] | str, **kw) -> float:
@@ -77,73 +101,122 @@ def du(path: Path) -> int:
 
 
 def change_one_percent(data: Path) -> int:
+    """Every 100th small regular file (sorted): append the marker, or take it off when it is there."""
     n = 0
-    for i, p in enumerate(sorted((data / "small").rglob("*"))):
-        if i % 100 == 0 and p.is_file() and not p.is_symlink():
-            with open(p, "ab") as f:
-                f.write(b"\nchanged by the benchmark %d\n" % time.time_ns())
-            n += 1
+    for i, p in enumerate(sorted((data / "small" if (data / "small").is_dir() else data).rglob("*"))):
+        if i % 100 or p.is_symlink() or not p.is_file():
+            continue
+        with open(p, "r+b") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - len(MARKER)))
+            if size >= len(MARKER) and f.read() == MARKER:
+                f.truncate(size - len(MARKER))
+            else:
+                f.write(MARKER)
+        n += 1
     return n
 
 
-def line(name: str, mine: float, peer: float, goal: float, unit: str = "s") -> str:
+def job_figures(answer: dict) -> dict:
+    """The job's own times from its record: started -> finished, and the sync step inside it."""
+    out = {}
+    if answer.get("started") and answer.get("finished"):
+        out["job_s"] = round(datetime.fromisoformat(answer["finished"]).timestamp()
+                             - datetime.fromisoformat(answer["started"]).timestamp(), 3)
+    sync = (answer.get("result") or {}).get("sync")
+    if sync:
+        out["sync_s"] = sync.get("duration_s")
+    if "lag" in answer:
+        out["lag_ms"] = round(answer["lag"] * 1000, 1)
+    return out
+
+
+def line(name: str, mine: float, peer: float, unit: str = "s", note: str = "") -> str:
+    goal = GOALS[name]
     ratio = mine / peer if peer else float("inf")
-    ok = "ok" if ratio <= goal else "MISSED"
-    return (f"{name:<22} ours {mine:9.2f} {unit}   restic {peer:9.2f} {unit}   ratio {ratio:5.2f}  "
-            f"goal <= {goal:4.2f}  {ok}")
+    return (f"{name:<16} ours {mine:8.2f} {unit:<3}  restic {peer:8.2f} {unit:<3}  ratio {ratio:5.2f}  "
+            f"goal <= {goal:4.2f}  {'ok' if ratio <= goal else 'MISSED'}  {note}").rstrip()
+
+
+def memory(args) -> int:
+    """Peak RSS of the engine's sync of N tiny files (issue 3's figure): a child process each, its own getrusage."""
+    data = args.data.with_name(f"tiny-{args.files}")
+    subprocess.run([PY, HERE / "dataset.py", data, "--files", str(args.files)], check=True)
+    store = args.work / "tiny-store"
+    shutil.rmtree(store, ignore_errors=True)
+    code = ("import sys,time,json; sys.path.insert(0, %r)\n"
+            "from appliance.protect.files import GroupSpec, SourceSpec, sync\nfrom appliance.store import Store\n"
+            "s = Store.open(%r, create=True); t = time.perf_counter()\n"
+            "r = sync(s, GroupSpec('bench', (SourceSpec(%r),))); assert r.state != 'failed', r.reason\n"
+            "print(time.perf_counter() - t)") % (str(ROOT), str(store), str(data))
+    for label in ("initial sync", "nothing changed"):
+        child = subprocess.Popen([PY, "-c", code], stdout=subprocess.PIPE, text=True)
+        out = child.stdout.read()
+        _, status, usage = os.wait4(child.pid, 0)
+        if os.waitstatus_to_exitcode(status):
+            raise SystemExit(f"{label} failed")
+        print(f"{args.files} files, {label}: {float(out):.1f} s, peak RSS {usage.ru_maxrss / 1024:.0f} MB "
+              f"(goal: < 500 MB)")
+    return 0
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("/var/tmp/tapeline-bench/data"))
     ap.add_argument("--work", type=Path, default=Path("/var/tmp/tapeline-bench/work"))
-    ap.add_argument("--files", type=int)
-    ap.add_argument("--one")
-    ap.add_argument("--store", type=Path)
-    ap.add_argument("--out", type=Path)
+    ap.add_argument("--files", type=int, help="measure the peak memory of a sync of this many tiny files instead")
     args = ap.parse_args()
-    if args.one:
-        one(args.one, args.store, args.data, args.out if str(args.out) not in ("", ".") else None)
-        return 0
+    args.data, args.work = args.data.resolve(), args.work.resolve()
     if args.files:
-        data = args.data.with_name(f"tiny-{args.files}")
-        subprocess.run([PY, HERE / "dataset.py", data, "--files", str(args.files)], check=True)
-        store = args.work / "tiny-store"
-        shutil.rmtree(store, ignore_errors=True)
-        first = ours("sync", store, data)
-        again = ours("sync", store, data)
-        print(f"{args.files} files: initial sync {first['seconds']:.1f} s, peak RSS {first['peak_rss_mb']:.0f} MB; "
-              f"nothing changed {again['seconds']:.1f} s (goal: peak < 500 MB)")
-        return 0
+        args.work.mkdir(parents=True, exist_ok=True)
+        return memory(args)
 
-    subprocess.run([PY, HERE / "dataset.py", args.data], check=True)
+    if not args.data.exists() or (args.data / ".dataset-complete").exists():  # a tree of your own is used as is
+        subprocess.run([PY, HERE / "dataset.py", args.data], check=True)
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
     env = {**os.environ, "RESTIC_PASSWORD": "bench", "RESTIC_CACHE_DIR": str(args.work / "restic-cache")}
-    repo, store = args.work / "restic-repo", args.work / "store"
+    repo = args.work / "restic-repo"
+    restic = ["restic", "-r", str(repo)]
     timed("tar -cf - . | cat > /dev/null", shell=True, cwd=args.data)  # warm the page cache
-    tar = timed(f"tar -cf - . | zstd -q -T0 -3 > {args.work / 'data.tar.zst'}", shell=True, cwd=args.data)
-    subprocess.run(["restic", "-r", repo, "init"], env=env, check=True, stdout=subprocess.DEVNULL)
-    rb = ["restic", "-r", str(repo), "backup", "--quiet", str(args.data)]
-    r_init = timed(rb, env=env)
-    o_init = ours("sync", store, args.data)
-    r_same = timed(rb, env=env)
-    o_same = ours("sync", store, args.data)
-    changed = change_one_percent(args.data)
-    r_one = timed(rb, env=env)
-    o_one = ours("sync", store, args.data)
-    r_rest = timed(["restic", "-r", str(repo), "restore", "latest", "--target", str(args.work / "r-restic")], env=env)
-    o_rest = ours("restore", store, args.data, args.work / "r-ours")
-    r_size, o_size = du(repo), du(store)
-    print(f"dataset {args.data}: {changed} files changed for the 1% run; restic "
-          f"{subprocess.run(['restic', 'version'], capture_output=True, text=True).stdout.strip()}")
-    print(line("initial sync", o_init["seconds"], r_init, 0.5), f"(tar|zstd -T0 -3: {tar:.2f} s)")
-    print(line("nothing changed", o_same["seconds"], r_same, 0.25))
-    print(line("1% changed", o_one["seconds"], r_one, 0.3))
-    print(line("whole restore", o_rest["seconds"], r_rest, 1.0))
-    print(line("store size", o_size / 2**20, r_size / 2**20, 1.0, "MiB"),
-          f"(tar.zst {du(args.work / 'data.tar.zst') / 2**20:.0f} MiB)")
-    print(f"peak RSS of our initial sync: {o_init['peak_rss_mb']:.0f} MB; restore warnings: {o_rest['warnings']}")
+    subprocess.run([*restic, "init"], env=env, check=True, stdout=subprocess.DEVNULL)
+    daemon = Daemon(args.work)
+    ours: dict[str, float] = {}
+    peer: dict[str, float] = {}
+    detail: dict[str, dict] = {}
+    try:
+        os.sync()
+        started = time.perf_counter()
+        subprocess.run(daemon.cli("group", "create", GROUP, "--source", str(args.data), "--sync", "30d",
+                                  "--points", ""), check=True, stdout=subprocess.DEVNULL, env=daemon._env())
+        create = time.perf_counter() - started
+        backup = [*restic, "backup", "--quiet", str(args.data)]
+        changed = 0
+        for row in ("initial sync", "nothing changed", "1% changed"):
+            if row == "1% changed":
+                changed = change_one_percent(args.data)
+            peer[row] = timed(backup, env=env)
+            ours[row], answer = daemon.run("sync", GROUP, "--wait")
+            detail[row] = job_figures(answer)
+        point = daemon.run("points", GROUP)[1][-1]["id"]
+        peer["whole restore"] = timed([*restic, "restore", "latest", "--target", str(args.work / "r-restic")], env=env)
+        ours["whole restore"], answer = daemon.run("restore", GROUP, "--point", str(point), "--to",
+                                                   str(args.work / "r-ours"), "--wait")
+        detail["whole restore"] = job_figures(answer)
+    finally:
+        daemon.stop()
+    ours["store size"], peer["store size"] = du(daemon.data / "store") / 2**20, du(repo) / 2**20
+    version = subprocess.run(["restic", "version"], capture_output=True, text=True).stdout.strip()
+    print(f"dataset {args.data}: {changed} files changed for the 1% run; {version}; "
+          f"`tapeline group create` {create:.2f} s")
+    for row in GOALS:
+        d = detail.get(row, {})
+        note = ", ".join(f"{k} {v}" for k, v in d.items())
+        print(line(row, ours[row], peer[row], "MiB" if row == "store size" else "s", f"({note})" if note else ""))
+    print(json.dumps({"rows": {row: {"ours": round(ours[row], 3), "restic": round(peer[row], 3),
+                                     "ratio": round(ours[row] / peer[row], 3), "goal": GOALS[row], **detail.get(row, {})}
+                               for row in GOALS}, "group_create_s": round(create, 3), "changed_files": changed,
+                      "restic": version}))
     return 0
 
 
