@@ -20,7 +20,7 @@ import blake3
 import msgpack
 import zstandard
 
-from appliance.store.packs import fsync_dir
+from appliance.store.durable import publish
 
 SNAP_MAGIC = b"TLSNAP\x00\x01"  # "Tapeline snapshot", format 1
 SNAP_END = b"TLSNEND\x01"
@@ -83,8 +83,7 @@ def write_manifest(tmp_path: Path, final_path: Path, header: Callable[[], dict],
         raise
     os.close(fd)
     final_path.parent.mkdir(parents=True, exist_ok=True)
-    os.rename(tmp_path, final_path)
-    fsync_dir(final_path.parent)
+    publish(tmp_path, final_path)
     return count
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import blake3
 import msgpack
 
+from appliance.store.durable import publish
+
 PACK_MAGIC = b"TLPACK\x00\x01"  # "Tapeline pack", format 1
 PACK_END = b"TLPKEND\x01"
 FOOTER = struct.Struct("<I32s8s4x")
@@ -72,8 +74,7 @@ class PackWriter:
         os.close(self.fd)
         self.fd = -1
         self.final_path.parent.mkdir(exist_ok=True)
-        os.rename(self.tmp_path, self.final_path)
-        fsync_dir(self.final_path.parent)
+        publish(self.tmp_path, self.final_path)
         return self.rows
 
     def abort(self) -> None:
@@ -114,11 +115,3 @@ def read_pack_index(path: Path) -> list[list]:
         if f.read(len(PACK_MAGIC)) != PACK_MAGIC:
             raise PackFormatError(f"{path.name} is not a Tapeline pack (bad magic)")
     return msgpack.unpackb(index, use_list=True)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

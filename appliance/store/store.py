@@ -32,7 +32,8 @@ from appliance.store import manifest
 from appliance.store.errors import (ChunkDamaged, ChunkMissing, ManifestDamaged, SnapshotNotFound, StoreError,
                                     StoreLocked, StoreNotFound)
 from appliance.store.model import R_CHUNKS, DIGEST_SIZE, Entry, SnapshotInfo, entry_from_row
-from appliance.store.packs import FLAG_ZSTD, PackFormatError, PackWriter, fsync_dir, read_pack_index
+from appliance.store.durable import fsync_dir, write_file
+from appliance.store.packs import FLAG_ZSTD, PackFormatError, PackWriter, read_pack_index
 
 CONFIG_MAGIC = b"TLSTORE\x01"  # "Tapeline store", format 1
 NOTES_MAGIC = b"TLDMGN\x00\x01"  # "Tapeline damage notes" (<id>.damaged), format 1
@@ -55,8 +56,8 @@ def _read_list(path: Path, magic: bytes) -> list:
 
 
 def _write_list(tmp: Path, final: Path, magic: bytes, items: list) -> None:
-    tmp.write_bytes(magic + msgpack.packb(items))
-    os.rename(tmp, final)
+    write_file(final, magic + msgpack.packb(items), tmp)
+
 PACK_TARGET = 32 << 20  # tens of MiB: few files and fsyncs, cheap to rewrite in GC
 PACK_MAX_BLOBS = 32768  # and a bounded index per pack (a pack of a million tiny files would hold it all in memory)
 _local = threading.local()
@@ -104,11 +105,8 @@ class Store:
                 raise StoreNotFound(root)
             for sub in ("packs", "snapshots", "tmp"):
                 (root / sub).mkdir(parents=True, exist_ok=True)
-            tmp = root / "tmp" / "config.tmp"
-            tmp.write_bytes(CONFIG_MAGIC + msgpack.packb({"format": 1, "created_ns": time.time_ns(),
-                                                          "id": secrets.token_hex(16)}))
-            os.rename(tmp, config)
-            fsync_dir(root)
+            write_file(config, CONFIG_MAGIC + msgpack.packb({"format": 1, "created_ns": time.time_ns(),
+                                                            "id": secrets.token_hex(16)}), root / "tmp" / "config.tmp")
         elif config.read_bytes()[:8] != CONFIG_MAGIC:
             raise StoreError(f"{root} is not a Tapeline replica store (bad config magic): check the path")
         fd = os.open(root / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
