@@ -34,7 +34,7 @@ if op == "sync":
 elif op == "prune":
     r = prune(store, "g", keep=timedelta(seconds=float(kind)))
     assert r.state == "completed", r.reason
-else:
+elif store.snapshots("g"):  # every sync before may have been killed: then there is nothing to restore
     r = restore(store, store.snapshots("g")[-1].id, None, Path(target), overwrite=True)
     assert r.state == "completed", r.warnings
 print("done")
@@ -107,7 +107,7 @@ def test_kill_at_random_moments_then_every_point_restores_exactly(tmp_path):
                 result = restore(store, sid, None, out_dir)
                 assert result.state == "completed", (step, op, result.warnings[:3])
                 assert_same_tree(expected[sid], restored_root(out_dir, src))
-            if op == "restore" and child.returncode != 0:
+            if op == "restore" and child.returncode != 0 and listed:
                 again = restore(store, sorted(listed)[-1], None, target, overwrite=True)
                 assert again.state == "completed", again.warnings[:3]
                 assert not list(target.rglob(".tapeline-partial-*"))
