@@ -29,6 +29,7 @@ from pathlib import Path
 # "TAPELINE VTL CARTRIDGE INDEX, version 1"; bump the last byte when the record layout changes.
 MAGIC = b"TLVTL-CARTIDX\x00\x00\x01"
 RECORD = struct.Struct("<QiI")
+RECORD_HEAD = struct.Struct("<Qi")  # the part the crc covers
 FILEMARK = -1
 
 
@@ -68,8 +69,9 @@ class Cartridge:
 
     def __init__(self, directory: Path, barcode: str, capacity: int, *, worm: bool = False, protected: bool = False):
         self.barcode = barcode
-        self.capacity = capacity
-        self.warning_zone: int | None = None  # bytes from early warning to the end; None = early_warning_zone()
+        self._capacity = capacity
+        self._warning_zone: int | None = None
+        self._warning_at = self._early_warning()
         self.worm = worm
         self.protected = protected
         directory.mkdir(parents=True, exist_ok=True)
@@ -99,7 +101,7 @@ class Cartridge:
         good = 0
         expected_offset = 0
         for offset, length, crc in RECORD.iter_unpack(body[: len(body) - len(body) % RECORD.size]):
-            if crc != zlib.crc32(RECORD.pack(offset, length, 0)[:12]) or offset != expected_offset or length < -1:
+            if crc != zlib.crc32(RECORD_HEAD.pack(offset, length)) or offset != expected_offset or length < -1:
                 break
             if length == FILEMARK:
                 self._filemarks.append(good)
@@ -132,9 +134,31 @@ class Cartridge:
         return self._data_end
 
     @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    @capacity.setter
+    def capacity(self, value: int) -> None:
+        self._capacity = value
+        self._warning_at = self._early_warning()
+
+    @property
+    def warning_zone(self) -> int | None:
+        """Bytes from early warning to the end; None = `early_warning_zone(capacity)`."""
+        return self._warning_zone
+
+    @warning_zone.setter
+    def warning_zone(self, value: int | None) -> None:
+        self._warning_zone = value
+        self._warning_at = self._early_warning()
+
+    def _early_warning(self) -> int:
+        zone = early_warning_zone(self._capacity) if self._warning_zone is None else self._warning_zone
+        return max(0, self._capacity - zone)
+
+    @property
     def early_warning_at(self) -> int:
-        zone = early_warning_zone(self.capacity) if self.warning_zone is None else self.warning_zone
-        return max(0, self.capacity - zone)
+        return self._warning_at
 
     def in_early_warning(self, position: int) -> bool:
         return self._offset_at(position) >= self.early_warning_at
@@ -190,18 +214,21 @@ class Cartridge:
 
     def write(self, position: int, block: bytes | bytearray | memoryview) -> WriteOutcome:
         """Record one block at `position`, discarding everything after it."""
-        self._check_writable(position)
-        start = self._offset_at(position)
-        if start + len(block) > self.capacity:
+        eod = len(self._lengths)
+        if self.protected or (self.worm and position < eod):
+            self._check_writable(position)
+        size = len(block)
+        start = self._offsets[position] if position < eod else self._data_end
+        if start + size > self._capacity:
             raise PhysicalEnd(self.barcode)
-        if position < self.eod:
+        if position < eod:
             self.truncate(position)
         written = os.pwrite(self._data_fd, block, start)
-        if written != len(block):  # disk full: keep the index honest, report a write error upstream
-            raise OSError(f"short write to {self._data_path}: {written} of {len(block)} bytes")
-        self._append(start, len(block))
-        self._data_end = start + len(block)
-        return WriteOutcome(position + 1, self._data_end >= self.early_warning_at)
+        if written != size:  # disk full: keep the index honest, report a write error upstream
+            raise OSError(f"short write to {self._data_path}: {written} of {size} bytes")
+        self._append(start, size)
+        self._data_end = end = start + size
+        return WriteOutcome(position + 1, end >= self._warning_at)
 
     def write_filemarks(self, position: int, count: int) -> WriteOutcome:
         self._check_writable(position)
@@ -242,8 +269,7 @@ class Cartridge:
 
 
 def _record(offset: int, length: int) -> bytes:
-    head = RECORD.pack(offset, length, 0)[:12]
-    return head + zlib.crc32(head).to_bytes(4, "little")
+    return RECORD.pack(offset, length, zlib.crc32(RECORD_HEAD.pack(offset, length)))
 
 
 def _read_all(fd: int) -> bytes:

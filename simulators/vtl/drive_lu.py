@@ -223,7 +223,8 @@ class DriveUnit(LogicalUnit):
         """The loaded data cartridge, or the NOT READY / offline sense a real drive gives."""
         if self.offline:  # a state until cleared: nothing consumes it
             raise check(LOGICAL_UNIT_OFFLINE)
-        if not self.state.barcode or not self.state.threaded:
+        state = self.state
+        if not state.barcode or not state.threaded:
             raise check(NO_MEDIUM)
         if self.cartridge is None:
             raise check(CLEANING_CARTRIDGE)
@@ -287,9 +288,9 @@ class DriveUnit(LogicalUnit):
 
     # ---- data transfer ----------------------------------------------------------------------------------------
     def _transfer_time(self, nbytes: int) -> None:
-        seconds = self.streaming.transfer_seconds(self.drive, self.media, nbytes, time.monotonic())
-        if self.library.clock.on:
-            self.library.clock.spend(seconds)
+        clock = self.library.clock
+        if clock.on:  # off (tests, the local bench): no model to run, as for `_move_to`
+            clock.spend(self.streaming.transfer_seconds(self.drive, self.media, nbytes, time.monotonic()))
 
     def read(self, fields, data_out, data_in_len) -> Answer:
         fixed, sili, length = fields["fixed"], fields["sili"], fields["length"]
@@ -309,9 +310,9 @@ class DriveUnit(LogicalUnit):
         return self._read_variable(c, length, bool(sili))
 
     def _media_error_at(self, c: cart.Cartridge, position: int) -> bool:
-        hit = any(f.arg == position for f in self.library.faults_for("media-error", c.barcode))
+        faults = self.library.faults_for("media-error", c.barcode)
+        hit = any(f.arg == position for f in faults)
         if hit:
-            faults = self.library.faults_for("media-error", c.barcode)
             if any(f.arg == position and not f.persistent for f in faults):
                 with self.library.mutate() as state:
                     state.faults = [

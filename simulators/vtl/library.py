@@ -284,7 +284,8 @@ class Library:
             s.drives[index].barcode = barcode
 
     def faults_for(self, kind: str, target: str) -> list[Fault]:
-        return [f for f in self.state.faults if f.kind == kind and f.target == target]
+        faults = self.state.faults
+        return [f for f in faults if f.kind == kind and f.target == target] if faults else []
 
 
 # ---- state files -------------------------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ class Answer:
 
 
 GOOD_ANSWER = Answer()
+GOOD_RESULT = ScsiResult(GOOD)  # GOOD, no data asked: what each WRITE of a stream returns
 
 Handler = Callable[[dict[str, int], memoryview, int], Answer]
 
@@ -88,6 +89,9 @@ class LogicalUnit:
         self.name = name
         self.handlers: dict[int, Handler] = {}
         self.pending: list[Condition] = []  # unit attentions, oldest first
+        # The last CDB and its fields: a stream of WRITEs or READs repeats one CDB, so it is decoded once. Handlers
+        # treat `fields` as read-only.
+        self._last: tuple[bytes, dict[str, int]] = (b"", {})
 
     def execute(self, cdb: bytes | memoryview, data_out: bytes | memoryview = b"", data_in_len: int = 0) -> ScsiResult:
         try:
@@ -102,14 +106,17 @@ class LogicalUnit:
     def _execute(self, cdb: bytes, data_out: memoryview, data_in_len: int) -> ScsiResult:
         if not cdb:
             return _check_result(INVALID_OPCODE.sense(), data_in_len)
-        layout = by_opcode(self.device_type, cdb[0])
         handler = self.handlers.get(cdb[0])
-        if layout is None or handler is None:
-            return _check_result(INVALID_OPCODE.sense(), data_in_len)
-        if len(cdb) < layout.length:
-            # The opcode promises a longer CDB: point at the first byte that is missing.
-            return _check_result(SenseData.illegal_field(len(cdb)), data_in_len)
-        fields = layout.decode(cdb)
+        last_cdb, fields = self._last
+        if cdb != last_cdb:
+            layout = by_opcode(self.device_type, cdb[0])
+            if layout is None or handler is None:
+                return _check_result(INVALID_OPCODE.sense(), data_in_len)
+            if len(cdb) < layout.length:
+                # The opcode promises a longer CDB: point at the first byte that is missing.
+                return _check_result(SenseData.illegal_field(len(cdb)), data_in_len)
+            fields = layout.decode(cdb)
+            self._last = (cdb, fields)
         try:
             self.before(cdb[0])
             if self.pending and cdb[0] not in UA_EXEMPT:
@@ -118,6 +125,8 @@ class LogicalUnit:
         except Check as stop:
             data = stop.data[:data_in_len]
             return ScsiResult(CHECK_CONDITION, data, stop.sense.encode(), data_in_len - len(data))
+        if answer is GOOD_ANSWER and not data_in_len:
+            return GOOD_RESULT
         data = answer.data[:data_in_len]
         if answer.sense is not None:
             return ScsiResult(CHECK_CONDITION, data, answer.sense.encode(), data_in_len - len(data))
