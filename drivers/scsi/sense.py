@@ -39,11 +39,16 @@ import copy
 from dataclasses import dataclass, replace
 
 from drivers.errors import DeviceError
-from drivers.transport.base import BUSY, CHECK_CONDITION, GOOD, ScsiResult
+from drivers.scsi.status import (
+    BUSY,
+    CHECK_CONDITION,
+    CONDITION_MET,
+    GOOD,
+    RESERVATION_CONFLICT,
+    TASK_SET_FULL,
+    ScsiResult,
+)
 
-CONDITION_MET = 0x04
-RESERVATION_CONFLICT = 0x18
-TASK_SET_FULL = 0x28
 
 KEY_NO_SENSE = 0x0
 KEY_RECOVERED_ERROR = 0x1

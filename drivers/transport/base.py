@@ -11,26 +11,17 @@ the host names the device within the served library), `local:///var/lib/tapeline
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Protocol, runtime_checkable
 from urllib.parse import SplitResult, urlsplit
 
 from drivers.errors import DeviceNotFound
+from drivers.scsi.status import BUSY, CHECK_CONDITION, GOOD, ScsiResult
 
-GOOD = 0x00
-CHECK_CONDITION = 0x02
-BUSY = 0x08
+__all__ = ["BUSY", "CHECK_CONDITION", "DEFAULT_TIMEOUT", "GOOD", "ScsiResult", "Transport", "open_transport",
+           "scheme_of", "split_url"]
 
 DEFAULT_TIMEOUT = 300.0  # seconds; mtx uses 5 minutes for everything but INITIALIZE ELEMENT STATUS
-
-
-@dataclass(frozen=True, slots=True)
-class ScsiResult:
-    status: int  # SAM status byte
-    data: bytes | memoryview = b""  # data-in; never longer than data_in_len
-    sense: bytes = b""  # sense bytes as the device wrote them, when status is CHECK CONDITION
-    resid: int = 0  # data_in_len minus the bytes actually transferred
 
 
 @runtime_checkable

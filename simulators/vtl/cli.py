@@ -21,6 +21,7 @@ from typing import NoReturn
 
 from drivers.errors import DeviceError
 from drivers.console import reader_gone
+from drivers.transport.token import TOKEN_NAME, create_token
 from simulators.vtl import personality
 from simulators.vtl.faults import KINDS, FaultError, make_fault
 from simulators.vtl.library import CartridgeInfo, edit_state, new_state, read_state, write_state
@@ -120,6 +121,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     state = new_state(args.slots, args.drives, args.mailslots, args.generation, args.library,
                       capacity=args.capacity, clock_factor=args.clock_factor)
     write_state(args.dir, state)
+    create_token(args.dir / TOKEN_NAME)  # the credential `serve` asks its clients for
     urls = device_urls(args.dir, args.drives)
     if args.json:
         print(json.dumps({"directory": str(args.dir.resolve()), "urls": urls}))

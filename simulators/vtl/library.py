@@ -10,25 +10,23 @@ Invariants:
 - The state file is replaced atomically (temp file, fsync, rename, fsync of the directory): a crash leaves the old or
   the new state, never a torn one.
 - One process owns a library directory (an exclusive flock on `lock`); a second one gets `DeviceBusy` saying who
-  holds it and which URL to use instead. Within the owning process the `Library` object is shared (`acquire`), and
+  holds it and which URL to use instead. Within the owning process the `Library` object is shared (`devices.acquire`), and
   its `mutex` serialises SCSI commands.
 - Other processes (`tapeline-vtl fault`, `status`, operator actions on mail slots) may change the state under
   `state.lock` while the owner runs; the owner re-reads `state.json` before each command when its identity changed.
 - A drive keeps its logical state across processes as a real drive keeps it while the tape stays threaded: position,
   block size, compression and pending unit attentions are saved in `DriveState` by the drive after commands that
   change them (WRITE excepted: after a write the position is end of data, recorded once as `at_eod`; READ excepted:
-  saved by the next other command) and by `release` when the last user closes the library. `held` is set while a
+  saved by the next other command) and by `devices.release` when the last user closes the library. `held` is set while a
   process owns the library and cleared by that clean close; a process that finds it set took over from one that died
   (kill -9): its drives come back at BOP with UNIT ATTENTION 06/29/00, like drives after a power cycle
-  (`Library.power_cycled`). An interpreter that exits without closing still closes cleanly (atexit).
+  (`Library.power_cycled`).
 """
 
 from __future__ import annotations
 
-import atexit
 import fcntl
 import json
-import logging
 import os
 import sys
 import threading
@@ -173,7 +171,7 @@ def new_state(
 
 
 class Library:
-    """A library directory opened by this process. Use `acquire`/`release` rather than constructing it."""
+    """A library directory opened by this process. Use `devices.acquire`/`release` rather than constructing it."""
 
     def __init__(self, directory: Path, service_url: str | None):
         self.directory = directory
@@ -186,7 +184,7 @@ class Library:
         self.personality = personality.LIBRARIES[self.state.library]
         self.clock = Clock(self.state.clock_factor)
         self.users = 0
-        self.target = None  # the SCSI target built over this library (simulators.vtl.target), set by acquire
+        self.target = None  # the devices built over this library (`devices.Target`), set by `devices.acquire`
         # The last owner died without closing (we hold the lock now, so it is gone): drives power-cycle.
         self.power_cycled = self.state.held
         with self.mutate() as state:
@@ -371,56 +369,3 @@ def _holder(fd: int) -> dict:
         return json.loads(os.pread(fd, 65536, 0) or b"{}")
     except ValueError:
         return {}
-
-
-_registry: dict[Path, Library] = {}
-_registry_lock = threading.Lock()
-
-
-def acquire(directory: str | Path, service_url: str | None = None) -> Library:
-    """The process-wide `Library` for `directory`, taking the directory lock on first use."""
-    path = Path(directory).resolve()
-    with _registry_lock:
-        lib = _registry.get(path)
-        if lib is None:
-            lib = Library(path, service_url)
-            from simulators.vtl.target import Target  # the target needs the library class; built once per library
-
-            lib.target = Target(lib)
-            _registry[path] = lib
-        lib.users += 1
-        return lib
-
-
-def release(lib: Library) -> None:
-    with _registry_lock:
-        lib.users -= 1
-        if lib.users <= 0:
-            _registry.pop(lib.directory, None)
-            _close(lib)
-
-
-def _close(lib: Library) -> None:
-    """Clean close: save every drive's state, clear `held`, close the images, drop the lock."""
-    try:
-        if lib.target is not None:
-            with lib.mutate() as state:
-                lib.target.store(state)
-                state.held = False
-    finally:
-        if lib.target is not None:
-            lib.target.close()
-        lib.close()
-
-
-@atexit.register
-def _close_all_at_exit() -> None:
-    """A tool that exits without closing its transports still leaves its drives' state saved, as a clean close."""
-    with _registry_lock:
-        libraries = list(_registry.values())
-        _registry.clear()
-    for lib in libraries:
-        try:
-            _close(lib)
-        except Exception:  # noqa: BLE001 - at exit, one library's failure must not keep the others unsaved
-            logging.getLogger(__name__).exception("closing library %s at exit failed", lib.directory)

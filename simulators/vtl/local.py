@@ -14,7 +14,8 @@ from urllib.parse import unquote
 from drivers.errors import DeviceNotFound, TransportError
 from drivers.transport.base import DEFAULT_TIMEOUT, ScsiResult
 from drivers.transport.base import split_url as split_device_url
-from simulators.vtl import library as libmod
+from simulators.vtl import devices
+from simulators.vtl.library import Library
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -35,16 +36,16 @@ class LocalTransport:
     def __init__(self, url: str):
         self.url = url
         directory, self.device = split_url(url)
-        self._library = libmod.acquire(directory)
+        self._library = devices.acquire(directory)
         unit = self._library.target.unit(self.device)
         if unit is None:
             names = ", ".join(self._library.target.units)
-            libmod.release(self._library)
+            devices.release(self._library)
             raise DeviceNotFound(f"{url}: library {directory} has no device {self.device!r} (it has {names})")
         self._unit = unit
 
     @property
-    def library(self) -> libmod.Library:
+    def library(self) -> Library:
         return self._library
 
     def execute(
@@ -57,7 +58,7 @@ class LocalTransport:
     def close(self) -> None:
         if self._unit is not None:
             self._unit = None
-            libmod.release(self._library)
+            devices.release(self._library)
 
     def __enter__(self) -> LocalTransport:
         return self

@@ -7,7 +7,7 @@ field, a bad parameter list 05/26/00 or 05/1A/00 pointing into the data.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from drivers.scsi import smc, spc, ssc, tapelog
 from drivers.scsi.sense import MODE_PARAMETERS_CHANGED, PARAMETER_LIST_LENGTH_ERROR
@@ -16,8 +16,22 @@ from simulators.vtl.target import GOOD_ANSWER, Answer, LogicalUnit, check, inval
 
 if TYPE_CHECKING:
     from simulators.vtl.cartridge import Cartridge
-    from simulators.vtl.changer_lu import ChangerUnit
-    from simulators.vtl.drive_lu import DriveUnit
+    from simulators.vtl.personality import Drive, Media
+
+
+class TapeUnit(Protocol):
+    """What the drive pages read and set on a drive (`drive_lu.DriveUnit`, which builds on this module)."""
+
+    library: Any
+    drive: Drive
+    media: Media | None
+    cartridge: Cartridge | None
+    position: int
+    block_length: int
+    compression: bool
+    tapealerts: set[int]
+
+    def needs_cleaning(self) -> bool: ...
 
 MEDIUM_CODES = {"data": smc.MEDIUM_DATA, "cleaning": smc.MEDIUM_CLEANING, "worm": smc.MEDIUM_WORM}
 SMC_TYPE = {TRANSPORT: smc.ELEMENT_TRANSPORT, STORAGE: smc.ELEMENT_STORAGE, IMPORT_EXPORT: smc.ELEMENT_IMPORT_EXPORT,
@@ -70,7 +84,7 @@ def _mode_layout(fields: dict[str, int]):
 
 
 # ---- changer ------------------------------------------------------------------------------------------------------
-def changer_mode_sense(unit: ChangerUnit, fields: dict[str, int]) -> Answer:
+def changer_mode_sense(unit: LogicalUnit, fields: dict[str, int]) -> Answer:
     lib = unit.library
     p, s = lib.personality, lib.state
     pages = {
@@ -93,10 +107,10 @@ def changer_mode_sense(unit: ChangerUnit, fields: dict[str, int]) -> Answer:
     return _mode_answer(fields, spc.ModeData(pages=chosen))  # mtx skips 4 + bdlen: no block descriptor
 
 
-def element_status(unit: ChangerUnit, chosen: list[tuple[int, int, int]], fields: dict[str, int]) -> Answer:
+def element_status(views: list[tuple[int, int, dict]], fields: dict[str, int]) -> Answer:
+    """READ ELEMENT STATUS data for (element type, address, view) in order; views as `ChangerUnit.element_view`."""
     statuses = []
-    for etype, index, address in chosen:
-        view = unit.element_view(etype, index)
+    for etype, address, view in views:
         drive = view.get("drive")
         statuses.append(smc.ElementStatus(
             element_type=SMC_TYPE[etype],
@@ -117,7 +131,7 @@ def element_status(unit: ChangerUnit, chosen: list[tuple[int, int, int]], fields
 
 
 # ---- drive --------------------------------------------------------------------------------------------------------
-def drive_mode_sense(unit: DriveUnit, fields: dict[str, int]) -> Answer:
+def drive_mode_sense(unit: TapeUnit, fields: dict[str, int]) -> Answer:
     media, c = unit.media, unit.cartridge
     code = fields["page_code"]
     pages = {
@@ -144,7 +158,7 @@ def drive_mode_sense(unit: DriveUnit, fields: dict[str, int]) -> Answer:
     return _mode_answer(fields, data)
 
 
-def drive_mode_select(unit: DriveUnit, fields: dict[str, int], data_out: memoryview, ten: bool) -> Answer:
+def drive_mode_select(unit: TapeUnit, fields: dict[str, int], data_out: memoryview, ten: bool) -> Answer:
     if len(data_out) != fields["param_len"]:
         raise check(PARAMETER_LIST_LENGTH_ERROR)
     if not data_out:
@@ -176,7 +190,7 @@ def drive_mode_select(unit: DriveUnit, fields: dict[str, int], data_out: memoryv
 DRIVE_LOG_PAGES = (spc.LOG_PAGE_SUPPORTED, tapelog.PAGE_TAPE_ALERT, tapelog.PAGE_TAPE_CAPACITY)
 
 
-def drive_log_sense(unit: DriveUnit, fields: dict[str, int]) -> Answer:
+def drive_log_sense(unit: TapeUnit, fields: dict[str, int]) -> Answer:
     code = fields["page_code"]
     if fields["subpage"]:  # no subpages (0xFF, "all subpages", included): tapeinfo and sg_logs ask for subpage 0
         raise invalid_field(spc.LOG_SENSE, "subpage")
@@ -198,7 +212,7 @@ def drive_log_sense(unit: DriveUnit, fields: dict[str, int]) -> Answer:
     raise invalid_field(spc.LOG_SENSE, "page_code")
 
 
-def read_position(unit: DriveUnit, c: Cartridge, fields: dict[str, int]) -> Answer:
+def read_position(unit: TapeUnit, c: Cartridge, fields: dict[str, int]) -> Answer:
     bop, eop = unit.position == 0, c.in_early_warning(unit.position)
     position = ssc.Position(block=unit.position, bop=bop, eop=eop, file=c.file_number(unit.position), set_number=0)
     return Answer(position.encode(fields["service_action"]))

@@ -27,12 +27,11 @@ from drivers.scsi.commands import by_opcode
 from drivers.scsi.sense import (
     INTERNAL_TARGET_FAILURE,
     INVALID_OPCODE,
-    LUN_NOT_SUPPORTED,
-    NO_SENSE,
+        NO_SENSE,
     Condition,
     SenseData,
 )
-from drivers.transport.base import CHECK_CONDITION, GOOD, ScsiResult
+from drivers.scsi.status import CHECK_CONDITION, GOOD, ScsiResult
 
 if TYPE_CHECKING:
     from simulators.vtl.library import Library
@@ -163,36 +162,3 @@ class LogicalUnit:
 
 def _check_result(sense: SenseData, data_in_len: int) -> ScsiResult:
     return ScsiResult(CHECK_CONDITION, b"", sense.encode(), data_in_len)
-
-
-class Target:
-    """All logical units of one library, by name: `changer`, `drive0`, `drive1`, ..."""
-
-    def __init__(self, library: Library):
-        from simulators.vtl.changer_lu import ChangerUnit
-        from simulators.vtl.drive_lu import DriveUnit
-
-        self.library = library
-        self.drives = [DriveUnit(library, i) for i in range(len(library.state.drives))]
-        self.changer = ChangerUnit(library, self.drives)
-        self.units: dict[str, LogicalUnit] = {"changer": self.changer}
-        self.units.update((d.name, d) for d in self.drives)
-
-    def unit(self, name: str) -> LogicalUnit | None:
-        return self.units.get(name)
-
-    def execute(self, name: str, cdb: bytes, data_out: bytes | memoryview = b"", data_in_len: int = 0) -> ScsiResult:
-        unit = self.units.get(name)
-        if unit is None:
-            return _check_result(LUN_NOT_SUPPORTED.sense(), data_in_len)
-        return unit.execute(cdb, data_out, data_in_len)
-
-    def store(self, state) -> None:
-        """Copy every drive's logical state into `state` (inside `Library.mutate`), for a clean close."""
-        for drive in self.drives:
-            drive.store(state)
-
-    def close(self) -> None:
-        for unit in self.units.values():
-            unit.close()
-

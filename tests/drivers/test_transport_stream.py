@@ -1,4 +1,5 @@
-"""The stream transport: exact frame bytes, codec round trips, and real connections (TCP loopback, socketpair, pty)."""
+"""The stream transport: exact frame bytes, codec round trips, the token handshake, and real connections (TCP loopback,
+socketpair, pty)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import re
 import socket
 import struct
+import stat
 import threading
 import time
 
@@ -14,23 +16,28 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from drivers.errors import DeviceNotFound, TransportError
-from drivers.transport import stream
+from drivers.transport import frames as stream
+from drivers.transport import token as tokens
 from drivers.transport.base import open_transport
-from drivers.transport.stream import (
+from drivers.transport.frames import (
+    Challenge,
+    Credential,
     ErrorReply,
     FrameError,
     FrameReader,
+    Proof,
     Request,
     Response,
-    StreamTransport,
+    Welcome,
     decode_request,
     decode_response,
     encode_error,
+    encode_proof,
     encode_request,
     encode_response,
-    parse_stream_url,
     serve_connection,
 )
+from drivers.transport.stream import TOKEN_ENV, StreamAddress, StreamTransport, parse_stream_url
 
 WRITE6 = bytes([0x0A, 0x00, 0x00, 0x00, 0x04, 0x00])
 
@@ -43,7 +50,7 @@ def test_request_frame_bytes():
     frame = encode_request(Request(7, "drive0", WRITE6, b"abcd", 0, 300_000))
     assert frame == bytes.fromhex(
         "544c5354"  # magic TLST
-        "01" "01" "0000"  # version 1, kind request, reserved
+        "02" "01" "0000"  # version 2, kind request, reserved
         "00000007"  # request id
         "0000001c"  # body: 12 fixed + 6 name + 6 CDB + 4 data
         "06" "06" "0000" "00000000" "000493e0"  # name len, CDB len, reserved, data_in_len 0, timeout 300000 ms
@@ -54,14 +61,24 @@ def test_response_frame_bytes():
     sense = bytes([0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0, 0, 0xC0, 0, 2])
     frame = encode_response(Response(9, 0x02, sense, b"xy", -3))
     assert frame == bytes.fromhex(
-        "544c5354" "01" "02" "0000" "00000009" "0000001c"  # body: 8 fixed + 18 sense + 2 data
+        "544c5354" "02" "02" "0000" "00000009" "0000001c"  # body: 8 fixed + 18 sense + 2 data
         "02" "12" "0000" "fffffffd"  # CHECK CONDITION, 18 sense bytes, reserved, resid -3
     ) + sense + b"xy"
 
 
 def test_error_frame_bytes():
     frame = encode_error(ErrorReply(3, stream.UNKNOWN_DEVICE, "no drive7"))
-    assert frame == bytes.fromhex("544c5354" "01" "03" "0000" "00000003" "0000000b" "0005") + b"no drive7"
+    assert frame == bytes.fromhex("544c5354" "02" "03" "0000" "00000003" "0000000b" "0005") + b"no drive7"
+
+
+def test_handshake_frame_bytes():
+    nonce = bytes(range(32))
+    assert stream.encode_hello() == bytes.fromhex("544c5354" "02" "04" "0000" "00000000" "00000000")
+    assert stream.encode_challenge(Challenge(nonce, "/lib/token")) == bytes.fromhex(
+        "544c5354" "02" "05" "0000" "00000000" "0000002a") + nonce + b"/lib/token"  # 32 nonce + 10 path
+    assert encode_proof(Proof(b"p" * 32)) == bytes.fromhex("544c5354" "02" "06" "0000" "00000000" "00000020") + b"p" * 32
+    assert stream.encode_welcome() == bytes.fromhex("544c5354" "02" "07" "0000" "00000000" "00000000")
+    assert stream.decode_frame(stream.encode_challenge(Challenge(nonce, "/lib/token"))) == Challenge(nonce, "/lib/token")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -111,7 +128,7 @@ def test_malformed_frames_are_named():
     with pytest.raises(FrameError, match="exceeds") as large:
         stream.decode_header(too_big)
     assert large.value.fatal
-    no_cdb = stream.HEADER.pack(stream.MAGIC, 1, 1, 0, 5, 12 + 1) + stream.REQUEST_FIXED.pack(1, 0, 0, 0, 0) + b"a"
+    no_cdb = stream.HEADER.pack(stream.MAGIC, 2, 1, 0, 5, 12 + 1) + stream.REQUEST_FIXED.pack(1, 0, 0, 0, 0) + b"a"
     with pytest.raises(FrameError, match="empty CDB"):
         decode_request(no_cdb)
 
@@ -128,11 +145,22 @@ def test_encoder_refuses_what_the_decoder_would_refuse():
 
 
 def test_urls_name_the_device():
-    assert parse_stream_url("stream+socket://127.0.0.1:7101/changer") == stream.StreamAddress(
+    assert parse_stream_url("stream+socket://127.0.0.1:7101/changer") == StreamAddress(
         "socket://127.0.0.1:7101", "changer")
     assert parse_stream_url("stream+socket://h:1#drive1").device == "drive1"
-    assert parse_stream_url("stream+serial:///dev/ttyUSB0?baudrate=115200#drive0") == stream.StreamAddress(
+    assert parse_stream_url("stream+serial:///dev/ttyUSB0?baudrate=115200#drive0") == StreamAddress(
         "/dev/ttyUSB0", "drive0", 115200)
+
+
+def test_urls_name_the_token_file_apart_from_what_pyserial_gets():
+    assert parse_stream_url("stream+socket://h:7101/changer?token=/lib/token") == StreamAddress(
+        "socket://h:7101", "changer", None, "/lib/token")
+    assert parse_stream_url("stream+socket://h:7101/drive0?logging=debug&token=/t") == StreamAddress(
+        "socket://h:7101?logging=debug", "drive0", None, "/t")
+    assert parse_stream_url("stream+serial:///dev/ttyS0?baudrate=9600&token=/t#changer") == StreamAddress(
+        "/dev/ttyS0", "changer", 9600, "/t")
+    with pytest.raises(DeviceNotFound, match="token= names no file"):
+        parse_stream_url("stream+socket://h:7101/changer?token=")
     with pytest.raises(DeviceNotFound, match="no device named; give it as the path"):
         parse_stream_url("stream+socket://127.0.0.1:7101")
     with pytest.raises(DeviceNotFound, match=r"as a fragment \(#changer\)"):
@@ -164,7 +192,25 @@ class EchoLibrary:
 
 
 @pytest.fixture
-def server():
+def credential(tmp_path) -> Credential:
+    """The token of a served library, as `tapeline-vtl serve` holds it: <library>/token, 0600."""
+    path = tokens.create_token(tmp_path / "token")
+    return Credential(tokens.read_token(path), str(path))
+
+
+def greet(conn: socket.socket, credential: Credential) -> FrameReader:
+    """The client's half of the handshake, by hand: answer the challenge with the proof of the token."""
+    reader = FrameReader(conn)
+    conn.sendall(stream.encode_hello())
+    challenge = reader.read_frame()
+    assert isinstance(challenge, Challenge) and challenge.token_path == credential.path
+    conn.sendall(encode_proof(Proof(tokens.proof(credential.token, challenge.nonce))))
+    assert isinstance(reader.read_frame(), Welcome)
+    return reader
+
+
+@pytest.fixture
+def server(credential):
     lib = EchoLibrary()
     listener = socket.create_server(("127.0.0.1", 0))
     stop = False
@@ -175,7 +221,7 @@ def server():
                 conn, _ = listener.accept()
             except OSError:
                 return
-            threading.Thread(target=serve_connection, args=(conn, lib.handle), daemon=True).start()
+            threading.Thread(target=serve_connection, args=(conn, lib.handle, credential), daemon=True).start()
 
     threading.Thread(target=accept, daemon=True).start()
     yield lib, listener.getsockname()[1]
@@ -231,11 +277,13 @@ def test_timeout_names_the_url_and_the_next_command_reconnects(server):
         assert drive.execute(bytes(6), data_in_len=6).data == b"drive0"
 
 
-def test_server_answers_bad_magic_and_closes():
+def test_server_answers_bad_magic_and_closes(credential):
     a, b = socket.socketpair()
-    threading.Thread(target=serve_connection, args=(b, lambda r: Response(r.request_id, 0)), daemon=True).start()
+    threading.Thread(target=serve_connection, args=(b, lambda r: Response(r.request_id, 0), credential),
+                     daemon=True).start()
+    reader = greet(a, credential)
     a.sendall(b"GET / HTTP/1.1\r\n\r\n")
-    reply = FrameReader(a).read_response()
+    reply = reader.read_response()
     assert isinstance(reply, ErrorReply) and reply.code == stream.BAD_MAGIC
     a.settimeout(2)
     try:  # closed, since the stream cannot be resynchronised (a reset: the rest of the junk was never read)
@@ -245,12 +293,13 @@ def test_server_answers_bad_magic_and_closes():
     a.close()
 
 
-def test_server_answers_bad_version_and_carries_on():
+def test_server_answers_bad_version_and_carries_on(credential):
     a, b = socket.socketpair()
-    threading.Thread(target=serve_connection, args=(b, lambda r: Response(r.request_id, 0)), daemon=True).start()
+    threading.Thread(target=serve_connection, args=(b, lambda r: Response(r.request_id, 0), credential),
+                     daemon=True).start()
+    reader = greet(a, credential)
     good = encode_request(Request(1, "changer", bytes(6)))
-    a.sendall(good[:4] + b"\x02" + good[5:])
-    reader = FrameReader(a)
+    a.sendall(good[:4] + b"\x01" + good[5:])
     reply = reader.read_response()
     assert isinstance(reply, ErrorReply) and reply.code == stream.BAD_VERSION and reply.request_id == 1
     a.sendall(encode_request(Request(2, "changer", bytes(6))))
@@ -258,11 +307,11 @@ def test_server_answers_bad_version_and_carries_on():
     a.close()
 
 
-def test_commands_travel_over_a_pty():
+def test_commands_travel_over_a_pty(credential):
     master, slave = os.openpty()
     server_end = os.fdopen(master, "r+b", buffering=0)
     lib = EchoLibrary()
-    threading.Thread(target=serve_connection, args=(server_end, lib.handle), daemon=True).start()
+    threading.Thread(target=serve_connection, args=(server_end, lib.handle, credential), daemon=True).start()
     url = f"stream+serial://{os.ttyname(slave)}#changer"
     try:
         with open_transport(url) as changer:
@@ -279,3 +328,74 @@ def test_missing_serial_node_is_named():
     with pytest.raises(DeviceNotFound, match=r"/dev/ttyNOPE does not exist"):
         StreamTransport("stream+serial:///dev/ttyNOPE#drive0")
 
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The library's token (issue 6: any local user could load, write and erase cartridges through the port)
+
+
+def test_a_client_that_skips_the_handshake_is_refused_before_any_command(server, credential):
+    lib, port = server
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        reader = FrameReader(conn)
+        conn.sendall(encode_request(Request(1, "drive0", WRITE6, b"\x55" * 1024)))
+        reply = reader.read_frame()
+        assert isinstance(reply, ErrorReply) and reply.code == stream.AUTH_FAILED
+        assert reply.message.startswith("no proof of the token before the first command: this library requires its "
+                                        f"token file ({credential.path})")
+        conn.settimeout(2)
+        assert conn.recv(1) == b""  # closed
+    assert lib.seen == []
+
+
+def test_a_wrong_token_is_refused_with_the_cause_and_the_fix(server, tmp_path):
+    lib, port = server
+    other = tokens.create_token(tmp_path / "other-token")
+    url = f"stream+socket://127.0.0.1:{port}/drive0?token={other}"
+    with pytest.raises(TransportError) as refused:
+        StreamTransport(url)
+    assert str(refused.value).startswith(f"{url}: server refused the connection (authentication failed): wrong token:")
+    assert "give ?token=FILE or TAPELINE_VTL_TOKEN" in str(refused.value)
+    assert lib.seen == []
+
+
+def test_the_token_is_found_in_the_url_or_the_environment_when_the_server_names_none(tmp_path, monkeypatch):
+    path = tokens.create_token(tmp_path / "token")
+    nameless = Credential(tokens.read_token(path), "")  # e.g. a client on another machine: the hint is useless
+    lib = EchoLibrary()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def accept() -> None:
+        for _ in range(3):
+            conn, _ = listener.accept()
+            threading.Thread(target=serve_connection, args=(conn, lib.handle, nameless), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    url = f"stream+socket://127.0.0.1:{listener.getsockname()[1]}/changer"
+    with pytest.raises(TransportError, match=re.escape(f"{url}: the library requires its token and names no file: "
+                                                       f"give ?token=FILE or {TOKEN_ENV}=FILE")):
+        StreamTransport(url)
+    with StreamTransport(f"{url}?token={path}") as changer:
+        assert changer.execute(bytes(6)).status == 0
+    monkeypatch.setenv(TOKEN_ENV, str(path))
+    with StreamTransport(url) as changer:
+        assert changer.execute(bytes(6)).status == 0
+    listener.close()
+
+
+def test_token_files_are_0600_and_one_others_can_read_is_refused(tmp_path):
+    path = tokens.create_token(tmp_path / "token")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert re.fullmatch(rb"[0-9a-f]{64}", tokens.read_token(path))
+    path.chmod(0o644)
+    with pytest.raises(tokens.TokenError, match=re.escape(f"token file {path} is readable by other users (mode 0644): "
+                                                          f"run `chmod 600 {path}`")):
+        tokens.read_token(path)
+
+
+def test_a_file_that_is_not_a_token_is_never_proved(tmp_path):
+    secret = tmp_path / "id_rsa"
+    secret.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    secret.chmod(0o600)
+    with pytest.raises(tokens.TokenError, match="is not a Tapeline library token"):
+        tokens.read_token(secret)

@@ -1,16 +1,20 @@
-"""`tapeline-vtl serve` over stream+socket: commands, several clients, malformed frames that must not stop it."""
+"""`tapeline-vtl serve` over stream+socket: commands, several clients, malformed frames that must not stop it, and only
+clients that prove the library's token."""
 
 from __future__ import annotations
 
+import re
 import socket
+import stat
 import struct
 import threading
 
 import pytest
 
-from drivers.errors import DeviceNotFound
+from drivers.errors import DeviceNotFound, TransportError
 from drivers.scsi import smc, spc, ssc
-from drivers.transport import stream
+from drivers.transport import frames as stream
+from drivers.transport import token as tokens
 from drivers.transport.stream import StreamTransport
 from simulators.vtl.server import Server
 from tests.simulators.conftest import DRIVE0, SLOT0, code
@@ -51,9 +55,20 @@ def test_unknown_device_is_named(server):
     t.close()
 
 
+def greet(s: socket.socket) -> stream.FrameReader:
+    """The client's half of the handshake, by hand, with the library's own token."""
+    reader = stream.FrameReader(s)
+    s.sendall(stream.encode_hello())
+    challenge = reader.read_frame()
+    token = tokens.read_token(challenge.token_path)
+    s.sendall(stream.encode_proof(stream.Proof(tokens.proof(token, challenge.nonce))))
+    assert isinstance(reader.read_frame(), stream.Welcome)
+    return reader
+
+
 def test_malformed_frames_get_error_frames_and_the_service_lives_on(server):
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
-        reader = stream.FrameReader(s)
+        reader = greet(s)
         # A request whose device name and CDB run past its body: MALFORMED, the connection stays usable.
         body = stream.REQUEST_FIXED.pack(200, 6, 0, 0, 1000) + b"changer"
         s.sendall(stream.HEADER.pack(stream.MAGIC, stream.VERSION, stream.KIND_REQUEST, 0, 7, len(body)) + body)
@@ -69,8 +84,9 @@ def test_malformed_frames_get_error_frames_and_the_service_lives_on(server):
         assert isinstance(reply, stream.ErrorReply) and reply.code == stream.BAD_MAGIC
         assert s.recv(1) == b""  # closed: the stream cannot be resynchronised
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:  # an oversized frame
-        s.sendall(struct.pack(">4sBBHII", stream.MAGIC, 1, 1, 0, 9, stream.MAX_BODY + 1))
-        reply = stream.FrameReader(s).read_frame(fresh=True)
+        reader = greet(s)
+        s.sendall(struct.pack(">4sBBHII", stream.MAGIC, 2, 1, 0, 9, stream.MAX_BODY + 1))
+        reply = reader.read_frame(fresh=True)
         assert reply.code == stream.TOO_LARGE
     t = StreamTransport(url(server, "changer"))
     assert code(t.execute(spc.TEST_UNIT_READY.encode())) == "GOOD"
@@ -128,3 +144,41 @@ def test_a_stopped_service_leaves_the_drive_where_it_was(library):
             assert (at.block, at.file) == (4, 1)
         finally:
             drive.close()
+
+
+# ---- the library's token (issue 6: any local user could load, write and erase cartridges through the port) -------
+
+
+def test_serving_creates_a_token_only_its_user_can_read(server, library):
+    token = library / "token"
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600
+    assert server.credential.path == str(token.resolve())
+
+
+def test_a_client_without_the_token_moves_no_cartridge(server, library):
+    before = (library / "state.json").read_bytes()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:  # straight to MOVE MEDIUM
+        reader = stream.FrameReader(s)
+        stream.write_request(s, stream.Request(1, "changer", smc.MOVE_MEDIUM.encode(source=SLOT0, destination=DRIVE0)))
+        reply = reader.read_frame(fresh=True)
+        assert isinstance(reply, stream.ErrorReply) and reply.code == stream.AUTH_FAILED
+        assert s.recv(1) == b""
+    assert (library / "state.json").read_bytes() == before
+
+
+def test_a_client_with_another_token_is_refused_and_with_the_library_token_works(server, library, tmp_path):
+    other = tokens.create_token(tmp_path / "stolen-guess")
+    refused = f"{url(server, 'changer')}?token={other}"
+    with pytest.raises(TransportError, match=re.escape(f"{refused}: server refused the connection (authentication "
+                                                       f"failed): wrong token: this library requires its token file "
+                                                       f"({library.resolve() / 'token'})")):
+        StreamTransport(refused)
+    with StreamTransport(f"{url(server, 'changer')}?token={library / 'token'}") as changer:
+        assert code(changer.execute(spc.TEST_UNIT_READY.encode())) == "GOOD"
+
+
+def test_a_token_others_can_read_stops_the_server_with_the_fix(library):
+    tokens.create_token(library / "token").chmod(0o640)
+    with pytest.raises(tokens.TokenError, match=re.escape(f"token file {library / 'token'} is readable by other "
+                                                          f"users (mode 0640): run `chmod 600 {library / 'token'}`")):
+        Server(library, "127.0.0.1", 0)
