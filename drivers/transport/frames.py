@@ -479,11 +479,20 @@ def _accept(conn: Any, reader: FrameReader, credential: Credential, first: Frame
     if first is None:
         return False
     why = "wrong token" if isinstance(first, Proof) else "no proof of the token before the first command"
-    log.warning("refused a client: %s", why)
+    log.warning("refused a client%s: %s", _peer(conn), why)
     _send_quietly(conn, _id(first), AUTH_FAILED,
                   f"{why}: this library requires its token file ({credential.path or 'in its directory'}); run the "
                   f"client as the user that serves the library, or give ?token=FILE or TAPELINE_VTL_TOKEN=FILE")
     return False
+
+
+def _peer(conn: Any) -> str:
+    sock = raw_socket(conn)
+    try:
+        host, port = sock.getpeername()[:2] if sock is not None else ("", 0)
+    except (OSError, ValueError):
+        return ""
+    return f" at {host}:{port}" if host else ""
 
 
 def _serve(

@@ -15,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import threading
@@ -114,7 +115,8 @@ def serve_forever(directory: Path, host: str, port: int) -> None:
     try:
         server = Server(directory, host, port)
     except OSError as exc:
-        raise OSError(f"cannot listen on {host}:{port} ({exc.strerror or exc}): pick another --listen") from None
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise OSError(f"cannot listen on {host}:{port} ({why}): pick another --listen") from None
     drives = len(server.library.state.drives)
     log.info("serving %s at %s (drives: %s; token %s)", directory, server.url,
              ", ".join(server.url.replace("/changer", f"/drive{i}") for i in range(drives)), server.credential.path)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 UNIT = Path(__file__).resolve().parents[2] / "systemd" / "tapeline.service"
+VTL_UNIT = UNIT.with_name("tapeline-vtl.service")
 
 
 def test_unit_verifies_cleanly(tmp_path):
@@ -29,3 +30,13 @@ def test_a_misspelled_key_would_fail_the_check(tmp_path):
                                             f"ExecStrat={sys.executable}\nExecStart={sys.executable}"))
     run = subprocess.run(["systemd-analyze", "verify", str(bad)], capture_output=True, text=True, timeout=60)
     assert "ExecStrat" in run.stderr
+
+
+def test_library_unit_verifies_cleanly(tmp_path):
+    text = VTL_UNIT.read_text()
+    assert "ExecStart=/opt/tapeline/bin/tapeline-vtl serve /var/lib/tapeline/vtl --listen 127.0.0.1:7101" in text
+    local = tmp_path / "tapeline-vtl.service"
+    local.write_text(text.replace("/opt/tapeline/bin/tapeline-vtl", str(Path(sys.executable).with_name("tapeline-vtl"))))
+    run = subprocess.run(["systemd-analyze", "verify", str(local)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == "", run.stderr
