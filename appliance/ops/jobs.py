@@ -21,6 +21,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,6 +40,10 @@ log = logging.getLogger("tapeline.jobs")
 PROGRESS_INTERVAL = 0.3
 COALESCED_KINDS = ("sync", "point", "check", "prune")
 STALE_REASON = "daemon stopped while running; rerun it"
+# Tests only: with TAPELINE_TEST_HOLD=DIR, a job reaching a step named by a file DIR/STEP ("running": before its body;
+# "point": a sync's point was just recorded) waits on the FIFO DIR/job-ID-STEP until a writer opens and closes it, so
+# a test acts on a job known to be at that step (a cancel) instead of racing it.
+HOLD_ENV = "TAPELINE_TEST_HOLD"
 
 
 def storable(text) -> str:
@@ -100,6 +105,14 @@ class JobContext:
         if now - self._last_write >= PROGRESS_INTERVAL:
             self._last_write = now
             self.flush_progress()
+
+    def hold(self, step: str) -> None:
+        hold = os.environ.get(HOLD_ENV)
+        if hold and os.path.exists(os.path.join(hold, step)):
+            fifo = os.path.join(hold, f"job-{self.job_id}-{step}")
+            os.mkfifo(fifo)
+            with open(fifo, "rb") as f:  # blocks until the test opens it for writing
+                f.read()
 
     def flush_progress(self) -> None:
         if self._latest is None:
@@ -260,6 +273,7 @@ class JobEngine:
             with self._cond:
                 self._running[job_id] = ctx
             log.info("job %s started: %s %s", job_id, job.kind, job.group_name or "")
+            ctx.hold("running")
             outcome = self._body(job, ctx)
             try:
                 ctx.flush_progress()

@@ -99,6 +99,7 @@ class Tasks:
         point_id = record_point(ctx.catalog, group.id, snap.id, snap.kind, snap.created, snap.files, snap.bytes,
                                 _index_changes(res.changes), state=snap.state)
         result["point"] = {"id": point_id, "snapshot_id": snap.id, "files": snap.files, "bytes": snap.bytes}
+        ctx.hold("point")
         alerts.resolve(ctx.catalog, group.name, (f"{kind} of group '{group.name}' failed",
                                                  f"{kind} of group '{group.name}' (job"))
         state = res.state

@@ -18,8 +18,9 @@ TAPELINE = str(Path(sys.executable).with_name("tapeline"))
 
 
 class Daemon:
-    def __init__(self, data: Path, config_file: Path | None, args: list[str]):
+    def __init__(self, data: Path, config_file: Path | None, args: list[str], env: dict[str, str] | None = None):
         self.data = data
+        self.env = env or {}
         self.config_file = config_file
         self.args = args
         self.socket = data / "run" / "tapeline.sock"
@@ -30,7 +31,7 @@ class Daemon:
         self.data.mkdir(parents=True, exist_ok=True)
         log = open(self.log, "ab")
         self.proc = subprocess.Popen([TAPELINE, *self.args], stdout=log, stderr=log,
-                                     env={**os.environ, "TAPELINE_DATA": ""})
+                                     env={**os.environ, "TAPELINE_DATA": "", **self.env})
         deadline = time.monotonic() + timeout
         from appliance.api.client import Client
         from appliance.errors import DaemonUnreachable
@@ -77,7 +78,7 @@ class Daemon:
         return json.loads(self.run("--json", *args, check=check).stdout)
 
 
-def make_daemon(tmp_path: Path, catalog_url: str | None) -> Daemon:
+def make_daemon(tmp_path: Path, catalog_url: str | None, env: dict[str, str] | None = None) -> Daemon:
     data = tmp_path / "data"
     data.mkdir()
     config = tmp_path / "tapeline.toml"
@@ -86,4 +87,4 @@ def make_daemon(tmp_path: Path, catalog_url: str | None) -> Daemon:
     if catalog_url:
         lines += ["[catalog]", f'url = "{catalog_url}"']
     config.write_text("\n".join(lines) + "\n")
-    return Daemon(data, config, ["serve", "--config", str(config)])
+    return Daemon(data, config, ["serve", "--config", str(config)], env)

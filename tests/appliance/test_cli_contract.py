@@ -245,34 +245,51 @@ def test_up_creates_the_demo_group_and_syncs_it(tmp_path):
     assert "Traceback" not in d.log.read_text()
 
 
-@pytest.mark.slow
-def test_cancel_a_running_sync_from_the_cli(sqlite_daemon, tmp_path):
-    d = sqlite_daemon
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "small").write_text("kept")
-    d.run("group", "create", "g", "--source", str(src))
-    d.run("point", "g", "--wait")
-    for i in range(96):  # many files: the engine looks at the cancel flag between them
-        (src / f"part{i:03d}").write_bytes(os.urandom(4 << 20))
-    job_id = d.json("sync", "g")["job"]
+def held(hold: Path, job_id: int, step: str) -> Path:
+    """The FIFO a job held at `step` waits on (see appliance/ops/jobs.py, HOLD_ENV), once the job is there."""
+    fifo = hold / f"job-{job_id}-{step}"
     deadline = time.monotonic() + 60
-    with d.client() as api:  # poll in-process: a CLI call per poll would let the sync finish first
-        while api.job(job_id)["state"] != "running":
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-    assert "cancel requested" in d.run("cancel", str(job_id)).stdout
-    ended = d.run("job", str(job_id), "--wait", check=None)
-    job = d.json("job", str(job_id))
-    kinds = [p["kind"] for p in d.json("points", "g")]
-    if job["state"] == "completed":
-        pytest.skip("this machine synced 400 MB before the cancel arrived")
-    if job["state"] == "cancelled":  # while reading: nothing half-made is recorded
-        assert ended.returncode == 1 and job["reason"] == "cancelled by request" and kinds == ["point"]
-    else:  # after the point was made: it stays, the check and prune after it are skipped
-        assert ended.returncode == 3 and job["state"] == "completed with warnings" and kinds == ["point", "sync"]
-        assert any("check and prune skipped" in w for w in job["warnings"])
-    assert d.json("sync", "g", "--wait")["state"] == "completed"
+    while not fifo.exists():
+        assert time.monotonic() < deadline, f"job {job_id} never reached {step}"
+        time.sleep(0.01)
+    return fifo
+
+
+@pytest.mark.parametrize("step", ["running", "point"])
+def test_cancel_a_running_sync_from_the_cli(tmp_path, step):
+    """The daemon holds the sync at a step (while it has read nothing yet / just after its point was recorded),
+    the CLI cancels it there, then the sync goes on and meets the cancel: no race with the machine's speed."""
+    from daemon_harness import make_daemon
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    d = make_daemon(tmp_path, None, env={"TAPELINE_TEST_HOLD": str(hold)}).start()
+    try:
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "small").write_text("kept")
+        d.run("group", "create", "g", "--source", str(src))
+        d.run("point", "g", "--wait")
+        (src / "new").write_text("changed since the point")
+        (hold / step).touch()
+        job_id = d.json("sync", "g")["job"]
+        fifo = held(hold, job_id, step)
+        assert d.json("job", str(job_id))["state"] == "running"
+        assert d.run("cancel", str(job_id)).stdout == f"job {job_id}: cancel requested\n"
+        (hold / step).unlink()
+        with open(fifo, "wb"):  # lets the job go on
+            pass
+        ended = d.run("job", str(job_id), "--wait", check=None)
+        job = d.json("job", str(job_id))
+        kinds = [p["kind"] for p in d.json("points", "g")]
+        if step == "running":  # cancelled while reading: nothing half-made is recorded
+            assert (ended.returncode, job["state"], job["reason"], kinds) == (1, "cancelled", "cancelled by request",
+                                                                             ["point"])
+        else:  # after the point was made: it stays, the check and prune after it are skipped
+            assert (ended.returncode, job["state"], kinds) == (3, "completed with warnings", ["point", "sync"])
+            assert any("check and prune skipped" in w for w in job["warnings"]), job["warnings"]
+        assert d.json("sync", "g", "--wait")["state"] == "completed"
+    finally:
+        assert d.stop() == 0
 
 
 def test_versions_of_an_unknown_path_and_a_restore_of_a_path_not_in_the_point_are_refused(sqlite_daemon, tmp_path):

@@ -2,7 +2,8 @@
 the lines that name mtx and its config and temp directories.
 
 The library is served by `tapeline-vtl serve` in a subprocess, so the script's many short-lived mtx and mt processes
-share one library as they would share a real one. Skipped where bacula-sd is not installed.
+share one library as they would share a real one. Without bacula-sd they fail with the fix (`./dev test`
+installs it).
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ from vtl_harness import BIN, init_library, served_library
 SCRIPT = Path("/etc/bacula/scripts/mtx-changer")
 CONF = Path("/etc/bacula/scripts/mtx-changer.conf")
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not SCRIPT.exists(), reason="bacula-sd is not installed (apt-get install bacula-sd)")]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def changer(tmp_path_factory):
     """(run, changer URL, drive URL): `run(cmd, slot, drive_index)` runs the script like a Bacula SD."""
+    if not SCRIPT.exists():
+        pytest.fail(f"{SCRIPT} is missing: run `./dev test` (it installs bacula-sd) or `apt-get install bacula-sd`",
+                    pytrace=False)
     tmp = tmp_path_factory.mktemp("bacula")
     library = tmp / "library"
     init_library(library)
