@@ -67,16 +67,28 @@ for _command in cli.commands.values():
     _add_global_options(_command)
 
 
-def _usage_error(exc: click.UsageError, as_json: bool) -> None:
+def _usage_error(exc: click.UsageError, as_json: bool) -> int:
     """`tapeline: CAUSE: FIX` first (what a script reads), then click's usage line for a person; with --json the
-    error document on stdout too. (The --json flag may not have been parsed yet: the command line is looked at.)"""
+    error document on stdout too. (The --json flag may not have been parsed yet: the command line is looked at.)
+    A command (or group) given without what it needs prints its help instead, as if asked for it."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        click.echo(exc.ctx.get_help())
+        return EXIT_OK
     command = exc.ctx.command_path if exc.ctx else "tapeline"
-    err = UsageError(exc.format_message().rstrip("."), f"see `{command} --help`")
+    if isinstance(exc, (click.exceptions.NoSuchCommand, click.exceptions.NoSuchOption)):
+        what, name = (("command", exc.command_name) if isinstance(exc, click.exceptions.NoSuchCommand)
+                      else ("option", exc.option_name))
+        lists = f"`{command} --help` lists them"
+        err = UsageError(f"no such {what} {name!r}",
+                         f"did you mean {exc.possibilities[0]!r}? ({lists})" if exc.possibilities else lists)
+    else:
+        err = UsageError(exc.format_message().rstrip("."), f"see `{command} --help`")
     click.echo(f"tapeline: {err}", err=True)
-    if exc.ctx is not None:
+    if exc.ctx is not None and not isinstance(exc, click.exceptions.NoSuchCommand):
         click.echo(exc.ctx.get_usage(), err=True)
     if as_json:
         click.echo(json.dumps(err.to_payload()))
+    return EXIT_USAGE
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -89,8 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("tapeline: interrupted", err=True)
         code = EXIT_FAILED
     except click.UsageError as exc:
-        _usage_error(exc, as_json=_state["json"] or "--json" in args)
-        code = EXIT_USAGE
+        code = _usage_error(exc, as_json=_state["json"] or "--json" in args)
     except click.ClickException as exc:
         err = (UsageError if exc.exit_code == 2 else TapelineError)(exc.format_message().rstrip("."),
                                                                     "see `tapeline --help`")

@@ -13,9 +13,19 @@ from pathlib import Path
 
 import httpx
 
+from appliance.config import SERVICE_SOCKET
 from appliance.errors import DaemonUnreachable, TapelineError, from_payload
 
 PREFIX = "/v1"
+
+
+def _how_to_start(socket_path: Path) -> str:
+    if socket_path == SERVICE_SOCKET:  # a development daemon listens under its data directory instead
+        return ("start it with `systemctl start tapeline`; for a development daemon (`./dev up`, `tapeline up`) give "
+                "its data directory: --data DIR or TAPELINE_DATA=DIR")
+    if socket_path.parent.name == "run":
+        return f"start it with `tapeline up --data {socket_path.parent.parent}`"
+    return "start it with `systemctl start tapeline`, or check api.socket in the configuration"
 
 
 class Client:
@@ -44,7 +54,7 @@ class Client:
                 raise DaemonUnreachable(f"no permission to use the Tapeline daemon's socket {self.socket_path}",
                                         "run as root or as a member of the operators' group (api.group)") from None
             raise DaemonUnreachable(f"cannot reach the Tapeline daemon at {self.socket_path}",
-                                    "start it with `tapeline up` (development) or `systemctl start tapeline`") from None
+                                    _how_to_start(self.socket_path)) from None
         except httpx.TimeoutException:
             raise DaemonUnreachable(f"the Tapeline daemon at {self.socket_path} did not answer in time",
                                     "check its log (journalctl -u tapeline) and retry") from None

@@ -76,7 +76,7 @@ def run_daemon(settings: config.Settings, demo: bool) -> None:
 
 
 def register(cli: click.Group) -> None:
-    @cli.command()
+    @cli.command(short_help="Run a development daemon in the foreground (embedded defaults).")
     @click.pass_obj
     def up(ctx: Context) -> None:
         """Run the daemon in the foreground on embedded defaults, with a demo group on first start (Ctrl-C stops).
@@ -85,7 +85,7 @@ def register(cli: click.Group) -> None:
         DIR, the API socket included (DIR/run/tapeline.sock)."""
         run_daemon(config.load(ctx.config_file, ctx.data_dir, read_default_file=False), demo=True)
 
-    @cli.command()
+    @cli.command(short_help="Run the daemon as the service does.")
     @click.pass_obj
     def serve(ctx: Context) -> None:
         """Run the daemon as the service does (systemd/tapeline.service), from the configuration file."""

@@ -33,7 +33,7 @@ def show_group(g: dict) -> None:
 
 
 def register(cli: click.Group) -> None:
-    @cli.group()
+    @cli.group(short_help="Protection groups: what is protected, how often, how long.")
     def group() -> None:
         """Protection groups: sources with a sync frequency, recovery-point times and a retention range."""
 
@@ -88,7 +88,7 @@ def register(cli: click.Group) -> None:
                                     [os.path.abspath(p) for p in remove])
         ctx.emit(g, show_group)
 
-    @group.command("pause")
+    @group.command("pause", short_help="Stop a group's scheduled syncs and points.")
     @click.argument("name")
     @click.pass_obj
     def pause(ctx: Context, name) -> None:

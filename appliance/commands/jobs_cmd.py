@@ -70,7 +70,7 @@ def register(cli: click.Group) -> None:
         else:
             ctx.emit(ctx.client.job(job_id), show_job)
 
-    @cli.command()
+    @cli.command(short_help="Cancel a queued or running job.")
     @click.argument("job_id", type=int)
     @click.pass_obj
     def cancel(ctx: Context, job_id) -> None:

@@ -29,7 +29,7 @@ def register(cli: click.Group) -> None:
                               help="Record a source that lost most of its files as it is (a sync refuses that "
                                    "by default, in case the source is not mounted).")
 
-    @cli.command()
+    @cli.command(short_help="Sync group NAME now.")
     @click.argument("name")
     @accept_opt
     @wait_opt
@@ -76,7 +76,7 @@ def register(cli: click.Group) -> None:
                    for p in pts], ["ID", "TIME", "KIND", "STATE", "FILES", "SIZE", "SNAPSHOT"])
         ctx.emit(ctx.client.points(name), human)
 
-    @cli.command()
+    @cli.command(short_help="Every version of a file or directory.")
     @click.argument("path")
     @click.pass_obj
     def versions(ctx: Context, path) -> None:
@@ -96,7 +96,7 @@ def register(cli: click.Group) -> None:
                   ["GROUP", "FROM", "FROM TIME", "TO", "TO TIME", "KIND", "SIZE", "MODIFIED", ""])
         ctx.emit(found, human)
 
-    @cli.command()
+    @cli.command(short_help="Restore files of group NAME from a recovery point.")
     @click.argument("name")
     @click.argument("paths", nargs=-1, metavar="[PATH]...")
     @click.option("--point", "point_id", metavar="ID", help="Recovery point id (see `tapeline points NAME`).")

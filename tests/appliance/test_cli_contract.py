@@ -32,17 +32,30 @@ def tapeline(*args, data: Path, check: int | None = None):
 def test_no_daemon_is_one_line_naming_the_socket_and_how_to_start_it(tmp_path):
     proc = tapeline("status", data=tmp_path, check=1)
     sock = tmp_path / "run" / "tapeline.sock"
-    assert proc.stderr == (f"tapeline: cannot reach the Tapeline daemon at {sock}: start it with `tapeline up` "
-                           "(development) or `systemctl start tapeline`\n")
+    assert proc.stderr == (f"tapeline: cannot reach the Tapeline daemon at {sock}: start it with "
+                           f"`tapeline up --data {tmp_path}`\n")
     doc = json.loads(tapeline("--json", "jobs", data=tmp_path, check=1).stdout)
-    assert doc["exit_code"] == 1 and doc["fix"].startswith("start it with")
+    assert doc["exit_code"] == 1 and doc["fix"] == f"start it with `tapeline up --data {tmp_path}`"
+    # Without --data the client looks for the service: it says how to reach a development daemon instead.
+    (tmp_path / "empty.toml").write_text("")
+    service = subprocess.run([TAPELINE, "--config", str(tmp_path / "empty.toml"), "status"], capture_output=True,
+                             text=True, env={**os.environ, "TAPELINE_DATA": ""})
+    assert service.returncode == 1 and service.stderr.count("\n") == 1
+    assert service.stderr.startswith("tapeline: cannot reach the Tapeline daemon at /run/tapeline/tapeline.sock: "
+                                      "start it with `systemctl start tapeline`; for a development daemon")
+    assert "--data DIR or TAPELINE_DATA=DIR" in service.stderr
 
 
 def test_bad_usage_exits_2(tmp_path):
     missing = tapeline("sync", data=tmp_path, check=2).stderr.splitlines()
     assert missing[0] == "tapeline: Missing argument 'NAME': see `tapeline sync --help`"  # what a script reads
     assert missing[1].startswith("Usage: tapeline sync")  # and click's usage, for a person
-    assert tapeline("frobnicate", data=tmp_path, check=2).stderr.startswith("tapeline: No such command 'frobnicate'")
+    assert tapeline("frobnicate", data=tmp_path, check=2).stderr == (
+        "tapeline: no such command 'frobnicate': `tapeline --help` lists them\n")
+    assert tapeline("restor", data=tmp_path, check=2).stderr == (
+        "tapeline: no such command 'restor': did you mean 'restore'? (`tapeline --help` lists them)\n")
+    assert tapeline("restore", "g", "--to", "x", "--pont", "3", data=tmp_path, check=2).stderr.startswith(
+        "tapeline: no such option '--pont': did you mean '--point'? (`tapeline restore --help` lists them)\n")
     for args in (["--json", "bogus"], ["sync", "--json"], ["jobs", "--limit", "x", "--json"]):
         proc = tapeline(*args, data=tmp_path, check=2)
         doc = json.loads(proc.stdout)  # one JSON document, even for a usage error
@@ -52,6 +65,17 @@ def test_bad_usage_exits_2(tmp_path):
     proc = subprocess.run([TAPELINE, "--config", str(cfg), "status"], capture_output=True, text=True,
                           env={**os.environ, "TAPELINE_DATA": ""})
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "defaults.sync 'often'" in proc.stderr
+
+
+def test_bare_tapeline_and_a_bare_group_print_their_help():
+    for args, first in (([], "Usage: tapeline [OPTIONS] COMMAND [ARGS]..."),
+                        (["group"], "Usage: tapeline group [OPTIONS] COMMAND [ARGS]...")):
+        proc = subprocess.run([TAPELINE, *args], capture_output=True, text=True, env={**os.environ, "TAPELINE_DATA": ""})
+        assert (proc.returncode, proc.stderr) == (0, "")
+        lines = proc.stdout.splitlines()
+        assert lines[0] == first and sum(line.startswith("Usage:") for line in lines) == 1
+        commands = lines[lines.index("Commands:") + 1:]
+        assert len(commands) >= 7 and not any(line.endswith("...") for line in commands), commands
 
 
 def test_exit_codes_and_json_against_a_daemon(sqlite_daemon, tmp_path):
