@@ -26,6 +26,7 @@ from appliance.config import Settings
 from appliance.errors import Conflict, NotFound, TapelineError, UsageError
 from appliance.ops import alerts
 from appliance.ops.jobs import JobEngine, get_job, list_jobs
+from appliance.ops.messages import text_time
 from appliance.ops.scheduler import Scheduler
 from appliance.ops.tasks import Tasks
 from appliance.store import Store
@@ -180,8 +181,8 @@ class Appliance:
         if at is not None:
             before = [p for p in points if p.time <= at]
             if not before:
-                raise NotFound(f"group '{name}' has no recovery point at or before {at.isoformat()}",
-                               f"its oldest is {points[0].time.isoformat()}; see `tapeline points {name}`")
+                raise NotFound(f"group '{name}' has no recovery point at or before {text_time(at)}",
+                               f"its oldest is {text_time(points[0].time)}; see `tapeline points {name}`")
             return before[-1]
         return points[-1]
 
@@ -254,7 +255,8 @@ class Appliance:
                        "store": str(self.settings.store_path)},
             "groups": groups,
             "jobs": {"running": [j.id for j in running], "queued": [j.id for j in queued]},
-            "alerts": [a.model_dump(mode="json") for a in open_alerts],
+            "alerts": [{k: v.isoformat() if isinstance(v, datetime) else v for k, v in a.model_dump().items()}
+                       for a in open_alerts],
             "needs_attention": any(a.severity in ("error", "warning") for a in open_alerts),
         }
 

@@ -76,8 +76,8 @@ def plain(value):
     """Dataclasses, SQLModel rows and datetimes as JSON-ready values."""
     if dataclasses.is_dataclass(value):
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
+    if hasattr(value, "model_dump"):  # (not mode="json": that writes UTC as "Z", every other time has "+00:00")
+        return plain(value.model_dump())
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, (list, tuple)):

@@ -40,7 +40,8 @@ def _live(path: Path) -> bool:
         probe.close()
 
 
-def bind_socket(path: Path, operators_group: str) -> socket.socket:
+def bind_socket(path: Path, operators_group: str | None) -> socket.socket:
+    """The API socket, for this user and the operators' group (None: this user only, as a development daemon)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
     except OSError as exc:
@@ -54,9 +55,9 @@ def bind_socket(path: Path, operators_group: str) -> socket.socket:
         sock.bind(str(path))
         mode = 0o600
         try:
-            gid = grp.getgrnam(operators_group).gr_gid
-            os.chown(path, -1, gid)
-            mode = 0o660
+            if operators_group is not None:
+                os.chown(path, -1, grp.getgrnam(operators_group).gr_gid)
+                mode = 0o660
         except KeyError:
             log.warning("operators' group %r does not exist: the API socket %s is for root only (mode 0600); "
                         "create the group (groupadd %s) and restart to let operators in",

@@ -51,7 +51,8 @@ def run_daemon(settings: config.Settings, demo: bool) -> None:
         appliance.start()
         if demo:
             appliance.create_demo()
-        sock = bind_socket(settings.socket_path, settings.operators_group)
+        # A development daemon's socket is under its own data directory, for this user: no operators' group to ask for.
+        sock = bind_socket(settings.socket_path, None if demo else settings.operators_group)
         server = make_server(create_app(appliance), settings.log_level)
         # uvicorn restores the previous handlers on its way out and re-raises the signal it caught: make SIGTERM
         # end up here as KeyboardInterrupt too, so the clean stop below runs.

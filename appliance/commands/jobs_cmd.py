@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from appliance.commands.output import (FINISHED, Context, job_line, progress_text, shown_warnings, size, table,
-                                       wait_for_job, when)
+from appliance.commands.output import (FINISHED, Context, job_line, progress_text, restored_to, shown_warnings, size,
+                                       table, wait_for_job, when)
+from appliance.ops.messages import plural
 
 
 def show_job(job: dict) -> None:
@@ -20,26 +21,31 @@ def show_job(job: dict) -> None:
     result = job.get("result") or {}
     if "sync" in result:
         r = result["sync"]
-        click.echo(f"  sync       {r['files_scanned']} files scanned, {r['files_changed']} read, "
+        label = "point" if job["kind"] == "point" else "sync"  # a recovery point's scan is not a "sync"
+        click.echo(f"  {label:<10} {plural(r['files_scanned'], 'file')} scanned, {r['files_changed']} read, "
                    f"{size(r['new_bytes'])} new, {size(r['stored_bytes'])} stored, {r['duration_s']} s")
     if "point" in result:
-        click.echo(f"  point      {result['point']['id']} ({result['point']['snapshot_id']})")
+        p = result["point"]
+        click.echo(f"  point      {p['id']} ({p['snapshot_id']}): {plural(p['files'], 'file')}, "
+                   f"{size(p.get('bytes'))}")
     if "check" in result:
         r = result["check"]
         damaged = ", ".join(map(str, r.get("damaged_point_ids") or r.get("damaged_points") or [])) or "none"
         healed = ", ".join(map(str, r.get("healed_point_ids") or []))
-        click.echo(f"  check      {r['state']}: {r['chunks_checked']} chunks checked, {r['repaired']} repaired, "
-                   f"damaged points: {damaged}{f', whole again: {healed}' if healed else ''}, "
-                   f"{r['drift']} entries changed in the source since")
+        click.echo(f"  check      {r['state']}: {plural(r['chunks_checked'], 'chunk')} checked, "
+                   f"{r['repaired']} repaired, damaged points: {damaged}"
+                   f"{f', whole again: {healed}' if healed else ''}, "
+                   f"{plural(r['drift'], 'entry', 'entries')} changed in the source since")
     if "prune" in result:
         r = result["prune"]
         removed = r.get("removed_points")
-        click.echo(f"  prune      {r['state']}: {removed if isinstance(removed, int) else len(removed or [])} "
-                   f"point(s) removed, {r['packs_deleted']} pack(s) deleted, {r['packs_rewritten']} rewritten, "
+        removed = removed if isinstance(removed, int) else len(removed or [])
+        click.echo(f"  prune      {r['state']}: {plural(removed, 'point')} removed, "
+                   f"{plural(r['packs_deleted'], 'pack')} deleted, {r['packs_rewritten']} rewritten, "
                    f"{size(r['bytes_freed'])} freed")
     if "restore" in result:
         r = result["restore"]
-        click.echo(f"  restore    {r['files']} files, {size(r['bytes'])} into {r['target']}")
+        click.echo(f"  restore    {plural(r['files'], 'file')}, {size(r['bytes'])} {restored_to(job)}")
 
 
 def register(cli: click.Group) -> None:

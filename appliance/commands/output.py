@@ -8,16 +8,16 @@ JobFailed for the exit code (cli.main maps them), after printing the final state
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import click
 
 from appliance import config
 from appliance.errors import CompletedWithWarnings, JobFailed
-from appliance.ops.messages import capped
+from appliance.ops.messages import capped, plural, text_time
 
 FINISHED = ("completed", "completed with warnings", "failed", "cancelled")
 POLL = 0.25
@@ -78,9 +78,7 @@ def size(n: int | None) -> str:
 
 def when(iso: str | None) -> str:
     """An ISO time from the API in the local zone, to the second."""
-    if not iso:
-        return "-"
-    return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return text_time(iso)
 
 
 def progress_text(job: dict) -> str:
@@ -104,6 +102,50 @@ def job_line(job: dict) -> str:
     if job.get("reason"):
         text += f" ({job['reason']})"
     return text
+
+
+def restored_to(job: dict) -> str:
+    """Where a restore put its files: they go under DIR by their original full paths."""
+    target = job["result"]["restore"]["target"]
+    paths = (job.get("params") or {}).get("paths") or []
+    if target == "/":
+        return "in place"
+    if len(paths) == 1:
+        return f"to {os.path.join(target, paths[0].lstrip('/'))}"
+    return f"to {target} (under their original paths)"
+
+
+def result_text(job: dict) -> str:
+    """What a job did, in one phrase with its counts and sizes ("" when it did nothing worth a line)."""
+    result = job.get("result") or {}
+    if "restore" in result:
+        r = result["restore"]
+        return f"restored {plural(r['files'], 'file')} ({size(r['bytes'])}) {restored_to(job)}"
+    if "point" in result:
+        p, r = result["point"], result.get("sync") or {}
+        what = "recovery point" if job["kind"] == "point" else "sync point"
+        return (f"{what} {p['id']}: {plural(p['files'], 'file')} ({size(p.get('bytes'))}), "
+                f"{r.get('files_changed', 0)} changed, {size(r.get('new_bytes', 0))} new")
+    if "check" in result:
+        r = result["check"]
+        damaged = len(r.get("damaged_point_ids") or r.get("damaged_points") or [])
+        return (f"{plural(r['chunks_checked'], 'chunk')} checked, {r['repaired']} repaired, "
+                f"{plural(damaged, 'damaged point')}")
+    if "prune" in result:
+        r = result["prune"]
+        removed = r.get("removed_points")
+        removed = removed if isinstance(removed, int) else len(removed or [])
+        return f"{plural(removed, 'recovery point')} removed, {size(r['bytes_freed'])} freed"
+    if "removed_points" in result:
+        return f"{plural(result['removed_points'], 'recovery point')} removed"
+    return ""
+
+
+def result_line(job: dict) -> str:
+    """The line a waited-for job ends with, on a terminal or not: its state, then what it did."""
+    text = job_line(job)
+    done = result_text(job) if job["state"] in ("completed", "completed with warnings") else ""
+    return f"{text}: {done}" if done else text
 
 
 def started(ctx: Context, answer: dict, kind: str, name: str, wait: bool) -> None:
@@ -131,7 +173,7 @@ def wait_for_job(ctx: Context, job_id: int) -> dict:
     if ctx.as_json:
         print_json(job)
     else:
-        click.echo(job_line(job))
+        click.echo(result_line(job))
         for w in shown_warnings(job):
             click.echo(f"  warning: {w}")
     if job["state"] == "completed with warnings":

@@ -3,23 +3,52 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime
+import re
+from datetime import date, datetime, time, timedelta
 
 import click
 
 from appliance.commands.output import Context, size, started, table, when
+from appliance.config import parse_duration
 from appliance.errors import NotFound, UsageError
+from appliance.ops.messages import plural
+
+
+AT_FORMS = ('"YYYY-MM-DD HH:MM[:SS]" (local time), ISO 8601 with a zone (2026-01-05T14:00+01:00), '
+            '"HH:MM" (today), or "DURATION ago" ("2h ago", "3d ago")')
 
 
 def _at(value: str | None) -> str | None:
-    """--at TIME: ISO 8601 or "YYYY-MM-DD HH:MM[:SS]"; without a zone it is local time."""
+    """--at TIME in one of AT_FORMS, as ISO 8601 with its offset (a time without a zone is local)."""
     if value is None:
         return None
+    text = value.strip()
     try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"--at {value!r} is not a time", 'write it as "2026-01-05 14:00" or 2026-01-05T14:00') from None
-    return (t if t.tzinfo else t.astimezone()).isoformat()
+        if text.endswith(" ago"):
+            t = datetime.now().astimezone() - timedelta(seconds=parse_duration(text[:-4]))
+        elif re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", text):
+            t = datetime.combine(date.today(), time.fromisoformat(text.zfill(len(text) + (text.index(":") == 1))))
+        else:
+            t = datetime.fromisoformat(text)
+    except (ValueError, OverflowError):
+        raise UsageError(f"--at {value!r} is not a time", f"write it as {AT_FORMS}") from None
+    try:
+        return (t if t.tzinfo else t.astimezone()).isoformat()
+    except (OverflowError, ValueError, OSError):  # the calendar's first or last day, shifted by a zone
+        raise UsageError(f"--at {value!r} is out of range", "give a time between the years 1 and 9999, a day or more "
+                         "from either end") from None
+
+
+def _point(ctx: Context, name: str, value: str | None) -> str | None:
+    """--point: an ID from `tapeline points NAME` (IDs are global), a snapshot id, `latest` or `latest-N`."""
+    m = re.fullmatch(r"latest(?:-(\d+))?", value or "")
+    if m is None:
+        return value
+    points, back = ctx.client.points(name), int(m.group(1) or 0)
+    if back >= len(points):
+        raise NotFound(f"group '{name}' has {plural(len(points), 'recovery point')}, so no --point {value}",
+                       f"list them with `tapeline points {name}`")
+    return str(points[-1 - back]["id"])
 
 
 def register(cli: click.Group) -> None:
@@ -99,18 +128,23 @@ def register(cli: click.Group) -> None:
     @cli.command(short_help="Restore files of group NAME from a recovery point.")
     @click.argument("name")
     @click.argument("paths", nargs=-1, metavar="[PATH]...")
-    @click.option("--point", "point_id", metavar="ID", help="Recovery point id (see `tapeline points NAME`).")
-    @click.option("--at", "at", metavar="TIME", help="The newest point at or before TIME (local time).")
+    @click.option("--point", "point_id", metavar="ID",
+                  help="Recovery point: its ID in `tapeline points NAME`, or latest, latest-1 (the one before), ...")
+    @click.option("--at", "at", metavar="TIME",
+                  help=f"The newest point at or before TIME: {AT_FORMS}.")
     @click.option("--to", "to", required=True, metavar="DIR", help="Directory to restore into.")
     @click.option("--overwrite", is_flag=True, help="Replace files that already exist in DIR.")
     @wait_opt
     @click.pass_obj
     def restore(ctx: Context, name, paths, point_id, at, to, overwrite, wait) -> None:
-        """Restore files of group NAME (PATHs by their full original path; none: everything) into --to DIR."""
+        """Restore files of group NAME (PATHs by their full original path; none: everything) into --to DIR, where
+        they go under their original paths (--to / puts them back in place). Without --point or --at: the newest
+        point."""
         if point_id and at:
             raise UsageError("--point and --at both given", "give one of them (or neither: the newest point)")
-        answer = ctx.client.restore(name, os.path.abspath(to), point_id, _at(at), [os.path.abspath(p) for p in paths],
-                                    overwrite)
+        at = _at(at)
+        answer = ctx.client.restore(name, os.path.abspath(to), _point(ctx, name, point_id), at,
+                                    [os.path.abspath(p) for p in paths], overwrite)
         if not ctx.as_json and not wait:
             p = answer["point"]
             click.echo(f"restoring from recovery point {p['id']} ({when(p['time'])}) into {os.path.abspath(to)}")

@@ -6,6 +6,7 @@ import click
 
 from appliance.commands.output import Context, table, when
 from appliance.errors import CompletedWithWarnings, TapelineError
+from appliance.ops.messages import plural
 
 
 def register(cli: click.Group) -> None:
@@ -24,7 +25,7 @@ def register(cli: click.Group) -> None:
                 sync = (f"last sync {last['state']} {when(last['finished'])}" if last else
                         f"last point {when(g['latest_point'])}" if g["latest_point"] else "never synced")
                 damaged = f", {g['damaged_points']} damaged" if g["damaged_points"] else ""
-                click.echo(f"group   {g['name']}{' (paused)' if g['paused'] else ''}: {g['points']} points"
+                click.echo(f"group   {g['name']}{' (paused)' if g['paused'] else ''}: {plural(g['points'], 'point')}"
                            f"{damaged}, newest {when(g['latest_point'])}, {sync}")
             for a in st["alerts"]:
                 click.echo(f"{a['severity']:<7} {a['message']}: {a['fix']}")

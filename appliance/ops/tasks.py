@@ -25,7 +25,7 @@ from appliance.catalog.points import (IndexChange, clear_damaged, drop_points, l
                                       points_by_snapshot, record_point)
 from appliance.ops import alerts
 from appliance.ops.jobs import JobContext, Outcome
-from appliance.ops.messages import count_warnings, split_fix
+from appliance.ops.messages import count_warnings, plural, split_fix
 from appliance.protect import files as protect
 from appliance.protect.files import GroupSpec, SourceSpec
 from appliance.store.errors import SnapshotNotFound
@@ -116,7 +116,7 @@ class Tasks:
             state = _worst(state, step())
         reason = res.reason if res.state != "completed" else None
         if state == "completed with warnings" and not reason:
-            reason = f"{count_warnings(warnings)} warning(s); see `tapeline job {ctx.job_id}`"
+            reason = f"{plural(count_warnings(warnings), 'warning')}; see `tapeline job {ctx.job_id}`"
         return Outcome(state, reason, tuple(warnings), result)
 
     def _check_new(self, ctx: JobContext, group: GroupInfo, snapshot_id: str, result: dict, warnings: list[str]) -> str:
@@ -153,10 +153,10 @@ class Tasks:
             warnings.append(f"consistency check failed: {chk.reason}")
             return "failed"
         if chk.state == "damaged":
-            warnings.append(f"consistency check: {len(chk.damaged_snapshots)} recovery point(s) damaged")
+            warnings.append(f"consistency check: {plural(len(chk.damaged_snapshots), 'recovery point')} damaged")
             return "completed with warnings"
         if chk.state == "repaired":
-            warnings.append(f"consistency check repaired {chk.repaired} chunk(s) from the source")
+            warnings.append(f"consistency check repaired {plural(chk.repaired, 'chunk')} from the source")
             return "completed with warnings"
         return "completed"
 

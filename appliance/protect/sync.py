@@ -107,7 +107,8 @@ def _run(store: Store, group: GroupSpec, kind: str, progress: Progress, cancel: 
     warnings = scanner.warnings_list()
     state = "completed with warnings" if warnings else "completed"
     changes = ChangeList(store, info.id, scanner.changed, scanner.deleted)
-    progress(scanner.scanned, scanner.scanned, f"sync of {group.name} {state}")
+    what = "recovery point" if kind == "point" else "sync"
+    progress(scanner.scanned, scanner.scanned, f"{what} of {group.name} {state}")
     return SyncResult(info, state, "", warnings, stats, changes)
 
 
