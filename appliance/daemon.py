@@ -243,7 +243,8 @@ class Appliance:
             groups.append({"name": g.name, "paused": g.paused, "points": len(pts),
                            "latest_point": pts[-1].time.isoformat() if pts else None,
                            "damaged_points": sum(p.state == "damaged" for p in pts),
-                           "last_sync": {"job": last.id, "state": last.state, "reason": last.reason,
+                           "last_sync": {"job": last.id, "kind": last.kind, "state": last.state,
+                                         "reason": last.reason,
                                          "finished": last.finished.isoformat() if last.finished else None}
                            if last else None})
         open_alerts = alerts.list_alerts(self.catalog)

@@ -21,8 +21,9 @@ def show_job(job: dict) -> None:
     result = job.get("result") or {}
     if "sync" in result:
         r = result["sync"]
-        label = "point" if job["kind"] == "point" else "sync"  # a recovery point's scan is not a "sync"
-        click.echo(f"  {label:<10} {plural(r['files_scanned'], 'file')} scanned, {r['files_changed']} read, "
+        # (the scan of a sync or of a recovery point alike; files_scanned counts directories and links too)
+        click.echo(f"  scan       {plural(r['files_scanned'], 'entry', 'entries')}, "
+                   f"{plural(r['files_changed'], 'file')} read, "
                    f"{size(r['new_bytes'])} new, {size(r['stored_bytes'])} stored, {r['duration_s']} s")
     if "point" in result:
         p = result["point"]

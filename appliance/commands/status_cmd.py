@@ -22,7 +22,7 @@ def register(cli: click.Group) -> None:
             click.echo(f"jobs    {len(st['jobs']['running'])} running, {len(st['jobs']['queued'])} queued")
             for g in st["groups"]:
                 last = g["last_sync"]
-                sync = (f"last sync {last['state']} {when(last['finished'])}" if last else
+                sync = (f"last {last.get('kind', 'sync')} {last['state']} {when(last['finished'])}" if last else
                         f"last point {when(g['latest_point'])}" if g["latest_point"] else "never synced")
                 damaged = f", {g['damaged_points']} damaged" if g["damaged_points"] else ""
                 click.echo(f"group   {g['name']}{' (paused)' if g['paused'] else ''}: {plural(g['points'], 'point')}"

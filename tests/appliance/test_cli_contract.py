@@ -240,9 +240,17 @@ def test_kill_9_during_a_real_sync_then_restart(tmp_path):
         assert d.stop() == 0
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_up_creates_the_demo_group_and_syncs_it(tmp_path):
     data = tmp_path / "data"
-    d = Daemon(data, None, ["up", "--data", str(data)]).start()
+    cfg = tmp_path / "vtl.toml"  # not the default port 7101: another daemon may serve its library there
+    cfg.write_text(f'[vtl]\nlisten = "127.0.0.1:{free_port()}"\n')
+    d = Daemon(data, None, ["up", "--data", str(data), "--config", str(cfg)]).start()
     try:
         deadline = time.monotonic() + 30
         while not d.json("points", "demo"):
@@ -266,7 +274,9 @@ def test_up_creates_the_demo_group_and_syncs_it(tmp_path):
         assert d.json("catalog", "rebuild")["groups"] == []  # purged: nothing in the store brings it back
     finally:
         d.stop(signal.SIGINT)
-    assert "Traceback" not in d.log.read_text()
+    log = d.log.read_text()
+    assert "Traceback" not in log
+    assert "operators' group" not in log  # a development daemon's socket is for its user only: no group to ask for
 
 
 def held(hold: Path, job_id: int, step: str) -> Path:

@@ -41,7 +41,8 @@ def test_protect_edit_delete_and_restore_from_the_cli(daemon, tmp_path):
     write(src / "report.txt", b"second draft, longer\n", 0o644)
     os.unlink(src / "data" / "blob.bin")
     synced = daemon.run("sync", "projects", "--wait")
-    assert synced.stdout.startswith("job ") and synced.stdout.rstrip().endswith("sync projects: completed")
+    # the same result line a terminal gets: what the sync made, counts and sizes
+    assert synced.stdout == "job 2 sync projects: completed: sync point 2: 1 file (21 B), 1 changed, 21 B new\n"
     assert "\x1b" not in synced.stderr + synced.stdout  # not a terminal: plain lines, no progress bar
     daemon.run("point", "projects", "--wait")
     write(src / "report.txt", b"final\n", 0o600)
@@ -56,15 +57,18 @@ def test_protect_edit_delete_and_restore_from_the_cli(daemon, tmp_path):
 
     # The first version of the edited file, by point id; the deleted file, by time.
     dest = tmp_path / "restored"
-    daemon.run("restore", "projects", "--point", str(versions[0]["first_point"]["id"]), str(src / "report.txt"),
-               "--to", str(dest), "--wait")
+    one = daemon.run("restore", "projects", "--point", str(versions[0]["first_point"]["id"]),
+                     str(src / "report.txt"), "--to", str(dest), "--wait")
     under = dest / str(src).lstrip("/")
+    assert one.stdout.endswith(f"restore projects: completed: restored 1 file (12 B) to {under / 'report.txt'}\n")
     same_file(keep / "report.txt", under / "report.txt")
     at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() + 1))  # newest point: blob is gone there
     gone = daemon.run("restore", "projects", "--at", at, str(src / "data" / "blob.bin"), "--to", str(dest), "--wait",
                       check=1)
     assert gone.stderr.startswith(f"tapeline: {src / 'data' / 'blob.bin'} is not in recovery point ")
-    daemon.run("restore", "projects", "--point", str(points[0]["id"]), str(src / "data"), "--to", str(dest), "--wait")
+    data = daemon.run("restore", "projects", "--point", str(points[0]["id"]), str(src / "data"), "--to", str(dest),
+                      "--wait")
+    assert data.stdout.endswith(f": completed: restored 1 file (293.0 KiB) to {under / 'data'}\n"), data.stdout
     assert (under / "data" / "blob.bin").read_bytes() == (keep / "blob.bin").read_bytes()
     assert oct((under / "data" / "blob.bin").stat().st_mode & 0o777) == oct(0o600)
 
@@ -80,7 +84,8 @@ def test_protect_edit_delete_and_restore_from_the_cli(daemon, tmp_path):
 
     # The whole newest point, in place of a lost tree.
     whole = tmp_path / "whole"
-    daemon.run("restore", "projects", "--to", str(whole), "--wait")
+    assert daemon.run("restore", "projects", "--to", str(whole), "--wait").stdout.endswith(
+        f": completed: restored 2 files (6 B) to {whole} (under their original paths)\n")  # a file and a link
     w = whole / str(src).lstrip("/")
     same_file(src / "report.txt", w / "report.txt")
     assert os.readlink(w / "latest") == "report.txt"
