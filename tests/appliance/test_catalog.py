@@ -122,17 +122,15 @@ def test_non_utf8_names_survive_the_index(catalog):
     assert os.fsencode(v.path).endswith(name)
 
 
-def test_bulk_index_of_many_files_is_fast(catalog):
-    import time
+def test_bulk_index_of_many_files(catalog):
+    # (how fast is bench/store_sync.py's business: a time limit here would fail on a loaded machine)
     g = make_group(catalog)
     n = 50_000
-    start = time.perf_counter()
     record_point(catalog, g.id, "s1", "sync", T0, n, n, (IndexChange("/srv/files", b"d/f%06d" % i, "added", size=i)
                                                          for i in range(n)))
-    elapsed = time.perf_counter() - start
     with catalog.engine.connect() as conn:
         assert conn.execute(text("select count(*) from file_version")).scalar() == n
-    assert elapsed < 10, f"{n} version rows took {elapsed:.1f}s"
+    assert [v.size for v in versions(catalog, "/srv/files/d/f049999")] == [49_999]
 
 
 def test_deleting_a_group_removes_its_index(catalog):
@@ -157,17 +155,15 @@ def test_a_catalog_from_a_newer_tapeline_is_refused(tmp_path):
 
 def test_reads_do_not_wait_for_a_long_write_on_sqlite(tmp_path):
     import threading
-    import time
     cat = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
     make_group(cat)
     done = threading.Event()
     with cat.engine.begin() as conn:  # a big sync recording its versions holds the write lock
         conn.execute(text("update protection_group set paused = 1"))
         reader = threading.Thread(target=lambda: (list_groups(cat), versions(cat, "/srv/files/x"), done.set()))
-        start = time.monotonic()
         reader.start()
-        assert done.wait(5), "a read waited for the writer"
-        assert time.monotonic() - start < 1
+        # the writer holds its lock until this block ends: a read that waited for it would never be done here
+        assert done.wait(60), "a read waited for the writer"
         assert list_groups(cat)[0].paused is False  # it sees the last committed state
     reader.join()
     cat.close()

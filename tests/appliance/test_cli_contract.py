@@ -211,8 +211,13 @@ def test_a_killed_daemons_running_job_is_marked_failed_on_restart(tmp_path):
 
 @pytest.mark.slow
 def test_kill_9_during_a_real_sync_then_restart(tmp_path):
+    """Killed once the sync is reading; the daemon holds the job after its point (TAPELINE_TEST_HOLD), so the kill
+    lands while the job runs whatever the machine's speed: mid-read, or with its point made but the job not ended."""
     from daemon_harness import make_daemon
-    d = make_daemon(tmp_path, None).start()
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    (hold / "point").touch()
+    d = make_daemon(tmp_path, None, env={"TAPELINE_TEST_HOLD": str(hold)}).start()
     src = tmp_path / "src"
     src.mkdir()
     with open(src / "big", "wb") as f:
@@ -226,11 +231,11 @@ def test_kill_9_during_a_real_sync_then_restart(tmp_path):
         time.sleep(0.02)
     d.proc.send_signal(signal.SIGKILL)
     d.proc.wait(10)
+    (hold / "point").unlink()
     d.start()
     try:
         job = d.json("job", str(job_id))
-        if job["state"] != "completed":  # the sync may have won the race
-            assert (job["state"], job["reason"]) == ("failed", "daemon stopped while running; rerun it")
+        assert (job["state"], job["reason"]) == ("failed", "daemon stopped while running; rerun it")
         again = d.json("sync", "g", "--wait")
         assert again["state"] == "completed"
         restored = tmp_path / "r"

@@ -16,7 +16,7 @@ def test_finished_jobs_results_and_status_read_well(sqlite_daemon, tmp_path):
     d.run("group", "create", "g", "--source", str(src))
     point_job = d.json("point", "g", "--wait")["id"]
     status = d.run("status").stdout
-    assert "never synced" not in status and "last sync completed" in status, status
+    assert "never synced" not in status and "last point completed" in status, status  # a point, not a sync
 
     check_job = d.json("check", "g", "--full", "--wait")["id"]
     prune_job = d.json("prune", "g", "--wait")["id"]

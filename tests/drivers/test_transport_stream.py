@@ -269,10 +269,9 @@ def test_timeout_names_the_url_and_the_next_command_reconnects(server):
     url = f"stream+socket://127.0.0.1:{port}/drive0"
     with StreamTransport(url) as drive:
         lib.delay = 1.0
-        started = time.monotonic()
+        # (had the 0.2 s timeout not fired, the answer would have come after the 1 s delay, and no error)
         with pytest.raises(TransportError, match=re.escape(f"{url}: no answer within 0.2 s")):
             drive.execute(bytes(6), timeout=0.2)
-        assert time.monotonic() - started < 0.9
         lib.delay = 0.0
         assert drive.execute(bytes(6), data_in_len=6).data == b"drive0"
 
