@@ -13,6 +13,7 @@ alone so their next run time survives a restart). Job ids: "sync:<group id>" and
 from __future__ import annotations
 
 import logging
+from datetime import timezone
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -109,7 +110,7 @@ class Scheduler:
     def entries(self) -> list[dict]:
         """The schedule as plain values: id, name, next run (UTC ISO), trigger text."""
         return [{"id": j.id, "name": j.name, "trigger": str(j.trigger),
-                 "next_run": j.next_run_time.isoformat() if j.next_run_time else None}
+                 "next_run": j.next_run_time.astimezone(timezone.utc).isoformat() if j.next_run_time else None}
                 for j in sorted(self._scheduler.get_jobs(), key=lambda j: j.id)]
 
 

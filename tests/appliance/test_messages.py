@@ -3,7 +3,18 @@ with the right count. Against a real daemon, plus the counting rules on their ow
 
 from __future__ import annotations
 
-from appliance.ops.messages import capped, count_warnings, split_fix
+from datetime import datetime, timedelta, timezone
+
+from appliance.ops.messages import capped, count_warnings, plural, split_fix, text_time
+
+
+def test_plurals_and_the_one_text_time():
+    assert [plural(n, "file") for n in (0, 1, 2)] == ["0 files", "1 file", "2 files"]
+    assert plural(1, "entry", "entries") + ", " + plural(3, "entry", "entries") == "1 entry, 3 entries"
+    t = datetime(2026, 11, 30, 14, 5, 9, 123456, tzinfo=timezone(timedelta(hours=2)))
+    local = t.astimezone().strftime("%Y-%m-%d %H:%M:%S")  # the reader's zone, to the second
+    assert text_time(t) == text_time(t.isoformat()) == text_time("2026-11-30T12:05:09.123456Z") == local
+    assert text_time(None) == "-"
 
 
 def test_warnings_are_counted_with_the_ones_not_kept_and_printed_capped():

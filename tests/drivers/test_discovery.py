@@ -28,7 +28,7 @@ def add_device(sysfs: Path, hctl: str, type_code: int, vendor: str, model: str, 
 
 
 def test_drive_and_changer_on_one_target_like_lsscsi_04(tmp_path):
-    # real-outputs/lsscsi-04.txt: HP Ultrium 5 tape at 0:0:0:0 and a TANDBERG changer as LUN 1 of the same target
+    # as lsscsi shows a real loader: HP Ultrium 5 tape at 0:0:0:0 and a TANDBERG changer as LUN 1 of the same target
     tape_nodes = [("scsi_tape", n) for n in ("st0", "st0a", "st0l", "st0m", "nst0", "nst0a", "nst0l", "nst0m")]
     add_device(tmp_path, "0:0:0:0", 1, "HP", "Ultrium 5-SCSI", "Z51U", "sg4", tape_nodes)
     add_device(tmp_path, "0:0:0:1", 8, "TANDBERG", "StorageLoader", "0495", "sg5", [("scsi_changer", "sch0")])
@@ -47,7 +47,7 @@ def test_drive_and_changer_on_one_target_like_lsscsi_04(tmp_path):
 
 
 def test_mhvtl_library_sorted_by_numeric_hctl(tmp_path):
-    # real-outputs/lsscsi-02.txt (mhVTL part): an L700 and eight drives on LUNs 0..7; sg10 must sort after sg9
+    # an emulated L700 and eight drives on LUNs 0..7, as lsscsi lists them; sg10 must sort after sg9
     add_device(tmp_path, "3:0:0:0", 8, "STK", "L700", "vx_0", "sg8")  # old kernels: no scsi_changer node
     for lun in range(8):
         model = "ULT3580-TD3" if lun < 4 else "SDLT600"
