@@ -263,3 +263,7 @@ class Appliance:
 
     def job(self, job_id: int):
         return get_job(self.catalog, job_id)
+
+    async def wait_job(self, job_id: int, timeout: float):
+        """The job once it ended, or as it is after `timeout` seconds."""
+        return await self.engine.wait_for_end(job_id, timeout)

@@ -14,7 +14,7 @@ import dataclasses
 import json
 from datetime import datetime, timezone
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -28,6 +28,7 @@ from appliance.ops import alerts
 from appliance.ops.jobs import list_jobs
 
 API_VERSION = 1
+MAX_WAIT = 30.0  # seconds a long poll may be held (the client's own timeout is longer)
 
 
 class SourceBody(BaseModel):
@@ -224,6 +225,11 @@ def create_app(appliance) -> FastAPI:
     @app.get("/v1/jobs/{job_id}")
     def job(job_id: int):
         return plain(appliance.job(job_id))
+
+    @app.get("/v1/jobs/{job_id}/wait")
+    async def wait_job(job_id: int, timeout: float = Query(10.0, ge=0, le=MAX_WAIT)):
+        # A long poll: answers as soon as the job's end is recorded, else with the job as it is after `timeout`.
+        return plain(await appliance.wait_job(job_id, timeout))
 
     @app.post("/v1/jobs/{job_id}/cancel")
     def cancel(job_id: int):

@@ -20,7 +20,7 @@ from appliance.errors import CompletedWithWarnings, JobFailed
 from appliance.ops.messages import capped, plural, text_time
 
 FINISHED = ("completed", "completed with warnings", "failed", "cancelled")
-POLL = 0.25
+REFRESH = 1.0  # seconds between progress updates; the wait answers at once when the job ends
 emitted = {"json": False}  # set once a command printed its JSON document (cli.main then prints no error document)
 
 
@@ -187,7 +187,7 @@ def wait_for_job(ctx: Context, job_id: int) -> dict:
 def _follow_plain(client, job_id: int, quiet: bool) -> dict:
     last_line, last_time = None, 0.0
     while True:
-        job = client.job(job_id)
+        job = client.wait(job_id, 30.0 if quiet else REFRESH)
         if job["state"] in FINISHED:
             return job
         line = " ".join(x for x in (f"job {job_id} {job['kind']} {job.get('group_name') or ''}:", job["state"],
@@ -195,7 +195,6 @@ def _follow_plain(client, job_id: int, quiet: bool) -> dict:
         if not quiet and line != last_line and time.monotonic() - last_time >= 1.0:
             click.echo(line, err=True)
             last_line, last_time = line, time.monotonic()
-        time.sleep(POLL)
 
 
 def _follow_tty(client, job_id: int) -> dict:
@@ -207,10 +206,9 @@ def _follow_tty(client, job_id: int) -> dict:
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(f"job {job_id}", total=None, message="queued")
         while True:
-            job = client.job(job_id)
+            job = client.wait(job_id, REFRESH / 4)
             if job["state"] in FINISHED:
                 return job
             bar.update(task, description=f"{job['kind']} {job.get('group_name') or ''}",
                        completed=job.get("progress_done") or 0, total=job.get("progress_total"),
                        message=(job.get("progress_message") or job["state"])[:60])
-            time.sleep(POLL)

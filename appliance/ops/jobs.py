@@ -11,6 +11,8 @@ Invariants:
 - Progress reaches the catalog at most every PROGRESS_INTERVAL seconds (plus once at the end), so a fast scan does not
   turn into a write storm.
 - Cancel sets the job's Event; the job body passes it to the protect engine, which stops at the next safe point.
+- Whoever waits for a job (`wait`, `wait_for_end`: the API's long poll) is woken by the job's end being recorded,
+  not by polling: the watchers of a job are called right after the commit that records its end.
 - On start, jobs a killed daemon left "running" become failed ("daemon stopped while running; rerun it") and jobs
   left "queued" are queued again.
 - A worker never dies: anything a job body or its bookkeeping raises ends that job "failed" with the reason, and
@@ -20,6 +22,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -139,6 +142,8 @@ class JobEngine:
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self._recovered = False
+        self._watch_lock = threading.Lock()
+        self._watchers: dict[int, list[Callable[[], None]]] = {}  # job id -> called once its end is recorded
 
     # -- life cycle ---------------------------------------------------------------------------------------------
 
@@ -222,16 +227,57 @@ class JobEngine:
             raise Conflict(f"job {job_id} already ended ({job.state})", "nothing to cancel; see `tapeline jobs`")
         return job
 
+    def _watch(self, job_id: int, wake: Callable[[], None]) -> Callable[[], None]:
+        """Have `wake()` called (on the finishing thread) once the job's end is recorded; returns the undo."""
+        with self._watch_lock:
+            self._watchers.setdefault(job_id, []).append(wake)
+
+        def undo() -> None:
+            with self._watch_lock:
+                left = [w for w in self._watchers.get(job_id, ()) if w is not wake]
+                if left:
+                    self._watchers[job_id] = left
+                else:
+                    self._watchers.pop(job_id, None)
+        return undo
+
+    def _ended(self, job_id: int) -> None:
+        with self._watch_lock:
+            watchers = self._watchers.pop(job_id, [])
+        for wake in watchers:
+            wake()
+
     def wait(self, job_id: int, timeout: float = 60.0) -> Job:
-        """Block until the job ends (for tests and in-process callers)."""
-        deadline = time.monotonic() + timeout
-        while True:
+        """Block until the job ends (for tests and in-process callers); TimeoutError after `timeout` seconds."""
+        ended = threading.Event()
+        undo = self._watch(job_id, ended.set)  # before the first read: an end recorded meanwhile still wakes us
+        try:
             job = get_job(self.catalog, job_id)
+            if job.state not in JOB_FINISHED and ended.wait(timeout):
+                job = get_job(self.catalog, job_id)
+        finally:
+            undo()
+        if job.state not in JOB_FINISHED:
+            raise TimeoutError(f"job {job_id} still {job.state} after {timeout}s")
+        return job
+
+    async def wait_for_end(self, job_id: int, timeout: float) -> Job:
+        """The job once it ended, or as it is after `timeout` seconds (the API's long poll: no thread is held
+        while it waits)."""
+        loop = asyncio.get_running_loop()
+        ended = asyncio.Event()
+        undo = self._watch(job_id, lambda: loop.call_soon_threadsafe(ended.set))
+        try:
+            job = await asyncio.to_thread(get_job, self.catalog, job_id)
             if job.state in JOB_FINISHED:
                 return job
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job.state} after {timeout}s")
-            time.sleep(0.05)
+            try:
+                await asyncio.wait_for(ended.wait(), timeout)
+            except TimeoutError:
+                pass
+        finally:
+            undo()
+        return await asyncio.to_thread(get_job, self.catalog, job_id)
 
     def running_ids(self) -> list[int]:
         with self._cond:
@@ -322,6 +368,7 @@ class JobEngine:
             job.warnings = [storable(w) for w in outcome.warnings]
             job.result = _storable_value({**outcome.result, **({"fix": outcome.fix} if outcome.fix else {})})
             s.add(job)
+        self._ended(job_id)
         log.log(logging.WARNING if outcome.state in ("failed", "completed with warnings") else logging.INFO,
                 "job %s %s%s", job_id, outcome.state, f": {outcome.reason}" if outcome.reason else "")
 

@@ -57,3 +57,18 @@ def test_restore_takes_the_point_as_a_number_or_a_string_and_versions_by_get_see
         assert resp.status_code == 200, resp.text
         assert resp.json() == by_post
         assert http.get("/v1/versions", params={"path": str(src / "plain.txt")}).json()[0]["size"] == 6
+
+
+def test_the_wait_long_poll_answers_with_the_ended_job(sqlite_daemon, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    with _http(sqlite_daemon) as http:
+        assert http.post("/v1/groups", json={"name": "g", "sources": [{"path": str(src)}]}).status_code == 201
+        job_id = http.post("/v1/groups/g/sync").json()["job"]
+        job = http.get(f"/v1/jobs/{job_id}/wait", params={"timeout": 30}, timeout=60).json()
+        assert (job["id"], job["state"]) == (job_id, "completed") and job["finished"]  # one call, not a poll loop
+        unknown = http.get(f"/v1/jobs/{job_id + 1000}/wait", params={"timeout": 1})
+        too_long = http.get(f"/v1/jobs/{job_id}/wait", params={"timeout": 3600})
+        assert (unknown.status_code, unknown.json()["type"]) == (404, "NotFound")
+        assert (too_long.status_code, too_long.json()["type"]) == (400, "UsageError")

@@ -3,6 +3,7 @@ raising alerts, and jobs a killed daemon left running marked failed on the next 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import types
@@ -84,6 +85,26 @@ def wait_running(engine, job_id, timeout=5):
     while get_job(engine.catalog, job_id).state != "running":
         assert time.monotonic() < deadline, f"job {job_id} did not start"
         time.sleep(0.01)
+
+
+def test_a_waiter_is_woken_by_the_end_of_the_job_not_by_its_timeout(catalog):
+    gate = Gate()
+    engine = engine_with(catalog, {"sync": gate.body})
+    try:
+        job_id, _ = engine.submit("sync", 1, "a")
+        wait_running(engine, job_id)
+        assert asyncio.run(engine.wait_for_end(job_id, 0)).state == "running"  # a long poll that times out
+        answers = []
+        waiter = threading.Thread(target=lambda: answers.append(asyncio.run(engine.wait_for_end(job_id, 3600))))
+        waiter.start()
+        assert answers == []  # it waits while the job runs...
+        gate.release.set()
+        waiter.join(120)  # ...and its answer, far inside its hour, is the ended job
+        assert [(j.id, j.state) for j in answers] == [(job_id, "completed")]
+        assert engine._watchers == {}  # nothing left behind for a job that ended
+    finally:
+        gate.release.set()
+        engine.stop()
 
 
 def test_cancel_a_queued_and_a_running_job(catalog):
