@@ -105,8 +105,8 @@ class Tasks:
         state = res.state
 
         # The point exists from here on: a cancel now skips the follow-up steps but does not undo the sync.
-        steps = (lambda: self._check_new(ctx, group, snap.id, result, warnings),
-                 lambda: self._prune(ctx, group, result, warnings))
+        steps = (lambda: self._check_new(ctx, group, res, result, warnings),
+                 lambda: self._prune(ctx, group, result, warnings, collect=None))
         for step in steps:
             if ctx.cancel.is_set():
                 warnings.append("cancelled after the recovery point was made: check and prune skipped "
@@ -119,10 +119,10 @@ class Tasks:
             reason = f"{plural(count_warnings(warnings), 'warning')}; see `tapeline job {ctx.job_id}`"
         return Outcome(state, reason, tuple(warnings), result)
 
-    def _check_new(self, ctx: JobContext, group: GroupInfo, snapshot_id: str, result: dict, warnings: list[str]) -> str:
+    def _check_new(self, ctx: JobContext, group: GroupInfo, res, result: dict, warnings: list[str]) -> str:
         ctx.progress(0, None, "checking the new recovery point")
-        chk = protect.check(self.store, group_spec(group), snapshot_id=snapshot_id, full=False,
-                            progress=ctx.progress, cancel=ctx.cancel)
+        chk = protect.check(self.store, group_spec(group), snapshot_id=res.snapshot.id, full=False,
+                            progress=ctx.progress, cancel=ctx.cancel, after=res)
         return self._apply_check(ctx, group, chk, result, warnings)
 
     # -- check --------------------------------------------------------------------------------------------------
@@ -192,13 +192,15 @@ class Tasks:
 
     # -- prune --------------------------------------------------------------------------------------------------
 
-    def _prune(self, ctx: JobContext, group: GroupInfo, result: dict, warnings: list[str]) -> str:
+    def _prune(self, ctx: JobContext, group: GroupInfo, result: dict, warnings: list[str],
+               collect: bool | None = True) -> str:
         ctx.progress(0, None, "pruning expired recovery points")
         res = protect.prune(self.store, group.name, keep=timedelta(seconds=group.keep_seconds), progress=ctx.progress,
-                    cancel=ctx.cancel)
+                            cancel=ctx.cancel, collect=collect)
         dropped = drop_points(ctx.catalog, group.id, res.removed)
         result["prune"] = {"state": res.state, "removed_points": dropped, "packs_deleted": res.packs_deleted,
-                           "packs_rewritten": res.packs_rewritten, "bytes_freed": res.bytes_freed}
+                           "packs_rewritten": res.packs_rewritten, "bytes_freed": res.bytes_freed,
+                           "collected": res.collected}
         if res.state == "failed":
             warnings.append(f"prune failed: {res.reason}")
             return "completed with warnings"

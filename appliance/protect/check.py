@@ -1,7 +1,10 @@
 """Consistency check: the chunks a snapshot names exist and hash right; damage is repaired or reported.
 
-After a sync (full=False) the newest snapshot of the group is checked: every chunk it names must be in the index,
-and the chunks it names that the snapshot before it did not (the ones this sync stored) are read back and hashed.
+A quick check (full=False) of a snapshot: every chunk it names must be in the index, and the chunks it names that
+the snapshot before it did not are read back and hashed. Right after a sync (`after`), the sync did that as it went
+(SyncResult.verified: each pack it sealed read back and hashed, each chunk an unchanged file names looked up), so
+the check costs what the sync changed, not what the snapshot holds: it repairs or reports what the sync found, and
+its drift counts the files the sync read that changed since.
 full=True re-reads and re-hashes every chunk of every snapshot of the group, and every manifest.
 A bad chunk is repaired when a source file recorded with it still has the same size and mtime and still yields
 that chunk: a fresh copy goes to a new pack (the newer pack wins in the index). Otherwise the chunk joins the
@@ -21,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import blake3
 
 from appliance.protect.pipeline import Pipeline, compress
-from appliance.protect.types import NO_PROGRESS, Alert, CheckResult, GroupSpec, Progress
+from appliance.protect.types import NO_PROGRESS, Alert, CheckResult, GroupSpec, Progress, SyncResult
 from appliance.store import Store
 from appliance.store.errors import ChunkDamaged, ChunkMissing, ManifestDamaged
 from appliance.store.model import (DIGEST_SIZE, FILE, R_CHUNKS, R_EXTENTS, R_MTIME, R_PATH, R_SIZE, R_SOURCE,
@@ -152,8 +155,47 @@ def _drift(store: Store, sid: str) -> int:
     return n
 
 
+def _drift_of(changes) -> int:
+    """The files a sync read whose size or mtime differ now from what it recorded (or that are gone)."""
+    n = 0
+    for c in changes:
+        e = c.entry
+        if e is None or e.type != "file":
+            continue
+        try:
+            st = os.lstat(e.full_path)
+        except OSError:
+            n += 1
+            continue
+        if st.st_size != e.size or st.st_mtime_ns != e.mtime_ns:
+            n += 1
+    return n
+
+
+def _settle(store: Store, readable: list[str], bad: set[bytes]) -> tuple[set[bytes], list[str], list[Alert]]:
+    """Repair bad chunks from the sources of `readable` snapshots (newest first); mark what stays bad."""
+    repaired: set[bytes] = set()
+    damaged: list[str] = []
+    alerts: list[Alert] = []
+    if bad:
+        for sid in reversed(readable):
+            repaired |= _repair(store, sid, bad - repaired)
+        remaining = bad - repaired
+        if remaining:
+            store.set_damaged_chunks(remaining, set())
+            damaged, alerts = _mark(store, remaining)
+    return repaired, damaged, alerts
+
+
 def check(store: Store, group: GroupSpec, snapshot_id: str | None = None, *, full: bool = False,
-          progress: Progress = NO_PROGRESS, cancel: threading.Event | None = None) -> CheckResult:
+          progress: Progress = NO_PROGRESS, cancel: threading.Event | None = None,
+          after: SyncResult | None = None) -> CheckResult:
+    if after is not None and after.snapshot is not None and after.verified is not None and not full:
+        sid = after.snapshot.id
+        repaired, damaged, alerts = _settle(store, [sid], set(after.verified.bad))
+        state = "damaged" if damaged else "repaired" if repaired else "ok"
+        return CheckResult(state, (sid,), after.verified.chunks_checked, len(repaired), tuple(damaged),
+                           tuple(alerts), _drift_of(after.changes))
     snaps = store.snapshots(group.name)
     if not snaps:
         return CheckResult("ok", (), 0, 0, (), (), 0, "no snapshot to check yet")
@@ -193,16 +235,9 @@ def check(store: Store, group: GroupSpec, snapshot_id: str | None = None, *, ful
     if cancel is not None and cancel.is_set():
         return CheckResult("failed", tuple(readable), len(to_hash), 0, tuple(damaged), tuple(alerts), 0,
                            "cancelled")
-    repaired: set[bytes] = set()
-    if bad:
-        for sid in reversed(readable):
-            repaired |= _repair(store, sid, bad - repaired)
-        remaining = bad - repaired
-        if remaining:
-            store.set_damaged_chunks(remaining, set())
-            more, more_alerts = _mark(store, remaining)
-            damaged += [d for d in more if d not in damaged]
-            alerts += more_alerts
+    repaired, more, more_alerts = _settle(store, readable, bad)
+    damaged += [d for d in more if d not in damaged]
+    alerts += more_alerts
     if full:
         for sid in readable:
             if sid not in damaged and store.snapshot(sid).state == "damaged":

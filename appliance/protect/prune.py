@@ -5,6 +5,12 @@ group (the replica) always stays. Collection is safe against a sync running at t
 (Store.gc: chunks a running session relies on, its packs and its base snapshot are kept). A kill -9 during a
 prune leaves whole snapshots (each is one file, unlinked at once) and whole packs (a rewritten pack is renamed in
 before the original is unlinked).
+
+Collection reads every manifest of the store, so the prune after each sync (collect=None) runs it only when the
+file versions syncs replaced or deleted since the last collection may add up to GC_SHARE of the store (or
+GC_FLOOR bytes): an upper bound of the garbage, since a chunk only becomes garbage once the rows naming it were
+replaced or deleted. The estimate lives in the running store (a restart starts it at zero: what was left is
+collected with the next collection); an explicit prune always collects.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ from datetime import UTC, datetime, timedelta
 from appliance.protect.types import NO_PROGRESS, Progress, PruneResult
 from appliance.store import Store
 from appliance.store.errors import StoreError
+
+GC_SHARE = 0.1
+GC_FLOOR = 256 << 20
 
 
 def expired(store: Store, group: str, keep: timedelta, now: datetime) -> list[str]:
@@ -27,7 +36,10 @@ def expired(store: Store, group: str, keep: timedelta, now: datetime) -> list[st
 
 
 def prune(store: Store, group: str, *, keep: timedelta, now: datetime | None = None,
-          progress: Progress = NO_PROGRESS, cancel: threading.Event | None = None) -> PruneResult:
+          progress: Progress = NO_PROGRESS, cancel: threading.Event | None = None,
+          collect: bool | None = True) -> PruneResult:
+    """Remove expired snapshots, then collect unreferenced chunks: always (True), never (False), or when it may
+    pay (None, see above)."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     removed = []
     skipped = []
@@ -41,6 +53,11 @@ def prune(store: Store, group: str, *, keep: timedelta, now: datetime | None = N
             removed.append(sid)
         except StoreError as exc:
             skipped.append(str(exc))
+    if collect is None:
+        collect = store.worth_collecting(GC_SHARE, GC_FLOOR)
+    if not collect:
+        reason = "; ".join(skipped)
+        return PruneResult("completed", reason, tuple(removed), 0, 0, 0, collected=False)
     try:
         stats = store.gc(cancel, progress)
     except OSError as exc:

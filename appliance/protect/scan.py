@@ -33,6 +33,7 @@ PENDING = 8192
 WINDOW = 16 << 20
 RETRIES = 3
 MAX_WARNINGS = 1000
+HELD_CHANGES = 50_000  # changed rows kept for the catalog and the check; past that they are read back
 CHANGED_WHILE_READ = "changed while read"
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _NOATIME = getattr(os, "O_NOATIME", 0)
@@ -150,6 +151,10 @@ class Scanner:
         self._users: dict[int, str] = {}
         self._groups: dict[int, str] = {}
         self.changed = array("Q")
+        self.changed_rows: list[list] | None = []  # the rows numbered in `changed`, while few enough
+        self.missing: set[bytes] = set()  # chunks unchanged rows name that the store does not hold
+        self.replaced_bytes = 0  # size of the previous versions of changed and deleted files
+        self.unchanged_chunks = 0  # chunk names of unchanged files looked up
         self.deleted: list[tuple[str, bytes]] = []
         self.scanned = self.read_files = self.bytes_read = self.new_bytes = 0
         self._row_number = 0
@@ -158,6 +163,7 @@ class Scanner:
         self._last_progress = 0.0
         self._held = 0  # bytes of file data read for rows not yet written out
         self._bad = store.damaged_chunks()
+        self._lacks = store.lacks
         self._root = b""
         self._window: bytearray | None = None  # made by the first big file (most syncs read none)
 
@@ -202,6 +208,7 @@ class Scanner:
                                   f"that it is mounted and complete (refusing to record them deleted); if they really were deleted, "
                                   f"run `tapeline sync {self.group.name} --accept-deletions`")
             self.deleted.extend((spec.path, r[R_PATH]) for r in deleted)
+            self.replaced_bytes += sum(r[R_SIZE] for r in deleted if r[R_TYPE] == FILE)
             self._source_files.append(self._files - files_before)
         yield from self._drain(0)
 
@@ -316,6 +323,11 @@ class Scanner:
             if kind in (FILE, HARDLINK):
                 self._files += 1
                 self._bytes += st.st_size
+                blob = previous[R_CHUNKS]
+                if blob:
+                    self.unchanged_chunks += len(blob) >> 5
+                    if lost := self._lacks(blob):
+                        self.missing.update(lost)
             self._pending_row(previous, None)
             return
         if kind == SYMLINK:
@@ -340,6 +352,12 @@ class Scanner:
             self._files += 1
             self._bytes += row[R_SIZE]
         self.changed.append(self._row_number * 2 + (previous is None))
+        if previous is not None and previous[R_TYPE] == FILE:
+            self.replaced_bytes += previous[R_SIZE]
+        if self.changed_rows is not None:
+            self.changed_rows.append(row)
+            if len(self.changed_rows) > HELD_CHANGES:
+                self.changed_rows = None
         self._pending_row(row, refs)
 
     def _names_bad(self, blob: bytes | None) -> bool:

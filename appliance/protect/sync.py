@@ -21,7 +21,7 @@ from array import array
 from datetime import UTC, datetime
 
 from appliance.protect.scan import Scanner, SyncRefused
-from appliance.protect.types import NO_PROGRESS, ChangeList, GroupSpec, Progress, SyncResult, SyncStats
+from appliance.protect.types import NO_PROGRESS, ChangeList, GroupSpec, Progress, SyncCheck, SyncResult, SyncStats
 from appliance.store import Store
 from appliance.store.errors import ManifestDamaged
 
@@ -88,9 +88,11 @@ def _run(store: Store, group: GroupSpec, kind: str, progress: Progress, cancel: 
     session = store.session(base_id)
     scanner = Scanner(store, session, group, base_id, header, progress, cancel, max_vanished,
                       MIN_FILES_FOR_VANISH_CHECK)
+    sources = [s.path for s in group.sources]
     try:
-        info = session.commit(group.name, kind, created, [s.path for s in group.sources], scanner.rows(),
-                              header_extra=scanner.header_extra)
+        info = session.commit(group.name, kind, created, sources, scanner.rows(), header_extra=scanner.header_extra)
+        verified = SyncCheck(session.verified_chunks + scanner.unchanged_chunks,
+                             frozenset(session.bad_chunks() | scanner.missing))
     except SyncRefused as exc:
         return _failed(scanner, str(exc), started)
     except OSError as exc:
@@ -106,10 +108,11 @@ def _run(store: Store, group: GroupSpec, kind: str, progress: Progress, cancel: 
     stats = scanner.stats(time.monotonic() - started, session.stored_bytes)
     warnings = scanner.warnings_list()
     state = "completed with warnings" if warnings else "completed"
-    changes = ChangeList(store, info.id, scanner.changed, scanner.deleted)
+    changes = ChangeList(store, info.id, scanner.changed, scanner.deleted, scanner.changed_rows, sources)
+    store.note_replaced(scanner.replaced_bytes)
     what = "recovery point" if kind == "point" else "sync"
     progress(scanner.scanned, scanner.scanned, f"{what} of {group.name} {state}")
-    return SyncResult(info, state, "", warnings, stats, changes)
+    return SyncResult(info, state, "", warnings, stats, changes, verified)
 
 
 def _failed(scanner: Scanner, reason: str, started: float) -> SyncResult:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from appliance.store.model import Entry, SnapshotInfo
+from appliance.store.model import Entry, SnapshotInfo, entry_from_row
 
 Progress = Callable[[int, "int | None", str], None]
 
@@ -46,21 +46,29 @@ class Change:
 
 
 class ChangeList(Sequence):
-    """The changes of a sync, read back from the new manifest when iterated (a 1M-file first sync would
-    not fit in memory as a list of objects). Iterate it, or call list() on it."""
+    """The changes of a sync: from the rows the sync kept when they were few, else read back from the new
+    manifest when iterated (a 1M-file first sync would not fit in memory as a list of objects). Iterate it, or
+    call list() on it."""
 
     def __init__(self, store, snapshot_id: str | None, changed_rows: Sequence[int],
-                 deleted: Sequence[tuple[str, bytes]]) -> None:
+                 deleted: Sequence[tuple[str, bytes]], rows: list[list] | None = None,
+                 sources: Sequence[str] = ()) -> None:
         self._store = store
         self._snapshot_id = snapshot_id
         self._changed = changed_rows  # row number in the manifest * 2 + (1 if new else 0)
         self._deleted = deleted
+        self._rows = rows  # the changed rows themselves, in the same order, or None
+        self._sources = list(sources)
 
     def __len__(self) -> int:
         return len(self._changed) + len(self._deleted)
 
     def __iter__(self) -> Iterator[Change]:
-        if self._changed:
+        if self._rows is not None:
+            for nxt, row in zip(self._changed, self._rows):
+                entry = entry_from_row(row, self._sources)
+                yield Change(entry.path, entry.source, "added" if nxt & 1 else "changed", entry)
+        elif self._changed:
             wanted = iter(self._changed)
             nxt = next(wanted)
             for number, entry in enumerate(self._store.entries(self._snapshot_id)):
@@ -94,6 +102,16 @@ class SyncResult:
     warnings: list[str]
     stats: SyncStats
     changes: Sequence[Change] = field(default_factory=list)
+    verified: SyncCheck | None = None  # what the sync verified of its own snapshot, for the check after it
+
+
+@dataclass(frozen=True)
+class SyncCheck:
+    """The check a sync does as it goes: every chunk it stored is read back and hashed once its pack is sealed,
+    and every chunk an unchanged file names is looked up in the index. `bad` holds those that failed."""
+
+    chunks_checked: int
+    bad: frozenset[bytes]
 
 
 @dataclass(frozen=True)
@@ -132,6 +150,7 @@ class PruneResult:
     packs_deleted: int
     packs_rewritten: int
     bytes_freed: int
+    collected: bool = True  # False: the unreferenced chunks were left for a later collection
 
 
 @dataclass(frozen=True)

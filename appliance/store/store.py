@@ -89,6 +89,8 @@ class Store:
         self._retired_fds: list[int] = []
         self._index: dict[bytes, int] = {}
         self._bad: set[bytes] = set()
+        self._stored = 0  # bytes of chunks in the index
+        self._garbage = 0  # bytes of file versions replaced or deleted since the last collection (an upper bound)
         self._sessions: set[WriteSession] = set()
         self._gc_late: set[bytes] | None = None
         self._infos: dict[str, SnapshotInfo] = {}
@@ -145,6 +147,7 @@ class Store:
             self._packs.append(path.stem)
             for digest, offset, length, _raw, flags in rows:
                 self._index[digest] = _pack_value(packno, offset, length, flags)
+                self._stored += length
         self._bad = set(_read_list(self.root / "damaged-chunks", BAD_MAGIC))
         for snap in (self.root / "snapshots").glob("*/*.snap"):
             self._load_info(snap)
@@ -256,6 +259,46 @@ class Store:
         fsync_dir(path.parent)
 
     # ---- chunks --------------------------------------------------------------------------------------------
+    def lacks(self, blob: bytes) -> list[bytes]:
+        """The digests of a row's chunk list that the index does not hold. Lock-free (a dict lookup is atomic): a
+        sync asks it for every unchanged row, whose chunks its base snapshot keeps from collection."""
+        index = self._index
+        if len(blob) == DIGEST_SIZE:
+            return [] if blob in index else [blob]
+        return [d for d in (blob[i:i + DIGEST_SIZE] for i in range(0, len(blob), DIGEST_SIZE)) if d not in index]
+
+    def verify_pack(self, name: str, rows: list[list]) -> set[bytes]:
+        """Read a sealed pack back and return the digests of its blobs that do not decompress and hash right."""
+        bad = set()
+        dctx = _dctx()
+        with open(self.root / "packs" / name[:2] / f"{name}.pack", "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            buf = getattr(_local, "verify_buffer", None)
+            if buf is None or len(buf) < size:  # reused: a fresh 32 MiB buffer per pack costs page faults
+                buf = _local.verify_buffer = bytearray(size)
+            view = memoryview(buf)[:f.readinto(memoryview(buf)[:size])]
+        for digest, offset, length, _raw, flags in rows:
+            blob = view[offset:offset + length]
+            try:
+                chunk = dctx.decompress(blob) if flags & FLAG_ZSTD else blob
+            except zstandard.ZstdError:
+                bad.add(digest)
+                continue
+            if len(blob) != length or blake3.blake3(chunk).digest() != digest:
+                bad.add(digest)
+        return bad
+
+    def note_replaced(self, nbytes: int) -> None:
+        """A sync replaced or deleted file versions of this size: garbage once no snapshot holds them."""
+        with self._mutex:
+            self._garbage += nbytes
+
+    def worth_collecting(self, share: float, floor: int) -> bool:
+        """Whether the versions replaced since the last collection may hold `share` of the store (or `floor`
+        bytes). Collection reads every manifest: a prune after each sync runs it only when it may pay."""
+        with self._mutex:
+            return self._garbage >= max(floor, int(self._stored * share))
+
     def has_chunk(self, digest: bytes) -> bool:
         with self._mutex:
             return digest in self._index and digest not in self._bad
@@ -322,6 +365,7 @@ class Store:
                 session.packs.add(packno)
             for digest, offset, length, _raw, flags in rows:
                 self._index[digest] = _pack_value(packno, offset, length, flags)
+                self._stored += length
             if session is not None:  # in the index now: no longer pending (never absent from both)
                 session.pending.difference_update(row[0] for row in rows)
             healed = {row[0] for row in rows} & self._bad
@@ -342,6 +386,7 @@ class Store:
             self._gc_late = set()
             busy = set().union(*(s.packs for s in self._sessions)) if self._sessions else set()
             candidates = {n for n, name in enumerate(self._packs) if name is not None and n not in busy}
+            garbage = self._garbage  # what syncs replace from now on is for the next collection
             snapshot_ids = list(self._infos)
         try:
             referenced: set[bytes] = set()
@@ -375,6 +420,8 @@ class Store:
                     else:
                         dead_bytes[packno] += length
                         del self._index[digest]
+                        self._stored -= length
+                self._garbage -= garbage
         finally:
             with self._mutex:
                 self._gc_late = None
@@ -431,6 +478,11 @@ class WriteSession:
         self._writer: PackWriter | None = None
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="packs")
         self._sealing: list[Future] = []
+        # Each sealed pack is read back and its new chunks hashed while the sync goes on: the check after a sync
+        # then needs no second pass over what it wrote.
+        self._verifier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify")
+        self._verifying: list[tuple[Future, list]] = []
+        self.verified_chunks = 0
         with store._mutex:
             store._sessions.add(self)
 
@@ -466,6 +518,18 @@ class WriteSession:
         except BaseException:
             writer.abort()
             raise
+        self.verified_chunks += len(writer.rows)
+        self._verifying.append((self._verifier.submit(self.store.verify_pack, writer.name, writer.rows), writer.rows))
+
+    def bad_chunks(self) -> set[bytes]:
+        """After flush(): the chunks this session stored that did not read back right."""
+        bad: set[bytes] = set()
+        for done, rows in self._verifying:
+            try:
+                bad |= done.result()
+            except OSError:  # the pack vanished or does not read: every chunk of it is suspect
+                bad |= {row[0] for row in rows}
+        return bad
 
     def flush(self) -> None:
         """Seal the open pack and wait until every pack of the session is in place."""
@@ -503,6 +567,7 @@ class WriteSession:
             self._writer.abort()
             self._writer = None
         self._io.shutdown(wait=True)
+        self._verifier.shutdown(wait=True)
         store = self.store
         with store._mutex:
             store._sessions.discard(self)

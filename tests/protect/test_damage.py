@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import blake3
+
 from appliance.protect.files import check, restore, sync
 from appliance.store import Store
 from tests.protect.conftest import assert_same_tree, group_of, restored_root, tree_state
@@ -130,3 +132,44 @@ def test_missing_pack_found_by_the_check_after_sync(tmp_path, src):
     assert result.state == "damaged" and result.damaged_snapshots == (sid,)
     assert "cannot be restored whole" in result.alerts[0].message
     store.close()
+
+
+def test_a_pack_lost_between_syncs_is_found_by_the_check_after_the_next_sync_and_repaired(tmp_path, src):
+    store = Store.open(tmp_path / "store", create=True)
+    (src / "a").write_bytes(os.urandom(50_000))
+    (src / "b").write_bytes(b"stays the same\n" * 100)
+    group = group_of(src)
+    sync(store, group)
+    store.close()
+    for pack in (tmp_path / "store").glob("packs/*/*.pack"):
+        pack.unlink()
+    store = Store.open(tmp_path / "store")
+    (src / "c").write_bytes(os.urandom(10_000))  # the sync has something new to store and verify too
+    expected = tree_state(src)
+    after = sync(store, group)
+    assert after.verified is not None and len(after.verified.bad) == 2  # a and b, unchanged, name lost chunks
+    result = check(store, group, after=after)
+    assert result.state == "repaired" and result.repaired == 2 and result.drift == 0
+    assert restore(store, after.snapshot.id, None, tmp_path / "out").state == "completed"
+    assert_same_tree(expected, restored_root(tmp_path / "out", src))
+    store.close()
+
+
+def test_a_sealed_pack_is_read_back_and_a_bad_blob_in_it_named(store):
+    session = store.session()
+    good, bad = b"g" * 1000, b"b" * 1000
+    for data in (good, bad):
+        session.add(blake3.blake3(data).digest(), data, 0, len(data))
+    session.flush()
+    assert session.bad_chunks() == set() and session.verified_chunks == 2
+    session.close()
+    digest = blake3.blake3(bad).digest()
+    _corrupt_chunk(store, digest)
+    pack = store.pack_of(digest).split()[-1]
+    rows = [[d, *_where(store, d)] for d in (blake3.blake3(good).digest(), digest)]
+    assert store.verify_pack(pack, rows) == {digest}
+
+
+def _where(store: Store, digest: bytes) -> list:
+    value = store._index[digest]
+    return [(value >> 32) & 0xFFFFFFFF, (value >> 1) & 0x7FFFFFFF, 0, value & 1]

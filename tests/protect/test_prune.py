@@ -95,3 +95,24 @@ def test_mostly_dead_pack_is_rewritten_and_live_chunks_survive(store, src, tmp_p
         assert_same_tree(expected, restored_root(tmp_path / "out", src))
     finally:
         reopened.close()
+
+
+def test_the_prune_after_a_sync_collects_only_once_enough_may_be_garbage(store, src, monkeypatch):
+    import appliance.protect.prune as prune_mod
+    group = group_of(src)
+    (src / "a.bin").write_bytes(os.urandom(300_000))
+    sync(store, group, now=T0)
+    (src / "a.bin").write_bytes(os.urandom(300_000))  # the first version is garbage once the first sync goes
+    sync(store, group, now=T0 + timedelta(hours=1))
+    def packs() -> int:
+        return sum(p.stat().st_size for p in store.root.glob("packs/*/*.pack"))
+
+    before = packs()
+    lazy = prune(store, "g", keep=timedelta(days=1), now=T0 + timedelta(hours=1), collect=None)
+    assert len(lazy.removed) == 1 and not lazy.collected and packs() == before  # 300 kB: not worth a pass
+    monkeypatch.setattr(prune_mod, "GC_FLOOR", 200_000)  # 300 kB replaced is past this floor (and 10% of the store)
+    due = prune(store, "g", keep=timedelta(days=1), now=T0 + timedelta(hours=1), collect=None)
+    assert due.collected and due.packs_deleted + due.packs_rewritten >= 1 and packs() < before
+    again = prune(store, "g", keep=timedelta(days=1), now=T0 + timedelta(hours=1), collect=None)
+    assert not again.collected  # the estimate starts again from zero after a collection
+    assert check(store, group, full=True).state == "ok"
