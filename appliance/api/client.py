@@ -1,17 +1,19 @@
-"""The API client (httpx over the daemon's Unix socket), used by the CLI and the console.
+"""The API client (the standard library's http.client over the daemon's Unix socket), used by the CLI and the console.
 
 Invariants: every method returns plain JSON values (dicts, lists); every failure raises a TapelineError subclass,
 the same one the daemon raised (`errors.from_payload`), or DaemonUnreachable naming the socket and how to start the
 daemon. The client imports nothing of the daemon side, so the console can use it without loading the catalog.
+http.client rather than httpx: every `tapeline` command pays for its client's import, and httpx's is ~0.1 s.
 """
 
 from __future__ import annotations
 
+import http.client
 import json as jsonlib
+import socket
 from datetime import datetime
 from pathlib import Path
-
-import httpx
+from urllib.parse import quote, urlencode
 
 from appliance.config import SERVICE_SOCKET
 from appliance.errors import DaemonUnreachable, TapelineError, from_payload
@@ -28,14 +30,45 @@ def _how_to_start(socket_path: Path) -> str:
     return "start it with `systemctl start tapeline`, or check api.socket in the configuration"
 
 
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path, timeout: float):
+        super().__init__("tapeline", timeout=timeout)
+        self._path = str(path)
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def _query(params: dict | None) -> str:
+    if not params:
+        return ""
+    return "?" + urlencode({k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()})
+
+
 class Client:
     def __init__(self, socket_path: str | Path, timeout: float = 60.0):
         self.socket_path = Path(socket_path)
-        self._http = httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket_path)),
-                                  base_url="http://tapeline", timeout=timeout)
+        self._http = _UnixConnection(self.socket_path, timeout)
 
     def close(self) -> None:
         self._http.close()
+
+    def _request(self, method: str, path: str, content: bytes | None) -> tuple[int, bytes]:
+        headers = {"content-type": "application/json"} if content else {}
+        try:
+            self._http.request(method, path, body=content, headers=headers)
+            resp = self._http.getresponse()
+            return resp.status, resp.read()
+        except BaseException:
+            self._http.close()  # the next call connects afresh
+            raise
 
     def __enter__(self) -> "Client":
         return self
@@ -47,25 +80,24 @@ class Client:
         try:
             # Our own encoding, ASCII-escaped: names that are not UTF-8 travel as surrogate escapes (\udcXX).
             content = None if body is None else jsonlib.dumps(body).encode("ascii")
-            resp = self._http.request(method, PREFIX + path, content=content, params=params,
-                                      headers={"content-type": "application/json"} if content else None)
-        except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError, ConnectionRefusedError) as exc:
-            if isinstance(exc, httpx.ConnectError) and "Permission denied" in str(exc):
+            status, data = self._request(method, quote(PREFIX + path, safe="/") + _query(params), content)
+        except TimeoutError:
+            raise DaemonUnreachable(f"the Tapeline daemon at {self.socket_path} did not answer in time",
+                                    "check its log (journalctl -u tapeline) and retry") from None
+        except (OSError, http.client.HTTPException) as exc:
+            if isinstance(exc, PermissionError):
                 raise DaemonUnreachable(f"no permission to use the Tapeline daemon's socket {self.socket_path}",
                                         "run as root or as a member of the operators' group (api.group)") from None
             raise DaemonUnreachable(f"cannot reach the Tapeline daemon at {self.socket_path}",
                                     _how_to_start(self.socket_path)) from None
-        except httpx.TimeoutException:
-            raise DaemonUnreachable(f"the Tapeline daemon at {self.socket_path} did not answer in time",
-                                    "check its log (journalctl -u tapeline) and retry") from None
         try:
-            answer = resp.json()
+            answer = jsonlib.loads(data)
         except ValueError:
             answer = None
-        if resp.status_code >= 400:
+        if status >= 400:
             if isinstance(answer, dict) and "error" in answer:
                 raise from_payload(answer)
-            raise TapelineError(f"the daemon answered HTTP {resp.status_code} to {method} {path}",
+            raise TapelineError(f"the daemon answered HTTP {status} to {method} {path}",
                                 "check its log and that client and daemon are the same version")
         return answer
 
