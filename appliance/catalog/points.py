@@ -134,11 +134,16 @@ def drop_points(catalog: Catalog, group_id: int, snapshot_ids: Iterable[str]) ->
         lo, hi = min(point_ids), max(point_ids)
         newest = conn.execute(select(func.max(RP.c.id)).where(RP.c.group_id == group_id)).scalar()
         meets = (FV.c.until_point.is_not(None)) & (FV.c.until_point > lo)
+        in_group = FV.c.group_id == group_id
         if newest is None or newest < hi:  # current versions are held by the newest point, unless it went too
             meets = meets | FV.c.until_point.is_(None)
+        else:
+            # Only versions closed after `lo` can lose their last point: found through the until_point index.
+            # `group_id + 0` keeps SQLite from walking every version of the group by the lookup index instead.
+            in_group = (FV.c.group_id + 0) == group_id
         held = exists().where(RP.c.group_id == FV.c.group_id, RP.c.id >= FV.c.first_point,
                               (FV.c.until_point.is_(None)) | (RP.c.id < FV.c.until_point))
-        conn.execute(delete(FV).where(FV.c.group_id == group_id, FV.c.first_point <= hi, meets, ~held))
+        conn.execute(delete(FV).where(in_group, FV.c.first_point <= hi, meets, ~held))
     return len(point_ids)
 
 
