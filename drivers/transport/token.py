@@ -63,7 +63,8 @@ def read_token(path: str | Path) -> bytes:
         raise TokenError(f"token file {path} is not readable by this user: run as the user that serves the library, "
                          f"or give a copy of its token readable only by you") from None
     except OSError as exc:
-        raise TokenError(f"token file {path} cannot be opened ({exc.strerror}): give the library's token file") from None
+        raise TokenError(f"token file {path} cannot be opened ({exc.strerror}): give the library's token "
+                         f"file") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

@@ -107,7 +107,8 @@ class ChangerUnit(LogicalUnit):
             raise check(INVALID_ELEMENT)  # mtx's altres loop reads 21/01 as "end of list"
         # The count keeps the lowest addresses whatever their type (reference/scsi.md §3); pages stay in type order.
         first = sorted(chosen, key=lambda e: e[2])[:count]
-        views = [(t, address, self.element_view(t, index)) for t, index, address in sorted(first, key=lambda e: (e[0], e[2]))]
+        in_order = sorted(first, key=lambda e: (e[0], e[2]))
+        views = [(etype, address, self.element_view(etype, index)) for etype, index, address in in_order]
         return pages.element_status(views, fields)
 
     def _resolve(self, address: int) -> tuple[int, int]:

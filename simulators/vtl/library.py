@@ -10,8 +10,8 @@ Invariants:
 - The state file is replaced atomically (temp file, fsync, rename, fsync of the directory): a crash leaves the old or
   the new state, never a torn one.
 - One process owns a library directory (an exclusive flock on `lock`); a second one gets `DeviceBusy` saying who
-  holds it and which URL to use instead. Within the owning process the `Library` object is shared (`devices.acquire`), and
-  its `mutex` serialises SCSI commands.
+  holds it and which URL to use instead. Within the owning process the `Library` object is shared
+  (`devices.acquire`), and its `mutex` serialises SCSI commands.
 - Other processes (`tapeline-vtl fault`, `status`, operator actions on mail slots) may change the state under
   `state.lock` while the owner runs; the owner re-reads `state.json` before each command when its identity changed.
 - A drive keeps its logical state across processes as a real drive keeps it while the tape stays threaded: position,

@@ -36,7 +36,8 @@ def test_library_unit_verifies_cleanly(tmp_path):
     text = VTL_UNIT.read_text()
     assert "ExecStart=/opt/tapeline/bin/tapeline-vtl serve /var/lib/tapeline/vtl --listen 127.0.0.1:7101" in text
     local = tmp_path / "tapeline-vtl.service"
-    local.write_text(text.replace("/opt/tapeline/bin/tapeline-vtl", str(Path(sys.executable).with_name("tapeline-vtl"))))
+    here = str(Path(sys.executable).with_name("tapeline-vtl"))
+    local.write_text(text.replace("/opt/tapeline/bin/tapeline-vtl", here))
     run = subprocess.run(["systemd-analyze", "verify", str(local)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stderr == "", run.stderr

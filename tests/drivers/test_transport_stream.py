@@ -76,9 +76,11 @@ def test_handshake_frame_bytes():
     assert stream.encode_hello() == bytes.fromhex("544c5354" "02" "04" "0000" "00000000" "00000000")
     assert stream.encode_challenge(Challenge(nonce, "/lib/token")) == bytes.fromhex(
         "544c5354" "02" "05" "0000" "00000000" "0000002a") + nonce + b"/lib/token"  # 32 nonce + 10 path
-    assert encode_proof(Proof(b"p" * 32)) == bytes.fromhex("544c5354" "02" "06" "0000" "00000000" "00000020") + b"p" * 32
+    assert encode_proof(Proof(b"p" * 32)) == bytes.fromhex(
+        "544c5354" "02" "06" "0000" "00000000" "00000020") + b"p" * 32
     assert stream.encode_welcome() == bytes.fromhex("544c5354" "02" "07" "0000" "00000000" "00000000")
-    assert stream.decode_frame(stream.encode_challenge(Challenge(nonce, "/lib/token"))) == Challenge(nonce, "/lib/token")
+    challenge = Challenge(nonce, "/lib/token")
+    assert stream.decode_frame(stream.encode_challenge(challenge)) == challenge
 
 
 # ---------------------------------------------------------------------------------------------------------------
