@@ -36,7 +36,7 @@ where the command's effect happened despite CHECK CONDITION (early-warning write
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from drivers.errors import DeviceError
 from drivers.scsi.status import (
