@@ -149,10 +149,19 @@ def test_a_stopped_service_leaves_the_drive_where_it_was(library):
 # ---- the library's token (issue 6: any local user could load, write and erase cartridges through the port) -------
 
 
-def test_serving_creates_a_token_only_its_user_can_read(server, library):
+def test_init_writes_a_token_only_its_user_can_read_and_serving_uses_it(server, library):
     token = library / "token"
     assert stat.S_IMODE(token.stat().st_mode) == 0o600
     assert server.credential.path == str(token.resolve())
+    assert server.credential.token == tokens.read_token(token)
+
+
+def test_serving_a_library_made_before_tokens_creates_one(library):
+    (library / "token").unlink()
+    with Server(library, "127.0.0.1", 0) as srv:
+        assert stat.S_IMODE((library / "token").stat().st_mode) == 0o600
+        with StreamTransport(url(srv, "changer")) as changer:  # its user needs nothing more
+            assert code(changer.execute(spc.TEST_UNIT_READY.encode())) == "GOOD"
 
 
 def test_a_client_without_the_token_moves_no_cartridge(server, library):
