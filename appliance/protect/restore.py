@@ -28,23 +28,33 @@ sources never collide. A restore in which no selected source could be reached at
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import stat
 import threading
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from appliance.protect.types import NO_PROGRESS, Progress, RestoreResult
-from appliance.store import Store
+from appliance.store import Store, durable
 from appliance.store.errors import ManifestDamaged, StoreError
 from appliance.store.model import (BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, R_ATIME, R_CHUNKS, R_EXTENTS,
                                    R_GID, R_MODE, R_MTIME, R_NLINK, R_PATH, R_RDEV, R_SIZE, R_SOURCE, R_TARGET, R_TYPE,
                                    R_UID, R_XATTRS, DIGEST_SIZE, SYMLINK, path_key)
 
 _DIR_OPEN = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 PARTIAL = b".tapeline-partial-"
-_IS_ROOT = os.geteuid() == 0
+_TMPFILE = os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC
+_libc = ctypes.CDLL(None, use_errno=True)
+_AT_FDCWD, _AT_SYMLINK_FOLLOW, _AT_EMPTY_PATH = -100, 0x400, 0x1000
+WORKERS = 4  # file writers: beyond the cores, they overlap one another's waits in the kernel
+BATCH_FILES = 64  # files per task: a task per small file would cost the pool more than writing the file
+BATCH_BYTES = 16 << 20
+QUEUED = 2 * WORKERS  # batches handed out ahead of the writers (bounds memory and how far the walk runs ahead)
 
 
 class _Unsafe(Exception):
@@ -86,31 +96,69 @@ def _selected(selection: list, si: int, key: tuple) -> bool:
     return any((s is None or s == si) and key[:len(k)] == k for s, k in selection)
 
 
+class _Dir:
+    """An open destination directory. Its metadata is applied once the walk has left it and the last of its
+    files queued to the writers is in place (a file created after the directory's utime would change its mtime)."""
+
+    __slots__ = ("key", "fd", "row", "fresh", "owner", "pending", "left")
+
+    def __init__(self, key: tuple, fd: int, row: list | None, fresh: bool, st: os.stat_result) -> None:
+        self.key, self.fd, self.row, self.fresh = key, fd, row, fresh  # fresh: created empty by this restore
+        # who owns a file created here (a set-group-ID directory gives its group), so no fchown repeats it
+        self.owner = (os.geteuid(), st.st_gid if st.st_mode & stat.S_ISGID else os.getegid())
+        self.pending = 0
+        self.left = False
+
+
 class _Writer:
+    """Walks the rows in order on the calling thread (directories, links, special files) and hands file contents
+    to a pool of writers in batches: reading chunks, zstd, BLAKE3 and the file system calls release the GIL."""
+
     def __init__(self, store: Store, overwrite: bool, progress: Progress, total: int | None,
                  target: tuple[int, bytes] | None) -> None:
         self.store, self.overwrite, self.progress, self.total = store, overwrite, progress, total
         self.target = target  # (fd, resolved path) of the target directory; None: in place
         self.warnings: list[str] = []
         self.files = self.bytes = 0
-        self.stack: list[list] = []  # [key, fd, row whose metadata is applied on leaving]
+        self.stack: list[_Dir] = []
         self.root_created = False
         self.source = b""
         self.blocked: bool | None = None  # None: the source's destination is not opened yet
+        self.linkable: set[bytes] = set()  # files of this source written, that a later hardlink can link to
+        self.devices: dict[int, int] = {}  # st_dev -> a directory descriptor on that file system, for syncfs
+        self._lock = threading.Lock()  # guards _Dir.pending/left and _open
+        self._open: set[_Dir] = set()
+        self._batch: list[tuple] = []
+        self._batch_bytes = 0
+        self._queued: deque[Future] = deque()
+        self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="restore")
+        self.root = os.geteuid() == 0  # owners are restored (and AT_EMPTY_PATH links allowed) only as root
+        self.kept_by_umask = 0o7000 | _umask()  # mode bits a create cannot set (special bits: fchmod after fchown)
 
     # ---- directories ---------------------------------------------------------------------------------------
     def begin_source(self, source: bytes) -> None:
         """The destination is opened on the first entry restored, so an unselected source is never touched."""
         self.end()
         self.source, self.blocked = source, None
+        self.linkable = set()
 
     def reached(self) -> bool:
         """True once the current source's destination root is open; raises _Blocked (once) when it cannot be."""
         if self.blocked is None:
             self.blocked = True
-            self.stack = [[(), self._open_root(), None]]
+            fd = self._open_root()
+            self.stack = [self._dir((), fd, None, self.root_created)]
             self.blocked = False
         return not self.blocked
+
+    def _dir(self, key: tuple, fd: int, row: list | None, fresh: bool) -> _Dir:
+        st = os.fstat(fd)
+        if st.st_dev not in self.devices:  # opened before anything is written there: syncfs reports later errors
+            self.devices[st.st_dev] = os.dup(fd)
+        d = _Dir(key, fd, row, fresh, st)
+        with self._lock:
+            self._open.add(d)
+        return d
 
     def _open_root(self) -> int:
         src = self.source.rstrip(b"/") or b"/"
@@ -172,51 +220,74 @@ class _Writer:
                 f"destination's permissions")
 
     def end(self) -> None:
+        """Leave every open directory and wait for every queued file (directories get their metadata last)."""
+        self._submit()
         while self.stack:
             self._leave()
+        self._wait(0)
 
     def _leave(self) -> None:
-        _key, fd, row = self.stack.pop()
-        try:
-            if row is not None:
-                self._meta_fd(fd, row)
-        except OSError as exc:
-            self.warnings.append(f"{os.fsdecode(row[R_PATH]) or '.'}: metadata not applied ({exc.strerror})")
-        finally:
-            os.close(fd)
+        d = self.stack.pop()
+        with self._lock:
+            d.left = True
+            done = not d.pending
+        if done:
+            self._finish(d)
 
-    def parent(self, parent_key: tuple) -> int:
+    def _finish(self, d: _Dir) -> None:
+        try:
+            if d.row is not None:
+                self._meta_fd(d.fd, d.row)
+        except OSError as exc:
+            self.warnings.append(f"{os.fsdecode(d.row[R_PATH]) or '.'}: metadata not applied ({exc.strerror})")
+        finally:
+            with self._lock:
+                self._open.discard(d)
+            os.close(d.fd)
+
+    def close(self) -> None:
+        """After end(), or after an error: stop the writers and close what is still open."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            left, self._open = self._open, set()
+        for d in left:
+            os.close(d.fd)
+        for fd in self.devices.values():
+            os.close(fd)
+        self.devices = {}
+
+    def parent(self, parent_key: tuple) -> _Dir:
         while True:
-            top = self.stack[-1][0]
+            top = self.stack[-1].key
             if parent_key[:len(top)] == top:
                 break
             self._leave()
-        for name in parent_key[len(self.stack[-1][0]):]:
+        for name in parent_key[len(self.stack[-1].key):]:
             _check_name(name)
-            fd = self._open_dir(self.stack[-1][1], name, 0o755)[0]
-            self.stack.append([self.stack[-1][0] + (name,), fd, None])
-        return self.stack[-1][1]
+            fd, created = self._open_dir(self.stack[-1], name, 0o755)
+            self.stack.append(self._dir(self.stack[-1].key + (name,), fd, None, created))
+        return self.stack[-1]
 
-    def _open_dir(self, parent: int, name: bytes, mode: int) -> tuple[int, bool]:
+    def _open_dir(self, parent: _Dir, name: bytes, mode: int) -> tuple[int, bool]:
         created = False
         try:
-            os.mkdir(name, mode, dir_fd=parent)
+            os.mkdir(name, mode, dir_fd=parent.fd)
             created = True
         except FileExistsError:
             pass
         try:
-            return os.open(name, _DIR_OPEN, dir_fd=parent), created
+            return os.open(name, _DIR_OPEN, dir_fd=parent.fd), created
         except OSError as exc:
             if created or exc.errno not in (errno.ENOTDIR, errno.ELOOP):
                 raise _Unsafe(f"{os.fsdecode(name)} cannot be opened as a directory: {exc.strerror}") from exc
             # O_DIRECTORY|O_NOFOLLOW reports a symlink as ENOTDIR: lstat tells the operator which one it is
-            what = "a symlink" if stat.S_ISLNK(os.lstat(name, dir_fd=parent).st_mode) else "not a directory"
+            what = "a symlink" if stat.S_ISLNK(os.lstat(name, dir_fd=parent.fd).st_mode) else "not a directory"
             if not self.overwrite:
                 raise _Unsafe(f"{os.fsdecode(name)} exists and is {what} (not followed, not replaced): restore with "
                               f"overwrite to replace it by the directory") from exc
-        os.unlink(name, dir_fd=parent)  # the file or the link itself, never what a link names
-        os.mkdir(name, mode, dir_fd=parent)
-        return os.open(name, _DIR_OPEN, dir_fd=parent), True
+        os.unlink(name, dir_fd=parent.fd)  # the file or the link itself, never what a link names
+        os.mkdir(name, mode, dir_fd=parent.fd)
+        return os.open(name, _DIR_OPEN, dir_fd=parent.fd), True
 
     # ---- entries -------------------------------------------------------------------------------------------
     def entry(self, row: list, links: dict) -> None:
@@ -224,32 +295,43 @@ class _Writer:
         kind = row[R_TYPE]
         if not key:  # the source root itself
             if self.overwrite or self.root_created:
-                self.stack[0][2] = row
+                self.stack[0].row = row
             return
-        for name in key:
-            _check_name(name)
-        parent = self.parent(key[:-1])
         name = key[-1]
+        _check_name(name)  # the names above it were checked when their directories were opened
+        parent = self.parent(key[:-1])
         if kind == DIR:
             fd, created = self._open_dir(parent, name, 0o700)
-            self.stack.append([key, fd, row if created or self.overwrite else None])
+            self.stack.append(self._dir(key, fd, row if created or self.overwrite else None, created))
             return
-        if not self._make_room(parent, name, row[R_PATH]):
+        if not parent.fresh and not self._make_room(parent.fd, name, row[R_PATH]):
             return
-        if kind == FILE or (kind == HARDLINK and not self._link(row, parent, name, links)):
-            source_row = row if kind == FILE else links.get(row[R_TARGET])
-            if source_row is None:
+        if kind == HARDLINK:
+            self._submit()
+            self._wait(0)  # the first name is in place (or known to have failed) before it is linked
+            if self._link(row, parent.fd, name):
+                self.files += 1
+                return
+        if kind in (FILE, HARDLINK):
+            content = row if kind == FILE else links.get(row[R_TARGET])
+            if content is None:
                 raise _Unsafe(f"hardlink target {os.fsdecode(row[R_TARGET])} is not in the recovery point")
-            self._file(parent, name, source_row, row)
-        elif kind == SYMLINK:
-            os.symlink(row[R_TARGET], name, dir_fd=parent)
-            self._meta_path(parent, name, row)
-        elif kind in (FIFO, CHARDEV, BLOCKDEV):
-            if kind == FIFO:
-                os.mkfifo(name, 0o600, dir_fd=parent)
+            self._queue(parent, name, content, row)
+            return
+        try:
+            if kind == SYMLINK:
+                os.symlink(row[R_TARGET], name, dir_fd=parent.fd)
+            elif kind == FIFO:
+                os.mkfifo(name, 0o600, dir_fd=parent.fd)
+            elif kind in (CHARDEV, BLOCKDEV):
+                os.mknod(name, stat.S_IFMT(row[R_MODE]) | 0o600, row[R_RDEV], dir_fd=parent.fd)
             else:
-                os.mknod(name, stat.S_IFMT(row[R_MODE]) | 0o600, row[R_RDEV], dir_fd=parent)
-            self._meta_path(parent, name, row)
+                return
+        except FileExistsError:  # only in a directory this restore created: someone else made it meanwhile
+            self.warnings.append(f"{os.fsdecode(row[R_PATH])}: exists, not replaced (restore with overwrite to "
+                                 f"replace it)")
+            return
+        self._meta_path(parent.fd, name, row)
         self.files += 1
 
     def _make_room(self, parent: int, name: bytes, path: bytes) -> bool:
@@ -273,11 +355,11 @@ class _Writer:
         os.unlink(name, dir_fd=parent)
         return True
 
-    def _link(self, row: list, parent: int, name: bytes, links: dict) -> bool:
+    def _link(self, row: list, parent: int, name: bytes) -> bool:
         target = path_key(row[R_TARGET])
-        if row[R_TARGET] not in links or links[row[R_TARGET]] is not True:
+        if row[R_TARGET] not in self.linkable:
             return False  # the first link was not restored in this run: write the content instead
-        fd = self.stack[0][1]
+        fd = self.stack[0].fd
         opened = []
         try:
             for comp in target[:-1]:
@@ -292,39 +374,119 @@ class _Writer:
                 os.close(f)
         return True
 
-    def _file(self, parent: int, name: bytes, content: list, row: list) -> None:
-        tmp = PARTIAL + name[:200]
-        try:
-            os.unlink(tmp, dir_fd=parent)  # left by a restore that was killed
-        except FileNotFoundError:
-            pass
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
-        try:
-            blob = content[R_CHUNKS] or b""
-            extents = content[R_EXTENTS]
-            if extents is None:
-                written = 0
-                for i in range(0, len(blob), DIGEST_SIZE):
-                    data = self.store.read_chunk(blob[i:i + DIGEST_SIZE])
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view):]
-                    written += len(data)
-            else:
-                written = self._sparse(fd, blob, extents, content[R_SIZE])
-            if written != content[R_SIZE] and extents is None:
-                raise StoreError(f"restored {written} bytes where {content[R_SIZE]} were recorded")
-            self._meta_fd(fd, row)
-        except BaseException:
-            os.close(fd)
-            os.unlink(tmp, dir_fd=parent)
-            raise
-        os.close(fd)
-        os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
-        self.bytes += content[R_SIZE]
-        self.progress(self.bytes, self.total, os.fsdecode(name))
+    # ---- file contents, on the writers ---------------------------------------------------------------------
+    def _queue(self, parent: _Dir, name: bytes, content: list, row: list) -> None:
+        with self._lock:
+            parent.pending += 1
+        self._batch.append((parent, name, content, row))
+        self._batch_bytes += content[R_SIZE]
+        if len(self._batch) >= BATCH_FILES or self._batch_bytes >= BATCH_BYTES:
+            self._submit()
+            self._wait(QUEUED)
 
-    def _sparse(self, fd: int, blob: bytes, extents: list, size: int) -> int:
+    def _submit(self) -> None:
+        if self._batch:
+            self._queued.append(self._pool.submit(self._write_batch, self._batch))
+            self._batch, self._batch_bytes = [], 0
+
+    def _wait(self, keep: int) -> None:
+        """Collect finished batches, oldest first, until at most `keep` are queued."""
+        while len(self._queued) > keep:
+            files, size, last = self._queued.popleft().result()
+            self.files += files
+            self.bytes += size
+            if last is not None:
+                self.progress(self.bytes, self.total, os.fsdecode(last))
+
+    def _write_batch(self, batch: list[tuple]) -> tuple[int, int, bytes | None]:
+        files = size = 0
+        last = None
+        for parent, name, content, row in batch:
+            try:
+                if self._file(parent, name, content, row):
+                    files += 1
+                    size += content[R_SIZE]
+                    last = name
+                    if row[R_TYPE] == FILE and row[R_NLINK] > 1:
+                        self.linkable.add(row[R_PATH])
+            except (OSError, _Unsafe, StoreError) as exc:
+                why = getattr(exc, "strerror", None) or exc
+                self.warnings.append(f"{os.fsdecode(row[R_PATH])}: not restored ({why})")
+            finally:
+                with self._lock:
+                    parent.pending -= 1
+                    done = parent.left and not parent.pending
+                if done:
+                    self._finish(parent)
+        return files, size, last
+
+    def _file(self, parent: _Dir, name: bytes, content: list, row: list) -> bool:
+        """Write content and metadata into an unnamed file (O_TMPFILE), then link it in under its name: a killed
+        restore leaves nothing half written under a real name, and a name that exists meanwhile is not replaced
+        unless `overwrite` (False then). A file system without O_TMPFILE gets a `.tapeline-partial-` name."""
+        dfd = parent.fd
+        mode = stat.S_IMODE(row[R_MODE])
+        final_mode = not mode & self.kept_by_umask and not row[R_XATTRS]  # made with its mode: no fchmod
+        tmp = None
+        try:
+            fd = os.open(b".", _TMPFILE, mode if final_mode else 0o600, dir_fd=dfd)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise
+            tmp, final_mode = PARTIAL + name[:200], False
+            try:
+                fd = os.open(tmp, _CREATE, 0o600, dir_fd=dfd)
+            except FileExistsError:  # left by a restore that was killed
+                os.unlink(tmp, dir_fd=dfd)
+                fd = os.open(tmp, _CREATE, 0o600, dir_fd=dfd)
+        placed = False
+        try:
+            self._content(fd, content)
+            self._meta_fd(fd, row, parent.owner, final_mode)
+            placed = self._place(fd, dfd, tmp, name)
+        finally:
+            os.close(fd)
+            if tmp is not None and not placed:
+                os.unlink(tmp, dir_fd=dfd)
+        if not placed:
+            self.warnings.append(f"{os.fsdecode(row[R_PATH])}: exists, not replaced (restore with overwrite to "
+                                 f"replace it)")
+        return placed
+
+    def _content(self, fd: int, content: list) -> None:
+        blob = content[R_CHUNKS] or b""
+        if content[R_EXTENTS] is not None:
+            self._sparse(fd, blob, content[R_EXTENTS], content[R_SIZE])
+            return
+        written = 0
+        for i in range(0, len(blob), DIGEST_SIZE):
+            data = self.store.read_chunk(blob[i:i + DIGEST_SIZE])
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            written += len(data)
+        if written != content[R_SIZE]:
+            raise StoreError(f"restored {written} bytes where {content[R_SIZE]} were recorded")
+
+    def _place(self, fd: int, dfd: int, tmp: bytes | None, name: bytes) -> bool:
+        """Give the written file its name; False when the name exists and `overwrite` is off."""
+        for retry in (False, True):
+            try:
+                if tmp is None:
+                    _link_fd(fd, dfd, name, self.root)  # fails when the name exists: never replaces
+                elif self.overwrite:
+                    os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+                else:
+                    os.link(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=False)
+                    os.unlink(tmp, dir_fd=dfd)
+                return True
+            except FileExistsError:
+                if not self.overwrite or retry:
+                    return False
+                os.unlink(name, dir_fd=dfd)  # overwrite: a file put there since _make_room
+        return False
+
+    def _sparse(self, fd: int, blob: bytes, extents: list, size: int) -> None:
         os.ftruncate(fd, size)  # holes stay holes: only the data regions are written
         regions = iter(extents)
         start, left = next(regions, (0, 0))
@@ -336,10 +498,10 @@ class _Writer:
                 n = min(left, len(view))
                 os.pwrite(fd, view[:n], start)
                 view, start, left = view[n:], start + n, left - n
-        return size
 
-    def _meta_fd(self, fd: int, row: list) -> None:
-        if _IS_ROOT:
+    def _meta_fd(self, fd: int, row: list, owner: tuple[int, int] | None = None, mode_set: bool = False) -> None:
+        """Owner (root only; skipped when a new file has it already), xattrs and ACLs, mode, then times."""
+        if self.root and (row[R_UID], row[R_GID]) != owner:
             os.fchown(fd, row[R_UID], row[R_GID])
         for name, value in (row[R_XATTRS] or {}).items():
             try:
@@ -347,15 +509,45 @@ class _Writer:
             except OSError as exc:
                 self.warnings.append(f"{os.fsdecode(row[R_PATH])}: xattr {os.fsdecode(name)} not restored "
                                      f"({exc.strerror})")
-        os.fchmod(fd, stat.S_IMODE(row[R_MODE]))
+        if not mode_set:
+            os.fchmod(fd, stat.S_IMODE(row[R_MODE]))
         os.utime(fd, ns=(row[R_ATIME], row[R_MTIME]))
 
     def _meta_path(self, parent: int, name: bytes, row: list) -> None:
-        if _IS_ROOT:
+        if self.root:
             os.chown(name, row[R_UID], row[R_GID], dir_fd=parent, follow_symlinks=False)
         if row[R_TYPE] != SYMLINK:
             os.chmod(name, stat.S_IMODE(row[R_MODE]), dir_fd=parent)
         os.utime(name, ns=(row[R_ATIME], row[R_MTIME]), dir_fd=parent, follow_symlinks=False)
+
+    # ---- durability ----------------------------------------------------------------------------------------
+    def make_durable(self) -> None:
+        """Everything written is on disk: one syncfs per file system written to (docs/store-format.md, Restore)."""
+        for fd in self.devices.values():
+            durable.syncfs(fd)
+
+
+def _umask() -> int:
+    """The process umask, read without setting it (os.umask would change it for every thread meanwhile)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o777  # unknown: every file gets its fchmod
+
+
+def _link_fd(fd: int, dfd: int, name: bytes, root: bool) -> None:
+    """linkat(2) an O_TMPFILE descriptor to `name` in `dfd` (FileExistsError when the name exists). AT_EMPTY_PATH
+    needs CAP_DAC_READ_SEARCH; without it, the descriptor's /proc path is followed instead."""
+    done = _libc.linkat(fd, b"", dfd, name, _AT_EMPTY_PATH) if root else -1
+    if done != 0 and (not root or ctypes.get_errno() == errno.ENOENT):
+        done = _libc.linkat(_AT_FDCWD, b"/proc/self/fd/%d" % fd, dfd, name, _AT_SYMLINK_FOLLOW)
+    if done != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), os.fsdecode(name))
 
 
 def _open_target(target: Path | None) -> tuple[int, bytes] | None:
@@ -385,9 +577,19 @@ def restore(store: Store, snapshot_id: str, paths: Sequence[bytes | str] | None,
         return RestoreResult("failed", reason, 0, 0, [reason])
     writer = _Writer(store, overwrite, progress, info.bytes if not selection else None, dest)
     try:
-        return _run(store, snapshot_id, info.sources, selection, paths, writer, cancel)
-    finally:
+        result = _run(store, snapshot_id, info.sources, selection, paths, writer, cancel)
         writer.end()
+        if result.state == "failed":
+            return result
+        try:
+            writer.make_durable()  # "completed" only once what was written is on disk
+        except OSError as exc:
+            reason = (f"the restored files could not all be written to disk ({exc.strerror}): check the "
+                      f"destination's disk (kernel log, space), then restore again")
+            return RestoreResult("failed", reason, result.files, result.bytes, result.warnings + [reason])
+        return result
+    finally:
+        writer.close()
         if dest is not None:
             os.close(dest[0])
 
@@ -397,7 +599,7 @@ def _run(store: Store, snapshot_id: str, sources: Sequence[str], selection: list
     matched = reached = False
     blocked: list[str] = []
     current = None
-    links: dict[bytes, object] = {}
+    links: dict[bytes, list] = {}
     try:
         for row in store.rows(snapshot_id):
             if cancel is not None and cancel.is_set():
@@ -408,7 +610,7 @@ def _run(store: Store, snapshot_id: str, sources: Sequence[str], selection: list
                 current, links = si, {}
                 writer.begin_source(os.fsencode(sources[si]))
             key = path_key(row[R_PATH])
-            if row[R_TYPE] == FILE and row[R_NLINK] > 1 and row[R_PATH] not in links:
+            if row[R_TYPE] == FILE and row[R_NLINK] > 1:
                 links[row[R_PATH]] = row  # content for hardlinks whose first name is not restored
             if not _selected(selection, si, key):
                 continue
@@ -423,8 +625,6 @@ def _run(store: Store, snapshot_id: str, sources: Sequence[str], selection: list
             reached = True
             try:
                 writer.entry(row, links)
-                if row[R_TYPE] == FILE and row[R_NLINK] > 1:
-                    links[row[R_PATH]] = True
             except (OSError, _Unsafe, StoreError) as exc:
                 why = getattr(exc, "strerror", None) or exc
                 writer.warnings.append(f"{os.fsdecode(row[R_PATH])}: not restored ({why})")
