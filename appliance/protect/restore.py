@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from appliance.protect.pipeline import MAX_CHUNK
 from appliance.protect.types import NO_PROGRESS, Progress, RestoreResult
 from appliance.store import Store, durable
 from appliance.store.errors import ManifestDamaged, StoreError
@@ -54,6 +55,8 @@ _AT_FDCWD, _AT_SYMLINK_FOLLOW, _AT_EMPTY_PATH = -100, 0x400, 0x1000
 WORKERS = 4  # file writers: beyond the cores, they overlap one another's waits in the kernel
 BATCH_FILES = 64  # files per task: a task per small file would cost the pool more than writing the file
 BATCH_BYTES = 16 << 20
+FLUSH_EVERY = 256 << 20  # written bytes between two write-backs started during the restore
+WINDOW = 256 << 10  # read ahead in a pack for the next small chunks
 QUEUED = 2 * WORKERS  # batches handed out ahead of the writers (bounds memory and how far the walk runs ahead)
 
 
@@ -110,6 +113,29 @@ class _Dir:
         self.left = False
 
 
+class _Reader:
+    """One writer thread's chunk reads, through a buffer it reuses: one read of WINDOW bytes also serves the next
+    small chunks (a sync stores a directory's small files side by side, in the order a restore wants them), so a
+    small file costs no read call of its own, and a big chunk no fresh allocation."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.view = memoryview(bytearray(MAX_CHUNK))  # a chunk is stored compressed only when that is smaller
+        self.fd, self.start, self.end = -1, 0, 0
+
+    def chunk(self, digest: bytes) -> bytes | memoryview:
+        """The verified chunk; a view into the buffer is valid until the next call."""
+        fd, offset, length, flags = self.store.locate_chunk(digest)
+        if length > len(self.view):
+            return self.store.verify_chunk(digest, os.pread(fd, length, offset), flags)
+        if fd != self.fd or offset < self.start or offset + length > self.end:
+            self.fd = -1
+            got = os.preadv(fd, [self.view[:max(length, WINDOW)]], offset)
+            self.fd, self.start, self.end = fd, offset, offset + got
+        at = offset - self.start
+        return self.store.verify_chunk(digest, self.view[at:at + length], flags)
+
+
 class _Writer:
     """Walks the rows in order on the calling thread (directories, links, special files) and hands file contents
     to a pool of writers in batches: reading chunks, zstd, BLAKE3 and the file system calls release the GIL."""
@@ -132,6 +158,10 @@ class _Writer:
         self._batch_bytes = 0
         self._queued: deque[Future] = deque()
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="restore")
+        self._readers = threading.local()
+        self._flusher = ThreadPoolExecutor(1, thread_name_prefix="restore-flush")
+        self._flushing: Future | None = None
+        self._flushed = 0
         self.root = os.geteuid() == 0  # owners are restored (and AT_EMPTY_PATH links allowed) only as root
         self.kept_by_umask = 0o7000 | _umask()  # mode bits a create cannot set (special bits: fchmod after fchown)
 
@@ -248,6 +278,7 @@ class _Writer:
     def close(self) -> None:
         """After end(), or after an error: stop the writers and close what is still open."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._flusher.shutdown(wait=True)
         with self._lock:
             left, self._open = self._open, set()
         for d in left:
@@ -397,6 +428,10 @@ class _Writer:
             self.bytes += size
             if last is not None:
                 self.progress(self.bytes, self.total, os.fsdecode(last))
+            idle = self._flushing is None or self._flushing.done() and self._flushing.exception() is None
+            if self.bytes - self._flushed >= FLUSH_EVERY and idle:  # a failed one is kept for make_durable
+                self._flushing = self._flusher.submit(self._sync_all)
+                self._flushed = self.bytes
 
     def _write_batch(self, batch: list[tuple]) -> tuple[int, int, bytes | None]:
         files = size = 0
@@ -453,14 +488,21 @@ class _Writer:
                                  f"replace it)")
         return placed
 
+    def _reader(self) -> _Reader:
+        reader = getattr(self._readers, "reader", None)
+        if reader is None:
+            reader = self._readers.reader = _Reader(self.store)
+        return reader
+
     def _content(self, fd: int, content: list) -> None:
         blob = content[R_CHUNKS] or b""
         if content[R_EXTENTS] is not None:
             self._sparse(fd, blob, content[R_EXTENTS], content[R_SIZE])
             return
         written = 0
+        read = self._reader().chunk
         for i in range(0, len(blob), DIGEST_SIZE):
-            data = self.store.read_chunk(blob[i:i + DIGEST_SIZE])
+            data = read(blob[i:i + DIGEST_SIZE])
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
@@ -489,9 +531,10 @@ class _Writer:
     def _sparse(self, fd: int, blob: bytes, extents: list, size: int) -> None:
         os.ftruncate(fd, size)  # holes stay holes: only the data regions are written
         regions = iter(extents)
+        read = self._reader().chunk
         start, left = next(regions, (0, 0))
         for i in range(0, len(blob), DIGEST_SIZE):
-            view = memoryview(self.store.read_chunk(blob[i:i + DIGEST_SIZE]))
+            view = memoryview(read(blob[i:i + DIGEST_SIZE]))
             while view:
                 while not left:
                     start, left = next(regions)
@@ -522,8 +565,15 @@ class _Writer:
 
     # ---- durability ----------------------------------------------------------------------------------------
     def make_durable(self) -> None:
-        """Everything written is on disk: one syncfs per file system written to (docs/store-format.md, Restore)."""
-        for fd in self.devices.values():
+        """Everything written is on disk: one syncfs per file system written to (docs/store-format.md, Restore).
+        Write-backs started on the way (every FLUSH_EVERY bytes) leave less to wait for here; an error one of them
+        met is reported here (syncfs reports an error once per descriptor)."""
+        if self._flushing is not None:
+            self._flushing.result()
+        self._sync_all()
+
+    def _sync_all(self) -> None:
+        for fd in list(self.devices.values()):
             durable.syncfs(fd)
 
 

@@ -332,6 +332,19 @@ class Store:
         if digest in self._bad:
             raise ChunkDamaged(digest, "the damaged-chunks list")
         blob, flags = self.read_blob(digest)
+        return self.verify_chunk(digest, blob, flags)
+
+    def locate_chunk(self, digest: bytes) -> tuple[int, int, int, int]:
+        """(pack descriptor, offset, length, flags) of a chunk's stored bytes, for a reader that maps the packs (a
+        restore); the descriptor stays open until the store closes. `verify_chunk` turns the bytes into the chunk."""
+        if digest in self._bad:
+            raise ChunkDamaged(digest, "the damaged-chunks list")
+        with self._mutex:
+            packno, offset, length, flags = self._locate(digest)
+            return self._pack_fd(packno), offset, length, flags
+
+    def verify_chunk(self, digest: bytes, blob: bytes | memoryview, flags: int) -> bytes | memoryview:
+        """The chunk from its stored bytes, verified against its digest (ChunkDamaged otherwise)."""
         try:
             data = _dctx().decompress(blob) if flags & FLAG_ZSTD else blob
         except zstandard.ZstdError:
