@@ -18,8 +18,15 @@ Safety invariants:
   point has a non-directory, an existing EMPTY directory is removed and replaced, while a directory with content
   is kept with a warning (a restore never deletes an operator's tree). The source root and the prefix above it are
   never replaced, even with `overwrite`.
-- A file is written under a temporary name and renamed, so a killed restore never leaves a half-written file under
-  the real name (a rerun cleans the temporary).
+- A file is written as an unnamed file (O_TMPFILE) and linked in under its name once its content and metadata are
+  complete, so a killed restore never leaves a half-written file under the real name, and linking never replaces a
+  name that appeared meanwhile (only `overwrite` does). A file system without O_TMPFILE gets a temporary name
+  (`.tapeline-partial-<name>`, which a rerun cleans up) and a no-replace link.
+- "completed" only once what was written is on disk: one syncfs(2) per file system written to (write-backs are
+  started every FLUSH_EVERY bytes on the way, so the last one finds little left).
+- File contents are written by WORKERS threads, in batches in manifest order; the calling thread walks the rows
+  and makes directories, links and special files. A directory gets its metadata once it is left and its last
+  queued file is in place.
 - Metadata order per entry: owner (root only), xattrs/ACLs, mode, times; directories get theirs after their
   contents, so their mtime stays as recorded.
 Destination: with a target, under target/<source path without its leading "/">/ (as restic does), so several
