@@ -7,6 +7,7 @@ threads; a row waits in `_pending` until its chunks are stored, so rows leave in
 
 from __future__ import annotations
 
+import errno
 import grp
 import os
 import pwd
@@ -35,6 +36,7 @@ RETRIES = 3
 MAX_WARNINGS = 1000
 HELD_CHANGES = 50_000  # changed rows kept for the catalog and the check; past that they are read back
 CHANGED_WHILE_READ = "changed while read"
+XATTRS_NOT_READ = "extended attributes not read"
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _NOATIME = getattr(os, "O_NOATIME", 0)
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
@@ -67,20 +69,24 @@ def _type_of(mode: int) -> int | None:
     return None  # sockets: nothing to restore
 
 
-def read_xattrs(path: bytes | int) -> dict | None:
-    """Extended attributes (POSIX ACLs included) of a path, not following a symlink, or of an open fd."""
+def read_xattrs(path: bytes | int) -> tuple[dict | None, list[str]]:
+    """Extended attributes (POSIX ACLs included) of a path, not following a symlink, or of an open fd, and what
+    could not be read: a name listed but unreadable (EACCES, EIO, E2BIG, ENOTSUP...) or the list itself. Only a
+    file system without extended attributes, or one removed between the list and the read, is no loss."""
     follow = isinstance(path, int)  # an fd: follow_symlinks must stay at its default
     try:
         names = os.listxattr(path, follow_symlinks=follow)
-    except OSError:
-        return None
+    except OSError as exc:
+        return None, [] if exc.errno == errno.EOPNOTSUPP else [f"their list ({exc.strerror})"]
     out = {}
+    unread = []
     for name in names:
         try:
             out[os.fsencode(name)] = os.getxattr(path, name, follow_symlinks=follow)
-        except OSError:
-            continue
-    return out or None
+        except OSError as exc:
+            if exc.errno != errno.ENODATA:
+                unread.append(f"{name} ({exc.strerror})")
+    return out or None, unread
 
 
 class _Old:
@@ -339,7 +345,9 @@ class Scanner:
         user, group = _named(self._users, _user_name, st.st_uid), _named(self._groups, _group_name, st.st_gid)
         row = [si, rel, kind, st.st_mode, st.st_uid, st.st_gid, user, group,
                st.st_size, st.st_mtime_ns, st.st_atime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, st.st_nlink,
-               st.st_rdev, target, read_xattrs(self._full(rel)) if kind != FILE else None, None, None, None, None]
+               st.st_rdev, target, None, None, None, None, None]
+        if kind != FILE:
+            self._xattrs(self._full(rel), row)
         refs = None
         if kind == FILE:
             try:
@@ -360,6 +368,15 @@ class Scanner:
                 self.changed_rows = None
         self._pending_row(row, refs)
 
+    def _xattrs(self, path: bytes | int, row: list) -> None:
+        """Record the entry's xattrs and ACLs; one that cannot be read is a warning naming the file, never a silent
+        loss, and the note makes the next sync read the entry again (an unchanged row would be copied as is)."""
+        row[R_XATTRS], unread = read_xattrs(path)
+        if unread:
+            self.warn(f"{os.fsdecode(self._full(row[R_PATH]))}: extended attributes or ACLs not read: "
+                      f"{', '.join(unread)}; recorded without them")
+            row[R_NOTE] = XATTRS_NOT_READ
+
     def _names_bad(self, blob: bytes | None) -> bool:
         """A row naming a damaged chunk is read again, so the chunk is stored again if the source has it."""
         return bool(blob) and any(blob[i:i + 32] in self._bad for i in range(0, len(blob), 32))
@@ -374,7 +391,7 @@ class Scanner:
                 fd = os.open(name, _OPEN, dir_fd=dfd)  # O_NOATIME needs ownership (or root)
             try:
                 if attempt == 0:
-                    row[R_XATTRS] = read_xattrs(fd)
+                    self._xattrs(fd, row)
                 size = st.st_size
                 extents = None
                 if size <= MIN_CHUNK:
