@@ -6,8 +6,8 @@ what changed (SyncResult.changes): "added" inserts a row, "changed" closes the o
 closes the open row. A sync where nothing changed writes one `recovery_point` row and no `file_version` row.
 
 Invariants:
-- Rows are written in batches of BATCH rows from generators (constant memory): SQLAlchemy Core executemany, or
-  COPY on PostgreSQL.
+- Rows are written in batches of BATCH rows from generators (constant memory): the driver's executemany of plain
+  tuples on SQLite, COPY on PostgreSQL.
 - A point and its index changes commit in one transaction: the catalog never shows a point without its versions.
 - Pruning points deletes the version rows that no remaining point holds.
 """
@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 from sqlalchemy import and_, bindparam, delete, exists, func, insert, select, update
 
@@ -56,8 +56,7 @@ class VersionInfo:
     current: bool           # still what the newest point holds
 
 
-@dataclass(frozen=True)
-class IndexChange:
+class IndexChange(NamedTuple):  # a tuple: a first sync makes one per file
     """One change to apply to the index: what "added" | "changed" | "deleted"; kind/size/mtime for new versions."""
 
     source: str
@@ -101,6 +100,7 @@ def record_point(catalog: Catalog, group_id: int, snapshot_id: str, kind: str, t
 
 
 _COLUMNS = ("group_id", "source_id", "path", "kind", "size", "mtime_ns", "first_point")
+_INSERT = f"INSERT INTO file_version ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 
 
 def _insert_versions(conn, rows: list[tuple]) -> None:
@@ -110,8 +110,8 @@ def _insert_versions(conn, rows: list[tuple]) -> None:
             with cur.copy(f"COPY file_version ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-    else:
-        conn.execute(insert(FV), [dict(zip(_COLUMNS, row)) for row in rows])
+    else:  # the driver's executemany on plain tuples: Core's per-row dicts and bind processors cost more here
+        conn.exec_driver_sql(_INSERT, rows)
 
 
 def drop_points(catalog: Catalog, group_id: int, snapshot_ids: Iterable[str]) -> int:

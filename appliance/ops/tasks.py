@@ -40,12 +40,9 @@ def group_spec(group: GroupInfo) -> GroupSpec:
 
 
 def _index_changes(changes) -> Iterator[IndexChange]:
-    for c in changes:
-        e = c.entry
-        if e is None:
-            yield IndexChange(c.source, c.path, c.what)
-        else:
-            yield IndexChange(c.source, c.path, c.what, e.type, e.size, e.mtime_ns)
+    """A sync's changes for the catalog, from its rows (no whole entries decoded)."""
+    for source, path, what, kind, size, mtime_ns in changes.brief():
+        yield IndexChange(source, path, what, kind or "file", size, mtime_ns)
 
 
 def _for_operator(text: str, group: str) -> str:

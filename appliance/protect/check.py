@@ -158,16 +158,20 @@ def _drift(store: Store, sid: str) -> int:
 def _drift_of(changes) -> int:
     """The files a sync read whose size or mtime differ now from what it recorded (or that are gone)."""
     n = 0
-    for c in changes:
-        e = c.entry
-        if e is None or e.type != "file":
+    roots: dict[str, bytes] = {}
+    lstat = os.lstat
+    for source, path, _what, kind, size, mtime_ns in changes.brief():
+        if kind != "file":
             continue
+        root = roots.get(source)
+        if root is None:
+            root = roots[source] = os.fsencode(source).rstrip(b"/")
         try:
-            st = os.lstat(e.full_path)
+            st = lstat(root + b"/" + path if path else root)
         except OSError:
             n += 1
             continue
-        if st.st_size != e.size or st.st_mtime_ns != e.mtime_ns:
+        if st.st_size != size or st.st_mtime_ns != mtime_ns:
             n += 1
     return n
 

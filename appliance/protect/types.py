@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from appliance.store.model import Entry, SnapshotInfo, entry_from_row
+from appliance.store.model import (R_MTIME, R_PATH, R_SIZE, R_SOURCE, R_TYPE, TYPES, Entry, SnapshotInfo,
+                                   entry_from_row)
 
 Progress = Callable[[int, "int | None", str], None]
 
@@ -63,22 +64,36 @@ class ChangeList(Sequence):
     def __len__(self) -> int:
         return len(self._changed) + len(self._deleted)
 
-    def __iter__(self) -> Iterator[Change]:
+    def _changed_rows(self) -> Iterator[tuple[int, list]]:
+        """(number * 2 + new, raw row) of every added or changed entry, in manifest order."""
         if self._rows is not None:
-            for nxt, row in zip(self._changed, self._rows):
-                entry = entry_from_row(row, self._sources)
-                yield Change(entry.path, entry.source, "added" if nxt & 1 else "changed", entry)
+            yield from zip(self._changed, self._rows)
         elif self._changed:
             wanted = iter(self._changed)
             nxt = next(wanted)
-            for number, entry in enumerate(self._store.entries(self._snapshot_id)):
+            for number, row in enumerate(self._store.rows(self._snapshot_id)):
                 if number == nxt >> 1:
-                    yield Change(entry.path, entry.source, "added" if nxt & 1 else "changed", entry)
+                    yield nxt, row
                     nxt = next(wanted, -2)
                     if nxt < 0:
                         break
+
+    def __iter__(self) -> Iterator[Change]:
+        for nxt, row in self._changed_rows():
+            entry = entry_from_row(row, self._sources)
+            yield Change(entry.path, entry.source, "added" if nxt & 1 else "changed", entry)
         for source, path in self._deleted:
             yield Change(path, source, "deleted", None)
+
+    def brief(self) -> Iterator[tuple[str, bytes, str, str | None, int, int]]:
+        """(source, path, what, type, size, mtime_ns) of each change (type None, size and mtime 0 for a deletion):
+        what the catalog's index and the check's drift need, without decoding whole entries."""
+        sources = self._sources
+        for nxt, row in self._changed_rows():
+            yield (sources[row[R_SOURCE]], row[R_PATH], "added" if nxt & 1 else "changed", TYPES[row[R_TYPE]],
+                   row[R_SIZE], row[R_MTIME])
+        for source, path in self._deleted:
+            yield source, path, "deleted", None, 0, 0
 
     def __getitem__(self, index):  # type: ignore[override]
         return list(self)[index]
