@@ -13,7 +13,8 @@ first). The 1% change is deterministic and undone by the next run: every 100th s
 line appended, or loses it when it has it.
 
 Besides the table, one JSON line holds every figure; `lag` is how long after the job's recorded end the
-`--wait` process exited (the job's `finished` time against the wall clock at exit).
+`--wait` process exited (the job's `finished` time against the wall clock at exit); `job_s` the job's own time
+(started to finished) and `sync_s`, `catalog_s`, `check_s`, `prune_s` its steps.
 Goals (issue 6): initial <= 0.5x restic; nothing changed <= 0.25x; 1% changed <= 0.3x; whole restore <= 0.5x;
 store size <= restic's repository.
 """
@@ -123,9 +124,9 @@ def job_figures(answer: dict) -> dict:
     if answer.get("started") and answer.get("finished"):
         out["job_s"] = round(datetime.fromisoformat(answer["finished"]).timestamp()
                              - datetime.fromisoformat(answer["started"]).timestamp(), 3)
-    sync = (answer.get("result") or {}).get("sync")
-    if sync:
-        out["sync_s"] = sync.get("duration_s")
+    steps = (answer.get("result") or {}).get("steps_s")
+    if steps:
+        out.update({f"{step}_s": took for step, took in steps.items()})
     if "lag" in answer:
         out["lag_ms"] = round(answer["lag"] * 1000, 1)
     return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from pathlib import Path
 from datetime import datetime, timedelta
 from typing import Callable, Iterator
@@ -93,24 +94,29 @@ class Tasks:
             return Outcome("failed", cause, tuple(w for w in warnings if w != res.reason), result,
                            fix=fix or f"fix the cause, then rerun it with `tapeline {kind} {group.name}`")
         snap = res.snapshot
+        took = result["steps_s"] = {"sync": round(stats.duration_s, 3)}  # where a sync job's time went
+        started = time.monotonic()
         point_id = record_point(ctx.catalog, group.id, snap.id, snap.kind, snap.created, snap.files, snap.bytes,
                                 _index_changes(res.changes), state=snap.state)
         result["point"] = {"id": point_id, "snapshot_id": snap.id, "files": snap.files, "bytes": snap.bytes}
         ctx.hold("point")
         alerts.resolve(ctx.catalog, group.name, (f"{kind} of group '{group.name}' failed",
                                                  f"{kind} of group '{group.name}' (job"))
+        took["catalog"] = round(time.monotonic() - started, 3)
         state = res.state
 
         # The point exists from here on: a cancel now skips the follow-up steps but does not undo the sync.
-        steps = (lambda: self._check_new(ctx, group, res, result, warnings),
-                 lambda: self._prune(ctx, group, result, warnings, collect=None))
-        for step in steps:
+        steps = (("check", lambda: self._check_new(ctx, group, res, result, warnings)),
+                 ("prune", lambda: self._prune(ctx, group, result, warnings, collect=None)))
+        for name, step in steps:
             if ctx.cancel.is_set():
                 warnings.append("cancelled after the recovery point was made: check and prune skipped "
                                 "(they run after the next sync)")
                 state = _worst(state, "completed with warnings")
                 break
+            started = time.monotonic()
             state = _worst(state, step())
+            took[name] = round(time.monotonic() - started, 3)
         reason = res.reason if res.state != "completed" else None
         if state == "completed with warnings" and not reason:
             reason = f"{plural(count_warnings(warnings), 'warning')}; see `tapeline job {ctx.job_id}`"

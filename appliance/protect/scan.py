@@ -53,20 +53,8 @@ class SyncCancelled(SyncRefused):
     pass
 
 
-def _type_of(mode: int) -> int | None:
-    if stat.S_ISREG(mode):
-        return FILE
-    if stat.S_ISDIR(mode):
-        return DIR
-    if stat.S_ISLNK(mode):
-        return SYMLINK
-    if stat.S_ISFIFO(mode):
-        return FIFO
-    if stat.S_ISCHR(mode):
-        return CHARDEV
-    if stat.S_ISBLK(mode):
-        return BLOCKDEV
-    return None  # sockets: nothing to restore
+_KINDS = {stat.S_IFREG: FILE, stat.S_IFDIR: DIR, stat.S_IFLNK: SYMLINK, stat.S_IFIFO: FIFO, stat.S_IFCHR: CHARDEV,
+          stat.S_IFBLK: BLOCKDEV}  # sockets: none (nothing to restore)
 
 
 def read_xattrs(path: bytes | int) -> tuple[dict | None, list[str]]:
@@ -158,9 +146,10 @@ class Scanner:
         self._groups: dict[int, str] = {}
         self.changed = array("Q")
         self.changed_rows: list[list] | None = []  # the rows numbered in `changed`, while few enough
-        self.missing: set[bytes] = set()  # chunks unchanged rows name that the store does not hold
+        self._unchanged: list[bytes] = []  # chunk lists of unchanged files, looked up in the index by the thousand
+        self._unchanged_chunks = 0
+        self._missing: set[bytes] = set()  # chunks unchanged files name that the store does not hold
         self.replaced_bytes = 0  # size of the previous versions of changed and deleted files
-        self.unchanged_chunks = 0  # chunk names of unchanged files looked up
         self.deleted: list[tuple[str, bytes]] = []
         self.scanned = self.read_files = self.bytes_read = self.new_bytes = 0
         self._row_number = 0
@@ -169,7 +158,6 @@ class Scanner:
         self._last_progress = 0.0
         self._held = 0  # bytes of file data read for rows not yet written out
         self._bad = store.damaged_chunks()
-        self._lacks = store.lacks
         self._root = b""
         self._window: bytearray | None = None  # made by the first big file (most syncs read none)
 
@@ -192,6 +180,16 @@ class Scanner:
 
     def close(self) -> None:
         self.pipe.close()
+
+    def _look_up(self) -> None:
+        self._unchanged_chunks += sum(len(b) for b in self._unchanged) >> 5
+        self._missing |= self.store.lacks(self._unchanged)
+        self._unchanged.clear()
+
+    def lost(self) -> tuple[int, set[bytes]]:
+        """After the walk: how many chunk names unchanged files hold, and those the store does not hold."""
+        self._look_up()
+        return self._unchanged_chunks, self._missing
 
     # ---- the walk ------------------------------------------------------------------------------------------
     def rows(self) -> Iterator[list]:
@@ -310,10 +308,14 @@ class Scanner:
         self.scanned += 1
         if not self.scanned & 1023:  # a tree of small files reports too, without a clock read per entry
             self._report()
-        kind = _type_of(st.st_mode)
+        kind = _KINDS.get(st.st_mode & 0o170000)  # S_IFMT: one dict lookup per entry, not six S_IS* calls
         if kind is None:
-            return
-        previous = old.take(key, deleted)
+            return  # sockets: nothing to restore
+        if old.key == key and old.row is not None:  # the common case, inline: the next old row is this one
+            previous = old.row
+            old._next()
+        else:
+            previous = old.take(key, deleted)
         target = None
         if kind == FILE and st.st_nlink > 1:
             first = hardlinks.setdefault((st.st_dev, st.st_ino), rel)
@@ -331,10 +333,11 @@ class Scanner:
                 self._bytes += st.st_size
                 blob = previous[R_CHUNKS]
                 if blob:
-                    self.unchanged_chunks += len(blob) >> 5
-                    if lost := self._lacks(blob):
-                        self.missing.update(lost)
-            self._pending_row(previous, None)
+                    self._unchanged.append(blob)
+                    if len(self._unchanged) >= 4096:
+                        self._look_up()
+            self._pending.append([previous, None])  # _pending_row, inline for the common case
+            self._row_number += 1
             return
         if kind == SYMLINK:
             try:

@@ -91,8 +91,8 @@ def _run(store: Store, group: GroupSpec, kind: str, progress: Progress, cancel: 
     sources = [s.path for s in group.sources]
     try:
         info = session.commit(group.name, kind, created, sources, scanner.rows(), header_extra=scanner.header_extra)
-        verified = SyncCheck(session.verified_chunks + scanner.unchanged_chunks,
-                             frozenset(session.bad_chunks() | scanner.missing))
+        unchanged, missing = scanner.lost()
+        verified = SyncCheck(session.verified_chunks + unchanged, frozenset(session.bad_chunks() | missing))
     except SyncRefused as exc:
         return _failed(scanner, str(exc), started)
     except OSError as exc:

@@ -58,7 +58,8 @@ def write_manifest(tmp_path: Path, final_path: Path, header: Callable[[], dict],
     try:
         out = _HashingFile(fd)
         out.write(SNAP_MAGIC)
-        cctx = zstandard.ZstdCompressor(level=3, write_checksum=True)
+        # threads=1: libzstd compresses on a thread of its own, so the walk feeding the rows does not wait on it.
+        cctx = zstandard.ZstdCompressor(level=3, write_checksum=True, threads=1)
         count = 0
         with cctx.stream_writer(out, closefd=False, write_size=1 << 20) as body:
             packer = msgpack.Packer(use_bin_type=True, autoreset=False)

@@ -259,13 +259,19 @@ class Store:
         fsync_dir(path.parent)
 
     # ---- chunks --------------------------------------------------------------------------------------------
-    def lacks(self, blob: bytes) -> list[bytes]:
-        """The digests of a row's chunk list that the index does not hold. Lock-free (a dict lookup is atomic): a
-        sync asks it for every unchanged row, whose chunks its base snapshot keeps from collection."""
+    def lacks(self, blobs: Iterable[bytes]) -> set[bytes]:
+        """The digests of these chunk lists (manifest rows' R_CHUNKS) that the index does not hold. Lock-free (a
+        dict lookup is atomic): a sync asks it for its unchanged rows, whose chunks its base keeps from collection."""
         index = self._index
-        if len(blob) == DIGEST_SIZE:
-            return [] if blob in index else [blob]
-        return [d for d in (blob[i:i + DIGEST_SIZE] for i in range(0, len(blob), DIGEST_SIZE)) if d not in index]
+        lost = set()
+        for blob in blobs:
+            if len(blob) == DIGEST_SIZE:
+                if blob not in index:
+                    lost.add(blob)
+            else:
+                lost.update(d for d in (blob[i:i + DIGEST_SIZE] for i in range(0, len(blob), DIGEST_SIZE))
+                            if d not in index)
+        return lost
 
     def verify_pack(self, name: str, rows: list[list]) -> set[bytes]:
         """Read a sealed pack back and return the digests of its blobs that do not decompress and hash right."""
