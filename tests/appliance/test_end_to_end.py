@@ -34,6 +34,7 @@ def test_protect_edit_delete_and_restore_from_the_cli(daemon, tmp_path):
 
     out = daemon.run("group", "create", "projects", "--source", str(src), "--points", "08:00,20:00", "--keep", "12d")
     assert "created group projects" in out.stdout
+    daemon.run("group", "pause", "projects")  # a scheduled point at 08:00 or 20:00 would take this test's changes
     first = daemon.json("point", "projects", "--wait")
     assert first["state"] == "completed" and first["result"]["point"]["files"] == 2  # regular files
 
