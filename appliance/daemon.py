@@ -176,8 +176,10 @@ class Appliance:
             for p in points:
                 if str(p.id) == str(point) or p.snapshot_id == point:
                     return p
+            ids = [str(p.id) for p in points]  # IDs count across groups: a new user tries 1
             raise NotFound(f"group '{name}' has no recovery point {point}",
-                           f"list them with `tapeline points {name}`")
+                           f"its points are {', '.join(ids[:3] + ['...'] + ids[-3:] if len(ids) > 6 else ids)} "
+                           f"(`tapeline points {name}`), or give --point latest")
         if at is not None:
             before = [p for p in points if p.time <= at]
             if not before:

@@ -73,6 +73,9 @@ def test_the_readme_walkthrough_reads_right(sqlite_daemon, tmp_path):
     assert dest.read_text() == "first draft\n"
     newest = d.run("restore", "docs", "--point", "latest", "--to", str(tmp_path / "all"), "--wait").stdout
     assert newest.endswith(f"restored 1 file (14 B) to {tmp_path / 'all'} (under their original paths)\n")
+    one = d.run("restore", "docs", "--point", "1", "--to", str(to), check=1)  # 1 is the other group's
+    assert one.stderr == ("tapeline: group 'docs' has no recovery point 1: its points are 2, 3 "
+                          "(`tapeline points docs`), or give --point latest\n")
     far = d.run("restore", "docs", "--point", "latest-2", "--to", str(to), check=1)
     assert far.stderr == ("tapeline: group 'docs' has 2 recovery points, so no --point latest-2: "
                           "list them with `tapeline points docs`\n")
