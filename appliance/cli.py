@@ -1,8 +1,8 @@
 """The `tapeline` command: a thin layer over the API client (one module per verb group in appliance/commands/).
 
 The contract (ARCHITECTURE.md, "The command line"): every command takes `--json`; exit 0 ok, 1 failed, 2 bad usage,
-3 succeeded with warnings. Those codes are decided here, in `main()`, from the exception classes and nowhere else:
-commands raise, they never call sys.exit. Errors are one line on stderr naming the cause and the fix (and, with
+3 succeeded with warnings. Those codes are decided here, in `main()`, from the exception classes and nowhere else
+(`errors.as_error` maps any other exception, as the API does): commands raise, they never call sys.exit. Errors are one line on stderr naming the cause and the fix (and, with
 --json, `{"error", "fix", "exit_code", "type"}` on stdout when the command printed no document of its own); a usage
 error's line is followed by click's usage line, for a person.
 """
@@ -16,7 +16,7 @@ import click
 
 from appliance.commands import catalog_cmd, daemon_cmd, group_cmd, jobs_cmd, output, protect_cmd, status_cmd
 from appliance.commands.output import Context
-from appliance.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, TapelineError, UsageError
+from appliance.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, TapelineError, UsageError, as_error
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -109,12 +109,13 @@ def main(argv: list[str] | None = None) -> None:
         if _state["json"] or "--json" in args:
             click.echo(json.dumps(err.to_payload()))
         code = err.exit_code
-    except TapelineError as exc:
-        click.echo(f"tapeline: {exc}", err=True)
-        if _state["json"] and not output.emitted["json"]:
-            click.echo(json.dumps(exc.to_payload()))
-        code = exc.exit_code
     except KeyboardInterrupt:
         click.echo("tapeline: interrupted", err=True)
         code = EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 (TapelineError and every other: one line, its fix, its exit code)
+        err = as_error(exc)
+        click.echo(f"tapeline: {err}", err=True)
+        if _state["json"] and not output.emitted["json"]:
+            click.echo(json.dumps(err.to_payload()))
+        code = err.exit_code
     sys.exit(code)

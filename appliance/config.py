@@ -29,11 +29,18 @@ _DURATION_RE = re.compile(r"(\d+)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+MAX_DURATION = 100 * 365 * 86400  # longer means nothing here, and would overflow the scheduler's date arithmetic
+TOO_LONG = "longer than 100 years"
+
+
 def parse_duration(text: str | int) -> int:
-    """Seconds in "15m", "1h30m", "12d", "90s" (a bare integer is seconds). Raises ValueError on anything else."""
+    """Seconds in "15m", "1h30m", "12d", "90s" (a bare integer is seconds), up to MAX_DURATION. Raises ValueError on
+    anything else."""
     if isinstance(text, int) and not isinstance(text, bool):
         if text <= 0:
             raise ValueError(text)
+        if text > MAX_DURATION:
+            raise ValueError(TOO_LONG)
         return text
     s = str(text).strip().lower()
     if s.isdigit():
@@ -49,6 +56,8 @@ def parse_duration(text: str | int) -> int:
             raise ValueError(text)
     if seconds <= 0:
         raise ValueError(text)
+    if seconds > MAX_DURATION:
+        raise ValueError(TOO_LONG)
     return seconds
 
 
@@ -242,7 +251,9 @@ def parse_duration_option(name: str, value: str) -> int:
     """A duration given on the command line or the API, as a UsageError naming the option when bad."""
     try:
         return parse_duration(value)
-    except ValueError:
+    except ValueError as exc:
+        if str(exc) == TOO_LONG:
+            raise UsageError(f"{name} {value!r} is {TOO_LONG}", "give a shorter duration, e.g. 90d or 52w") from None
         raise UsageError(f"{name} {value!r} is not a duration", "write it as 15m, 1h, 12d (s, m, h, d, w)") from None
 
 

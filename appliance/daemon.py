@@ -5,23 +5,34 @@ nothing else, so every rule about what an operator may ask lives in one place.
 
 Invariants:
 - This process is the only writer of the catalog and the store (the store's flock enforces it).
+- A catalog indexes one store: on open, the store's id is recorded in a new catalog, and a catalog that records
+  another store is refused (two daemons sharing a catalog would destroy each other's index).
 - On start, before any job runs: jobs a killed daemon left running are marked failed; a new catalog (no group,
-  point or job ever) next to a store with snapshots is rebuilt from the store; groups whose points differ from the store's are re-indexed.
+  point or job ever) next to a store with snapshots is rebuilt from the store; groups whose points differ from the
+  store's are re-indexed, except that points the store lacks are never forgotten without an operator's word
+  (an alert asks for `tapeline catalog forget-missing`; see catalog/rebuild.py for the one exception).
 - Group changes reach the scheduler at once (update_group / remove_group).
-- A source may not hold the data directory or the store, nor lie inside the store (it would back itself up).
+- A source may not hold the data directory or the store, nor lie inside the store (it would back itself up); a
+  restore may not write into either (what it wrote would be lost or mistaken for Tapeline's own files).
+- A catalog that cannot be written (disk full) is an alert for as long as it lasts (`live_alerts`); the watchdog
+  thread retries every WATCH_INTERVAL seconds and records the job ends that waited, with no restart.
+- In development the data directory is the user's own (0700); the SQLite catalog is 0600 in either mode.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from datetime import datetime, timezone
 
 from appliance.catalog import groups as groups_mod
 from appliance.catalog.engine import open_catalog
 from appliance.catalog.groups import GroupInfo, SourceInput
 from appliance.catalog.points import PointInfo, count_points, list_points, versions
-from appliance.catalog.rebuild import GroupDefaults, RebuildResult, rebuild_from_store, reconcile
+from appliance.catalog.models import Alert
+from appliance.catalog.rebuild import (GroupDefaults, RebuildResult, claim_store, forget_missing, rebuild_from_store,
+                                       reconcile)
 from appliance.config import Settings
 from appliance.errors import Conflict, NotFound, TapelineError, UsageError
 from appliance.ops import alerts
@@ -32,6 +43,9 @@ from appliance.ops.tasks import Tasks
 from appliance.store import Store
 
 log = logging.getLogger("tapeline.daemon")
+
+WATCH_INTERVAL = 1.0
+MISSING_PREFIX = "the catalog has recovery point(s) of group"
 
 DEMO_GROUP = "demo"
 DEMO_FILES = {
@@ -51,6 +65,9 @@ class Appliance:
         self.store = None
         self.engine: JobEngine | None = None
         self.scheduler: Scheduler | None = None
+        self._watch_stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._unwritable_since: datetime | None = None
 
     # -- life cycle ---------------------------------------------------------------------------------------------
 
@@ -58,6 +75,8 @@ class Appliance:
         s = self.settings
         try:
             s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+            if s.development and s.data_dir.stat().st_uid == os.getuid():
+                s.data_dir.chmod(0o700)  # it names and holds every protected file: the developer's alone
         except OSError as exc:
             raise TapelineError(f"cannot create the data directory {s.data_dir} ({exc.strerror})",
                                 "run the daemon as root, or use --data DIR for development") from exc
@@ -65,6 +84,7 @@ class Appliance:
         self.store = Store.open(s.store_path, create=True)
         for warning in self.store.open_warnings:
             log.warning("store: %s", warning)
+        claim_store(self.catalog, self.store, self.catalog.shown)
         self.engine = JobEngine(self.catalog, Tasks(self.store).bodies(), workers=s.workers)
         self.scheduler = Scheduler(self.catalog, self.engine)
 
@@ -74,9 +94,68 @@ class Appliance:
             log.warning("the catalog is empty but the store has recovery points: rebuilding the catalog")
             self.rebuild_catalog(check_idle=False)
         else:
-            reconcile(self.catalog, self.store)
+            self._alert_missing(reconcile(self.catalog, self.store).missing)
         self.engine.start()
         self.scheduler.start()
+        self._watcher = threading.Thread(target=self._watch, name="tapeline-watchdog", daemon=True)
+        self._watcher.start()
+
+    def _alert_missing(self, missing: dict[str, list[int]]) -> None:
+        for name, ids in missing.items():
+            shown = ", ".join(map(str, ids[:10])) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+            alerts.raise_alert(self.catalog, "error",
+                               f"{MISSING_PREFIX} '{name}' that its replica store {self.store.root} does not have "
+                               f"({len(ids)}: {shown}); they are kept until you decide",
+                               "if store.path names the right store and they are gone, forget them with `tapeline "
+                               "catalog forget-missing`; if not, fix store.path and restart", name)
+
+    def forget_missing(self) -> dict[str, int]:
+        """The operator's word after a missing-points alert: forget the points the store does not have."""
+        if self.engine.running_ids():
+            raise Conflict("jobs are running", "wait for them to end (`tapeline jobs`), then run it again")
+        forgotten = forget_missing(self.catalog, self.store)
+        for name in forgotten:
+            alerts.resolve(self.catalog, name, MISSING_PREFIX)
+        return forgotten
+
+    def _watch(self) -> None:
+        """Notice a catalog that cannot be written, and recover from it without a restart."""
+        while not self._watch_stop.wait(WATCH_INTERVAL):
+            try:
+                self._watch_once()
+            except Exception:  # the watchdog must outlive whatever it watches
+                log.exception("watchdog")
+
+    def _watch_once(self) -> None:
+        cat = self.catalog
+        if cat.unwritable is None and not self.engine.flush_unrecorded():
+            return
+        if self._unwritable_since is None:
+            self._unwritable_since = datetime.now(timezone.utc)
+        # The ends that waited first: a probe alone may fit in space a failed write left behind.
+        if self.engine.flush_unrecorded() or not cat.check_writable():
+            return
+        since, self._unwritable_since = self._unwritable_since, None
+        log.warning("catalog: writable again")
+        alerts.raise_alert(cat, "warning", f"the catalog could not be written for want of space under {cat.where} "
+                           f"from {since.isoformat(timespec='seconds')} to "
+                           f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}; requests were refused "
+                           "meanwhile and jobs that ended were recorded afterwards",
+                           f"keep free space under {cat.where}; repeat what was refused; acknowledge this with "
+                           "`tapeline alerts ack ID`")
+
+    def live_alerts(self) -> list[Alert]:
+        """Alerts about the state of the daemon itself, as long as it lasts (not stored: the catalog may be the
+        thing that cannot be written)."""
+        out = []
+        err = self.catalog.unwritable
+        if err is not None:
+            out.append(Alert(severity="error", message=err.message, fix=err.fix,
+                             time=self._unwritable_since or datetime.now(timezone.utc)))
+        return out
+
+    def alerts(self, include_acknowledged: bool = False) -> list[Alert]:
+        return self.live_alerts() + alerts.list_alerts(self.catalog, include_acknowledged=include_acknowledged)
 
     def _catalog_is_new(self) -> bool:
         """No group, point or job ever: a fresh or lost catalog (not one whose groups were deleted on purpose)."""
@@ -84,6 +163,9 @@ class Appliance:
                 and not list_jobs(self.catalog, limit=1))
 
     def stop(self) -> None:
+        self._watch_stop.set()
+        if self._watcher is not None:
+            self._watcher.join(5)
         if self.scheduler is not None:
             self.scheduler.stop()
         if self.engine is not None:
@@ -192,15 +274,27 @@ class Appliance:
                 paths: list[str] = (), overwrite: bool = False) -> tuple[int, PointInfo]:
         if not os.path.isabs(target):
             raise UsageError(f"restore target {target!r} is not an absolute path", "give --to an absolute directory")
+        self._check_target(target)
         for p in paths:
             if not os.path.isabs(p):
                 raise UsageError(f"path {p!r} is not absolute", "name files by their full path on the protected machine")
+            if ".." in p.split("/"):
+                raise UsageError(f"path {p!r} has a '..' component",
+                                 "name files by their full path as `tapeline versions` shows it")
         chosen = self.resolve_point(name, point, at)
         for p in paths:
             self._check_in_point(name, chosen, p)
         job_id, _ = self.request(name, "restore", {"snapshot_id": chosen.snapshot_id, "target": target,
                                                    "paths": list(paths), "overwrite": overwrite})
         return job_id, chosen
+
+    def _check_target(self, target: str) -> None:
+        real = os.path.realpath(target)
+        for inner, what in ((self.settings.store_path, "replica store"), (self.settings.data_dir, "data directory")):
+            inner = os.path.realpath(inner)
+            if real == inner or real.startswith(inner.rstrip("/") + "/"):
+                raise UsageError(f"restore target {target} is inside Tapeline's {what} {inner}",
+                                 "restore to a directory outside it (what is written there is Tapeline's to delete)")
 
     def _check_in_point(self, name: str, chosen: PointInfo, path: str) -> None:
         """Refuse up front a path the point does not hold (one index lookup), rather than queue a job that fails."""
@@ -238,6 +332,10 @@ class Appliance:
 
     def status(self) -> dict:
         groups = []
+        running = [j for j in map(self.engine.view, list_jobs(self.catalog, state="running")) if j.state == "running"]
+        queued = [j for j in map(self.engine.view, list_jobs(self.catalog, state="queued")) if j.state == "queued"]
+        busy = {j.group_id for j in running + queued}
+        pointless = []
         for g in groups_mod.list_groups(self.catalog):
             pts = list_points(self.catalog, g.id, g.name)
             last = next(iter(j for j in list_jobs(self.catalog, limit=20, group_id=g.id) if j.kind in ("sync", "point")
@@ -249,9 +347,10 @@ class Appliance:
                                          "reason": last.reason,
                                          "finished": last.finished.isoformat() if last.finished else None}
                            if last else None})
-        open_alerts = alerts.list_alerts(self.catalog)
-        running = list_jobs(self.catalog, state="running")
-        queued = list_jobs(self.catalog, state="queued")
+            if not pts and not g.paused and g.id not in busy:
+                pointless.append(g.name)
+        open_alerts = [Alert(severity="warning", group_name=n, message=f"group '{n}' has no recovery point",
+                             fix=f"make one with `tapeline sync {n} --wait`") for n in pointless] + self.alerts()
         return {
             "daemon": {"pid": os.getpid(), "started": self.started.isoformat(), "data_dir": str(self.settings.data_dir),
                        "socket": str(self.settings.socket_path), "catalog": self.catalog.dialect,
@@ -264,8 +363,11 @@ class Appliance:
         }
 
     def job(self, job_id: int):
-        return get_job(self.catalog, job_id)
+        return self.engine.view(get_job(self.catalog, job_id))
 
     async def wait_job(self, job_id: int, timeout: float):
         """The job once it ended, or as it is after `timeout` seconds."""
         return await self.engine.wait_for_end(job_id, timeout)
+
+    def jobs(self, limit: int, state: str | None):
+        return [self.engine.view(j) for j in list_jobs(self.catalog, limit=limit, state=state)]

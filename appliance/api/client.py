@@ -192,3 +192,6 @@ class Client:
 
     def rebuild_catalog(self) -> dict:
         return self._call("POST", "/catalog/rebuild")
+
+    def forget_missing(self) -> dict:
+        return self._call("POST", "/catalog/forget-missing")

@@ -9,26 +9,43 @@ Invariants:
 - `Catalog.session()` commits when the block ends normally and rolls back on an exception; objects stay usable after
   the commit (expire_on_commit=False), so callers may return them.
 - The schema is created on open and stamped in `schema_version`; a catalog from a newer Tapeline is refused.
+- A write that fails for want of space (SQLite's "database or disk is full", PostgreSQL's disk_full) raises
+  Unavailable naming where to free space, from any engine user (ORM, Core, the scheduler's job store), and leaves
+  `Catalog.unwritable` set until `check_writable()` finds a write possible again (the daemon's watchdog calls it).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel
 
 from appliance.catalog.models import SCHEMA_VERSION, SchemaVersion
-from appliance.errors import TapelineError
+from appliance.errors import TapelineError, Unavailable
 
 log = logging.getLogger("tapeline.catalog")
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _private(path: Path) -> None:
+    """The catalog names every protected file: readable by its owner only. SQLite gives its -wal and -shm files the
+    database file's mode, so creating that one 0600 is enough; an older catalog's files are narrowed."""
+    os.close(os.open(path, os.O_CREAT | os.O_RDONLY | os.O_CLOEXEC, 0o600))
+    for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            st = f.stat()
+            if st.st_mode & 0o077 and st.st_uid == os.getuid():
+                f.chmod(0o600)
+        except FileNotFoundError:
+            pass
 
 
 def make_engine(url: str, immediate: bool = True) -> Engine:
@@ -36,6 +53,7 @@ def make_engine(url: str, immediate: bool = True) -> Engine:
         path = url[len("sqlite:///"):]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private(Path(path))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
         @event.listens_for(engine, "connect")
@@ -56,10 +74,53 @@ def make_engine(url: str, immediate: bool = True) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+def _disk_full(exc: BaseException | None) -> bool:
+    if exc is None:
+        return False
+    if getattr(exc, "sqlstate", None) == "53100":  # PostgreSQL's disk_full
+        return True
+    return "database or disk is full" in str(exc) or "No space left on device" in str(exc)
+
+
 class Catalog:
     def __init__(self, engine: Engine, read_engine: Engine | None = None):
         self.engine = engine
         self.read_engine = read_engine or engine
+        self.unwritable: Unavailable | None = None  # set while writes fail for want of space
+        for eng in {engine, self.read_engine}:
+            event.listen(eng, "handle_error", self._on_error)
+
+    @property
+    def shown(self) -> str:
+        """The catalog's URL without its password, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @property
+    def where(self) -> str:
+        """Where the catalog's space comes from, for an operator to free."""
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite":
+            return str(Path(url.database or ".").resolve().parent)
+        return f"the data directory of the PostgreSQL server at {url.host or 'localhost'}:{url.port or 5432}"
+
+    def _on_error(self, context) -> None:
+        if _disk_full(context.original_exception):
+            err = Unavailable(f"the catalog cannot be written: no space left ({context.original_exception})".strip(),
+                              f"free space under {self.where}; Tapeline resumes by itself, nothing needs a restart")
+            if self.unwritable is None:
+                log.error("catalog: %s: %s", err.message, err.fix)
+            self.unwritable = err
+            raise err from context.original_exception
+
+    def check_writable(self) -> bool:
+        """Try a write that changes nothing; clears `unwritable` when it succeeds."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(text("UPDATE schema_version SET version = version WHERE id = 1"))
+        except Unavailable:
+            return False
+        self.unwritable = None
+        return True
 
     @property
     def dialect(self) -> str:

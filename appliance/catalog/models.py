@@ -7,6 +7,9 @@ Invariants:
   `[first_point, until_point)`; `until_point` NULL means "still the current version".
 - `FileVersion` rows are written in bulk with SQLAlchemy Core (catalog/versions.py), never one ORM object per row.
 - `SchemaVersion` holds one row; engine.open_catalog refuses a catalog written by a newer schema.
+- `StoreIdentity` holds one row: the id of the replica store this catalog indexes (the store's config names it). A
+  daemon whose store has another id is refused at start (a catalog shared by two daemons would otherwise lose every
+  point of the one to the other's reconciliation).
 """
 
 from __future__ import annotations
@@ -56,6 +59,14 @@ class SchemaVersion(SQLModel, table=True):
     __tablename__ = "schema_version"
     id: int = Field(default=1, primary_key=True)
     version: int
+
+
+class StoreIdentity(SQLModel, table=True):
+    __tablename__ = "store_identity"
+    id: int = Field(default=1, primary_key=True)
+    store_id: str
+    store_path: str  # where the store was when it was recorded, for the message that refuses another one
+    recorded: datetime = _time()
 
 
 class ProtectionGroup(SQLModel, table=True):

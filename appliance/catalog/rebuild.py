@@ -9,12 +9,19 @@ snapshot's commit and its catalog record, or a prune between its deletes and its
 Invariants: a replay writes exactly what record_point would have written had each sync been recorded live (modulo
 what counts as "changed": here any difference in type, size, mtime, content digest, mode, owner or link target);
 an unreadable manifest becomes a damaged point that changes nothing in the index.
+
+Reconciliation never forgets a point on its own, except one the group's retention had already expired while the
+store still holds others of the group (a prune whose catalog update a stop interrupted). Any other point the catalog
+has and the store lacks leaves its group as it is and is reported (`Reconciled.missing`; the daemon raises an alert)
+until an operator says to forget them (`forget_missing`, `tapeline catalog forget-missing`). And a catalog indexes one
+store: `claim_store` records the store's id in it, and refuses another store.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
 from sqlalchemy import delete
@@ -22,9 +29,9 @@ from sqlmodel import select
 
 from appliance.catalog.engine import Catalog
 from appliance.catalog.groups import SourceInput, create_group
-from appliance.catalog.models import FileVersion, ProtectionGroup, RecoveryPoint, Source
-from appliance.catalog.points import IndexChange, known_snapshots, record_point
-from appliance.errors import TapelineError
+from appliance.catalog.models import FileVersion, ProtectionGroup, RecoveryPoint, Source, StoreIdentity
+from appliance.catalog.points import IndexChange, drop_points, known_snapshots, list_points, record_point
+from appliance.errors import Conflict, TapelineError
 
 log = logging.getLogger("tapeline.catalog")
 
@@ -119,14 +126,67 @@ def rebuild_from_store(catalog: Catalog, store, defaults: GroupDefaults) -> Rebu
     return RebuildResult(tuple(names), points, tuple(created))
 
 
-def reconcile(catalog: Catalog, store) -> list[str]:
-    """Rebuild the index of every catalog group whose points differ from the store's. Returns their names."""
-    with catalog.session() as s:
-        groups = [(g.id, g.name) for g in s.exec(select(ProtectionGroup))]
-    fixed = []
-    for group_id, name in groups:
-        if known_snapshots(catalog, group_id) != {snap.id for snap in store.snapshots(name)}:
-            log.warning("catalog and store disagree on group %s's points; re-indexing it from the store", name)
+@dataclass(frozen=True)
+class Reconciled:
+    reindexed: list[str] = field(default_factory=list)      # groups re-indexed from the store
+    missing: dict[str, list[int]] = field(default_factory=dict)  # group -> catalog ids of points the store lacks
+
+
+def reconcile(catalog: Catalog, store, now: datetime | None = None) -> Reconciled:
+    """Bring each group's index in line with the store, forgetting no point but pruned ones (see the module's
+    docstring); groups with other points missing from the store are left alone and reported."""
+    now = now or datetime.now(timezone.utc)
+    with catalog.reader() as s:
+        groups = [(g.id, g.name, g.keep_seconds) for g in s.exec(select(ProtectionGroup))]
+    out = Reconciled()
+    for group_id, name, keep_seconds in groups:
+        have = {snap.id for snap in store.snapshots(name)}
+        known = known_snapshots(catalog, group_id)
+        if known == have:
+            continue
+        gone = [p for p in list_points(catalog, group_id, name) if p.snapshot_id not in have]
+        pruned = [p for p in gone if have and p.time < now - timedelta(seconds=keep_seconds)]
+        if len(pruned) < len(gone):
+            out.missing[name] = [p.id for p in gone]
+            log.error("group %s: %d recovery point(s) of the catalog are not in the store %s; left as they are "
+                      "until an operator runs `tapeline catalog forget-missing`", name, len(gone), store.root)
+            continue
+        if pruned:
+            log.warning("group %s: forgetting %d expired point(s) a prune removed from the store", name, len(pruned))
+            drop_points(catalog, group_id, [p.snapshot_id for p in pruned])
+        if have - known:
+            log.warning("the store has recovery points of group %s the catalog lacks; re-indexing it", name)
             rebuild_group(catalog, store, group_id, name)
-            fixed.append(name)
-    return fixed
+        out.reindexed.append(name)
+    return out
+
+
+def forget_missing(catalog: Catalog, store) -> dict[str, int]:
+    """The operator's word: forget every point the store lacks (and index those only the store has).
+    Returns group -> points forgotten."""
+    with catalog.reader() as s:
+        groups = [(g.id, g.name) for g in s.exec(select(ProtectionGroup))]
+    forgotten = {}
+    for group_id, name in groups:
+        have, known = {snap.id for snap in store.snapshots(name)}, known_snapshots(catalog, group_id)
+        if known - have:
+            log.warning("group %s: forgetting %d recovery point(s) missing from the store, as asked", name,
+                        len(known - have))
+            forgotten[name] = drop_points(catalog, group_id, known - have)  # the others keep their ids
+        if have - known:
+            rebuild_group(catalog, store, group_id, name)
+    return forgotten
+
+
+def claim_store(catalog: Catalog, store, catalog_shown: str) -> None:
+    """Record the store this catalog indexes; refuse a store other than the one recorded."""
+    with catalog.session() as s:
+        row = s.get(StoreIdentity, 1)
+        if row is None:
+            s.add(StoreIdentity(id=1, store_id=store.identity, store_path=str(store.root)))
+            return
+        if row.store_id != store.identity:
+            raise Conflict(f"the catalog {catalog_shown} indexes the replica store {row.store_path} (id "
+                           f"{row.store_id[:8]}), not {store.root} (id {store.identity[:8]})",
+                           "give each daemon its own catalog (catalog.url), or set store.path to the store this "
+                           "catalog indexes")

@@ -14,7 +14,11 @@ Invariants:
 - Whoever waits for a job (`wait`, `wait_for_end`: the API's long poll) is woken by the job's end being recorded,
   not by polling: the watchers of a job are called right after the commit that records its end.
 - On start, jobs a killed daemon left "running" become failed ("daemon stopped while running; rerun it") and jobs
-  left "queued" are queued again.
+  left "queued" are queued again. A job the daemon's own stop (SIGTERM) interrupts is not "cancelled by request":
+  it ends failed ("interrupted because the daemon stopped", with an alert) and, unless it is a restore, a new job of
+  the same kind is queued for the next start (whose success resolves the alert).
+- An end the catalog cannot record (disk full: Unavailable) is kept in memory: `view` shows the job ended, cancel
+  says so, and `flush_unrecorded` (the daemon's watchdog) records it once the catalog is writable again.
 - A worker never dies: anything a job body or its bookkeeping raises ends that job "failed" with the reason, and
   the worker takes the next job. Text a job stores (progress message, reason, warnings, result) is made storable
   first: a file name that is not UTF-8 (surrogate escapes) is written with its bytes as `\xff`.
@@ -35,7 +39,7 @@ from sqlmodel import select
 
 from appliance.catalog.engine import Catalog
 from appliance.catalog.models import JOB_FINISHED, Job, utcnow
-from appliance.errors import Conflict, NotFound, TapelineError
+from appliance.errors import Conflict, NotFound, TapelineError, Unavailable, as_error
 from appliance.ops import alerts
 
 log = logging.getLogger("tapeline.jobs")
@@ -47,6 +51,7 @@ STALE_REASON = "daemon stopped while running; rerun it"
 # "point": a sync's point was just recorded) waits on the FIFO DIR/job-ID-STEP until a writer opens and closes it, so
 # a test acts on a job known to be at that step (a cancel) instead of racing it.
 HOLD_ENV = "TAPELINE_TEST_HOLD"
+STOPPED_REASON = "interrupted because the daemon stopped"
 
 
 def storable(text) -> str:
@@ -99,6 +104,7 @@ class JobContext:
         self.group_name: str | None = job.group_name
         self.params: dict = dict(job.params)
         self.cancel = threading.Event()
+        self.requested = False  # cancel asked for by an operator (not the daemon's stop)
         self._last_write = 0.0
         self._latest: tuple[int, int | None, str] | None = None
 
@@ -144,6 +150,7 @@ class JobEngine:
         self._recovered = False
         self._watch_lock = threading.Lock()
         self._watchers: dict[int, list[Callable[[], None]]] = {}  # job id -> called once its end is recorded
+        self._unrecorded: dict[int, tuple[Outcome, object]] = {}  # job id -> (outcome, end time) not yet in the catalog
 
     # -- life cycle ---------------------------------------------------------------------------------------------
 
@@ -221,8 +228,9 @@ class JobEngine:
                 del self._pending_info[job_id]
                 self._finish(job_id, Outcome("cancelled", "cancelled before it started"))
             elif job_id in self._running:
+                self._running[job_id].requested = True
                 self._running[job_id].cancel.set()
-        job = get_job(self.catalog, job_id)
+        job = self.view(get_job(self.catalog, job_id))
         if job.state in JOB_FINISHED and job.state != "cancelled" and job_id not in self._running:
             raise Conflict(f"job {job_id} already ended ({job.state})", "nothing to cancel; see `tapeline jobs`")
         return job
@@ -252,9 +260,9 @@ class JobEngine:
         ended = threading.Event()
         undo = self._watch(job_id, ended.set)  # before the first read: an end recorded meanwhile still wakes us
         try:
-            job = get_job(self.catalog, job_id)
+            job = self.view(get_job(self.catalog, job_id))
             if job.state not in JOB_FINISHED and ended.wait(timeout):
-                job = get_job(self.catalog, job_id)
+                job = self.view(get_job(self.catalog, job_id))
         finally:
             undo()
         if job.state not in JOB_FINISHED:
@@ -268,7 +276,7 @@ class JobEngine:
         ended = asyncio.Event()
         undo = self._watch(job_id, lambda: loop.call_soon_threadsafe(ended.set))
         try:
-            job = await asyncio.to_thread(get_job, self.catalog, job_id)
+            job = self.view(await asyncio.to_thread(get_job, self.catalog, job_id))
             if job.state in JOB_FINISHED:
                 return job
             try:
@@ -277,11 +285,30 @@ class JobEngine:
                 pass
         finally:
             undo()
-        return await asyncio.to_thread(get_job, self.catalog, job_id)
+        return self.view(await asyncio.to_thread(get_job, self.catalog, job_id))
 
     def running_ids(self) -> list[int]:
         with self._cond:
             return list(self._running)
+
+    def view(self, job: Job) -> Job:
+        """The job as it is: with its end when that end is not yet in the catalog."""
+        with self._cond:
+            kept = self._unrecorded.get(job.id)
+        if kept is None:
+            return job
+        outcome, finished = kept
+        return job.model_copy(update={"state": outcome.state, "finished": finished, "reason": outcome.reason,
+                                      "warnings": list(outcome.warnings), "result": outcome.result})
+
+    def flush_unrecorded(self) -> int:
+        """Record the ends the catalog could not take before; returns how many are still waiting."""
+        with self._cond:
+            waiting = list(self._unrecorded.items())
+        for job_id, (outcome, finished) in waiting:
+            self._finish(job_id, outcome, finished)
+        with self._cond:
+            return len(self._unrecorded)
 
     # -- workers ------------------------------------------------------------------------------------------------
 
@@ -318,16 +345,25 @@ class JobEngine:
             ctx = JobContext(self, job)
             with self._cond:
                 self._running[job_id] = ctx
+                if self._stopping:  # taken just before the stop: it must not run on unstoppable
+                    ctx.cancel.set()
             log.info("job %s started: %s %s", job_id, job.kind, job.group_name or "")
             ctx.hold("running")
             outcome = self._body(job, ctx)
             try:
                 ctx.flush_progress()
+            except Unavailable:  # the catalog said why (full disk); the outcome is kept below
+                pass
             except Exception:  # the last progress is a nicety; the outcome must still be recorded
                 log.exception("job %s: could not record its last progress", job_id)
+            if outcome.reason == STOPPED_REASON and job.kind != "restore":
+                outcome = self._queue_again(job, outcome)
             self._finish(job_id, outcome)
         except Exception as exc:
-            log.exception("job %s: bookkeeping failed", job_id)
+            if isinstance(exc, Unavailable):  # the catalog said why (full disk): no traceback to read
+                log.error("job %s: %s", job_id, exc)
+            else:
+                log.exception("job %s: bookkeeping failed", job_id)
             self._finish(job_id, _crash(exc))
         finally:
             with self._cond:
@@ -348,11 +384,46 @@ class JobEngine:
         except Exception as exc:  # a bug or an unexpected OS error: the job fails, the daemon lives on
             log.exception("job %s crashed", job.id)
             outcome = _crash(exc)
-        if ctx.cancel.is_set() and outcome.state == "failed":
-            outcome = Outcome("cancelled", "cancelled by request", outcome.warnings, outcome.result)
+        if ctx.cancel.is_set() and outcome.state in ("failed", "cancelled"):
+            if ctx.requested:
+                outcome = Outcome("cancelled", "cancelled by request", outcome.warnings, outcome.result)
+            else:
+                outcome = Outcome("failed", STOPPED_REASON, outcome.warnings, outcome.result,
+                                  fix=f"run it again (see `tapeline job {job.id}`)")
         return outcome
 
-    def _finish(self, job_id: int, outcome: Outcome) -> None:
+    def _queue_again(self, job: Job, outcome: Outcome) -> Outcome:
+        """A job the daemon's stop interrupted runs again at the next start (queued jobs are kept)."""
+        try:
+            with self.catalog.session() as s:
+                again = Job(kind=job.kind, group_id=job.group_id, group_name=job.group_name, params=job.params,
+                            requested_by=job.requested_by)
+                s.add(again)
+                s.flush()
+                again_id = again.id
+        except Exception:
+            log.exception("job %s: could not queue it again", job.id)
+            return outcome
+        return Outcome(outcome.state, outcome.reason, outcome.warnings, {**outcome.result, "rerun_job": again_id},
+                       fix=f"it runs again when the daemon starts (job {again_id})")
+
+    def _finish(self, job_id: int, outcome: Outcome, finished=None) -> None:
+        finished = finished or utcnow()
+        try:
+            self._record_end(job_id, outcome, finished)
+        except Unavailable as exc:
+            with self._cond:
+                self._unrecorded[job_id] = (outcome, finished)
+                self._cond.notify_all()
+            log.error("job %s %s, but the catalog cannot record it yet (%s); it is kept until it can",
+                      job_id, outcome.state, exc.message)
+            self._ended(job_id)  # waiters see the end in `view`
+            return
+        with self._cond:
+            self._unrecorded.pop(job_id, None)
+            self._cond.notify_all()
+
+    def _record_end(self, job_id: int, outcome: Outcome, finished) -> None:
         reason = None if outcome.reason is None else storable(outcome.reason)
         with self.catalog.reader() as s:
             job = s.get(Job, job_id)
@@ -363,7 +434,7 @@ class JobEngine:
                                storable(outcome.fix or _rerun_fix(job)), job.group_name, job_id)
         with self.catalog.session() as s:
             job = s.get(Job, job_id)
-            job.state, job.finished = outcome.state, utcnow()
+            job.state, job.finished = outcome.state, finished
             job.reason = reason
             job.warnings = [storable(w) for w in outcome.warnings]
             job.result = _storable_value({**outcome.result, **({"fix": outcome.fix} if outcome.fix else {})})
@@ -374,9 +445,8 @@ class JobEngine:
 
 
 def _crash(exc: Exception) -> Outcome:
-    first_line = (str(exc).splitlines() or [""])[0]  # the rest (SQL, parameters) is in the daemon's log
-    return Outcome("failed", f"{type(exc).__name__}: {first_line}",
-                   fix="see the daemon's log (journalctl -u tapeline) and report it")
+    err = as_error(exc)  # the first line only: the rest (SQL, parameters) is in the daemon's log
+    return Outcome("failed", err.message, fix=err.fix)
 
 
 def _rerun_fix(job: Job) -> str:

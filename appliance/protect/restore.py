@@ -95,7 +95,7 @@ def _selection(sources: Sequence[str], paths: Sequence[bytes | str] | None) -> l
         else:
             if raw.startswith(b"/"):
                 raise StoreError(f"{os.fsdecode(raw)} is not under any source of this recovery point "
-                                 f"({', '.join(sources)}): give a path under one of them")
+                                 f"({', '.join(sources)})", "give a path under one of them")
             out.append((None, path_key(raw)))
     return out
 
@@ -515,7 +515,8 @@ class _Writer:
                 view = view[os.write(fd, view):]
             written += len(data)
         if written != content[R_SIZE]:
-            raise StoreError(f"restored {written} bytes where {content[R_SIZE]} were recorded")
+            raise StoreError(f"restored {written} bytes where {content[R_SIZE]} were recorded",
+                             "run 'tapeline check GROUP --full', then restore again")
 
     def _place(self, fd: int, dfd: int, tmp: bytes | None, name: bytes) -> bool:
         """Give the written file its name; False when the name exists and `overwrite` is off."""

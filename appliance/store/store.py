@@ -110,7 +110,7 @@ class Store:
             write_file(config, CONFIG_MAGIC + msgpack.packb({"format": 1, "created_ns": time.time_ns(),
                                                             "id": secrets.token_hex(16)}), root / "tmp" / "config.tmp")
         elif config.read_bytes()[:8] != CONFIG_MAGIC:
-            raise StoreError(f"{root} is not a Tapeline replica store (bad config magic): check the path")
+            raise StoreError(f"{root} is not a Tapeline replica store (bad config magic)", "check the path (store.path)")
         fd = os.open(root / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -127,6 +127,11 @@ class Store:
             store.close()
             raise
         return store
+
+    @property
+    def identity(self) -> str:
+        """The id the store was given when it was created (its config): what a catalog records as its store."""
+        return msgpack.unpackb((self.root / "config").read_bytes()[len(CONFIG_MAGIC):])["id"]
 
     def _recover(self) -> None:
         """Drop unfinished writes, rebuild the index from the packs, load the snapshot headers."""
@@ -251,7 +256,7 @@ class Store:
     def delete_snapshot(self, snapshot_id: str) -> None:
         with self._mutex:
             if any(s.base == snapshot_id for s in self._sessions):
-                raise StoreError(f"recovery point {snapshot_id} is the base of a running sync: retry after it")
+                raise StoreError(f"recovery point {snapshot_id} is the base of a running sync", "retry after it")
             path = self._paths.pop(snapshot_id)
             self._infos.pop(snapshot_id)
         path.unlink()

@@ -12,7 +12,7 @@ from sqlalchemy import event
 from appliance.catalog.engine import open_catalog
 from appliance.catalog.groups import SourceInput, create_group, get_group, list_groups
 from appliance.catalog.points import list_points, record_point, versions
-from appliance.catalog.rebuild import GroupDefaults, rebuild_from_store, reconcile
+from appliance.catalog.rebuild import GroupDefaults, Reconciled, rebuild_from_store, reconcile
 from appliance.ops.tasks import _index_changes, group_spec
 from appliance.protect import files as protect
 from appliance.store import Store
@@ -85,7 +85,7 @@ def test_rebuild_matches_the_live_index(store, catalog_url, tmp_path):
     assert [s.path for s in rebuilt.sources] == [str(src)] and rebuilt.sync_seconds == 900
     assert snapshot_versions(fresh, paths) == expected
     assert [p.snapshot_id for p in list_points(fresh, rebuilt.id, "g")] == [s.id for s in store.snapshots("g")]
-    assert reconcile(fresh, store) == []
+    assert reconcile(fresh, store) == Reconciled()
     fresh.close()
     live.close()
 
@@ -99,7 +99,7 @@ def test_reconcile_reindexes_a_group_the_catalog_fell_behind_on(store, tmp_path)
     # A daemon killed after the store committed the snapshot but before the catalog recorded it.
     assert protect.sync(store, group_spec(group), kind="point").state == "completed"
     assert list_points(cat, group.id, "g") == []
-    assert reconcile(cat, store) == ["g"]
+    assert reconcile(cat, store) == Reconciled(reindexed=["g"])
     assert [v.size for v in versions(cat, str(src / "a"))] == [1]
     assert [g.name for g in list_groups(cat)] == ["g"]
     cat.close()
