@@ -12,8 +12,8 @@ class StoreError(TapelineError):
 
 class StoreNotFound(StoreError, NotFound):
     def __init__(self, root: object) -> None:
-        super().__init__(f"no replica store at {root}", "check the data directory (store.path), or create the store "
-                                                         "by starting the daemon")
+        super().__init__(f"no replica store at {root}", "create it by starting the daemon, or check the data "
+                                                         "directory (store.path)")
 
 
 class StoreLocked(StoreError):
