@@ -328,8 +328,7 @@ class _Writer:
         return os.open(name, _DIR_OPEN, dir_fd=parent.fd), True
 
     # ---- entries -------------------------------------------------------------------------------------------
-    def entry(self, row: list, links: dict) -> None:
-        key = path_key(row[R_PATH])
+    def entry(self, row: list, key: tuple, links: dict) -> None:
         kind = row[R_TYPE]
         if not key:  # the source root itself
             if self.overwrite or self.root_created:
@@ -443,26 +442,31 @@ class _Writer:
     def _write_batch(self, batch: list[tuple]) -> tuple[int, int, bytes | None]:
         files = size = 0
         last = None
-        for parent, name, content, row in batch:
-            try:
-                if self._file(parent, name, content, row):
-                    files += 1
-                    size += content[R_SIZE]
-                    last = name
-                    if row[R_TYPE] == FILE and row[R_NLINK] > 1:
-                        self.linkable.add(row[R_PATH])
-            except (OSError, _Unsafe, StoreError) as exc:
-                why = getattr(exc, "strerror", None) or exc
-                self.warnings.append(f"{os.fsdecode(row[R_PATH])}: not restored ({why})")
-            finally:
+        reader = self._reader()
+        written: dict[_Dir, int] = {}
+        try:
+            for parent, name, content, row in batch:
+                written[parent] = written.get(parent, 0) + 1
+                try:
+                    if self._file(parent, name, content, row, reader):
+                        files += 1
+                        size += content[R_SIZE]
+                        last = name
+                        if row[R_NLINK] > 1 and row[R_TYPE] == FILE:
+                            self.linkable.add(row[R_PATH])
+                except (OSError, _Unsafe, StoreError) as exc:
+                    why = getattr(exc, "strerror", None) or exc
+                    self.warnings.append(f"{os.fsdecode(row[R_PATH])}: not restored ({why})")
+        finally:
+            for parent, count in written.items():
                 with self._lock:
-                    parent.pending -= 1
+                    parent.pending -= count
                     done = parent.left and not parent.pending
                 if done:
                     self._finish(parent)
         return files, size, last
 
-    def _file(self, parent: _Dir, name: bytes, content: list, row: list) -> bool:
+    def _file(self, parent: _Dir, name: bytes, content: list, row: list, reader: _Reader) -> bool:
         """Write content and metadata into an unnamed file (O_TMPFILE), then link it in under its name: a killed
         restore leaves nothing half written under a real name, and a name that exists meanwhile is not replaced
         unless `overwrite` (False then). A file system without O_TMPFILE gets a `.tapeline-partial-` name."""
@@ -483,7 +487,7 @@ class _Writer:
                 fd = os.open(tmp, _CREATE, 0o600, dir_fd=dfd)
         placed = False
         try:
-            self._content(fd, content)
+            self._content(fd, content, reader)
             self._meta_fd(fd, row, parent.owner, final_mode)
             placed = self._place(fd, dfd, tmp, name)
         finally:
@@ -501,13 +505,13 @@ class _Writer:
             reader = self._readers.reader = _Reader(self.store)
         return reader
 
-    def _content(self, fd: int, content: list) -> None:
+    def _content(self, fd: int, content: list, reader: _Reader) -> None:
         blob = content[R_CHUNKS] or b""
         if content[R_EXTENTS] is not None:
-            self._sparse(fd, blob, content[R_EXTENTS], content[R_SIZE])
+            self._sparse(fd, blob, content[R_EXTENTS], content[R_SIZE], reader)
             return
         written = 0
-        read = self._reader().chunk
+        read = reader.chunk
         for i in range(0, len(blob), DIGEST_SIZE):
             data = read(blob[i:i + DIGEST_SIZE])
             view = memoryview(data)
@@ -536,10 +540,10 @@ class _Writer:
                 os.unlink(name, dir_fd=dfd)  # overwrite: a file put there since _make_room
         return False
 
-    def _sparse(self, fd: int, blob: bytes, extents: list, size: int) -> None:
+    def _sparse(self, fd: int, blob: bytes, extents: list, size: int, reader: _Reader) -> None:
         os.ftruncate(fd, size)  # holes stay holes: only the data regions are written
         regions = iter(extents)
-        read = self._reader().chunk
+        read = reader.chunk
         start, left = next(regions, (0, 0))
         for i in range(0, len(blob), DIGEST_SIZE):
             view = memoryview(read(blob[i:i + DIGEST_SIZE]))
@@ -554,7 +558,7 @@ class _Writer:
         """Owner (root only; skipped when a new file has it already), xattrs and ACLs, mode, then times."""
         if self.root and (row[R_UID], row[R_GID]) != owner:
             os.fchown(fd, row[R_UID], row[R_GID])
-        for name, value in (row[R_XATTRS] or {}).items():
+        for name, value in row[R_XATTRS].items() if row[R_XATTRS] else ():
             try:
                 os.setxattr(fd, name, value)
             except OSError as exc:
@@ -682,7 +686,7 @@ def _run(store: Store, snapshot_id: str, sources: Sequence[str], selection: list
                 continue
             reached = True
             try:
-                writer.entry(row, links)
+                writer.entry(row, key, links)
             except (OSError, _Unsafe, StoreError) as exc:
                 why = getattr(exc, "strerror", None) or exc
                 writer.warnings.append(f"{os.fsdecode(row[R_PATH])}: not restored ({why})")

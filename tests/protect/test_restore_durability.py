@@ -122,8 +122,8 @@ def test_a_name_taken_while_the_file_was_written_is_kept_unless_overwrite(store,
     out = tmp_path / "out"
     real = restore_module._Writer._content
 
-    def meanwhile(self, fd, content):  # someone creates the name while the content is being written
-        real(self, fd, content)
+    def meanwhile(self, fd, content, reader):  # someone creates the name while the content is being written
+        real(self, fd, content, reader)
         (restored_root(out, src) / "f.txt").write_text("someone else's")
 
     monkeypatch.setattr(restore_module._Writer, "_content", meanwhile)
