@@ -146,7 +146,7 @@ class Scanner:
         self._groups: dict[int, str] = {}
         self.changed = array("Q")
         self.changed_rows: list[list] | None = []  # the rows numbered in `changed`, while few enough
-        self._unchanged: list[bytes] = []  # chunk lists of unchanged files, looked up in the index by the thousand
+        self._unchanged: list[bytes] = []  # chunk lists of unchanged files, looked up in the index in batches
         self._unchanged_chunks = 0
         self._missing: set[bytes] = set()  # chunks unchanged files name that the store does not hold
         self.replaced_bytes = 0  # size of the previous versions of changed and deleted files
