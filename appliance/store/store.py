@@ -280,7 +280,6 @@ class Store:
 
     def verify_pack(self, name: str, rows: list[list]) -> set[bytes]:
         """Read a sealed pack back and return the digests of its blobs that do not decompress and hash right."""
-        bad = set()
         dctx = _dctx()
         with open(self.root / "packs" / name[:2] / f"{name}.pack", "rb") as f:
             size = os.fstat(f.fileno()).st_size
@@ -288,15 +287,24 @@ class Store:
             if buf is None or len(buf) < size:  # reused: a fresh 32 MiB buffer per pack costs page faults
                 buf = _local.verify_buffer = bytearray(size)
             view = memoryview(buf)[:f.readinto(memoryview(buf)[:size])]
-        for digest, offset, length, _raw, flags in rows:
-            blob = view[offset:offset + length]
-            try:
-                chunk = dctx.decompress(blob) if flags & FLAG_ZSTD else blob
-            except zstandard.ZstdError:
-                bad.add(digest)
-                continue
-            if len(blob) != length or blake3.blake3(chunk).digest() != digest:
-                bad.add(digest)
+        blobs = [(digest, view[offset:offset + length], flags, length) for digest, offset, length, _raw, flags in rows]
+        bad = {digest for digest, blob, _, length in blobs if len(blob) != length}  # the file is short
+        packed = [(digest, blob) for digest, blob, flags, _ in blobs if flags & FLAG_ZSTD and digest not in bad]
+        try:
+            # One call for every compressed blob: it holds the GIL once, not once per blob, so the walk this runs
+            # beside is not held up (many small blobs per pack).
+            chunks = list(zip((d for d, _ in packed), dctx.multi_decompress_to_buffer([b for _, b in packed])
+                              if packed else ()))  # (an empty list crashes it)
+        except zstandard.ZstdError:  # at least one does not decompress: find which, one by one
+            chunks = []
+            for digest, blob in packed:
+                try:
+                    chunks.append((digest, dctx.decompress(blob)))
+                except zstandard.ZstdError:
+                    bad.add(digest)
+        chunks += [(digest, blob) for digest, blob, flags, _ in blobs if not flags & FLAG_ZSTD and digest not in bad]
+        hash_of = blake3.blake3
+        bad.update(digest for digest, chunk in chunks if hash_of(chunk).digest() != digest)
         return bad
 
     def note_replaced(self, nbytes: int) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 
 import blake3
+import pytest
 
 from appliance.protect.files import check, restore, sync
+from appliance.protect.pipeline import compress
 from appliance.store import Store
 from tests.protect.conftest import assert_same_tree, group_of, restored_root, tree_state
 
@@ -155,19 +157,20 @@ def test_a_pack_lost_between_syncs_is_found_by_the_check_after_the_next_sync_and
     store.close()
 
 
-def test_a_sealed_pack_is_read_back_and_a_bad_blob_in_it_named(store):
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_sealed_pack_is_read_back_and_a_bad_blob_in_it_named(store, compressed):
     session = store.session()
-    good, bad = b"g" * 1000, b"b" * 1000
-    for data in (good, bad):
-        session.add(blake3.blake3(data).digest(), data, 0, len(data))
+    pieces = [b"good %d " % i * 200 for i in range(3)] + [b"bad " * 250]
+    for data in pieces:
+        blob, flags = compress(data) if compressed else (data, 0)
+        session.add(blake3.blake3(data).digest(), blob, flags, len(data))
     session.flush()
-    assert session.bad_chunks() == set() and session.verified_chunks == 2
+    assert session.bad_chunks() == set() and session.verified_chunks == 4
     session.close()
-    digest = blake3.blake3(bad).digest()
-    _corrupt_chunk(store, digest)
-    pack = store.pack_of(digest).split()[-1]
-    rows = [[d, *_where(store, d)] for d in (blake3.blake3(good).digest(), digest)]
-    assert store.verify_pack(pack, rows) == {digest}
+    digests = [blake3.blake3(p).digest() for p in pieces]
+    _corrupt_chunk(store, digests[-1])
+    pack = store.pack_of(digests[-1]).split()[-1]
+    assert store.verify_pack(pack, [[d, *_where(store, d)] for d in digests]) == {digests[-1]}
 
 
 def _where(store: Store, digest: bytes) -> list:
