@@ -17,6 +17,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,8 +50,10 @@ def served_library(directory: Path) -> Iterator[str]:
     """The library in `directory` behind `tapeline-vtl serve` on a free loopback port, as its base URL
     "stream+socket://127.0.0.1:PORT" (+ "/changer", "/drive0", ...); a test failure when it does not start."""
     port = free_port()
+    # Its output goes to a file, not a pipe nobody reads while it runs: a full pipe would block the server.
+    log = tempfile.TemporaryFile()
     server = subprocess.Popen([BIN / "tapeline-vtl", "serve", directory, "--listen", f"127.0.0.1:{port}"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                              stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         try:
@@ -59,7 +62,9 @@ def served_library(directory: Path) -> Iterator[str]:
         except OSError:
             if time.monotonic() > deadline or server.poll() is not None:
                 server.kill()
-                pytest.fail(f"tapeline-vtl serve did not start: {server.communicate()[0]!r}")
+                server.wait()
+                log.seek(0)
+                pytest.fail(f"tapeline-vtl serve did not start: {log.read()!r}")
             time.sleep(0.05)
     try:
         yield f"stream+socket://127.0.0.1:{port}"
@@ -70,6 +75,7 @@ def served_library(directory: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        log.close()
 
 
 def restore_layout(changer: str, layout: dict[str, int]) -> None:
