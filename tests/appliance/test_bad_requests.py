@@ -116,6 +116,19 @@ def test_a_wrong_method_names_every_method_the_path_takes():
             _refused(resp, 405)
 
 
+def test_an_unexpected_exception_is_answered_in_the_error_shape_with_a_fix():
+    """A bug still answers JSON (500, with the fix pointing at the log, where the traceback goes)."""
+    from fastapi.testclient import TestClient
+
+    class Broken:
+        def status(self):
+            raise RuntimeError("a bug")
+
+    with TestClient(create_app(Broken()), raise_server_exceptions=False) as http:
+        body = _refused(http.get("/v1/status"), 500, "TapelineError")
+    assert body["error"] == "RuntimeError: a bug" and "log" in body["fix"] and body["exit_code"] == 1
+
+
 def test_the_development_data_directory_and_the_catalog_are_private(tmp_path):
     from appliance.daemon import Appliance
 
