@@ -50,7 +50,8 @@ def register(cli: click.Group) -> None:
         def human(items):
             if not items:
                 click.echo("no open alerts")
-            table([[a["id"] if a["id"] is not None else "-", when(a["time"]), a["severity"], a.get("group_name") or "-", a["message"], a["fix"],
+            table([["-" if a["id"] is None else a["id"], when(a["time"]), a["severity"], a.get("group_name") or "-",
+                    a["message"], a["fix"],
                     "ack" if a["acknowledged"] else ""] for a in items],
                   ["ID", "TIME", "SEVERITY", "GROUP", "MESSAGE", "FIX", ""])
         ctx.emit(ctx.client.alerts(include_all), human)
