@@ -126,8 +126,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"directory": str(args.dir.resolve()), "urls": urls}))
     else:
-        print(f"library {args.dir.resolve()}: {args.slots} slots, {args.drives} {args.generation} drives, "
-              f"{args.mailslots} mail slots, {len(state.cartridges)} cartridges")
+        def count(n: int, noun: str) -> str:
+            return f"{n} {noun}{'' if n == 1 else 's'}"
+        print(f"library {args.dir.resolve()}: {count(args.slots, 'slot')}, "
+              f"{count(args.drives, args.generation + ' drive')}, {count(args.mailslots, 'mail slot')}, "
+              f"{count(len(state.cartridges), 'cartridge')}")
         for url in urls:
             print(url)
     return 0

@@ -27,6 +27,8 @@ def test_init_defaults_give_a_library_an_operator_recognises(tmp_path):
     lines = r.stdout.splitlines()
     assert lines[0].endswith("24 slots, 2 LTO-8 drives, 4 mail slots, 21 cartridges")
     assert lines[1:] == [f"local://{directory}/changer", f"local://{directory}/drive0", f"local://{directory}/drive1"]
+    one = run("init", str(tmp_path / "small"), "--slots", "1", "--drives", "1", "--mailslots", "1")
+    assert one.stdout.splitlines()[0].endswith(": 1 slot, 1 LTO-8 drive, 1 mail slot, 0 cartridges"), one.stdout
     view = json.loads(run("status", str(directory), "--json").stdout)
     barcodes = [s["cartridge"] for s in view["slots"]]
     assert barcodes[:3] == ["A00000L8", "A00001L8", "A00002L8"] and "CLN001L1" in barcodes
