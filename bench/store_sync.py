@@ -13,8 +13,9 @@ first). The 1% change is deterministic and undone by the next run: every 100th s
 line appended, or loses it when it has it.
 
 Besides the table, one JSON line holds every figure; `lag` is how long after the job's recorded end the
-`--wait` process exited (the job's `finished` time against the wall clock at exit); `job_s` the job's own time
-(started to finished) and `sync_s`, `catalog_s`, `check_s`, `prune_s` its steps.
+`--wait` process exited (the job's `finished` time against the wall clock at exit); `start_ms` from the command's
+launch to its job's creation (the client's start-up and request), `queued_ms` until a worker took it; `job_s` the
+job's own time (started to finished) and `sync_s`, `catalog_s`, `check_s`, `prune_s` its steps.
 Goals (issue 6): initial <= 0.5x restic; nothing changed <= 0.25x; 1% changed <= 0.3x; whole restore <= 0.5x;
 store size <= restic's repository.
 """
@@ -64,7 +65,7 @@ class Daemon:
     def run(self, *args: str) -> tuple[float, dict]:
         """One timed `tapeline --json ARGS` process; returns its wall time and what it printed, with `lag`."""
         os.sync()
-        started = time.perf_counter()
+        started, launched = time.perf_counter(), time.time()
         proc = subprocess.run(self.cli("--json", *args), capture_output=True, text=True, env=self._env())
         took = time.perf_counter() - started
         ended = time.time()
@@ -73,6 +74,7 @@ class Daemon:
         answer = json.loads(proc.stdout)
         if isinstance(answer, dict) and answer.get("finished"):
             answer["lag"] = ended - datetime.fromisoformat(answer["finished"]).timestamp()
+            answer["until_queued"] = datetime.fromisoformat(answer["created"]).timestamp() - launched
         return took, answer
 
     def _env(self) -> dict:
@@ -129,6 +131,9 @@ def job_figures(answer: dict) -> dict:
         out.update({f"{step}_s": took for step, took in steps.items()})
     if "lag" in answer:
         out["lag_ms"] = round(answer["lag"] * 1000, 1)
+        out["start_ms"] = round(answer["until_queued"] * 1000, 1)  # from the command's launch to its job's creation
+        out["queued_ms"] = round((datetime.fromisoformat(answer["started"]).timestamp()
+                                  - datetime.fromisoformat(answer["created"]).timestamp()) * 1000, 1)
     return out
 
 
