@@ -40,9 +40,8 @@ import errno
 import os
 import stat
 import threading
-from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from appliance.protect.pipeline import MAX_CHUNK
@@ -163,7 +162,7 @@ class _Writer:
         self._open: set[_Dir] = set()
         self._batch: list[tuple] = []
         self._batch_bytes = 0
-        self._queued: deque[Future] = deque()
+        self._queued: set[Future] = set()
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="restore")
         self._readers = threading.local()
         self._flusher = ThreadPoolExecutor(1, thread_name_prefix="restore-flush")
@@ -423,21 +422,26 @@ class _Writer:
 
     def _submit(self) -> None:
         if self._batch:
-            self._queued.append(self._pool.submit(self._write_batch, self._batch))
+            self._queued.add(self._pool.submit(self._write_batch, self._batch))
             self._batch, self._batch_bytes = [], 0
 
     def _wait(self, keep: int) -> None:
-        """Collect finished batches, oldest first, until at most `keep` are queued."""
+        """Collect finished batches until at most `keep` are queued: whichever finish first, so a big file being
+        written does not hold back the batches queued after it."""
         while len(self._queued) > keep:
-            files, size, last = self._queued.popleft().result()
-            self.files += files
-            self.bytes += size
-            if last is not None:
-                self.progress(self.bytes, self.total, os.fsdecode(last))
-            idle = self._flushing is None or self._flushing.done() and self._flushing.exception() is None
-            if self.bytes - self._flushed >= FLUSH_EVERY and idle:  # a failed one is kept for make_durable
-                self._flushing = self._flusher.submit(self._sync_all)
-                self._flushed = self.bytes
+            done, self._queued = wait(self._queued, return_when=FIRST_COMPLETED)
+            for future in done:
+                self._tally(*future.result())
+
+    def _tally(self, files: int, size: int, last: bytes | None) -> None:
+        self.files += files
+        self.bytes += size
+        if last is not None:
+            self.progress(self.bytes, self.total, os.fsdecode(last))
+        idle = self._flushing is None or self._flushing.done() and self._flushing.exception() is None
+        if self.bytes - self._flushed >= FLUSH_EVERY and idle:  # a failed one is kept for make_durable
+            self._flushing = self._flusher.submit(self._sync_all)
+            self._flushed = self.bytes
 
     def _write_batch(self, batch: list[tuple]) -> tuple[int, int, bytes | None]:
         files = size = 0
