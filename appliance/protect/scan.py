@@ -34,7 +34,7 @@ PENDING = 8192
 WINDOW = 16 << 20
 RETRIES = 3
 MAX_WARNINGS = 1000
-HELD_CHANGES = 50_000  # changed rows kept for the catalog and the check; past that they are read back
+HELD_CHANGES = 200_000  # changes kept in brief for the catalog and the check (~45 MB); past that, read back
 CHANGED_WHILE_READ = "changed while read"
 XATTRS_NOT_READ = "extended attributes not read"
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
@@ -145,7 +145,7 @@ class Scanner:
         self._users: dict[int, str] = {}
         self._groups: dict[int, str] = {}
         self.changed = array("Q")
-        self.changed_rows: list[list] | None = []  # the rows numbered in `changed`, while few enough
+        self.changed_brief: list[tuple] | None = []  # (source, path, type, size, mtime) of `changed`, if few enough
         self._unchanged: list[bytes] = []  # chunk lists of unchanged files, looked up in the index in batches
         self._unchanged_chunks = 0
         self._missing: set[bytes] = set()  # chunks unchanged files name that the store does not hold
@@ -365,10 +365,10 @@ class Scanner:
         self.changed.append(self._row_number * 2 + (previous is None))
         if previous is not None and previous[R_TYPE] == FILE:
             self.replaced_bytes += previous[R_SIZE]
-        if self.changed_rows is not None:
-            self.changed_rows.append(row)
-            if len(self.changed_rows) > HELD_CHANGES:
-                self.changed_rows = None
+        if self.changed_brief is not None:
+            self.changed_brief.append((si, rel, kind, row[R_SIZE], row[R_MTIME]))
+            if len(self.changed_brief) > HELD_CHANGES:
+                self.changed_brief = None
         self._pending_row(row, refs)
 
     def _xattrs(self, path: bytes | int, row: list) -> None:

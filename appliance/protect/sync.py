@@ -108,7 +108,7 @@ def _run(store: Store, group: GroupSpec, kind: str, progress: Progress, cancel: 
     stats = scanner.stats(time.monotonic() - started, session.stored_bytes)
     warnings = scanner.warnings_list()
     state = "completed with warnings" if warnings else "completed"
-    changes = ChangeList(store, info.id, scanner.changed, scanner.deleted, scanner.changed_rows, sources)
+    changes = ChangeList(store, info.id, scanner.changed, scanner.deleted, scanner.changed_brief, sources)
     store.note_replaced(scanner.replaced_bytes)
     what = "recovery point" if kind == "point" else "sync"
     progress(scanner.scanned, scanner.scanned, f"{what} of {group.name} {state}")

@@ -47,18 +47,18 @@ class Change:
 
 
 class ChangeList(Sequence):
-    """The changes of a sync: from the rows the sync kept when they were few, else read back from the new
-    manifest when iterated (a 1M-file first sync would not fit in memory as a list of objects). Iterate it, or
-    call list() on it."""
+    """The changes of a sync, read back from the new manifest when iterated (a 1M-file first sync would not fit in
+    memory as a list of objects); `brief()` from what the sync kept of them when they were few enough. Iterate it,
+    or call list() on it."""
 
     def __init__(self, store, snapshot_id: str | None, changed_rows: Sequence[int],
-                 deleted: Sequence[tuple[str, bytes]], rows: list[list] | None = None,
+                 deleted: Sequence[tuple[str, bytes]], kept: list[tuple] | None = None,
                  sources: Sequence[str] = ()) -> None:
         self._store = store
         self._snapshot_id = snapshot_id
         self._changed = changed_rows  # row number in the manifest * 2 + (1 if new else 0)
         self._deleted = deleted
-        self._rows = rows  # the changed rows themselves, in the same order, or None
+        self._kept = kept  # (source index, path, type, size, mtime) of each changed row, in order, or None
         self._sources = list(sources)
 
     def __len__(self) -> int:
@@ -66,9 +66,7 @@ class ChangeList(Sequence):
 
     def _changed_rows(self) -> Iterator[tuple[int, list]]:
         """(number * 2 + new, raw row) of every added or changed entry, in manifest order."""
-        if self._rows is not None:
-            yield from zip(self._changed, self._rows)
-        elif self._changed:
+        if self._changed:
             wanted = iter(self._changed)
             nxt = next(wanted)
             for number, row in enumerate(self._store.rows(self._snapshot_id)):
@@ -89,9 +87,13 @@ class ChangeList(Sequence):
         """(source, path, what, type, size, mtime_ns) of each change (type None, size and mtime 0 for a deletion):
         what the catalog's index and the check's drift need, without decoding whole entries."""
         sources = self._sources
-        for nxt, row in self._changed_rows():
-            yield (sources[row[R_SOURCE]], row[R_PATH], "added" if nxt & 1 else "changed", TYPES[row[R_TYPE]],
-                   row[R_SIZE], row[R_MTIME])
+        if self._kept is not None:
+            for nxt, (si, path, kind, size, mtime) in zip(self._changed, self._kept):
+                yield sources[si], path, "added" if nxt & 1 else "changed", TYPES[kind], size, mtime
+        else:
+            for nxt, row in self._changed_rows():
+                yield (sources[row[R_SOURCE]], row[R_PATH], "added" if nxt & 1 else "changed", TYPES[row[R_TYPE]],
+                       row[R_SIZE], row[R_MTIME])
         for source, path in self._deleted:
             yield source, path, "deleted", None, 0, 0
 
