@@ -116,17 +116,17 @@ def test_a_name_taken_while_the_file_was_written_is_kept_unless_overwrite(store,
                                                                            overwrite):
     """The restore links the written file in without replacing a name that appeared meanwhile (no check-then-
     rename window); with overwrite the newcomer is replaced."""
-    from appliance.protect import restore as restore_module
+    from appliance.protect import restore_files as restore_module
     (src / "f.txt").write_text("from the point")
     sid = sync(store, group_of(src)).snapshot.id
     out = tmp_path / "out"
-    real = restore_module._Writer._content
+    real = restore_module.FileWriters._content
 
     def meanwhile(self, fd, content, reader):  # someone creates the name while the content is being written
         real(self, fd, content, reader)
         (restored_root(out, src) / "f.txt").write_text("someone else's")
 
-    monkeypatch.setattr(restore_module._Writer, "_content", meanwhile)
+    monkeypatch.setattr(restore_module.FileWriters, "_content", meanwhile)
     result = restore(store, sid, None, out, overwrite=overwrite)
     kept = (restored_root(out, src) / "f.txt").read_text()
     if overwrite:
