@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import threading
@@ -83,24 +85,55 @@ def test_unreadable_file_warns_and_keeps_previous_version(tmp_path):
         shutil.rmtree(base, ignore_errors=True)
 
 
+class _AppendOnOpen:
+    """Another writer that appends to `path` each time the file is opened, before the opener gets it back: a
+    fanotify open-permission event holds the open until the append is done, so the file changes under every read
+    attempt, in that order, whatever the machine's load (a writer thread racing the reader could lose)."""
+
+    def __init__(self, path: Path) -> None:
+        self.appends = 0
+        self._out = os.open(path, os.O_WRONLY | os.O_APPEND)  # before the mark: this open must not wait on us
+        self._fan = _libc.fanotify_init(_FAN_CLASS_CONTENT | _FAN_CLOEXEC, os.O_RDONLY)
+        if self._fan < 0:
+            pytest.fail(f"fanotify_init: {os.strerror(ctypes.get_errno())}: run the tests as root (./dev test)")
+        if _libc.fanotify_mark(self._fan, _FAN_MARK_ADD, _FAN_OPEN_PERM, _AT_FDCWD, bytes(path)) < 0:
+            pytest.fail(f"fanotify_mark: {os.strerror(ctypes.get_errno())}")
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                events = os.read(self._fan, 4096)
+            except OSError:  # closed: the test is over
+                return
+            while events:
+                length, _, _, _, _, fd, _ = struct.unpack_from("=IBBHQii", events)
+                os.write(self._out, b"x" * 4096)
+                self.appends += 1
+                os.write(self._fan, struct.pack("=iI", fd, _FAN_ALLOW))
+                os.close(fd)
+                events = events[length:]
+
+    def close(self) -> None:
+        os.close(self._fan)
+        os.close(self._out)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.fanotify_mark.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint64, ctypes.c_int, ctypes.c_char_p]
+_FAN_CLASS_CONTENT, _FAN_CLOEXEC, _FAN_OPEN_PERM, _FAN_MARK_ADD, _FAN_ALLOW, _AT_FDCWD = 0x4, 0x1, 0x10000, 0x1, 0x1, -100
+
+
 def test_file_changing_while_read_is_retried_then_recorded_with_warning(store, src):
     path = src / "growing.log"
     path.write_bytes(os.urandom(8 << 20))
-    stop = threading.Event()
-
-    def writer() -> None:
-        with open(path, "ab") as f:
-            while not stop.is_set():
-                f.write(b"x" * 4096)
-                f.flush()
-
-    thread = threading.Thread(target=writer)
-    thread.start()
+    writer = _AppendOnOpen(path)
     try:
         result = sync(store, group_of(src))
     finally:
-        stop.set()
-        thread.join()
+        writer.close()
+    assert writer.appends >= 3  # the file changed under each of the reader's tries
     assert result.state == "completed with warnings"
     assert any("growing.log: changed while read" in w for w in result.warnings)
     entry = {e.path: e for e in store.entries(result.snapshot.id)}[b"growing.log"]
