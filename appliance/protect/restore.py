@@ -355,7 +355,7 @@ def restore(store: Store, snapshot_id: str, paths: Sequence[bytes | str] | None,
             writer.out.make_durable()  # "completed" only once what was written is on disk
         except OSError as exc:
             reason = (f"the restored files could not all be written to disk ({exc.strerror}): check the "
-                      f"destination's disk (kernel log, space), then restore again")
+                      f"destination's disk (kernel log, free space), then run the same `tapeline restore` again")
             return RestoreResult("failed", reason, result.files, result.bytes, result.warnings + [reason])
         return result
     finally:

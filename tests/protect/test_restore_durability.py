@@ -67,7 +67,7 @@ def test_a_write_back_error_fails_the_restore_with_a_fix(store, src, tmp_path, m
     result = restore(store, sid, None, tmp_path / "out")
     assert result.state == "failed"
     assert "could not all be written to disk (Input/output error)" in result.reason
-    assert "restore again" in result.reason
+    assert "then run the same `tapeline restore` again" in result.reason
 
 
 def test_restore_as_an_unprivileged_user_links_files_in_through_proc(tmp_path):
