@@ -190,6 +190,9 @@ class JobEngine:
             for ctx in self._running.values():
                 ctx.cancel.set()
             self._cond.notify_all()
+            running = sorted(self._running)
+        if running:
+            log.info("asked the running jobs to end: %s", ", ".join(map(str, running)))
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))

@@ -120,7 +120,7 @@ def test_a_sync_stopped_by_sigterm_is_interrupted_alerted_and_runs_again_at_the_
         job_id = d.json("sync", "g")["job"]
         fifo = _held(hold, job_id, "running")  # the job runs, held before it reads anything
         d.proc.send_signal(15)
-        _poll(lambda: "stopping" in d.log.read_text())
+        _poll(lambda: f"asked the running jobs to end: {job_id}" in d.log.read_text())  # its cancel is set
         (hold / "running").unlink()  # the next start's jobs run through
         _release(fifo)
         assert d.proc.wait(60) == 0
