@@ -444,7 +444,7 @@ def serve_connection(conn: Any, handle: Callable[[Request], Response | ErrorRepl
             return
         if _accept(conn, reader, credential, first):
             _serve(conn, reader, handle, credential)
-    except (OSError, TransportError) as exc:
+    except (OSError, TransportError, ValueError) as exc:  # ValueError: the server closed it under us as it stopped
         log.debug("connection ended: %s", exc)
     finally:
         try:
