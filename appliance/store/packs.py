@@ -34,6 +34,8 @@ class PackWriter:
 
     Blobs are gathered and written with one writev per ~4 MiB, on `io` (a single thread, so writes stay in
     order and the GIL is free meanwhile) when given. `finish` must run on that same thread, or with no io.
+    Every byte written passes through BLAKE3 on its way out: `digest` (after `finish`) is the hash of the whole
+    pack as the writer produced it, against which the sealed file is read back (Store.verify_pack).
     """
 
     def __init__(self, tmp_dir: Path, final_dir: Path, name: str, io: Executor | None = None) -> None:
@@ -47,6 +49,8 @@ class PackWriter:
         self.offset = len(PACK_MAGIC)
         self.rows: list[list] = []
         self.writes: list[Future] = []
+        self.hasher = blake3.blake3()
+        self.digest = b""
 
     def add(self, digest: bytes, blob: bytes, flags: int, raw_length: int) -> int:
         offset = self.offset
@@ -57,9 +61,9 @@ class PackWriter:
         if self.parts_size >= 1 << 22:  # few, big writes; no per-chunk fsync
             parts, self.parts, self.parts_size = self.parts, [], 0
             if self.io is None:
-                write_all(self.fd, parts)
+                write_all(self.fd, parts, self.hasher)
             else:
-                self.writes.append(self.io.submit(write_all, self.fd, parts))
+                self.writes.append(self.io.submit(write_all, self.fd, parts, self.hasher))
                 while self.writes and self.writes[0].done():
                     self.writes.pop(0).result()  # a failed write (ENOSPC) surfaces at the next add
         return offset
@@ -68,8 +72,10 @@ class PackWriter:
         for done in self.writes:
             done.result()
         index = msgpack.packb(self.rows, use_bin_type=True)
-        write_all(self.fd, [*self.parts, index, FOOTER.pack(len(index), blake3.blake3(index).digest(), PACK_END)])
+        write_all(self.fd, [*self.parts, index, FOOTER.pack(len(index), blake3.blake3(index).digest(), PACK_END)],
+                  self.hasher)
         self.parts = []
+        self.digest = self.hasher.digest()
         os.fsync(self.fd)
         os.close(self.fd)
         self.fd = -1
@@ -86,7 +92,10 @@ class PackWriter:
         self.tmp_path.unlink(missing_ok=True)
 
 
-def write_all(fd: int, parts: list[bytes]) -> None:
+def write_all(fd: int, parts: list[bytes], hasher: blake3.blake3) -> None:
+    update = hasher.update
+    for part in parts:
+        update(part)
     for start in range(0, len(parts), 512):
         group = parts[start:start + 512]
         want = sum(len(p) for p in group)

@@ -278,15 +278,37 @@ class Store:
                             if d not in index)
         return lost
 
-    def verify_pack(self, name: str, rows: list[list]) -> set[bytes]:
-        """Read a sealed pack back and return the digests of its blobs that do not decompress and hash right."""
-        dctx = _dctx()
-        with open(self.root / "packs" / name[:2] / f"{name}.pack", "rb") as f:
+    def verify_pack(self, name: str, rows: list[list], written: bytes | None = None) -> set[bytes]:
+        """Read a sealed pack back; the digests of its blobs that did not reach the file intact.
+
+        With `written` (the BLAKE3 of the pack as its writer produced it, PackWriter.digest), a file that hashes
+        to it is whole: every blob is the exact bytes stored for its chunk, whose digest was computed from the
+        source (docs/store-format.md, "Check"). Without it, or when it differs, each blob is decompressed and
+        hashed, which names the bad ones; a pack whose damage is outside its blobs (magic, index, footer), or
+        cannot be placed, counts every blob as bad (they are stored again from the source)."""
+        path = self.root / "packs" / name[:2] / f"{name}.pack"
+        with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             buf = getattr(_local, "verify_buffer", None)
             if buf is None or len(buf) < size:  # reused: a fresh 32 MiB buffer per pack costs page faults
                 buf = _local.verify_buffer = bytearray(size)
             view = memoryview(buf)[:f.readinto(memoryview(buf)[:size])]
+        if written is not None and blake3.blake3(view).digest() == written:
+            return set()
+        bad = self._bad_blobs(view, rows)
+        if written is not None and not bad:
+            try:
+                whole = read_pack_index(path) == rows
+            except PackFormatError:
+                whole = False
+            if not whole:
+                bad = {row[0] for row in rows}
+        return bad
+
+    @staticmethod
+    def _bad_blobs(view: memoryview, rows: list[list]) -> set[bytes]:
+        """The blobs of a pack read into `view` that do not decompress and hash to their digest."""
+        dctx = _dctx()
         blobs = [(digest, view[offset:offset + length], flags, length) for digest, offset, length, _raw, flags in rows]
         bad = {digest for digest, blob, _, length in blobs if len(blob) != length}  # the file is short
         packed = [(digest, blob) for digest, blob, flags, _ in blobs if flags & FLAG_ZSTD and digest not in bad]
@@ -510,8 +532,8 @@ class WriteSession:
         self._writer: PackWriter | None = None
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="packs")
         self._sealing: list[Future] = []
-        # Each sealed pack is read back and its new chunks hashed while the sync goes on: the check after a sync
-        # then needs no second pass over what it wrote.
+        # Each sealed pack is read back and hashed against what its writer produced while the sync goes on: the
+        # check after a sync then needs no second pass over what it wrote.
         self._verifier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify")
         self._verifying: list[tuple[Future, list]] = []
         self.verified_chunks = 0
@@ -551,7 +573,8 @@ class WriteSession:
             writer.abort()
             raise
         self.verified_chunks += len(writer.rows)
-        self._verifying.append((self._verifier.submit(self.store.verify_pack, writer.name, writer.rows), writer.rows))
+        check = self._verifier.submit(self.store.verify_pack, writer.name, writer.rows, writer.digest)
+        self._verifying.append((check, writer.rows))
 
     def bad_chunks(self) -> set[bytes]:
         """After flush(): the chunks this session stored that did not read back right."""

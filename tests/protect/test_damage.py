@@ -10,6 +10,7 @@ import pytest
 from appliance.protect.files import check, restore, sync
 from appliance.protect.pipeline import compress
 from appliance.store import Store
+from appliance.store.packs import PackFormatError, PackWriter, read_pack_index
 from tests.protect.conftest import assert_same_tree, group_of, restored_root, tree_state
 
 
@@ -168,9 +169,33 @@ def test_a_sealed_pack_is_read_back_and_a_bad_blob_in_it_named(store, compressed
     assert session.bad_chunks() == set() and session.verified_chunks == 4
     session.close()
     digests = [blake3.blake3(p).digest() for p in pieces]
-    _corrupt_chunk(store, digests[-1])
     pack = store.pack_of(digests[-1]).split()[-1]
-    assert store.verify_pack(pack, [[d, *_where(store, d)] for d in digests]) == {digests[-1]}
+    path = next(store.root.glob(f"packs/*/{pack}.pack"))
+    written = blake3.blake3(path.read_bytes()).digest()  # what the writer produced: the session found it whole
+    rows = [[d, *_where(store, d)] for d in digests]
+    assert store.verify_pack(pack, rows, written) == set()
+    _corrupt_chunk(store, digests[-1])
+    assert store.verify_pack(pack, rows, written) == {digests[-1]}
+    assert store.verify_pack(pack, rows) == {digests[-1]}
+
+
+def test_a_pack_written_whole_reads_back_to_its_writers_hash_and_damage_outside_its_blobs_fails_every_blob(store):
+    writer = PackWriter(store.root / "tmp", store.root / "packs", "00000000000000aa00000000")
+    pieces = [b"piece %d " % i * 300 for i in range(3)]
+    for data in pieces:
+        writer.add(blake3.blake3(data).digest(), data, 0, len(data))
+    rows = writer.finish()
+    path = writer.final_path
+    assert writer.digest == blake3.blake3(path.read_bytes()).digest()
+    assert store.verify_pack(writer.name, rows, writer.digest) == set()
+    with open(path, "r+b") as f:  # a byte of the pack's own index, after the blobs
+        f.seek(path.stat().st_size - 60)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(PackFormatError, match="damaged index"):
+        read_pack_index(path)
+    assert store.verify_pack(writer.name, rows, writer.digest) == {blake3.blake3(p).digest() for p in pieces}
 
 
 def _where(store: Store, digest: bytes) -> list:
