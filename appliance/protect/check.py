@@ -155,8 +155,9 @@ def _drift(store: Store, sid: str) -> int:
     return n
 
 
-def _drift_of(changes) -> int:
-    """The files a sync read whose size or mtime differ now from what it recorded (or that are gone)."""
+def drift_of(changes) -> int:
+    """The files a sync read whose size or mtime differ now from what it recorded (or that are gone). The
+    daemon runs it beside the catalog write of the sync's point and hands it to `check(after=..., drift=...)`."""
     n = 0
     roots: dict[str, bytes] = {}
     lstat = os.lstat
@@ -193,13 +194,13 @@ def _settle(store: Store, readable: list[str], bad: set[bytes]) -> tuple[set[byt
 
 def check(store: Store, group: GroupSpec, snapshot_id: str | None = None, *, full: bool = False,
           progress: Progress = NO_PROGRESS, cancel: threading.Event | None = None,
-          after: SyncResult | None = None) -> CheckResult:
+          after: SyncResult | None = None, drift: int | None = None) -> CheckResult:
     if after is not None and after.snapshot is not None and after.verified is not None and not full:
         sid = after.snapshot.id
         repaired, damaged, alerts = _settle(store, [sid], set(after.verified.bad))
         state = "damaged" if damaged else "repaired" if repaired else "ok"
         return CheckResult(state, (sid,), after.verified.chunks_checked, len(repaired), tuple(damaged),
-                           tuple(alerts), _drift_of(after.changes))
+                           tuple(alerts), drift_of(after.changes) if drift is None else drift)
     snaps = store.snapshots(group.name)
     if not snaps:
         return CheckResult("ok", (), 0, 0, (), (), 0, "no snapshot to check yet")

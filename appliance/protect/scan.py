@@ -83,14 +83,19 @@ class _Old:
     def __init__(self, rows: Iterator[list]) -> None:
         self.rows = rows
         self.row: list | None = None
-        self.key: tuple = ()
+        self._key: tuple | None = None
         self._next()
 
     def _next(self) -> None:
-        row = self.row = next(self.rows, None)
-        if row is not None:
-            path = row[R_PATH]
-            self.key = tuple(path.split(b"/")) if path else ()
+        self.row = next(self.rows, None)
+        self._key = None  # split only when the walk and the old rows part (most rows match by path)
+
+    @property
+    def key(self) -> tuple:
+        if self._key is None:
+            path = self.row[R_PATH] if self.row is not None else b""
+            self._key = tuple(path.split(b"/")) if path else ()
+        return self._key
 
     def take(self, key: tuple, deleted: list[list]) -> list | None:
         """Rows before `key` go to `deleted`; returns the row at `key`, if any."""
@@ -311,9 +316,10 @@ class Scanner:
         kind = _KINDS.get(st.st_mode & 0o170000)  # S_IFMT: one dict lookup per entry, not six S_IS* calls
         if kind is None:
             return  # sockets: nothing to restore
-        if old.key == key and old.row is not None:  # the common case, inline: the next old row is this one
-            previous = old.row
-            old._next()
+        previous = old.row
+        if previous is not None and previous[R_PATH] == rel:  # the common case, inline: the next old row is this one
+            old.row = next(old.rows, None)
+            old._key = None
         else:
             previous = old.take(key, deleted)
         target = None
