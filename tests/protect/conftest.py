@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -72,3 +73,22 @@ def group_of(*paths: Path, name: str = "g") -> GroupSpec:
 
 def restored_root(target: Path, source: Path) -> Path:
     return target / str(source).lstrip("/")
+
+
+@pytest.fixture
+def public_base():
+    """An empty directory that the user `nobody` can reach (0755 under the real /tmp; pytest's tmp_path is 0700):
+    for tests that run a sync or a restore as an unprivileged user."""
+    base = Path(os.path.realpath("/tmp")) / f"tl-public-{os.getpid()}"
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(mode=0o755)
+    os.chmod(base, 0o755)  # whatever the umask
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def give_to_nobody(root: Path) -> None:
+    """Everything under `root`, `root` included, owned by nobody (uid and gid 65534)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+            os.chown(name, 65534, 65534)

@@ -15,7 +15,7 @@ import pytest
 
 from appliance.protect.files import restore, sync
 from appliance.store import Store
-from tests.protect.conftest import assert_same_tree, group_of, restored_root, tree_state
+from tests.protect.conftest import assert_same_tree, give_to_nobody, group_of, restored_root, tree_state
 
 
 class _Hook(threading.Event):
@@ -48,41 +48,36 @@ def test_vanished_file_keeps_its_previous_version(store, src, tmp_path):
     assert first.snapshot is not None
 
 
-def test_unreadable_file_warns_and_keeps_previous_version(tmp_path):
-    base = Path(os.path.realpath("/tmp")) / f"tl-perm-{os.getpid()}"
-    shutil.rmtree(base, ignore_errors=True)
+def test_unreadable_file_warns_and_keeps_previous_version(public_base):
+    base = public_base
     (base / "src").mkdir(parents=True)
-    try:
-        os.chmod(base, 0o755)
-        (base / "src" / "open.txt").write_text("anyone")
-        (base / "src" / "secret.txt").write_text("v1")
-        shutil.chown(base / "src", "nobody")
-        shutil.chown(base / "src" / "open.txt", "nobody")
-        store_dir = base / "store"
-        store_dir.mkdir()
-        shutil.chown(store_dir, "nobody")
-        code = (
-            "import os, sys, json, encodings.idna\n"
-            "from pathlib import Path\n"
-            "from appliance.store import Store\n"
-            "from appliance.protect.files import sync, GroupSpec, SourceSpec\n"
-            "os.setgid(65534); os.setuid(65534)  # after the imports: the interpreter's files may be root's only\n"
-            f"s = Store.open(Path({str(store_dir / 's')!r}), create=True)\n"
-            f"g = GroupSpec('g', (SourceSpec({str(base / 'src')!r}),))\n"
-            "r = sync(s, g)\n"
-            "print(json.dumps([r.state, r.warnings, sorted(e.path.decode() for e in s.entries(r.snapshot.id))]))\n"
-        )
-        os.chmod(base / "src" / "secret.txt", 0o600)  # root's, unreadable for nobody
-        run = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                             text=True, cwd=Path(__file__).resolve().parents[2])
-        assert run.returncode == 0, run.stderr
-        import json
-        state, warnings, paths = json.loads(run.stdout)
-        assert state == "completed with warnings"
-        assert any("secret.txt: could not be read (Permission denied)" in w for w in warnings)
-        assert "open.txt" in paths and "secret.txt" not in paths
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    (base / "src" / "open.txt").write_text("anyone")
+    (base / "src" / "secret.txt").write_text("v1")
+    shutil.chown(base / "src", "nobody")
+    shutil.chown(base / "src" / "open.txt", "nobody")
+    store_dir = base / "store"
+    store_dir.mkdir()
+    shutil.chown(store_dir, "nobody")
+    code = (
+        "import os, sys, json, encodings.idna\n"
+        "from pathlib import Path\n"
+        "from appliance.store import Store\n"
+        "from appliance.protect.files import sync, GroupSpec, SourceSpec\n"
+        "os.setgid(65534); os.setuid(65534)  # after the imports: the interpreter's files may be root's only\n"
+        f"s = Store.open(Path({str(store_dir / 's')!r}), create=True)\n"
+        f"g = GroupSpec('g', (SourceSpec({str(base / 'src')!r}),))\n"
+        "r = sync(s, g)\n"
+        "print(json.dumps([r.state, r.warnings, sorted(e.path.decode() for e in s.entries(r.snapshot.id))]))\n"
+    )
+    os.chmod(base / "src" / "secret.txt", 0o600)  # root's, unreadable for nobody
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0, run.stderr
+    import json
+    state, warnings, paths = json.loads(run.stdout)
+    assert state == "completed with warnings"
+    assert any("secret.txt: could not be read (Permission denied)" in w for w in warnings)
+    assert "open.txt" in paths and "secret.txt" not in paths
 
 
 class _AppendOnOpen:
@@ -204,39 +199,32 @@ def test_disk_full_fails_cleanly_and_keeps_what_was_protected(tmp_path, src):
         subprocess.run(["umount", "-l", str(mnt)])
 
 
-def test_unreadable_directory_keeps_its_previous_contents(tmp_path):
-    base = Path(os.path.realpath("/tmp")) / f"tl-dir-{os.getpid()}"
-    shutil.rmtree(base, ignore_errors=True)
+def test_unreadable_directory_keeps_its_previous_contents(public_base):
+    base = public_base
     (base / "src" / "priv").mkdir(parents=True)
-    try:
-        os.chmod(base, 0o755)
-        (base / "src" / "pub.txt").write_text("public")
-        (base / "src" / "priv" / "b.txt").write_text("private")
-        store = Store.open(base / "store", create=True)
-        first = sync(store, group_of(base / "src"))
-        assert first.state == "completed"
-        store.close()
-        os.chmod(base / "src" / "priv", 0o700)  # root's: nobody cannot list it
-        for dirpath, dirnames, filenames in os.walk(base / "store"):
-            for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
-                os.chown(name, 65534, 65534)
-        code = (
-            "import json\n"
-            "from pathlib import Path\n"
-            "from appliance.store import Store\n"
-            "from appliance.protect.files import sync, GroupSpec, SourceSpec\n"
-            "import os; os.setgid(65534); os.setuid(65534)\n"
-            f"s = Store.open(Path({str(base / 'store')!r}))\n"
-            f"r = sync(s, GroupSpec('g', (SourceSpec({str(base / 'src')!r}),)))\n"
-            "print(json.dumps([r.state, r.warnings, sorted(e.path.decode() for e in s.entries(r.snapshot.id))]))\n"
-        )
-        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parents[2])
-        assert run.returncode == 0, run.stderr
-        import json
-        state, warnings, paths = json.loads(run.stdout)
-        assert state == "completed with warnings"
-        assert any("priv: directory not read" in w and "kept" in w for w in warnings)
-        assert "priv/b.txt" in paths and "pub.txt" in paths
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    (base / "src" / "pub.txt").write_text("public")
+    (base / "src" / "priv" / "b.txt").write_text("private")
+    store = Store.open(base / "store", create=True)
+    first = sync(store, group_of(base / "src"))
+    assert first.state == "completed"
+    store.close()
+    os.chmod(base / "src" / "priv", 0o700)  # root's: nobody cannot list it
+    give_to_nobody(base / "store")
+    code = (
+        "import json\n"
+        "from pathlib import Path\n"
+        "from appliance.store import Store\n"
+        "from appliance.protect.files import sync, GroupSpec, SourceSpec\n"
+        "import os; os.setgid(65534); os.setuid(65534)\n"
+        f"s = Store.open(Path({str(base / 'store')!r}))\n"
+        f"r = sync(s, GroupSpec('g', (SourceSpec({str(base / 'src')!r}),)))\n"
+        "print(json.dumps([r.state, r.warnings, sorted(e.path.decode() for e in s.entries(r.snapshot.id))]))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0, run.stderr
+    import json
+    state, warnings, paths = json.loads(run.stdout)
+    assert state == "completed with warnings"
+    assert any("priv: directory not read" in w and "kept" in w for w in warnings)
+    assert "priv/b.txt" in paths and "pub.txt" in paths

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 
 from appliance.protect.files import restore, sync
 from appliance.store import durable
-from tests.protect.conftest import assert_same_tree, group_of, restored_root, tree_state
+from tests.protect.conftest import assert_same_tree, give_to_nobody, group_of, restored_root, tree_state
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,45 +69,38 @@ def test_a_write_back_error_fails_the_restore_with_a_fix(store, src, tmp_path, m
     assert "then run the same `tapeline restore` again" in result.reason
 
 
-def test_restore_as_an_unprivileged_user_links_files_in_through_proc(tmp_path):
+def test_restore_as_an_unprivileged_user_links_files_in_through_proc(public_base):
     """Without CAP_DAC_READ_SEARCH an O_TMPFILE file is linked in through /proc/self/fd (and no owner is set)."""
-    base = Path(os.path.realpath("/tmp")) / f"tl-user-restore-{os.getpid()}"
-    shutil.rmtree(base, ignore_errors=True)
+    base = public_base
     (base / "src" / "sub").mkdir(parents=True)
-    try:
-        os.chmod(base, 0o755)
-        (base / "src" / "a.txt").write_text("alpha\n" * 50)
-        (base / "src" / "sub" / "b.bin").write_bytes(os.urandom(100_000))
-        os.chmod(base / "src" / "a.txt", 0o640)
-        from appliance.store import Store
-        with Store.open(base / "store", create=True) as store:
-            sid = sync(store, group_of(base / "src")).snapshot.id
-        (base / "out").mkdir()
-        for dirpath, dirnames, filenames in os.walk(base):
-            for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
-                os.chown(name, 65534, 65534)
-        code = (
-            "import json, os\n"
-            "from pathlib import Path\n"
-            "from appliance.store import Store\n"
-            "from appliance.protect.files import restore\n"
-            "os.setgid(65534); os.setuid(65534)\n"
-            f"s = Store.open(Path({str(base / 'store')!r}))\n"
-            f"r = restore(s, {sid!r}, None, Path({str(base / 'out')!r}))\n"
-            "print(json.dumps([r.state, r.warnings, r.files]))\n"
-        )
-        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-        assert run.returncode == 0, run.stderr
-        state, warnings, files = json.loads(run.stdout)
-        assert state == "completed", warnings
-        root = restored_root(base / "out", base / "src")
-        assert (root / "a.txt").read_text() == "alpha\n" * 50
-        assert (root / "sub" / "b.bin").read_bytes() == (base / "src" / "sub" / "b.bin").read_bytes()
-        assert oct(os.stat(root / "a.txt").st_mode & 0o777) == oct(0o640)
-        assert os.stat(root / "a.txt").st_uid == 65534
-        assert not list(root.rglob(".tapeline-partial-*"))
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    (base / "src" / "a.txt").write_text("alpha\n" * 50)
+    (base / "src" / "sub" / "b.bin").write_bytes(os.urandom(100_000))
+    os.chmod(base / "src" / "a.txt", 0o640)
+    from appliance.store import Store
+    with Store.open(base / "store", create=True) as store:
+        sid = sync(store, group_of(base / "src")).snapshot.id
+    (base / "out").mkdir()
+    give_to_nobody(base)
+    code = (
+        "import json, os\n"
+        "from pathlib import Path\n"
+        "from appliance.store import Store\n"
+        "from appliance.protect.files import restore\n"
+        "os.setgid(65534); os.setuid(65534)\n"
+        f"s = Store.open(Path({str(base / 'store')!r}))\n"
+        f"r = restore(s, {sid!r}, None, Path({str(base / 'out')!r}))\n"
+        "print(json.dumps([r.state, r.warnings, r.files]))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    state, warnings, files = json.loads(run.stdout)
+    assert state == "completed", warnings
+    root = restored_root(base / "out", base / "src")
+    assert (root / "a.txt").read_text() == "alpha\n" * 50
+    assert (root / "sub" / "b.bin").read_bytes() == (base / "src" / "sub" / "b.bin").read_bytes()
+    assert oct(os.stat(root / "a.txt").st_mode & 0o777) == oct(0o640)
+    assert os.stat(root / "a.txt").st_uid == 65534
+    assert not list(root.rglob(".tapeline-partial-*"))
 
 
 @pytest.mark.parametrize("overwrite", [False, True])

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from appliance.protect.files import sync
 from appliance.store import Store
-from tests.protect.conftest import group_of
+from tests.protect.conftest import give_to_nobody, group_of
 
 ROOT = Path(__file__).resolve().parents[2]
 AS_NOBODY = (
@@ -33,30 +32,23 @@ AS_NOBODY = (
 )
 
 
-def test_unreadable_xattr_is_a_warning_naming_the_file_at_every_sync(tmp_path):
-    base = Path(os.path.realpath("/tmp")) / f"tl-xattr-{os.getpid()}"
-    shutil.rmtree(base, ignore_errors=True)
+def test_unreadable_xattr_is_a_warning_naming_the_file_at_every_sync(public_base):
+    base = public_base
     (base / "src" / "locked").mkdir(parents=True)
-    try:
-        os.chmod(base, 0o755)
-        (base / "src" / "open.txt").write_text("anyone")
-        os.setxattr(base / "src" / "locked", "user.origin", b"kept by the operator")
-        os.chmod(base / "src" / "locked", 0o711)  # root's: nobody may pass through, not read
-        Store.open(base / "store", create=True).close()
-        for dirpath, dirnames, filenames in os.walk(base / "store"):
-            for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
-                os.chown(name, 65534, 65534)
-        code = AS_NOBODY.format(store=str(base / "store"), src=str(base / "src"))
-        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-        assert run.returncode == 0, run.stderr
-        for state, warnings, notes in json.loads(run.stdout):  # the first sync and the next one alike
-            assert state == "completed with warnings"
-            assert any(f"{base}/src/locked: extended attributes or ACLs not read: user.origin (Permission denied)"
-                       in w for w in warnings), warnings
-            assert notes["locked"] == ["extended attributes not read", []]
-            assert notes["open.txt"][0] is None
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    (base / "src" / "open.txt").write_text("anyone")
+    os.setxattr(base / "src" / "locked", "user.origin", b"kept by the operator")
+    os.chmod(base / "src" / "locked", 0o711)  # root's: nobody may pass through, not read
+    Store.open(base / "store", create=True).close()
+    give_to_nobody(base / "store")
+    code = AS_NOBODY.format(store=str(base / "store"), src=str(base / "src"))
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    for state, warnings, notes in json.loads(run.stdout):  # the first sync and the next one alike
+        assert state == "completed with warnings"
+        assert any(f"{base}/src/locked: extended attributes or ACLs not read: user.origin (Permission denied)"
+                   in w for w in warnings), warnings
+        assert notes["locked"] == ["extended attributes not read", []]
+        assert notes["open.txt"][0] is None
 
 
 def test_readable_xattrs_are_recorded_without_warning(store, src):
