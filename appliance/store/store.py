@@ -606,7 +606,11 @@ class WriteSession:
         def header() -> dict:
             return {"group": group, "kind": kind, "created_ns": created_ns, "sources": sources, **header_extra()}
 
-        manifest.write_manifest(store.root / "tmp" / f"{sid}.snap.tmp", final, header, rows, self.flush)
+        def rows_then_seal() -> Iterator[list]:
+            yield from rows
+            self._seal_next()  # the last pack is written and fsynced while the manifest's body is
+
+        manifest.write_manifest(store.root / "tmp" / f"{sid}.snap.tmp", final, header, rows_then_seal(), self.flush)
         with store._mutex:
             info = store._load_info(final)
         return info
