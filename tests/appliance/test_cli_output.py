@@ -84,12 +84,18 @@ def test_the_readme_walkthrough_reads_right(sqlite_daemon, tmp_path):
                         "job 6: restore of docs queued; follow it with `tapeline job 6`\n", queued), queued
 
 
-def test_at_takes_the_forms_it_documents(sqlite_daemon, tmp_path):
-    d = sqlite_daemon
+def _group_of_one_file(d, tmp_path):
+    """Group `g` over a new source holding one file; returns the source."""
     src = tmp_path / "src"
     src.mkdir()
     (src / "f").write_text("x")
     d.run("group", "create", "g", "--source", str(src))
+    return src
+
+
+def test_at_takes_the_forms_it_documents(sqlite_daemon, tmp_path):
+    d = sqlite_daemon
+    _group_of_one_file(d, tmp_path)
     d.run("point", "g", "--wait")
     time.sleep(1.1)  # the forms below are to the second (or minute): the point must be at least a second old
     now = time.localtime()
@@ -108,10 +114,7 @@ def test_at_takes_the_forms_it_documents(sqlite_daemon, tmp_path):
 
 def test_one_time_format_in_json_and_one_in_text(sqlite_daemon, tmp_path):
     d = sqlite_daemon
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "f").write_text("x")
-    d.run("group", "create", "g", "--source", str(src))
+    src = _group_of_one_file(d, tmp_path)
     d.run("sync", "g", "--wait")
     shutil.rmtree(src)  # the next sync fails: an alert
     d.run("sync", "g", "--wait", check=1)
