@@ -14,10 +14,14 @@ Invariants:
 
 from __future__ import annotations
 
+import json
+import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 import blake3
+import zstandard
 
 from appliance.errors import TapelineError
 
@@ -166,3 +170,346 @@ def decode_media_set_label(block: bytes) -> MediaSetLabel:
                          sequence=_field(fields, "sequence", kind, int), key_fingerprint=fields.get("key-fingerprint"),
                          created=_field(fields, "created", kind, datetime.fromisoformat),
                          version=int(fields["format"]))
+
+
+# ---- zstd skippable frames (RFC 8878 3.1.2): magic 0x184D2A50..5F, a u32 LE content length, the content ---------
+SKIPPABLE_HEADER = 8
+HEADER_MAGIC = 0x184D2A50  # the set header block and the tail padding
+SEALED_MAGIC = 0x184D2A5E  # an encrypted frame's envelope (crypto.py)
+_SKIPPABLE = struct.Struct("<II")
+
+
+def skippable_frame(content: bytes, magic: int = HEADER_MAGIC) -> bytes:
+    return _SKIPPABLE.pack(magic, len(content)) + content
+
+
+def padding(length: int, block_size: int) -> bytes:
+    """Bytes that bring a tape file of `length` bytes to a whole number of blocks as one skippable frame (nothing
+    when it is whole). A gap of 1-7 bytes cannot hold a skippable frame's header: the padding then runs on through
+    one more block."""
+    gap = -length % block_size
+    if gap == 0:
+        return b""
+    if gap < SKIPPABLE_HEADER:
+        gap += block_size
+    return skippable_frame(bytes(gap - SKIPPABLE_HEADER))
+
+
+def skippable_at(data: bytes | memoryview, at: int = 0) -> tuple[int, int] | None:
+    """(magic, content length) of a skippable frame starting at `at`, or None when none starts there."""
+    if len(data) - at < SKIPPABLE_HEADER:
+        return None
+    magic, length = _SKIPPABLE.unpack_from(data, at)
+    return (magic, length) if magic & 0xFFFFFFF0 == HEADER_MAGIC else None
+
+
+# ---- sets ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SetHeader:
+    set_uuid: str
+    group: str
+    point: int | None
+    snapshot_id: str | None
+    created: datetime
+    kind: str  # "full" | "incremental" | "direct"
+    part: int  # 1.. : the part of a set on one cartridge
+    tape_file: int
+    pool: str
+    media_set: str
+    block_size: int = BLOCK_SIZE
+    encrypted: bool = False
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    path: bytes  # full path on the protected machine, without the leading "/"
+    type: str  # appliance.store.model.TYPES
+    size: int
+    mode: int  # st_mode, type bits included
+    uid: int
+    gid: int
+    mtime_ns: int
+    digest: bytes | None
+    frame: int  # the frame (numbered through the whole set) holding the member's first tar header
+    offset: int  # that header's byte offset in the frame's decompressed data
+    part: int
+    in_set: str | None = None  # the set holding the data, when not this one (an incremental's unchanged member)
+
+
+@dataclass(frozen=True)
+class Frame:
+    data: bytes  # one zstd frame, or its sealed envelope
+    raw_length: int  # decompressed bytes
+    number: int  # in the set, from 0
+    entries: list[IndexEntry]
+
+
+@dataclass(frozen=True)
+class FramePosition:
+    number: int
+    block: int  # absolute block address (LOCATE) of the block the frame starts in
+    offset: int  # byte offset of its start in that block
+    length: int  # stored bytes
+    raw_length: int
+    hash: bytes  # BLAKE3 of the stored bytes
+
+
+def _recipe(header: SetHeader) -> str:
+    bs = header.block_size
+    bs_arg = f"{bs // 1024}k" if bs % 1024 == 0 else str(bs)
+    decrypt = f" | {DECRYPT_COMMAND}" if header.encrypted else ""
+    return (
+        f"Tape file {header.tape_file} holds part {header.part} of backup set {header.set_uuid}\n"
+        f"(group {header.group}, {header.kind}) as zstd frames of a POSIX pax archive. To restore it without\n"
+        "Tapeline, as root, with GNU tar and zstd:\n\n"
+        "  mt -f /dev/nst0 rewind\n"
+        f"  mt -f /dev/nst0 fsf {header.tape_file}\n"
+        f"  dd if=/dev/nst0 bs={bs_arg}{decrypt} | zstd -dc | tar --xattrs --xattrs-include='*' --acls -xpf -\n\n"
+        + ("The set is encrypted: the decrypt step needs the pool's key file (see docs/tape-format.md).\n"
+           if header.encrypted else "")
+        + "A set that spans cartridges continues on the next cartridge of the media set as part "
+          f"{header.part + 1}:\nconcatenate the parts' dd output in order before zstd -dc. The tape file after this one "
+          "is the set's index.\n")
+
+
+DECRYPT_COMMAND = "tapeline media decrypt --key KEYFILE"
+
+
+def _header_fields(header: SetHeader) -> list[tuple[str, str | None]]:
+    return [("set", header.set_uuid), ("group", header.group),
+            ("point", None if header.point is None else str(header.point)), ("snapshot", header.snapshot_id),
+            ("created", header.created.isoformat()), ("kind", header.kind), ("part", str(header.part)),
+            ("tape-file", str(header.tape_file)), ("pool", header.pool), ("media-set", header.media_set),
+            ("block-size", str(header.block_size)), ("encrypted", "yes" if header.encrypted else "no")]
+
+
+_SET_KIND = "BACKUP SET"
+
+
+def encode_set_header(header: SetHeader) -> bytes:
+    """The first block of a set's tape file: a skippable frame whose content is the set's description and recipe."""
+    text = _encode_label(_SET_KIND, _header_fields(header), _recipe(header), header.block_size - SKIPPABLE_HEADER)
+    return skippable_frame(text)
+
+
+def decode_set_header(block: bytes) -> SetHeader:
+    found = skippable_at(block)
+    if found is None or found[0] != HEADER_MAGIC:
+        raise NotOurLabel("the block is not a Tapeline set header", "check which tape file the drive is positioned at")
+    fields = _decode_label(block[SKIPPABLE_HEADER:SKIPPABLE_HEADER + found[1]], _SET_KIND)
+    kind = _SET_KIND
+    point = fields.get("point")
+    return SetHeader(set_uuid=_field(fields, "set", kind), group=_field(fields, "group", kind),
+                     point=None if point is None else int(point), snapshot_id=fields.get("snapshot"),
+                     created=_field(fields, "created", kind, datetime.fromisoformat), kind=_field(fields, "kind", kind),
+                     part=_field(fields, "part", kind, int), tape_file=_field(fields, "tape-file", kind, int),
+                     pool=_field(fields, "pool", kind), media_set=_field(fields, "media-set", kind),
+                     block_size=_field(fields, "block-size", kind, int), encrypted=fields.get("encrypted") == "yes")
+
+
+class SetStream:
+    """The blocks of one set's part on one cartridge: the header block, the frames packed back to back across fixed
+    blocks, and the tail padding. Positions are absolute block addresses: `first_block` is where the header goes."""
+
+    def __init__(self, header: SetHeader, first_block: int, block_size: int = BLOCK_SIZE) -> None:
+        self.header = header
+        self.first_block = first_block
+        self.block_size = block_size
+        self._pending = bytearray()
+        self._emitted = 1  # the header block
+        self._frames: list[FramePosition] = []
+        self._finished = False
+
+    def header_block(self) -> bytes:
+        return encode_set_header(self.header)
+
+    def _position(self) -> tuple[int, int]:
+        return self.first_block + self._emitted + len(self._pending) // self.block_size, \
+            len(self._pending) % self.block_size
+
+    def add(self, frame: Frame) -> list[bytes]:
+        """The blocks this frame completed (often none for a small frame, several for a big one)."""
+        if self._finished:
+            raise RuntimeError("SetStream.add after finish")
+        block, offset = self._position()
+        self._frames.append(FramePosition(frame.number, block, offset, len(frame.data), frame.raw_length,
+                                          blake3.blake3(frame.data).digest()))
+        self._pending += frame.data
+        return self._take()
+
+    def _take(self) -> list[bytes]:
+        bs = self.block_size
+        whole = len(self._pending) // bs
+        if not whole:
+            return []
+        view = memoryview(self._pending)
+        blocks = [bytes(view[i * bs:(i + 1) * bs]) for i in range(whole)]
+        view.release()
+        del self._pending[:whole * bs]
+        self._emitted += whole
+        return blocks
+
+    def finish(self) -> list[bytes]:
+        """The last blocks: what is pending, padded with a skippable frame to whole blocks."""
+        self._pending += padding(len(self._pending), self.block_size)
+        self._finished = True
+        return self._take()
+
+    @property
+    def frames(self) -> list[FramePosition]:
+        return list(self._frames)
+
+    @property
+    def blocks(self) -> int:
+        """Blocks handed out so far, the header block included (all of them once finished)."""
+        return self._emitted
+
+
+# ---- index and catalog files -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SetIndex:
+    header: SetHeader
+    frames: list[FramePosition]
+    entries: list[IndexEntry]
+    complete: bool  # False: the part of a set that goes on on another cartridge
+
+
+@dataclass(frozen=True)
+class CatalogPart:
+    part: int
+    barcode: str
+    sequence: int  # the cartridge's number in the media set
+    tape_file: int
+    index_file: int
+    first_block: int
+    blocks: int
+
+
+@dataclass(frozen=True)
+class CatalogSet:
+    header: SetHeader  # as written in the set's first part
+    parts: list[CatalogPart]
+    complete: bool
+
+
+@dataclass(frozen=True)
+class MediaSetCatalog:
+    label: MediaSetLabel
+    sets: list[CatalogSet]
+
+
+INDEX_FORMAT = "tapeline-set-index"
+CATALOG_FORMAT = "tapeline-media-set-catalog"
+FILE_VERSION = 1
+
+
+def _time(value: datetime) -> str:
+    return value.isoformat()
+
+
+def _header_json(h: SetHeader) -> dict:
+    return {"set": h.set_uuid, "group": h.group, "point": h.point, "snapshot": h.snapshot_id,
+            "created": _time(h.created), "kind": h.kind, "part": h.part, "tape_file": h.tape_file, "pool": h.pool,
+            "media_set": h.media_set, "block_size": h.block_size, "encrypted": h.encrypted}
+
+
+def _header_from(d: dict) -> SetHeader:
+    return SetHeader(set_uuid=d["set"], group=d["group"], point=d["point"], snapshot_id=d["snapshot"],
+                     created=datetime.fromisoformat(d["created"]), kind=d["kind"], part=d["part"],
+                     tape_file=d["tape_file"], pool=d["pool"], media_set=d["media_set"], block_size=d["block_size"],
+                     encrypted=d["encrypted"])
+
+
+def _path_text(path: bytes) -> str:
+    # surrogateescape: a name that is not UTF-8 survives (json writes the escapes as \udcXX, json reads them back)
+    return path.decode("utf-8", "surrogateescape")
+
+
+def _compress_lines(records: Iterator[dict], block_size: int) -> bytes:
+    lines = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode("utf-8", "surrogatepass")
+    data = zstandard.ZstdCompressor(level=9, write_checksum=True).compress(lines)
+    return data + padding(len(data), block_size)
+
+
+def _lines(data: bytes, expected: str) -> list[dict]:
+    try:
+        with zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True) as reader:
+            raw = reader.read()
+    except zstandard.ZstdError as exc:
+        raise FormatError(f"a damaged {expected} file ({exc})", "read it again, or from another cartridge of the set"
+                          ) from None
+    try:
+        records = [json.loads(line) for line in raw.decode("utf-8", "surrogatepass").splitlines() if line]
+    except ValueError as exc:
+        raise FormatError(f"a damaged {expected} file ({exc})", "read it again, or from another cartridge of the set"
+                          ) from None
+    if not records or records[0].get("format") != expected:
+        raise NotOurLabel(f"the tape file is not a {expected} file", "check which tape file the drive is positioned at")
+    if records[0].get("version", 0) > FILE_VERSION:
+        raise LabelError(f"the {expected} file is version {records[0]['version']}, newer than this Tapeline reads",
+                         "upgrade Tapeline to read this cartridge")
+    return records
+
+
+def encode_index(index: SetIndex) -> bytes:
+    """The set's index file: zstd-compressed JSON lines (`zstd -dc` shows them), padded to whole blocks: a first
+    line describing the set, one line per frame ("f"), one per member ("m")."""
+    def records() -> Iterator[dict]:
+        yield {"format": INDEX_FORMAT, "version": FILE_VERSION, "header": _header_json(index.header),
+               "complete": index.complete}
+        for f in index.frames:
+            yield {"f": f.number, "block": f.block, "offset": f.offset, "length": f.length, "raw": f.raw_length,
+                   "hash": f.hash.hex()}
+        for e in index.entries:
+            yield {"m": _path_text(e.path), "type": e.type, "size": e.size, "mode": e.mode, "uid": e.uid,
+                   "gid": e.gid, "mtime_ns": e.mtime_ns, "digest": e.digest.hex() if e.digest else None,
+                   "frame": e.frame, "offset": e.offset, "part": e.part, "in_set": e.in_set}
+    return _compress_lines(records(), index.header.block_size)
+
+
+def decode_index(data: bytes) -> SetIndex:
+    records = _lines(data, INDEX_FORMAT)
+    frames, entries = [], []
+    try:
+        for r in records[1:]:
+            if "f" in r:
+                frames.append(FramePosition(r["f"], r["block"], r["offset"], r["length"], r["raw"],
+                                            bytes.fromhex(r["hash"])))
+            else:
+                entries.append(IndexEntry(
+                    path=r["m"].encode("utf-8", "surrogateescape"), type=r["type"], size=r["size"], mode=r["mode"],
+                    uid=r["uid"], gid=r["gid"], mtime_ns=r["mtime_ns"],
+                    digest=bytes.fromhex(r["digest"]) if r["digest"] else None, frame=r["frame"],
+                    offset=r["offset"], part=r["part"], in_set=r["in_set"]))
+        return SetIndex(_header_from(records[0]["header"]), frames, entries, records[0]["complete"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FormatError(f"a damaged {INDEX_FORMAT} file (bad record: {exc})",
+                          "read the index from another cartridge of the set") from None
+
+
+def encode_catalog(catalog: MediaSetCatalog, block_size: int = BLOCK_SIZE) -> bytes:
+    """The media set's catalog file (the last file of each cartridge), in the index file's form."""
+    def records() -> Iterator[dict]:
+        label = catalog.label
+        yield {"format": CATALOG_FORMAT, "version": FILE_VERSION, "pool": label.pool, "media_set": label.media_set,
+               "sequence": label.sequence, "key_fingerprint": label.key_fingerprint, "created": _time(label.created)}
+        for s in catalog.sets:
+            yield {"set": _header_json(s.header), "complete": s.complete,
+                   "parts": [{"part": p.part, "barcode": p.barcode, "sequence": p.sequence, "tape_file": p.tape_file,
+                              "index_file": p.index_file, "first_block": p.first_block, "blocks": p.blocks}
+                             for p in s.parts]}
+    return _compress_lines(records(), block_size)
+
+
+def decode_catalog(data: bytes) -> MediaSetCatalog:
+    records = _lines(data, CATALOG_FORMAT)
+    first = records[0]
+    try:
+        label = MediaSetLabel(pool=first["pool"], media_set=first["media_set"], sequence=first["sequence"],
+                              key_fingerprint=first["key_fingerprint"], created=datetime.fromisoformat(first["created"]))
+        sets = [CatalogSet(_header_from(r["set"]), [CatalogPart(**p) for p in r["parts"]], r["complete"])
+                for r in records[1:]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FormatError(f"a damaged {CATALOG_FORMAT} file (bad record: {exc})",
+                          "read the catalog from another cartridge of the set") from None
+    return MediaSetCatalog(label, sets)
