@@ -1,0 +1,612 @@
+"""Members of a set as a POSIX pax archive cut into independent zstd frames, and back.
+
+What GNU tar needs to restore a member identically is written the way GNU tar writes it: full mtime/atime/ctime in
+ns in pax records, uid/gid and names, SCHILY.xattr.* for extended attributes, POSIX ACLs as SCHILY.acl.access and
+SCHILY.acl.default text (the store keeps them as system.posix_acl_* xattrs in the kernel's binary form), names that
+are not UTF-8 with hdrcharset=BINARY, hardlinks as LNKTYPE, sparse files as GNU sparse 1.0 (a map of data regions
+ahead of the data, so `tar -x` recreates the holes).
+
+Invariants:
+- Frames hold at most `frame_size` bytes of archive. A member smaller than a frame is never split: when it does not
+  fit in what is left of the current frame, that frame is cut first, so a small file is read from one frame.
+- Every member's first header is recorded (IndexEntry.frame, .offset) in the frame it starts in.
+- A member's content is exactly the size its header announces, or the writer raises `ArchiveError`: the pax stream
+  after a short or long member would be garbage. Builders that read a changing source (`members_from_tree`) pad or
+  cut and warn themselves.
+"""
+
+from __future__ import annotations
+
+import grp
+import io
+import os
+import pwd
+import stat
+import struct
+import tarfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import blake3
+import zstandard
+
+from appliance.errors import TapelineError
+from appliance.media.format import (SEALED_MAGIC, SKIPPABLE_HEADER, Frame, FramePosition, IndexEntry,
+                                    skippable_at)
+from appliance.protect.scan import read_xattrs
+from appliance.store.model import Entry
+
+FRAME_SIZE = 4 << 20
+READ_SIZE = 1 << 20
+BLOCK = tarfile.BLOCKSIZE
+ACL_ACCESS, ACL_DEFAULT = b"system.posix_acl_access", b"system.posix_acl_default"
+_ENCODING, _ERRORS = "utf-8", "surrogateescape"
+_TAR_TYPES = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "fifo": tarfile.FIFOTYPE,
+              "chardev": tarfile.CHRTYPE, "blockdev": tarfile.BLKTYPE, "hardlink": tarfile.LNKTYPE}
+_KINDS = {v: k for k, v in _TAR_TYPES.items()}
+_IFMT = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK, "fifo": stat.S_IFIFO,
+         "chardev": stat.S_IFCHR, "blockdev": stat.S_IFBLK, "hardlink": stat.S_IFREG}
+
+
+class ArchiveError(TapelineError):
+    """A member that cannot be archived as announced, or a stream that is not what the index says."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message, fix)
+
+
+class FrameDamaged(ArchiveError):
+    """A frame read back does not match its recorded hash, or does not decompress."""
+
+    def __init__(self, number: int, why: str) -> None:
+        super().__init__(f"frame {number} is damaged ({why})", "restore its files from another copy of the set")
+        self.number = number
+
+
+@dataclass(frozen=True)
+class Member:
+    """What to archive: the header as a TarInfo describing the file as it is (real name and size), its content
+    (the data regions only, in order, for a sparse file) and what the index records beside it."""
+
+    info: tarfile.TarInfo
+    content: Iterable[bytes] | None = None
+    sparse: tuple[tuple[int, int], ...] | None = None  # (offset, length) data regions of a sparse file
+    digest: bytes | None = None
+    mtime_ns: int | None = None  # None: info.mtime in whole seconds
+    path: bytes = field(default=b"", compare=False)  # the name as bytes; b"": info.name encoded
+
+
+def pax_time(ns: int) -> str:
+    """A pax time record value with all nine decimals (GNU tar reads them back to the nanosecond)."""
+    sign, ns = ("-", -ns) if ns < 0 else ("", ns)
+    return f"{sign}{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+
+
+def pax_time_ns(value: str) -> int:
+    sign = -1 if value.startswith("-") else 1
+    whole, _, frac = value.lstrip("-").partition(".")
+    return sign * (int(whole or 0) * 1_000_000_000 + int((frac + "000000000")[:9]))
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode(_ENCODING, _ERRORS)
+
+
+def member_name(full_path: bytes) -> str:
+    """The archive name of a path on the protected machine: without the leading "/", as GNU tar writes it."""
+    return _text(full_path.lstrip(b"/")) or "."
+
+
+# ---- POSIX ACLs: the kernel's xattr form <-> the text GNU tar keeps in SCHILY.acl.* ----------------------------
+_ACL_VERSION = 2
+_ACL_HEAD = struct.Struct("<I")
+_ACL_ENTRY = struct.Struct("<HHI")
+_USER_OBJ, _USER, _GROUP_OBJ, _GROUP, _MASK, _OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+_TAG_TEXT = {_USER_OBJ: "user", _USER: "user", _GROUP_OBJ: "group", _GROUP: "group", _MASK: "mask", _OTHER: "other"}
+
+
+def acl_text(blob: bytes) -> str:
+    """`user::rw-,user:1000:r--,group::r--,mask::r--,other::r--` from a system.posix_acl_* value (numeric ids:
+    the store records ids, and acl_from_text reads a number where no such name exists)."""
+    if len(blob) < _ACL_HEAD.size or _ACL_HEAD.unpack_from(blob)[0] != _ACL_VERSION or \
+            (len(blob) - _ACL_HEAD.size) % _ACL_ENTRY.size:
+        raise ArchiveError("an ACL xattr that is not in the kernel's version 2 form",
+                           "check the source's ACLs with getfacl; the file is archived without them otherwise")
+    out = []
+    for tag, perm, qualifier in _ACL_ENTRY.iter_unpack(blob[_ACL_HEAD.size:]):
+        if tag not in _TAG_TEXT:
+            raise ArchiveError(f"an ACL entry with the unknown tag {tag:#x}", "check the source's ACLs with getfacl")
+        who = str(qualifier) if tag in (_USER, _GROUP) else ""
+        out.append(f"{_TAG_TEXT[tag]}:{who}:" + "".join(c if perm & b else "-" for c, b in (("r", 4), ("w", 2),
+                                                                                               ("x", 1))))
+    return ",".join(out)
+
+
+def acl_xattr(text: str) -> bytes:
+    """The system.posix_acl_* value for ACL text as GNU tar writes it (names or numeric ids; commas or newlines
+    between entries; `#` comments ignored)."""
+    entries = []
+    for item in text.replace("\n", ",").split(","):
+        item = item.split("#", 1)[0].strip()
+        if not item:
+            continue
+        parts = item.split(":")
+        if len(parts) != 3:
+            raise ArchiveError(f"ACL entry {item!r} is not tag:qualifier:permissions", "check the archive's ACL text")
+        tag, who, perms = parts
+        tag = {"u": "user", "g": "group", "m": "mask", "o": "other"}.get(tag, tag)
+        if tag == "user":
+            code, qualifier = (_USER, _uid(who)) if who else (_USER_OBJ, 0xFFFFFFFF)
+        elif tag == "group":
+            code, qualifier = (_GROUP, _gid(who)) if who else (_GROUP_OBJ, 0xFFFFFFFF)
+        elif tag in ("mask", "other"):
+            code, qualifier = (_MASK if tag == "mask" else _OTHER), 0xFFFFFFFF
+        else:
+            raise ArchiveError(f"ACL entry {item!r} has an unknown tag", "check the archive's ACL text")
+        perm = sum(b for c, b in (("r", 4), ("w", 2), ("x", 1)) if c in perms)
+        entries.append((code, qualifier, perm))
+    entries.sort()  # the kernel wants them ordered by tag, then id
+    return _ACL_HEAD.pack(_ACL_VERSION) + b"".join(_ACL_ENTRY.pack(c, p, q) for c, q, p in entries)
+
+
+def _uid(who: str) -> int:
+    try:
+        return int(who)
+    except ValueError:
+        try:
+            return pwd.getpwnam(who).pw_uid
+        except KeyError:
+            raise ArchiveError(f"ACL names the unknown user {who!r}", "create the user, then restore again") from None
+
+
+def _gid(who: str) -> int:
+    try:
+        return int(who)
+    except ValueError:
+        try:
+            return grp.getgrnam(who).gr_gid
+        except KeyError:
+            raise ArchiveError(f"ACL names the unknown group {who!r}", "create the group, then restore again"
+                               ) from None
+
+
+def _xattr_records(xattrs: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    records = {}
+    for name, value in xattrs:
+        if name == ACL_ACCESS:
+            records["SCHILY.acl.access"] = acl_text(value)
+        elif name == ACL_DEFAULT:
+            records["SCHILY.acl.default"] = acl_text(value)
+        else:
+            records["SCHILY.xattr." + _text(name)] = _text(value)
+    return records
+
+
+# ---- building members --------------------------------------------------------------------------------------------
+def _tarinfo(name: str, kind: str, mode: int, uid: int, gid: int, user: str, group: str, size: int,
+             mtime_ns: int, atime_ns: int, ctime_ns: int, rdev: int, link: str | None,
+             xattrs: Iterable[tuple[bytes, bytes]]) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = _TAR_TYPES[kind]
+    info.mode = stat.S_IMODE(mode)
+    info.uid, info.gid, info.uname, info.gname = uid, gid, user, group
+    info.size = size if kind == "file" else 0
+    info.mtime = mtime_ns // 1_000_000_000
+    if link is not None:
+        info.linkname = link
+    if kind in ("chardev", "blockdev"):
+        info.devmajor, info.devminor = os.major(rdev), os.minor(rdev)
+    info.pax_headers = {"mtime": pax_time(mtime_ns), "atime": pax_time(atime_ns), "ctime": pax_time(ctime_ns),
+                        **_xattr_records(xattrs)}
+    return info
+
+
+def member_from_entry(entry: Entry, read_chunk: Callable[[bytes], bytes]) -> Member:
+    """A member from a row of the disk replica (`read_chunk(digest)` gives a chunk's bytes)."""
+    full = entry.full_path
+    link = None
+    if entry.type == "symlink":
+        link = _text(entry.target or b"")
+    elif entry.type == "hardlink":
+        root = entry.source.encode(_ENCODING, _ERRORS).rstrip(b"/")
+        link = member_name(root + b"/" + (entry.target or b""))
+    info = _tarinfo(member_name(full), entry.type, entry.mode, entry.uid, entry.gid, entry.user, entry.group,
+                    entry.size, entry.mtime_ns, entry.atime_ns, entry.ctime_ns, entry.rdev, link, entry.xattrs)
+    content = None
+    if entry.type == "file":
+        content = (read_chunk(digest) for digest in entry.chunks)
+    sparse = entry.extents if entry.type == "file" else None
+    return Member(info, content, sparse, entry.digest, entry.mtime_ns, full.lstrip(b"/") or b".")
+
+
+_NAMES: dict[tuple[str, int], str] = {}
+
+
+def _name_of(kind: str, number: int) -> str:
+    key = (kind, number)
+    if key not in _NAMES:
+        try:
+            _NAMES[key] = pwd.getpwuid(number).pw_name if kind == "user" else grp.getgrgid(number).gr_name
+        except KeyError:
+            _NAMES[key] = ""
+    return _NAMES[key]
+
+
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NOATIME", 0)
+
+
+def _extents(fd: int, size: int) -> tuple[tuple[int, int], ...]:
+    out = []
+    pos = 0
+    while pos < size:
+        try:
+            start = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError:  # ENXIO: only a hole is left
+            break
+        end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+        if end > start:
+            out.append((start, end - start))
+        pos = end
+    return tuple(out)
+
+
+def _file_content(path: bytes, regions: tuple[tuple[int, int], ...], shown: str,
+                  warn: Callable[[str], None]) -> Iterator[bytes]:
+    """The regions' bytes, exactly as many as announced: a file that shrank or cannot be read is padded with
+    zeros, one that grew is cut, each with a warning naming it."""
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except PermissionError:
+        fd = os.open(path, _READ_FLAGS & ~getattr(os, "O_NOATIME", 0))
+    except OSError as exc:
+        warn(f"{shown}: could not be read ({exc.strerror}); archived as zeros")
+        for _, length in regions:
+            yield from _zeros(length)
+        return
+    try:
+        short = False
+        for offset, length in regions:
+            done = 0
+            while done < length:
+                try:
+                    data = os.pread(fd, min(READ_SIZE, length - done), offset + done)
+                except OSError as exc:
+                    warn(f"{shown}: read error at byte {offset + done} ({exc.strerror}); the rest archived as zeros")
+                    data = b""
+                if not data:
+                    short = True
+                    yield from _zeros(length - done)
+                    break
+                done += len(data)
+                yield data
+        if short:
+            warn(f"{shown}: shrank while archived; padded with zeros to its recorded size")
+    finally:
+        os.close(fd)
+
+
+def _zeros(n: int) -> Iterator[bytes]:
+    while n > 0:
+        yield bytes(min(n, READ_SIZE))
+        n -= READ_SIZE
+
+
+def members_from_tree(root: Path, warn: Callable[[str], None] | None = None) -> Iterator[Member]:
+    """D2T: the members of a tree read directly, root first, then depth first with names sorted as bytes (the
+    store's manifest order); hardlinks, xattrs, ACLs and sparse regions as the store's scan sees them. What cannot
+    be read is a warning through `warn` naming the file, never a silent loss; sockets are not archived (nothing to
+    restore), as in the scan."""
+    warn = warn or (lambda message: None)
+    top = os.fsencode(os.path.abspath(root))
+    links: dict[tuple[int, int], str] = {}
+    stack = [top]
+    while stack:
+        path = stack.pop()
+        try:
+            st = os.lstat(path)
+        except OSError as exc:
+            warn(f"{os.fsdecode(path)}: vanished or unreadable ({exc.strerror}); not archived")
+            continue
+        member = _member_at(path, st, links, warn)
+        if member is None:
+            continue
+        yield member
+        if stat.S_ISDIR(st.st_mode):
+            try:
+                names = sorted(os.fsencode(n) for n in os.listdir(path))
+            except OSError as exc:
+                warn(f"{os.fsdecode(path)}: directory not read ({exc.strerror}); its contents are not archived")
+                continue
+            stack += [path.rstrip(b"/") + b"/" + n for n in reversed(names)]
+
+
+def _member_at(path: bytes, st: os.stat_result, links: dict[tuple[int, int], str],
+               warn: Callable[[str], None]) -> Member | None:
+    kind = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink", stat.S_IFIFO: "fifo",
+            stat.S_IFCHR: "chardev", stat.S_IFBLK: "blockdev"}.get(stat.S_IFMT(st.st_mode))
+    if kind is None:
+        return None
+    name = member_name(path)
+    shown = os.fsdecode(path)
+    link = None
+    if kind == "file" and st.st_nlink > 1:
+        first = links.setdefault((st.st_dev, st.st_ino), name)
+        if first != name:
+            kind, link = "hardlink", first
+    if kind == "symlink":
+        try:
+            link = _text(os.readlink(path))
+        except OSError as exc:
+            warn(f"{shown}: unreadable link ({exc.strerror}); not archived")
+            return None
+    xattrs, unread = read_xattrs(path)
+    if unread:
+        warn(f"{shown}: extended attributes or ACLs not read: {', '.join(unread)}; archived without them")
+    info = _tarinfo(name, kind, st.st_mode, st.st_uid, st.st_gid, _name_of("user", st.st_uid),
+                    _name_of("group", st.st_gid), st.st_size, st.st_mtime_ns, st.st_atime_ns, st.st_ctime_ns,
+                    st.st_rdev, link, sorted((xattrs or {}).items()))
+    if kind != "file":
+        return Member(info, None, None, None, st.st_mtime_ns, path.lstrip(b"/"))
+    sparse = None
+    regions: tuple[tuple[int, int], ...] = ((0, st.st_size),) if st.st_size else ()
+    if st.st_blocks * 512 < st.st_size:
+        try:
+            fd = os.open(path, _READ_FLAGS & ~getattr(os, "O_NOATIME", 0))
+            try:
+                sparse = regions = _extents(fd, st.st_size)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # read as a whole: the content reader warns if it cannot
+    return Member(info, _file_content(path, regions, shown, warn), sparse, None, st.st_mtime_ns, path.lstrip(b"/"))
+
+
+# ---- writing ----------------------------------------------------------------------------------------------------
+def _sparse_name(name: str) -> str:
+    """The ustar name of a sparse member, as GNU tar makes it (DIR/GNUSparseFile.0/BASE); the real name travels
+    in GNU.sparse.name. Kept ASCII and short so no pax `path` record competes with it."""
+    head, _, base = name.rpartition("/")
+    fake = (head + "/" if head else "") + "GNUSparseFile.0/" + base
+    if fake.isascii() and len(fake) < 100:
+        return fake
+    return "GNUSparseFile.0/" + blake3.blake3(name.encode(_ENCODING, _ERRORS)).hexdigest()[:32]
+
+
+class ArchiveWriter:
+    """A pax stream cut into zstd frames. Iterate what `add` and `close` return to the end: the frames come out as
+    they fill. `part` is stamped on the index entries of members added from then on."""
+
+    def __init__(self, frame_size: int = FRAME_SIZE, level: int = 3, cipher=None, threads: int = 0) -> None:
+        self.frame_size = frame_size
+        self.cipher = cipher
+        self.part = 1
+        self._zstd = zstandard.ZstdCompressor(level=level, write_checksum=True, threads=threads)
+        self._buf = bytearray()
+        self._entries: list[IndexEntry] = []
+        self._number = 0
+        self._ended = False
+
+    def add(self, member: Member) -> Iterator[Frame]:
+        if self._ended:
+            raise ArchiveError("a member added after the end of the archive", "start a new ArchiveWriter")
+        info = member.info
+        kind = _KINDS.get(info.type)
+        if kind is None:
+            raise ArchiveError(f"{info.name}: tar type {info.type!r} is not archived", "archive it as a file")
+        header, prefix, data_size = self._encode(member)
+        stored = len(prefix) + data_size
+        total = len(header) + stored + (-stored % BLOCK)
+        if self._buf and len(self._buf) + total > self.frame_size >= total:
+            yield self._cut(len(self._buf))
+        path = member.path or info.name.encode(_ENCODING, _ERRORS)
+        mtime_ns = member.mtime_ns if member.mtime_ns is not None else int(info.mtime) * 1_000_000_000
+        self._entries.append(IndexEntry(path, kind, info.size, _IFMT[kind] | info.mode, info.uid, info.gid, mtime_ns,
+                                        member.digest, self._number, len(self._buf), self.part))
+        self._buf += header
+        self._buf += prefix
+        written = 0
+        for chunk in member.content or ():
+            written += len(chunk)
+            if written > data_size:
+                break
+            self._buf += chunk
+            while len(self._buf) >= self.frame_size:
+                yield self._cut(self.frame_size)
+        if written != data_size:
+            self._ended = True  # the stream is garbage from here on
+            raise ArchiveError(f"{info.name}: its content gave {'more than ' if written > data_size else ''}"
+                               f"{written} bytes where {data_size} were announced",
+                               "check the source (or the store: 'tapeline check GROUP --full') and write the set again")
+        self._buf += bytes(-stored % BLOCK)
+        while len(self._buf) >= self.frame_size:
+            yield self._cut(self.frame_size)
+
+    def _encode(self, member: Member) -> tuple[bytes, bytes, int]:
+        info = member.info
+        if member.sparse is None:
+            data_size = info.size if info.type == tarfile.REGTYPE else 0
+            return copy_info(info).tobuf(tarfile.PAX_FORMAT, _ENCODING, _ERRORS), b"", data_size
+        regions = [(o, n) for o, n in member.sparse if n]
+        end = regions[-1][0] + regions[-1][1] if regions else 0
+        if end > info.size:
+            raise ArchiveError(f"{info.name}: a data region ends at byte {end}, past its size {info.size}",
+                               "check the source (or the store: 'tapeline check GROUP --full')")
+        if end < info.size or not regions:
+            regions.append((info.size, 0))  # as GNU tar: the map reaches the real size, so a trailing hole is kept
+        text = f"{len(regions)}\n" + "".join(f"{o}\n{n}\n" for o, n in regions)
+        prefix = text.encode() + bytes(-len(text) % BLOCK)
+        data_size = sum(n for _, n in regions)
+        fake = copy_info(info)
+        fake.name = _sparse_name(info.name)
+        fake.size = len(prefix) + data_size
+        fake.pax_headers = {**info.pax_headers, "GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+                            "GNU.sparse.name": info.name, "GNU.sparse.realsize": str(info.size)}
+        return fake.tobuf(tarfile.PAX_FORMAT, _ENCODING, _ERRORS), prefix, data_size
+
+    def _cut(self, length: int) -> Frame:
+        with memoryview(self._buf) as view, view[:length] as head:
+            data = self._zstd.compress(head)
+        del self._buf[:length]
+        entries = [e for e in self._entries if e.offset < length]
+        rest = self._entries[len(entries):]
+        self._entries = [IndexEntry(**{**e.__dict__, "frame": self._number + 1, "offset": e.offset - length})
+                         for e in rest]
+        if self.cipher is not None:
+            data = self.cipher.seal(self._number, data)
+        frame = Frame(data, length, self._number, entries)
+        self._number += 1
+        return frame
+
+    def close(self, end: bool = False) -> Iterator[Frame]:
+        """The last, partly filled frame. `end=True` (the last part of the set) adds the end-of-archive blocks and
+        ends the writer; without it the writer goes on (the next part starts a fresh frame)."""
+        if end:
+            self._buf += bytes(2 * BLOCK)
+            self._ended = True
+        if self._buf:
+            yield self._cut(len(self._buf))
+
+
+class _PaxInfo(tarfile.TarInfo):
+    """A TarInfo whose pax records carry names that are not UTF-8 as their raw bytes, without hdrcharset=BINARY:
+    that is how GNU tar writes them, and GNU tar (1.34) warns about a hdrcharset record it does not know."""
+
+    @classmethod
+    def _create_pax_generic_header(cls, pax_headers, type, encoding):
+        records = bytearray()
+        for keyword, value in pax_headers.items():
+            body = b" " + keyword.encode(_ENCODING, _ERRORS) + b"=" + value.encode(_ENCODING, _ERRORS) + b"\n"
+            length = len(body) + 1
+            while len(str(length)) + len(body) != length:  # the length counts its own digits
+                length = len(str(length)) + len(body)
+            records += str(length).encode() + body
+        info = {"name": "././@PaxHeader", "type": type, "size": len(records), "magic": tarfile.POSIX_MAGIC}
+        return cls._create_header(info, tarfile.USTAR_FORMAT, "ascii", "replace") + cls._create_payload(records)
+
+
+def copy_info(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """`info` as a `_PaxInfo` (what the writer encodes)."""
+    other = _PaxInfo(info.name)
+    for name in ("mode", "uid", "gid", "size", "mtime", "type", "linkname", "uname", "gname", "devmajor",
+                 "devminor"):
+        setattr(other, name, getattr(info, name))
+    other.pax_headers = dict(info.pax_headers)
+    return other
+
+
+# ---- reading ----------------------------------------------------------------------------------------------------
+class _Bytes:
+    """A byte stream over an iterator of chunks (tape blocks, decompressed frames)."""
+
+    def __init__(self, chunks: Iterator[bytes], skip: int = 0) -> None:
+        self._chunks = iter(chunks)
+        self._buf = bytearray()
+        self._skip = skip
+
+    def _fill(self, n: int) -> bool:
+        while len(self._buf) < n + self._skip:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return False
+            self._buf += chunk
+        if self._skip:
+            del self._buf[:self._skip]
+            self._skip = 0
+        return True
+
+    def peek(self, n: int) -> bytes:
+        self._fill(n)
+        return bytes(self._buf[:n])
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            while self._fill(len(self._buf) + READ_SIZE):
+                pass
+            n = len(self._buf)
+        else:
+            self._fill(n)
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        return out
+
+    def readable(self) -> bool:
+        return True
+
+
+def read_frames(blocks: Iterator[bytes], block_offset: int, cipher=None,
+                frames: list[FramePosition] | None = None) -> Iterator[bytes]:
+    """The decompressed data of each frame from a LOCATEd position (`block_offset` bytes into the first block).
+    Given the frames' positions (consecutive, the first at that offset), exactly those are read and each one's hash
+    is checked; without them every frame up to the end of the blocks (skippable frames passed over)."""
+    stream = _Bytes(blocks, block_offset)
+    dctx = zstandard.ZstdDecompressor()
+    if frames is not None:
+        for position in frames:
+            data = stream.read(position.length)
+            if len(data) < position.length:
+                raise FrameDamaged(position.number, "the tape file ends inside it")
+            if blake3.blake3(data).digest() != position.hash:
+                raise FrameDamaged(position.number, "hash mismatch")
+            yield _open_frame(dctx, data, cipher, position.number, position.raw_length)
+        return
+    number = 0
+    while True:
+        head = stream.peek(SKIPPABLE_HEADER)
+        if len(head) < 4:
+            return
+        found = skippable_at(head)
+        if found is not None:
+            magic, length = found
+            body = stream.read(SKIPPABLE_HEADER + length)
+            if magic == SEALED_MAGIC:
+                yield _open_frame(dctx, body, cipher, number, None)
+                number += 1
+            continue
+        if head[:4] != zstandard.FRAME_HEADER:
+            if not head.strip(b"\0"):
+                return  # zero fill past the end of the data
+            raise FrameDamaged(number, "no zstd frame starts where one should")
+        yield _decompress_one(dctx, stream, number)
+        number += 1
+
+
+def _decompress_one(dctx: zstandard.ZstdDecompressor, stream: _Bytes, number: int) -> bytes:
+    obj = dctx.decompressobj()
+    out = []
+    try:
+        while not obj.eof:
+            chunk = stream.read(READ_SIZE)
+            if not chunk:
+                raise FrameDamaged(number, "the tape file ends inside it")
+            out.append(obj.decompress(chunk))
+    except zstandard.ZstdError as exc:
+        raise FrameDamaged(number, str(exc)) from None
+    stream._buf[:0] = obj.unused_data  # what followed the frame goes back to the stream
+    return b"".join(out)
+
+
+def _open_frame(dctx: zstandard.ZstdDecompressor, data: bytes, cipher, number: int, raw_length: int | None) -> bytes:
+    if skippable_at(data) is not None and skippable_at(data)[0] == SEALED_MAGIC:
+        if cipher is None:
+            raise ArchiveError(f"frame {number} is encrypted", "give the pool's key file to read this set")
+        data = cipher.open(number, data)
+    try:
+        raw = dctx.decompress(data, max_output_size=raw_length or 0)
+    except zstandard.ZstdError as exc:
+        raise FrameDamaged(number, str(exc)) from None
+    if raw_length is not None and len(raw) != raw_length:
+        raise FrameDamaged(number, f"{len(raw)} bytes where {raw_length} were recorded")
+    return raw
+
+
+def read_members(raw: Iterator[bytes], offset: int) -> Iterator[tuple[tarfile.TarInfo, BinaryIO]]:
+    """The members of a tar stream that starts `offset` bytes into the first decompressed frame at a member's first
+    header. Each content is read before the next member is asked for (a stream); non-files give empty content.
+    pax times keep their nanoseconds in `info.pax_headers` ("mtime", "atime", "ctime"; `pax_time_ns` reads them)."""
+    with tarfile.open(fileobj=_Bytes(raw, offset), mode="r|", encoding=_ENCODING, errors=_ERRORS) as tar:
+        for info in tar:
+            content = tar.extractfile(info) if info.isreg() else None
+            yield info, content if content is not None else io.BytesIO(b"")
+

@@ -1,0 +1,102 @@
+"""A set's frames restore with GNU tar and zstd alone, and with Tapeline's own reader: content, owners, modes,
+times, xattrs, ACLs, hardlinks, sparse files and names that are not UTF-8 identical."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import zstandard
+
+from appliance.media.archive import (ArchiveWriter, acl_text, acl_xattr, member_from_entry, members_from_tree,
+                                     read_frames, read_members)
+from appliance.protect.files import sync
+from appliance.store import Store
+from tests.protect.conftest import assert_same_tree, group_of, restored_root, tree_state
+from tests.protect.test_fidelity import build_rich_tree
+
+GNU_TAR_X = ["tar", "--xattrs", "--xattrs-include=*", "--acls", "-xpf", "-"]
+
+
+def write_all(members, frame_size: int = 1 << 20) -> list:
+    writer = ArchiveWriter(frame_size=frame_size)
+    frames = []
+    for member in members:
+        frames += writer.add(member)
+    frames += writer.close(end=True)
+    return frames
+
+
+def gnu_tar_extract(stream: bytes, target: Path) -> None:
+    target.mkdir()
+    plain = subprocess.run(["zstd", "-dc"], input=stream, capture_output=True, check=True).stdout
+    run = subprocess.run(GNU_TAR_X, input=plain, cwd=target, capture_output=True)
+    assert run.returncode == 0 and not run.stderr, run.stderr.decode()
+
+
+def test_a_tree_read_directly_restores_identically_with_gnu_tar(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    build_rich_tree(src)
+    expected = tree_state(src)
+    warnings: list[str] = []
+    frames = write_all(members_from_tree(src, warnings.append))
+    assert warnings == [] and len(frames) > 3  # big.bin spans frames
+    assert all(len(zstandard.ZstdDecompressor().decompress(f.data)) == f.raw_length <= 1 << 20 for f in frames)
+    out = tmp_path / "out"
+    gnu_tar_extract(b"".join(f.data for f in frames), out)
+    assert_same_tree(expected, restored_root(out, src))
+    assert os.stat(restored_root(out, src) / "sparse.img").st_blocks * 512 < (1 << 20)
+
+
+def test_a_recovery_point_restores_identically_with_gnu_tar(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    build_rich_tree(src)
+    expected = tree_state(src)
+    store = Store.open(tmp_path / "store", create=True)
+    try:
+        result = sync(store, group_of(src))
+        assert result.state == "completed", result.warnings
+        frames = write_all(member_from_entry(e, store.read_chunk) for e in store.entries(result.snapshot.id))
+    finally:
+        store.close()
+    out = tmp_path / "out"
+    gnu_tar_extract(b"".join(f.data for f in frames), out)
+    assert_same_tree(expected, restored_root(out, src))
+    assert os.stat(restored_root(out, src) / "sparse.img").st_blocks * 512 < (1 << 20)
+
+
+def test_every_member_is_found_from_its_index_entry_alone(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    build_rich_tree(src)
+    frames = write_all(members_from_tree(src), frame_size=256 << 10)
+    by_number = {f.number: f for f in frames}
+    entries = [e for f in frames for e in f.entries]
+    assert len({e.path for e in entries}) == len(entries) == len(tree_state(src))
+    for entry in entries:
+        raw = read_frames(iter([by_number[n].data for n in range(entry.frame, len(frames))]), 0)
+        info, content = next(read_members(raw, entry.offset))
+        assert info.name.rstrip("/").encode("utf-8", "surrogateescape") == entry.path
+        if entry.type == "file":
+            with open(b"/" + entry.path, "rb") as f:
+                assert content.read() == f.read()
+
+
+def test_a_small_member_is_never_split_across_frames(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for n in range(40):
+        (src / f"f{n:02}").write_bytes(os.urandom(100_000))
+    frames = write_all(members_from_tree(src), frame_size=256 << 10)
+    for f in frames:
+        for e in f.entries:
+            assert e.offset + 512 * 3 + 100_000 <= f.raw_length or e.type == "dir"
+
+
+def test_acl_text_round_trips_the_kernel_form():
+    text = "user::rw-,user:65534:r--,group::r-x,group:100:rwx,mask::rwx,other::---"
+    assert acl_text(acl_xattr(text)) == text
+    assert acl_text(acl_xattr("u::rwx,g::r-x,o::r-x")) == "user::rwx,group::r-x,other::r-x"
