@@ -23,6 +23,7 @@ import struct
 import zlib
 from array import array
 from bisect import bisect_left
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -280,3 +281,40 @@ def _read_all(fd: int) -> bytes:
 def remove_image(directory: Path, barcode: str) -> None:
     for suffix in (".data", ".index"):
         (directory / f"{barcode}{suffix}").unlink(missing_ok=True)
+
+
+def read_tape_file(directory: Path, barcode: str, number: int) -> Iterator[bytes]:
+    """The blocks of tape file `number` (0-based: the objects after `number` filemarks, up to the next filemark or
+    end of data), read from the image without opening it as a `Cartridge`: nothing is written or cut back, so a
+    library being served may be read meanwhile. Only records whose crc holds count (a torn last one is EOD)."""
+    try:
+        with open(directory / f"{barcode}.index", "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        raw = b""
+    if raw and raw[: len(MAGIC)] != MAGIC:
+        raise CorruptImage(f"{directory / barcode}.index is not a cartridge index: remove it or restore it from a copy")
+    body = memoryview(raw)[len(MAGIC) :] if raw else memoryview(b"")
+    objects = []
+    for offset, length, crc in RECORD.iter_unpack(body[: len(body) - len(body) % RECORD.size]):
+        if crc != zlib.crc32(RECORD_HEAD.pack(offset, length)) or length < -1:
+            break
+        objects.append((offset, length))
+    marks = [i for i, (_, length) in enumerate(objects) if length == FILEMARK]
+    count = len(marks) + (1 if objects and objects[-1][1] != FILEMARK else 0)
+    if not 0 <= number < count:
+        raise NoSuchFile(f"cartridge {barcode} holds {count} tape files, not file {number}: "
+                         + ("it is blank" if not count else f"give a number from 0 to {count - 1}"))
+    start = marks[number - 1] + 1 if number else 0
+    fd = os.open(directory / f"{barcode}.data", os.O_RDONLY)
+    try:
+        for offset, length in objects[start:]:
+            if length == FILEMARK:
+                return
+            yield os.pread(fd, length, offset)
+    finally:
+        os.close(fd)
+
+
+class NoSuchFile(CartridgeError):
+    """A tape file number past the last filemark and end of data."""

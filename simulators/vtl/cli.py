@@ -5,6 +5,8 @@
     tapeline-vtl status DIR [--json]
     tapeline-vtl fault DIR KIND TARGET [--at N] [--persistent] | fault DIR --clear [KIND [TARGET]] | fault DIR --list
     tapeline-vtl mailslot DIR open|close|insert BARCODE|remove N     (what an operator does at the mail slot)
+    tapeline-vtl cat DIR BARCODE FILE_NUMBER    tape file N's blocks to stdout, as `dd bs=BLOCK` reads them from a
+                                                drive (also while the library is served: the image is only read)
 
 Exit codes: 0 ok, 1 failure, 2 bad usage (an unknown option, a layout the library personality cannot have, a fault
 that does not fit the library); either way one line on stderr naming the cause and the fix. A reader that goes away
@@ -23,6 +25,7 @@ from drivers.errors import DeviceError
 from drivers.console import reader_gone
 from drivers.transport.token import TOKEN_NAME, create_token
 from simulators.vtl import personality
+from simulators.vtl.cartridge import CartridgeError, read_tape_file
 from simulators.vtl.faults import KINDS, FaultError, make_fault
 from simulators.vtl.library import CartridgeInfo, edit_state, new_state, read_state, write_state
 
@@ -74,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("dir", type=Path)
     p.add_argument("action", choices=["open", "close", "insert", "remove"])
     p.add_argument("what", nargs="?", help="insert: a barcode; remove: mail slot number (1..)")
+    p = sub.add_parser("cat", help="write a tape file's bytes to stdout, as dd reads them from a drive")
+    p.add_argument("dir", type=Path)
+    p.add_argument("barcode")
+    p.add_argument("file_number", type=int, help="0 = the first tape file (the label)")
     return parser
 
 
@@ -81,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         code = {"init": cmd_init, "serve": cmd_serve, "status": cmd_status, "fault": cmd_fault,
-                "mailslot": cmd_mailslot}[args.command](args)
+                "mailslot": cmd_mailslot, "cat": cmd_cat}[args.command](args)
         sys.stdout.flush()  # here, so that a reader gone away is seen while EPIPE can still be handled
         return code
     except BrokenPipeError:
@@ -89,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, FaultError) as exc:
         print(f"tapeline-vtl {args.command}: {exc}", file=sys.stderr)
         return 2
-    except (CliError, DeviceError, OSError) as exc:
+    except (CliError, CartridgeError, DeviceError, OSError) as exc:
         print(f"tapeline-vtl {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -202,6 +209,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     if view["robot"]:
         print(f"  robot holds {view['robot']}")
     print("  faults: " + (", ".join(_describe(f) for f in view["faults"]) or "none"))
+    return 0
+
+
+def cmd_cat(args: argparse.Namespace) -> int:
+    state, _ = read_state(args.dir)
+    if args.barcode not in state.cartridges:
+        raise CliError(f"no cartridge {args.barcode} in {args.dir}: see `tapeline-vtl status {args.dir}`")
+    out = sys.stdout.buffer
+    for block in read_tape_file(args.dir / "cartridges", args.barcode, args.file_number):
+        out.write(block)
     return 0
 
 
