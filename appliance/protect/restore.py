@@ -42,6 +42,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from appliance.protect.destination import DIR_OPEN, EXISTS, Unsafe, check_name, make_room, open_dir
 from appliance.protect.restore_files import Dir, FileWriters
 from appliance.protect.types import NO_PROGRESS, Progress, RestoreResult
 from appliance.store import Store
@@ -49,20 +50,8 @@ from appliance.store.errors import ManifestDamaged, StoreError
 from appliance.store.model import (BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, R_ATIME, R_GID, R_MODE, R_MTIME,
                                    R_NLINK, R_PATH, R_RDEV, R_SOURCE, R_TARGET, R_TYPE, R_UID, SYMLINK, path_key)
 
-_DIR_OPEN = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-class _Unsafe(Exception):
-    pass
-
-
 class _Blocked(Exception):
     """The destination of a whole source cannot be reached safely; the message is the operator's warning."""
-
-
-def _check_name(name: bytes) -> None:
-    if name in (b"", b".", b"..") or b"/" in name or b"\0" in name:
-        raise _Unsafe(f"unsafe name {name!r}")
 
 
 def _selection(sources: Sequence[str], paths: Sequence[bytes | str] | None) -> list[tuple[int | None, tuple]]:
@@ -160,7 +149,7 @@ class _Writer:
                 except FileExistsError:
                     pass
                 try:
-                    fd = os.open(name, _DIR_OPEN, dir_fd=base)
+                    fd = os.open(name, DIR_OPEN, dir_fd=base)
                 except OSError as exc:
                     raise _Blocked(self._why_blocked(base, name, shown, exc)) from exc
                 os.close(base)
@@ -203,31 +192,10 @@ class _Writer:
                 break
             self.out.leave(self.stack.pop())
         for name in parent_key[len(self.stack[-1].key):]:
-            _check_name(name)
-            fd, created = self._open_dir(self.stack[-1], name, 0o755)
+            check_name(name)
+            fd, created = open_dir(self.stack[-1].fd, name, 0o755, self.overwrite)
             self.stack.append(self.out.dir(self.stack[-1].key + (name,), fd, None, created))
         return self.stack[-1]
-
-    def _open_dir(self, parent: Dir, name: bytes, mode: int) -> tuple[int, bool]:
-        created = False
-        try:
-            os.mkdir(name, mode, dir_fd=parent.fd)
-            created = True
-        except FileExistsError:
-            pass
-        try:
-            return os.open(name, _DIR_OPEN, dir_fd=parent.fd), created
-        except OSError as exc:
-            if created or exc.errno not in (errno.ENOTDIR, errno.ELOOP):
-                raise _Unsafe(f"{os.fsdecode(name)} cannot be opened as a directory: {exc.strerror}") from exc
-            # O_DIRECTORY|O_NOFOLLOW reports a symlink as ENOTDIR: lstat tells the operator which one it is
-            what = "a symlink" if stat.S_ISLNK(os.lstat(name, dir_fd=parent.fd).st_mode) else "not a directory"
-            if not self.overwrite:
-                raise _Unsafe(f"{os.fsdecode(name)} exists and is {what} (not followed, not replaced): restore with "
-                              f"overwrite to replace it by the directory") from exc
-        os.unlink(name, dir_fd=parent.fd)  # the file or the link itself, never what a link names
-        os.mkdir(name, mode, dir_fd=parent.fd)
-        return os.open(name, _DIR_OPEN, dir_fd=parent.fd), True
 
     # ---- entries -------------------------------------------------------------------------------------------
     def entry(self, row: list, key: tuple, links: dict) -> None:
@@ -237,13 +205,13 @@ class _Writer:
                 self.stack[0].row = row
             return
         name = key[-1]
-        _check_name(name)  # the names above it were checked when their directories were opened
+        check_name(name)  # the names above it were checked when their directories were opened
         parent = self.parent(key[:-1])
         if kind == DIR:
-            fd, created = self._open_dir(parent, name, 0o700)
+            fd, created = open_dir(parent.fd, name, 0o700, self.overwrite)
             self.stack.append(self.out.dir(key, fd, row if created or self.overwrite else None, created))
             return
-        if not parent.fresh and not self._make_room(parent.fd, name, row[R_PATH]):
+        if not parent.fresh and not make_room(parent.fd, name, row[R_PATH], self.overwrite, self.warnings):
             return
         if kind == HARDLINK:
             self.out.submit()
@@ -254,7 +222,7 @@ class _Writer:
         if kind in (FILE, HARDLINK):
             content = row if kind == FILE else links.get(row[R_TARGET])
             if content is None:
-                raise _Unsafe(f"hardlink target {os.fsdecode(row[R_TARGET])} is not in the recovery point")
+                raise Unsafe(f"hardlink target {os.fsdecode(row[R_TARGET])} is not in the recovery point")
             self.out.queue(parent, name, content, row)
             return
         try:
@@ -267,32 +235,10 @@ class _Writer:
             else:
                 return
         except FileExistsError:  # only in a directory this restore created: someone else made it meanwhile
-            self.warnings.append(f"{os.fsdecode(row[R_PATH])}: exists, not replaced (restore with overwrite to "
-                                 f"replace it)")
+            self.warnings.append(f"{os.fsdecode(row[R_PATH])}: {EXISTS}")
             return
         self._meta_path(parent.fd, name, row)
         self.out.files += 1
-
-    def _make_room(self, parent: int, name: bytes, path: bytes) -> bool:
-        try:
-            st = os.lstat(name, dir_fd=parent)
-        except FileNotFoundError:
-            return True
-        if not self.overwrite:
-            self.warnings.append(f"{os.fsdecode(path)}: exists, not replaced (restore with overwrite to replace it)")
-            return False
-        if stat.S_ISDIR(st.st_mode):
-            try:
-                os.rmdir(name, dir_fd=parent)  # only an empty one: a restore never deletes an operator's tree
-            except OSError as exc:
-                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                    raise
-                self.warnings.append(f"{os.fsdecode(path)}: a directory with content is where the recovery point has "
-                                     f"a file, not replaced: move or remove it, then restore again")
-                return False
-            return True
-        os.unlink(name, dir_fd=parent)
-        return True
 
     def _link(self, row: list, parent: int, name: bytes) -> bool:
         target = path_key(row[R_TARGET])
@@ -302,8 +248,8 @@ class _Writer:
         opened = []
         try:
             for comp in target[:-1]:
-                _check_name(comp)
-                fd = os.open(comp, _DIR_OPEN, dir_fd=fd)
+                check_name(comp)
+                fd = os.open(comp, DIR_OPEN, dir_fd=fd)
                 opened.append(fd)
             os.link(target[-1], name, src_dir_fd=fd, dst_dir_fd=parent, follow_symlinks=False)
         except OSError:
@@ -328,7 +274,7 @@ def _open_target(target: Path | None) -> tuple[int, bytes] | None:
     if real == b"/":
         return None  # --to /: every source goes back to its own path
     os.makedirs(real, exist_ok=True)
-    return os.open(real, _DIR_OPEN), real
+    return os.open(real, DIR_OPEN), real
 
 
 def restore(store: Store, snapshot_id: str, paths: Sequence[bytes | str] | None, target: Path | None, *,
@@ -395,7 +341,7 @@ def _run(store: Store, snapshot_id: str, sources: Sequence[str], selection: list
             reached = True
             try:
                 writer.entry(row, key, links)
-            except (OSError, _Unsafe, StoreError) as exc:
+            except (OSError, Unsafe, StoreError) as exc:
                 why = getattr(exc, "strerror", None) or exc
                 writer.warnings.append(f"{os.fsdecode(row[R_PATH])}: not restored ({why})")
         writer.end()

@@ -9,14 +9,13 @@ half written under a real name; linkat never replaces a name that appeared meanw
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import os
 import stat
 import threading
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from appliance.protect import destination
 from appliance.protect.pipeline import MAX_CHUNK
 from appliance.protect.types import Progress
 from appliance.store import Store, durable
@@ -24,11 +23,6 @@ from appliance.store.errors import StoreError
 from appliance.store.model import (FILE, R_ATIME, R_CHUNKS, R_EXTENTS, R_GID, R_MODE, R_MTIME, R_NLINK, R_PATH,
                                    R_SIZE, R_TYPE, R_UID, R_XATTRS, DIGEST_SIZE)
 
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_TMPFILE = os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC
-PARTIAL = b".tapeline-partial-"
-_libc = ctypes.CDLL(None, use_errno=True)
-_AT_FDCWD, _AT_SYMLINK_FOLLOW, _AT_EMPTY_PATH = -100, 0x400, 0x1000
 WORKERS = 4  # file writers: beyond the cores, they overlap one another's waits in the kernel
 BATCH_FILES = 64  # files per task: a task per small file would cost the pool more than writing the file
 BATCH_BYTES = 16 << 20
@@ -86,7 +80,8 @@ class FileWriters:
         self.linkable: set[bytes] = set()  # files of the current source written, that a hardlink can link to
         self.devices: dict[int, int] = {}  # st_dev -> a directory descriptor on that file system, for syncfs
         self.root = os.geteuid() == 0  # owners are restored (and AT_EMPTY_PATH links allowed) only as root
-        self.kept_by_umask = 0o7000 | _umask()  # mode bits a create cannot set (special bits: fchmod after fchown)
+        # mode bits a create cannot set (special bits: fchmod after fchown)
+        self.kept_by_umask = 0o7000 | destination.umask()
         self._lock = threading.Lock()  # guards Dir.pending/left and _open
         self._open: set[Dir] = set()
         self._batch: list[tuple] = []
@@ -207,30 +202,19 @@ class FileWriters:
         dfd = parent.fd
         mode = stat.S_IMODE(row[R_MODE])
         final_mode = not mode & self.kept_by_umask and not row[R_XATTRS]  # made with its mode: no fchmod
-        tmp = None
-        try:
-            fd = os.open(b".", _TMPFILE, mode if final_mode else 0o600, dir_fd=dfd)
-        except OSError as exc:
-            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
-                raise
-            tmp, final_mode = PARTIAL + name[:200], False
-            try:
-                fd = os.open(tmp, _CREATE, 0o600, dir_fd=dfd)
-            except FileExistsError:  # left by a restore that was killed
-                os.unlink(tmp, dir_fd=dfd)
-                fd = os.open(tmp, _CREATE, 0o600, dir_fd=dfd)
+        fd, tmp = destination.open_unnamed(dfd, name, mode if final_mode else 0o600)
+        final_mode = final_mode and tmp is None
         placed = False
         try:
             self._content(fd, content, reader)
             self.meta_fd(fd, row, parent.owner, final_mode)
-            placed = self._place(fd, dfd, tmp, name)
+            placed = destination.place(fd, dfd, tmp, name, self.overwrite, self.root)
         finally:
             os.close(fd)
             if tmp is not None and not placed:
                 os.unlink(tmp, dir_fd=dfd)
         if not placed:
-            self.warnings.append(f"{os.fsdecode(row[R_PATH])}: exists, not replaced (restore with overwrite to "
-                                 f"replace it)")
+            self.warnings.append(f"{os.fsdecode(row[R_PATH])}: {destination.EXISTS}")
         return placed
 
     def _reader(self) -> _Reader:
@@ -255,24 +239,6 @@ class FileWriters:
         if written != content[R_SIZE]:
             raise StoreError(f"restored {written} bytes where {content[R_SIZE]} were recorded",
                              "run 'tapeline check GROUP --full', then restore again")
-
-    def _place(self, fd: int, dfd: int, tmp: bytes | None, name: bytes) -> bool:
-        """Give the written file its name; False when the name exists and `overwrite` is off."""
-        for retry in (False, True):
-            try:
-                if tmp is None:
-                    _link_fd(fd, dfd, name, self.root)  # fails when the name exists: never replaces
-                elif self.overwrite:
-                    os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-                else:
-                    os.link(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=False)
-                    os.unlink(tmp, dir_fd=dfd)
-                return True
-            except FileExistsError:
-                if not self.overwrite or retry:
-                    return False
-                os.unlink(name, dir_fd=dfd)  # overwrite: a file put there since _make_room
-        return False
 
     def _sparse(self, fd: int, blob: bytes, extents: list, size: int, reader: _Reader) -> None:
         os.ftruncate(fd, size)  # holes stay holes: only the data regions are written
@@ -314,26 +280,3 @@ class FileWriters:
     def _sync_all(self) -> None:
         for fd in list(self.devices.values()):
             durable.syncfs(fd)
-
-
-def _umask() -> int:
-    """The process umask, read without setting it (os.umask would change it for every thread meanwhile)."""
-    try:
-        with open("/proc/self/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o777  # unknown: every file gets its fchmod
-
-
-def _link_fd(fd: int, dfd: int, name: bytes, root: bool) -> None:
-    """linkat(2) an O_TMPFILE descriptor to `name` in `dfd` (FileExistsError when the name exists). AT_EMPTY_PATH
-    needs CAP_DAC_READ_SEARCH; without it, the descriptor's /proc path is followed instead."""
-    done = _libc.linkat(fd, b"", dfd, name, _AT_EMPTY_PATH) if root else -1
-    if done != 0 and (not root or ctypes.get_errno() == errno.ENOENT):
-        done = _libc.linkat(_AT_FDCWD, b"/proc/self/fd/%d" % fd, dfd, name, _AT_SYMLINK_FOLLOW)
-    if done != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code), os.fsdecode(name))
