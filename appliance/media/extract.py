@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from appliance.errors import TapelineError
-from appliance.media import acl
+from appliance.media.archive import ArchiveError, acl_xattr, pax_time_ns
 from appliance.protect.destination import (DIR_OPEN, EXISTS, Unsafe, check_name, make_room, open_dir,
                                            open_unnamed, partial_name, place, replace)
 from appliance.protect.types import NO_PROGRESS, Progress
@@ -39,7 +39,8 @@ from appliance.store import durable
 CHUNK = 1 << 20  # bytes read from a member's content at a time
 PROGRESS_EVERY = 8 << 20  # bytes written between two progress reports (and at least every PROGRESS_FILES files)
 PROGRESS_FILES = 1000
-_ACLS = {"SCHILY.acl.access": acl.ACCESS, "SCHILY.acl.default": acl.DEFAULT}
+_ACLS = {"SCHILY.acl.access": "system.posix_acl_access", "SCHILY.acl.default": "system.posix_acl_default"}
+_MINIMAL_ACL = 4 + 3 * 8  # the three entries the mode holds: the kernel keeps no xattr for it
 _XATTR = "SCHILY.xattr."
 _SPECIAL = {tarfile.FIFOTYPE: stat.S_IFIFO, tarfile.CHRTYPE: stat.S_IFCHR, tarfile.BLKTYPE: stat.S_IFBLK}
 
@@ -113,7 +114,7 @@ class Extractor:
             else:
                 self.warnings.append(f"{os.fsdecode(path)}: not restored (tar member type {info.type!r} is not "
                                      f"a file, directory, link or special file)")
-        except (OSError, Unsafe, acl.AclError, tarfile.TarError) as exc:
+        except (OSError, Unsafe, ArchiveError, tarfile.TarError) as exc:
             why = getattr(exc, "strerror", None) or exc
             self.warnings.append(f"{os.fsdecode(path)}: not restored ({why})")
 
@@ -147,7 +148,7 @@ class Extractor:
             if d.info is not None:
                 self._dir_meta[d.key] = d.info
                 self._meta_fd(d.fd, d.info, b"/".join(d.key) or b".")
-        except (OSError, acl.AclError) as exc:
+        except (OSError, ArchiveError) as exc:
             why = getattr(exc, "strerror", None) or exc
             self.warnings.append(f"{os.fsdecode(b'/'.join(d.key)) or '.'}: metadata not applied ({why})")
         finally:
@@ -365,11 +366,11 @@ def _xattrs(info: tarfile.TarInfo) -> list[tuple[str, bytes]]:
     for key, value in pax.items():
         if key.startswith(_XATTR):
             name = key[len(_XATTR):]
-            if name not in (acl.ACCESS, acl.DEFAULT) or not any(_ACLS[k] == name for k in _ACLS if k in pax):
+            if not any(_ACLS[k] == name for k in _ACLS if k in pax):  # the ACL's text is set instead
                 out.append((name, value.encode("utf-8", "surrogateescape")))
         elif key in _ACLS and value.strip():
-            value = acl.xattr_from_text(value)
-            if key != "SCHILY.acl.access" or not acl.is_minimal(value):  # a minimal one is the mode itself
+            value = acl_xattr(value)
+            if key != "SCHILY.acl.access" or len(value) > _MINIMAL_ACL:
                 out.append((_ACLS[key], value))
     return out
 
@@ -377,17 +378,12 @@ def _xattrs(info: tarfile.TarInfo) -> list[tuple[str, bytes]]:
 def _times(info: tarfile.TarInfo, now: int) -> tuple[int, int]:
     """(atime, mtime) in ns: the pax decimal strings when present (a float would lose the last digits)."""
     pax = info.pax_headers
-    mtime = _ns(pax.get("mtime")) if "mtime" in pax else None
-    atime = _ns(pax.get("atime")) if "atime" in pax else None
-    if mtime is None:
-        mtime = int(info.mtime) * 1_000_000_000
-    return (now if atime is None else atime), mtime
-
-
-def _ns(text: str) -> int | None:
-    negative = text.startswith("-")
-    whole, _, fraction = text.lstrip("-").partition(".")
-    if not (whole or fraction) or not (whole or "0").isdigit() or fraction and not fraction.isdigit():
-        return None
-    ns = int(whole or "0") * 1_000_000_000 + int(fraction[:9].ljust(9, "0"))
-    return -ns if negative else ns
+    mtime, atime = int(info.mtime) * 1_000_000_000, now
+    try:
+        if "mtime" in pax:
+            mtime = pax_time_ns(pax["mtime"])
+        if "atime" in pax:
+            atime = pax_time_ns(pax["atime"])
+    except ValueError:
+        pass  # not a pax time: the header's whole seconds (and the restore's time for the atime)
+    return atime, mtime
