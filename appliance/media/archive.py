@@ -588,10 +588,13 @@ def _decompress_one(dctx: zstandard.ZstdDecompressor, stream: _Bytes, number: in
 
 
 def _open_frame(dctx: zstandard.ZstdDecompressor, data: bytes, cipher, number: int, raw_length: int | None) -> bytes:
-    if skippable_at(data) is not None and skippable_at(data)[0] == SEALED_MAGIC:
+    """One stored frame's data; `raw_length` (known from the index) also pins the frame number a sealed frame
+    must carry. A stream read without the index counts frames from its start, which a later part does not."""
+    found = skippable_at(data)
+    if found is not None and found[0] == SEALED_MAGIC:
         if cipher is None:
             raise ArchiveError(f"frame {number} is encrypted", "give the pool's key file to read this set")
-        data = cipher.open(number, data)
+        data = cipher.open(data, number if raw_length is not None else None)
     try:
         raw = dctx.decompress(data, max_output_size=raw_length or 0)
     except zstandard.ZstdError as exc:
