@@ -102,6 +102,9 @@ class Settings:
     vtl_listen: str
     config_file: Path | None = None
     development: bool = False
+    media_block_size: int = 256 * 1024
+    reuse_delay_seconds: int = 7 * 86400
+    drive_failures: int = 3
 
 
 # Every key the file may hold: section -> key -> default (None: derived from data_dir, see load()).
@@ -114,6 +117,7 @@ KEYS: dict[str, dict[str, object]] = {
     "log": {"level": "info"},
     "jobs": {"workers": 2},
     "vtl": {"dir": None, "listen": "127.0.0.1:7101"},
+    "media": {"block_size": 256 * 1024, "reuse_delay": "7d", "drive_failures": 3},
 }
 
 
@@ -229,6 +233,22 @@ def load(config_file: str | Path | None = None, data_dir: str | Path | None = No
     if not isinstance(listen, str) or listen.rpartition(":")[0] == "" or not listen.rpartition(":")[2].isdigit():
         raise ConfigError(f"{source}: vtl.listen {listen!r} is not HOST:PORT", 'write it as listen = "127.0.0.1:7101"')
 
+    block_size = get("media.block_size")
+    if (not isinstance(block_size, int) or isinstance(block_size, bool) or not 4096 <= block_size <= 8 * 1024 * 1024
+            or block_size % 4096):
+        raise ConfigError(f"{source}: media.block_size {block_size!r} is not a tape block size",
+                          "write it as block_size = 262144 (a multiple of 4096, from 4 KiB to 8 MiB)")
+    try:
+        reuse_delay = 0 if str(get("media.reuse_delay")).strip() in ("0", "0s") else parse_duration(
+            get("media.reuse_delay"))
+    except ValueError:
+        raise ConfigError(f"{source}: media.reuse_delay {get('media.reuse_delay')!r} is not a duration",
+                          'write it as reuse_delay = "7d" (s, m, h, d, w; "0" for none)') from None
+    failures = get("media.drive_failures")
+    if not isinstance(failures, int) or isinstance(failures, bool) or not 1 <= failures <= 100:
+        raise ConfigError(f"{source}: media.drive_failures {failures!r} is not a count",
+                          "write it as drive_failures = 3 (1-100)")
+
     return Settings(
         data_dir=data,
         catalog_url=url,
@@ -244,6 +264,9 @@ def load(config_file: str | Path | None = None, data_dir: str | Path | None = No
         vtl_listen=listen,
         config_file=Path(source) if isinstance(source, Path) else None,
         development=development,
+        media_block_size=block_size,
+        reuse_delay_seconds=reuse_delay,
+        drive_failures=failures,
     )
 
 

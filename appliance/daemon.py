@@ -35,12 +35,16 @@ from appliance.catalog.rebuild import (GroupDefaults, RebuildResult, claim_store
                                        reconcile)
 from appliance.config import Settings
 from appliance.errors import Conflict, NotFound, TapelineError, UsageError
+from appliance.media.library import open_changer
+from appliance.media.media_tasks import MediaTasks
+from appliance.media.service import MediaService
 from appliance.ops import alerts
 from appliance.ops.jobs import JobEngine, get_job, list_jobs
 from appliance.ops.messages import text_time
 from appliance.ops.scheduler import Scheduler
 from appliance.ops.tasks import Tasks
 from appliance.store import Store
+from drivers.errors import DeviceError
 
 log = logging.getLogger("tapeline.daemon")
 
@@ -64,6 +68,7 @@ class Appliance:
         self.catalog = None
         self.store = None
         self.engine: JobEngine | None = None
+        self.media: MediaService | None = None
         self.scheduler: Scheduler | None = None
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -85,7 +90,10 @@ class Appliance:
         for warning in self.store.open_warnings:
             log.warning("store: %s", warning)
         claim_store(self.catalog, self.store, self.catalog.shown)
-        self.engine = JobEngine(self.catalog, Tasks(self.store).bodies(), workers=s.workers)
+        self.media = MediaService(self.catalog, s)
+        self.engine = JobEngine(self.catalog, {**Tasks(self.store).bodies(), **MediaTasks(self.media).bodies()},
+                                workers=s.workers)
+        self.media.engine = self.engine
         self.scheduler = Scheduler(self.catalog, self.engine)
 
     def start(self) -> None:
@@ -170,10 +178,25 @@ class Appliance:
             self.scheduler.stop()
         if self.engine is not None:
             self.engine.stop()
+        if self.media is not None:
+            self.media.close()
         if self.store is not None:
             self.store.close()
         if self.catalog is not None:
             self.catalog.close()
+
+    def register_library(self, name: str, changer_url: str, drive_url) -> None:
+        """`tapeline up`'s embedded library, as `name`: its drives are as many as its changer has
+        (`drive_url(i)` gives each one's URL). A library that does not answer costs a warning, not the daemon."""
+        try:
+            with open_changer(changer_url) as changer:
+                count = len(changer.inventory().drives)
+            report = self.media.register(name, changer_url, [drive_url(i) for i in range(count)])
+        except (TapelineError, DeviceError) as exc:
+            log.warning("tape library %r not registered: %s", name, exc)
+            return
+        log.info("tape library %r: %d drives, %d cartridges (%d new)", name, count, report.cartridges,
+                 len(report.new))
 
     def create_demo(self) -> GroupInfo | None:
         """First start of `tapeline up`: a `demo` group over a few sample files, synced at once."""

@@ -68,6 +68,10 @@ class EmbeddedLibrary:
         """The changer URL with the library's token file, as the daemon's own clients use it."""
         return f"{self.changer_url}?token={self.directory.resolve() / TOKEN_NAME}"
 
+    def drive_url(self, number: int) -> str:
+        """Drive `number`'s URL with the library's token file, as the daemon's own clients use it."""
+        return f"stream+socket://{self.listen}/drive{number}?token={self.directory.resolve() / TOKEN_NAME}"
+
     def start(self) -> bool:
         if not (self.directory / "state.json").exists():
             made = subprocess.run([self.tool, "init", str(self.directory)], capture_output=True, text=True)

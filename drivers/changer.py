@@ -4,7 +4,8 @@ Public API:
 
     MediaChanger(url_or_transport, label=None)       label names the changer in every error ("library", "L700"); by
                                                      default its INQUIRY vendor and product and its URL
-        .inventory(barcodes=True) -> Inventory        one READ ELEMENT STATUS per element type
+        .inventory(barcodes=True, identifiers=False) -> Inventory   one READ ELEMENT STATUS per element type;
+                                                     identifiers: the drives' device ids too (DVCID)
         .move(src_addr, dst_addr) -> Inventory        MOVE MEDIUM by element address; status is refreshed after
         .load(slot, drive) / .unload(drive, slot=None) / .transfer(slot, slot)   mtx numbering (slots 1.., drives 0..)
         .import_(mailslot, slot=None) / .export(slot, mailslot=None)            mail slots numbered 1..
@@ -261,11 +262,12 @@ class MediaChanger(ScsiDevice):
             self._map_known = True
         return self._map
 
-    def inventory(self, barcodes: bool = True) -> Inventory:
-        """Every element's status, one READ ELEMENT STATUS per type sized from page 0x1D (re-issued if short)."""
+    def inventory(self, barcodes: bool = True, identifiers: bool = False) -> Inventory:
+        """Every element's status, one READ ELEMENT STATUS per type sized from page 0x1D (re-issued if short);
+        with `identifiers`, each drive's device identifier (DVCID: vendor, product and serial) in `device_id`."""
         emap = self._element_map_or_none()
         if emap is None:
-            statuses = self._read_elements(smc.ELEMENT_ALL, 0, 0xFFFF, barcodes, 64)
+            statuses = self._read_elements(smc.ELEMENT_ALL, 0, 0xFFFF, barcodes, 64, identifiers)
         else:
             statuses = []
             for kind, first, count in (
@@ -275,16 +277,19 @@ class MediaChanger(ScsiDevice):
                 (smc.ELEMENT_DATA_TRANSFER, emap.data_transfer_first, emap.data_transfer_count),
             ):
                 if count:
-                    statuses += self._read_elements(kind, first, count, barcodes, count + SLACK_DESCRIPTORS)
+                    statuses += self._read_elements(kind, first, count, barcodes, count + SLACK_DESCRIPTORS,
+                                                    identifiers and kind == smc.ELEMENT_DATA_TRANSFER)
         self.last_inventory = build_inventory(statuses)
         return self.last_inventory
 
-    def _read_elements(self, kind: int, first: int, count: int, barcodes: bool, expect: int) -> list[ElementStatus]:
+    def _read_elements(self, kind: int, first: int, count: int, barcodes: bool, expect: int,
+                       dvcid: bool = False) -> list[ElementStatus]:
         size = smc.descriptor_length(smc.ELEMENT_DATA_TRANSFER, barcodes, False, None) + 64  # room for device ids
         alloc = min(0xFFFFFF, smc.ELEMENT_STATUS_HEADER + 4 * smc.PAGE_HEADER + expect * size)
         while True:
             cdb = smc.READ_ELEMENT_STATUS.encode(
-                voltag=int(barcodes), element_type=kind, start=first, count=min(count, 0xFFFF), alloc=alloc
+                voltag=int(barcodes), element_type=kind, start=first, count=min(count, 0xFFFF), alloc=alloc,
+                dvcid=int(dvcid),
             )
             report = smc.decode_element_status(self._run(smc.READ_ELEMENT_STATUS, cdb, alloc))
             if report.complete or report.needed_alloc <= alloc or alloc == 0xFFFFFF:

@@ -147,3 +147,124 @@ class Alert(SQLModel, table=True):
     fix: str = ""
     time: datetime = _time()
     acknowledged: bool = Field(default=False, index=True)
+
+
+# --- tape media (appliance/media; queries in catalog/media.py) --------------------------------------------------
+# A cartridge holds at most one media set (the tapes a pool wrote one after another); a media set's data expires
+# `retention` after the set is closed (no more appends), the retention its pool had when the set was last written
+# (stamped on the set: shortening a pool's retention frees nothing already written without an operator's word).
+
+CARTRIDGE_STATES = ("blank", "scratch", "allocated", "full", "expired", "retired", "damaged", "cleaning", "foreign")
+LOCATIONS = ("slot", "drive", "mailslot", "outside")
+
+
+class Library(SQLModel, table=True):
+    __tablename__ = "library"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    changer_url: str
+    drive_urls: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created: datetime = _time()
+    last_inventory: datetime | None = _time(nullable=True)
+
+
+class Drive(SQLModel, table=True):
+    __tablename__ = "drive"
+    id: int | None = Field(default=None, primary_key=True)
+    library_id: int = Field(foreign_key="library.id", index=True, ondelete="CASCADE")
+    number: int  # data transfer element order (mtx numbering), 0..
+    url: str
+    serial: str | None = None
+    enabled: bool = True
+    failures_in_row: int = 0
+    disabled_reason: str | None = None
+    cleanings: int = 0
+    last_cleaned: datetime | None = _time(nullable=True)
+
+
+class Pool(SQLModel, table=True):
+    __tablename__ = "pool"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    library_id: int = Field(foreign_key="library.id", index=True)
+    retention_seconds: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))  # None: forever
+    allocation: str = "continue"  # "continue" | "always" | a calendar event ("weekly", "Sat 18:00", ...)
+    encrypt_key: str | None = None  # path of the key file (never the key)
+    key_fingerprint: str | None = None
+    verify: bool = True
+    reuse_delay_seconds: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    created: datetime = _time()
+
+
+class MediaSet(SQLModel, table=True):
+    __tablename__ = "media_set"
+    id: int | None = Field(default=None, primary_key=True)
+    uuid: str = Field(unique=True, index=True)
+    pool_id: int = Field(foreign_key="pool.id", index=True)
+    created: datetime = _time()
+    closed: datetime | None = _time(nullable=True)  # no more appends from then on; retention counts from here
+    retention_seconds: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))  # None: forever
+    expires: datetime | None = _time(nullable=True)  # closed + retention; None: open, or kept forever
+    key_fingerprint: str | None = None
+    last_written: datetime | None = _time(nullable=True)
+
+
+class Cartridge(SQLModel, table=True):
+    __tablename__ = "cartridge"
+    id: int | None = Field(default=None, primary_key=True)
+    barcode: str = Field(unique=True, index=True)
+    label_uuid: str | None = None  # the volume label on tape (file 0), once Tapeline wrote or read it
+    library_id: int | None = Field(default=None, foreign_key="library.id", index=True)
+    pool_id: int | None = Field(default=None, foreign_key="pool.id", index=True)
+    media_set_id: int | None = Field(default=None, foreign_key="media_set.id", index=True)
+    sequence: int | None = None  # this tape's number in its media set, 0..
+    state: str = "blank"  # CARTRIDGE_STATES
+    note: str | None = None  # why a cartridge is foreign, damaged or skipped, for the operator
+    write_protected: bool = False
+    bytes_written: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    mounts: int = 0
+    read_errors: int = 0
+    write_errors: int = 0
+    last_used: datetime | None = _time(nullable=True)
+    location_kind: str = "outside"  # LOCATIONS
+    location_number: int | None = None  # slot (mtx number), drive (0..) or mail slot (1..)
+    cleaning_uses: int = 0
+    next_file: int = 0  # the tape file a new set is appended at (after the last good set's index file)
+    expires: datetime | None = _time(nullable=True)  # when its data may be overwritten (its media set's expiry)
+    first_seen: datetime = _time()
+
+
+class TapeSet(SQLModel, table=True):
+    """One recovery point (D2D2T) or one read of a group's sources (D2T) written to tape."""
+
+    __tablename__ = "tape_set"
+    id: int | None = Field(default=None, primary_key=True)
+    uuid: str = Field(unique=True, index=True)
+    media_set_id: int = Field(foreign_key="media_set.id", index=True)
+    group_id: int | None = Field(default=None, index=True)  # no foreign key: a deleted group's sets stay on tape
+    group_name: str
+    point_id: int | None = None
+    snapshot_id: str | None = None
+    kind: str  # "full" | "incremental" | "direct"
+    base_set_id: int | None = None  # an incremental's previous set of the group in the pool
+    created: datetime = _time()
+    state: str = "writing"  # "writing" | "ok" | "failed"
+    verified: datetime | None = _time(nullable=True)
+    files: int = 0
+    bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    expires: datetime | None = _time(nullable=True)
+
+
+class TapeSetPart(SQLModel, table=True):
+    """Where one set's part lies: a set that spans cartridges has one part per cartridge, in order."""
+
+    __tablename__ = "tape_set_part"
+    __table_args__ = (Index("ix_tape_set_part_set", "set_id", "part", unique=True),)
+    id: int | None = Field(default=None, primary_key=True)
+    set_id: int = Field(foreign_key="tape_set.id", ondelete="CASCADE")
+    part: int
+    cartridge_id: int = Field(foreign_key="cartridge.id", index=True)
+    tape_file: int  # the data file's number on the cartridge
+    index_file: int | None = None  # the index file written after it
+    first_block: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    blocks: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))

@@ -45,10 +45,11 @@ def run_daemon(settings: config.Settings, demo: bool) -> None:
     library = EmbeddedLibrary(settings.vtl_dir, settings.vtl_listen) if demo else None
     sock = None
     try:
-        if library is not None:
-            library.start()
+        started = library is not None and library.start()
         appliance.open()
         appliance.start()
+        if started:
+            appliance.register_library("vtl", library.client_url, library.drive_url)
         if demo:
             appliance.create_demo()
         # A development daemon's socket is under its own data directory, for this user: no operators' group to ask for.

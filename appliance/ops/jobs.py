@@ -168,7 +168,7 @@ class JobEngine:
         for job in stale:
             log.warning("job %s (%s %s) was running when the daemon stopped: marked failed", job.id, job.kind,
                         job.group_name)
-            alerts.raise_alert(self.catalog, "warning", f"{job.kind} of group '{job.group_name}' (job {job.id}) was "
+            alerts.raise_alert(self.catalog, "warning", f"{job.kind} of {_subject(job)} (job {job.id}) was "
                                "interrupted because the daemon stopped", _rerun_fix(job), job.group_name, job.id)
         with self._cond:
             for job in queued:
@@ -433,7 +433,7 @@ class JobEngine:
         # The alert goes in before the job is seen to end, so whoever waited for the job finds it at once.
         if outcome.state == "failed" and job.kind != "restore":  # the operator who asked for a restore sees it
             alerts.raise_alert(self.catalog, "error",
-                               f"{job.kind} of group '{job.group_name}' failed (job {job_id}): {reason}",
+                               f"{job.kind} of {_subject(job)} failed (job {job_id}): {reason}",
                                storable(outcome.fix or _rerun_fix(job)), job.group_name, job_id)
         with self.catalog.session() as s:
             job = s.get(Job, job_id)
@@ -445,6 +445,12 @@ class JobEngine:
         self._ended(job_id)
         log.log(logging.WARNING if outcome.state in ("failed", "completed with warnings") else logging.INFO,
                 "job %s %s%s", job_id, outcome.state, f": {outcome.reason}" if outcome.reason else "")
+
+
+def _subject(job: Job) -> str:
+    """What a job is about, in messages: its group, or for a job of no group (media jobs) its own name for what it
+    works on ("library vtl")."""
+    return f"group '{job.group_name}'" if job.group_id is not None else (job.group_name or "the appliance")
 
 
 def _crash(exc: Exception) -> Outcome:

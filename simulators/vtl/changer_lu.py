@@ -6,7 +6,8 @@ Invariants:
 - A cartridge moved into a drive is threaded at once (auto-load); moved out of a threaded drive it is unloaded first
   (auto-unload), unless the drive's PREVENT MEDIUM REMOVAL is set (05/53/02).
 - A cleaning cartridge moved into a drive cleans it and is ejected: the move happens and ends 02/30/03, as a real
-  library reports it and mtx prints "Cleaning Cartridge Installed and Ejected".
+  library reports it and mtx prints "Cleaning Cartridge Installed and Ejected". One with no uses left cleans
+  nothing: the drive raises TapeAlert 0x16 (expired cleaning media) instead.
 - The drive's source address is the element the cartridge came from (its home slot for a slot-to-drive move), so
   mtx prints the true home slot, which stays empty while the cartridge is out.
 - Closing the mail slot door (an operator action in another process) raises 06/28/01 once on the changer.
@@ -29,7 +30,7 @@ from drivers.scsi.sense import (
     SOURCE_EMPTY,
 )
 from simulators.vtl import pages
-from simulators.vtl.pages import TA_CLEAN_NOW
+from simulators.vtl.pages import TA_CLEAN_NOW, TA_EXPIRED_CLEANING
 from simulators.vtl.library import DATA_TRANSFER, IMPORT_EXPORT, STORAGE, TRANSPORT
 from simulators.vtl.personality import CLEANING_USES, MEDIA
 from simulators.vtl.target import GOOD_ANSWER, Answer, LogicalUnit, check, invalid_field
@@ -167,14 +168,16 @@ class ChangerUnit(LogicalUnit):
                 target = state.drives[dst[1]]
                 target.source = home if lib.element(home) and lib.element(home)[0] in (STORAGE, IMPORT_EXPORT) else None
                 target.threaded = info.kind != "cleaning"
-                if info.kind == "cleaning":
-                    self._clean(state, dst[1], barcode)
+                cleaned = info.kind == "cleaning" and self._clean(state, dst[1], barcode)
         if source_drive is not None:
             source_drive.unloaded()
         if drive is not None:
             if info.kind == "cleaning":
-                drive.tapealerts.discard(TA_CLEAN_NOW)
-                drive.cleaning_reported = False
+                if cleaned:
+                    drive.tapealerts.discard(TA_CLEAN_NOW)
+                    drive.cleaning_reported = False
+                else:
+                    drive.tapealerts.add(TA_EXPIRED_CLEANING)
                 drive.sync()
                 raise check(CLEANING_CARTRIDGE)
             drive.loaded()
@@ -183,13 +186,17 @@ class ChangerUnit(LogicalUnit):
                     state.cartridges[barcode].loaded_before = True
         return GOOD_ANSWER
 
-    def _clean(self, state, drive_index: int, barcode: str) -> None:
-        """A cleaning cartridge in a drive: clean it (one use), then it sits ejected in the drive."""
+    def _clean(self, state, drive_index: int, barcode: str) -> bool:
+        """A cleaning cartridge in a drive: clean it (one use), then it sits ejected in the drive. False when it
+        has no use left (it cleans nothing)."""
         name = f"drive{drive_index}"
+        cleaner = state.cartridges[barcode]
+        if cleaner.cleaning_uses <= 0:
+            return False
         state.drives[drive_index].needs_cleaning = False
         state.faults = [f for f in state.faults if not (f.kind == "cleaning-required" and f.target == name)]
-        cleaner = state.cartridges[barcode]
         cleaner.cleaning_uses = max(0, min(cleaner.cleaning_uses, CLEANING_USES) - 1)
+        return True
 
     def _fire_load_failure(self, barcode: str) -> None:
         faults = self.library.faults_for("load-failure", barcode)

@@ -1,0 +1,180 @@
+"""A tape library as the appliance sees it: a changer URL plus its drives' URLs, and the cartridges the changer sees.
+
+Invariants:
+- A library's drives are numbered as its changer numbers its data transfer elements (mtx numbering, 0..). When the
+  changer reports drive identifiers (DVCID), each drive URL is matched to its element by serial number, whatever
+  the order given; otherwise the order given is the element order.
+- The changer is reached through `drivers` only (`MediaChanger` for SCSI URLs, `MtxChanger` for `mtx://`): one code
+  path for the simulator and real libraries. One lock per library serialises every changer command of this
+  process (the changer has one transport; moves must not interleave).
+- Fast inventory reads barcodes from the changer and moves nothing: a cartridge seen for the first time is `blank`
+  (what is on it is unknown until a drive reads it: the detailed inventory, or the first write, which reads the
+  label before writing anything); a known cartridge the changer no longer sees is `outside`; cleaning cartridges
+  (CLN barcodes or the cleaning medium type) are `cleaning`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import select
+
+from appliance.catalog.engine import Catalog
+from appliance.catalog.media import find_cartridge, touch_library
+from appliance.catalog.models import Cartridge, Library
+from appliance.errors import TapelineError, UsageError
+from drivers.changer import KIND_DRIVE, KIND_MAILSLOT, Element, Inventory, MediaChanger
+from drivers.errors import DeviceError
+from drivers.mtx import MtxChanger
+from drivers.tape import TapeDrive
+
+SERIAL_AT = 24  # a DVCID identifier is vendor (8) + product (16) + serial, as IBM and STK libraries send it
+
+
+@dataclass(frozen=True)
+class DriveSpec:
+    number: int
+    url: str
+    serial: str | None
+
+
+def open_changer(url: str, label: str | None = None) -> MediaChanger | MtxChanger:
+    return MtxChanger(url, label) if url.startswith("mtx://") else MediaChanger(url, label)
+
+
+def _serial(url: str) -> str | None:
+    try:
+        with TapeDrive(url) as drive:
+            return drive.serial().strip() or None
+    except DeviceError as exc:
+        raise UsageError(f"drive {url} does not answer ({exc})",
+                         "check the URL (`tapeline-vtl status DIR` lists a simulated library's drives)") from None
+
+
+def match_drives(changer_url: str, drive_urls: list[str]) -> list[DriveSpec]:
+    """Each drive URL with its element number in the changer (see the module's invariants)."""
+    try:
+        with open_changer(changer_url) as changer:
+            inv = (changer.inventory(identifiers=True) if isinstance(changer, MediaChanger)
+                   else changer.inventory())
+    except DeviceError as exc:
+        raise UsageError(f"changer {changer_url} does not answer ({exc})",
+                         "check the URL (`tapeline-vtl serve` prints a simulated library's)") from None
+    if len(drive_urls) > len(inv.drives):
+        raise UsageError(f"{len(drive_urls)} drive URLs given, but the changer has {len(inv.drives)} drives",
+                         "give one URL per drive, in the changer's drive order")
+    if len(set(drive_urls)) != len(drive_urls):
+        raise UsageError("a drive URL is given twice", "give each drive once")
+    serials = [_serial(url) for url in drive_urls]
+    reported = {(e.device_id or "")[SERIAL_AT:].strip(): e.number for e in inv.drives if e.device_id}
+    if not reported:
+        return [DriveSpec(i, url, serial) for i, (url, serial) in enumerate(zip(drive_urls, serials))]
+    specs = []
+    for url, serial in zip(drive_urls, serials):
+        if serial not in reported:
+            raise UsageError(f"drive {url} (serial {serial}) is not one of this changer's drives (serials "
+                             f"{', '.join(sorted(reported))})", "give the URLs of this library's own drives")
+        specs.append(DriveSpec(reported[serial], url, serial))
+    return sorted(specs, key=lambda d: d.number)
+
+
+def where(element: Element) -> tuple[str, int]:
+    """(location kind, number) of a full element, as the catalog records it."""
+    if element.kind == KIND_MAILSLOT:
+        return "mailslot", element.mailslot_number or element.number
+    return element.kind, element.number
+
+
+@dataclass(frozen=True)
+class InventoryReport:
+    library: str
+    cartridges: int  # data cartridges seen
+    new: tuple[str, ...]  # seen for the first time
+    outside: tuple[str, ...]  # known, no longer seen
+    cleaning: tuple[str, ...]
+    without_barcode: tuple[str, ...]  # "slot 7": full elements whose cartridge has no readable barcode
+
+
+def apply_inventory(catalog: Catalog, library: Library, inv: Inventory, now: datetime) -> InventoryReport:
+    """Record where the changer sees each cartridge (see the module's invariants)."""
+    seen: dict[str, Element] = {}
+    unread = []
+    for e in inv.slots + inv.mailslots + inv.drives:
+        if e.full and e.barcode:
+            seen[e.barcode] = e
+        elif e.full:
+            kind, number = where(e)
+            unread.append(f"{kind.replace('mailslot', 'mail slot')} {number}")
+    new, outside, cleaning = [], [], []
+    with catalog.session() as s:
+        for barcode, e in seen.items():
+            cart = find_cartridge(s, barcode)
+            if cart is None:
+                cart = Cartridge(barcode=barcode, state="cleaning" if e.cleaning else "blank", first_seen=now)
+                new.append(barcode)
+            if e.cleaning:
+                cart.state = "cleaning"
+                cleaning.append(barcode)
+            cart.library_id = library.id
+            cart.location_kind, cart.location_number = where(e)
+            s.add(cart)
+        for cart in s.exec(select(Cartridge).where(Cartridge.library_id == library.id)).all():
+            if cart.barcode not in seen and cart.location_kind != "outside":
+                cart.location_kind, cart.location_number = "outside", None
+                outside.append(cart.barcode)
+                s.add(cart)
+    touch_library(catalog, library.id, now)
+    return InventoryReport(library.name, len(seen) - len(cleaning), tuple(new), tuple(outside), tuple(cleaning),
+                           tuple(unread))
+
+
+class LibraryHandle:
+    """One library of this process: its changer (opened on first use) behind the library's lock."""
+
+    def __init__(self, catalog: Catalog, library: Library):
+        self.catalog = catalog
+        self.row = library
+        self.name = library.name
+        self.lock = threading.RLock()
+        self._changer: MediaChanger | MtxChanger | None = None
+
+    @property
+    def changer(self) -> MediaChanger | MtxChanger:
+        """The changer; hold `lock` around every use."""
+        if self._changer is None:
+            self._changer = open_changer(self.row.changer_url, f"library {self.name}")
+        return self._changer
+
+    def reset(self) -> None:
+        """Forget the connection (after a transport error: the next use opens a new one)."""
+        with self.lock:
+            if self._changer is not None:
+                try:
+                    self._changer.close()
+                except DeviceError:
+                    pass
+            self._changer = None
+
+    def current(self) -> Inventory:
+        """A fresh reading of the changer (no catalog change)."""
+        with self.lock:
+            try:
+                return self.changer.inventory()
+            except DeviceError as exc:
+                self.reset()
+                raise TapelineError(f"library '{self.name}': the changer does not answer ({exc})",
+                                    f"check the library and its URL ({self.row.changer_url}), then retry") from None
+
+    def inventory(self, now: datetime) -> InventoryReport:
+        """Fast inventory: barcodes from the changer into the catalog."""
+        with self.lock:
+            return apply_inventory(self.catalog, self.row, self.current(), now)
+
+    def close(self) -> None:
+        self.reset()
+
+
+def is_drive(element: Element | None) -> bool:
+    return element is not None and element.kind == KIND_DRIVE

@@ -1,0 +1,347 @@
+"""Media pools: which media set a write goes to, which cartridge it goes on, and when data may be overwritten.
+
+Allocation, as Proxmox Backup Server has it (`Pool.allocation`):
+- `continue`: append to the pool's open media set; a new set only when the open one cannot take more (its key
+  changed, or an operator closed it). The open set closes when the next one is created.
+- `always`: every job starts a new media set; the set closes when the job that wrote it stamps it.
+- a calendar event (`weekly`, `daily`, `Sat 18:00`, `Mon..Fri 02:00`): a new set once the event has passed since
+  the open set was created; the open set closes at that event (even with no write after it: `expire` closes it).
+
+Retention: a media set's data expires `retention` after the set closed; the retention is the pool's at the last
+write into the set, never shortened by a later write (`stamp_set` keeps the longer), so changing a pool's retention
+shorter frees nothing already written unless `change_retention(..., apply_to_written=True, confirm=True)`, whose
+refusal without `confirm` lists the sets that would expire sooner. `None` is forever.
+
+Invariants (every path that writes, labels, erases, recycles or moves a cartridge between pools goes through
+`unexpired_data`):
+- A cartridge that holds unexpired data is never chosen for writing other than to append to its own open set, and
+  never relabelled, erased, recycled or given to another pool.
+- Expired cartridges become scratch only `reuse_delay` after their set expired (TSM's REUSEDELAY: a catalog
+  restored from an older backup still finds its tapes intact).
+- Only cartridges that are in the pool's library (a slot or a drive), not write protected and not busy (in use by
+  another job) are chosen for writing.
+- Several groups share a pool and its media sets (co-location): nothing here is per group.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from apscheduler.triggers.cron import CronTrigger
+from sqlmodel import select
+
+from appliance.catalog.engine import Catalog
+from appliance.catalog.media import find_cartridge, get_pool
+from appliance.catalog.models import Cartridge, MediaSet, Pool, TapeSet
+from appliance.config import parse_duration
+from appliance.errors import Conflict, UsageError
+
+ALLOCATIONS = ("continue", "always")
+IN_LIBRARY = ("slot", "drive")
+HOLDS_DATA = ("allocated", "full", "expired", "damaged", "retired")
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_NAMED_EVENTS = {"hourly": {"minute": 0}, "daily": {"hour": 0, "minute": 0},
+                 "weekly": {"day_of_week": "mon", "hour": 0, "minute": 0},
+                 "monthly": {"day": 1, "hour": 0, "minute": 0}}
+_allocating = threading.Lock()  # one media set decision at a time: two jobs of one pool must not open two sets
+
+
+# --- parsing ----------------------------------------------------------------------------------------------------
+
+
+def parse_retention(text: str) -> int | None:
+    """Seconds of a duration ("30d", "12w"), or None for "forever". UsageError otherwise."""
+    if str(text).strip().lower() in ("forever", "keep"):
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise UsageError(f"--retention {text!r} is neither a duration nor 'forever'",
+                         "write it as 30d, 12w or forever") from None
+
+
+def calendar_trigger(event: str) -> CronTrigger:
+    """A systemd-like calendar event as a cron trigger in local time: hourly, daily, weekly, monthly, or
+    `[DAYS] HH:MM` where DAYS is `Mon`, `Mon,Thu` or `Mon..Fri`."""
+    text = event.strip().lower()
+    if text in _NAMED_EVENTS:
+        return CronTrigger(**_NAMED_EVENTS[text])
+    m = re.fullmatch(r"(?:([a-z]{3}(?:(?:,|\.\.)[a-z]{3})*)\s+)?(\d{1,2}):(\d{2})", text)
+    if m is None or int(m.group(2)) > 23 or int(m.group(3)) > 59:
+        raise UsageError(f"--allocation {event!r} is not continue, always or a calendar event",
+                         "give continue, always, hourly, daily, weekly, monthly, or `[Mon..Fri] HH:MM`")
+    kwargs = {"hour": int(m.group(2)), "minute": int(m.group(3))}
+    if m.group(1):
+        days = m.group(1).replace("..", "-")
+        if any(d not in _DAYS for d in re.split(r"[,-]", days)):
+            raise UsageError(f"--allocation {event!r} names an unknown day", "use Mon, Tue, Wed, Thu, Fri, Sat, Sun")
+        kwargs["day_of_week"] = days
+    return CronTrigger(**kwargs)
+
+
+def parse_allocation(text: str) -> str:
+    """`continue`, `always`, or a calendar event (checked here, kept as typed)."""
+    value = text.strip()
+    if value.lower() in ALLOCATIONS:
+        return value.lower()
+    calendar_trigger(value)
+    return value
+
+
+def next_event(event: str, after: datetime) -> datetime:
+    """The first time the calendar event fires strictly after `after` (in the zone `after` has)."""
+    fire = calendar_trigger(event).get_next_fire_time(None, after + timedelta(seconds=1))
+    return fire.astimezone(after.tzinfo)
+
+
+# --- retention --------------------------------------------------------------------------------------------------
+
+
+def _longer(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else max(a, b)
+
+
+def _expiry(closed: datetime | None, retention: int | None) -> datetime | None:
+    if closed is None or retention is None:
+        return None
+    return closed + timedelta(seconds=retention)
+
+
+def unexpired_data(cart: Cartridge, now: datetime) -> bool:
+    """True when the cartridge may hold data that must not be overwritten yet (what write, label, erase, recycle
+    and pool change all check). Foreign data is not ours to keep: the operator's --force decides for it."""
+    if cart.state not in HOLDS_DATA or cart.media_set_id is None:
+        return False
+    return cart.expires is None or cart.expires > now
+
+
+def _close(s, ms: MediaSet, when: datetime) -> None:
+    """No more appends to `ms`; its data (and its cartridges) expire `retention` from `when`."""
+    ms.closed = when
+    ms.expires = _expiry(when, ms.retention_seconds)
+    s.add(ms)
+    for cart in s.exec(select(Cartridge).where(Cartridge.media_set_id == ms.id)):
+        cart.expires = ms.expires
+        if cart.state == "allocated":
+            cart.state = "full"
+        s.add(cart)
+    for ts in s.exec(select(TapeSet).where(TapeSet.media_set_id == ms.id)):
+        ts.expires = ms.expires
+        s.add(ts)
+
+
+def _open_set(s, pool_id: int) -> MediaSet | None:
+    return s.exec(select(MediaSet).where(MediaSet.pool_id == pool_id, MediaSet.closed == None)  # noqa: E711
+                  .order_by(MediaSet.id.desc())).first()
+
+
+def media_set_for_write(catalog: Catalog, pool: Pool | str, now: datetime) -> MediaSet:
+    """The media set the next write of `pool` goes to, opening a new one as the allocation policy says."""
+    pool = get_pool(catalog, pool) if isinstance(pool, str) else pool
+    with _allocating, catalog.session() as s:
+        pool = s.get(Pool, pool.id)
+        current = _open_set(s, pool.id)
+        if current is not None:
+            close_at = None
+            if pool.allocation == "always" or current.key_fingerprint != pool.key_fingerprint:
+                close_at = now
+            elif pool.allocation != "continue":
+                event = next_event(pool.allocation, current.created)
+                close_at = event if event <= now else None
+            if close_at is None:
+                return current
+            _close(s, current, close_at)
+        fresh = MediaSet(uuid=str(uuid.uuid4()), pool_id=pool.id, created=now, retention_seconds=pool.retention_seconds,
+                         key_fingerprint=pool.key_fingerprint)
+        s.add(fresh)
+        s.flush()
+        return fresh
+
+
+def stamp_set(catalog: Catalog, media_set_id: int, now: datetime) -> MediaSet:
+    """A tape set was written into the media set: stamp the pool's retention on it (never shorter than it was), and
+    close it when the pool allocates a set per job."""
+    with catalog.session() as s:
+        ms = s.get(MediaSet, media_set_id)
+        pool = s.get(Pool, ms.pool_id)
+        ms.retention_seconds = _longer(ms.retention_seconds, pool.retention_seconds)
+        ms.last_written = now
+        s.add(ms)
+        if pool.allocation == "always" and ms.closed is None:
+            _close(s, ms, now)
+        elif ms.closed is not None:  # written after closing (a job that began before): its clock restarts
+            _close(s, ms, max(ms.closed, now))
+        return ms
+
+
+def close_media_set(catalog: Catalog, media_set_id: int, now: datetime) -> MediaSet:
+    """An operator's (or a spanning error's) end to appends: the next write of the pool opens a new set."""
+    with catalog.session() as s:
+        ms = s.get(MediaSet, media_set_id)
+        if ms.closed is None:
+            _close(s, ms, now)
+        return ms
+
+
+# --- cartridges for writing -------------------------------------------------------------------------------------
+
+
+def next_cartridge(catalog: Catalog, pool: Pool, media_set: MediaSet, busy: frozenset[str] = frozenset(),
+                   now: datetime | None = None) -> Cartridge | None:
+    """The media set's current cartridge when it can take more, else a scratch cartridge for the pool: one of the
+    pool's own first, then an unassigned one, labelled ones first; then cartridges never read (`blank`: the writer
+    reads their label before writing, and skips one that holds data). None when there is none (the caller waits
+    with an alert saying which pool needs what)."""
+    with catalog.reader() as s:
+        own = s.exec(select(Cartridge).where(Cartridge.media_set_id == media_set.id, Cartridge.state == "allocated")
+                     .order_by(Cartridge.sequence.desc())).all()
+        for cart in own:
+            if _usable(cart, pool, busy):
+                return cart
+        scratch = s.exec(select(Cartridge).where(Cartridge.state.in_(("scratch", "blank")),
+                                                 Cartridge.library_id == pool.library_id)).all()
+    fits = [c for c in scratch if _usable(c, pool, busy) and c.pool_id in (None, pool.id)
+            and not unexpired_data(c, now or media_set.created)]
+    fits.sort(key=lambda c: (c.state != "scratch", c.pool_id != pool.id, c.label_uuid is None, c.barcode))
+    return fits[0] if fits else None
+
+
+def _usable(cart: Cartridge, pool: Pool, busy: frozenset[str]) -> bool:
+    return (cart.library_id == pool.library_id and cart.location_kind in IN_LIBRARY and not cart.write_protected
+            and cart.barcode not in busy)
+
+
+def join_media_set(catalog: Catalog, barcode: str, media_set: MediaSet, now: datetime) -> Cartridge:
+    """A scratch cartridge becomes the media set's next tape (its label and media-set label are written:
+    files 0 and 1); sets are appended from file 2."""
+    with catalog.session() as s:
+        cart = find_cartridge(s, barcode)
+        if cart.media_set_id == media_set.id:
+            return cart
+        if unexpired_data(cart, now):
+            raise Conflict(f"cartridge {barcode} holds unexpired data (media set {cart.media_set_id}, expires "
+                           f"{_when(cart.expires)})", "choose a scratch cartridge; see `tapeline media list --state "
+                           "scratch`")
+        used = s.exec(select(Cartridge.sequence).where(Cartridge.media_set_id == media_set.id)).all()
+        cart.media_set_id, cart.pool_id = media_set.id, media_set.pool_id
+        cart.sequence = max((q for q in used if q is not None), default=-1) + 1
+        cart.state, cart.next_file, cart.expires, cart.note = "allocated", 2, None, None
+        cart.last_used = now
+        s.add(cart)
+        return cart
+
+
+def record_written(catalog: Catalog, barcode: str, next_file: int, bytes_added: int, now: datetime) -> Cartridge:
+    """After a set (and its index) was written and checked: new sets go after it."""
+    with catalog.session() as s:
+        cart = find_cartridge(s, barcode)
+        cart.next_file = next_file
+        cart.bytes_written += bytes_added
+        cart.last_used = now
+        s.add(cart)
+        return cart
+
+
+def cartridge_full(catalog: Catalog, barcode: str) -> Cartridge:
+    """End of medium: no more sets on this one; the media set continues on the next."""
+    with catalog.session() as s:
+        cart = find_cartridge(s, barcode)
+        cart.state = "full"
+        s.add(cart)
+        return cart
+
+
+def mark_suspect(catalog: Catalog, barcode: str, reason: str, write: bool = True) -> Cartridge:
+    """A media error: the cartridge is damaged (never chosen again) and the set is rewritten elsewhere. What it held
+    stays in the catalog for reading."""
+    with catalog.session() as s:
+        cart = find_cartridge(s, barcode)
+        cart.state, cart.note = "damaged", reason
+        if write:
+            cart.write_errors += 1
+        else:
+            cart.read_errors += 1
+        s.add(cart)
+        return cart
+
+
+# --- expiry and recycling ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExpireResult:
+    closed: tuple[str, ...]  # media sets closed by their calendar event
+    expired: tuple[str, ...]  # cartridges whose data expired (waiting out the reuse delay)
+    scratch: tuple[str, ...]  # cartridges back to scratch
+
+
+def expire(catalog: Catalog, now: datetime) -> ExpireResult:
+    """Close calendar sets whose event passed, mark cartridges of expired sets `expired`, and return those whose
+    reuse delay passed to scratch (kept in their pool, label kept: nothing on tape changes until the next write)."""
+    closed, expired, scratch = [], [], []
+    with _allocating, catalog.session() as s:
+        pools = {p.id: p for p in s.exec(select(Pool))}
+        for ms in s.exec(select(MediaSet).where(MediaSet.closed == None)).all():  # noqa: E711
+            pool = pools[ms.pool_id]
+            if pool.allocation not in ALLOCATIONS:
+                event = next_event(pool.allocation, ms.created)
+                if event <= now:
+                    _close(s, ms, event)
+                    closed.append(ms.uuid)
+        for cart in s.exec(select(Cartridge).where(Cartridge.state.in_(("allocated", "full", "expired")))).all():
+            if cart.expires is None or cart.expires > now:
+                continue
+            delay = timedelta(seconds=pools[cart.pool_id].reuse_delay_seconds if cart.pool_id in pools else 0)
+            if cart.expires + delay <= now:
+                cart.state, cart.media_set_id, cart.sequence, cart.expires = "scratch", None, None, None
+                cart.next_file = 1
+                scratch.append(cart.barcode)
+            elif cart.state != "expired":
+                cart.state = "expired"
+                expired.append(cart.barcode)
+            s.add(cart)
+    return ExpireResult(tuple(closed), tuple(expired), tuple(scratch))
+
+
+def change_retention(catalog: Catalog, pool: Pool, retention: int | None, apply_to_written: bool, confirm: bool,
+                     now: datetime) -> list[dict]:
+    """Set the pool's retention for sets written from now on. With `apply_to_written`, also restamp the sets already
+    written, which needs `confirm` when any would expire sooner (the refusal lists them). Returns the sets whose
+    expiry changed (or would)."""
+    sooner = []
+    with catalog.session() as s:
+        row = s.get(Pool, pool.id)
+        row.retention_seconds = retention
+        s.add(row)
+        if not apply_to_written:
+            return []
+        for ms in s.exec(select(MediaSet).where(MediaSet.pool_id == pool.id)).all():
+            was = _expiry(ms.closed, ms.retention_seconds)
+            will = _expiry(ms.closed, retention)
+            shorter = ms.retention_seconds is None and retention is not None or (
+                retention is not None and ms.retention_seconds is not None and retention < ms.retention_seconds)
+            if shorter:
+                sooner.append({"media_set": ms.uuid, "created": ms.created, "closed": ms.closed,
+                               "expires_was": was, "expires_now": will,
+                               "cartridges": [c.barcode for c in s.exec(select(Cartridge)
+                                                                        .where(Cartridge.media_set_id == ms.id))]})
+            ms.retention_seconds = retention
+            if ms.closed is not None:
+                _close(s, ms, ms.closed)
+            s.add(ms)
+        if sooner and not confirm:
+            listed = "; ".join(f"{x['media_set']} ({', '.join(x['cartridges']) or 'no cartridge'}) would expire "
+                               f"{_when(x['expires_now'])} instead of {_when(x['expires_was'])}" for x in sooner[:10])
+            more = f" and {len(sooner) - 10} more" if len(sooner) > 10 else ""
+            raise Conflict(f"shortening the retention of pool '{pool.name}' frees {len(sooner)} media set(s) already "
+                           f"written sooner: {listed}{more}", "rerun with --confirm to free them, or leave out "
+                           "--apply-to-written to change it for new sets only")
+    return sooner
+
+
+def _when(t: datetime | None) -> str:
+    return "never" if t is None else t.astimezone().strftime("%Y-%m-%d %H:%M:%S")
