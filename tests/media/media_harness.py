@@ -1,0 +1,24 @@
+"""Helpers for the media tests (a module of its own, not conftest.py: `from conftest import` picks whichever
+conftest came first on sys.path)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from simulators.vtl.cli import main as vtl_main
+
+CAPACITY = 64 * 1024 * 1024  # small cartridges: fast to write and erase
+
+
+class Job:
+    """What a job body hands the media service: an id and a cancel Event (the engine's JobContext has more)."""
+
+    def __init__(self, job_id: int = 1):
+        self.job_id = job_id
+        self.cancel = threading.Event()
+
+
+def fault(directory: Path, *args: str) -> None:
+    """Plant (or clear) a fault as an operator would: `tapeline-vtl fault DIR ...`."""
+    assert vtl_main(["fault", str(directory), *args]) == 0

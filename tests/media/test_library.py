@@ -1,0 +1,212 @@
+"""Libraries, drives and cartridges against the simulator: drives matched by serial, fast inventory, mounts, labels,
+and the faults that are the media side's: wrong cartridge, foreign data, write protection, load failure, offline
+drive, drives failing in a row, cleaning (and a used-up cleaning cartridge)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+
+import pytest
+
+from appliance.catalog import media as cat
+from appliance.errors import Conflict, TapelineError, UsageError
+from appliance.media import pools
+from appliance.media.drives import CartridgeOutside, ForeignCartridge, LabelMismatch
+from appliance.media.format import VolumeLabel, encode_volume_label
+from appliance.media.service import MediaService
+from appliance.ops.alerts import list_alerts
+from media_harness import Job, fault
+from simulators.vtl.cli import main as vtl_main
+from simulators.vtl.library import edit_state
+
+
+def _alerts(media: MediaService) -> list[str]:
+    return [a.message for a in list_alerts(media.catalog)]
+
+
+def _pool(media: MediaService, name="weekly", retention=30 * 86400, allocation="continue"):
+    lib = cat.get_library(media.catalog, "vtl")
+    return cat.create_pool(media.catalog, name, lib.id, retention, allocation, None, None, True, 0)
+
+
+def _now():
+    return datetime.now(timezone.utc)
+
+
+def test_drives_are_numbered_by_the_changer_whatever_order_their_urls_come_in(media, library_dir):
+    other = MediaService(media.catalog, media.settings)
+    other.add_library("swapped", f"local://{library_dir}/changer",
+                      [f"local://{library_dir}/drive1", f"local://{library_dir}/drive0"])
+    drives = cat.list_drives(media.catalog, cat.get_library(media.catalog, "swapped").id)
+    assert [(d.number, d.url.rsplit("/", 1)[1], d.serial) for d in drives] == [
+        (0, "drive0", "XYZZY_A0"), (1, "drive1", "XYZZY_A1")]
+
+
+def test_a_drive_of_another_library_is_refused_naming_the_serials(media, library_dir, tmp_path):
+    elsewhere = tmp_path / "other"
+    assert vtl_main(["init", str(elsewhere), "--slots", "4", "--drives", "1"]) == 0
+    # Same serials in two simulated libraries of one type; give the other a serial of its own, as real drives have.
+    with edit_state(elsewhere) as state:
+        state.serial = "OTHER_B"
+    with pytest.raises(UsageError, match=r"serial OTHER_B0\) is not one of this changer's drives") as refused:
+        media.add_library("mixed", f"local://{library_dir}/changer", [f"local://{elsewhere}/drive0"])
+    assert "XYZZY_A0" in refused.value.message
+
+
+def test_fast_inventory_records_locations_new_cartridges_blank_and_cleaning_ones(media, library_dir):
+    carts = {c.barcode: c for c in cat.list_cartridges(media.catalog)}
+    assert carts["A00000L8"].state == "blank" and carts["A00000L8"].location_kind == "slot"
+    assert carts["CLN001L1"].state == "cleaning"
+    media.library("vtl").changer.export(1)  # A00000L8 to a mail slot, as an operator's eject
+    report = media.library("vtl").inventory(_now())
+    assert cat.get_cartridge(media.catalog, "A00000L8").location_kind == "mailslot"
+    for action in (["open"], ["remove", "1"], ["close"]):
+        assert vtl_main(["mailslot", str(library_dir), *action]) == 0
+    report = media.library("vtl").inventory(_now())
+    assert report.outside == ("A00000L8",)
+    assert cat.get_cartridge(media.catalog, "A00000L8").location_kind == "outside"
+
+
+def test_a_cartridge_outside_the_library_is_refused_naming_where_it_is(media, library_dir):
+    media.library("vtl").changer.export(1)
+    with media.acquire_drive("vtl") as lease:
+        with pytest.raises(CartridgeOutside, match="A00000L8 is not in library 'vtl' \\(mail slot 1"):
+            lease.mount("A00000L8")
+
+
+def test_label_then_mount_reads_it_back_and_counts_the_mount(media):
+    pool = _pool(media)
+    with media.acquire_drive("vtl") as lease:
+        done = media.label_cartridge(lease, "A00001L8", pool, force=False)
+        label = lease.mount("A00001L8")
+    assert label.barcode == "A00001L8" and label.pool == "weekly" and label.uuid == done["label_uuid"]
+    cart = cat.get_cartridge(media.catalog, "A00001L8")
+    assert (cart.state, cart.pool_id, cart.mounts) == ("scratch", pool.id, 2)
+
+
+def test_the_wrong_cartridge_in_a_drive_is_refused_naming_both_barcodes(media):
+    with media.acquire_drive("vtl") as lease:
+        lease.mount("A00002L8")  # blank: write someone else's label on it, as a swapped sticker would look
+        lease.drive.write(encode_volume_label(VolumeLabel("A00009L8", "u-1", "weekly", _now(), media.block_size)))
+        lease.drive.write_filemarks(1)
+        lease.unmount()
+        with pytest.raises(LabelMismatch) as refused:
+            lease.mount("A00002L8")
+    assert "A00002L8" in refused.value.message and "A00009L8" in refused.value.message
+
+
+def _write_foreign(media, barcode):
+    with media.acquire_drive("vtl") as lease:
+        lease.mount(barcode)
+        lease.drive.write(b"ustar backup of someone else".ljust(media.block_size, b"\0"))
+        lease.drive.write_filemarks(1)
+
+
+def test_foreign_data_is_never_written_and_relabelling_it_needs_force_naming_it(media):
+    pool = _pool(media)
+    _write_foreign(media, "A00000L8")
+    now = _now()
+    ms = pools.media_set_for_write(media.catalog, pool, now)
+    with media.acquire_drive("vtl") as lease:
+        chosen = media.writable_cartridge(lease, pool, ms)
+        assert chosen.barcode == "A00001L8"  # A00000L8 was read, found foreign, and skipped
+        foreign = cat.get_cartridge(media.catalog, "A00000L8")
+        assert foreign.state == "foreign" and "ustar backup of someone else" in foreign.note
+        with pytest.raises(Conflict, match="--force"):
+            media.label_cartridge(lease, "A00000L8", pool, force=False)
+        done = media.label_cartridge(lease, "A00000L8", pool, force=True)
+    assert "ustar backup of someone else" in done["lost"]
+    assert cat.get_cartridge(media.catalog, "A00000L8").state == "scratch"
+
+
+def test_unexpired_data_is_refused_on_every_path_even_with_force(media):
+    pool = _pool(media, allocation="always")
+    now = _now()
+    ms = pools.media_set_for_write(media.catalog, pool, now)
+    with media.acquire_drive("vtl") as lease:
+        cart = media.writable_cartridge(lease, pool, ms)
+        pools.stamp_set(media.catalog, ms.id, now)
+        for act in (lambda: media.label_cartridge(lease, cart.barcode, pool, force=True),
+                    lambda: media.erase_cartridge(lease, cart.barcode)):
+            with pytest.raises(Conflict, match=f"{cart.barcode} holds unexpired data, media set {ms.uuid}"):
+                act()
+        later = pools.media_set_for_write(media.catalog, pool, now)
+        assert media.writable_cartridge(lease, pool, later).barcode != cart.barcode
+
+
+def test_a_write_protected_cartridge_is_skipped_for_writing_with_an_alert(media, library_dir):
+    pool = _pool(media)
+    fault(library_dir, "write-protect", "A00000L8")
+    ms = pools.media_set_for_write(media.catalog, pool, _now())
+    with media.acquire_drive("vtl", Job(7)) as lease:
+        assert media.writable_cartridge(lease, pool, ms).barcode == "A00001L8"
+    assert cat.get_cartridge(media.catalog, "A00000L8").write_protected
+    assert "cartridge A00000L8 is write-protected: skipped for writing" in _alerts(media)
+    # and it is not chosen again while protected
+    assert pools.next_cartridge(media.catalog, pool, ms, frozenset({"A00001L8"})).barcode == "A00002L8"
+
+
+def test_a_load_failure_names_cartridge_and_drive_and_leaves_it_in_its_slot(media, library_dir):
+    fault(library_dir, "load-failure", "A00003L8")
+    with media.acquire_drive("vtl") as lease:
+        with pytest.raises(TapelineError, match=r"drive 0 of library 'vtl': loading cartridge A00003L8 from slot 4"):
+            lease.mount("A00003L8")
+    inv = media.library("vtl").current()
+    assert inv.find("A00003L8").kind == "slot"
+
+
+def test_an_offline_drive_is_passed_over_with_an_alert(media, library_dir):
+    fault(library_dir, "drive-offline", "drive0")
+    with media.acquire_drive("vtl") as lease:
+        assert lease.number == 1
+    assert "drive 0 of library 'vtl' is offline: jobs use the other drives" in _alerts(media)
+
+
+def test_with_every_drive_offline_a_job_waits_with_an_alert_until_cancelled(media, library_dir):
+    fault(library_dir, "drive-offline", "drive0")
+    fault(library_dir, "drive-offline", "drive1")
+    job = Job(9)
+    threading.Timer(2.0, job.cancel.set).start()
+    with pytest.raises(TapelineError, match="cancelled while waiting for a drive of library 'vtl'"):
+        media.acquire_drive("vtl", job)
+    assert "job 9 waits for a drive of library 'vtl'" in _alerts(media)
+
+
+def test_failures_in_a_row_take_a_drive_out_of_service_until_enabled(media):
+    for _ in range(media.drive_failures):
+        with media.acquire_drive("vtl", number=1) as lease:
+            lease.failed(TapelineError("write error on A00001L8"))
+    drive = cat.get_drive(media.catalog, "vtl", 1)
+    assert not drive.enabled and drive.failures_in_row == 3
+    assert any("drive 1 of library 'vtl' taken out of service after 3 failed jobs in a row" in a
+               for a in _alerts(media))
+    for _ in range(3):  # only drive 0 is handed out now
+        with media.acquire_drive("vtl") as lease:
+            assert lease.number == 0
+    cat.update_drive(media.catalog, drive.id, enabled=True, failures_in_row=0)
+    with media.acquire_drive("vtl", number=1) as lease:
+        lease.succeeded()
+
+
+def test_a_drive_asking_for_cleaning_is_cleaned_between_jobs_and_the_use_counted(media, library_dir):
+    fault(library_dir, "cleaning-required", "drive0")
+    with media.acquire_drive("vtl", number=0) as lease:
+        lease.mount("A00000L8")
+    assert cat.get_cartridge(media.catalog, "CLN001L1").cleaning_uses == 1
+    assert cat.get_drive(media.catalog, "vtl", 0).cleanings == 1
+    with media.acquire_drive("vtl", number=0) as lease:
+        assert not media._needs_cleaning(lease)  # cleaned: the flag is gone
+    inv = media.library("vtl").current()
+    assert inv.find("CLN001L1").kind == "slot" and inv.find("A00000L8").kind == "slot"
+
+
+def test_a_used_up_cleaning_cartridge_raises_an_alert_and_cleans_nothing(media, library_dir):
+    with edit_state(library_dir) as state:
+        state.cartridges["CLN001L1"].cleaning_uses = 0
+    fault(library_dir, "cleaning-required", "drive1")
+    with media.acquire_drive("vtl", number=1) as lease:
+        done = media.clean(lease)
+    assert not done["cleaned"]
+    assert any(a.startswith("cleaning cartridge CLN001L1 in library 'vtl' is used up") for a in _alerts(media))
+    assert cat.get_drive(media.catalog, "vtl", 1).cleanings == 0
