@@ -329,6 +329,9 @@ def create_app(appliance) -> FastAPI:
     def forget_missing():
         return {"forgotten": appliance.forget_missing()}
 
+    from appliance.api.media_routes import media_router  # it imports this module's helpers
+    app.include_router(media_router(appliance))
+
     def openapi() -> dict:
         # Validation errors are answered 400 in the error shape (above), never FastAPI's 422: say so.
         if app.openapi_schema is None:

@@ -195,3 +195,54 @@ class Client:
 
     def forget_missing(self) -> dict:
         return self._call("POST", "/catalog/forget-missing")
+
+    # -- tape media -------------------------------------------------------------------------------------------------
+
+    def libraries(self) -> list[dict]:
+        return self._call("GET", "/libraries")
+
+    def add_library(self, name: str, changer_url: str, drive_urls: list[str]) -> dict:
+        return self._call("POST", "/libraries", {"name": name, "changer_url": changer_url,
+                                                 "drive_urls": list(drive_urls)})
+
+    def library(self, name: str) -> dict:
+        return self._call("GET", f"/libraries/{name}")
+
+    def inventory(self, name: str, detailed: bool = False) -> dict:
+        return self._call("POST", f"/libraries/{name}/inventory" + ("/detailed" if detailed else ""))
+
+    def drives(self) -> list[dict]:
+        return self._call("GET", "/drives")
+
+    def drive_action(self, library: str, number: int, action: str) -> dict:
+        """`enable`, `disable` (the drive) or `clean` (a job)."""
+        return self._call("POST", f"/libraries/{library}/drives/{number}/{action}")
+
+    def pools(self) -> list[dict]:
+        return self._call("GET", "/pools")
+
+    def create_pool(self, name: str, library: str, retention: str | None = None, allocation: str | None = None,
+                    encrypt: str | None = None, verify: bool = True, reuse_delay: str | None = None) -> dict:
+        return self._call("POST", "/pools", {"name": name, "library": library, "retention": retention,
+                                             "allocation": allocation, "encrypt": encrypt, "verify": verify,
+                                             "reuse_delay": reuse_delay})
+
+    def pool(self, name: str) -> dict:
+        return self._call("GET", f"/pools/{name}")
+
+    def change_pool(self, name: str, retention: str | None = None, apply_to_written: bool = False,
+                    confirm: bool = False) -> dict:
+        return self._call("PATCH", f"/pools/{name}", {"retention": retention, "apply_to_written": apply_to_written,
+                                                      "confirm": confirm})
+
+    def media(self, pool: str | None = None, state: str | None = None) -> list[dict]:
+        return self._call("GET", "/media", params={k: v for k, v in (("pool", pool), ("state", state)) if v})
+
+    def cartridge(self, barcode: str) -> dict:
+        return self._call("GET", f"/media/{barcode}")
+
+    def label(self, barcodes: list[str], pool: str, force: bool = False) -> dict:
+        return self._call("POST", "/media/label", {"barcodes": list(barcodes), "pool": pool, "force": force})
+
+    def erase(self, barcode: str, force: bool = False) -> dict:
+        return self._call("POST", f"/media/{barcode}/erase", {"force": force})

@@ -138,7 +138,7 @@ def result_text(job: dict) -> str:
         return f"{plural(removed, 'recovery point')} removed, {size(r['bytes_freed'])} freed"
     if "removed_points" in result:
         return f"{plural(result['removed_points'], 'recovery point')} removed"
-    return ""
+    return result.get("summary") or ""  # jobs that say what they did in one line (media jobs)
 
 
 def result_line(job: dict) -> str:

@@ -56,10 +56,10 @@ class ForeignCartridge(Conflict):
 class LabelMismatch(Conflict):
     """The cartridge's barcode and its on-tape label disagree: the wrong cartridge is in the drive."""
 
-    def __init__(self, barcode: str, label: VolumeLabel, drive: str):
-        self.barcode, self.label = barcode, label
+    def __init__(self, barcode: str, label_barcode: str, drive: str):
+        self.barcode, self.label_barcode = barcode, label_barcode
         super().__init__(f"{drive} was loaded with cartridge {barcode} (barcode), but its tape label says "
-                         f"{label.barcode}: refused", f"check the barcode sticker of {barcode}; relabel it with "
+                         f"{label_barcode}: refused", f"check the barcode sticker of {barcode}; relabel it with "
                          f"`tapeline media label {barcode} --pool POOL --force` once sure")
 
 
@@ -134,7 +134,7 @@ class DriveLease:
         cat.count_mount(catalog, barcode, self.number, _now())
         label = self.read_label()
         if label is not None and label.barcode != barcode:
-            raise LabelMismatch(barcode, label, self.name)
+            raise LabelMismatch(barcode, label.barcode, self.name)
         return label
 
     def read_label(self) -> VolumeLabel | None:

@@ -1,0 +1,91 @@
+"""The media commands as an operator runs them: `tapeline up` registers its library as `vtl`, then `library`,
+`drive`, `pool` and `media` through the real daemon and the served simulator, with their one-line refusals."""
+
+from __future__ import annotations
+
+import signal
+import socket
+
+import pytest
+
+from daemon_harness import Daemon
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def up(tmp_path):
+    data = tmp_path / "data"
+    config = tmp_path / "tapeline.toml"
+    config.write_text(f'data_dir = "{data}"\n[api]\nsocket = "{data}/run/tapeline.sock"\ngroup = "tapeline-none"\n'
+                      f'[defaults]\npoints = []\n[vtl]\nlisten = "127.0.0.1:{_free_port()}"\n')
+    d = Daemon(data, config, ["--config", str(config), "up"]).start()
+    yield d
+    assert d.stop(signal.SIGINT) == 0
+    assert "Traceback" not in d.log.read_text()
+
+
+def _error_line(proc) -> str:
+    lines = proc.stderr.splitlines()
+    assert lines and lines[0].startswith("tapeline: "), proc.stderr
+    return lines[0]
+
+
+def test_up_registers_its_library_and_the_media_commands_work_on_it(up):
+    libraries = up.json("library", "list")
+    assert [(lib["name"], len(lib["drives"])) for lib in libraries] == [("vtl", 2)]
+    assert [d["serial"] for d in libraries[0]["drives"]] == ["XYZZY_A0", "XYZZY_A1"]
+    carts = {c["barcode"]: c for c in up.json("media", "list")}
+    assert carts["A00000L8"]["state"] == "blank" and carts["CLN001L1"]["state"] == "cleaning"
+
+    pool = up.json("pool", "create", "weekly", "--library", "vtl", "--retention", "30d", "--allocation", "Sat 18:00")
+    assert (pool["retention_seconds"], pool["allocation"]) == (30 * 86400, "Sat 18:00")
+
+    job = up.json("media", "label", "A00000L8", "A00001L8", "--pool", "weekly", "--wait")
+    assert job["state"] == "completed" and [x["barcode"] for x in job["result"]["labelled"]] == ["A00000L8",
+                                                                                                 "A00001L8"]
+    scratch = up.json("media", "list", "--pool", "weekly", "--state", "scratch")
+    assert [c["barcode"] for c in scratch] == ["A00000L8", "A00001L8"]
+    shown = up.run("media", "show", "A00000L8").stdout
+    assert "cartridge A00000L8: scratch" in shown and "pool         weekly" in shown
+
+    done = up.run("library", "inventory", "vtl", "--detailed", "--wait")
+    assert "library vtl: 20 cartridges read: 18 scratch, 2 known, 0 foreign, 0 damaged" in done.stdout, done.stdout
+    # A blank tape is scratch with no pool; the labelled ones keep theirs.
+    assert up.json("media", "show", "A00005L8")["state"] == "scratch"
+    assert up.json("media", "show", "A00001L8")["pool"] == "weekly"
+
+    assert up.run("drive", "disable", "vtl", "1").stdout.strip() == \
+        "drive 1 of library vtl: disabled (disabled by an operator)"
+    assert [d["enabled"] for d in up.json("drive", "list")] == [True, False]
+    up.run("drive", "enable", "vtl", "1")
+
+    erased = up.json("media", "erase", "A00001L8", "--force", "--wait")
+    assert erased["state"] == "completed"
+    assert up.json("media", "show", "A00001L8")["pool"] is None
+
+
+def test_bad_input_is_one_line_naming_the_cause_and_the_fix(up):
+    proc = up.run("pool", "create", "p", "--library", "nope", check=1)
+    assert _error_line(proc) == "tapeline: library 'nope' does not exist: known: vtl (`tapeline library list`)"
+    proc = up.run("media", "label", "NOPE01L8", "--pool", "nopool", check=1)
+    assert "pool 'nopool' does not exist" in _error_line(proc)
+    up.run("pool", "create", "weekly", "--library", "vtl")
+    proc = up.run("media", "label", "NOPE01L8", "--pool", "weekly", check=1)
+    assert _error_line(proc).startswith("tapeline: no cartridge 'NOPE01L8' in the catalog: see `tapeline media list`")
+    proc = up.run("drive", "clean", "vtl", "5", check=1)
+    assert _error_line(proc) == ("tapeline: library 'vtl' has no drive 5: its drives are 0, 1 "
+                                 "(`tapeline drive list`)")
+    proc = up.run("media", "erase", "A00000L8", check=2)
+    assert _error_line(proc) == ("tapeline: erasing cartridge A00000L8 destroys what it holds: rerun with --force: "
+                                 "`tapeline media erase A00000L8 --force`")
+    proc = up.run("pool", "create", "x", "--library", "vtl", "--allocation", "fortnightly", check=2)
+    assert "--allocation 'fortnightly' is not continue, always or a calendar event" in _error_line(proc)
+    proc = up.run("media", "list", "--state", "lost", check=2)
+    assert "unknown cartridge state 'lost'" in _error_line(proc)
+    err = up.json("media", "show", "NOPE01L8", check=1)
+    assert set(err) == {"error", "fix", "exit_code", "type"} and err["type"] == "NotFound"
