@@ -10,15 +10,16 @@ Invariants:
 
 from __future__ import annotations
 
-import hashlib
 import os
 from datetime import datetime
+from pathlib import Path
 
 from appliance.catalog import media as cat
 from appliance.catalog.models import Cartridge, Drive, Library, Pool
 from appliance.config import parse_duration_option
 from appliance.errors import Conflict, UsageError
 from appliance.media import pools
+from appliance.media.crypto import key_fingerprint, load_key
 from appliance.media.drives import CartridgeOutside
 from appliance.media.service import MediaService, now
 
@@ -116,17 +117,6 @@ def pool_view(service: MediaService, pool: Pool) -> dict:
                            for m in sets]}
 
 
-def key_fingerprint(path: str) -> str:
-    """SHA-256 of the key file: the same key always gives the same fingerprint; the key itself never leaves it."""
-    try:
-        with open(path, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()
-    except OSError as exc:
-        raise UsageError(f"cannot read the key file {path} ({exc.strerror})",
-                         "give a readable key file to --encrypt (keep a copy elsewhere: a lost key is lost data)"
-                         ) from None
-
-
 def create_pool(service: MediaService, name: str, library: str, retention: str | None, allocation: str | None,
                 encrypt: str | None, verify: bool, reuse_delay: str | None) -> dict:
     lib = cat.get_library(service.catalog, library)
@@ -137,7 +127,7 @@ def create_pool(service: MediaService, name: str, library: str, retention: str |
         0 if reuse_delay.strip() in ("0", "0s") else parse_duration_option("--reuse-delay", reuse_delay))
     pool = cat.create_pool(service.catalog, name, lib.id, retention_seconds,
                            pools.parse_allocation(allocation or "continue"), encrypt,
-                           key_fingerprint(encrypt) if encrypt else None, verify, delay)
+                           key_fingerprint(load_key(Path(encrypt))) if encrypt else None, verify, delay)
     return pool_view(service, pool)
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from appliance.catalog import media as cat
 from appliance.errors import Conflict, TapelineError, UsageError
-from appliance.media import pools
+from appliance.media import admin, pools
+from appliance.media.crypto import create_key_file
 from appliance.media.drives import CartridgeOutside, ForeignCartridge, LabelMismatch
 from appliance.media.format import VolumeLabel, encode_volume_label
 from appliance.media.service import MediaService
@@ -210,3 +211,15 @@ def test_a_used_up_cleaning_cartridge_raises_an_alert_and_cleans_nothing(media, 
     assert not done["cleaned"]
     assert any(a.startswith("cleaning cartridge CLN001L1 in library 'vtl' is used up") for a in _alerts(media))
     assert cat.get_drive(media.catalog, "vtl", 1).cleanings == 0
+
+
+def test_an_encrypted_pool_records_its_key_file_and_fingerprint_never_the_key(media, tmp_path):
+    key = tmp_path / "weekly.key"
+    fingerprint = create_key_file(key)
+    pool = admin.create_pool(media, "secret", "vtl", "30d", None, str(key), True, None)
+    assert (pool["encrypt_key"], pool["key_fingerprint"]) == (str(key), fingerprint)
+    assert key.read_bytes().hex() not in str(pool)
+    key.chmod(0o644)
+    with pytest.raises(TapelineError, match="can be read by others") as refused:
+        admin.create_pool(media, "leaky", "vtl", "30d", None, str(key), True, None)
+    assert refused.value.fix == f"chmod 600 {key}"
