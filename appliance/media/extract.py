@@ -22,8 +22,10 @@ restore's safety rules (appliance/protect/destination.py holds the pieces both u
 from __future__ import annotations
 
 import os
+import queue
 import stat
 import tarfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +34,14 @@ from typing import BinaryIO
 from appliance.errors import TapelineError
 from appliance.media.archive import ArchiveError, acl_xattr, pax_time_ns
 from appliance.protect.destination import (DIR_OPEN, EXISTS, Unsafe, check_name, make_room, open_dir,
-                                           open_unnamed, partial_name, place, replace)
+                                           open_unnamed, partial_name, place, replace, umask)
 from appliance.protect.types import NO_PROGRESS, Progress
 from appliance.store import durable
 
 CHUNK = 1 << 20  # bytes read from a member's content at a time
+INLINE = 1 << 20  # a file up to this size is read whole and handed to the writer thread; a bigger one streams
+BATCH_FILES, BATCH_BYTES = 64, 4 << 20  # members per hand-over (one per member would cost more than its write)
+QUEUED = 8  # batches handed over ahead of the writer (bounds memory: QUEUED * BATCH_BYTES + INLINE)
 PROGRESS_EVERY = 8 << 20  # bytes written between two progress reports (and at least every PROGRESS_FILES files)
 PROGRESS_FILES = 1000
 _ACLS = {"SCHILY.acl.access": "system.posix_acl_access", "SCHILY.acl.default": "system.posix_acl_default"}
@@ -57,15 +62,21 @@ class ExtractResult:
 
 
 class _Dir:
-    __slots__ = ("key", "fd", "info")
+    __slots__ = ("key", "fd", "info", "owner")
 
-    def __init__(self, key: tuple[bytes, ...], fd: int, info: tarfile.TarInfo | None) -> None:
+    def __init__(self, key: tuple[bytes, ...], fd: int, info: tarfile.TarInfo | None, st: os.stat_result) -> None:
         self.key, self.fd, self.info = key, fd, info  # info: the metadata to apply when the stream leaves it
+        # who owns a file created here (a set-group-ID directory gives its group), so no fchown repeats it
+        self.owner = (os.geteuid(), st.st_gid if st.st_mode & stat.S_ISGID else os.getegid())
 
 
 class Extractor:
     """Writes one run's members below `target` (created if missing; a symlink the operator gives as the target is
-    resolved once). Not thread-safe: members are written in stream order, by the caller's thread."""
+    resolved once). `write` is called by one thread, in stream order, and `close` once at the end.
+
+    The caller's thread parses the stream and reads each small file's content; one writer thread does every file
+    system call, in stream order, so the two overlap (the calls release the GIL) and order is kept without locks.
+    A big or sparse file is written by the caller's thread straight from the stream, once the writer is idle."""
 
     def __init__(self, target: Path, overwrite: bool = False, progress: Progress = NO_PROGRESS) -> None:
         self.overwrite, self.progress = overwrite, progress
@@ -79,6 +90,12 @@ class Extractor:
         self._restored: set[tuple[bytes, ...]] = set()  # regular files written: what a hardlink may link to
         self._made: set[tuple[bytes, ...]] = set()  # directories this run created
         self._dir_meta: dict[tuple[bytes, ...], tarfile.TarInfo] = {}  # directories left with metadata applied
+        self._kept_by_umask = 0o7000 | umask()  # mode bits a create cannot set (special bits: fchmod after fchown)
+        self._batch: list[tuple[tarfile.TarInfo, bytes | None]] = []
+        self._batch_bytes = 0
+        self._queue: queue.Queue[list | None] = queue.Queue(QUEUED)
+        self._writer: threading.Thread | None = None
+        self._failed: BaseException | None = None
         real = os.path.realpath(os.fsencode(target))
         try:
             existed = os.path.isdir(real)
@@ -89,12 +106,63 @@ class Extractor:
                                "give --to a directory that can be written") from exc
         if not existed:
             self._made.add(())
-        self._stack = [_Dir((), fd, None)]
+        self._stack = [_Dir((), fd, None, os.fstat(fd))]
         self._devices = {os.fstat(fd).st_dev: os.dup(fd)}  # opened before any write: syncfs reports later errors
 
     # ---- members -------------------------------------------------------------------------------------------
     def write(self, info: tarfile.TarInfo, content: BinaryIO | None) -> None:
-        """Restore one member; `content` is its data (regular files), read up to the member's size."""
+        """Restore one member; `content` is its data (regular files), read up to the member's size before this
+        returns. What cannot be restored becomes a warning; the result comes from `close`."""
+        if info.isreg() and (info.size > INLINE or info.sparse is not None):
+            self._drain()
+            self._write(info, content)
+        else:
+            data = None
+            if info.isreg():
+                try:
+                    data = content.read(info.size) if info.size and content is not None else b""
+                except (OSError, ArchiveError, tarfile.TarError) as exc:
+                    why = getattr(exc, "strerror", None) or exc
+                    self.warnings.append(f"{os.fsdecode(os.fsencode(info.name))}: not restored ({why})")
+                    return
+            self._batch.append((info, data))
+            self._batch_bytes += info.size
+            if len(self._batch) >= BATCH_FILES or self._batch_bytes >= BATCH_BYTES:
+                self._submit()
+        if self.bytes - self._reported[0] >= PROGRESS_EVERY or self.files - self._reported[1] >= PROGRESS_FILES:
+            self._reported = (self.bytes, self.files)
+            self.progress(self.bytes, None, os.fsdecode(os.fsencode(info.name)))
+
+    def _submit(self) -> None:
+        if self._failed is not None:
+            raise self._failed
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_batches, name="tape-extract", daemon=True)
+            self._writer.start()
+        self._queue.put(self._batch)
+        self._batch, self._batch_bytes = [], 0
+
+    def _drain(self) -> None:
+        """Everything handed over is written (or the writer's failure raised here)."""
+        if self._batch:
+            self._submit()
+        self._queue.join()
+        if self._failed is not None:
+            raise self._failed
+
+    def _write_batches(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            try:
+                if self._failed is None:
+                    for info, data in batch:
+                        self._write(info, data)
+            except BaseException as exc:  # a bug, not a member's fault: raised on the caller's thread
+                self._failed = exc
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+
+    def _write(self, info: tarfile.TarInfo, content: BinaryIO | bytes | None) -> None:
         path = os.fsencode(info.name)
         try:
             key = _key(path)
@@ -131,12 +199,12 @@ class Extractor:
         return self._stack[-1]
 
     def _opened(self, key: tuple[bytes, ...], fd: int, created: bool, info: tarfile.TarInfo | None) -> None:
-        dev = os.fstat(fd).st_dev
-        if dev not in self._devices:
-            self._devices[dev] = os.dup(fd)
+        st = os.fstat(fd)
+        if st.st_dev not in self._devices:
+            self._devices[st.st_dev] = os.dup(fd)
         if created:
             self._made.add(key)
-        self._stack.append(_Dir(key, fd, info or self._dir_meta.pop(key, None)))
+        self._stack.append(_Dir(key, fd, info or self._dir_meta.pop(key, None), st))
 
     def _dir(self, parent: _Dir, key: tuple[bytes, ...], info: tarfile.TarInfo) -> None:
         fd, created = open_dir(parent.fd, key[-1], 0o700, self.overwrite)
@@ -154,17 +222,19 @@ class Extractor:
         finally:
             os.close(d.fd)
 
-    def _file(self, parent: _Dir, key: tuple[bytes, ...], info: tarfile.TarInfo, content: BinaryIO | None,
-              path: bytes) -> None:
+    def _file(self, parent: _Dir, key: tuple[bytes, ...], info: tarfile.TarInfo,
+              content: BinaryIO | bytes | None, path: bytes) -> None:
         name = key[-1]
         if key[:-1] not in self._made and not make_room(parent.fd, name, path, self.overwrite, self.warnings,
                                                         renamed_over=True):
             return
-        fd, tmp = open_unnamed(parent.fd, name, 0o600)
+        mode, xattrs = info.mode & 0o7777, _xattrs(info)
+        final_mode = not mode & self._kept_by_umask and not xattrs  # made with its mode: no fchmod
+        fd, tmp = open_unnamed(parent.fd, name, mode if final_mode else 0o600)
         placed = False
         try:
             size = _content(fd, info, content)
-            self._meta_fd(fd, info, path)
+            self._meta_fd(fd, info, path, xattrs, parent.owner, final_mode and tmp is None)
             placed = place(fd, parent.fd, tmp, name, self.overwrite, self.root)
         finally:
             os.close(fd)
@@ -176,9 +246,6 @@ class Extractor:
         self._restored.add(key)
         self.files += 1
         self.bytes += size
-        if self.bytes - self._reported[0] >= PROGRESS_EVERY or self.files - self._reported[1] >= PROGRESS_FILES:
-            self._reported = (self.bytes, self.files)
-            self.progress(self.bytes, None, os.fsdecode(path))
 
     def _hardlink(self, parent: _Dir, key: tuple[bytes, ...], info: tarfile.TarInfo, path: bytes) -> None:
         target = _key(os.fsencode(info.linkname))
@@ -250,13 +317,16 @@ class Extractor:
         self.files += 1
 
     # ---- metadata ------------------------------------------------------------------------------------------
-    def _meta_fd(self, fd: int, info: tarfile.TarInfo, path: bytes) -> None:
-        """Owner, xattrs and ACLs, mode, then times (in that order: chown clears set-ID bits, an ACL sets the
-        group bits)."""
-        self._owner(info, path, lambda: os.fchown(fd, info.uid, info.gid))
-        for name, value in _xattrs(info):
+    def _meta_fd(self, fd: int, info: tarfile.TarInfo, path: bytes, xattrs: list | None = None,
+                 owner: tuple[int, int] | None = None, mode_set: bool = False) -> None:
+        """Owner (skipped when a new file has it already), xattrs and ACLs, mode, then times (in that order: chown
+        clears set-ID bits, an ACL sets the group bits)."""
+        if (info.uid, info.gid) != owner:
+            self._owner(info, path, lambda: os.fchown(fd, info.uid, info.gid))
+        for name, value in _xattrs(info) if xattrs is None else xattrs:
             self._setxattr(fd, name, value, path)
-        os.fchmod(fd, info.mode & 0o7777)
+        if not mode_set:
+            os.fchmod(fd, info.mode & 0o7777)
         os.utime(fd, ns=_times(info, self._now))
 
     def _meta_path(self, dfd: int, name: bytes, info: tarfile.TarInfo, path: bytes) -> None:
@@ -284,9 +354,11 @@ class Extractor:
 
     # ---- the end -------------------------------------------------------------------------------------------
     def close(self) -> ExtractResult:
-        """Finish every directory still open and make everything written durable (ExtractError when the
-        write-back fails: then nothing restored can be trusted to be on disk)."""
+        """Write what is still queued, finish every directory still open and make everything written durable
+        (ExtractError when the write-back fails: then nothing restored can be trusted to be on disk). Call it also
+        when the stream failed midway: what was restored is then finished and on disk."""
         try:
+            self._drain()
             while self._stack:
                 self._leave(self._stack.pop())
             if self._owners_kept:
@@ -300,9 +372,13 @@ class Extractor:
             raise ExtractError(f"the restored files could not all be written to disk ({exc.strerror})",
                                "check the destination's disk (kernel log, free space), then restore again") from exc
         finally:
-            for fd in self._devices.values():
+            if self._writer is not None:
+                self._queue.put(None)
+                self._writer.join()
+                self._writer = None
+            for fd in [d.fd for d in self._stack] + list(self._devices.values()):
                 os.close(fd)
-            self._devices = {}
+            self._stack, self._devices = [], {}
         # the shared safety code says "restore with overwrite" (the disk restore's task layer words it for the CLI)
         return ExtractResult(self.files, self.bytes, [w.replace("restore with overwrite", "restore with `--overwrite`")
                                                       for w in self.warnings])
@@ -318,10 +394,17 @@ def _key(path: bytes) -> tuple[bytes, ...]:
     return parts
 
 
-def _content(fd: int, info: tarfile.TarInfo, content: BinaryIO | None) -> int:
+def _content(fd: int, info: tarfile.TarInfo, content: BinaryIO | bytes | None) -> int:
     """Write the member's data; holes of a sparse member stay holes. Returns the bytes written."""
     if info.size and content is None:
         raise Unsafe(f"its {info.size} bytes of content are missing from the stream")
+    if isinstance(content, bytes):
+        if len(content) < info.size:
+            raise Unsafe(f"the stream ends {info.size - len(content)} bytes before the member's end")
+        view, written = memoryview(content), 0
+        while written < len(view):
+            written += os.pwrite(fd, view[written:], written)
+        return written
     regions = info.sparse if info.sparse is not None else [(0, info.size)]
     if info.sparse is not None:
         os.ftruncate(fd, info.size)

@@ -4,15 +4,18 @@ them (tarfile's streaming mode), restored below a target and compared with the t
 from __future__ import annotations
 
 import io
+import json
 import os
 import stat
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
 from appliance.media.extract import ExtractError, Extractor
+from tests.protect.conftest import public_base  # noqa: F401 (a fixture)
 
 NS = 1_000_000_000
 ROOT = os.geteuid() == 0
@@ -341,3 +344,57 @@ def test_a_target_that_cannot_be_created_is_one_clear_error(tmp_path):
         Extractor(tmp_path / "file" / "below", False)
     assert str(err.value).startswith(f"restore target {tmp_path}/file/below cannot be created or opened (")
     assert err.value.fix == "give --to a directory that can be written"
+
+
+def test_many_files_in_batches_leave_every_directory_with_its_own_time(tmp_path):
+    """Files are handed to the writer thread in batches; each directory's time is still set after its last file."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for d in range(3):
+            info = tarfile.TarInfo(f"d{d}")
+            info.type, info.mode, info.pax_headers = tarfile.DIRTYPE, 0o755, {"mtime": f"{1_000_000 + d}.000000042"}
+            tf.addfile(info)
+            for n in range(150):
+                info = tarfile.TarInfo(f"d{d}/f{n}")
+                info.size = n
+                tf.addfile(info, io.BytesIO(bytes(n)))
+    result = extract(buf.getvalue(), tmp_path / "out")
+
+    assert result.warnings == [] and result.files == 450 and result.bytes == 3 * sum(range(150))
+    for d in range(3):
+        assert os.stat(tmp_path / "out" / f"d{d}").st_mtime_ns == (1_000_000 + d) * NS + 42
+        assert len(os.listdir(tmp_path / "out" / f"d{d}")) == 150
+
+
+def test_not_as_root_owners_and_devices_are_warnings(public_base):
+    """An unprivileged restore keeps the restoring user as owner and says so once; a device cannot be made."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, kind in (("a.txt", tarfile.REGTYPE), ("b.txt", tarfile.REGTYPE), ("null", tarfile.CHRTYPE)):
+            info = tarfile.TarInfo(name)
+            info.type, info.uid, info.gid, info.devmajor, info.devminor = kind, 1234, 5678, 1, 3
+            tf.addfile(info)
+    (public_base / "stream.tar").write_bytes(buf.getvalue())
+    out = public_base / "out"
+    out.mkdir()
+    os.chown(out, 65534, 65534)
+    code = (
+        "import json, sys, tarfile, os\n"
+        "from pathlib import Path\n"
+        "from appliance.media.extract import Extractor\n"
+        "os.setgid(65534); os.setuid(65534)  # after the imports: the interpreter's files may be root's only\n"
+        f"ex = Extractor(Path({str(out)!r}))\n"
+        f"with tarfile.open({str(public_base / 'stream.tar')!r}, mode='r|') as tf:\n"
+        "    for info in tf:\n"
+        "        ex.write(info, tf.extractfile(info) if info.isreg() else None)\n"
+        "r = ex.close()\n"
+        "print(json.dumps([r.files, r.warnings]))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0, run.stderr
+    files, warnings = json.loads(run.stdout)
+    assert files == 2 and os.stat(out / "a.txt").st_uid == 65534
+    assert warnings == ["null: device not restored (creating a device needs root)",
+                        "2 entries (the first a.txt) belong to other users in the set and now belong to the "
+                        "restoring user: restore as root to restore owners"]
