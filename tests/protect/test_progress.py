@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from appliance.protect.files import sync
-from conftest import group_of
+from tests.protect.conftest import group_of
 
 
 def test_a_second_sync_of_many_small_files_reports_a_percentage(store, src, monkeypatch):
