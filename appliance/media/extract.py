@@ -248,13 +248,13 @@ class Extractor:
         self.bytes += size
 
     def _hardlink(self, parent: _Dir, key: tuple[bytes, ...], info: tarfile.TarInfo, path: bytes) -> None:
+        if key[:-1] not in self._made and not make_room(parent.fd, key[-1], path, self.overwrite, self.warnings,
+                                                        renamed_over=True):
+            return
         target = _key(os.fsencode(info.linkname))
         if target not in self._restored:
             self.warnings.append(f"{os.fsdecode(path)}: not restored (a hardlink to {info.linkname}, which this "
                                  f"restore did not write: restore {info.linkname} with it)")
-            return
-        if key[:-1] not in self._made and not make_room(parent.fd, key[-1], path, self.overwrite, self.warnings,
-                                                        renamed_over=True):
             return
         src, opened = self._stack[0].fd, []
         try:

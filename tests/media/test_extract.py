@@ -158,6 +158,26 @@ def test_a_gnu_tar_stream_comes_back_identical(tmp_path):
     assert (out / os.fsdecode(b"caf\xe9") / os.fsdecode(b"na\xefve \xff.txt")).read_bytes() == b"latin-1 names\n"
 
 
+@pytest.mark.skipif(not ROOT, reason="owners and devices are restored as root only; CI runs as root")
+def test_the_same_stream_again_with_overwrite_replaces_everything(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    build_tree(src)
+    stream = gnu_tar(src)
+    expected = state(src)
+    extract(stream, out)
+    before = os.stat(out / "docs" / "report.txt").st_ino
+
+    again = extract(stream, out)
+    assert len(again.warnings) == len(expected) - sum(1 for v in expected.values() if stat.S_ISDIR(v[0]))
+    assert all("restore with `--overwrite` to replace it" in w for w in again.warnings)
+
+    result = extract(stream, out, overwrite=True)
+
+    assert result.warnings == [] and state(out) == expected
+    assert os.stat(out / "docs" / "report.txt").st_ino != before
+    assert [p for p in out.rglob(".tapeline-partial-*")] == []
+
+
 def test_a_python_tarfile_stream_with_pax_metadata(tmp_path):
     """Times, xattrs, ACLs and names as pax headers that Python's tarfile writes, read back exactly."""
     buf = io.BytesIO()
