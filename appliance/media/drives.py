@@ -43,6 +43,15 @@ class CartridgeOutside(Conflict):
                          f"put it into the library and run `tapeline library inventory {library}`")
 
 
+class LoadFailed(TapelineError):
+    """The changer could not load the cartridge into the drive (it stays in its slot)."""
+
+    def __init__(self, barcode: str, slot: int, drive: str, cause: str):
+        self.barcode = barcode
+        super().__init__(f"{drive}: loading cartridge {barcode} from slot {slot} failed ({cause})",
+                         "check the cartridge and the drive at the library; the cartridge stays in its slot")
+
+
 class ForeignCartridge(Conflict):
     """The tape holds data Tapeline did not write."""
 
@@ -120,9 +129,7 @@ class DriveLease:
                     handle.changer.load(found.number, self.number)
                 except DeviceError as exc:
                     handle.reset()
-                    raise TapelineError(f"{self.name}: loading cartridge {barcode} from slot {found.number} failed "
-                                        f"({exc})", "check the cartridge and the drive at the library; the "
-                                        "cartridge stays in its slot") from None
+                    raise LoadFailed(barcode, found.number, self.name, str(exc)) from None
         self.barcode = barcode
         self.drive.cartridge = barcode
         try:

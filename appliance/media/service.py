@@ -28,7 +28,7 @@ from appliance.catalog.engine import Catalog
 from appliance.catalog.models import Cartridge, Drive, MediaSet, Pool
 from appliance.errors import Conflict, NotFound, TapelineError, UsageError
 from appliance.media import pools
-from appliance.media.drives import DriveLease, ForeignCartridge, LabelMismatch
+from appliance.media.drives import DriveLease, ForeignCartridge, LabelMismatch, LoadFailed
 from appliance.media.format import (MediaSetLabel, VolumeLabel, decode_media_set_label, encode_media_set_label,
                                     encode_volume_label, FormatError)
 from appliance.media.library import InventoryReport, LibraryHandle, match_drives
@@ -400,9 +400,11 @@ class MediaService:
                            busy: frozenset[str] = frozenset()) -> Cartridge | None:
         """A cartridge of the media set, mounted in the lease's drive and positioned at its `next_file`, ready for
         the next set; None when the pool has none (the caller waits with an alert naming the pool). Cartridges
-        found unusable on the way (foreign data, wrong label, write-protected, outside) are marked and skipped,
-        with an alert for the write-protected ones."""
+        found unusable on the way (foreign data, wrong label, write-protected, outside, one that fails to load)
+        are marked and skipped, with an alert for the write-protected and unloadable ones; a second load failure
+        is raised (LoadFailed): then the drive is the suspect."""
         skipped: set[str] = set(busy)
+        load_failures = 0
         while True:
             when = now()
             pools.expire(self.catalog, when)
@@ -418,6 +420,14 @@ class MediaService:
                 continue
             except Conflict as exc:  # write-protected, outside the library, in another job's drive
                 log.warning("%s: %s: skipped", lease.name, exc)
+                continue
+            except LoadFailed as exc:
+                load_failures += 1
+                if load_failures > 1:
+                    raise  # a second cartridge that will not load: the drive is the suspect, not the cartridges
+                cat.update_cartridge(self.catalog, cart.barcode, note=f"failed to load into {lease.name}")
+                alerts.raise_alert(self.catalog, "warning", f"cartridge {cart.barcode} failed to load into "
+                                   f"{lease.name}: skipped for writing", exc.fix, job_id=lease.job_id)
                 continue
             if cart.media_set_id == media_set.id:
                 if label is None or label.uuid != cart.label_uuid:

@@ -13,7 +13,7 @@ from appliance.catalog import media as cat
 from appliance.errors import Conflict, TapelineError, UsageError
 from appliance.media import admin, pools
 from appliance.media.crypto import create_key_file
-from appliance.media.drives import CartridgeOutside, ForeignCartridge, LabelMismatch
+from appliance.media.drives import CartridgeOutside, LabelMismatch, LoadFailed
 from appliance.media.format import VolumeLabel, encode_volume_label
 from appliance.media.service import MediaService
 from appliance.ops.alerts import list_alerts
@@ -151,10 +151,19 @@ def test_a_write_protected_cartridge_is_skipped_for_writing_with_an_alert(media,
 def test_a_load_failure_names_cartridge_and_drive_and_leaves_it_in_its_slot(media, library_dir):
     fault(library_dir, "load-failure", "A00003L8")
     with media.acquire_drive("vtl") as lease:
-        with pytest.raises(TapelineError, match=r"drive 0 of library 'vtl': loading cartridge A00003L8 from slot 4"):
+        with pytest.raises(LoadFailed, match=r"drive 0 of library 'vtl': loading cartridge A00003L8 from slot 4"):
             lease.mount("A00003L8")
     inv = media.library("vtl").current()
     assert inv.find("A00003L8").kind == "slot"
+
+
+def test_a_cartridge_that_fails_to_load_is_skipped_for_writing_with_an_alert(media, library_dir):
+    pool = _pool(media)
+    fault(library_dir, "load-failure", "A00000L8", "--persistent")
+    ms = pools.media_set_for_write(media.catalog, pool, _now())
+    with media.acquire_drive("vtl") as lease:
+        assert media.writable_cartridge(lease, pool, ms).barcode == "A00001L8"
+    assert any(a.startswith("cartridge A00000L8 failed to load into drive 0") for a in _alerts(media))
 
 
 def test_an_offline_drive_is_passed_over_with_an_alert(media, library_dir):
