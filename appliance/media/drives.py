@@ -26,7 +26,8 @@ from appliance.media.library import LibraryHandle, where
 from appliance.ops import alerts
 from drivers.changer import KIND_DRIVE, KIND_MAILSLOT
 from drivers.errors import DeviceError
-from drivers.scsi.sense import BlankCheck, FilemarkDetected, IncorrectLength, NotReady, ScsiError
+from drivers.scsi.sense import (BlankCheck, FilemarkDetected, IncorrectLength, LogicalUnitOffline, NotReady,
+                                 ScsiError)
 from drivers.tape import TapeDrive
 
 log = logging.getLogger("tapeline.media")
@@ -50,6 +51,14 @@ class LoadFailed(TapelineError):
         self.barcode = barcode
         super().__init__(f"{drive}: loading cartridge {barcode} from slot {slot} failed ({cause})",
                          "check the cartridge and the drive at the library; the cartridge stays in its slot")
+
+
+class DriveOffline(TapelineError):
+    """The drive reports itself offline (02/04/12): waiting does not help, another drive might."""
+
+    def __init__(self, drive: str):
+        super().__init__(f"{drive} is offline", "bring it online at the library (or check the library for a "
+                         "fault); jobs use the other drives meanwhile")
 
 
 class ForeignCartridge(Conflict):
@@ -129,12 +138,16 @@ class DriveLease:
                     handle.changer.load(found.number, self.number)
                 except DeviceError as exc:
                     handle.reset()
+                    if self._offline():  # a library reports a load into an offline drive as a load failure
+                        raise DriveOffline(self.name) from None
                     raise LoadFailed(barcode, found.number, self.name, str(exc)) from None
         self.barcode = barcode
         self.drive.cartridge = barcode
         try:
             self.drive.wait_ready(READY_TIMEOUT)
             self.drive.set_block_size(self.service.block_size)
+        except LogicalUnitOffline:
+            raise DriveOffline(self.name) from None
         except ScsiError as exc:
             raise TapelineError(f"{self.name}: cartridge {barcode} did not become ready ({exc.text})",
                                 exc.hint or "check the drive at the library, then retry") from None
@@ -143,6 +156,15 @@ class DriveLease:
         if label is not None and label.barcode != barcode:
             raise LabelMismatch(barcode, label.barcode, self.name)
         return label
+
+    def _offline(self) -> bool:
+        try:
+            self.drive.test_unit_ready()
+        except LogicalUnitOffline:
+            return True
+        except (ScsiError, DeviceError):
+            pass
+        return False
 
     def read_label(self) -> VolumeLabel | None:
         """Rewind and read file 0: the label, None on a blank tape; ForeignCartridge for anything else."""

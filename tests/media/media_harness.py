@@ -12,11 +12,16 @@ CAPACITY = 64 * 1024 * 1024  # small cartridges: fast to write and erase
 
 
 class Job:
-    """What a job body hands the media service: an id and a cancel Event (the engine's JobContext has more)."""
+    """What the engine hands a job body (JobContext): an id, parameters, a progress callback, a cancel Event."""
 
-    def __init__(self, job_id: int = 1):
+    def __init__(self, job_id: int = 1, **params):
         self.job_id = job_id
+        self.params = params
         self.cancel = threading.Event()
+        self.progressed: list[str] = []
+
+    def progress(self, done: int, total: int | None, message: str) -> None:
+        self.progressed.append(message)
 
 
 def fault(directory: Path, *args: str) -> None:

@@ -13,8 +13,9 @@ from appliance.catalog import media as cat
 from appliance.errors import Conflict, TapelineError, UsageError
 from appliance.media import admin, pools
 from appliance.media.crypto import create_key_file
-from appliance.media.drives import CartridgeOutside, LabelMismatch, LoadFailed
-from appliance.media.format import VolumeLabel, encode_volume_label
+from appliance.media.drives import CartridgeOutside, DriveOffline, LabelMismatch, LoadFailed
+from appliance.media.format import MediaSetLabel, VolumeLabel, encode_media_set_label, encode_volume_label
+from appliance.media.media_tasks import MediaTasks
 from appliance.media.service import MediaService
 from appliance.ops.alerts import list_alerts
 from media_harness import Job, fault
@@ -232,3 +233,37 @@ def test_an_encrypted_pool_records_its_key_file_and_fingerprint_never_the_key(me
     with pytest.raises(TapelineError, match="can be read by others") as refused:
         admin.create_pool(media, "leaky", "vtl", "30d", None, str(key), True, None)
     assert refused.value.fix == f"chmod 600 {key}"
+
+
+def test_a_drive_going_offline_under_a_job_is_named_as_offline_not_as_a_bad_cartridge(media, library_dir):
+    with media.acquire_drive("vtl", number=0) as lease:
+        fault(library_dir, "drive-offline", "drive0")
+        with pytest.raises(DriveOffline, match="drive 0 of library 'vtl' is offline"):
+            lease.mount("A00002L8")
+    assert media.library("vtl").current().find("A00002L8").kind == "slot"
+
+
+def test_a_detailed_inventory_reads_every_label_and_sorts_the_cartridges(media, library_dir):
+    pool = _pool(media)
+    _write_foreign(media, "A00000L8")
+    with media.acquire_drive("vtl") as lease:
+        media.label_cartridge(lease, "A00001L8", pool, force=False)
+        # A tape another Tapeline wrote a media set on: ours by its labels, unknown to this catalog.
+        lease.mount("A00002L8")
+        lease.drive.write(encode_volume_label(VolumeLabel("A00002L8", "u-2", "elsewhere", _now(), media.block_size)))
+        lease.drive.write_filemarks(1)
+        lease.drive.write(encode_media_set_label(MediaSetLabel("elsewhere", "ms-x", 0, None, _now()),
+                                                 media.block_size))
+        lease.drive.write_filemarks(1)
+    fault(library_dir, "write-protect", "A00003L8")
+    job = Job(3, library="vtl", detailed=True)
+    outcome = MediaTasks(media).inventory(job)
+    assert outcome.state == "completed", outcome
+    r = outcome.result
+    assert (r["foreign"], r["known"], r["write_protected"]) == (["A00000L8", "A00002L8"], ["A00001L8"], ["A00003L8"])
+    assert r["scratch"] == ["A00003L8", "A00004L8", "A00005L8"]
+    assert "reading the label of A00005L8" in job.progressed
+    assert "ms-x" in cat.get_cartridge(media.catalog, "A00002L8").note
+    assert cat.get_cartridge(media.catalog, "A00003L8").write_protected
+    inv = media.library("vtl").current()
+    assert all(inv.find(f"A0000{i}L8").kind == "slot" for i in range(6))  # every one back home
