@@ -242,6 +242,7 @@ class Frame:
     raw_length: int  # decompressed bytes
     number: int  # in the set, from 0
     entries: list[IndexEntry]
+    hash: bytes | None = None  # BLAKE3 of `data`, when the writer computed it already
 
 
 @dataclass(frozen=True)
@@ -332,8 +333,8 @@ class SetStream:
         if self._finished:
             raise RuntimeError("SetStream.add after finish")
         block, offset = self._position()
-        self._frames.append(FramePosition(frame.number, block, offset, len(frame.data), frame.raw_length,
-                                          blake3.blake3(frame.data).digest()))
+        digest = frame.hash or blake3.blake3(frame.data).digest()
+        self._frames.append(FramePosition(frame.number, block, offset, len(frame.data), frame.raw_length, digest))
         self._pending += frame.data
         return self._take()
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import zstandard
 
-from appliance.media.archive import (ArchiveWriter, acl_text, acl_xattr, member_from_entry, members_from_tree,
+from appliance.media.archive import (ArchiveError, ArchiveWriter, acl_text, acl_xattr, member_from_entry, members_from_tree,
                                      read_frames, read_members)
 from appliance.protect.files import sync
 from appliance.store import Store
@@ -100,3 +102,44 @@ def test_acl_text_round_trips_the_kernel_form():
     text = "user::rw-,user:65534:r--,group::r-x,group:100:rwx,mask::rwx,other::---"
     assert acl_text(acl_xattr(text)) == text
     assert acl_text(acl_xattr("u::rwx,g::r-x,o::r-x")) == "user::rwx,group::r-x,other::r-x"
+
+
+def test_long_names_long_links_and_ids_past_ustar_fields_restore_with_gnu_tar(tmp_path):
+    src = tmp_path / "src"
+    deep = src / ("d" * 120) / ("e" * 120)
+    deep.mkdir(parents=True)
+    (deep / ("f" * 150)).write_bytes(b"long name")
+    os.symlink("t" * 300, deep / "link")
+    os.chown(deep / ("f" * 150), 3_000_000, 3_000_001)
+    expected = tree_state(src)
+    out = tmp_path / "out"
+    gnu_tar_extract(b"".join(f.data for f in write_all(members_from_tree(src))), out)
+    assert_same_tree(expected, restored_root(out, src))
+
+
+def test_content_that_does_not_match_its_header_is_refused(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_bytes(b"12345")
+    member = next(m for m in members_from_tree(src) if m.info.isreg())
+    short = replace(member, content=iter([b"123"]))
+    with pytest.raises(ArchiveError, match="gave 3 bytes where 5 were announced"):
+        list(ArchiveWriter().add(short))
+
+
+def test_a_file_that_shrinks_while_archived_is_padded_and_named(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_bytes(b"x" * 10_000)
+    warnings: list[str] = []
+    members = members_from_tree(src, warnings.append)
+    writer = ArchiveWriter()
+    frames = list(writer.add(next(members)))
+    member = next(members)
+    (src / "a").write_bytes(b"y" * 10)
+    frames += writer.add(member)
+    frames += writer.close(end=True)
+    raw = read_frames(iter([f.data for f in frames]), 0)
+    got = {info.name: content.read() for info, content in read_members(raw, 0)}
+    assert got[member.info.name] == b"y" * 10 + bytes(9_990)
+    assert len(warnings) == 1 and "/a: shrank while archived" in warnings[0]
