@@ -27,7 +27,8 @@ def _counts(states: dict[str, int]) -> str:
 def _inventory_line(report: dict) -> str:
     parts = [f"library {report['library']}: {plural(report['cartridges'], 'data cartridge')}"]
     if report["new"]:
-        parts.append(f"{len(report['new'])} new ({', '.join(report['new'][:8])}{', ...' if len(report['new']) > 8 else ''})")
+        more = ", ..." if len(report["new"]) > 8 else ""
+        parts.append(f"{len(report['new'])} new ({', '.join(report['new'][:8])}{more})")
     if report["outside"]:
         parts.append(f"no longer in the library: {', '.join(report['outside'])}")
     if report["cleaning"]:

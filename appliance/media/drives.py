@@ -32,6 +32,7 @@ from drivers.tape import TapeDrive
 
 log = logging.getLogger("tapeline.media")
 
+MAX_BLOCK = 8 * 1024 * 1024  # the largest block an LTO drive writes
 READY_TIMEOUT = 300.0  # seconds for a loaded cartridge to become ready (a real LTO load takes under two minutes)
 
 
@@ -81,10 +82,15 @@ class LabelMismatch(Conflict):
                          f"`tapeline media label {barcode} --pool POOL --force` once sure")
 
 
+def why_unusable(exc: TapelineError) -> str:
+    """What a refused cartridge holds, for its note: the foreign data's description, else the refusal."""
+    return getattr(exc, "what", None) or exc.message
+
+
 def describe_data(block: bytes) -> str:
     """What a person would see of a foreign tape's first block."""
     shown = "".join(c if c in string.printable and c not in "\r\x0b\x0c" else "." for c in
-                    block[:48].decode("latin-1")).replace("\n", " ").strip()
+                    block[:48].rstrip(b"\0").decode("latin-1")).replace("\n", " ").strip()
     return f"its first block begins {shown!r}" if shown.strip(".") else "binary data"
 
 
@@ -173,13 +179,26 @@ class DriveLease:
             block = self.drive.read(self.service.block_size)
         except BlankCheck:
             return None
-        except (FilemarkDetected, IncorrectLength) as exc:
-            raise ForeignCartridge(self.barcode or "?", f"its first block is not a {self.service.block_size}-byte "
-                                   f"block ({exc.text})") from None
+        except FilemarkDetected:
+            raise ForeignCartridge(self.barcode or "?", "its first tape file is empty") from None
+        except IncorrectLength:
+            raise ForeignCartridge(self.barcode or "?", self._describe_first_block()) from None
         try:
             return decode_volume_label(block)
         except NotOurLabel:
             raise ForeignCartridge(self.barcode or "?", describe_data(block)) from None
+
+    def _describe_first_block(self) -> str:
+        """A first block of another size than ours: read it in variable-block mode to say what it holds."""
+        try:
+            self.drive.set_block_size(0)
+            self.drive.rewind()
+            block = self.drive.read(MAX_BLOCK)
+        except ScsiError as exc:
+            return f"its first block is not a {self.service.block_size}-byte block ({exc.text})"
+        finally:
+            self.drive.set_block_size(self.service.block_size)
+        return f"{describe_data(block)}, in {len(block)}-byte blocks"
 
     def at_file(self, number: int) -> None:
         """Position at the start of tape file `number` (0 = the label)."""

@@ -19,7 +19,7 @@ from typing import Callable
 from appliance.catalog import media as cat
 from appliance.errors import TapelineError, as_error
 from appliance.media import pools
-from appliance.media.drives import CartridgeOutside, DriveLease, ForeignCartridge, LabelMismatch
+from appliance.media.drives import CartridgeOutside, DriveLease, ForeignCartridge, LabelMismatch, why_unusable
 from appliance.media.format import FormatError
 from appliance.media.service import MediaService, now
 from appliance.ops.jobs import JobContext, Outcome
@@ -92,9 +92,9 @@ class MediaTasks:
             label = lease.mount(barcode)
         except (ForeignCartridge, LabelMismatch, FormatError) as exc:
             if service.contents(cart):  # ours by the catalog, unreadable on tape
-                cat.update_cartridge(catalog, barcode, state="damaged", note=exc.message)
+                cat.update_cartridge(catalog, barcode, state="damaged", note=why_unusable(exc))
                 return "damaged"
-            cat.update_cartridge(catalog, barcode, state="foreign", note=exc.message, label_uuid=None,
+            cat.update_cartridge(catalog, barcode, state="foreign", note=why_unusable(exc), label_uuid=None,
                                  pool_id=None, media_set_id=None)
             return "foreign"
         if label is None:

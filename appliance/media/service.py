@@ -28,7 +28,7 @@ from appliance.catalog.engine import Catalog
 from appliance.catalog.models import Cartridge, Drive, MediaSet, Pool
 from appliance.errors import Conflict, NotFound, TapelineError, UsageError
 from appliance.media import pools
-from appliance.media.drives import DriveLease, ForeignCartridge, LabelMismatch, LoadFailed
+from appliance.media.drives import DriveLease, ForeignCartridge, LabelMismatch, LoadFailed, why_unusable
 from appliance.media.format import (MediaSetLabel, VolumeLabel, decode_media_set_label, encode_media_set_label,
                                     encode_volume_label, FormatError)
 from appliance.media.library import InventoryReport, LibraryHandle, match_drives
@@ -332,7 +332,7 @@ class MediaService:
                                                          cat.media_set_by_id(self.catalog, cart.media_set_id).uuid):
                 lost = f"Tapeline media set {on_tape.media_set} of pool {on_tape.pool}, unknown to this catalog"
         except (ForeignCartridge, LabelMismatch, FormatError) as exc:
-            lost = getattr(exc, "what", None) or exc.message
+            lost = why_unusable(exc)
         if lost and not force:
             raise Conflict(f"cartridge {barcode} holds {lost}", f"rerun with --force if it may be lost")
         self._check_writable(lease, cart)
@@ -357,7 +357,7 @@ class MediaService:
         try:
             lease.mount(barcode)
         except (ForeignCartridge, LabelMismatch, FormatError) as exc:
-            lost = lost or getattr(exc, "what", None) or exc.message
+            lost = lost or why_unusable(exc)
         self._check_writable(lease, cart)
         lease.drive.rewind()
         lease.drive.erase(long=False)
@@ -416,7 +416,7 @@ class MediaService:
                 label = lease.mount(cart.barcode)
                 self._check_writable(lease, cart)
             except (ForeignCartridge, LabelMismatch, FormatError) as exc:
-                cat.update_cartridge(self.catalog, cart.barcode, state="foreign", note=exc.message)
+                cat.update_cartridge(self.catalog, cart.barcode, state="foreign", note=why_unusable(exc))
                 continue
             except Conflict as exc:  # write-protected, outside the library, in another job's drive
                 log.warning("%s: %s: skipped", lease.name, exc)

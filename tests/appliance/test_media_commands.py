@@ -10,6 +10,9 @@ import pytest
 
 from daemon_harness import Daemon
 
+from drivers.changer import MediaChanger
+from drivers.tape import TapeDrive
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -89,3 +92,26 @@ def test_bad_input_is_one_line_naming_the_cause_and_the_fix(up):
     assert "unknown cartridge state 'lost'" in _error_line(proc)
     err = up.json("media", "show", "NOPE01L8", check=1)
     assert set(err) == {"error", "fix", "exit_code", "type"} and err["type"] == "NotFound"
+
+
+def test_a_foreign_cartridge_is_found_never_written_and_relabelled_only_with_force(up):
+    lib = up.json("library", "show", "vtl")
+    slot = next(c["location_number"] for c in up.json("media", "list") if c["barcode"] == "A00003L8")
+    with MediaChanger(lib["changer_url"]) as changer:  # someone else's backup, written behind Tapeline's back
+        changer.load(slot, 1)
+        with TapeDrive(lib["drives"][1]["url"]) as drive:
+            drive.wait_ready(30)
+            drive.write(b"someone else's backup".ljust(65536, b"\0"))
+            drive.write_filemarks(1)
+            drive.unload()
+        changer.unload(1)
+    up.run("pool", "create", "weekly", "--library", "vtl")
+    done = up.json("library", "inventory", "vtl", "--detailed", "--wait")
+    assert done["result"]["foreign"] == ["A00003L8"]
+
+    proc = up.run("media", "label", "A00003L8", "--pool", "weekly", check=1)
+    assert _error_line(proc) == ("tapeline: cartridge A00003L8 holds foreign data (its first block begins \"someone "
+                                 "else's backup\", in 65536-byte blocks): rerun with --force if it may be lost")
+    job = up.json("media", "label", "A00003L8", "--pool", "weekly", "--force", "--wait")
+    assert "someone else's backup" in job["result"]["labelled"][0]["lost"]
+    assert up.json("media", "show", "A00003L8")["state"] == "scratch"
