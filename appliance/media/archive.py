@@ -3,8 +3,8 @@
 What GNU tar needs to restore a member identically is written the way GNU tar writes it: full mtime/atime/ctime in
 ns in pax records, uid/gid and names, SCHILY.xattr.* for extended attributes, POSIX ACLs as SCHILY.acl.access and
 SCHILY.acl.default text (the store keeps them as system.posix_acl_* xattrs in the kernel's binary form), names that
-are not UTF-8 with hdrcharset=BINARY, hardlinks as LNKTYPE, sparse files as GNU sparse 1.0 (a map of data regions
-ahead of the data, so `tar -x` recreates the holes).
+are not UTF-8 as raw bytes, hardlinks as LNKTYPE, sparse files as GNU sparse 1.0 (a map of data regions ahead of the
+data, so `tar -x` recreates the holes). The encoding itself is in `pax.py`.
 
 Invariants:
 - Frames hold at most `frame_size` bytes of archive. A member smaller than a frame is never split: when it does not
@@ -22,7 +22,6 @@ import io
 import os
 import pwd
 import stat
-import struct
 import tarfile
 import threading
 from collections import deque
@@ -35,29 +34,20 @@ from typing import BinaryIO
 import blake3
 import zstandard
 
-from appliance.errors import TapelineError
 from appliance.media.format import (SEALED_MAGIC, SKIPPABLE_HEADER, Frame, FramePosition, IndexEntry,
                                     skippable_at)
+from appliance.media.pax import (BLOCK, ENCODING, ERRORS, ArchiveError, pax_time, sparse_name, tar_header, text,
+                                 xattr_records)
 from appliance.protect.scan import read_xattrs
 from appliance.store.model import Entry
 
 FRAME_SIZE = 4 << 20
 READ_SIZE = 1 << 20
-BLOCK = tarfile.BLOCKSIZE
-ACL_ACCESS, ACL_DEFAULT = b"system.posix_acl_access", b"system.posix_acl_default"
-_ENCODING, _ERRORS = "utf-8", "surrogateescape"
 _TAR_TYPES = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "fifo": tarfile.FIFOTYPE,
               "chardev": tarfile.CHRTYPE, "blockdev": tarfile.BLKTYPE, "hardlink": tarfile.LNKTYPE}
 _KINDS = {v: k for k, v in _TAR_TYPES.items()}
 _IFMT = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK, "fifo": stat.S_IFIFO,
          "chardev": stat.S_IFCHR, "blockdev": stat.S_IFBLK, "hardlink": stat.S_IFREG}
-
-
-class ArchiveError(TapelineError):
-    """A member that cannot be archived as announced, or a stream that is not what the index says."""
-
-    def __init__(self, message: str, fix: str) -> None:
-        super().__init__(message, fix)
 
 
 class FrameDamaged(ArchiveError):
@@ -81,110 +71,9 @@ class Member:
     path: bytes = field(default=b"", compare=False)  # the name as bytes; b"": info.name encoded
 
 
-def pax_time(ns: int) -> str:
-    """A pax time record value with all nine decimals (GNU tar reads them back to the nanosecond)."""
-    sign, ns = ("-", -ns) if ns < 0 else ("", ns)
-    return f"{sign}{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
-
-
-def pax_time_ns(value: str) -> int:
-    sign = -1 if value.startswith("-") else 1
-    whole, _, frac = value.lstrip("-").partition(".")
-    return sign * (int(whole or 0) * 1_000_000_000 + int((frac + "000000000")[:9]))
-
-
-def _text(raw: bytes) -> str:
-    return raw.decode(_ENCODING, _ERRORS)
-
-
 def member_name(full_path: bytes) -> str:
     """The archive name of a path on the protected machine: without the leading "/", as GNU tar writes it."""
-    return _text(full_path.lstrip(b"/")) or "."
-
-
-# ---- POSIX ACLs: the kernel's xattr form <-> the text GNU tar keeps in SCHILY.acl.* ----------------------------
-_ACL_VERSION = 2
-_ACL_HEAD = struct.Struct("<I")
-_ACL_ENTRY = struct.Struct("<HHI")
-_USER_OBJ, _USER, _GROUP_OBJ, _GROUP, _MASK, _OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
-_TAG_TEXT = {_USER_OBJ: "user", _USER: "user", _GROUP_OBJ: "group", _GROUP: "group", _MASK: "mask", _OTHER: "other"}
-
-
-def acl_text(blob: bytes) -> str:
-    """`user::rw-,user:1000:r--,group::r--,mask::r--,other::r--` from a system.posix_acl_* value (numeric ids:
-    the store records ids, and acl_from_text reads a number where no such name exists)."""
-    if len(blob) < _ACL_HEAD.size or _ACL_HEAD.unpack_from(blob)[0] != _ACL_VERSION or \
-            (len(blob) - _ACL_HEAD.size) % _ACL_ENTRY.size:
-        raise ArchiveError("an ACL xattr that is not in the kernel's version 2 form",
-                           "check the source's ACLs with getfacl; the file is archived without them otherwise")
-    out = []
-    for tag, perm, qualifier in _ACL_ENTRY.iter_unpack(blob[_ACL_HEAD.size:]):
-        if tag not in _TAG_TEXT:
-            raise ArchiveError(f"an ACL entry with the unknown tag {tag:#x}", "check the source's ACLs with getfacl")
-        who = str(qualifier) if tag in (_USER, _GROUP) else ""
-        out.append(f"{_TAG_TEXT[tag]}:{who}:" + "".join(c if perm & b else "-" for c, b in (("r", 4), ("w", 2),
-                                                                                               ("x", 1))))
-    return ",".join(out)
-
-
-def acl_xattr(text: str) -> bytes:
-    """The system.posix_acl_* value for ACL text as GNU tar writes it (names or numeric ids; commas or newlines
-    between entries; `#` comments ignored)."""
-    entries = []
-    for item in text.replace("\n", ",").split(","):
-        item = item.split("#", 1)[0].strip()
-        if not item:
-            continue
-        parts = item.split(":")
-        if len(parts) != 3:
-            raise ArchiveError(f"ACL entry {item!r} is not tag:qualifier:permissions", "check the archive's ACL text")
-        tag, who, perms = parts
-        tag = {"u": "user", "g": "group", "m": "mask", "o": "other"}.get(tag, tag)
-        if tag == "user":
-            code, qualifier = (_USER, _uid(who)) if who else (_USER_OBJ, 0xFFFFFFFF)
-        elif tag == "group":
-            code, qualifier = (_GROUP, _gid(who)) if who else (_GROUP_OBJ, 0xFFFFFFFF)
-        elif tag in ("mask", "other"):
-            code, qualifier = (_MASK if tag == "mask" else _OTHER), 0xFFFFFFFF
-        else:
-            raise ArchiveError(f"ACL entry {item!r} has an unknown tag", "check the archive's ACL text")
-        perm = sum(b for c, b in (("r", 4), ("w", 2), ("x", 1)) if c in perms)
-        entries.append((code, qualifier, perm))
-    entries.sort()  # the kernel wants them ordered by tag, then id
-    return _ACL_HEAD.pack(_ACL_VERSION) + b"".join(_ACL_ENTRY.pack(c, p, q) for c, q, p in entries)
-
-
-def _uid(who: str) -> int:
-    try:
-        return int(who)
-    except ValueError:
-        try:
-            return pwd.getpwnam(who).pw_uid
-        except KeyError:
-            raise ArchiveError(f"ACL names the unknown user {who!r}", "create the user, then restore again") from None
-
-
-def _gid(who: str) -> int:
-    try:
-        return int(who)
-    except ValueError:
-        try:
-            return grp.getgrnam(who).gr_gid
-        except KeyError:
-            raise ArchiveError(f"ACL names the unknown group {who!r}", "create the group, then restore again"
-                               ) from None
-
-
-def _xattr_records(xattrs: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
-    records = {}
-    for name, value in xattrs:
-        if name == ACL_ACCESS:
-            records["SCHILY.acl.access"] = acl_text(value)
-        elif name == ACL_DEFAULT:
-            records["SCHILY.acl.default"] = acl_text(value)
-        else:
-            records["SCHILY.xattr." + _text(name)] = _text(value)
-    return records
+    return text(full_path.lstrip(b"/")) or "."
 
 
 # ---- building members --------------------------------------------------------------------------------------------
@@ -202,7 +91,7 @@ def _tarinfo(name: str, kind: str, mode: int, uid: int, gid: int, user: str, gro
     if kind in ("chardev", "blockdev"):
         info.devmajor, info.devminor = os.major(rdev), os.minor(rdev)
     info.pax_headers = {"mtime": pax_time(mtime_ns), "atime": pax_time(atime_ns), "ctime": pax_time(ctime_ns),
-                        **_xattr_records(xattrs)}
+                        **xattr_records(xattrs)}
     return info
 
 
@@ -211,9 +100,9 @@ def member_from_entry(entry: Entry, read_chunk: Callable[[bytes], bytes]) -> Mem
     full = entry.full_path
     link = None
     if entry.type == "symlink":
-        link = _text(entry.target or b"")
+        link = text(entry.target or b"")
     elif entry.type == "hardlink":
-        root = entry.source.encode(_ENCODING, _ERRORS).rstrip(b"/")
+        root = entry.source.encode(ENCODING, ERRORS).rstrip(b"/")
         link = member_name(root + b"/" + (entry.target or b""))
     info = _tarinfo(member_name(full), entry.type, entry.mode, entry.uid, entry.gid, entry.user, entry.group,
                     entry.size, entry.mtime_ns, entry.atime_ns, entry.ctime_ns, entry.rdev, link, entry.xattrs)
@@ -340,7 +229,7 @@ def _member_at(path: bytes, st: os.stat_result, links: dict[tuple[int, int], str
             kind, link = "hardlink", first
     if kind == "symlink":
         try:
-            link = _text(os.readlink(path))
+            link = text(os.readlink(path))
         except OSError as exc:
             warn(f"{shown}: unreadable link ({exc.strerror}); not archived")
             return None
@@ -367,16 +256,6 @@ def _member_at(path: bytes, st: os.stat_result, links: dict[tuple[int, int], str
 
 
 # ---- writing ----------------------------------------------------------------------------------------------------
-def _sparse_name(name: bytes) -> bytes:
-    """The ustar name of a sparse member, as GNU tar makes it (DIR/GNUSparseFile.0/BASE); the real name travels
-    in GNU.sparse.name. Kept ASCII and short so no pax `path` record competes with it."""
-    head, _, base = name.rpartition(b"/")
-    fake = (head + b"/" if head else b"") + b"GNUSparseFile.0/" + base
-    if fake.isascii() and len(fake) < 100:
-        return fake
-    return b"GNUSparseFile.0/" + blake3.blake3(name).hexdigest()[:32].encode()
-
-
 class ArchiveWriter:
     """A pax stream cut into zstd frames. Iterate what `add` and `close` return to the end: the frames come out in
     order as they are compressed. `part` is stamped on the index entries of members added from then on.
@@ -411,7 +290,7 @@ class ArchiveWriter:
         total = len(header) + stored + (-stored % BLOCK)
         if self._buf and len(self._buf) + total > self.frame_size >= total:
             yield from self._cut(len(self._buf))
-        path = member.path or info.name.encode(_ENCODING, _ERRORS)
+        path = member.path or info.name.encode(ENCODING, ERRORS)
         mtime_ns = member.mtime_ns if member.mtime_ns is not None else int(info.mtime) * 1_000_000_000
         self._entries.append(IndexEntry(path, kind, info.size, _IFMT[kind] | info.mode, info.uid, info.gid, mtime_ns,
                                         member.digest, self._number, len(self._buf), self.part))
@@ -437,7 +316,7 @@ class ArchiveWriter:
     def _encode(self, member: Member) -> tuple[bytes, bytes, int]:
         """The member's headers, the sparse map that starts its data (b"" unless sparse), its data bytes."""
         info = member.info
-        name = info.name.encode(_ENCODING, _ERRORS)
+        name = info.name.encode(ENCODING, ERRORS)
         if member.sparse is None:
             data_size = info.size if info.type == tarfile.REGTYPE else 0
             return tar_header(info, name, data_size, info.pax_headers), b"", data_size
@@ -448,12 +327,12 @@ class ArchiveWriter:
                                "check the source (or the store: 'tapeline check GROUP --full')")
         if end < info.size or not regions:
             regions.append((info.size, 0))  # as GNU tar: the map reaches the real size, so a trailing hole is kept
-        text = f"{len(regions)}\n" + "".join(f"{o}\n{n}\n" for o, n in regions)
-        prefix = text.encode() + bytes(-len(text) % BLOCK)
+        sparse_map = f"{len(regions)}\n" + "".join(f"{o}\n{n}\n" for o, n in regions)
+        prefix = sparse_map.encode() + bytes(-len(sparse_map) % BLOCK)
         data_size = sum(n for _, n in regions)
         records = {**info.pax_headers, "GNU.sparse.major": "1", "GNU.sparse.minor": "0",
                    "GNU.sparse.name": info.name, "GNU.sparse.realsize": str(info.size)}
-        return tar_header(info, _sparse_name(name), len(prefix) + data_size, records), prefix, data_size
+        return tar_header(info, sparse_name(name), len(prefix) + data_size, records), prefix, data_size
 
     def _cut(self, length: int) -> Iterator[Frame]:
         """Hand the first `length` bytes of the buffer to a worker as the next frame; the frames now ready."""
@@ -505,70 +384,6 @@ class ArchiveWriter:
         yield from self._ready(0)
         if end and self._pool is not None:
             self._pool.shutdown()
-
-
-_USTAR = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s12x")
-_CHECKSUM_AT = 148
-
-
-def _octal(value: int, width: int) -> bytes | None:
-    """A ustar number field: width - 1 octal digits and a NUL; None when the value does not fit."""
-    return b"%0*o\0" % (width - 1, value) if 0 <= value < 8 ** (width - 1) else None
-
-
-def pax_records(records: dict[str, str]) -> bytes:
-    """pax extended header records, `LEN KEYWORD=VALUE\n`. Values that are not UTF-8 (surrogate escapes) go out
-    as their raw bytes, without hdrcharset=BINARY: that is how GNU tar writes them, and GNU tar 1.34 warns about a
-    hdrcharset record it does not know."""
-    out = bytearray()
-    for keyword, value in records.items():
-        body = b" " + keyword.encode(_ENCODING, _ERRORS) + b"=" + value.encode(_ENCODING, _ERRORS) + b"\n"
-        length = len(body) + 1
-        while len(str(length)) + len(body) != length:  # the length counts its own digits
-            length = len(str(length)) + len(body)
-        out += b"%d" % length + body
-    return bytes(out)
-
-
-def _ustar(name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int, kind: bytes, link: bytes,
-           uname: bytes, gname: bytes, devmajor: int, devminor: int) -> bytes:
-    block = _USTAR.pack(name, _octal(mode, 8), _octal(uid, 8) or b"", _octal(gid, 8) or b"",
-                        _octal(size, 12) or b"", _octal(mtime, 12) or b"", b" " * 8, kind, link, b"ustar\x0000",
-                        uname, gname, _octal(devmajor, 8) or b"", _octal(devminor, 8) or b"", b"")
-    return block[:_CHECKSUM_AT] + b"%06o\0 " % sum(block) + block[_CHECKSUM_AT + 8:]
-
-
-def tar_header(info: tarfile.TarInfo, name: bytes, size: int, records: dict[str, str]) -> bytes:
-    """The pax extended header (when there are records) and the ustar header of one member, written directly:
-    tarfile's own encoder costs ~100 us a member, a third of a tree of small files' archiving time. `size` is
-    what the data section holds; values a ustar field cannot hold go in pax records (which readers prefer)."""
-    records = dict(records)
-    if info.type == tarfile.DIRTYPE and not name.endswith(b"/"):
-        name += b"/"
-    link = info.linkname.encode(_ENCODING, _ERRORS)
-    uname, gname = info.uname.encode(_ENCODING, _ERRORS), info.gname.encode(_ENCODING, _ERRORS)
-    for key, value, limit in ((b"path", name, 100), (b"linkpath", link, 100), (b"uname", uname, 32),
-                              (b"gname", gname, 32)):
-        if len(value) > limit or not value.isascii():
-            records.setdefault(key.decode(), value.decode(_ENCODING, _ERRORS))
-    for key, value, width in (("uid", info.uid, 8), ("gid", info.gid, 8), ("size", size, 12)):
-        if _octal(value, width) is None:
-            records.setdefault(key, str(value))
-    mtime = int(info.mtime)
-    if _octal(mtime, 12) is None:
-        records.setdefault("mtime", str(mtime))
-
-    def ascii_cut(raw: bytes, limit: int) -> bytes:
-        return raw if len(raw) <= limit and raw.isascii() else raw.decode("ascii", "replace").encode("ascii",
-                                                                                                        "replace")[:limit]
-
-    header = _ustar(ascii_cut(name, 100), info.mode, info.uid, info.gid, size, mtime, info.type,
-                    ascii_cut(link, 100), ascii_cut(uname, 32), ascii_cut(gname, 32), info.devmajor, info.devminor)
-    if not records:
-        return header
-    body = pax_records(records)
-    return _ustar(b"././@PaxHeader", 0o644, 0, 0, len(body), 0, tarfile.XHDTYPE, b"", b"", b"", 0, 0) + body + \
-        bytes(-len(body) % BLOCK) + header
 
 
 # ---- reading ----------------------------------------------------------------------------------------------------
@@ -685,7 +500,7 @@ def read_members(raw: Iterator[bytes], offset: int) -> Iterator[tuple[tarfile.Ta
     """The members of a tar stream that starts `offset` bytes into the first decompressed frame at a member's first
     header. Each content is read before the next member is asked for (a stream); non-files give empty content.
     pax times keep their nanoseconds in `info.pax_headers` ("mtime", "atime", "ctime"; `pax_time_ns` reads them)."""
-    with tarfile.open(fileobj=_Bytes(raw, offset), mode="r|", encoding=_ENCODING, errors=_ERRORS) as tar:
+    with tarfile.open(fileobj=_Bytes(raw, offset), mode="r|", encoding=ENCODING, errors=ERRORS) as tar:
         for info in tar:
             content = tar.extractfile(info) if info.isreg() else None
             yield info, content if content is not None else io.BytesIO(b"")

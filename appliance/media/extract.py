@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from appliance.errors import TapelineError
-from appliance.media.archive import ArchiveError, acl_xattr, pax_time_ns
+from appliance.media.pax import ArchiveError, acl_xattr, pax_time_ns
 from appliance.protect.destination import (DIR_OPEN, EXISTS, Unsafe, check_name, make_room, open_dir,
                                            open_unnamed, partial_name, place, replace, umask)
 from appliance.protect.types import NO_PROGRESS, Progress

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from appliance.media.archive import (ArchiveError, ArchiveWriter, acl_text, acl_xattr, member_from_entry, members_from_tree,
-                                     read_frames, read_members)
+from appliance.media.archive import (ArchiveError, ArchiveWriter, member_from_entry, members_from_tree, read_frames,
+                                     read_members)
+from appliance.media.pax import acl_text, acl_xattr
 from appliance.protect.files import sync
 from appliance.store import Store
 from tests.protect.conftest import assert_same_tree, group_of, restored_root, tree_state
