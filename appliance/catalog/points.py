@@ -78,8 +78,11 @@ def _point_info(row, group: str) -> PointInfo:
 
 
 def record_point(catalog: Catalog, group_id: int, snapshot_id: str, kind: str, time: datetime, files: int,
-                 nbytes: int, changes: Iterable[IndexChange], state: str = "ok") -> int:
-    """Add a recovery point and apply its changes to the version index, in one transaction. Returns the point id."""
+                 nbytes: int, changes: Iterable[IndexChange | tuple], state: str = "ok") -> int:
+    """Add a recovery point and apply its changes to the version index, in one transaction. Returns the point id.
+
+    `changes` may be IndexChange values or plain tuples in the same order (a sync's `changes.brief()`): a first
+    sync hands over one per file, so no per-row object is made and the rows go to the driver in one pass."""
     with catalog.engine.begin() as conn:
         point_id = conn.execute(insert(RP).values(snapshot_id=snapshot_id, group_id=group_id, kind=kind, time=time,
                                                   state=state, files=files, bytes=nbytes)).inserted_primary_key[0]
@@ -88,12 +91,14 @@ def record_point(catalog: Catalog, group_id: int, snapshot_id: str, kind: str, t
                                   FV.c.path == bindparam("b_path"), FV.c.until_point.is_(None))
                  .values(until_point=point_id))
         for batch in _batches(changes):
-            closes = [{"b_source": sources[c.source], "b_path": c.path} for c in batch
-                      if c.what != "added" and c.source in sources]
+            # An old row is closed before its path's new row goes in: the close must not meet the new one.
+            closes = [{"b_source": sources[source], "b_path": path} for source, path, what, *_ in batch
+                      if what != "added" and source in sources]
             if closes:
                 conn.execute(close, closes)
-            rows = [(group_id, sources[c.source], c.path, c.kind, c.size, c.mtime_ns, point_id)
-                    for c in batch if c.what != "deleted" and c.source in sources]
+            rows = [(group_id, sources[source], path, kind or "file", size, mtime_ns, point_id)
+                    for source, path, what, kind, size, mtime_ns in batch
+                    if what != "deleted" and source in sources]
             if rows:
                 _insert_versions(conn, rows)
     return point_id
@@ -111,7 +116,7 @@ def _insert_versions(conn, rows: list[tuple]) -> None:
                 for row in rows:
                     copy.write_row(row)
     else:  # the driver's executemany on plain tuples: Core's per-row dicts and bind processors cost more here
-        conn.exec_driver_sql(_INSERT, rows)
+        conn.connection.driver_connection.executemany(_INSERT, rows)
 
 
 def drop_points(catalog: Catalog, group_id: int, snapshot_ids: Iterable[str]) -> int:

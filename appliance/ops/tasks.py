@@ -20,11 +20,11 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from datetime import datetime, timedelta
-from typing import Callable, Iterator
+from typing import Callable
 
 from appliance.catalog.groups import GroupInfo, get_group_by_id
-from appliance.catalog.points import (IndexChange, clear_damaged, drop_points, list_points, mark_damaged,
-                                      points_by_snapshot, record_point)
+from appliance.catalog.points import (clear_damaged, drop_points, list_points, mark_damaged, points_by_snapshot,
+                                      record_point)
 from appliance.ops import alerts
 from appliance.ops.jobs import JobContext, Outcome
 from appliance.ops.messages import count_warnings, plural, split_fix
@@ -39,12 +39,6 @@ _RANK = {"completed": 0, "completed with warnings": 1, "failed": 2}
 
 def group_spec(group: GroupInfo) -> GroupSpec:
     return GroupSpec(group.name, tuple(SourceSpec(s.path, s.include, s.exclude) for s in group.sources))
-
-
-def _index_changes(changes) -> Iterator[IndexChange]:
-    """A sync's changes for the catalog, from its rows (no whole entries decoded)."""
-    for source, path, what, kind, size, mtime_ns in changes.brief():
-        yield IndexChange(source, path, what, kind or "file", size, mtime_ns)
 
 
 def _for_operator(text: str, group: str) -> str:
@@ -103,7 +97,7 @@ class Tasks:
         drift = drifting.submit(protect.drift_of, res.changes)
         drifting.shutdown(wait=False)
         point_id = record_point(ctx.catalog, group.id, snap.id, snap.kind, snap.created, snap.files, snap.bytes,
-                                _index_changes(res.changes), state=snap.state)
+                                res.changes.brief(), state=snap.state)
         result["point"] = {"id": point_id, "snapshot_id": snap.id, "files": snap.files, "bytes": snap.bytes}
         ctx.hold("point")
         alerts.resolve(ctx.catalog, group.name, (f"{kind} of group '{group.name}' failed",

@@ -13,7 +13,7 @@ from appliance.catalog.engine import open_catalog
 from appliance.catalog.groups import SourceInput, create_group, get_group, list_groups
 from appliance.catalog.points import list_points, record_point, versions
 from appliance.catalog.rebuild import GroupDefaults, Reconciled, rebuild_from_store, reconcile
-from appliance.ops.tasks import _index_changes, group_spec
+from appliance.ops.tasks import group_spec
 from appliance.protect import files as protect
 from appliance.store import Store
 
@@ -46,7 +46,7 @@ def test_rebuild_matches_the_live_index(store, catalog_url, tmp_path):
         assert res.state == "completed", res.reason
         snap = res.snapshot
         record_point(live, group.id, snap.id, snap.kind, snap.created, snap.files, snap.bytes,
-                     _index_changes(res.changes))
+                     res.changes.brief())
 
     point(0)
     (src / "a.txt").write_text("two!")
