@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from datetime import datetime, timedelta
 from typing import Callable
@@ -91,11 +90,6 @@ class Tasks:
         snap = res.snapshot
         took = result["steps_s"] = {"sync": round(stats.duration_s, 3)}  # where a sync job's time went
         started = time.monotonic()
-        # The check's drift (an lstat per file the sync read) runs beside the catalog write: both spend their time
-        # in system calls or SQLite with the GIL released.
-        drifting = ThreadPoolExecutor(1, thread_name_prefix="drift")
-        drift = drifting.submit(protect.drift_of, res.changes)
-        drifting.shutdown(wait=False)
         point_id = record_point(ctx.catalog, group.id, snap.id, snap.kind, snap.created, snap.files, snap.bytes,
                                 res.changes.brief(), state=snap.state)
         result["point"] = {"id": point_id, "snapshot_id": snap.id, "files": snap.files, "bytes": snap.bytes}
@@ -106,7 +100,7 @@ class Tasks:
         state = res.state
 
         # The point exists from here on: a cancel now skips the follow-up steps but does not undo the sync.
-        steps = (("check", lambda: self._check_new(ctx, group, res, drift, result, warnings)),
+        steps = (("check", lambda: self._check_new(ctx, group, res, result, warnings)),
                  ("prune", lambda: self._prune(ctx, group, result, warnings, collect=None)))
         for name, step in steps:
             if ctx.cancel.is_set():
@@ -122,11 +116,10 @@ class Tasks:
             reason = f"{plural(count_warnings(warnings), 'warning')}; see `tapeline job {ctx.job_id}`"
         return Outcome(state, reason, tuple(warnings), result)
 
-    def _check_new(self, ctx: JobContext, group: GroupInfo, res, drift: Future, result: dict,
-                   warnings: list[str]) -> str:
+    def _check_new(self, ctx: JobContext, group: GroupInfo, res, result: dict, warnings: list[str]) -> str:
         ctx.progress(0, None, "checking the new recovery point")
         chk = protect.check(self.store, group_spec(group), snapshot_id=res.snapshot.id, full=False,
-                            progress=ctx.progress, cancel=ctx.cancel, after=res, drift=drift.result())
+                            progress=ctx.progress, cancel=ctx.cancel, after=res)
         return self._apply_check(ctx, group, chk, result, warnings)
 
     # -- check --------------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ A quick check (full=False) of a snapshot: every chunk it names must be in the in
 the snapshot before it did not are read back and hashed. Right after a sync (`after`), the sync did that as it went
 (SyncResult.verified: each pack it sealed read back and hashed, each chunk an unchanged file names looked up), so
 the check costs what the sync changed, not what the snapshot holds: it repairs or reports what the sync found, and
-its drift counts the files the sync read that changed since.
+its drift counts the files the sync read that changed since (the sync counts them while its last writes reach
+the disk: SyncResult.drift).
 full=True re-reads and re-hashes every chunk of every snapshot of the group, and every manifest.
 A bad chunk is repaired when a source file recorded with it still has the same size and mtime and still yields
 that chunk: a fresh copy goes to a new pack (the newer pack wins in the index). Otherwise the chunk joins the
@@ -156,8 +157,7 @@ def _drift(store: Store, sid: str) -> int:
 
 
 def drift_of(changes) -> int:
-    """The files a sync read whose size or mtime differ now from what it recorded (or that are gone). The
-    daemon runs it beside the catalog write of the sync's point and hands it to `check(after=..., drift=...)`."""
+    """The files a sync read whose size or mtime differ now from what it recorded (or that are gone)."""
     n = 0
     roots: dict[str, bytes] = {}
     lstat = os.lstat
@@ -194,13 +194,13 @@ def _settle(store: Store, readable: list[str], bad: set[bytes]) -> tuple[set[byt
 
 def check(store: Store, group: GroupSpec, snapshot_id: str | None = None, *, full: bool = False,
           progress: Progress = NO_PROGRESS, cancel: threading.Event | None = None,
-          after: SyncResult | None = None, drift: int | None = None) -> CheckResult:
+          after: SyncResult | None = None) -> CheckResult:
     if after is not None and after.snapshot is not None and after.verified is not None and not full:
         sid = after.snapshot.id
         repaired, damaged, alerts = _settle(store, [sid], set(after.verified.bad))
         state = "damaged" if damaged else "repaired" if repaired else "ok"
         return CheckResult(state, (sid,), after.verified.chunks_checked, len(repaired), tuple(damaged),
-                           tuple(alerts), drift_of(after.changes) if drift is None else drift)
+                           tuple(alerts), drift_of(after.changes) if after.drift is None else after.drift)
     snaps = store.snapshots(group.name)
     if not snaps:
         return CheckResult("ok", (), 0, 0, (), (), 0, "no snapshot to check yet")

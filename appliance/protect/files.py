@@ -4,7 +4,7 @@ sync, check, restore, prune and versions are plain functions over an open Store;
 `progress`, and stop cleanly when `cancel` is set. See docs/store-format.md for what they write.
 """
 
-from appliance.protect.check import check, drift_of
+from appliance.protect.check import check
 from appliance.protect.prune import prune
 from appliance.protect.restore import restore
 from appliance.protect.sync import sync
@@ -13,5 +13,5 @@ from appliance.protect.types import (NO_PROGRESS, Alert, Change, ChangeList, Che
                                      PruneResult, RestoreResult, SourceSpec, SyncResult, SyncStats, Version)
 
 __all__ = ["NO_PROGRESS", "Alert", "Change", "ChangeList", "CheckResult", "GroupSpec", "Progress", "PruneResult",
-           "RestoreResult", "SourceSpec", "SyncResult", "SyncStats", "Version", "check", "drift_of", "prune",
+           "RestoreResult", "SourceSpec", "SyncResult", "SyncStats", "Version", "check", "prune",
            "restore", "sync", "versions"]

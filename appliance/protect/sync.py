@@ -18,8 +18,10 @@ import os
 import threading
 import time
 from array import array
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 
+from appliance.protect.check import drift_of
 from appliance.protect.scan import Scanner, SyncRefused
 from appliance.protect.types import NO_PROGRESS, ChangeList, GroupSpec, Progress, SyncCheck, SyncResult, SyncStats
 from appliance.store import Store
@@ -89,8 +91,21 @@ def _run(store: Store, group: GroupSpec, kind: str, progress: Progress, cancel: 
     scanner = Scanner(store, session, group, base_id, header, progress, cancel, max_vanished,
                       MIN_FILES_FOR_VANISH_CHECK)
     sources = [s.path for s in group.sources]
+    drift: list[Future] = []
+
+    def rows_then_drift():
+        yield from scanner.rows()
+        # The walk is over: the files it read are compared with the disk again (the check's drift) while the last
+        # pack and the manifest are written and fsynced, system calls that leave the GIL free.
+        if scanner.changed_brief is not None:
+            counting = ThreadPoolExecutor(1, thread_name_prefix="drift")
+            drift.append(counting.submit(drift_of, ChangeList(None, None, scanner.changed, scanner.deleted,
+                                                              scanner.changed_brief, sources)))
+            counting.shutdown(wait=False)
+
     try:
-        info = session.commit(group.name, kind, created, sources, scanner.rows(), header_extra=scanner.header_extra)
+        info = session.commit(group.name, kind, created, sources, rows_then_drift(),
+                              header_extra=scanner.header_extra)
         unchanged, missing = scanner.lost()
         verified = SyncCheck(session.verified_chunks + unchanged, frozenset(session.bad_chunks() | missing))
     except SyncRefused as exc:
@@ -112,7 +127,7 @@ def _run(store: Store, group: GroupSpec, kind: str, progress: Progress, cancel: 
     store.note_replaced(scanner.replaced_bytes)
     what = "recovery point" if kind == "point" else "sync"
     progress(scanner.scanned, scanner.scanned, f"{what} of {group.name} {state}")
-    return SyncResult(info, state, "", warnings, stats, changes, verified)
+    return SyncResult(info, state, "", warnings, stats, changes, verified, drift[0].result() if drift else None)
 
 
 def _failed(scanner: Scanner, reason: str, started: float) -> SyncResult:

@@ -120,6 +120,7 @@ class SyncResult:
     stats: SyncStats
     changes: Sequence[Change] = field(default_factory=list)
     verified: SyncCheck | None = None  # what the sync verified of its own snapshot, for the check after it
+    drift: int | None = None  # files it read that changed before it ended (None: not counted, too many changes)
 
 
 @dataclass(frozen=True)

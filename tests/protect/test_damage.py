@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import blake3
 import pytest
@@ -119,6 +120,31 @@ def test_check_after_sync_verifies_new_chunks(store, src):
     assert result.drift == 0
     (src / "b").write_bytes(b"changed after the sync")
     assert check(store, group).drift == 1
+
+
+class _ChangeDuringWalk(threading.Event):
+    """A cancel event whose is_set() (polled by the walk after each entry) changes file `a` at the third poll,
+    after the sync read it: a real change to the source before the sync ends."""
+
+    def __init__(self, src) -> None:
+        super().__init__()
+        self.src, self.calls = src, 0
+
+    def is_set(self) -> bool:
+        self.calls += 1
+        if self.calls == 3:
+            (self.src / "a").write_text("changed after the sync read it")
+        return super().is_set()
+
+
+def test_a_file_changed_after_the_sync_read_it_counts_in_the_drift_of_the_check_after_it(store, src):
+    for name in "abcd":
+        (src / name).write_text(name)
+    group = group_of(src)
+    res = sync(store, group, cancel=_ChangeDuringWalk(src))
+    assert res.state == "completed"
+    assert {e.path: e.size for e in store.entries(res.snapshot.id)}[b"a"] == 1  # what the sync read
+    assert check(store, group, after=res).drift == 1
 
 
 def test_missing_pack_found_by_the_check_after_sync(tmp_path, src):
