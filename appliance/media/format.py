@@ -14,6 +14,7 @@ Invariants:
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 from collections.abc import Iterator
@@ -427,29 +428,43 @@ def _path_text(path: bytes) -> str:
 
 
 def _compress_lines(records: Iterator[dict], block_size: int) -> bytes:
-    lines = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode("utf-8", "surrogatepass")
-    data = zstandard.ZstdCompressor(level=9, write_checksum=True).compress(lines)
-    return data + padding(len(data), block_size)
+    compressor = zstandard.ZstdCompressor(level=9, write_checksum=True).compressobj()
+    out = bytearray()
+    batch: list[str] = []
+    for record in records:
+        batch.append(json.dumps(record, separators=(",", ":")))  # ASCII: \uXXXX escapes for everything else
+        if len(batch) == 4096:
+            out += compressor.compress(("\n".join(batch) + "\n").encode("ascii"))
+            batch.clear()
+    if batch:
+        out += compressor.compress(("\n".join(batch) + "\n").encode("ascii"))
+    out += compressor.flush()
+    return bytes(out + padding(len(out), block_size))
 
 
-def _lines(data: bytes, expected: str) -> list[dict]:
+def _records(data: bytes, expected: str) -> Iterator[dict]:
+    """The file's records one by one, after checking its first line: a big set's index is never held twice."""
+    damaged = f"a damaged {expected} file", "read it again, or from another cartridge of the set"
+    reader = io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True),
+                              encoding="ascii")
+    not_ours = NotOurLabel(f"the tape file is not a {expected} file", "check which tape file the drive is positioned at")
+    if data[:4] != zstandard.FRAME_HEADER:
+        raise not_ours
     try:
-        with zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True) as reader:
-            raw = reader.read()
-    except zstandard.ZstdError as exc:
-        raise FormatError(f"a damaged {expected} file ({exc})", "read it again, or from another cartridge of the set"
-                          ) from None
-    try:
-        records = [json.loads(line) for line in raw.decode("utf-8", "surrogatepass").splitlines() if line]
-    except ValueError as exc:
-        raise FormatError(f"a damaged {expected} file ({exc})", "read it again, or from another cartridge of the set"
-                          ) from None
-    if not records or records[0].get("format") != expected:
-        raise NotOurLabel(f"the tape file is not a {expected} file", "check which tape file the drive is positioned at")
-    if records[0].get("version", 0) > FILE_VERSION:
-        raise LabelError(f"the {expected} file is version {records[0]['version']}, newer than this Tapeline reads",
-                         "upgrade Tapeline to read this cartridge")
-    return records
+        try:
+            head = json.loads(reader.readline() or "null")
+        except ValueError:
+            raise not_ours from None
+        if not isinstance(head, dict) or head.get("format") != expected:
+            raise not_ours
+        if head.get("version", 0) > FILE_VERSION:
+            raise LabelError(f"the {expected} file is version {head['version']}, newer than this Tapeline reads",
+                             "upgrade Tapeline to read this cartridge")
+        yield head
+        for line in reader:
+            yield json.loads(line)
+    except (zstandard.ZstdError, ValueError) as exc:  # UnicodeDecodeError and JSON errors are ValueErrors
+        raise FormatError(f"{damaged[0]} ({exc})", damaged[1]) from None
 
 
 def encode_index(index: SetIndex) -> bytes:
@@ -469,10 +484,11 @@ def encode_index(index: SetIndex) -> bytes:
 
 
 def decode_index(data: bytes) -> SetIndex:
-    records = _lines(data, INDEX_FORMAT)
+    records = _records(data, INDEX_FORMAT)
+    first = next(records)
     frames, entries = [], []
     try:
-        for r in records[1:]:
+        for r in records:
             if "f" in r:
                 frames.append(FramePosition(r["f"], r["block"], r["offset"], r["length"], r["raw"],
                                             bytes.fromhex(r["hash"])))
@@ -482,7 +498,7 @@ def decode_index(data: bytes) -> SetIndex:
                     uid=r["uid"], gid=r["gid"], mtime_ns=r["mtime_ns"],
                     digest=bytes.fromhex(r["digest"]) if r["digest"] else None, frame=r["frame"],
                     offset=r["offset"], part=r["part"], in_set=r["in_set"]))
-        return SetIndex(_header_from(records[0]["header"]), frames, entries, records[0]["complete"])
+        return SetIndex(_header_from(first["header"]), frames, entries, first["complete"])
     except (KeyError, TypeError, ValueError) as exc:
         raise FormatError(f"a damaged {INDEX_FORMAT} file (bad record: {exc})",
                           "read the index from another cartridge of the set") from None
@@ -503,13 +519,13 @@ def encode_catalog(catalog: MediaSetCatalog, block_size: int = BLOCK_SIZE) -> by
 
 
 def decode_catalog(data: bytes) -> MediaSetCatalog:
-    records = _lines(data, CATALOG_FORMAT)
-    first = records[0]
+    records = _records(data, CATALOG_FORMAT)
+    first = next(records)
     try:
         label = MediaSetLabel(pool=first["pool"], media_set=first["media_set"], sequence=first["sequence"],
                               key_fingerprint=first["key_fingerprint"], created=datetime.fromisoformat(first["created"]))
         sets = [CatalogSet(_header_from(r["set"]), [CatalogPart(**p) for p in r["parts"]], r["complete"])
-                for r in records[1:]]
+                for r in records]
     except (KeyError, TypeError, ValueError) as exc:
         raise FormatError(f"a damaged {CATALOG_FORMAT} file (bad record: {exc})",
                           "read the catalog from another cartridge of the set") from None

@@ -9,9 +9,9 @@ from datetime import datetime, timezone
 import pytest
 import zstandard
 
-from appliance.media.format import (CatalogPart, CatalogSet, Frame, IndexEntry, MediaSetCatalog, MediaSetLabel,
+from appliance.media.format import (CatalogPart, CatalogSet, FormatError, Frame, IndexEntry, MediaSetCatalog, MediaSetLabel,
                                     SetHeader, SetIndex, SetStream, decode_catalog, decode_index, decode_set_header,
-                                    encode_catalog, encode_index, padding, skippable_frame)
+                                    encode_catalog, encode_index, NotOurLabel, padding, skippable_frame)
 
 NOW = datetime(2026, 11, 30, 10, 0, tzinfo=timezone.utc)
 BS = 4096
@@ -101,3 +101,18 @@ def test_catalog_round_trips():
                                                             CatalogPart(2, "A00002L9", 2, 2, 3, 4, 7)], True)])
     data = encode_catalog(catalog, BS)
     assert len(data) % BS == 0 and decode_catalog(data) == catalog
+
+
+def test_an_index_that_is_damaged_or_not_an_index_is_named():
+    stream = SetStream(header(), first_block=40, block_size=BS)
+    write_stream(stream, frames([1000]))
+    data = bytearray(encode_index(SetIndex(header(), stream.frames, [], complete=False)))
+    with pytest.raises(NotOurLabel):
+        decode_catalog(bytes(data))
+    data[20] ^= 0xFF
+    with pytest.raises(FormatError, match="damaged"):
+        decode_index(bytes(data))
+    with pytest.raises(NotOurLabel):
+        decode_index(padding(10, BS)[:0] + zstandard.ZstdCompressor().compress(b"hello\n"))
+    with pytest.raises(NotOurLabel):
+        decode_index(bytes(BS))
