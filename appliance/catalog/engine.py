@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel
 
-from appliance.catalog.models import SCHEMA_VERSION, SchemaVersion
+from appliance.catalog.models import CLOSED_INDEX, OLD_UNTIL_INDEX, SCHEMA_VERSION, FileVersion, SchemaVersion
 from appliance.errors import TapelineError, Unavailable
 
 log = logging.getLogger("tapeline.catalog")
@@ -148,12 +148,21 @@ class Catalog:
             self.read_engine.dispose()
 
 
+def _upgrade_indexes(engine: Engine) -> None:
+    """A catalog made before the partial index on closed versions gets it, and loses the full one it replaces
+    (create_all adds no index to a table that exists). Either index serves the same queries: no schema bump."""
+    with engine.begin() as conn:
+        next(i for i in FileVersion.__table__.indexes if i.name == CLOSED_INDEX).create(conn, checkfirst=True)
+        conn.execute(text(f"DROP INDEX IF EXISTS {OLD_UNTIL_INDEX}"))
+
+
 def open_catalog(url: str) -> Catalog:
     """Open (and create or upgrade-check) the catalog at `url`. Raises TapelineError naming the fix."""
     engine = make_engine(url)
     shown = engine.url.render_as_string(hide_password=True)
     try:
         SQLModel.metadata.create_all(engine)
+        _upgrade_indexes(engine)
         with Session(engine) as session:
             row = session.get(SchemaVersion, 1)
             if row is None:

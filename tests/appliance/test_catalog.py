@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, inspect, text
 
 from appliance.catalog.engine import open_catalog
 from appliance.catalog.groups import (SourceInput, change_group, create_group, delete_group, get_group,
@@ -167,3 +167,27 @@ def test_reads_do_not_wait_for_a_long_write_on_sqlite(tmp_path):
         assert list_groups(cat)[0].paused is False  # it sees the last committed state
     reader.join()
     cat.close()
+
+
+def _until_indexes(catalog) -> set[str]:
+    return {i["name"] for i in inspect(catalog.engine).get_indexes("file_version")
+            if i["column_names"] == ["until_point"]}
+
+
+def test_a_catalog_with_the_old_full_until_index_gets_the_partial_one_and_still_prunes(catalog_url):
+    old = open_catalog(catalog_url)
+    g = make_group(old)
+    src = "/srv/files"
+    record_point(old, g.id, "s1", "sync", T0, 2, 2, [IndexChange(src, b"a", "added", size=1),
+                                                     IndexChange(src, b"b", "added", size=1)])
+    record_point(old, g.id, "s2", "sync", T0 + timedelta(minutes=15), 1, 1, [IndexChange(src, b"b", "deleted")])
+    with old.engine.begin() as conn:  # as a catalog made before: every row's until_point indexed, NULLs too
+        conn.execute(text("DROP INDEX ix_file_version_closed"))
+        conn.execute(text("CREATE INDEX ix_file_version_until_point ON file_version (until_point)"))
+    old.close()
+
+    catalog = open_catalog(catalog_url)
+    assert _until_indexes(catalog) == {"ix_file_version_closed"}
+    assert drop_points(catalog, g.id, ["s1"]) == 1
+    assert versions(catalog, "/srv/files/b") == [] and [v.size for v in versions(catalog, "/srv/files/a")] == [1]
+    catalog.close()
