@@ -275,3 +275,14 @@ class TapeSetPart(SQLModel, table=True):
     index_file: int | None = None  # the index file written after it
     first_block: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     blocks: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class TapePolicy(SQLModel, table=True):
+    """A group's tape schedule (`tapeline group set NAME --tape-pool P --tape-full CALENDAR ...`): full sets on one
+    calendar event, incremental ones on another, into one pool."""
+
+    __tablename__ = "tape_policy"
+    group_id: int = Field(primary_key=True, foreign_key="protection_group.id", ondelete="CASCADE")
+    pool_id: int = Field(foreign_key="pool.id")
+    full: str  # a calendar event (media/pools.py calendar_trigger)
+    incremental: str | None = None

@@ -256,6 +256,15 @@ def _member_at(path: bytes, st: os.stat_result, links: dict[tuple[int, int], str
 
 
 # ---- writing ----------------------------------------------------------------------------------------------------
+def unchanged_key(member: Member) -> tuple:
+    """What an index entry records of a member that says whether it changed: (type, size, mode with its type bits,
+    uid, gid, mtime_ns, digest), as `IndexEntry` has them (an incremental set compares the two)."""
+    info = member.info
+    kind = _KINDS[info.type]
+    mtime_ns = member.mtime_ns if member.mtime_ns is not None else int(info.mtime) * 1_000_000_000
+    return kind, info.size, _IFMT[kind] | info.mode, info.uid, info.gid, mtime_ns, member.digest
+
+
 class ArchiveWriter:
     """A pax stream cut into zstd frames. Iterate what `add` and `close` return to the end: the frames come out in
     order as they are compressed. `part` is stamped on the index entries of members added from then on.

@@ -323,17 +323,21 @@ class Extractor:
         clears set-ID bits, an ACL sets the group bits)."""
         if (info.uid, info.gid) != owner:
             self._owner(info, path, lambda: os.fchown(fd, info.uid, info.gid))
-        for name, value in _xattrs(info) if xattrs is None else xattrs:
+        xattrs = _xattrs(info) if xattrs is None else xattrs
+        dropped = _drop_inherited(fd, xattrs, info.isdir())
+        for name, value in xattrs:
             self._setxattr(fd, name, value, path)
-        if not mode_set:
+        if not mode_set or dropped:
             os.fchmod(fd, info.mode & 0o7777)
         os.utime(fd, ns=_times(info, self._now))
 
     def _meta_path(self, dfd: int, name: bytes, info: tarfile.TarInfo, path: bytes) -> None:
         self._owner(info, path, lambda: os.chown(name, info.uid, info.gid, dir_fd=dfd, follow_symlinks=False))
         xattrs = _xattrs(info)
+        at = b"/proc/self/fd/%d/%s" % (dfd, name)  # the directory by its descriptor, the entry not followed
+        if not info.issym():
+            _drop_inherited(at, xattrs, False)
         if xattrs:
-            at = b"/proc/self/fd/%d/%s" % (dfd, name)  # the directory by its descriptor, the entry not followed
             for xname, value in xattrs:
                 self._setxattr(at, xname, value, path)
         if not info.issym():
@@ -456,6 +460,22 @@ def _xattrs(info: tarfile.TarInfo) -> list[tuple[str, bytes]]:
             if key != "SCHILY.acl.access" or len(value) > _MINIMAL_ACL:
                 out.append((_ACLS[key], value))
     return out
+
+
+def _drop_inherited(target: int | bytes, xattrs: list[tuple[str, bytes]], is_dir: bool) -> bool:
+    """Remove the ACLs an entry inherited from its directory's default ACL that the member itself does not have
+    (its directory may hold its default ACL already: restored earlier from another set, or there before); True if
+    one was removed (the mode must then be set again: the ACL's mask was in its group bits)."""
+    names = {name for name, _ in xattrs}
+    dropped = False
+    for acl in (_ACLS["SCHILY.acl.access"], *((_ACLS["SCHILY.acl.default"],) if is_dir else ())):
+        if acl not in names:
+            try:
+                os.removexattr(target, acl, follow_symlinks=isinstance(target, int))
+                dropped = True
+            except OSError:  # none inherited (ENODATA), or no ACLs on this file system
+                pass
+    return dropped
 
 
 def _times(info: tarfile.TarInfo, now: int) -> tuple[int, int]:

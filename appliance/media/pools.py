@@ -64,23 +64,25 @@ def parse_retention(text: str) -> int | None:
                          "write it as 30d, 12w or forever") from None
 
 
-def calendar_trigger(event: str) -> CronTrigger:
+def calendar_trigger(event: str, timezone=None, option: str = "--allocation") -> CronTrigger:
     """A systemd-like calendar event as a cron trigger in local time: hourly, daily, weekly, monthly, or
     `[DAYS] HH:MM` where DAYS is `Mon`, `Mon,Thu` or `Mon..Fri`."""
     text = event.strip().lower()
     if text in _NAMED_EVENTS:
-        return CronTrigger(**_NAMED_EVENTS[text])
+        return CronTrigger(**_NAMED_EVENTS[text], timezone=timezone)
     m = re.fullmatch(r"(?:([a-z]{3}(?:(?:,|\.\.)[a-z]{3})*)\s+)?(\d{1,2}):(\d{2})", text)
     if m is None or int(m.group(2)) > 23 or int(m.group(3)) > 59:
-        raise UsageError(f"--allocation {event!r} is not continue, always or a calendar event",
-                         "give continue, always, hourly, daily, weekly, monthly, or `[Mon..Fri] HH:MM`")
+        raise UsageError(f"{option} {event!r} is not a calendar event" if option != "--allocation" else
+                         f"--allocation {event!r} is not continue, always or a calendar event",
+                         ("give continue, always, " if option == "--allocation" else "give ")
+                         + "hourly, daily, weekly, monthly, or `[Mon..Fri] HH:MM`")
     kwargs = {"hour": int(m.group(2)), "minute": int(m.group(3))}
     if m.group(1):
         days = m.group(1).replace("..", "-")
         if any(d not in _DAYS for d in re.split(r"[,-]", days)):
-            raise UsageError(f"--allocation {event!r} names an unknown day", "use Mon, Tue, Wed, Thu, Fri, Sat, Sun")
+            raise UsageError(f"{option} {event!r} names an unknown day", "use Mon, Tue, Wed, Thu, Fri, Sat, Sun")
         kwargs["day_of_week"] = days
-    return CronTrigger(**kwargs)
+    return CronTrigger(**kwargs, timezone=timezone)
 
 
 def parse_allocation(text: str) -> str:

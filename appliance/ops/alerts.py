@@ -58,3 +58,13 @@ def acknowledge(catalog: Catalog, alert_id: int) -> Alert:
         alert.acknowledged = True
         s.add(alert)
     return alert
+
+
+def resolve_message(catalog: Catalog, prefix: str) -> None:
+    """Acknowledge the open alerts (of any group, or none) whose message starts with `prefix`: the condition a
+    job raised them for has cleared (a cartridge arrived)."""
+    with catalog.session() as s:
+        for alert in s.exec(select(Alert).where(Alert.acknowledged == False)):  # noqa: E712
+            if alert.message.startswith(prefix):
+                alert.acknowledged = True
+                s.add(alert)

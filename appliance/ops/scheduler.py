@@ -7,7 +7,8 @@ job engine through `_engine`, which `Scheduler.start` sets.
 
 Invariants: the catalog's groups are the truth. `reconcile` makes the scheduler's jobs match them (removing jobs of
 deleted or paused groups, adding missing ones, replacing ones whose trigger changed, and leaving unchanged jobs
-alone so their next run time survives a restart). Job ids: "sync:<group id>" and "point:<group id>:<HH:MM>".
+alone so their next run time survives a restart). Job ids: "sync:<group id>", "point:<group id>:<HH:MM>", and for
+a group with a tape policy "tape-full:<group id>" and "tape-incremental:<group id>".
 """
 
 from __future__ import annotations
@@ -21,13 +22,38 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from appliance.catalog.engine import Catalog
+from appliance.catalog import tape_sets
 from appliance.catalog.groups import GroupInfo, get_group_by_id, list_groups
+from appliance.catalog.points import list_points
 from appliance.errors import TapelineError
+from appliance.media.pools import calendar_trigger
 
 log = logging.getLogger("tapeline.scheduler")
 
 MISFIRE_GRACE = 3600
 _engine = None  # the running JobEngine; set by Scheduler.start, read by run_scheduled
+
+
+def run_scheduled_tape(kind: str, group_id: int) -> None:
+    """What a tape schedule entry runs: a tape backup ("full" or "incremental") of the group's newest recovery point
+    into the pool of its tape policy (skipped while the group is paused or has no point yet)."""
+    engine = _engine
+    if engine is None:
+        return
+    try:
+        group = get_group_by_id(engine.catalog, group_id)
+        policy = tape_sets.get_policy(engine.catalog, group_id)
+        if group.paused or policy is None:
+            return
+        points = list_points(engine.catalog, group.id, group.name)
+        if not points:
+            log.warning("scheduled tape backup of group %s skipped: it has no recovery point yet", group.name)
+            return
+        engine.submit("tape-backup", group.id, group.name,
+                      {"pool": policy.pool, "kind": kind, "snapshot_id": points[-1].snapshot_id,
+                       "point_id": points[-1].id}, requested_by="schedule")
+    except TapelineError as exc:
+        log.warning("scheduled tape backup of group %s not started: %s", group_id, exc)
 
 
 def run_scheduled(kind: str, group_id: int) -> None:
@@ -76,6 +102,11 @@ class Scheduler:
             hour, minute = t.split(":")
             out[f"point:{group.id}:{t}"] = CronTrigger(hour=int(hour), minute=int(minute),
                                                         timezone=self._scheduler.timezone)
+        policy = tape_sets.get_policy(self.catalog, group.id)
+        if policy is not None:
+            out[f"tape-full:{group.id}"] = calendar_trigger(policy.full, self._scheduler.timezone)
+            if policy.incremental:
+                out[f"tape-incremental:{group.id}"] = calendar_trigger(policy.incremental, self._scheduler.timezone)
         return out
 
     def update_group(self, group: GroupInfo) -> None:
@@ -89,8 +120,9 @@ class Scheduler:
             if old is not None and str(old.trigger) == str(trigger):
                 continue
             kind = job_id.split(":")[0]
-            self._scheduler.add_job(run_scheduled, trigger, args=[kind, group.id], id=job_id,
-                                    name=f"{kind} {group.name}", replace_existing=True)
+            run, arg = (run_scheduled_tape, kind[5:]) if kind.startswith("tape-") else (run_scheduled, kind)
+            self._scheduler.add_job(run, trigger, args=[arg, group.id], id=job_id, name=f"{kind} {group.name}",
+                                    replace_existing=True)
         log.info("schedule of group %s: %s", group.name, ", ".join(sorted(wanted)) or "paused")
 
     def remove_group(self, group_id: int) -> None:

@@ -1,0 +1,53 @@
+"""The tape job bodies the engine runs: tape backup (D2D2T, D2T), restore from tape, media verify, media rebuild."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from appliance.catalog import media as cat
+from appliance.catalog import tape_sets
+from appliance.media import format as fmt
+from appliance.media import keys, tape_backup, tape_rebuild, tape_restore
+from appliance.media.index_cache import IndexCache
+from appliance.media.tape_scan import verify_parts_on
+from appliance.ops.jobs import JobContext, Outcome
+from appliance.ops.messages import plural
+
+
+class TapeTasks:
+    def __init__(self, store, media, cache: IndexCache, block_size: int = fmt.BLOCK_SIZE):
+        self.store, self.media, self.cache, self.block_size = store, media, cache, block_size
+
+    def bodies(self) -> dict[str, Callable[[JobContext], Outcome]]:
+        return {"tape-backup": self.backup, "tape-restore": self.restore, "media-verify": self.verify,
+                "media-rebuild": self.rebuild}
+
+    def backup(self, ctx: JobContext) -> Outcome:
+        return tape_backup.backup(ctx, self.store, self.media, self.cache, self.block_size)
+
+    def restore(self, ctx: JobContext) -> Outcome:
+        return tape_restore.restore(ctx, self.media, self.cache)
+
+    def rebuild(self, ctx: JobContext) -> Outcome:
+        return tape_rebuild.rebuild(ctx, self.media, self.cache, self.block_size)
+
+    def verify(self, ctx: JobContext) -> Outcome:
+        barcode = ctx.params["barcode"]
+        cart = cat.get_cartridge(ctx.catalog, barcode)
+        library = cat.library_by_id(ctx.catalog, cart.library_id).name
+        parts = [(s.uuid, p) for s in tape_sets.list_sets(ctx.catalog, states=("ok",))
+                 for p in s.parts if p.barcode == barcode]
+        indexes = {uuid: self.cache.load(uuid) for uuid in {u for u, _ in parts}}
+        ciphers = {s.uuid: keys.cipher_for_set(ctx.catalog, s) for s in tape_sets.list_sets(ctx.catalog)
+                   if s.uuid in indexes}
+        with self.media.acquire_drive(library, ctx, barcode=barcode) as lease:
+            lease.mount(barcode)
+            ctx.progress(0, None, f"reading {barcode}")
+            found = verify_parts_on(lease.drive, barcode, parts, indexes, self.block_size, ciphers.get)
+        result = {"verify": {"barcode": barcode, "sets": len({u for u, _ in parts}), **found}}
+        if found["problems"]:
+            return Outcome("failed", f"cartridge {barcode}: {plural(len(found['problems']), 'problem')}: "
+                           f"{found['problems'][0]}", tuple(found["problems"]), result,
+                           fix=f"write its sets again to another cartridge (`tapeline tape backup GROUP --pool "
+                               f"POOL`) and retire it")
+        return Outcome("completed", None, (), result)
