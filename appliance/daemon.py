@@ -35,9 +35,13 @@ from appliance.catalog.rebuild import (GroupDefaults, RebuildResult, claim_store
                                        reconcile)
 from appliance.config import Settings
 from appliance.errors import Conflict, NotFound, TapelineError, UsageError
+from appliance.catalog import tape_sets
 from appliance.media.library import open_changer
 from appliance.media.media_tasks import MediaTasks
+from appliance.media.index_cache import IndexCache
 from appliance.media.service import MediaService
+from appliance.media.tape_desk import TapeDesk
+from appliance.media.tape_tasks import TapeTasks
 from appliance.ops import alerts
 from appliance.ops.jobs import JobEngine, get_job, list_jobs
 from appliance.ops.messages import text_time
@@ -69,6 +73,7 @@ class Appliance:
         self.store = None
         self.engine: JobEngine | None = None
         self.media: MediaService | None = None
+        self.tape: TapeDesk | None = None
         self.scheduler: Scheduler | None = None
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -91,13 +96,19 @@ class Appliance:
             log.warning("store: %s", warning)
         claim_store(self.catalog, self.store, self.catalog.shown)
         self.media = MediaService(self.catalog, s)
-        self.engine = JobEngine(self.catalog, {**Tasks(self.store).bodies(), **MediaTasks(self.media).bodies()},
-                                workers=s.workers)
+        index = IndexCache(s.data_dir / "tape-index")
+        self.tape = TapeDesk(self, index)
+        bodies = {**Tasks(self.store).bodies(), **MediaTasks(self.media).bodies(),
+                  **TapeTasks(self.store, self.media, index).bodies()}
+        self.engine = JobEngine(self.catalog, bodies, workers=s.workers)
         self.media.engine = self.engine
         self.scheduler = Scheduler(self.catalog, self.engine)
 
     def start(self) -> None:
         self.engine.recover()
+        failed = tape_sets.fail_unfinished(self.catalog)
+        if failed:
+            log.warning("%d tape set(s) a stopped daemon was writing do not count", failed)
         if self._catalog_is_new() and self.store.snapshots():
             log.warning("the catalog is empty but the store has recovery points: rebuilding the catalog")
             self.rebuild_catalog(check_idle=False)

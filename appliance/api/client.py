@@ -179,6 +179,29 @@ class Client:
     def cancel(self, job_id: int) -> dict:
         return self._call("POST", f"/jobs/{job_id}/cancel")
 
+    # -- tape ---------------------------------------------------------------------------------------------------
+
+    def tape_backup(self, group: str, pool: str, point: str | None = None, kind: str = "full") -> dict:
+        return self._call("POST", f"/groups/{group}/tape-backup", {"pool": pool, "point": point, "kind": kind})
+
+    def tape_policy(self, group: str, pool: str, full: str, incremental: str | None = None) -> dict:
+        return self._call("PUT", f"/groups/{group}/tape-policy", {"pool": pool, "full": full,
+                                                                  "incremental": incremental})
+
+    def tape_sets(self, group: str | None = None) -> list[dict]:
+        return self._call("GET", "/tape/sets", params={"group": group} if group else None)
+
+    def tape_restore(self, group: str, to: str, set_id: int | None = None, at: str | None = None,
+                     paths: list[str] = (), overwrite: bool = False) -> dict:
+        return self._call("POST", f"/groups/{group}/tape-restore", {"to": to, "set": set_id, "at": at,
+                                                                    "paths": list(paths), "overwrite": overwrite})
+
+    def media_verify(self, barcode: str) -> dict:
+        return self._call("POST", f"/media/{barcode}/verify")
+
+    def media_rebuild(self, library: str) -> dict:
+        return self._call("POST", f"/libraries/{library}/rebuild")
+
     # -- files, alerts, catalog -------------------------------------------------------------------------------------
 
     def versions(self, path: str) -> list[dict]:

@@ -118,9 +118,28 @@ def restored_to(job: dict) -> str:
 def result_text(job: dict) -> str:
     """What a job did, in one phrase with its counts and sizes ("" when it did nothing worth a line)."""
     result = job.get("result") or {}
+    if "restore" in result and "bytes_read_from_tape" in result["restore"]:
+        r = result["restore"]
+        return (f"restored {plural(r['files'], 'file')} ({size(r['bytes'])}) {restored_to(job)} from tape set "
+                f"{r['set']}: {size(r['bytes_read_from_tape'])} read, {plural(len(r['cartridges_loaded']), 'cartridge')}"
+                f" loaded")
     if "restore" in result:
         r = result["restore"]
         return f"restored {plural(r['files'], 'file')} ({size(r['bytes'])}) {restored_to(job)}"
+    if "tape" in result:
+        r = result["tape"]
+        rate = f", {r['mb_s']} MB/s" if r.get("mb_s") else ""
+        checked = ", verified" if "verify" in result else ""
+        return (f"tape set {r['set']} ({r['kind']}): {plural(r['files'], 'file')} ({size(r['bytes'])}) on "
+                f"{', '.join(r['cartridges'])} in {r['seconds']} s{rate}{checked}")
+    if "verify" in result:
+        r = result["verify"]
+        return (f"cartridge {r['barcode']}: {plural(r['frames_checked'], 'frame')} of {plural(r['sets'], 'set')} "
+                f"checked, {size(r['bytes_read'])} read, {plural(len(r['problems']), 'problem')}")
+    if "rebuild" in result:
+        r = result["rebuild"]
+        return (f"{plural(r['sets'], 'tape set')} found on {plural(r['cartridges'], 'cartridge')} "
+                f"({size(r['bytes_read'])} read of {size(r['bytes_on_tape'])} on tape)")
     if "point" in result:
         p, r = result["point"], result.get("sync") or {}
         what = "recovery point" if job["kind"] == "point" else "sync point"

@@ -18,7 +18,7 @@ AT_FORMS = ('"YYYY-MM-DD HH:MM[:SS]" (local time), ISO 8601 with a zone (2026-01
             '"HH:MM" (today), or "DURATION ago" ("2h ago", "3d ago")')
 
 
-def _at(value: str | None) -> str | None:
+def at_time(value: str | None) -> str | None:
     """--at TIME in one of AT_FORMS, as ISO 8601 with its offset (a time without a zone is local)."""
     if value is None:
         return None
@@ -39,7 +39,7 @@ def _at(value: str | None) -> str | None:
                          "from either end") from None
 
 
-def _point(ctx: Context, name: str, value: str | None) -> str | None:
+def point_choice(ctx: Context, name: str, value: str | None) -> str | None:
     """--point: an ID from `tapeline points NAME` (IDs are global), a snapshot id, `latest` or `latest-N`."""
     m = re.fullmatch(r"latest(?:-(\d+))?", value or "")
     if m is None:
@@ -142,8 +142,8 @@ def register(cli: click.Group) -> None:
         point."""
         if point_id and at:
             raise UsageError("--point and --at both given", "give one of them (or neither: the newest point)")
-        at = _at(at)
-        answer = ctx.client.restore(name, os.path.abspath(to), _point(ctx, name, point_id), at,
+        at = at_time(at)
+        answer = ctx.client.restore(name, os.path.abspath(to), point_choice(ctx, name, point_id), at,
                                     [os.path.abspath(p) for p in paths], overwrite)
         if not ctx.as_json and not wait:
             p = answer["point"]

@@ -1,0 +1,110 @@
+"""Tape figures as a user meets them (issue 7), ours and the peer's from the same run, whole commands:
+
+    .venv/bin/python bench/tape_write.py [--data DIR] [--work DIR]     # the ~1.5 GB dataset (bench/dataset.py)
+
+A virtual LTO-9 library (`tapeline-vtl init --generation LTO-9`, timing model off: the write path alone) served by
+`tapeline-vtl serve`, and a real daemon (`tapeline serve`) that has it as library `lib`. Timed:
+- D2D2T: `tapeline tape backup bench --pool fast --wait` (pool --no-verify) of a recovery point of the dataset,
+  against `tar -cf - DATA | zstd -T0 -3 | dd bs=256k of=FILE` of the same tree; throughput = the point's bytes over
+  the whole command's time. Goal: ratio >= 0.9 and never under 177 MB/s (IBM's lowest LTO-9 speed-matching rate).
+- The verify pass, separately: `tapeline media verify BARCODE --wait`.
+- One 1 MiB file from the set: `tapeline tape restore ... PATH --wait`: bytes read from tape (goal: at most 2
+  frames) and the modelled time to first byte of an LTO-9 (load, locate) from the library's timing model.
+- `tapeline media rebuild --library lib --wait`: bytes read against bytes stored on the cartridge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from store_sync import Daemon, timed  # noqa: E402 (bench/ is not a package)
+
+PY = sys.executable
+VTL = str(Path(PY).with_name("tapeline-vtl"))
+FLOOR_MB_S = 177.0
+GOAL = 0.9
+
+
+def served_library(work: Path) -> tuple[subprocess.Popen, str]:
+    lib = work / "vtl"
+    subprocess.run([VTL, "init", str(lib), "--generation", "LTO-9", "--drives", "2", "--slots", "10"], check=True,
+                   capture_output=True)
+    port = 7300 + os.getpid() % 500
+    proc = subprocess.Popen([VTL, "serve", str(lib), "--listen", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                            stderr=open(work / "vtl.log", "ab"))
+    time.sleep(1.0)
+    return proc, f"stream+socket://127.0.0.1:{port}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("/var/tmp/tapeline-bench/data"))
+    parser.add_argument("--work", type=Path, default=Path("/var/tmp/tapeline-bench/tape-work"))
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        subprocess.run([PY, str(HERE / "dataset.py"), "--out", str(args.data)], check=True)
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    vtl, base = served_library(args.work)
+    daemon = Daemon(args.work)
+    try:
+        run = daemon.run
+        token = f"?token={args.work / 'vtl' / 'token'}"
+        subprocess.run(daemon.cli("library", "add", "lib", f"{base}/changer{token}", f"{base}/drive0{token}",
+                                  f"{base}/drive1{token}"), check=True, capture_output=True)
+        subprocess.run(daemon.cli("pool", "create", "fast", "--library", "lib", "--no-verify"), check=True,
+                       capture_output=True)
+        subprocess.run(daemon.cli("group", "create", "bench", "--source", str(args.data)), check=True,
+                       capture_output=True)
+        _, point = run("point", "bench", "--wait")
+        nbytes = point["result"]["point"]["bytes"]
+        subprocess.run(["tar", "-cf", "/dev/null", str(args.data)], check=True, capture_output=True)  # warm cache
+
+        ours_s, job = run("tape", "backup", "bench", "--pool", "fast", "--wait")
+        tape = job["result"]["tape"]
+        peer_file = args.work / "peer.tar.zst"
+        peer_s = timed(f"tar -cf - -C / {str(args.data).lstrip('/')} 2>/dev/null | zstd -T0 -3 -q | "
+                       f"dd bs=256k of={peer_file} status=none", shell=True, executable="/bin/bash")
+        ours_mb_s, peer_mb_s = nbytes / ours_s / 1e6, nbytes / peer_s / 1e6
+        barcode = tape["cartridges"][0]
+        verify_s, verify = run("media", "verify", barcode, "--wait")
+
+        one = next(p for p in sorted(args.data.rglob("*")) if p.is_file() and p.stat().st_size >= 1 << 20)
+        restore_s, restored = run("tape", "restore", "bench", str(one), "--to", str(args.work / "one"), "--wait")
+        r = restored["result"]["restore"]
+        rebuild_s, rebuilt = run("media", "rebuild", "--library", "lib", "--wait")
+        rb = rebuilt["result"]["rebuild"]
+
+        print(f"{'':34} {'Tapeline':>12} {'peer':>12} {'ratio':>7}  goal")
+        print(f"{'D2D2T write (MB/s, whole command)':34} {ours_mb_s:12.1f} {peer_mb_s:12.1f} "
+              f"{ours_mb_s / peer_mb_s:7.2f}  >= {GOAL} and >= {FLOOR_MB_S:.0f} MB/s")
+        print(f"  {nbytes / 1e9:.2f} GB point; command {ours_s:.2f} s (write {tape['seconds']} s in the job), "
+              f"peer {peer_s:.2f} s; tape {tape['tape_bytes'] / 1e6:.0f} MB, peer file "
+              f"{peer_file.stat().st_size / 1e6:.0f} MB; drive waited {tape['drive_waits']} times "
+              f"({tape['drive_wait_seconds']} s)")
+        print(f"verify pass: {verify_s:.2f} s, {verify['result']['verify']['bytes_read'] / 1e6:.0f} MB read "
+              f"({verify['result']['verify']['bytes_read'] / verify_s / 1e6:.0f} MB/s)")
+        print(f"one {one.stat().st_size / 2**20:.1f} MiB file: {r['bytes_read_from_tape'] / 2**20:.1f} MiB read "
+              f"from tape (2 frames = 8 MiB), command {restore_s:.2f} s")
+        print(f"media rebuild: {rb['bytes_read'] / 2**20:.1f} MiB read of {rb['bytes_on_tape'] / 2**20:.0f} MiB on "
+              f"tape ({rb['bytes_read'] / rb['bytes_on_tape']:.4f}), command {rebuild_s:.2f} s")
+        print(json.dumps({"ours_s": ours_s, "peer_s": peer_s, "bytes": nbytes, "ours_mb_s": ours_mb_s,
+                          "peer_mb_s": peer_mb_s, "ratio": ours_mb_s / peer_mb_s, "tape": tape,
+                          "verify_s": verify_s, "one_file_read": r["bytes_read_from_tape"], "rebuild": rb}))
+    finally:
+        daemon.stop()
+        vtl.terminate()
+        vtl.wait(10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Tape as a new user meets it: `tapeline up` with its embedded library, a protected tree, recovery points to tape
+(full and incremental) by hand, every file back from tape with Tapeline, then with the disk store and the catalog
+gone: `media rebuild` from the tapes and a restore again; and the same set with `tapeline-vtl cat | zstd -dc |
+tar -x` alone. Content, owners, modes, times, xattrs, ACLs, hardlinks, sparse files and non-UTF-8 names identical."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.appliance.daemon_harness import Daemon
+
+from tests.vtl_harness import free_port
+from tests.protect.conftest import assert_same_tree, restored_root, tree_state
+from tests.protect.test_fidelity import build_rich_tree
+
+VTL = str(Path(sys.executable).with_name("tapeline-vtl"))
+GNU_TAR_X = ["tar", "--xattrs", "--xattrs-include=*", "--acls", "-xpf", "-"]
+
+
+def up(tmp_path: Path) -> Daemon:
+    data, port = tmp_path / "data", free_port()
+    config = tmp_path / "tapeline.toml"
+    config.write_text(f'data_dir = "{data}"\n[api]\nsocket = "{data}/run/tapeline.sock"\ngroup = "tapeline-none"\n'
+                      f'[defaults]\npoints = []\n[vtl]\nlisten = "127.0.0.1:{port}"\n')
+    return Daemon(data, config, ["--config", str(config), "up"]).start()
+
+
+@pytest.fixture
+def appliance(tmp_path):
+    d = up(tmp_path)
+    yield d
+    d.stop(signal.SIGINT)
+
+
+def protected(d: Daemon, tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    src.mkdir()
+    build_rich_tree(src)
+    d.run("group", "create", "files", "--source", str(src))
+    d.run("point", "files", "--wait")
+    d.run("pool", "create", "weekly", "--library", "vtl", "--retention", "30d")
+    return src
+
+
+def test_a_point_goes_to_tape_and_every_file_comes_back(appliance, tmp_path):
+    d = appliance
+    src = protected(d, tmp_path)
+    expected = tree_state(src)
+    job = d.json("tape", "backup", "files", "--pool", "weekly", "--wait")
+    tape = job["result"]["tape"]
+    assert job["state"] == "completed" and tape["kind"] == "full" and tape["files"] >= len(expected)
+    assert job["result"]["verify"]["bad_frames"] == 0
+    sets = d.json("tape", "sets", "files")
+    assert [(s["kind"], s["state"], s["pool"]) for s in sets] == [("full", "ok", "weekly")]
+    barcode, tape_file = sets[0]["cartridges"][0]["barcode"], sets[0]["cartridges"][0]["tape_file"]
+    assert tape_file == 2  # after the volume label (0) and the media-set label (1)
+
+    out = tmp_path / "out"
+    job = d.json("tape", "restore", "files", "--to", str(out), "--wait")
+    assert job["state"] == "completed", job
+    assert job["result"]["restore"]["cartridges_loaded"] in ([], [barcode])
+    assert_same_tree(expected, restored_root(out, src))
+
+    # The same set with standard tools alone, as the set's header block tells a person to.
+    plain = subprocess.run(f"{VTL} cat {d.data / 'vtl'} {barcode} {tape_file} | zstd -dc", shell=True,
+                           capture_output=True, check=True).stdout
+    by_tar = tmp_path / "by-tar"
+    by_tar.mkdir()
+    run = subprocess.run(GNU_TAR_X, input=plain, cwd=by_tar, capture_output=True)
+    assert run.returncode == 0, run.stderr.decode()
+    assert_same_tree(expected, restored_root(by_tar, src))
+
+
+def test_an_incremental_holds_only_what_changed_and_restores_the_whole_point(appliance, tmp_path):
+    d = appliance
+    src = protected(d, tmp_path)
+    d.run("tape", "backup", "files", "--pool", "weekly", "--wait")
+    (src / "docs" / "a.txt").write_bytes(b"changed\n")
+    (src / "new.txt").write_bytes(b"new file\n")
+    d.run("point", "files", "--wait")
+    expected = tree_state(src)
+    job = d.json("tape", "backup", "files", "--pool", "weekly", "--incremental", "--wait")
+    tape = job["result"]["tape"]
+    assert tape["kind"] == "incremental" and tape["carried"] > 0
+    assert tape["files"] <= 4  # the two changed files and the directories whose times moved
+    out = tmp_path / "out"
+    d.run("tape", "restore", "files", "--to", str(out), "--wait")
+    assert_same_tree(expected, restored_root(out, src))
+
+
+def test_the_catalog_and_store_lost_a_rebuild_from_tapes_restores_everything(tmp_path):
+    d = up(tmp_path)
+    try:
+        src = protected(d, tmp_path)
+        expected = tree_state(src)
+        d.run("tape", "backup", "files", "--pool", "weekly", "--wait")
+    finally:
+        d.stop(signal.SIGINT)
+    for lost in ("catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm", "store", "tape-index"):
+        path = d.data / lost
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    d.start()
+    try:
+        job = d.json("media", "rebuild", "--library", "vtl", "--wait")
+        rebuilt = job["result"]["rebuild"]
+        assert rebuilt["sets"] == 1 and rebuilt["bytes_read"] < rebuilt["bytes_on_tape"]
+        sets = d.json("tape", "sets")
+        assert [(s["group"], s["state"]) for s in sets] == [("files", "ok")]
+        out = tmp_path / "out"
+        d.run("tape", "restore", "files", "--to", str(out), "--wait")
+        assert_same_tree(expected, restored_root(out, src))
+    finally:
+        d.stop(signal.SIGINT)
+
+
+def test_one_file_from_tape_and_bad_requests(appliance, tmp_path):
+    d = appliance
+    src = protected(d, tmp_path)
+    d.run("tape", "backup", "files", "--pool", "weekly", "--wait")
+    out = tmp_path / "out"
+    one = str(src / "docs" / "a.txt")
+    job = d.json("tape", "restore", "files", one, "--to", str(out), "--wait")
+    assert job["result"]["restore"]["files"] == 1
+    assert (out / one.lstrip("/")).read_bytes() == (src / "docs" / "a.txt").read_bytes()
+    # restoring again without --overwrite refuses to replace it, naming the fix
+    again = d.run("tape", "restore", "files", one, "--to", str(out), "--wait", check=None)
+    assert again.returncode in (1, 3) and "--overwrite" in again.stdout + again.stderr
+    bad = d.run("tape", "backup", "files", "--pool", "nosuch", check=None)
+    assert bad.returncode != 0 and "pool" in bad.stderr and "tapeline pool" in bad.stderr
+    missing = d.run("tape", "restore", "files", str(src / "nosuch"), "--to", str(out), check=None)
+    assert missing.returncode != 0 and "not in tape set" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_a_daemon_killed_mid_write_leaves_a_set_that_does_not_count_and_the_tape_reused(tmp_path):
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    (hold / "tape-writing").touch()
+    data, port = tmp_path / "data", free_port()
+    config = tmp_path / "tapeline.toml"
+    config.write_text(f'data_dir = "{data}"\n[api]\nsocket = "{data}/run/tapeline.sock"\ngroup = "tapeline-none"\n'
+                      f'[defaults]\npoints = []\n[vtl]\nlisten = "127.0.0.1:{port}"\n')
+    d = Daemon(data, config, ["--config", str(config), "up"], env={"TAPELINE_TEST_HOLD": str(hold)}).start()
+    try:
+        src = protected(d, tmp_path)
+        job = d.json("tape", "backup", "files", "--pool", "weekly")["job"]
+        fifo = hold / f"job-{job}-tape-writing"
+        deadline = time.monotonic() + 60
+        while not fifo.exists():
+            assert time.monotonic() < deadline, d.log.read_text()
+            time.sleep(0.05)
+        d.kill()  # kill -9, its first frame on tape
+    finally:
+        d.stop()
+    (hold / "tape-writing").unlink()
+    d.env = {}
+    d.start()
+    try:
+        assert [s["state"] for s in d.json("tape", "sets")] == ["failed"]
+        job = d.json("tape", "backup", "files", "--pool", "weekly", "--wait")
+        assert job["state"] == "completed"
+        ok = [s for s in d.json("tape", "sets") if s["state"] == "ok"]
+        assert [c["tape_file"] for c in ok[0]["cartridges"]] == [2]  # written where the dead one began
+        out = tmp_path / "out"
+        d.run("tape", "restore", "files", "--to", str(out), "--wait")
+        assert_same_tree(tree_state(src), restored_root(out, src))
+    finally:
+        d.stop(signal.SIGINT)
