@@ -7,8 +7,8 @@ restore's safety rules (appliance/protect/destination.py holds the pieces both u
 - Files are written unnamed (O_TMPFILE) and linked in under their name once content and metadata are complete.
   An existing name is never replaced without `overwrite` (a warning names it); with it the new entry is renamed
   over the old one, so the name never goes missing.
-- Metadata: owner (as root; otherwise one warning counts the members whose owner differs from the restoring
-  user), xattrs (pax SCHILY.xattr.*), POSIX ACLs (SCHILY.acl.access/default, GNU tar's text form, preferred over a
+- Metadata: owner (as root, the numeric uid and gid the set recorded, as the disk restore does; otherwise one
+  warning counts the members whose owner differs from the restoring user), xattrs (pax SCHILY.xattr.*), POSIX ACLs (SCHILY.acl.access/default, GNU tar's text form, preferred over a
   raw system.posix_acl_* xattr of the same member), mode, then atime and mtime to the nanosecond from the pax
   decimal strings. A directory gets its metadata once the stream has left it (a file created in it later would
   change its mtime, its default ACL would be inherited by the files restored into it); a stream that comes back
