@@ -166,8 +166,10 @@ class Extractor:
         path = os.fsencode(info.name)
         try:
             key = _key(path)
-            if not key:
-                if info.isdir() and (self.overwrite or () in self._made):
+            if not key:  # the target itself: its metadata only where this restore made it or may replace it
+                if not info.isdir():
+                    raise Unsafe("its name is the target directory itself")
+                if self.overwrite or () in self._made:
                     self._stack[0].info = info
                 return
             parent = self._parent(key[:-1])

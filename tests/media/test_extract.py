@@ -265,13 +265,13 @@ def test_a_symlink_from_the_stream_is_not_followed_by_a_later_member(tmp_path):
     assert [w.split(" (")[0] for w in result.warnings] == ["escape/evil.sh: not restored"]
 
 
-@pytest.mark.parametrize("name", ["../up.txt", "a/../../up.txt", "/abs.txt"])
+@pytest.mark.parametrize("name", ["../up.txt", "a/../../up.txt", "/abs.txt", "./"])
 def test_names_leaving_the_target_are_refused(tmp_path, name):
     out = tmp_path / "deep" / "out"
     result = extract(small_stream((name, b"x"), ("ok.txt", b"ok")), out)
 
     assert len(result.warnings) == 1 and result.warnings[0].startswith(f"{name}: not restored (")
-    assert "refused" in result.warnings[0]
+    assert "refused" in result.warnings[0] or "target directory itself" in result.warnings[0]
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["deep", "ok.txt", "out"]
 
 

@@ -75,9 +75,9 @@ def test_packs_and_manifests_are_fsynced_before_they_are_named(tmp_path, fsynced
 
 
 def test_no_file_is_put_in_place_but_through_the_durable_helper():
-    """A rename or a direct write elsewhere in the store or the protect engine would skip the fsyncs; the restore's
-    own renames (of restored files) are made durable by its syncfs before it reports completion."""
-    allowed = {"appliance/store/durable.py", "appliance/protect/restore.py", "appliance/protect/restore_files.py"}
+    """A rename or a direct write elsewhere in the store or the protect engine would skip the fsyncs; the restores'
+    own renames (of restored files, in destination.py) are made durable by their syncfs before they report."""
+    allowed = {"appliance/store/durable.py", "appliance/protect/destination.py"}
     pattern = re.compile(r"os\.(rename|replace)\(|\.(rename|replace|write_bytes|write_text)\((?!tzinfo)")
     offenders = []
     for folder in ("appliance/store", "appliance/protect"):
