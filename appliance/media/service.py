@@ -28,7 +28,7 @@ from appliance.catalog.engine import Catalog
 from appliance.catalog.models import Cartridge, Drive, MediaSet, Pool
 from appliance.errors import Conflict, NotFound, TapelineError, UsageError
 from appliance.media import pools
-from appliance.media.drives import DriveLease, ForeignCartridge, LabelMismatch, LoadFailed, why_unusable
+from appliance.media.drives import DriveLease, DriveOffline, ForeignCartridge, LabelMismatch, LoadFailed, why_unusable
 from appliance.media.format import (MediaSetLabel, VolumeLabel, decode_media_set_label, encode_media_set_label,
                                     encode_volume_label, FormatError)
 from appliance.media.library import InventoryReport, LibraryHandle, match_drives
@@ -120,6 +120,8 @@ class MediaService:
                     if alerted:
                         alerts.resolve(self.catalog, None, self._wait_message(library, job))
                     return lease
+                if number is not None:
+                    raise DriveOffline(f"drive {number} of library '{library}'")
                 offline.add(chosen.number)
                 continue
             if not alerted and time.monotonic() - started >= self.wait_alert:
@@ -170,7 +172,14 @@ class MediaService:
 
     def _probe(self, handle: LibraryHandle, row: Drive, job) -> DriveLease | None:
         """The lease on a reserved drive, or None (reservation dropped) when the drive is offline."""
-        lease = DriveLease(self, handle, row, getattr(job, "job_id", None))
+        try:
+            lease = DriveLease(self, handle, row, getattr(job, "job_id", None))
+        except DeviceError as exc:
+            with self._cond:
+                self._leases.pop((handle.row.id, row.number), None)
+                self._cond.notify_all()
+            raise TapelineError(f"drive {row.number} of library '{handle.name}' cannot be reached ({exc})",
+                                f"check the library and the drive's URL ({row.url})") from None
         try:
             lease.drive.test_unit_ready()
         except LogicalUnitOffline:

@@ -267,3 +267,13 @@ def test_a_detailed_inventory_reads_every_label_and_sorts_the_cartridges(media, 
     assert cat.get_cartridge(media.catalog, "A00003L8").write_protected
     inv = media.library("vtl").current()
     assert all(inv.find(f"A0000{i}L8").kind == "slot" for i in range(6))  # every one back home
+
+
+def test_asking_for_one_drive_that_is_offline_says_so_at_once(media, library_dir):
+    fault(library_dir, "drive-offline", "drive1")
+    with pytest.raises(DriveOffline, match="drive 1 of library 'vtl' is offline"):
+        media.acquire_drive("vtl", Job(), number=1)
+    with media.acquire_drive("vtl", number=0) as lease:  # the other one is free (the refused one left no lease)
+        assert lease.number == 0
+    with media.acquire_drive("vtl") as lease:
+        assert lease.number == 0
