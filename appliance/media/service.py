@@ -337,13 +337,13 @@ class MediaService:
         try:
             label = lease.mount(barcode)
             on_tape = self._media_set_on_tape(lease) if label is not None else None
-            if on_tape is not None and lost is None and (cart.media_set_id is None or on_tape.media_set !=
-                                                         cat.media_set_by_id(self.catalog, cart.media_set_id).uuid):
+            unknown = on_tape is not None and cat.media_set_by_uuid(self.catalog, on_tape.media_set) is None
+            if unknown and lost is None:
                 lost = f"Tapeline media set {on_tape.media_set} of pool {on_tape.pool}, unknown to this catalog"
         except (ForeignCartridge, LabelMismatch, FormatError) as exc:
             lost = why_unusable(exc)
         if lost and not force:
-            raise Conflict(f"cartridge {barcode} holds {lost}", f"rerun with --force if it may be lost")
+            raise Conflict(f"cartridge {barcode} holds {lost}", "rerun with --force if it may be lost")
         self._check_writable(lease, cart)
         new = VolumeLabel(barcode=barcode, uuid=str(uuid.uuid4()), pool=pool.name, created=when,
                           block_size=self.block_size)

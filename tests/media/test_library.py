@@ -5,7 +5,7 @@ drive, drives failing in a row, cleaning (and a used-up cleaning cartridge)."""
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -277,3 +277,19 @@ def test_asking_for_one_drive_that_is_offline_says_so_at_once(media, library_dir
         assert lease.number == 0
     with media.acquire_drive("vtl") as lease:
         assert lease.number == 0
+
+
+def test_a_recycled_cartridge_is_relabelled_for_another_pool_without_force(media):
+    pool = _pool(media, allocation="always", retention=60)
+    other = _pool(media, "monthly")
+    now = _now()
+    ms = pools.media_set_for_write(media.catalog, pool, now)
+    with media.acquire_drive("vtl") as lease:
+        cart = media.writable_cartridge(lease, pool, ms)
+        pools.stamp_set(media.catalog, ms.id, now)
+        with pytest.raises(Conflict, match="unexpired data"):
+            media.label_cartridge(lease, cart.barcode, other, force=True)
+        assert pools.expire(media.catalog, now + timedelta(minutes=2)).scratch == (cart.barcode,)
+        done = media.label_cartridge(lease, cart.barcode, other, force=False)
+    assert done["lost"] is None
+    assert cat.get_cartridge(media.catalog, cart.barcode).pool_id == other.id
