@@ -96,6 +96,7 @@ class Extractor:
         self._queue: queue.Queue[list | None] = queue.Queue(QUEUED)
         self._writer: threading.Thread | None = None
         self._failed: BaseException | None = None
+        self._result: ExtractResult | None = None
         real = os.path.realpath(os.fsencode(target))
         try:
             existed = os.path.isdir(real)
@@ -359,10 +360,22 @@ class Extractor:
             self.warnings.append(f"{os.fsdecode(path)}: xattr {name} not restored ({exc.strerror})")
 
     # ---- the end -------------------------------------------------------------------------------------------
+    def __enter__(self) -> Extractor:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        """A `with` block left without `close` (the caller's loop failed) still finishes what was restored, makes
+        it durable and stops the writer thread."""
+        if self._result is None:
+            self.close()
+
     def close(self) -> ExtractResult:
         """Write what is still queued, finish every directory still open and make everything written durable
         (ExtractError when the write-back fails: then nothing restored can be trusted to be on disk). Call it also
-        when the stream failed midway: what was restored is then finished and on disk."""
+        when the stream failed midway: what was restored is then finished and on disk. Once closed, the same
+        result again."""
+        if self._result is not None:
+            return self._result
         try:
             self._drain()
             while self._stack:
@@ -386,8 +399,10 @@ class Extractor:
                 os.close(fd)
             self._stack, self._devices = [], {}
         # the shared safety code says "restore with overwrite" (the disk restore's task layer words it for the CLI)
-        return ExtractResult(self.files, self.bytes, [w.replace("restore with overwrite", "restore with `--overwrite`")
-                                                      for w in self.warnings])
+        self._result = ExtractResult(self.files, self.bytes, [w.replace("restore with overwrite",
+                                                                        "restore with `--overwrite`")
+                                                              for w in self.warnings])
+        return self._result
 
 
 def _key(path: bytes) -> tuple[bytes, ...]:

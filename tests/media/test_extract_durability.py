@@ -73,3 +73,26 @@ def test_a_write_back_error_is_an_error_with_a_fix(tmp_path, monkeypatch):
         ex.close()
     assert err.value.message == "the restored files could not all be written to disk (Input/output error)"
     assert err.value.fix == "check the destination's disk (kernel log, free space), then restore again"
+
+
+def test_a_stream_failing_midway_leaves_what_was_restored_finished_and_synced(tmp_path, monkeypatch):
+    """The caller's loop fails (a damaged stream): leaving the `with` block finishes the directories, syncs and
+    stops the writer thread; the files restored so far are whole."""
+    synced: list[int] = []
+    real = durable.syncfs
+    monkeypatch.setattr(durable, "syncfs", lambda fd: (real(fd), synced.append(fd)))
+    stream = _stream()
+    out = tmp_path / "out"
+    with pytest.raises(tarfile.ReadError):
+        with Extractor(out) as ex, tarfile.open(fileobj=io.BytesIO(stream[:len(stream) // 3]), mode="r|") as tf:
+            for info in tf:
+                ex.write(info, tf.extractfile(info) if info.isreg() else None)
+
+    result = ex.close()
+    assert synced and result.files == 300  # the cut is inside big.bin, after every small file
+    assert [w.split(" (")[0] for w in result.warnings] == ["big.bin: not restored"]
+    assert not (out / "big.bin").exists()  # nothing half written under its name
+    for d in range(3):
+        assert os.stat(out / f"d{d}").st_mtime_ns == (1_000_000 + d) * 1_000_000_000
+        for n in range(100):
+            assert (out / f"d{d}" / f"f{n}.txt").read_bytes() == f"file {d}/{n}\n".encode() * (n + 1)
