@@ -137,15 +137,6 @@ def list_pools(catalog: Catalog) -> list[Pool]:
         return list(s.exec(select(Pool).order_by(Pool.name)).all())
 
 
-def update_pool(catalog: Catalog, pool_id: int, **changes) -> Pool:
-    with catalog.session() as s:
-        pool = s.get(Pool, pool_id)
-        for key, value in changes.items():
-            setattr(pool, key, value)
-        s.add(pool)
-    return pool
-
-
 def _known(catalog: Catalog, table, list_command: str, create_command: str) -> str:
     with catalog.reader() as s:
         names = list(s.exec(select(table.name).order_by(table.name).limit(6)).all())
@@ -278,73 +269,3 @@ def drop_parts_on(catalog: Catalog, cartridge_id: int) -> int:
                 s.delete(s.get(TapeSet, set_id))
         return len(parts)
 
-
-# --- tape sets and their parts (written by the tape jobs) ------------------------------------------------------
-
-
-def create_tape_set(catalog: Catalog, uuid: str, media_set_id: int, group_id: int | None, group_name: str,
-                    kind: str, created: datetime, point_id: int | None = None, snapshot_id: str | None = None,
-                    base_set_id: int | None = None) -> TapeSet:
-    """A set being written (state `writing`: it counts only once the job marks it `ok`)."""
-    with catalog.session() as s:
-        ts = TapeSet(uuid=uuid, media_set_id=media_set_id, group_id=group_id, group_name=group_name, kind=kind,
-                     created=created, point_id=point_id, snapshot_id=snapshot_id, base_set_id=base_set_id)
-        s.add(ts)
-        s.flush()
-        return ts
-
-
-def add_part(catalog: Catalog, set_id: int, part: int, cartridge_id: int, tape_file: int,
-             first_block: int = 0) -> TapeSetPart:
-    with catalog.session() as s:
-        row = TapeSetPart(set_id=set_id, part=part, cartridge_id=cartridge_id, tape_file=tape_file,
-                          first_block=first_block)
-        s.add(row)
-        s.flush()
-        return row
-
-
-def update_part(catalog: Catalog, part_id: int, **changes) -> TapeSetPart:
-    with catalog.session() as s:
-        row = s.get(TapeSetPart, part_id)
-        for key, value in changes.items():
-            setattr(row, key, value)
-        s.add(row)
-        return row
-
-
-def update_tape_set(catalog: Catalog, set_id: int, **changes) -> TapeSet:
-    """E.g. state="ok", files=..., bytes=..., verified=... once written and checked; state="failed" otherwise."""
-    with catalog.session() as s:
-        row = s.get(TapeSet, set_id)
-        for key, value in changes.items():
-            setattr(row, key, value)
-        s.add(row)
-        return row
-
-
-def tape_sets(catalog: Catalog, group_name: str | None = None, state: str | None = None) -> list[TapeSet]:
-    """Tape sets, oldest first."""
-    with catalog.reader() as s:
-        q = select(TapeSet).order_by(TapeSet.id)
-        if group_name is not None:
-            q = q.where(TapeSet.group_name == group_name)
-        if state is not None:
-            q = q.where(TapeSet.state == state)
-        return list(s.exec(q).all())
-
-
-def parts_of(catalog: Catalog, set_id: int) -> list[tuple[TapeSetPart, str]]:
-    """A set's parts in order, each with its cartridge's barcode."""
-    with catalog.reader() as s:
-        rows = s.exec(select(TapeSetPart, Cartridge.barcode).join(Cartridge, Cartridge.id == TapeSetPart.cartridge_id)
-                      .where(TapeSetPart.set_id == set_id).order_by(TapeSetPart.part)).all()
-        return [(part, barcode) for part, barcode in rows]
-
-
-def last_good_set(catalog: Catalog, group_name: str, pool_id: int) -> TapeSet | None:
-    """The group's newest `ok` set in the pool (an incremental's base)."""
-    with catalog.reader() as s:
-        return s.exec(select(TapeSet).join(MediaSet, MediaSet.id == TapeSet.media_set_id)
-                      .where(TapeSet.group_name == group_name, TapeSet.state == "ok", MediaSet.pool_id == pool_id)
-                      .order_by(TapeSet.id.desc())).first()

@@ -162,7 +162,6 @@ class Alert(SQLModel, table=True):
 # (stamped on the set: shortening a pool's retention frees nothing already written without an operator's word).
 
 CARTRIDGE_STATES = ("blank", "scratch", "allocated", "full", "expired", "retired", "damaged", "cleaning", "foreign")
-LOCATIONS = ("slot", "drive", "mailslot", "outside")
 
 
 class Library(SQLModel, table=True):
@@ -233,7 +232,7 @@ class Cartridge(SQLModel, table=True):
     read_errors: int = 0
     write_errors: int = 0
     last_used: datetime | None = _time(nullable=True)
-    location_kind: str = "outside"  # LOCATIONS
+    location_kind: str = "outside"  # "slot" | "drive" | "mailslot" | "outside"
     location_number: int | None = None  # slot (mtx number), drive (0..) or mail slot (1..)
     cleaning_uses: int = 0
     next_file: int = 0  # the tape file a new set is appended at (after the last good set's index file)

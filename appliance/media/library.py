@@ -25,7 +25,7 @@ from appliance.catalog.engine import Catalog
 from appliance.catalog.media import find_cartridge, touch_library
 from appliance.catalog.models import Cartridge, Library
 from appliance.errors import TapelineError, UsageError
-from drivers.changer import KIND_DRIVE, KIND_MAILSLOT, Element, Inventory, MediaChanger
+from drivers.changer import KIND_MAILSLOT, Element, Inventory, MediaChanger
 from drivers.errors import DeviceError
 from drivers.mtx import MtxChanger
 from drivers.tape import TapeDrive
@@ -175,6 +175,3 @@ class LibraryHandle:
     def close(self) -> None:
         self.reset()
 
-
-def is_drive(element: Element | None) -> bool:
-    return element is not None and element.kind == KIND_DRIVE

@@ -1,8 +1,8 @@
 """Media pools: which media set a write goes to, which cartridge it goes on, and when data may be overwritten.
 
 Allocation, as Proxmox Backup Server has it (`Pool.allocation`):
-- `continue`: append to the pool's open media set; a new set only when the open one cannot take more (its key
-  changed, or an operator closed it). The open set closes when the next one is created.
+- `continue`: append to the pool's open media set; a new set only when the pool's encryption key changed. The open
+  set closes when the next one is created.
 - `always`: every job starts a new media set; the set closes when the job that wrote it stamps it.
 - a calendar event (`weekly`, `daily`, `Sat 18:00`, `Mon..Fri 02:00`): a new set once the event has passed since
   the open set was created; the open set closes at that event (even with no write after it: `expire` closes it).
@@ -177,15 +177,6 @@ def stamp_set(catalog: Catalog, media_set_id: int, now: datetime) -> MediaSet:
             _close(s, ms, now)
         elif ms.closed is not None:  # written after closing (a job that began before): its clock restarts
             _close(s, ms, max(ms.closed, now))
-        return ms
-
-
-def close_media_set(catalog: Catalog, media_set_id: int, now: datetime) -> MediaSet:
-    """An operator's (or a spanning error's) end to appends: the next write of the pool opens a new set."""
-    with catalog.session() as s:
-        ms = s.get(MediaSet, media_set_id)
-        if ms.closed is None:
-            _close(s, ms, now)
         return ms
 
 

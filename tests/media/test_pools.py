@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from appliance.catalog import media as cat
+from appliance.catalog import tape_sets
 from appliance.catalog.engine import open_catalog
 from appliance.catalog.models import Cartridge
 from appliance.errors import Conflict, UsageError
@@ -200,26 +201,20 @@ def test_a_catalog_from_before_the_media_tables_opens_and_gains_them(tmp_path):
     c.close()
 
 
-def test_a_tape_set_spanning_two_cartridges_is_recorded_part_by_part(catalog):
+def test_relabelling_or_erasing_a_cartridge_forgets_its_parts_and_the_sets_left_with_none(catalog):
     lib = _library(catalog)
     pool = _pool(catalog, lib)
     _cartridges(catalog, lib, "A00001L8", "A00002L8")
     ms = pools.media_set_for_write(catalog, pool, T0)
     one = pools.join_media_set(catalog, "A00001L8", ms, T0)
-    ts = cat.create_tape_set(catalog, "set-1", ms.id, None, "docs", "full", T0)
-    p0 = cat.add_part(catalog, ts.id, 0, one.id, tape_file=2)
-    cat.update_part(catalog, p0.id, index_file=3, blocks=100)
+    set_id = tape_sets.create_set(catalog, "set-1", ms.id, None, "docs", None, None, "full", None, T0)
+    tape_sets.add_part(catalog, set_id, 0, "A00001L8", 2, 3, 0, 100)
     pools.cartridge_full(catalog, "A00001L8")
     two = pools.join_media_set(catalog, "A00002L8", ms, T0)
-    cat.add_part(catalog, ts.id, 1, two.id, tape_file=2)
-    assert cat.last_good_set(catalog, "docs", pool.id) is None  # still writing: it does not count
-    cat.update_tape_set(catalog, ts.id, state="ok", files=10, bytes=1000)
-    assert [(p.part, barcode, p.tape_file) for p, barcode in cat.parts_of(catalog, ts.id)] == [
-        (0, "A00001L8", 2), (1, "A00002L8", 2)]
-    assert cat.last_good_set(catalog, "docs", pool.id).uuid == "set-1"
+    tape_sets.add_part(catalog, set_id, 1, "A00002L8", 2, 3, 0, 50)
+    assert two.sequence == 1
     assert [s.uuid for s in cat.sets_on(catalog, two.id)] == ["set-1"]
-    # Erasing the first cartridge forgets its part; the set keeps the other until that one goes too.
-    cat.drop_parts_on(catalog, one.id)
-    assert [barcode for _, barcode in cat.parts_of(catalog, ts.id)] == ["A00002L8"]
+    assert cat.drop_parts_on(catalog, one.id) == 1  # the set keeps its other part
+    assert [p["barcode"] for p in tape_sets.get_set(catalog, set_id).to_json()["cartridges"]] == ["A00002L8"]
     cat.drop_parts_on(catalog, two.id)
-    assert cat.tape_sets(catalog) == []
+    assert tape_sets.list_sets(catalog) == []
