@@ -273,7 +273,8 @@ class ArchiveWriter:
     archive (zstd and BLAKE3 release the GIL): at most `workers + 1` frames wait, so memory stays bounded.
     `workers=0` compresses in the caller's thread."""
 
-    def __init__(self, frame_size: int = FRAME_SIZE, level: int = 3, cipher=None, workers: int = 1) -> None:
+    def __init__(self, frame_size: int = FRAME_SIZE, level: int = 3, cipher=None,
+                 workers: int = min(4, os.cpu_count() or 1)) -> None:
         self.frame_size = frame_size
         self.cipher = cipher
         self.part = 1

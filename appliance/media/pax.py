@@ -7,6 +7,7 @@ archiving time. Reading stays with tarfile (`archive.read_members`).
 
 from __future__ import annotations
 
+import functools
 import grp
 import pwd
 import struct
@@ -143,33 +144,40 @@ def sparse_name(name: bytes) -> bytes:
 
 _USTAR = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s12x")
 _CHECKSUM_AT = 148
-
-
-def _octal(value: int, width: int) -> bytes | None:
-    """A ustar number field: width - 1 octal digits and a NUL; None when the value does not fit."""
-    return b"%0*o\0" % (width - 1, value) if 0 <= value < 8 ** (width - 1) else None
+_MAX_ID, _MAX_SIZE = 8 ** 7, 8 ** 11  # what 7 and 11 octal digits hold
 
 
 def pax_records(records: dict[str, str]) -> bytes:
     """pax extended header records, `LEN KEYWORD=VALUE\n`. Values that are not UTF-8 (surrogate escapes) go out
     as their raw bytes, without hdrcharset=BINARY: that is how GNU tar writes them, and GNU tar 1.34 warns about a
     hdrcharset record it does not know."""
-    out = bytearray()
+    out = []
     for keyword, value in records.items():
-        body = b" " + keyword.encode(ENCODING, ERRORS) + b"=" + value.encode(ENCODING, ERRORS) + b"\n"
+        body = b" %s=%s\n" % (keyword.encode(ENCODING, ERRORS), value.encode(ENCODING, ERRORS))
         length = len(body) + 1
         while len(str(length)) + len(body) != length:  # the length counts its own digits
             length = len(str(length)) + len(body)
-        out += b"%d" % length + body
-    return bytes(out)
+        out.append(b"%d%s" % (length, body))
+    return b"".join(out)
 
 
 def _ustar(name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int, kind: bytes, link: bytes,
            uname: bytes, gname: bytes, devmajor: int, devminor: int) -> bytes:
-    block = _USTAR.pack(name, _octal(mode, 8), _octal(uid, 8) or b"", _octal(gid, 8) or b"",
-                        _octal(size, 12) or b"", _octal(mtime, 12) or b"", b" " * 8, kind, link, b"ustar\x0000",
-                        uname, gname, _octal(devmajor, 8) or b"", _octal(devminor, 8) or b"", b"")
-    return block[:_CHECKSUM_AT] + b"%06o\0 " % sum(block) + block[_CHECKSUM_AT + 8:]
+    """One ustar header block; the numbers must fit their fields (struct pads the digits with NULs)."""
+    block = _USTAR.pack(name, b"%07o" % mode, b"%07o" % uid, b"%07o" % gid, b"%011o" % size, b"%011o" % mtime,
+                        b"        ", kind, link, b"ustar\x0000", uname, gname, b"%07o" % devmajor,
+                        b"%07o" % devminor, b"")
+    return b"%s%06o\0 %s" % (block[:_CHECKSUM_AT], sum(block), block[_CHECKSUM_AT + 8:])
+
+
+@functools.lru_cache(maxsize=4096)
+def _pax_header_block(size: int) -> bytes:
+    return _ustar(b"././@PaxHeader", 0o644, 0, 0, size, 0, tarfile.XHDTYPE, b"", b"", b"", 0, 0)
+
+
+def _ascii_cut(raw: bytes, limit: int) -> bytes:
+    """What a ustar field shows of a value a pax record carries in full."""
+    return raw.decode("ascii", "replace").encode("ascii", "replace")[:limit]
 
 
 def tar_header(info: tarfile.TarInfo, name: bytes, size: int, records: dict[str, str]) -> bytes:
@@ -181,25 +189,24 @@ def tar_header(info: tarfile.TarInfo, name: bytes, size: int, records: dict[str,
         name += b"/"
     link = info.linkname.encode(ENCODING, ERRORS)
     uname, gname = info.uname.encode(ENCODING, ERRORS), info.gname.encode(ENCODING, ERRORS)
-    for key, value, limit in ((b"path", name, 100), (b"linkpath", link, 100), (b"uname", uname, 32),
-                              (b"gname", gname, 32)):
+    fields = []
+    for key, value, limit in (("path", name, 100), ("linkpath", link, 100), ("uname", uname, 32),
+                              ("gname", gname, 32)):
         if len(value) > limit or not value.isascii():
-            records.setdefault(key.decode(), value.decode(ENCODING, ERRORS))
-    for key, value, width in (("uid", info.uid, 8), ("gid", info.gid, 8), ("size", size, 12)):
-        if _octal(value, width) is None:
+            records.setdefault(key, value.decode(ENCODING, ERRORS))
+            value = _ascii_cut(value, limit)
+        fields.append(value)
+    numbers = []
+    for key, value, limit in (("uid", info.uid, _MAX_ID), ("gid", info.gid, _MAX_ID), ("size", size, _MAX_SIZE),
+                              ("mtime", int(info.mtime), _MAX_SIZE)):
+        if not 0 <= value < limit:
             records.setdefault(key, str(value))
-    mtime = int(info.mtime)
-    if _octal(mtime, 12) is None:
-        records.setdefault("mtime", str(mtime))
-
-    def ascii_cut(raw: bytes, limit: int) -> bytes:
-        return raw if len(raw) <= limit and raw.isascii() else raw.decode("ascii", "replace").encode("ascii",
-                                                                                                        "replace")[:limit]
-
-    header = _ustar(ascii_cut(name, 100), info.mode, info.uid, info.gid, size, mtime, info.type,
-                    ascii_cut(link, 100), ascii_cut(uname, 32), ascii_cut(gname, 32), info.devmajor, info.devminor)
+            value = 0
+        numbers.append(value)
+    uid, gid, size, mtime = numbers
+    header = _ustar(fields[0], info.mode, uid, gid, size, mtime, info.type, fields[1], fields[2], fields[3],
+                    info.devmajor, info.devminor)
     if not records:
         return header
     body = pax_records(records)
-    return _ustar(b"././@PaxHeader", 0o644, 0, 0, len(body), 0, tarfile.XHDTYPE, b"", b"", b"", 0, 0) + body + \
-        bytes(-len(body) % BLOCK) + header
+    return b"%s%s%s%s" % (_pax_header_block(len(body)), body, bytes(-len(body) % BLOCK), header)
