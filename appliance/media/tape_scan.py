@@ -142,7 +142,7 @@ def verify_parts_on(drive, barcode: str, parts: list, indexes: dict[str, list["f
         if index is None or not index.frames:
             continue
         drive.locate(index.frames[0].block)
-        blocks = Blocks(drive, block_size)
+        blocks = Blocks(drive, block_size, index.frames[0].block)
         try:
             for _raw in archive.read_frames(blocks, index.frames[0].offset, cipher=cipher_for(set_uuid),
                                         frames=list(index.frames)):

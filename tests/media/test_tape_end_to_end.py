@@ -78,6 +78,16 @@ def test_a_point_goes_to_tape_and_every_file_comes_back(appliance, tmp_path):
     assert run.returncode == 0, run.stderr.decode()
     assert_same_tree(expected, restored_root(by_tar, src))
 
+    job = d.json("media", "verify", barcode, "--wait")
+    verify = job["result"]["verify"]
+    assert job["state"] == "completed" and verify["sets"] == 1 and verify["frames_checked"] > 0
+    assert verify["problems"] == []
+    # a block of the set gone bad: verify names it and fails
+    subprocess.run([VTL, "fault", str(d.data / "vtl"), "media-error", barcode, "--at", "6", "--persistent"],
+                   check=True, capture_output=True)
+    bad = d.run("--json", "media", "verify", barcode, "--wait", check=1)
+    assert "problem" in bad.stderr and barcode in bad.stderr
+
 
 def test_an_incremental_holds_only_what_changed_and_restores_the_whole_point(appliance, tmp_path):
     d = appliance
