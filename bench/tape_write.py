@@ -78,7 +78,8 @@ def main() -> None:
         barcode = tape["cartridges"][0]
         verify_s, verify = run("media", "verify", barcode, "--wait")
 
-        one = next(p for p in sorted(args.data.rglob("*")) if p.is_file() and p.stat().st_size >= 1 << 20)
+        one = min((p for p in args.data.rglob("*") if p.is_file() and not p.is_symlink()
+                   and p.stat().st_size >= 1 << 20), key=lambda p: p.stat().st_size)  # the ~1 MiB file
         restore_s, restored = run("tape", "restore", "bench", str(one), "--to", str(args.work / "one"), "--wait")
         r = restored["result"]["restore"]
         rebuild_s, rebuilt = run("media", "rebuild", "--library", "lib", "--wait")

@@ -111,6 +111,7 @@ def _media_set(ctx: JobContext, pool: Pool, label: "fmt.MediaSetLabel") -> Media
 
 
 def _record_sets(ctx: JobContext, found: dict[str, list[FoundPart]], cache: IndexCache) -> tuple[int, list]:
+    """Record the whole sets found (those the catalog has already are kept as they are); (whole sets, partial)."""
     recorded, partial = 0, []
     groups = {g.name: g.id for g in _groups(ctx)}
     for uuid, parts in found.items():
@@ -121,8 +122,9 @@ def _record_sets(ctx: JobContext, found: dict[str, list[FoundPart]], cache: Inde
             missing = sorted(set(range(1, max(numbers) + 1)) - set(numbers)) or [max(numbers) + 1]
             partial.append((uuid, missing))
             continue
+        recorded += 1
         if tape_sets.set_by_uuid(ctx.catalog, uuid) is not None:
-            continue
+            continue  # the catalog has it already
         header = parts[0].header
         ms = cat.media_set_by_uuid(ctx.catalog, header.media_set)
         for part in parts:
@@ -135,7 +137,6 @@ def _record_sets(ctx: JobContext, found: dict[str, list[FoundPart]], cache: Inde
         files = sum(1 for p in parts for e in p.index.entries if e.in_set is None)
         nbytes = sum(f.raw_length for p in parts for f in p.index.frames)
         tape_sets.finish_set(ctx.catalog, set_id, "ok", files, nbytes, ms.expires)
-        recorded += 1
     return recorded, partial
 
 
