@@ -18,6 +18,7 @@ from pathlib import Path
 
 from appliance.catalog import media as cat
 from appliance.catalog import tape_sets
+from appliance.catalog.models import utcnow
 from appliance.media import format as fmt
 from appliance.media import keys
 from appliance.media.extract import Extractor
@@ -70,7 +71,7 @@ def restore(ctx: JobContext, media, cache: IndexCache) -> Outcome:
     needed = sorted({r.barcode for r in runs} | {b for layout in layouts.values() for b in layout.barcodes.values()
                                                   if any(r.layout is layout for r in runs)})
     library = _library_of(ctx, needed)
-    if not _wait_in_library(ctx, needed, library):
+    if not _wait_in_library(ctx, media, needed, library):
         return Outcome("cancelled", "cancelled while waiting for cartridges")
     started = time.monotonic()
     extractor = Extractor(Path(p["target"]), bool(p.get("overwrite")), ctx.progress)
@@ -115,8 +116,9 @@ def _library_of(ctx: JobContext, barcodes: list[str]) -> str:
     return libraries[0].name if libraries else "vtl"
 
 
-def _wait_in_library(ctx: JobContext, barcodes: list[str], library: str) -> bool:
-    """Wait (with an alert) until every needed cartridge is in the library; False if cancelled meanwhile."""
+def _wait_in_library(ctx: JobContext, media, barcodes: list[str], library: str) -> bool:
+    """Wait (with an alert) until every needed cartridge is in the library (a fast inventory each look: an
+    operator only has to put them in); False if cancelled meanwhile."""
     asked = None
     while True:
         outside = []
@@ -135,8 +137,9 @@ def _wait_in_library(ctx: JobContext, barcodes: list[str], library: str) -> bool
         message = f"restore job {ctx.job_id} needs cartridges outside library '{library}': {', '.join(outside)}"
         if asked != message:
             alerts.raise_alert(ctx.catalog, "error", message,
-                               f"put them into library '{library}' (through the mail slot) and run "
-                               f"`tapeline library inventory {library}`; the job goes on by itself", None, ctx.job_id)
+                               f"put them into library '{library}' (through the mail slot, then into a slot); the "
+                               "job finds them by itself and goes on", None, ctx.job_id)
             asked = message
         ctx.progress(0, None, f"waiting for {', '.join(outside)}")
         ctx.cancel.wait(WAIT_POLL)
+        media.library(library).inventory(utcnow())

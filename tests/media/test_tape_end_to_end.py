@@ -184,3 +184,46 @@ def test_a_daemon_killed_mid_write_leaves_a_set_that_does_not_count_and_the_tape
         assert_same_tree(tree_state(src), restored_root(out, src))
     finally:
         d.stop(signal.SIGINT)
+
+
+def test_a_restore_asks_for_a_cartridge_outside_the_library_and_goes_on_once_it_is_back(appliance, tmp_path):
+    d = appliance
+    src = protected(d, tmp_path)
+    d.run("tape", "backup", "files", "--pool", "weekly", "--wait")
+    barcode = d.json("tape", "sets")[0]["cartridges"][0]["barcode"]
+    library = d.json("library", "show", "vtl")
+    vtl, changer = str(d.data / "vtl"), library["changer_url"]
+    mtx = str(Path(sys.executable).with_name("tapeline-mtx"))
+    where = d.json("media", "show", barcode)
+    if where["location"] == "drive":  # the job left it loaded, as backup software does: put it back
+        subprocess.run([mtx, "-f", changer, "unload"], check=True, capture_output=True)
+        d.run("library", "inventory", "vtl")
+        where = d.json("media", "show", barcode)
+    slot = where["location_number"]
+    mail = 1 + len([line for line in subprocess.run([mtx, "-f", changer, "status"], capture_output=True, text=True,
+                                                    check=True).stdout.splitlines() if "Storage Element" in line
+                    and "IMPORT/EXPORT" not in line])
+    subprocess.run([mtx, "-f", changer, "transfer", str(slot), str(mail)], check=True, capture_output=True)
+    for step in (["open"], ["remove", "1"], ["close"]):
+        subprocess.run([VTL, "mailslot", vtl, *step], check=True, capture_output=True)
+    d.run("library", "inventory", "vtl")
+
+    out = tmp_path / "out"
+    job = d.json("tape", "restore", "files", "--to", str(out))["job"]
+    deadline = time.monotonic() + 60
+    while not any(barcode in a["message"] and "outside" in a["message"] for a in d.json("alerts")):
+        assert time.monotonic() < deadline, d.json("job", str(job))
+        time.sleep(0.2)
+    assert d.json("job", str(job))["state"] == "running"
+    for step in (["open"], ["insert", barcode], ["close"]):
+        subprocess.run([VTL, "mailslot", vtl, *step], check=True, capture_output=True)
+    subprocess.run([mtx, "-f", changer, "transfer", str(mail), str(slot)], check=True, capture_output=True)
+    done = d.json("job", str(job))
+    deadline = time.monotonic() + 60
+    while done["state"] == "running":
+        assert time.monotonic() < deadline, done
+        time.sleep(0.2)
+        done = d.json("job", str(job))
+    assert done["state"] == "completed", done
+    assert_same_tree(tree_state(src), restored_root(out, src))
+    assert not any(barcode in a["message"] for a in d.json("alerts"))  # the alert resolved itself
