@@ -98,7 +98,7 @@ def shown_warnings(job: dict) -> list[str]:
 
 
 def job_line(job: dict) -> str:
-    text = f"job {job['id']} {job['kind']} {job.get('group_name') or ''}: {job['state']}"
+    text = " ".join(x for x in (f"job {job['id']}", job["kind"], job.get("group_name")) if x) + f": {job['state']}"
     if job.get("reason"):
         text += f" ({job['reason']})"
     return text
