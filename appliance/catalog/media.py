@@ -158,6 +158,21 @@ def get_cartridge(catalog: Catalog, barcode: str) -> Cartridge:
     return cart
 
 
+def find_barcode(catalog: Catalog, barcode: str) -> Cartridge | None:
+    with catalog.reader() as s:
+        return find_cartridge(s, barcode)
+
+
+def add_cartridge(catalog: Catalog, barcode: str, library_id: int, kind: str, number: int | None,
+                  when: datetime) -> Cartridge:
+    """A cartridge first known by its label (its barcode unreadable): `blank` until sorted."""
+    with catalog.session() as s:
+        cart = Cartridge(barcode=barcode, library_id=library_id, location_kind=kind, location_number=number,
+                         first_seen=when)
+        s.add(cart)
+        return cart
+
+
 def find_cartridge(session: Session, barcode: str) -> Cartridge | None:
     return session.exec(select(Cartridge).where(Cartridge.barcode == barcode)).first()
 

@@ -104,6 +104,7 @@ class DriveLease:
         self.name = f"drive {row.number} of library '{handle.name}'"
         self.drive = TapeDrive(row.url, label=self.name)
         self.barcode: str | None = None  # the cartridge this lease loaded or found in the drive
+        self.shown = "?"  # how messages name the loaded cartridge (its barcode, or "in slot N")
         self._counted = False
 
     # -- life -------------------------------------------------------------------------------------------------
@@ -136,32 +137,47 @@ class DriveLease:
             if not (found.kind == KIND_DRIVE and found.number == self.number):
                 if found.kind == KIND_DRIVE:
                     self.service.take_from_drive(handle, found.number, barcode)
-                    inv = handle.current()
-                    found = inv.find(barcode)
-                if inv.drive(self.number).full:
-                    self._unload_locked()
-                try:
-                    handle.changer.load(found.number, self.number)
-                except DeviceError as exc:
-                    handle.reset()
-                    if self._offline():  # a library reports a load into an offline drive as a load failure
-                        raise DriveOffline(self.name) from None
-                    raise LoadFailed(barcode, found.number, self.name, str(exc)) from None
-        self.barcode = barcode
+                    found = handle.current().find(barcode)
+                self._load_locked(found.number, barcode)
+        self.barcode = self.shown = barcode
         self.drive.cartridge = barcode
+        self._ready(barcode)
+        cat.count_mount(catalog, barcode, self.number, _now())
+        label = self.read_label()
+        if label is not None and label.barcode != barcode:
+            raise LabelMismatch(barcode, label.barcode, self.name)
+        return label
+
+    def mount_slot(self, slot: int) -> VolumeLabel | None:
+        """Load the cartridge in `slot` (one whose barcode the changer cannot read) and read its label, as `mount`
+        does by barcode; a label is not checked against any barcode (there is none to check)."""
+        with self.handle.lock:
+            self._load_locked(slot, f"in slot {slot}")
+        self.barcode = None
+        self._ready(f"in slot {slot}")
+        self.shown = f"in slot {slot}"
+        return self.read_label()
+
+    def _load_locked(self, slot: int, what: str) -> None:
+        if self.handle.current().drive(self.number).full:
+            self._unload_locked()
+        try:
+            self.handle.changer.load(slot, self.number)
+        except DeviceError as exc:
+            self.handle.reset()
+            if self._offline():  # a library reports a load into an offline drive as a load failure
+                raise DriveOffline(self.name) from None
+            raise LoadFailed(what, slot, self.name, str(exc)) from None
+
+    def _ready(self, what: str) -> None:
         try:
             self.drive.wait_ready(READY_TIMEOUT)
             self.drive.set_block_size(self.service.block_size)
         except LogicalUnitOffline:
             raise DriveOffline(self.name) from None
         except ScsiError as exc:
-            raise TapelineError(f"{self.name}: cartridge {barcode} did not become ready ({exc.text})",
+            raise TapelineError(f"{self.name}: cartridge {what} did not become ready ({exc.text})",
                                 exc.hint or "check the drive at the library, then retry") from None
-        cat.count_mount(catalog, barcode, self.number, _now())
-        label = self.read_label()
-        if label is not None and label.barcode != barcode:
-            raise LabelMismatch(barcode, label.barcode, self.name)
-        return label
 
     def _offline(self) -> bool:
         try:
@@ -180,13 +196,13 @@ class DriveLease:
         except BlankCheck:
             return None
         except FilemarkDetected:
-            raise ForeignCartridge(self.barcode or "?", "its first tape file is empty") from None
+            raise ForeignCartridge(self.shown, "its first tape file is empty") from None
         except IncorrectLength:
-            raise ForeignCartridge(self.barcode or "?", self._describe_first_block()) from None
+            raise ForeignCartridge(self.shown, self._describe_first_block()) from None
         try:
             return decode_volume_label(block)
         except NotOurLabel:
-            raise ForeignCartridge(self.barcode or "?", describe_data(block)) from None
+            raise ForeignCartridge(self.shown, describe_data(block)) from None
 
     def _describe_first_block(self) -> str:
         """A first block of another size than ours: read it in variable-block mode to say what it holds."""

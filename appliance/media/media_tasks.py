@@ -72,9 +72,11 @@ class MediaTasks:
                         warnings.append(f"{cart.barcode}: {exc}")
                         lease.failed(exc)
                         break
+            unread = self._without_barcode(ctx, lease, found, warnings)
             lease.succeeded()
         result.update(found)
-        result["summary"] = (f"library {library}: {plural(len(todo), 'cartridge')} read: "
+        result["without_barcode"] = unread
+        result["summary"] = (f"library {library}: {plural(len(todo) + len(unread), 'cartridge')} read: "
                              f"{len(found['scratch'])} scratch, {len(found['known'])} known, "
                              f"{len(found['foreign'])} foreign, {len(found['damaged'])} damaged"
                              + (f", {len(found['write_protected'])} write-protected"
@@ -83,20 +85,67 @@ class MediaTasks:
         reason = f"{plural(len(warnings), 'cartridge')} could not be read" if warnings else None
         return Outcome(state, reason, tuple(warnings), result)
 
+    def _without_barcode(self, ctx: JobContext, lease: DriveLease, found: dict[str, list[str]],
+                         warnings: list[str]) -> list[str]:
+        """Cartridges in slots whose barcode the changer cannot read: one with a Tapeline label is recorded under
+        the label's barcode (and sorted as the others); any other is a warning (the catalog can only name a
+        cartridge by its barcode)."""
+        catalog = self.service.catalog
+        slots = [e.number for e in lease.handle.current().slots if e.full and not e.barcode and not e.cleaning]
+        seen = []
+        for slot in slots:
+            if ctx.cancel.is_set():
+                break
+            ctx.progress(0, None, f"reading the label of the cartridge in slot {slot} (no barcode)")
+            try:
+                label = lease.mount_slot(slot)
+                if label is None:
+                    warnings.append(f"slot {slot}: a blank cartridge without a readable barcode: put a barcode "
+                                    "label on it, then run the inventory again")
+                    continue
+                if cat.find_barcode(catalog, label.barcode) is None:
+                    cat.add_cartridge(catalog, label.barcode, lease.handle.row.id, "slot", slot, now())
+                cat.update_cartridge(catalog, label.barcode, location_kind="slot", location_number=slot,
+                                     library_id=lease.handle.row.id)
+                found[self._classify(lease, label.barcode, label)].append(label.barcode)
+                cat.update_cartridge(catalog, label.barcode, note=f"its barcode cannot be read (slot {slot}): put a "
+                                     f"barcode label {label.barcode} on it")
+                seen.append(label.barcode)
+            except (TapelineError, DeviceError) as exc:
+                warnings.append(f"slot {slot} (no barcode): {exc}")
+            finally:
+                try:
+                    lease.unmount()
+                except TapelineError as exc:
+                    warnings.append(f"slot {slot}: {exc}")
+                    break
+        return seen
+
     def _identify(self, lease: DriveLease, barcode: str) -> str:
         """Read one cartridge's label and record what it is: scratch, known, foreign or damaged."""
-        service = self.service
-        catalog = service.catalog
-        cart = cat.get_cartridge(catalog, barcode)
         try:
             label = lease.mount(barcode)
         except (ForeignCartridge, LabelMismatch, FormatError) as exc:
-            if service.contents(cart):  # ours by the catalog, unreadable on tape
-                cat.update_cartridge(catalog, barcode, state="damaged", note=why_unusable(exc))
-                return "damaged"
-            cat.update_cartridge(catalog, barcode, state="foreign", note=why_unusable(exc), label_uuid=None,
-                                 pool_id=None, media_set_id=None)
-            return "foreign"
+            return self._unusable(barcode, exc)
+        return self._classify(lease, barcode, label)
+
+    def _unusable(self, barcode: str, exc: TapelineError) -> str:
+        """A cartridge whose tape is not usable: damaged where the catalog has sets on it, else foreign."""
+        service = self.service
+        catalog = service.catalog
+        cart = cat.get_cartridge(catalog, barcode)
+        if service.contents(cart):  # ours by the catalog, unreadable on tape
+            cat.update_cartridge(catalog, barcode, state="damaged", note=why_unusable(exc))
+            return "damaged"
+        cat.update_cartridge(catalog, barcode, state="foreign", note=why_unusable(exc), label_uuid=None,
+                             pool_id=None, media_set_id=None)
+        return "foreign"
+
+    def _classify(self, lease: DriveLease, barcode: str, label) -> str:
+        """What a cartridge whose label (or blank tape: None) was just read is, recorded in the catalog."""
+        service = self.service
+        catalog = service.catalog
+        cart = cat.get_cartridge(catalog, barcode)
         if label is None:
             if service.contents(cart):
                 cat.update_cartridge(catalog, barcode, state="damaged",

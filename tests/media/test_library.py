@@ -18,9 +18,9 @@ from appliance.media.format import MediaSetLabel, VolumeLabel, encode_media_set_
 from appliance.media.media_tasks import MediaTasks
 from appliance.media.service import MediaService
 from appliance.ops.alerts import list_alerts
-from media_harness import Job, fault
+from media_harness import CAPACITY, Job, fault
 from simulators.vtl.cli import main as vtl_main
-from simulators.vtl.library import edit_state
+from simulators.vtl.library import CartridgeInfo, edit_state
 
 
 def _alerts(media: MediaService) -> list[str]:
@@ -293,3 +293,31 @@ def test_a_recycled_cartridge_is_relabelled_for_another_pool_without_force(media
         done = media.label_cartridge(lease, cart.barcode, other, force=False)
     assert done["lost"] is None
     assert cat.get_cartridge(media.catalog, cart.barcode).pool_id == other.id
+
+
+def test_a_cartridge_without_a_readable_barcode_is_named_by_its_label_or_reported_by_slot(media, library_dir):
+    nameless = " " * 8  # the changer reads no barcode from it (as from a missing or torn sticker)
+    with edit_state(library_dir) as state:
+        state.cartridges[nameless] = CartridgeInfo(nameless, state.cartridges["A00000L8"].media, "data", CAPACITY)
+        state.slots[7] = nameless
+    assert media.library("vtl").inventory(_now()).without_barcode == ("slot 8",)
+    with media.acquire_drive("vtl") as lease:
+        assert lease.mount_slot(8) is None  # blank
+        lease.drive.write(encode_volume_label(VolumeLabel("A00099L8", "u-99", None, _now(), media.block_size)))
+        lease.drive.write_filemarks(1)
+        lease.unmount()
+    outcome = MediaTasks(media).inventory(Job(4, library="vtl", detailed=True))
+    assert outcome.result["without_barcode"] == ["A00099L8"] and "A00099L8" in outcome.result["scratch"]
+    cart = cat.get_cartridge(media.catalog, "A00099L8")
+    assert (cart.location_kind, cart.location_number, cart.label_uuid) == ("slot", 8, "u-99")
+    assert "put a barcode label A00099L8 on it" in cart.note
+
+    with media.acquire_drive("vtl") as lease:  # erased: nothing names it any more
+        lease.mount_slot(8)
+        lease.drive.rewind()
+        lease.drive.erase(long=False)
+        lease.unmount()
+    outcome = MediaTasks(media).inventory(Job(5, library="vtl", detailed=True))
+    assert outcome.state == "completed with warnings"
+    assert outcome.warnings == ("slot 8: a blank cartridge without a readable barcode: put a barcode label on it, "
+                                "then run the inventory again",)
