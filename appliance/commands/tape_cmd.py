@@ -132,3 +132,18 @@ def register(cli: click.Group) -> None:
 
         from appliance.media.crypto import decrypt_stream, load_key
         decrypt_stream(load_key(Path(key_file)), sys.stdin.buffer, sys.stdout.buffer)
+
+    @media.command("new-key", short_help="Make a key file for an encrypted pool.")
+    @click.argument("key_file", type=click.Path(dir_okay=False), metavar="KEYFILE")
+    @click.pass_obj
+    def new_key(ctx: Context, key_file) -> None:
+        """Write a new key of 32 random bytes to KEYFILE (mode 0600, never over an existing file), for `tapeline
+        pool create NAME --encrypt KEYFILE`. Keep a copy away from the appliance and its tapes: a lost key is lost
+        data, nothing recovers a set without it."""
+        from pathlib import Path
+
+        from appliance.media.crypto import create_key_file
+        fingerprint = create_key_file(Path(key_file).absolute())
+        ctx.emit({"key_file": str(Path(key_file).absolute()), "fingerprint": fingerprint},
+                 lambda k: click.echo(f"key {k['fingerprint']} written to {k['key_file']}: keep a copy offsite; "
+                                      "without it the sets it seals cannot be read"))

@@ -69,3 +69,33 @@ def test_a_scheduled_run_queues_a_job_unless_the_group_is_paused(catalog):
         assert len(list_jobs(catalog)) == 1
     finally:
         sched.stop()
+
+
+def test_a_tape_schedule_writes_the_newest_point_full_and_incremental(catalog):
+    from datetime import datetime, timezone
+
+    from appliance.catalog import tape_sets
+    from appliance.catalog.media import add_library, create_pool
+    from appliance.catalog.points import record_point
+
+    engine = JobEngine(catalog, {"tape-backup": lambda ctx: Outcome("completed")})
+    g = create_group(catalog, "a", [SourceInput("/srv/a")], 900, (), 86400)
+    lib = add_library(catalog, "lib", "stream+socket://127.0.0.1:1/changer", [(0, "stream+socket://127.0.0.1:1/drive0",
+                                                                               None)])
+    pool = create_pool(catalog, "weekly", lib.id, None, "continue", None, None, True, 0)
+    tape_sets.set_policy(catalog, g.id, pool.id, "Sat 22:00", "Mon..Fri 22:00")
+    sched = Scheduler(catalog, engine)
+    sched.start()
+    try:
+        entries = {e["id"]: e["trigger"] for e in sched.entries()}
+        assert "day_of_week='sat', hour='22', minute='0'" in entries[f"tape-full:{g.id}"]
+        assert "day_of_week='mon-fri'" in entries[f"tape-incremental:{g.id}"]
+        scheduler_mod.run_scheduled_tape("incremental", g.id)
+        assert list_jobs(catalog) == []  # no recovery point yet: nothing to write
+        point = record_point(catalog, g.id, "snap-1", "point", datetime.now(timezone.utc), 1, 1, [])
+        scheduler_mod.run_scheduled_tape("incremental", g.id)
+        [job] = list_jobs(catalog)
+        assert (job.kind, job.requested_by) == ("tape-backup", "schedule")
+        assert job.params == {"pool": "weekly", "kind": "incremental", "snapshot_id": "snap-1", "point_id": point}
+    finally:
+        sched.stop()

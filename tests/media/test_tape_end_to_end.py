@@ -227,3 +227,32 @@ def test_a_restore_asks_for_a_cartridge_outside_the_library_and_goes_on_once_it_
     assert done["state"] == "completed", done
     assert_same_tree(tree_state(src), restored_root(out, src))
     assert not any(barcode in a["message"] for a in d.json("alerts"))  # the alert resolved itself
+
+
+def test_an_encrypted_direct_set_restores_with_tapeline_and_with_the_decrypt_step(appliance, tmp_path):
+    d = appliance
+    src = protected(d, tmp_path)
+    expected = tree_state(src)
+    key = tmp_path / "secret.key"
+    d.run("media", "new-key", str(key))
+    assert oct(key.stat().st_mode & 0o777) == "0o600" and key.stat().st_size == 32
+    d.run("pool", "create", "secret", "--library", "vtl", "--encrypt", str(key))
+    job = d.json("tape", "backup", "files", "--pool", "secret", "--direct", "--wait")
+    assert job["result"]["tape"]["kind"] == "direct" and job["result"]["verify"]["bad_frames"] == 0
+    [s] = d.json("tape", "sets")
+    barcode, tape_file = s["cartridges"][0]["barcode"], s["cartridges"][0]["tape_file"]
+    out = tmp_path / "out"
+    d.run("tape", "restore", "files", "--to", str(out), "--wait")
+    assert_same_tree(expected, restored_root(out, src))
+
+    tapeline = str(Path(sys.executable).with_name("tapeline"))
+    cat = f"{VTL} cat {d.data / 'vtl'} {barcode} {tape_file}"
+    sealed = subprocess.run(f"{cat} | zstd -dc | wc -c", shell=True, capture_output=True, text=True).stdout
+    assert sealed.strip() in ("", "0")  # without the key, zstd sees only skippable frames: nothing readable
+    plain = subprocess.run(f"{cat} | {tapeline} media decrypt --key {key} | zstd -dc", shell=True,
+                           capture_output=True, check=True).stdout
+    by_tar = tmp_path / "by-tar"
+    by_tar.mkdir()
+    run = subprocess.run(GNU_TAR_X, input=plain, cwd=by_tar, capture_output=True)
+    assert run.returncode == 0, run.stderr.decode()
+    assert_same_tree(expected, restored_root(by_tar, src))
