@@ -62,12 +62,16 @@ class ExtractResult:
 
 
 class _Dir:
-    __slots__ = ("key", "fd", "info", "owner")
+    __slots__ = ("key", "fd", "info", "owner", "inherits")
 
     def __init__(self, key: tuple[bytes, ...], fd: int, info: tarfile.TarInfo | None, st: os.stat_result) -> None:
         self.key, self.fd, self.info = key, fd, info  # info: the metadata to apply when the stream leaves it
         # who owns a file created here (a set-group-ID directory gives its group), so no fchown repeats it
         self.owner = (os.geteuid(), st.st_gid if st.st_mode & stat.S_ISGID else os.getegid())
+        try:  # a default ACL gives what is created here ACLs that a member without them must lose
+            self.inherits = bool(os.getxattr(fd, _ACLS["SCHILY.acl.default"]))
+        except OSError:  # none (ENODATA), or no ACLs on this file system
+            self.inherits = False
 
 
 class Extractor:
@@ -237,7 +241,7 @@ class Extractor:
         placed = False
         try:
             size = _content(fd, info, content)
-            self._meta_fd(fd, info, path, xattrs, parent.owner, final_mode and tmp is None)
+            self._meta_fd(fd, info, path, xattrs, parent.owner, final_mode and tmp is None, parent.inherits)
             placed = place(fd, parent.fd, tmp, name, self.overwrite, self.root)
         finally:
             os.close(fd)
@@ -285,7 +289,7 @@ class Extractor:
                 os.mknod(at, _SPECIAL[info.type] | 0o600, os.makedev(info.devmajor, info.devminor), dir_fd=parent.fd)
 
         def meta(at: bytes) -> None:
-            self._meta_path(parent.fd, at, info, path)
+            self._meta_path(parent.fd, at, info, path, parent.inherits)
         self._create(parent.fd, name, path, create, meta)
 
     def _create(self, dfd: int, name: bytes, path: bytes, create, meta=None) -> None:
@@ -321,24 +325,24 @@ class Extractor:
 
     # ---- metadata ------------------------------------------------------------------------------------------
     def _meta_fd(self, fd: int, info: tarfile.TarInfo, path: bytes, xattrs: list | None = None,
-                 owner: tuple[int, int] | None = None, mode_set: bool = False) -> None:
+                 owner: tuple[int, int] | None = None, mode_set: bool = False, inherited: bool = True) -> None:
         """Owner (skipped when a new file has it already), xattrs and ACLs, mode, then times (in that order: chown
         clears set-ID bits, an ACL sets the group bits)."""
         if (info.uid, info.gid) != owner:
             self._owner(info, path, lambda: os.fchown(fd, info.uid, info.gid))
         xattrs = _xattrs(info) if xattrs is None else xattrs
-        dropped = _drop_inherited(fd, xattrs, info.isdir())
+        dropped = inherited and _drop_inherited(fd, xattrs, info.isdir())
         for name, value in xattrs:
             self._setxattr(fd, name, value, path)
         if not mode_set or dropped:
             os.fchmod(fd, info.mode & 0o7777)
         os.utime(fd, ns=_times(info, self._now))
 
-    def _meta_path(self, dfd: int, name: bytes, info: tarfile.TarInfo, path: bytes) -> None:
+    def _meta_path(self, dfd: int, name: bytes, info: tarfile.TarInfo, path: bytes, inherited: bool) -> None:
         self._owner(info, path, lambda: os.chown(name, info.uid, info.gid, dir_fd=dfd, follow_symlinks=False))
         xattrs = _xattrs(info)
         at = b"/proc/self/fd/%d/%s" % (dfd, name)  # the directory by its descriptor, the entry not followed
-        if not info.issym():
+        if inherited and not info.issym():
             _drop_inherited(at, xattrs, False)
         if xattrs:
             for xname, value in xattrs:

@@ -418,3 +418,32 @@ def test_not_as_root_owners_and_devices_are_warnings(public_base):
     assert warnings == ["null: device not restored (creating a device needs root)",
                         "2 entries (the first a.txt) belong to other users in the set and now belong to the "
                         "restoring user: restore as root to restore owners"]
+
+
+def test_members_without_acls_lose_what_an_existing_directory_would_give_them(tmp_path):
+    """A directory of the target with a default ACL makes what is created in it inherit ACLs: a member that had none
+    comes back without them, with its own mode; a member with an ACL gets its own."""
+    out = tmp_path / "out"
+    (out / "shared").mkdir(parents=True)
+    setfacl("-d", "-m", "u:bin:rwx,g:daemon:rwx", out / "shared")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, kind, mode, pax in (
+                ("shared/plain.txt", tarfile.REGTYPE, 0o640, {}),
+                ("shared/own-acl.txt", tarfile.REGTYPE, 0o640,
+                 {"SCHILY.acl.access": "user::rw-,user:daemon:r--,group::r--,mask::r--,other::---"}),
+                ("shared/sub", tarfile.DIRTYPE, 0o750, {}),
+                ("shared/sub/deeper.txt", tarfile.REGTYPE, 0o600, {}),
+                ("shared/pipe", tarfile.FIFOTYPE, 0o600, {})):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.pax_headers = kind, mode, pax
+            tf.addfile(info)
+
+    result = extract(buf.getvalue(), out)
+
+    assert result.warnings == []
+    for name, mode in (("plain.txt", 0o640), ("sub", 0o750), ("sub/deeper.txt", 0o600), ("pipe", 0o600)):
+        path = out / "shared" / name
+        assert stat.S_IMODE(os.lstat(path).st_mode) == mode, name
+        assert [n for n in os.listxattr(path) if n.startswith("system.posix_acl")] == [], name
+    assert "user:daemon:r--" in getfacl(out / "shared")
