@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from drivers.scsi import smc, spc, ssc, tapelog
-from drivers.scsi.sense import MODE_PARAMETERS_CHANGED, PARAMETER_LIST_LENGTH_ERROR
+from drivers.scsi.sense import PARAMETER_LIST_LENGTH_ERROR
 from simulators.vtl.library import DATA_TRANSFER, IMPORT_EXPORT, STORAGE, TRANSPORT
 from simulators.vtl.target import GOOD_ANSWER, Answer, LogicalUnit, check, invalid_field, invalid_parameter
 
@@ -182,9 +182,8 @@ def drive_mode_select(unit: TapeUnit, fields: dict[str, int], data_out: memoryvi
         unit.block_length = data.block_descriptor.block_length
     if compression is not None:
         unit.compression = ssc.CompressionPage.decode(compression).dce
-    for other in unit.library.target.drives:
-        if other is not unit:
-            other.attention(MODE_PARAMETERS_CHANGED)
+    # No unit attention elsewhere: each drive is a target of its own (reached by its own URL), and a drive's mode
+    # parameters are its own; another drive's MODE SELECT changes nothing for it (a UA there would fail a writer).
     return GOOD_ANSWER
 
 

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,25 @@ def test_an_encrypted_direct_set_restores_with_tapeline_and_with_the_decrypt_ste
     run = subprocess.run(GNU_TAR_X, input=plain, cwd=by_tar, capture_output=True)
     assert run.returncode == 0, run.stderr.decode()
     assert_same_tree(expected, restored_root(by_tar, src))
+
+
+def test_two_groups_write_at_once_on_the_two_drives(appliance, tmp_path):
+    d = appliance
+    src = protected(d, tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "big.bin").write_bytes(os.urandom(24 << 20))
+    d.run("group", "create", "other", "--source", str(other))
+    d.run("point", "other", "--wait")
+    jobs = [d.json("tape", "backup", group, "--pool", "weekly")["job"] for group in ("files", "other")]
+    ends = [d.json("job", str(job), "--wait") for job in jobs]  # `tapeline job ID --wait`: until it ends
+    assert [e["state"] for e in ends] == ["completed", "completed"], ends
+    sets = d.json("tape", "sets")
+    assert {s["group"] for s in sets} == {"files", "other"} and all(s["state"] == "ok" for s in sets)
+    starts = sorted(datetime.fromisoformat(e["started"]) for e in ends)
+    finishes = sorted(datetime.fromisoformat(e["finished"]) for e in ends)
+    assert starts[1] < finishes[0]  # the second began before the first ended: two drives at once
+    assert len({s["cartridges"][0]["barcode"] for s in sets}) == 2
+    out = tmp_path / "out"
+    d.run("tape", "restore", "other", "--to", str(out), "--wait")
+    assert (restored_root(out, other) / "big.bin").read_bytes() == (other / "big.bin").read_bytes()
