@@ -279,3 +279,47 @@ def test_two_groups_write_at_once_on_the_two_drives(appliance, tmp_path):
     out = tmp_path / "out"
     d.run("tape", "restore", "other", "--to", str(out), "--wait")
     assert (restored_root(out, other) / "big.bin").read_bytes() == (other / "big.bin").read_bytes()
+
+
+def fault(d: Daemon, *args: str) -> None:
+    subprocess.run([VTL, "fault", str(d.data / "vtl"), *args], check=True, capture_output=True)
+
+
+def test_end_of_medium_and_a_media_error_while_writing_through_the_daemon(appliance, tmp_path):
+    d = appliance
+    src = protected(d, tmp_path)
+    expected = tree_state(src)
+    # The first cartridge written ends after ~9 MiB (early warning before it): the set continues on the next one.
+    fault(d, "early-eom", "A00000L8", "--at", str(9 << 20))
+    job = d.json("tape", "backup", "files", "--pool", "weekly", "--wait")
+    assert job["result"]["tape"]["cartridges"][:1] == ["A00000L8"] and len(job["result"]["tape"]["cartridges"]) == 2
+    [spanned] = d.json("tape", "sets")
+    assert [c["tape_file"] for c in spanned["cartridges"]] == [2, 2]
+    assert d.json("media", "show", "A00000L8")["state"] == "full"
+    # A media error on the cartridge the next set would go on: it is marked damaged and the set written elsewhere.
+    current = spanned["cartridges"][1]["barcode"]
+    fault(d, "media-error", current, "--at", "12", "--persistent")
+    job = d.json("tape", "backup", "files", "--pool", "weekly", "--wait")
+    assert job["state"] == "completed" and current not in job["result"]["tape"]["cartridges"]
+    assert d.json("media", "show", current)["state"] == "damaged"
+    assert any(current in a["message"] and "damaged" in a["message"] for a in d.json("alerts"))
+    fault(d, "--clear", "media-error")
+    out = tmp_path / "out"
+    d.run("tape", "restore", "files", "--set", str(spanned["id"]), "--to", str(out), "--wait")
+    assert_same_tree(expected, restored_root(out, src))
+
+
+def test_no_cartridge_to_write_waits_with_an_alert_naming_the_pool(appliance, tmp_path):
+    d = appliance
+    protected(d, tmp_path)
+    for cart in d.json("media", "list"):
+        if cart["state"] != "cleaning":
+            fault(d, "write-protect", cart["barcode"])
+    job = d.json("tape", "backup", "files", "--pool", "weekly")["job"]
+    deadline = time.monotonic() + 90
+    while not any("pool 'weekly' has no cartridge" in a["message"] for a in d.json("alerts")):
+        assert time.monotonic() < deadline, d.json("job", str(job))
+        time.sleep(0.3)
+    assert d.json("job", str(job))["state"] == "running"
+    d.run("cancel", str(job))
+    assert d.json("job", str(job), "--wait", check=None)["state"] == "cancelled"
