@@ -7,8 +7,9 @@ A real daemon (`tapeline serve` on its own data directory, socket and SQLite cat
 timed commands, each a whole `tapeline` process: `tapeline sync bench --wait` (the sync, the consistency check of
 the new point, the catalog writes and the prune, then the wait's answer) against `restic backup`, for the first
 sync, nothing changed and 1% of the small files changed; `tapeline restore bench --point ID --to DIR --wait`
-against `restic restore latest --target DIR`. Before every timed run dirty pages are written back (os.sync), so
-no run pays for the previous one's writes; the page cache stays warm for both (the data is read once by tar
+against `restic restore latest --target DIR`. Before every timed run the machine settles (1.5 s, for the daemon's
+catalog checkpoint after a job) and dirty pages are written back (os.sync), so no run pays for the previous one's
+writes; the page cache stays warm for both (the data is read once by tar
 first). The 1% change is deterministic and undone by the next run: every 100th small file (sorted) gets a marker
 line appended, or loses it when it has it.
 
@@ -64,7 +65,7 @@ class Daemon:
 
     def run(self, *args: str) -> tuple[float, dict]:
         """One timed `tapeline --json ARGS` process; returns its wall time and what it printed, with `lag`."""
-        os.sync()
+        settle()
         started, launched = time.perf_counter(), time.time()
         proc = subprocess.run(self.cli("--json", *args), capture_output=True, text=True, env=self._env())
         took = time.perf_counter() - started
@@ -90,8 +91,15 @@ class Daemon:
         self.log.close()
 
 
+def settle() -> None:
+    """The previous run's work is over before the next one starts: the daemon's catalog checkpoint (half a second
+    after a job's last commit) and its dirty pages, written back before, not during, the next run."""
+    time.sleep(1.5)
+    os.sync()
+
+
 def timed(cmd: list[str] | str, **kw) -> float:
-    os.sync()  # the previous run's dirty pages are written back before, not during, this one
+    settle()
     started = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)
     return time.perf_counter() - started

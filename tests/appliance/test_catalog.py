@@ -3,11 +3,13 @@ row), pruning, and the schema stamp."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import event, inspect, text
 
+from appliance.catalog import engine as engine_mod
 from appliance.catalog.engine import open_catalog
 from appliance.catalog.groups import (SourceInput, change_group, create_group, delete_group, get_group,
                                       list_groups)
@@ -190,4 +192,32 @@ def test_a_catalog_with_the_old_full_until_index_gets_the_partial_one_and_still_
     assert _until_indexes(catalog) == {"ix_file_version_closed"}
     assert drop_points(catalog, g.id, ["s1"]) == 1
     assert versions(catalog, "/srv/files/b") == [] and [v.size for v in versions(catalog, "/srv/files/a")] == [1]
+    catalog.close()
+
+
+def test_a_big_commit_leaves_the_wal_checkpoint_to_the_catalogs_own_thread(tmp_path, monkeypatch):
+    # A first sync's point must not wait for its pages to be copied into the database file: the commit leaves them
+    # in the WAL, and the catalog's checkpointer copies them afterwards (on close at the latest).
+    path = tmp_path / "c.sqlite"
+    monkeypatch.setattr(engine_mod, "CHECKPOINT_DELAY_S", 3600)
+    catalog = open_catalog(f"sqlite:///{path}")
+    g = make_group(catalog)
+    before = path.stat().st_size
+    n = 50_000
+    record_point(catalog, g.id, "s1", "sync", T0, n, n, (IndexChange("/srv/files", b"d/f%06d" % i, "added", size=i)
+                                                         for i in range(n)))
+    assert path.stat().st_size == before  # all of it still in the WAL
+    catalog.close()
+    assert path.stat().st_size > before + n * 20
+
+    monkeypatch.setattr(engine_mod, "CHECKPOINT_DELAY_S", 0)
+    catalog = open_catalog(f"sqlite:///{path}")
+    before = path.stat().st_size
+    record_point(catalog, g.id, "s2", "sync", T0 + timedelta(minutes=1), n, n,
+                 (IndexChange("/srv/files", b"e/f%06d" % i, "added", size=i) for i in range(n)))
+    for _ in range(600):  # the checkpointer runs soon after the commit (polled: a loaded machine may be slow)
+        if path.stat().st_size > before + n * 20:
+            break
+        time.sleep(0.05)
+    assert path.stat().st_size > before + n * 20
     catalog.close()
