@@ -11,6 +11,8 @@ A virtual LTO-9 library (`tapeline-vtl init --generation LTO-9`, timing model of
 - One 1 MiB file from the set: `tapeline tape restore ... PATH --wait`: bytes read from tape (goal: at most 2
   frames) and the modelled time to first byte of an LTO-9 (load, locate) from the library's timing model.
 - `tapeline media rebuild --library lib --wait`: bytes read against bytes stored on the cartridge.
+With `--timing` the library's timing model runs in real time: the job's `drive_waits` say whether the drive waited
+for data, and its warnings whether the data came slower than the drive's lowest speed-matching rate.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ FLOOR_MB_S = 177.0
 GOAL = 0.9
 
 
-def served_library(work: Path) -> tuple[subprocess.Popen, str]:
+def served_library(work: Path, clock_factor: float | None) -> tuple[subprocess.Popen, str]:
     lib = work / "vtl"
-    subprocess.run([VTL, "init", str(lib), "--generation", "LTO-9", "--drives", "2", "--slots", "10"], check=True,
-                   capture_output=True)
+    timing = ["--clock-factor", str(clock_factor)] if clock_factor else []
+    subprocess.run([VTL, "init", str(lib), "--generation", "LTO-9", "--drives", "2", "--slots", "10", *timing],
+                   check=True, capture_output=True)
     port = 7300 + os.getpid() % 500
     proc = subprocess.Popen([VTL, "serve", str(lib), "--listen", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
                             stderr=open(work / "vtl.log", "ab"))
@@ -49,12 +52,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("/var/tmp/tapeline-bench/data"))
     parser.add_argument("--work", type=Path, default=Path("/var/tmp/tapeline-bench/tape-work"))
+    parser.add_argument("--timing", action="store_true",
+                        help="the library's timing model on, in real time (LTO-9 writes at most 400 MB/s): whether "
+                             "the drive waited for data, and the job's warning when the source is below the drive's "
+                             "lowest speed-matching rate")
     args = parser.parse_args()
     if not args.data.is_dir():
         subprocess.run([PY, str(HERE / "dataset.py"), "--out", str(args.data)], check=True)
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
-    vtl, base = served_library(args.work)
+    vtl, base = served_library(args.work, 1.0 if args.timing else None)
     daemon = Daemon(args.work)
     try:
         run = daemon.run
@@ -92,6 +99,9 @@ def main() -> None:
               f"peer {peer_s:.2f} s; tape {tape['tape_bytes'] / 1e6:.0f} MB, peer file "
               f"{peer_file.stat().st_size / 1e6:.0f} MB; drive waited {tape['drive_waits']} times "
               f"({tape['drive_wait_seconds']} s)")
+        if args.timing:
+            print(f"timing model on: the drive waited for data {tape['drive_waits']} times "
+                  f"({tape['drive_wait_seconds']} s); job warnings: {job.get('warnings') or 'none'}")
         print(f"verify pass: {verify_s:.2f} s, {verify['result']['verify']['bytes_read'] / 1e6:.0f} MB read "
               f"({verify['result']['verify']['bytes_read'] / verify_s / 1e6:.0f} MB/s)")
         print(f"one {one.stat().st_size / 2**20:.1f} MiB file: {r['bytes_read_from_tape'] / 2**20:.1f} MiB read "

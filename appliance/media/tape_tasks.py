@@ -7,9 +7,10 @@ from typing import Callable
 from appliance.catalog import media as cat
 from appliance.catalog import tape_sets
 from appliance.media import format as fmt
-from appliance.media import keys, tape_backup, tape_rebuild, tape_restore
+from appliance.media import keys, pools, tape_backup, tape_rebuild, tape_restore
 from appliance.media.index_cache import IndexCache
 from appliance.media.tape_scan import verify_parts_on
+from appliance.ops import alerts
 from appliance.ops.jobs import JobContext, Outcome
 from appliance.ops.messages import plural
 
@@ -46,6 +47,11 @@ class TapeTasks:
             found = verify_parts_on(lease.drive, barcode, parts, indexes, self.block_size, ciphers.get)
         result = {"verify": {"barcode": barcode, "sets": len({u for u, _ in parts}), **found}}
         if found["problems"]:
+            pools.mark_suspect(ctx.catalog, barcode, f"verify found {plural(len(found['problems']), 'problem')}: "
+                               f"{found['problems'][0]}"[:200], write=False)
+            alerts.raise_alert(ctx.catalog, "error", f"cartridge {barcode} failed its verify: {found['problems'][0]}",
+                               f"write its sets again to another cartridge (`tapeline tape backup GROUP --pool POOL`) "
+                               f"and retire it; it is marked damaged and never written again", None, ctx.job_id)
             return Outcome("failed", f"cartridge {barcode}: {plural(len(found['problems']), 'problem')}: "
                            f"{found['problems'][0]}", tuple(found["problems"]), result,
                            fix=f"write its sets again to another cartridge (`tapeline tape backup GROUP --pool "

@@ -88,6 +88,7 @@ def test_a_point_goes_to_tape_and_every_file_comes_back(appliance, tmp_path):
                    check=True, capture_output=True)
     bad = d.run("--json", "media", "verify", barcode, "--wait", check=1)
     assert "problem" in bad.stderr and barcode in bad.stderr
+    assert d.json("media", "show", barcode)["state"] == "damaged"  # never written again; still read
 
 
 def test_an_incremental_holds_only_what_changed_and_restores_the_whole_point(appliance, tmp_path):
