@@ -483,6 +483,11 @@ def encode_index(index: SetIndex) -> bytes:
     return _compress_lines(records(), index.header.block_size)
 
 
+def index_header(data: bytes) -> SetHeader:
+    """The header of an index file, from its first record alone (the members are not decoded)."""
+    return _header_from(next(_records(data, INDEX_FORMAT))["header"])
+
+
 def decode_index(data: bytes) -> SetIndex:
     records = _records(data, INDEX_FORMAT)
     first = next(records)

@@ -36,5 +36,9 @@ class IndexCache:
             raise FileNotFoundError(directory)
         return [fmt.decode_index(p.read_bytes()) for p in files]
 
+    def header(self, set_uuid: str) -> "fmt.SetHeader":
+        """The set's header, from its first part's index without decoding its members."""
+        return fmt.index_header((self._dir(set_uuid) / "1.idx").read_bytes())
+
     def drop(self, set_uuid: str) -> None:
         shutil.rmtree(self._dir(set_uuid), ignore_errors=True)

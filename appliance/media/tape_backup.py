@@ -48,7 +48,6 @@ class JobTarget(Target):
                  cache: IndexCache, block_size: int):
         self.ctx, self.media, self.lease, self.pool, self.media_set = ctx, media, lease, pool, media_set
         self.set_id, self.set_uuid, self.cache, self.block_size = set_id, set_uuid, cache, block_size
-        self.used: list[str] = []
         self.done: list[PartWritten] = []  # the parts of this attempt on tape so far
         self.skipped: set[str] = set()  # failed a write in this job
 
@@ -63,7 +62,6 @@ class JobTarget(Target):
             if cart is not None:
                 if asked:
                     alerts.resolve_message(self.ctx.catalog, self._need_message())
-                self.used.append(cart.barcode)
                 return self.lease.drive, cart.barcode, cart.next_file
             if self.ctx.cancel.is_set():
                 raise Cancelled()
@@ -120,7 +118,7 @@ def media_set_catalog(catalog, media_set_id: int, block_size: int, cache: IndexC
     for info in tape_sets.list_sets(catalog, states=("ok",)):
         if info.media_set != ms.uuid or not cache.has(info.uuid):
             continue
-        header = cache.load(info.uuid)[0].header
+        header = cache.header(info.uuid)
         sets.append(fmt.CatalogSet(header, [fmt.CatalogPart(p.part, p.barcode, sequence.get(p.barcode, 0),
                                                             p.tape_file, p.index_file or p.tape_file + 1,
                                                             p.first_block, p.blocks) for p in info.parts], True))
@@ -183,15 +181,15 @@ def backup(ctx: JobContext, store, media, cache: IndexCache, block_size: int = f
         try:
             stats = write_set(target, make_frames, header, block_size, ctx.cancel, progress, total, carried)
         except Cancelled:
-            tape_sets.finish_set(ctx.catalog, set_id, "failed")
+            _failed(ctx, cache, set_id, set_uuid)
             return Outcome("cancelled", "cancelled by request", tuple(warnings))
         except Abandon as exc:
-            tape_sets.finish_set(ctx.catalog, set_id, "failed")
+            _failed(ctx, cache, set_id, set_uuid)
             return Outcome("failed", f"the set could not be written: {exc}", tuple(warnings),
                            fix=f"see `tapeline media list --pool {pool.name}` for the cartridges marked damaged, "
                                f"put good ones in the library and run it again")
         except BaseException:
-            tape_sets.finish_set(ctx.catalog, set_id, "failed")
+            _failed(ctx, cache, set_id, set_uuid)
             raise
         write_seconds = time.monotonic() - started
         verified = None
@@ -200,7 +198,7 @@ def backup(ctx: JobContext, store, media, cache: IndexCache, block_size: int = f
             ctx.progress(0, stats.tape_bytes, "verifying the set")
             verify_result = verify_parts(lease, stats.parts, block_size, cipher, ctx.progress)
             if verify_result["bad_frames"]:
-                tape_sets.finish_set(ctx.catalog, set_id, "failed")
+                _failed(ctx, cache, set_id, set_uuid)
                 for barcode in verify_result["bad_cartridges"]:
                     pools.mark_suspect(ctx.catalog, barcode, "verify after write found bad frames", write=False)
                 return Outcome("failed", f"verify after write: {verify_result['bad_frames']} frame(s) read back "
@@ -227,6 +225,12 @@ def backup(ctx: JobContext, store, media, cache: IndexCache, block_size: int = f
         result["verify"] = {k: v for k, v in verify_result.items() if k != "bad_cartridges"}
     return Outcome("completed with warnings" if warnings else "completed", warnings[0] if warnings else None,
                    tuple(warnings), result)
+
+
+def _failed(ctx: JobContext, cache: IndexCache, set_id: int, set_uuid: str) -> None:
+    """The set does not count: the catalog says so, and the appliance forgets the index of its parts."""
+    tape_sets.finish_set(ctx.catalog, set_id, "failed")
+    cache.drop(set_uuid)
 
 
 def _too_slow(stats, seconds: float, floor: int | None) -> str | None:

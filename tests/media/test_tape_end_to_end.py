@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -26,12 +25,22 @@ VTL = str(Path(sys.executable).with_name("tapeline-vtl"))
 GNU_TAR_X = ["tar", "--xattrs", "--xattrs-include=*", "--acls", "-xpf", "-"]
 
 
-def up(tmp_path: Path) -> Daemon:
+def up(tmp_path: Path, env: dict[str, str] | None = None) -> Daemon:
     data, port = tmp_path / "data", free_port()
     config = tmp_path / "tapeline.toml"
     config.write_text(f'data_dir = "{data}"\n[api]\nsocket = "{data}/run/tapeline.sock"\ngroup = "tapeline-none"\n'
                       f'[defaults]\npoints = []\n[vtl]\nlisten = "127.0.0.1:{port}"\n')
-    return Daemon(data, config, ["--config", str(config), "up"]).start()
+    return Daemon(data, config, ["--config", str(config), "up"], env=env).start()
+
+
+def held_at(hold: Path, job: int, step: str = "tape-writing") -> Path:
+    """The FIFO job `job` waits on at `step` (TAPELINE_TEST_HOLD), once it is there."""
+    fifo = hold / f"job-{job}-{step}"
+    deadline = time.monotonic() + 60
+    while not fifo.exists():
+        assert time.monotonic() < deadline, f"job {job} never reached {step}"
+        time.sleep(0.05)
+    return fifo
 
 
 @pytest.fixture
@@ -156,19 +165,10 @@ def test_a_daemon_killed_mid_write_leaves_a_set_that_does_not_count_and_the_tape
     hold = tmp_path / "hold"
     hold.mkdir()
     (hold / "tape-writing").touch()
-    data, port = tmp_path / "data", free_port()
-    config = tmp_path / "tapeline.toml"
-    config.write_text(f'data_dir = "{data}"\n[api]\nsocket = "{data}/run/tapeline.sock"\ngroup = "tapeline-none"\n'
-                      f'[defaults]\npoints = []\n[vtl]\nlisten = "127.0.0.1:{port}"\n')
-    d = Daemon(data, config, ["--config", str(config), "up"], env={"TAPELINE_TEST_HOLD": str(hold)}).start()
+    d = up(tmp_path, {"TAPELINE_TEST_HOLD": str(hold)})
     try:
         src = protected(d, tmp_path)
-        job = d.json("tape", "backup", "files", "--pool", "weekly")["job"]
-        fifo = hold / f"job-{job}-tape-writing"
-        deadline = time.monotonic() + 60
-        while not fifo.exists():
-            assert time.monotonic() < deadline, d.log.read_text()
-            time.sleep(0.05)
+        held_at(hold, d.json("tape", "backup", "files", "--pool", "weekly")["job"])
         d.kill()  # kill -9, its first frame on tape
     finally:
         d.stop()
@@ -260,26 +260,34 @@ def test_an_encrypted_direct_set_restores_with_tapeline_and_with_the_decrypt_ste
     assert_same_tree(expected, restored_root(by_tar, src))
 
 
-def test_two_groups_write_at_once_on_the_two_drives(appliance, tmp_path):
-    d = appliance
-    src = protected(d, tmp_path)
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "big.bin").write_bytes(os.urandom(24 << 20))
-    d.run("group", "create", "other", "--source", str(other))
-    d.run("point", "other", "--wait")
-    jobs = [d.json("tape", "backup", group, "--pool", "weekly")["job"] for group in ("files", "other")]
-    ends = [d.json("job", str(job), "--wait") for job in jobs]  # `tapeline job ID --wait`: until it ends
-    assert [e["state"] for e in ends] == ["completed", "completed"], ends
-    sets = d.json("tape", "sets")
-    assert {s["group"] for s in sets} == {"files", "other"} and all(s["state"] == "ok" for s in sets)
-    starts = sorted(datetime.fromisoformat(e["started"]) for e in ends)
-    finishes = sorted(datetime.fromisoformat(e["finished"]) for e in ends)
-    assert starts[1] < finishes[0]  # the second began before the first ended: two drives at once
-    assert len({s["cartridges"][0]["barcode"] for s in sets}) == 2
-    out = tmp_path / "out"
-    d.run("tape", "restore", "other", "--to", str(out), "--wait")
-    assert (restored_root(out, other) / "big.bin").read_bytes() == (other / "big.bin").read_bytes()
+def test_two_groups_write_at_once_on_the_two_drives(tmp_path):
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    (hold / "tape-writing").touch()
+    d = up(tmp_path, {"TAPELINE_TEST_HOLD": str(hold)})
+    try:
+        protected(d, tmp_path)
+        other = tmp_path / "other"
+        other.mkdir()
+        (other / "big.bin").write_bytes(os.urandom(24 << 20))
+        d.run("group", "create", "other", "--source", str(other))
+        d.run("point", "other", "--wait")
+        first = d.json("tape", "backup", "files", "--pool", "weekly")["job"]
+        first_fifo = held_at(hold, first)  # writing, its cartridge in a drive
+        second = d.json("tape", "backup", "other", "--pool", "weekly")["job"]
+        open(held_at(hold, second), "wb").close()
+        assert d.json("job", str(second), "--wait")["state"] == "completed"  # the other drive, meanwhile
+        assert d.json("job", str(first))["state"] == "running"
+        open(first_fifo, "wb").close()
+        assert d.json("job", str(first), "--wait")["state"] == "completed"
+        sets = d.json("tape", "sets")
+        assert {s["group"] for s in sets} == {"files", "other"} and all(s["state"] == "ok" for s in sets)
+        assert len({s["cartridges"][0]["barcode"] for s in sets}) == 2
+        out = tmp_path / "out"
+        d.run("tape", "restore", "other", "--to", str(out), "--wait")
+        assert (restored_root(out, other) / "big.bin").read_bytes() == (other / "big.bin").read_bytes()
+    finally:
+        d.stop(signal.SIGINT)
 
 
 def fault(d: Daemon, *args: str) -> None:
