@@ -21,6 +21,8 @@ from tests.vtl_harness import free_port
 from tests.protect.conftest import assert_same_tree, restored_root, tree_state
 from tests.protect.test_fidelity import build_rich_tree
 
+pytestmark = pytest.mark.slow  # each starts `tapeline up` (a daemon and its library) and writes real sets
+
 VTL = str(Path(sys.executable).with_name("tapeline-vtl"))
 GNU_TAR_X = ["tar", "--xattrs", "--xattrs-include=*", "--acls", "-xpf", "-"]
 
