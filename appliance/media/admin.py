@@ -216,10 +216,10 @@ def label(service: MediaService, barcodes: list[str], pool: str, force: bool) ->
 
 
 def erase(service: MediaService, barcode: str, force: bool) -> dict:
+    cart = cat.get_cartridge(service.catalog, barcode)
     if not force:
         raise UsageError(f"erasing cartridge {barcode} destroys what it holds",
                          f"rerun with --force: `tapeline media erase {barcode} --force`")
-    cart = cat.get_cartridge(service.catalog, barcode)
     when = now()
     pools.expire(service.catalog, when)
     _check_for_write(service, cart, force, "erased", when)

@@ -83,6 +83,8 @@ def test_bad_input_is_one_line_naming_the_cause_and_the_fix(up):
     proc = up.run("drive", "clean", "vtl", "5", check=1)
     assert _error_line(proc) == ("tapeline: library 'vtl' has no drive 5: its drives are 0, 1 "
                                  "(`tapeline drive list`)")
+    proc = up.run("media", "erase", "NOPE01L8", check=1)  # an unknown barcode first, --force or not
+    assert _error_line(proc).startswith("tapeline: no cartridge 'NOPE01L8' in the catalog")
     proc = up.run("media", "erase", "A00000L8", check=2)
     assert _error_line(proc) == ("tapeline: erasing cartridge A00000L8 destroys what it holds: rerun with --force: "
                                  "`tapeline media erase A00000L8 --force`")
