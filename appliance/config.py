@@ -11,6 +11,7 @@ directory are derived once, here.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -105,6 +106,10 @@ class Settings:
     media_block_size: int = 256 * 1024
     reuse_delay_seconds: int = 7 * 86400
     drive_failures: int = 3
+    syncs: int = 2
+    retries: int = 3
+    retry_delay_seconds: int = 60
+    keep_history_seconds: int = 90 * 86400
 
 
 # Every key the file may hold: section -> key -> default (None: derived from data_dir, see load()).
@@ -115,16 +120,18 @@ KEYS: dict[str, dict[str, object]] = {
     "store": {"path": None},
     "defaults": {"sync": "15m", "points": list(DEFAULT_POINT_TIMES), "keep": "12d"},
     "log": {"level": "info"},
-    "jobs": {"workers": 2},
+    "jobs": {"workers": 2, "syncs": 2, "retries": 3, "retry_delay": "1m", "keep_history": "90d"},
     "vtl": {"dir": None, "listen": "127.0.0.1:7101"},
     "media": {"block_size": 256 * 1024, "reuse_delay": "7d", "drive_failures": 3},
 }
 
 
-def _read_file(path: Path) -> dict:
+def _read_file(path: Path) -> tuple[dict, str]:
+    """The parsed file and its text (for the line numbers of errors)."""
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            data = f.read()
+        return tomllib.loads(data.decode("utf-8", "replace")), data.decode("utf-8", "replace")
     except FileNotFoundError:
         raise ConfigError(f"configuration file {path} does not exist",
                           "create it (see etc/tapeline.toml) or leave out --config") from None
@@ -135,23 +142,61 @@ def _read_file(path: Path) -> dict:
         raise ConfigError(f"{path} is not valid TOML ({exc})", "fix the line it names") from None
 
 
-def _flatten(raw: dict, path: Path | str) -> dict[str, object]:
-    """{"section.key": value} for every key, refusing unknown sections and keys so that typos do not pass silently."""
+_TABLE_RE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\s*(#.*)?$")
+_KEY_RE = re.compile(r"^\s*(?:\"([^\"]*)\"|'([^']*)'|([A-Za-z0-9_\-]+))\s*=")
+
+
+def key_lines(text: str) -> dict[str, int]:
+    """{"section.key" (or "section" for a table header, "key" at the top): line number} of a TOML file's text. A
+    key whose line cannot be told (an inline table) is left out: errors then name the file alone."""
+    lines: dict[str, int] = {}
+    section = ""
+    for n, line in enumerate(text.splitlines(), 1):
+        if m := _TABLE_RE.match(line):
+            section = m.group(1).strip("\"' ")
+            lines.setdefault(section, n)
+        elif m := _KEY_RE.match(line):
+            key = next(g for g in m.groups() if g is not None)
+            lines.setdefault(f"{section}.{key}" if section else key, n)
+    return lines
+
+
+def _valid_keys(section: str, wrong: str) -> str:
+    """What the section takes, with the nearest key first when the wrong one looks like a typo of it."""
+    names = [k for k in KEYS[section] if section or k not in KEYS]
+    near = difflib.get_close_matches(wrong, names, n=1)
+    shown = ", ".join(names)
+    where = f"[{section}]" if section else "the top level"
+    return f"did you mean {near[0]}? {where} takes {shown}" if near else f"{where} takes {shown}"
+
+
+def _flatten(raw: dict, path: Path | str, lines: dict[str, int] | None = None) -> dict[str, object]:
+    """{"section.key": value} for every key, refusing unknown sections and keys so that typos do not pass silently:
+    one line naming the key, its line in the file, and the keys that are valid there."""
+    lines = lines or {}
+
+    def at(name: str) -> str:
+        return f"{path} line {lines[name]}" if name in lines else str(path)
+
     flat: dict[str, object] = {}
     for key, value in raw.items():
         if isinstance(value, dict):
             if key not in KEYS or key == "":
-                raise ConfigError(f"{path}: unknown section [{key}]",
-                                  f"remove it; sections are {', '.join('[' + s + ']' for s in KEYS if s)}")
+                near = difflib.get_close_matches(key, [s for s in KEYS if s], n=1)
+                raise ConfigError(f"{at(key)}: unknown section [{key}]",
+                                  f"remove it or correct it; {'did you mean [' + near[0] + ']? ' if near else ''}"
+                                  f"sections are {', '.join('[' + s + ']' for s in KEYS if s)}")
             for sub, v in value.items():
                 if sub not in KEYS[key]:
-                    raise ConfigError(f"{path}: unknown key {key}.{sub}",
-                                      f"remove it; [{key}] takes {', '.join(KEYS[key])}")
+                    raise ConfigError(f"{at(key + '.' + sub)}: unknown key {key}.{sub}",
+                                      f"remove it or correct it; {_valid_keys(key, sub)}")
                 flat[f"{key}.{sub}"] = v
         elif key in KEYS[""]:
             flat[key] = value
         else:
-            raise ConfigError(f"{path}: unknown key {key}", "remove it; see docs/configuration.md for the keys")
+            raise ConfigError(f"{at(key)}: unknown key {key}",
+                              f"remove it or correct it; {_valid_keys('', key)}, then the sections "
+                              f"{', '.join('[' + s + ']' for s in KEYS if s)}")
     return flat
 
 
@@ -164,10 +209,17 @@ def load(config_file: str | Path | None = None, data_dir: str | Path | None = No
     raw: dict[str, object] = {}
     if config_file is not None:
         source = Path(config_file)
-        raw = _flatten(_read_file(source), source)
     elif read_default_file and DEFAULT_CONFIG_FILE.exists() and data_dir is None and not env.get("TAPELINE_DATA"):
         source = DEFAULT_CONFIG_FILE
-        raw = _flatten(_read_file(source), source)
+    lines: dict[str, int] = {}
+    if isinstance(source, Path):
+        parsed, text = _read_file(source)
+        lines = key_lines(text)
+        raw = _flatten(parsed, source, lines)
+
+    def at(key: str) -> str:
+        """Where a bad value is: the file and the key's line."""
+        return f"{source} line {lines[key]}" if key in lines else str(source)
 
     def get(key: str):
         section, _, name = key.rpartition(".")
@@ -177,7 +229,7 @@ def load(config_file: str | Path | None = None, data_dir: str | Path | None = No
     development = dev_dir is not None
     data = Path(dev_dir if development else str(get("data_dir"))).expanduser()
     if not str(data):
-        raise ConfigError(f"{source}: data_dir is empty", "set it to a directory, e.g. /var/lib/tapeline")
+        raise ConfigError(f"{at('data_dir')}: data_dir is empty", "set it to a directory, e.g. /var/lib/tapeline")
     data = data.absolute()
 
     def path_key(key: str, default: Path) -> Path:
@@ -185,7 +237,7 @@ def load(config_file: str | Path | None = None, data_dir: str | Path | None = No
         if value is None or value == "":
             return default
         if not isinstance(value, str):
-            raise ConfigError(f"{source}: {key} must be a path string", f'write it as {key.rpartition(".")[2]} = "/path"')
+            raise ConfigError(f"{at(key)}: {key} must be a path string", f'write it as {key.rpartition(".")[2]} = "/path"')
         p = Path(value).expanduser()
         return p if p.is_absolute() else data / p
 
@@ -193,7 +245,7 @@ def load(config_file: str | Path | None = None, data_dir: str | Path | None = No
     if url in (None, ""):
         url = f"sqlite:///{data / 'catalog.sqlite'}"
     elif not isinstance(url, str) or not url.startswith(("sqlite:///", "postgresql")):
-        raise ConfigError(f"{source}: catalog.url {url!r} is not a catalog URL",
+        raise ConfigError(f"{at('catalog.url')}: catalog.url {url!r} is not a catalog URL",
                           'use "sqlite:////path/catalog.sqlite" or "postgresql+psycopg://user@host/db"')
     elif url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
@@ -203,50 +255,65 @@ def load(config_file: str | Path | None = None, data_dir: str | Path | None = No
 
     group = get("api.group")
     if not isinstance(group, str) or not group:
-        raise ConfigError(f"{source}: api.group must be a group name", 'write it as group = "tapeline"')
+        raise ConfigError(f"{at('api.group')}: api.group must be a group name", 'write it as group = "tapeline"')
 
     try:
         sync_seconds = parse_duration(get("defaults.sync"))
     except ValueError:
-        raise ConfigError(f"{source}: defaults.sync {get('defaults.sync')!r} is not a duration",
+        raise ConfigError(f"{at('defaults.sync')}: defaults.sync {get('defaults.sync')!r} is not a duration",
                           'write it as sync = "15m" (s, m, h, d, w)') from None
     try:
         keep_seconds = parse_duration(get("defaults.keep"))
     except ValueError:
-        raise ConfigError(f"{source}: defaults.keep {get('defaults.keep')!r} is not a duration",
+        raise ConfigError(f"{at('defaults.keep')}: defaults.keep {get('defaults.keep')!r} is not a duration",
                           'write it as keep = "12d" (s, m, h, d, w)') from None
     try:
         points = parse_times(get("defaults.points"))
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{source}: defaults.points has a bad time {exc}",
+        raise ConfigError(f"{at('defaults.points')}: defaults.points has a bad time {exc}",
                           'write it as points = ["08:00", "11:00", "14:00", "17:00", "20:00"]') from None
 
     level = str(get("log.level")).lower()
     if level not in LOG_LEVELS:
-        raise ConfigError(f"{source}: log.level {get('log.level')!r} is not a level",
+        raise ConfigError(f"{at('log.level')}: log.level {get('log.level')!r} is not a level",
                           f"use one of {', '.join(LOG_LEVELS)}")
     workers = get("jobs.workers")
     if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
-        raise ConfigError(f"{source}: jobs.workers {workers!r} is not a worker count", "write it as workers = 2 (1-64)")
+        raise ConfigError(f"{at('jobs.workers')}: jobs.workers {workers!r} is not a worker count", "write it as workers = 2 (1-64)")
+
+    syncs = get("jobs.syncs")
+    if not isinstance(syncs, int) or isinstance(syncs, bool) or not 1 <= syncs <= 64:
+        raise ConfigError(f"{at('jobs.syncs')}: jobs.syncs {syncs!r} is not a count", "write it as syncs = 2 (1-64)")
+    retries = get("jobs.retries")
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 20:
+        raise ConfigError(f"{at('jobs.retries')}: jobs.retries {retries!r} is not a count",
+                          "write it as retries = 3 (0-20; 0: no retry)")
+    durations = {}
+    for key, example in (("jobs.retry_delay", "1m"), ("jobs.keep_history", "90d")):
+        try:
+            durations[key] = parse_duration(get(key))
+        except ValueError:
+            raise ConfigError(f"{at(key)}: {key} {get(key)!r} is not a duration",
+                              f'write it as {key.partition(".")[2]} = "{example}" (s, m, h, d, w)') from None
 
     listen = get("vtl.listen")
     if not isinstance(listen, str) or listen.rpartition(":")[0] == "" or not listen.rpartition(":")[2].isdigit():
-        raise ConfigError(f"{source}: vtl.listen {listen!r} is not HOST:PORT", 'write it as listen = "127.0.0.1:7101"')
+        raise ConfigError(f"{at('vtl.listen')}: vtl.listen {listen!r} is not HOST:PORT", 'write it as listen = "127.0.0.1:7101"')
 
     block_size = get("media.block_size")
     if (not isinstance(block_size, int) or isinstance(block_size, bool) or not 4096 <= block_size <= 8 * 1024 * 1024
             or block_size % 4096):
-        raise ConfigError(f"{source}: media.block_size {block_size!r} is not a tape block size",
+        raise ConfigError(f"{at('media.block_size')}: media.block_size {block_size!r} is not a tape block size",
                           "write it as block_size = 262144 (a multiple of 4096, from 4 KiB to 8 MiB)")
     try:
         reuse_delay = 0 if str(get("media.reuse_delay")).strip() in ("0", "0s") else parse_duration(
             get("media.reuse_delay"))
     except ValueError:
-        raise ConfigError(f"{source}: media.reuse_delay {get('media.reuse_delay')!r} is not a duration",
+        raise ConfigError(f"{at('media.reuse_delay')}: media.reuse_delay {get('media.reuse_delay')!r} is not a duration",
                           'write it as reuse_delay = "7d" (s, m, h, d, w; "0" for none)') from None
     failures = get("media.drive_failures")
     if not isinstance(failures, int) or isinstance(failures, bool) or not 1 <= failures <= 100:
-        raise ConfigError(f"{source}: media.drive_failures {failures!r} is not a count",
+        raise ConfigError(f"{at('media.drive_failures')}: media.drive_failures {failures!r} is not a count",
                           "write it as drive_failures = 3 (1-100)")
 
     return Settings(
@@ -267,6 +334,10 @@ def load(config_file: str | Path | None = None, data_dir: str | Path | None = No
         media_block_size=block_size,
         reuse_delay_seconds=reuse_delay,
         drive_failures=failures,
+        syncs=syncs,
+        retries=retries,
+        retry_delay_seconds=durations["jobs.retry_delay"],
+        keep_history_seconds=durations["jobs.keep_history"],
     )
 
 

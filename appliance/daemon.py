@@ -24,13 +24,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from datetime import datetime, timezone
+
+from sqlalchemy import func
+from sqlmodel import select
 
 from appliance.catalog import groups as groups_mod
 from appliance.catalog.engine import open_catalog
 from appliance.catalog.groups import GroupInfo, SourceInput
 from appliance.catalog.points import PointInfo, count_points, list_points, versions
-from appliance.catalog.models import Alert
+from appliance.catalog.models import Alert, Drive
 from appliance.catalog.rebuild import (GroupDefaults, RebuildResult, claim_store, forget_missing, rebuild_from_store,
                                        reconcile)
 from appliance.config import Settings
@@ -43,7 +47,7 @@ from appliance.media.service import MediaService
 from appliance.media.tape_desk import TapeDesk
 from appliance.media.tape_tasks import TapeTasks
 from appliance.ops import alerts
-from appliance.ops.jobs import JobEngine, get_job, list_jobs
+from appliance.ops.jobs import JobEngine, Limits, get_job, job_events, list_jobs
 from appliance.ops.messages import text_time
 from appliance.ops.scheduler import Scheduler
 from appliance.ops.tasks import Tasks
@@ -53,6 +57,7 @@ from drivers.errors import DeviceError
 log = logging.getLogger("tapeline.daemon")
 
 WATCH_INTERVAL = 1.0
+HOUSEKEEPING_INTERVAL = 3600.0  # seconds between two sweeps of old job history
 MISSING_PREFIX = "the catalog has recovery point(s) of group"
 
 DEMO_GROUP = "demo"
@@ -100,7 +105,9 @@ class Appliance:
         self.tape = TapeDesk(self, index)
         bodies = {**Tasks(self.store).bodies(), **MediaTasks(self.media).bodies(),
                   **TapeTasks(self.store, self.media, index).bodies()}
-        self.engine = JobEngine(self.catalog, bodies, workers=s.workers)
+        limits = Limits(workers=s.workers, syncs=s.syncs, retries=s.retries, retry_delay=s.retry_delay_seconds,
+                        keep_history=s.keep_history_seconds)
+        self.engine = JobEngine(self.catalog, bodies, limits=limits, tape_slots=self._enabled_drives)
         self.media.engine = self.engine
         self.scheduler = Scheduler(self.catalog, self.engine)
 
@@ -118,6 +125,11 @@ class Appliance:
         self.scheduler.start()
         self._watcher = threading.Thread(target=self._watch, name="tapeline-watchdog", daemon=True)
         self._watcher.start()
+
+    def _enabled_drives(self) -> int:
+        """How many tape jobs may run at once: one per enabled drive (of every library)."""
+        with self.catalog.reader() as s:
+            return s.exec(select(func.count()).select_from(Drive).where(Drive.enabled == True)).one()  # noqa: E712
 
     def _alert_missing(self, missing: dict[str, list[int]]) -> None:
         for name, ids in missing.items():
@@ -139,9 +151,14 @@ class Appliance:
 
     def _watch(self) -> None:
         """Notice a catalog that cannot be written, and recover from it without a restart."""
+        swept = 0.0
         while not self._watch_stop.wait(WATCH_INTERVAL):
             try:
                 self._watch_once()
+                self.scheduler.watch_clock()
+                if time.monotonic() - swept >= HOUSEKEEPING_INTERVAL and self.catalog.unwritable is None:
+                    swept = time.monotonic()
+                    self.engine.forget_old()
             except Exception:  # the watchdog must outlive whatever it watches
                 log.exception("watchdog")
 
@@ -398,6 +415,10 @@ class Appliance:
 
     def job(self, job_id: int):
         return self.engine.view(get_job(self.catalog, job_id))
+
+    def job_events(self, job_id: int):
+        get_job(self.catalog, job_id)  # NotFound naming the fix
+        return job_events(self.catalog, job_id)
 
     async def wait_job(self, job_id: int, timeout: float):
         """The job once it ended, or as it is after `timeout` seconds."""

@@ -289,6 +289,11 @@ def create_app(appliance) -> FastAPI:
     def job(job_id: JobId):
         return plain(appliance.job(job_id))
 
+    @app.get("/v1/jobs/{job_id}/events", responses=_errors(400, 404))
+    def job_events(job_id: JobId):
+        # The job's history: queued, started, waited, retried, its end (kept jobs.keep_history).
+        return plain(appliance.job_events(job_id))
+
     @app.get("/v1/jobs/{job_id}/wait", responses=_errors(400, 404))
     async def wait_job(job_id: JobId, timeout: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 10.0):
         # A long poll: answers as soon as the job's end is recorded, else with the job as it is after `timeout`.

@@ -172,6 +172,9 @@ class Client:
     def job(self, job_id: int) -> dict:
         return self._call("GET", f"/jobs/{job_id}")
 
+    def job_events(self, job_id: int) -> list[dict]:
+        return self._call("GET", f"/jobs/{job_id}/events")
+
     def wait(self, job_id: int, timeout: float) -> dict:
         """The job as soon as it ends, or as it is after `timeout` seconds (at most 30)."""
         return self._call("GET", f"/jobs/{job_id}/wait", params={"timeout": timeout})

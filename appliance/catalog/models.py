@@ -144,6 +144,17 @@ class Job(SQLModel, table=True):
     requested_by: str = "operator"  # "operator" | "schedule"
 
 
+class JobEvent(SQLModel, table=True):
+    """One step of a job's life (queued, started, waited, retried, and its end), kept as long as the job
+    (`jobs.keep_history`)."""
+    __tablename__ = "job_event"
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(index=True)
+    time: datetime = _time()
+    event: str  # "queued" | "started" | "waited" | "retried" | one of JOB_FINISHED
+    message: str = ""
+
+
 class Alert(SQLModel, table=True):
     __tablename__ = "alert"
     id: int | None = Field(default=None, primary_key=True)

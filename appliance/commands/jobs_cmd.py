@@ -49,6 +49,12 @@ def show_job(job: dict) -> None:
         click.echo(f"  restore    {plural(r['files'], 'file')}, {size(r['bytes'])} {restored_to(job)}")
 
 
+def show_job_history(job: dict) -> None:
+    show_job(job)
+    for e in job.get("events") or []:
+        click.echo(f"  {when(e['time'])}  {e['event']}{': ' + e['message'] if e['message'] else ''}")
+
+
 def register(cli: click.Group) -> None:
     @cli.command()
     @click.option("--limit", default=30, show_default=True)
@@ -71,11 +77,11 @@ def register(cli: click.Group) -> None:
     @click.option("--wait", is_flag=True, help="Block with a progress bar until the job ends.")
     @click.pass_obj
     def job(ctx: Context, job_id, wait) -> None:
-        """One job: state, progress, result, warnings."""
+        """One job: state, progress, result, warnings, and its history (queued, started, retried, ended)."""
         if wait:
             wait_for_job(ctx, job_id)
         else:
-            ctx.emit(ctx.client.job(job_id), show_job)
+            ctx.emit({**ctx.client.job(job_id), "events": ctx.client.job_events(job_id)}, show_job_history)
 
     @cli.command(short_help="Cancel a queued or running job.")
     @click.argument("job_id", type=int)

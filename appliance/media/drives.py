@@ -57,6 +57,8 @@ class LoadFailed(TapelineError):
 class DriveOffline(TapelineError):
     """The drive reports itself offline (02/04/12): waiting does not help, another drive might."""
 
+    transient = True  # the job engine retries (an operator may bring it online meanwhile)
+
     def __init__(self, drive: str):
         super().__init__(f"{drive} is offline", "bring it online at the library (or check the library for a "
                          "fault); jobs use the other drives meanwhile")

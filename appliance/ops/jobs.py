@@ -4,7 +4,17 @@ Invariants:
 - Every job is a `Job` row first; its state moves queued -> running -> one of completed, completed with warnings,
   failed, cancelled (or queued -> cancelled), and nothing else writes those states.
 - A group runs one job at a time (syncs, points, checks, prunes and restores all read or write the group's replica),
-  in the order they were asked for. Jobs of different groups run in parallel, up to `workers` at once.
+  in the order they were asked for, restores first. Jobs of different groups run in parallel, up to
+  `limits.workers` at once, of which at most `limits.syncs` syncs and points; a queued restore goes before any
+  queued backup.
+- Tape jobs (TAPE_KINDS) run on their own threads, never on the workers: one per enabled drive at most
+  (`tape_slots()`, at least one so a job finds out and says why no drive serves it), so jobs waiting for a drive or a
+  cartridge never hold every worker, and more tape jobs than drives wait `queued`, not inside a drive lease.
+- A job whose failure is transient (`Outcome.transient`: a source that cannot be reached, a drive offline) is
+  retried up to `limits.retries` times, after `limits.retry_delay` seconds doubled each time; it stays `queued`
+  meanwhile (its reason says when it runs again), and only the last failure is a failure (with its alert).
+- Every step of a job is a `JobEvent` row (queued, started, waited, retried, its end); `forget_old` deletes
+  finished jobs and their events once older than `limits.keep_history`.
 - A sync (or point) asked for while one of the same kind is still *queued* for that group is coalesced into it: the
   caller gets the queued job's id. Asked for while one is *running*, it is queued once, to run right after, so
   changes made during the running sync are caught.
@@ -32,13 +42,14 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Callable
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import select
 
 from appliance.catalog.engine import Catalog
-from appliance.catalog.models import JOB_FINISHED, Job, utcnow
+from appliance.catalog.models import JOB_FINISHED, Job, JobEvent, utcnow
 from appliance.errors import Conflict, NotFound, TapelineError, Unavailable, as_error
 from appliance.ops import alerts
 
@@ -52,6 +63,21 @@ STALE_REASON = "daemon stopped while running; rerun it"
 # a test acts on a job known to be at that step (a cancel) instead of racing it.
 HOLD_ENV = "TAPELINE_TEST_HOLD"
 STOPPED_REASON = "interrupted because the daemon stopped"
+RESTORE_KINDS = ("restore", "tape-restore")
+SYNC_KINDS = ("sync", "point")
+TAPE_KINDS = ("tape-backup", "tape-restore", "media-verify", "media-rebuild", "inventory", "label", "erase", "clean")
+SLOTS_RECHECK = 5.0  # seconds: how soon a tape job held back for want of drives looks again (a drive enabled)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The engine's limits (`[jobs]` in the configuration)."""
+
+    workers: int = 2
+    syncs: int = 2
+    retries: int = 3
+    retry_delay: float = 60.0
+    keep_history: int = 90 * 86400
 
 
 def storable(text) -> str:
@@ -91,6 +117,7 @@ class Outcome:
     warnings: tuple[str, ...] = ()
     result: dict = field(default_factory=dict)
     fix: str | None = None
+    transient: bool = False  # the cause may clear by itself (source unreachable, drive offline): worth a retry
 
 
 class JobContext:
@@ -115,6 +142,10 @@ class JobContext:
             self._last_write = now
             self.flush_progress()
 
+    def event(self, event: str, message: str = "") -> None:
+        """Add a step to the job's history (a body says it "waited" for a drive or a cartridge)."""
+        record_event(self.catalog, self.job_id, event, message)
+
     def hold(self, step: str) -> None:
         hold = os.environ.get(HOLD_ENV)
         if hold and os.path.exists(os.path.join(hold, step)):
@@ -136,13 +167,20 @@ Body = Callable[[JobContext], Outcome]
 
 
 class JobEngine:
-    def __init__(self, catalog: Catalog, bodies: dict[str, Body], workers: int = 2):
+    def __init__(self, catalog: Catalog, bodies: dict[str, Body], workers: int | None = None,
+                 limits: Limits | None = None, tape_slots: Callable[[], int] = lambda: 1):
         self.catalog = catalog
         self.bodies = bodies
-        self.workers = workers
+        limits = limits or Limits()
+        self.limits = limits if workers is None else Limits(**{**limits.__dict__, "workers": workers})
+        self.workers = self.limits.workers
+        self.tape_slots = tape_slots
         self._cond = threading.Condition()
         self._pending: list[int] = []             # job ids, in submission order
         self._pending_info: dict[int, tuple[str, int | None]] = {}  # id -> (kind, group_id)
+        self._not_before: dict[int, float] = {}   # id -> monotonic time its retry may start
+        self._attempts: dict[int, int] = {}       # id -> runs that failed transiently so far
+        self._taken: dict[int, str] = {}          # id -> kind, from take to end (what the limits count)
         self._busy_groups: set[int | None] = set()
         self._running: dict[int, JobContext] = {}
         self._threads: list[threading.Thread] = []
@@ -170,6 +208,10 @@ class JobEngine:
                         job.group_name)
             alerts.raise_alert(self.catalog, "warning", f"{job.kind} of {_subject(job)} (job {job.id}) was "
                                "interrupted because the daemon stopped", _rerun_fix(job), job.group_name, job.id)
+        for job in stale:
+            record_event(self.catalog, job.id, "failed", STALE_REASON)
+        for job in queued:
+            record_event(self.catalog, job.id, "queued", "queued again: the daemon started")
         with self._cond:
             for job in queued:
                 self._pending.append(job.id)
@@ -182,6 +224,9 @@ class JobEngine:
             t = threading.Thread(target=self._worker, name=f"tapeline-job-{i}", daemon=True)
             t.start()
             self._threads.append(t)
+        t = threading.Thread(target=self._tape_dispatcher, name="tapeline-tape-jobs", daemon=True)
+        t.start()
+        self._threads.append(t)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop taking jobs, cancel the running ones and wait for them to end (queued ones stay queued)."""
@@ -194,7 +239,7 @@ class JobEngine:
         if running:
             log.info("asked the running jobs to end: %s", ", ".join(map(str, running)))
         deadline = time.monotonic() + timeout
-        for t in self._threads:
+        for t in list(self._threads):
             t.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
 
@@ -221,6 +266,7 @@ class JobEngine:
             self._pending.append(job_id)
             self._pending_info[job_id] = (kind, group_id)
             self._cond.notify_all()
+        record_event(self.catalog, job_id, "queued", f"asked for by the {requested_by}")
         log.info("job %s queued: %s %s (%s)", job_id, kind, group_name or "", requested_by)
         return job_id, False
 
@@ -229,6 +275,8 @@ class JobEngine:
             if job_id in self._pending_info:
                 self._pending.remove(job_id)
                 del self._pending_info[job_id]
+                self._not_before.pop(job_id, None)
+                self._attempts.pop(job_id, None)
                 self._finish(job_id, Outcome("cancelled", "cancelled before it started"))
             elif job_id in self._running:
                 self._running[job_id].requested = True
@@ -315,27 +363,81 @@ class JobEngine:
 
     # -- workers ------------------------------------------------------------------------------------------------
 
-    def _take(self) -> int | None:
+    def _take(self, tape: bool = False) -> int | None:
+        """The next job this lane may run (the workers', or with `tape` the tape jobs'), waiting until there is one;
+        None once the engine stops."""
         with self._cond:
             while True:
                 if self._stopping:
                     return None
-                for jid in self._pending:
-                    _, group_id = self._pending_info[jid]
-                    if group_id is None or group_id not in self._busy_groups:
-                        self._pending.remove(jid)
-                        del self._pending_info[jid]
-                        if group_id is not None:
-                            self._busy_groups.add(group_id)
-                        return jid
-                self._cond.wait()
+                jid, wait = self._choose(tape)
+                if jid is not None:
+                    kind, group_id = self._pending_info.pop(jid)
+                    self._pending.remove(jid)
+                    self._not_before.pop(jid, None)
+                    self._taken[jid] = kind
+                    if group_id is not None:
+                        self._busy_groups.add(group_id)
+                    return jid
+                self._cond.wait(wait)
+
+    def _choose(self, tape: bool) -> tuple[int | None, float | None]:
+        """(the job to take, else how long to wait at most before looking again: None until notified)."""
+        now = time.monotonic()
+        wait: float | None = None
+        syncs = sum(k in SYNC_KINDS for k in self._taken.values())
+        tapes = sum(k in TAPE_KINDS for k in self._taken.values())
+        slots = None
+        best, best_rank = None, None
+        for jid in self._pending:
+            kind, group_id = self._pending_info[jid]
+            if (kind in TAPE_KINDS) != tape or (group_id is not None and group_id in self._busy_groups):
+                continue
+            due = self._not_before.get(jid, 0.0)
+            if due > now:
+                wait = min(wait or due - now, due - now)
+                continue
+            if kind in SYNC_KINDS and syncs >= self.limits.syncs:
+                continue
+            if tape:
+                slots = self._slots() if slots is None else slots
+                if tapes >= slots:
+                    wait = min(wait or SLOTS_RECHECK, SLOTS_RECHECK)
+                    continue
+            rank = 0 if kind in RESTORE_KINDS else 1
+            if best_rank is None or rank < best_rank:
+                best, best_rank = jid, rank
+        return best, wait
+
+    def _slots(self) -> int:
+        try:
+            return max(1, int(self.tape_slots()))
+        except Exception:  # the count comes from the catalog: one tape job still finds out what is wrong
+            log.exception("could not count the tape drives")
+            return 1
 
     def _worker(self) -> None:
         while (job_id := self._take()) is not None:
-            try:
-                self._run(job_id)
-            except Exception:  # bookkeeping failed even as a failure: the job is lost, the worker is not
-                log.exception("job %s: could not record its end", job_id)
+            self._run_logged(job_id)
+
+    def _tape_dispatcher(self) -> None:
+        """Start each tape job on a thread of its own once a drive slot is free (see the module's invariants)."""
+        while (job_id := self._take(tape=True)) is not None:
+            t = threading.Thread(target=self._run_logged, args=(job_id,), name=f"tapeline-tape-job-{job_id}",
+                                 daemon=True)
+            with self._cond:
+                self._threads.append(t)
+            t.start()
+
+    def _run_logged(self, job_id: int) -> None:
+        try:
+            self._run(job_id)
+        except Exception:  # bookkeeping failed even as a failure: the job is lost, the worker is not
+            log.exception("job %s: could not record its end", job_id)
+        finally:
+            if threading.current_thread().name.startswith("tapeline-tape-job-"):
+                with self._cond:
+                    self._threads = [t for t in self._threads if t is not threading.current_thread()]
 
     def _run(self, job_id: int) -> None:
         group_id = self._group_of(job_id)
@@ -351,6 +453,8 @@ class JobEngine:
                 if self._stopping:  # taken just before the stop: it must not run on unstoppable
                     ctx.cancel.set()
             log.info("job %s started: %s %s", job_id, job.kind, job.group_name or "")
+            attempt = self._attempts.get(job_id, 0)
+            record_event(self.catalog, job_id, "started", f"attempt {attempt + 1}" if attempt else "")
             ctx.hold("running")
             outcome = self._body(job, ctx)
             try:
@@ -361,6 +465,9 @@ class JobEngine:
                 log.exception("job %s: could not record its last progress", job_id)
             if outcome.reason == STOPPED_REASON and job.kind != "restore":
                 outcome = self._queue_again(job, outcome)
+            if self._retry(job, ctx, outcome):
+                return
+            self._attempts.pop(job_id, None)
             self._finish(job_id, outcome)
         except Exception as exc:
             if isinstance(exc, Unavailable):  # the catalog said why (full disk): no traceback to read
@@ -371,6 +478,7 @@ class JobEngine:
         finally:
             with self._cond:
                 self._running.pop(job_id, None)
+                self._taken.pop(job_id, None)
                 self._busy_groups.discard(group_id)
                 self._cond.notify_all()
 
@@ -383,7 +491,7 @@ class JobEngine:
         try:
             outcome = self.bodies[job.kind](ctx)
         except TapelineError as exc:
-            outcome = Outcome("failed", exc.message, fix=exc.fix)
+            outcome = Outcome("failed", exc.message, fix=exc.fix, transient=getattr(exc, "transient", False))
         except Exception as exc:  # a bug or an unexpected OS error: the job fails, the daemon lives on
             log.exception("job %s crashed", job.id)
             outcome = _crash(exc)
@@ -394,6 +502,41 @@ class JobEngine:
                 outcome = Outcome("failed", STOPPED_REASON, outcome.warnings, outcome.result,
                                   fix=f"run it again (see `tapeline job {job.id}`)")
         return outcome
+
+    def _retry(self, job: Job, ctx: JobContext, outcome: Outcome) -> bool:
+        """Queue a transiently failed job again after its backoff; False when it has no retry left (it fails)."""
+        attempt = self._attempts.get(job.id, 0) + 1
+        if (outcome.state != "failed" or not outcome.transient or ctx.cancel.is_set()
+                or attempt > self.limits.retries):
+            return False
+        delay = self.limits.retry_delay * 2 ** (attempt - 1)
+        note = (f"retry {attempt} of {self.limits.retries} in {_seconds(delay)}: {storable(outcome.reason or '')}")
+        with self.catalog.session() as s:
+            row = s.get(Job, job.id)
+            row.state, row.started, row.reason = "queued", None, note
+            s.add(row)
+        record_event(self.catalog, job.id, "retried", note)
+        log.warning("job %s (%s %s) failed transiently, %s", job.id, job.kind, job.group_name or "", note)
+        with self._cond:
+            self._attempts[job.id] = attempt
+            self._pending.append(job.id)
+            self._pending_info[job.id] = (job.kind, job.group_id)
+            self._not_before[job.id] = time.monotonic() + delay
+            self._cond.notify_all()
+        return True
+
+    def forget_old(self, now=None) -> int:
+        """Delete finished jobs (and their events) that ended more than `keep_history` ago; returns how many."""
+        cutoff = (now or utcnow()) - timedelta(seconds=self.limits.keep_history)
+        with self.catalog.session() as s:
+            old = list(s.exec(select(Job.id).where(Job.state.in_(JOB_FINISHED), Job.finished < cutoff)).all())
+            for chunk in range(0, len(old), 500):
+                ids = old[chunk:chunk + 500]
+                s.execute(delete(JobEvent).where(JobEvent.job_id.in_(ids)))
+                s.execute(delete(Job).where(Job.id.in_(ids)))
+        if old:
+            log.info("forgot %d job(s) that ended before %s (jobs.keep_history)", len(old), cutoff.isoformat())
+        return len(old)
 
     def _queue_again(self, job: Job, outcome: Outcome) -> Outcome:
         """A job the daemon's stop interrupted runs again at the next start (queued jobs are kept)."""
@@ -442,9 +585,31 @@ class JobEngine:
             job.warnings = [storable(w) for w in outcome.warnings]
             job.result = _storable_value({**outcome.result, **({"fix": outcome.fix} if outcome.fix else {})})
             s.add(job)
+            s.add(JobEvent(job_id=job_id, time=finished, event=outcome.state, message=reason or ""))
         self._ended(job_id)
         log.log(logging.WARNING if outcome.state in ("failed", "completed with warnings") else logging.INFO,
                 "job %s %s%s", job_id, outcome.state, f": {outcome.reason}" if outcome.reason else "")
+
+
+def record_event(catalog: Catalog, job_id: int, event: str, message: str = "") -> None:
+    """One step of a job's history. A catalog that cannot take it (disk full) loses the step, not the job: the
+    job's own row still records its end (kept in memory until it can)."""
+    try:
+        with catalog.session() as s:
+            s.add(JobEvent(job_id=job_id, event=event, message=storable(message)[:1000]))
+    except Unavailable as exc:
+        log.error("job %s: its %s event was not recorded (%s): %s", job_id, event, exc.message, message)
+
+
+def job_events(catalog: Catalog, job_id: int) -> list[JobEvent]:
+    with catalog.reader() as s:
+        return list(s.exec(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).all())
+
+
+def _seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 and seconds % 60 else (
+        f"{seconds // 60} min" if seconds >= 60 else f"{seconds} s")
 
 
 def _subject(job: Job) -> str:

@@ -5,6 +5,17 @@ missed while the daemon was down runs once when it comes back (coalesced, within
 they name module-level functions by reference and carry only plain ids (RECIPES.md); the functions reach the running
 job engine through `_engine`, which `Scheduler.start` sets.
 
+Missed runs and clock jumps (each entry stores its next run time, so a run that happened is never due again):
+- Runs missed while the daemon was down, or skipped over by the clock jumping forward, are coalesced: the entry runs
+  once, when the daemon is back or the jump is seen, if its latest missed slot is at most MISFIRE_GRACE old. A slot
+  older than that is not run (a point made hours late is not the point of that hour) but raises a warning alert
+  naming the slot and the command that makes one now; the group's next successful run of that kind resolves it.
+- The clock jumping back never runs a slot again (its stored next run time is still ahead). Interval entries
+  (syncs) keep their real spacing: their next run moves back by the jump, so a sync does not pause for the hour the
+  clock lost. Cron entries keep their wall-clock times.
+- A jump of CLOCK_JUMP seconds or more (wall clock against the monotonic clock, looked at every second by the
+  daemon's watchdog) is logged and raises a warning alert saying what was done.
+
 Invariants: the catalog's groups are the truth. `reconcile` makes the scheduler's jobs match them (removing jobs of
 deleted or paused groups, adding missing ones, replacing ones whose trigger changed, and leaving unchanged jobs
 alone so their next run time survives a restart). Job ids: "sync:<group id>", "point:<group id>:<HH:MM>", and for
@@ -14,8 +25,10 @@ a group with a tape policy "tape-full:<group id>" and "tape-incremental:<group i
 from __future__ import annotations
 
 import logging
-from datetime import timezone
+import time
+from datetime import datetime, timedelta, timezone
 
+from apscheduler.events import EVENT_JOB_MISSED
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -27,10 +40,13 @@ from appliance.catalog.groups import GroupInfo, get_group_by_id, list_groups
 from appliance.catalog.points import list_points
 from appliance.errors import TapelineError
 from appliance.media.pools import calendar_trigger
+from appliance.ops import alerts
+from appliance.ops.messages import text_time
 
 log = logging.getLogger("tapeline.scheduler")
 
 MISFIRE_GRACE = 3600
+CLOCK_JUMP = 60.0  # seconds the wall clock may drift from the monotonic clock between two looks before it "jumped"
 _engine = None  # the running JobEngine; set by Scheduler.start, read by run_scheduled
 
 
@@ -70,21 +86,83 @@ def run_scheduled(kind: str, group_id: int) -> None:
         log.warning("scheduled %s of group %s not started: %s", kind, group_id, exc)
 
 
+def missed_message(kind: str, group_name: str, slot: datetime) -> str:
+    """The alert of a slot missed beyond the grace (its start is what the group's next good run resolves)."""
+    return (f"scheduled {kind} of group '{group_name}' at {text_time(slot)} was missed: the daemon was down or the "
+            "clock jumped")
+
+
 class Scheduler:
-    def __init__(self, catalog: Catalog, engine, timezone=None):
+    def __init__(self, catalog: Catalog, engine, timezone=None, executor=None):
+        """`executor`: where due entries run (APScheduler's thread pool; tests give its DebugExecutor to run them
+        in the thread that processes the schedule)."""
         self.catalog = catalog
         self.engine = engine
         store = SQLAlchemyJobStore(engine=catalog.engine, tablename="apscheduler_jobs")
         kwargs = {"timezone": timezone} if timezone is not None else {}
+        if executor is not None:
+            kwargs["executors"] = {"default": executor}
         self._scheduler = BackgroundScheduler(
             jobstores={"default": store},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE}, **kwargs)
+        self._scheduler.add_listener(self._missed, EVENT_JOB_MISSED)
+        self._clocks = (time.time(), time.monotonic())
 
-    def start(self) -> None:
+    def start(self, paused: bool = False) -> None:
+        """Start running the schedule (`paused`: tests process it themselves with `run_due`)."""
         global _engine
         _engine = self.engine
-        self._scheduler.start()
+        self._clocks = (time.time(), time.monotonic())
+        self._scheduler.start(paused=paused)
         self.reconcile()
+
+    def run_due(self) -> None:
+        """Run the entries due now (what the scheduler's own thread does when it wakes; for a test's clock)."""
+        self._scheduler._process_jobs()
+
+    def _missed(self, event) -> None:
+        """A slot older than the grace: not run, but said (nothing is skipped silently)."""
+        kind, group_id = event.job_id.split(":")[0], _group_of(event.job_id)
+        try:
+            group = get_group_by_id(self.catalog, group_id)
+        except TapelineError:  # the group went away meanwhile: nothing to say about it
+            return
+        job = self._scheduler.get_job(event.job_id)
+        upcoming = f"; the next runs at {text_time(job.next_run_time)}" if job and job.next_run_time else ""
+        command = (f"`tapeline {kind} {group.name}`" if kind in ("sync", "point")
+                   else f"`tapeline tape backup {group.name} --pool POOL`")
+        alerts.raise_alert(self.catalog, "warning", missed_message(kind, group.name, event.scheduled_run_time),
+                           f"run it now with {command} if it is needed{upcoming}", group.name)
+
+    def watch_clock(self) -> float:
+        """Look for a clock jump since the last look (the daemon's watchdog calls this every second); returns the
+        jump in seconds (0.0: none)."""
+        wall, mono = time.time(), time.monotonic()
+        jump = (wall - self._clocks[0]) - (mono - self._clocks[1])
+        self._clocks = (wall, mono)
+        if abs(jump) < CLOCK_JUMP:
+            return 0.0
+        self.clock_jumped(jump)
+        return jump
+
+    def clock_jumped(self, seconds: float) -> None:
+        """The wall clock moved by `seconds` (forward > 0) beyond its own pace: keep syncs' real spacing, run what is
+        due once, and say so."""
+        moved = 0
+        if seconds < 0:
+            for job in self._scheduler.get_jobs():
+                if isinstance(job.trigger, IntervalTrigger) and job.next_run_time is not None:
+                    self._scheduler.modify_job(job.id, next_run_time=job.next_run_time + timedelta(seconds=seconds))
+                    moved += 1
+        self._scheduler.wakeup()
+        way = "forward" if seconds > 0 else "back"
+        done = ("runs skipped over run once now (a slot more than an hour old is alerted, not run)" if seconds > 0
+                else f"nothing runs twice; {moved} sync schedule(s) moved back with it")
+        log.warning("the system clock jumped %s by %d s: %s", way, abs(seconds), done)
+        alerts.raise_alert(self.catalog, "warning", f"the system clock jumped {way} by {_span(abs(seconds))} at "
+                           f"{text_time(datetime.now(timezone.utc))}: {done}",
+                           "check the time service (`timedatectl status`); acknowledge this with "
+                           "`tapeline alerts ack ID`")
 
     def stop(self) -> None:
         global _engine
@@ -144,6 +222,13 @@ class Scheduler:
         return [{"id": j.id, "name": j.name, "trigger": str(j.trigger),
                  "next_run": j.next_run_time.astimezone(timezone.utc).isoformat() if j.next_run_time else None}
                 for j in sorted(self._scheduler.get_jobs(), key=lambda j: j.id)]
+
+
+def _span(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
 
 
 def _group_of(job_id: str) -> int | None:

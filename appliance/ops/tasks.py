@@ -5,7 +5,8 @@ Invariants:
   quick consistency check of the new snapshot, then prunes by the group's retention; the job's state is the worst
   of the three steps, and its result holds each step's figures.
 - A source that looks unmounted or any refusal by the engine fails the job with the engine's reason; nothing of the
-  store is changed by a failed sync (the engine's guarantee), and nothing of the catalog here.
+  store is changed by a failed sync (the engine's guarantee), and nothing of the catalog here. A source that is not
+  a directory or looks unmounted is a transient failure (the job engine retries it before it alerts).
 - Damage found by a check marks the points damaged in the catalog and raises one alert per engine alert, naming the
   point by its catalog id (what `tapeline points` shows). A full check that finds a damaged point whole again (the
   store cleared its notes) makes it "ok" in the catalog and acknowledges its damage alerts.
@@ -15,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from pathlib import Path
@@ -33,6 +35,7 @@ from appliance.store.errors import SnapshotNotFound
 
 log = logging.getLogger("tapeline.tasks")
 
+MAYBE_UNMOUNTED = "check that it is mounted"  # the engine's refusal of a source that lost most of its files
 _RANK = {"completed": 0, "completed with warnings": 1, "failed": 2}
 
 
@@ -71,6 +74,11 @@ class Tasks:
 
     def sync(self, ctx: JobContext, kind: str) -> Outcome:
         group = get_group_by_id(ctx.catalog, ctx.group_id)
+        unreachable = [s.path for s in group.sources if not os.path.isdir(s.path)]
+        if unreachable:  # an unmounted share or a host briefly away: the engine retries before it alerts
+            return Outcome("failed", f"source {unreachable[0]} cannot be reached (not a directory: not mounted?)",
+                           fix=f"mount it or fix the path (`tapeline group show {group.name}`), then rerun it with "
+                               f"`tapeline {kind} {group.name}`", transient=True)
         # An operator who confirmed a mass deletion lifts the "source not mounted?" guard for this one run.
         max_vanished = 1.0 if ctx.params.get("accept_deletions") else 0.5
         res = protect.sync(self.store, group_spec(group), kind=kind, progress=ctx.progress, cancel=ctx.cancel,
@@ -86,7 +94,8 @@ class Tasks:
                 return Outcome("cancelled", "cancelled by request", tuple(warnings), result)
             cause, fix = split_fix(res.reason or "the sync failed")
             return Outcome("failed", cause, tuple(w for w in warnings if w != res.reason), result,
-                           fix=fix or f"fix the cause, then rerun it with `tapeline {kind} {group.name}`")
+                           fix=fix or f"fix the cause, then rerun it with `tapeline {kind} {group.name}`",
+                           transient=MAYBE_UNMOUNTED in (res.reason or ""))
         snap = res.snapshot
         took = result["steps_s"] = {"sync": round(stats.duration_s, 3)}  # where a sync job's time went
         started = time.monotonic()
@@ -95,7 +104,8 @@ class Tasks:
         result["point"] = {"id": point_id, "snapshot_id": snap.id, "files": snap.files, "bytes": snap.bytes}
         ctx.hold("point")
         alerts.resolve(ctx.catalog, group.name, (f"{kind} of group '{group.name}' failed",
-                                                 f"{kind} of group '{group.name}' (job"))
+                                                 f"{kind} of group '{group.name}' (job",
+                                                 f"scheduled {kind} of group '{group.name}' at"))
         took["catalog"] = round(time.monotonic() - started, 3)
         state = res.state
 

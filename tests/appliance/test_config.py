@@ -71,10 +71,16 @@ def test_every_key_is_documented():
     ('[defaults]\npoints = ["25:00"]\n', "defaults.points has a bad time 25:00"),
     ('[log]\nlevel = "loud"\n', "log.level 'loud' is not a level: use one of"),
     ('[catalog]\nurl = "mysql://x"\n', "catalog.url 'mysql://x' is not a catalog URL"),
-    ('[stor]\npath = "x"\n', r"unknown section \[stor\]: remove it"),
-    ('[store]\npth = "x"\n', "unknown key store.pth: remove it; \\[store\\] takes path"),
+    ('[stor]\npath = "x"\n', r"bad.toml line 1: unknown section \[stor\]: remove it or correct it; did you mean "
+                              r"\[store\]\?"),
+    ('[store]\npth = "x"\n', r"bad.toml line 2: unknown key store.pth: remove it or correct it; did you mean path\? "
+                              r"\[store\] takes path"),
     ('[jobs]\nworkers = 0\n', "jobs.workers 0 is not a worker count"),
     ("data_dir = \n", "is not valid TOML"),
+    ('# site settings\n[log]\nlevel = "info"\n\n[jobs]\n  wokers = 4\n',
+     r"bad.toml line 6: unknown key jobs.wokers: remove it or correct it; did you mean workers\? \[jobs\] takes workers,"),
+    ('[defaults]\nkeep = "12d"\nsync = "often"\n', "bad.toml line 3: defaults.sync 'often' is not a duration"),
+    ('datadir = "/srv"\n', r"bad.toml line 1: unknown key datadir: remove it or correct it; did you mean data_dir\?"),
 ])
 def test_bad_config_is_one_line_naming_the_key_and_the_fix(tmp_path, text, match):
     f = tmp_path / "bad.toml"
