@@ -18,7 +18,7 @@ import logging
 import time
 import uuid as uuidlib
 
-from drivers.scsi.sense import MediumError
+from drivers.scsi.sense import HardwareError, LogicalUnitOffline, MediumError
 
 from appliance.catalog import media as cat
 from appliance.catalog import tape_sets
@@ -176,36 +176,51 @@ def backup(ctx: JobContext, store, media, cache: IndexCache, block_size: int = f
         ctx.progress(done, total, message)
 
     started = time.monotonic()
-    with media.acquire_drive(library.name, ctx) as lease:
-        target = JobTarget(ctx, media, lease, pool, media_set, set_id, set_uuid, cache, block_size)
-        try:
-            stats = write_set(target, make_frames, header, block_size, ctx.cancel, progress, total, carried)
-        except Cancelled:
-            _failed(ctx, cache, set_id, set_uuid)
-            return Outcome("cancelled", "cancelled by request", tuple(warnings))
-        except Abandon as exc:
-            _failed(ctx, cache, set_id, set_uuid)
-            return Outcome("failed", f"the set could not be written: {exc}", tuple(warnings),
-                           fix=f"see `tapeline media list --pool {pool.name}` for the cartridges marked damaged, "
-                               f"put good ones in the library and run it again")
-        except BaseException:
-            _failed(ctx, cache, set_id, set_uuid)
-            raise
-        write_seconds = time.monotonic() - started
-        verified = None
-        verify_result = None
-        if pool.verify:
-            ctx.progress(0, stats.tape_bytes, "verifying the set")
-            verify_result = verify_parts(lease, stats.parts, block_size, cipher, ctx.progress)
-            if verify_result["bad_frames"]:
+    for attempt in (1, 2):
+        with media.acquire_drive(library.name, ctx) as lease:
+            target = JobTarget(ctx, media, lease, pool, media_set, set_id, set_uuid, cache, block_size)
+            try:
+                stats = write_set(target, make_frames, header, block_size, ctx.cancel, progress, total, carried)
+            except LogicalUnitOffline as exc:
+                lease.failed(exc)
+                if attempt == 2:
+                    _failed(ctx, cache, set_id, set_uuid)
+                    raise
+                warnings.append(f"{lease.name} went offline while writing ({exc.text}): the set was written again "
+                                "on another drive")
+                tape_sets.drop_parts(ctx.catalog, set_id)
+                cache.drop(set_uuid)
+                continue
+            except Cancelled:
                 _failed(ctx, cache, set_id, set_uuid)
-                for barcode in verify_result["bad_cartridges"]:
-                    pools.mark_suspect(ctx.catalog, barcode, "verify after write found bad frames", write=False)
-                return Outcome("failed", f"verify after write: {verify_result['bad_frames']} frame(s) read back "
-                               f"wrong on {', '.join(verify_result['bad_cartridges'])}", tuple(warnings),
-                               fix=f"run it again: the cartridges were marked damaged and another is chosen")
-            verified = utcnow()
-        floor = SPEED_FLOOR_MB_S.get(lease.drive.status().density)
+                return Outcome("cancelled", "cancelled by request", tuple(warnings))
+            except Abandon as exc:
+                _failed(ctx, cache, set_id, set_uuid)
+                return Outcome("failed", f"the set could not be written: {exc}", tuple(warnings),
+                               fix=f"see `tapeline media list --pool {pool.name}` for the cartridges marked damaged, "
+                                   f"put good ones in the library and run it again")
+            except BaseException as exc:
+                if isinstance(exc, HardwareError):  # the drive's fault, not the cartridge's: counted against it
+                    lease.failed(exc)
+                _failed(ctx, cache, set_id, set_uuid)
+                raise
+            write_seconds = time.monotonic() - started
+            verified = None
+            verify_result = None
+            if pool.verify:
+                ctx.progress(0, stats.tape_bytes, "verifying the set")
+                verify_result = verify_parts(lease, stats.parts, block_size, cipher, ctx.progress)
+                if verify_result["bad_frames"]:
+                    _failed(ctx, cache, set_id, set_uuid)
+                    for barcode in verify_result["bad_cartridges"]:
+                        pools.mark_suspect(ctx.catalog, barcode, "verify after write found bad frames", write=False)
+                    return Outcome("failed", f"verify after write: {verify_result['bad_frames']} frame(s) read "
+                                   f"back wrong on {', '.join(verify_result['bad_cartridges'])}", tuple(warnings),
+                                   fix="run it again: the cartridges were marked damaged and another is chosen")
+                verified = utcnow()
+            floor = SPEED_FLOOR_MB_S.get(lease.drive.status().density)
+            lease.succeeded()
+            break
     slow = _too_slow(stats, write_seconds, floor)
     if slow:
         warnings.append(slow)

@@ -60,6 +60,7 @@ def rebuild(ctx: JobContext, media, cache: IndexCache, block_size: int = fmt.BLO
             tapes += 1
             for part in scan.parts:
                 found.setdefault(part.header.set_uuid, []).append(part)
+        lease.succeeded()
     recorded, partial = _record_sets(ctx, found, cache)
     for uuid, missing in partial:
         warnings.append(f"set {uuid} lacks part(s) {', '.join(map(str, missing))}: put the cartridges holding them "

@@ -90,6 +90,7 @@ def restore(ctx: JobContext, media, cache: IndexCache) -> Outcome:
                 break
             read_run(run, sources[run.layout.set_uuid], extractor.write, result)
         bytes_read = sum(s.bytes_read for s in sources.values())
+        lease.succeeded()
     done = extractor.close()
     seconds = time.monotonic() - started
     warnings = list(result.warnings) + list(done.warnings)
@@ -128,14 +129,17 @@ def _wait_in_library(ctx: JobContext, media, barcodes: list[str], library: str) 
                 where = cart.location_kind if cart.location_number is None else \
                     f"{cart.location_kind} {cart.location_number}"
                 outside.append(f"{barcode} ({where})")
+        prefix = f"restore job {ctx.job_id} needs cartridges outside library '{library}'"
         if not outside:
             if asked:
-                alerts.resolve_message(ctx.catalog, asked)
+                alerts.resolve_message(ctx.catalog, prefix)
             return True
         if ctx.cancel.is_set():
             return False
-        message = f"restore job {ctx.job_id} needs cartridges outside library '{library}': {', '.join(outside)}"
+        message = f"{prefix}: {', '.join(outside)}"
         if asked != message:
+            if asked:  # the cartridges moved (a mail slot, another one back): one alert, the current one
+                alerts.resolve_message(ctx.catalog, asked)
             alerts.raise_alert(ctx.catalog, "error", message,
                                f"put them into library '{library}' (through the mail slot, then into a slot); the "
                                "job finds them by itself and goes on", None, ctx.job_id)

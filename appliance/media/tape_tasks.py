@@ -45,6 +45,7 @@ class TapeTasks:
             lease.mount(barcode)
             ctx.progress(0, None, f"reading {barcode}")
             found = verify_parts_on(lease.drive, barcode, parts, indexes, self.block_size, ciphers.get)
+            lease.succeeded()
         result = {"verify": {"barcode": barcode, "sets": len({u for u, _ in parts}), **found}}
         if found["problems"]:
             pools.mark_suspect(ctx.catalog, barcode, f"verify found {plural(len(found['problems']), 'problem')}: "

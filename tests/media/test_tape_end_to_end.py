@@ -334,3 +334,25 @@ def test_no_cartridge_to_write_waits_with_an_alert_naming_the_pool(appliance, tm
     assert d.json("job", str(job))["state"] == "running"
     d.run("cancel", str(job))
     assert d.json("job", str(job), "--wait", check=None)["state"] == "cancelled"
+
+
+def test_a_drive_going_offline_mid_write_moves_the_set_to_the_other_drive(tmp_path):
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    (hold / "tape-writing").touch()
+    d = up(tmp_path, {"TAPELINE_TEST_HOLD": str(hold)})
+    try:
+        src = protected(d, tmp_path)
+        job = d.json("tape", "backup", "files", "--pool", "weekly")["job"]
+        fifo = held_at(hold, job)
+        (hold / "tape-writing").unlink()  # the second attempt goes through
+        fault(d, "drive-offline", "drive0")
+        open(fifo, "wb").close()
+        done = d.json("job", str(job), "--wait", check=None)
+        assert done["state"] == "completed with warnings", done
+        assert any("went offline" in w for w in done["warnings"])
+        out = tmp_path / "out"
+        d.run("tape", "restore", "files", "--to", str(out), "--wait")
+        assert_same_tree(tree_state(src), restored_root(out, src))
+    finally:
+        d.stop(signal.SIGINT)
