@@ -302,8 +302,9 @@ class ArchiveWriter:
             yield from self._cut(len(self._buf))
         path = member.path or info.name.encode(ENCODING, ERRORS)
         mtime_ns = member.mtime_ns if member.mtime_ns is not None else int(info.mtime) * 1_000_000_000
+        link = info.linkname.encode(ENCODING, ERRORS) if kind in ("symlink", "hardlink") else None
         self._entries.append(IndexEntry(path, kind, info.size, _IFMT[kind] | info.mode, info.uid, info.gid, mtime_ns,
-                                        member.digest, self._number, len(self._buf), self.part))
+                                        member.digest, self._number, len(self._buf), self.part, None, link))
         self._buf += header
         self._buf += prefix
         written = 0

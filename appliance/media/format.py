@@ -235,6 +235,7 @@ class IndexEntry:
     offset: int  # that header's byte offset in the frame's decompressed data
     part: int
     in_set: str | None = None  # the set holding the data, when not this one (an incremental's unchanged member)
+    link: bytes | None = None  # a symlink's target, or the member path a hardlink names (its data's member)
 
 
 @dataclass(frozen=True)
@@ -479,7 +480,8 @@ def encode_index(index: SetIndex) -> bytes:
         for e in index.entries:
             yield {"m": _path_text(e.path), "type": e.type, "size": e.size, "mode": e.mode, "uid": e.uid,
                    "gid": e.gid, "mtime_ns": e.mtime_ns, "digest": e.digest.hex() if e.digest else None,
-                   "frame": e.frame, "offset": e.offset, "part": e.part, "in_set": e.in_set}
+                   "frame": e.frame, "offset": e.offset, "part": e.part, "in_set": e.in_set,
+                   **({"link": _path_text(e.link)} if e.link is not None else {})}
     return _compress_lines(records(), index.header.block_size)
 
 
@@ -502,7 +504,8 @@ def decode_index(data: bytes) -> SetIndex:
                     path=r["m"].encode("utf-8", "surrogateescape"), type=r["type"], size=r["size"], mode=r["mode"],
                     uid=r["uid"], gid=r["gid"], mtime_ns=r["mtime_ns"],
                     digest=bytes.fromhex(r["digest"]) if r["digest"] else None, frame=r["frame"],
-                    offset=r["offset"], part=r["part"], in_set=r["in_set"]))
+                    offset=r["offset"], part=r["part"], in_set=r["in_set"],
+                    link=r["link"].encode("utf-8", "surrogateescape") if "link" in r else None))
         return SetIndex(_header_from(first["header"]), frames, entries, first["complete"])
     except (KeyError, TypeError, ValueError) as exc:
         raise FormatError(f"a damaged {INDEX_FORMAT} file (bad record: {exc})",

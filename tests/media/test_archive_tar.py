@@ -83,6 +83,8 @@ def test_every_member_is_found_from_its_index_entry_alone(tmp_path):
         raw = read_frames(iter([by_number[n].data for n in range(entry.frame, len(frames))]), 0)
         info, content = next(read_members(raw, entry.offset))
         assert info.name.rstrip("/").encode("utf-8", "surrogateescape") == entry.path
+        if entry.type in ("symlink", "hardlink"):
+            assert info.linkname.encode("utf-8", "surrogateescape") == entry.link
         if entry.type == "file":
             with open(b"/" + entry.path, "rb") as f:
                 assert content.read() == f.read()

@@ -87,7 +87,9 @@ def test_index_round_trips_with_a_name_that_is_not_utf8_and_zstd_reads_it():
     write_stream(stream, frames([1000, 2000]))
     entries = [IndexEntry(b"tmp/docs/caf\xe9.txt", "file", 5, 0o100644, 1000, 1000, 1_700_000_000_123_456_789,
                           b"\x01" * 32, 0, 0, 1),
-               IndexEntry(b"tmp/docs", "dir", 0, 0o40755, 0, 0, 1, None, 0, 1536, 1, in_set="older-set")]
+               IndexEntry(b"tmp/docs", "dir", 0, 0o40755, 0, 0, 1, None, 0, 1536, 1, in_set="older-set"),
+               IndexEntry(b"tmp/docs/hard", "hardlink", 0, 0o100644, 0, 0, 1, None, 0, 2048, 1,
+                          link=b"tmp/docs/caf\xe9.txt")]
     index = SetIndex(header(), stream.frames, entries, complete=True)
     data = encode_index(index)
     assert len(data) % BS == 0 and decode_index(data) == index
