@@ -22,8 +22,8 @@ from tests.protect.test_fidelity import build_rich_tree
 GNU_TAR_X = ["tar", "--xattrs", "--xattrs-include=*", "--acls", "-xpf", "-"]
 
 
-def write_all(members, frame_size: int = 1 << 20) -> list:
-    writer = ArchiveWriter(frame_size=frame_size)
+def write_all(members, frame_size: int = 1 << 20, workers: int = 2) -> list:
+    writer = ArchiveWriter(frame_size=frame_size, workers=workers)
     frames = []
     for member in members:
         frames += writer.add(member)
@@ -71,11 +71,13 @@ def test_a_recovery_point_restores_identically_with_gnu_tar(tmp_path):
     assert os.stat(restored_root(out, src) / "sparse.img").st_blocks * 512 < (1 << 20)
 
 
-def test_every_member_is_found_from_its_index_entry_alone(tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_every_member_is_found_from_its_index_entry_alone(tmp_path, workers):
     src = tmp_path / "src"
     src.mkdir()
     build_rich_tree(src)
-    frames = write_all(members_from_tree(src), frame_size=256 << 10)
+    frames = write_all(members_from_tree(src), frame_size=256 << 10, workers=workers)
+    assert [f.number for f in frames] == list(range(len(frames)))
     by_number = {f.number: f for f in frames}
     entries = [e for f in frames for e in f.entries]
     assert len({e.path for e in entries}) == len(entries) == len(tree_state(src))
