@@ -441,10 +441,11 @@ class _Bytes:
 
 
 def read_frames(blocks: Iterator[bytes], block_offset: int, cipher=None,
-                frames: list[FramePosition] | None = None) -> Iterator[bytes]:
+                frames: list[FramePosition] | None = None, check_only: bool = False) -> Iterator[bytes]:
     """The decompressed data of each frame from a LOCATEd position (`block_offset` bytes into the first block).
     Given the frames' positions (consecutive, the first at that offset), exactly those are read and each one's hash
-    is checked; without them every frame up to the end of the blocks (skippable frames passed over)."""
+    is checked; without them every frame up to the end of the blocks (skippable frames passed over). `check_only`
+    (with positions: a verify) yields each frame's stored bytes once its hash matched, not decompressed."""
     stream = _Bytes(blocks, block_offset)
     dctx = zstandard.ZstdDecompressor()
     if frames is not None:
@@ -454,7 +455,7 @@ def read_frames(blocks: Iterator[bytes], block_offset: int, cipher=None,
                 raise FrameDamaged(position.number, "the tape file ends inside it")
             if blake3.blake3(data).digest() != position.hash:
                 raise FrameDamaged(position.number, "hash mismatch")
-            yield _open_frame(dctx, data, cipher, position.number, position.raw_length)
+            yield data if check_only else _open_frame(dctx, data, cipher, position.number, position.raw_length)
         return
     number = 0
     while True:

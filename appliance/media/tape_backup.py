@@ -272,7 +272,7 @@ def verify_parts(lease, parts: list[PartWritten], block_size: int, cipher, progr
             continue
         first = part.frames[0].number
         try:
-            for _raw in source.frames(first, stop_at_part_end=True):
+            for _raw in source.frames(first, stop_at_part_end=True, check_only=True):
                 frames += 1
                 progress(source.bytes_read, None, f"verifying {part.barcode}")
         except (archive.ArchiveError, MediumError) as exc:

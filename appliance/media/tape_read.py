@@ -149,7 +149,9 @@ class FrameSource:
         self._part = None
         self._blocks: Blocks | None = None
 
-    def frames(self, first: int, stop: int | None = None, stop_at_part_end: bool = False) -> Iterator[bytes]:
+    def frames(self, first: int, stop: int | None = None, stop_at_part_end: bool = False,
+               check_only: bool = False) -> Iterator[bytes]:
+        """Decompressed frames; `check_only` (a verify): the stored bytes of each, once its hash matched."""
         layout = self.layout
         number = first
         start_part = layout.frames[first][0] if first in layout.frames else None
@@ -167,7 +169,8 @@ class FrameSource:
             self._blocks = blocks = Blocks(drive, layout.block_size, pos.block, layout.end_block(last))
             positions = [layout.frames[n][1] for n in range(number, last + 1)]
             try:
-                for raw in archive.read_frames(blocks, pos.offset, cipher=self.cipher, frames=positions):
+                for raw in archive.read_frames(blocks, pos.offset, cipher=self.cipher, frames=positions,
+                                               check_only=check_only):
                     yield raw
                     number += 1
             finally:

@@ -145,7 +145,7 @@ def verify_parts_on(drive, barcode: str, parts: list, indexes: dict[str, list["f
         blocks = Blocks(drive, block_size, index.frames[0].block)
         try:
             for _raw in archive.read_frames(blocks, index.frames[0].offset, cipher=cipher_for(set_uuid),
-                                        frames=list(index.frames)):
+                                        frames=list(index.frames), check_only=True):
                 checked += 1
         except (archive.ArchiveError, fmt.FormatError, MediumError) as exc:
             bad.append(f"set {set_uuid} part {part.part}: {exc}")
