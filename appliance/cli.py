@@ -15,7 +15,7 @@ import sys
 import click
 
 from appliance.commands import (catalog_cmd, daemon_cmd, group_cmd, jobs_cmd, media_cmd, output, protect_cmd,
-                                status_cmd, tape_cmd)
+                                report_cmd, status_cmd, tape_cmd)
 from appliance.commands.output import Context
 from appliance.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, TapelineError, UsageError, as_error
 
@@ -34,7 +34,8 @@ def cli(ctx: click.Context, as_json: bool, data_dir: str | None, config_file: st
     _state["json"] = as_json
 
 
-for module in (daemon_cmd, status_cmd, group_cmd, protect_cmd, jobs_cmd, catalog_cmd, media_cmd, tape_cmd):
+for module in (daemon_cmd, status_cmd, group_cmd, protect_cmd, jobs_cmd, catalog_cmd, media_cmd, tape_cmd,
+               report_cmd):
     module.register(cli)
 
 _state = {"json": False}

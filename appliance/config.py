@@ -110,6 +110,7 @@ class Settings:
     retries: int = 3
     retry_delay_seconds: int = 60
     keep_history_seconds: int = 90 * 86400
+    metrics_listen: str = ""  # HOST:PORT; empty: no metrics
 
 
 # Every key the file may hold: section -> key -> default (None: derived from data_dir, see load()).
@@ -123,6 +124,7 @@ KEYS: dict[str, dict[str, object]] = {
     "jobs": {"workers": 2, "syncs": 2, "retries": 3, "retry_delay": "1m", "keep_history": "90d"},
     "vtl": {"dir": None, "listen": "127.0.0.1:7101"},
     "media": {"block_size": 256 * 1024, "reuse_delay": "7d", "drive_failures": 3},
+    "metrics": {"listen": ""},
 }
 
 
@@ -316,6 +318,12 @@ def load(config_file: str | Path | None = None, data_dir: str | Path | None = No
         raise ConfigError(f"{at('media.drive_failures')}: media.drive_failures {failures!r} is not a count",
                           "write it as drive_failures = 3 (1-100)")
 
+    metrics = get("metrics.listen")
+    host, _, port = metrics.rpartition(":") if isinstance(metrics, str) else ("", "", "")
+    if not isinstance(metrics, str) or metrics and (not host or not port.isdigit() or int(port) > 65535):
+        raise ConfigError(f"{at('metrics.listen')}: metrics.listen {metrics!r} is not HOST:PORT",
+                          'write it as listen = "127.0.0.1:9464", or listen = "" for no metrics')
+
     return Settings(
         data_dir=data,
         catalog_url=url,
@@ -338,6 +346,7 @@ def load(config_file: str | Path | None = None, data_dir: str | Path | None = No
         retries=retries,
         retry_delay_seconds=durations["jobs.retry_delay"],
         keep_history_seconds=durations["jobs.keep_history"],
+        metrics_listen=metrics,
     )
 
 

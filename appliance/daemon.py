@@ -48,6 +48,7 @@ from appliance.media.tape_desk import TapeDesk
 from appliance.media.tape_tasks import TapeTasks
 from appliance.ops import alerts
 from appliance.ops.jobs import JobEngine, Limits, get_job, job_events, list_jobs
+from appliance.ops.metrics import MetricsServer
 from appliance.ops.messages import text_time
 from appliance.ops.scheduler import Scheduler
 from appliance.ops.tasks import Tasks
@@ -80,6 +81,7 @@ class Appliance:
         self.media: MediaService | None = None
         self.tape: TapeDesk | None = None
         self.scheduler: Scheduler | None = None
+        self.metrics: MetricsServer | None = None
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._unwritable_since: datetime | None = None
@@ -125,6 +127,9 @@ class Appliance:
         self.scheduler.start()
         self._watcher = threading.Thread(target=self._watch, name="tapeline-watchdog", daemon=True)
         self._watcher.start()
+        if self.settings.metrics_listen:
+            self.metrics = MetricsServer(self, self.settings.metrics_listen)
+            self.metrics.start()
 
     def _enabled_drives(self) -> int:
         """How many tape jobs may run at once: one per enabled drive (of every library)."""
@@ -199,6 +204,8 @@ class Appliance:
                 and not list_jobs(self.catalog, limit=1))
 
     def stop(self) -> None:
+        if self.metrics is not None:
+            self.metrics.stop()
         self._watch_stop.set()
         if self._watcher is not None:
             self._watcher.join(5)

@@ -335,9 +335,11 @@ def create_app(appliance) -> FastAPI:
         return {"forgotten": appliance.forget_missing()}
 
     from appliance.api.media_routes import media_router  # they import this module's helpers
+    from appliance.api.report_routes import report_router
     from appliance.api.tape_routes import tape_router
     app.include_router(media_router(appliance))
     app.include_router(tape_router(appliance))
+    app.include_router(report_router(appliance))
 
     def openapi() -> dict:
         # Validation errors are answered 400 in the error shape (above), never FastAPI's 422: say so.

@@ -182,6 +182,14 @@ class Client:
     def cancel(self, job_id: int) -> dict:
         return self._call("POST", f"/jobs/{job_id}/cancel")
 
+    # -- reports ------------------------------------------------------------------------------------------------
+
+    def reports(self) -> list[dict]:
+        return self._call("GET", "/reports")
+
+    def report(self, name: str, fmt: str = "text", days: int = 7) -> dict:
+        return self._call("GET", f"/reports/{name}", params={"format": fmt, "days": days})
+
     # -- tape ---------------------------------------------------------------------------------------------------
 
     def tape_backup(self, group: str, pool: str, point: str | None = None, kind: str = "full") -> dict:

@@ -59,6 +59,9 @@ class MediaService:
         self._handles: dict[str, LibraryHandle] = {}
         self._cond = threading.Condition()
         self._leases: dict[tuple[int, int], DriveLease | None] = {}  # (library id, drive) -> lease (None: probing)
+        # The TapeAlert flags each drive last reported, (library, drive) -> flags: reading them clears them on a
+        # real drive, so the metrics show what a lease's end read rather than reading again (ops/metrics.py).
+        self.drive_flags: dict[tuple[str, int], tuple[TapeAlertFlag, ...]] = {}
 
     # -- libraries ----------------------------------------------------------------------------------------------
 
@@ -229,12 +232,8 @@ class MediaService:
     # -- cleaning -----------------------------------------------------------------------------------------------
 
     def _needs_cleaning(self, lease: DriveLease) -> bool:
-        if lease.drive.cleaning_requested:
-            return True
-        try:
-            return any(f.number == CLEAN_NOW for f in lease.drive.tape_alerts())
-        except (ScsiError, DeviceError):
-            return False
+        flags = self._flags(lease)
+        return lease.drive.cleaning_requested or any(f.number == CLEAN_NOW for f in flags)
 
     def clean(self, lease: DriveLease) -> dict:
         """Load the library's cleaning cartridge into the lease's drive and put it back; count its use. A used-up
@@ -277,9 +276,16 @@ class MediaService:
 
     def _flags(self, lease: DriveLease) -> tuple[TapeAlertFlag, ...]:
         try:
-            return lease.drive.tape_alerts()
+            flags = tuple(lease.drive.tape_alerts())
         except (ScsiError, DeviceError):
             return ()
+        self.drive_flags[(lease.handle.name, lease.number)] = flags
+        return flags
+
+    def busy_drives(self) -> set[tuple[int, int]]:
+        """(library id, drive number) of every drive a job holds now."""
+        with self._cond:
+            return set(self._leases)
 
     # -- what a tape holds ------------------------------------------------------------------------------------
 

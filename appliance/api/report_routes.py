@@ -1,0 +1,32 @@
+"""The API routes of reports (docs/api.md, "Reports"; docs/reports.md).
+
+Handlers only translate, as in app.py: each calls one function of appliance/ops/reports, which checks the name,
+format and period with messages naming the fix.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from appliance.api.app import _errors
+from appliance.ops import reports
+
+ReportName = Annotated[str, Path(min_length=1, max_length=64)]
+Days = Annotated[int, Query(ge=1, le=reports.MAX_DAYS)]
+Format = Annotated[str, Query(pattern="^(text|csv|html)$")]
+
+
+def report_router(appliance) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/v1/reports", responses=_errors())
+    def report_list():
+        return reports.report_names()
+
+    @router.get("/v1/reports/{name}", responses=_errors(400, 404))
+    def report(name: ReportName, format: Format = "text", days: Days = 7):
+        return reports.produce(appliance, name, format, days)
+
+    return router

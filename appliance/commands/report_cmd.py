@@ -1,0 +1,56 @@
+"""`tapeline report NAME [--format text|csv|html] [--days N] [--out FILE] [--mail]` and `tapeline report list`."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import click
+
+from appliance.commands.output import Context, table
+from appliance.errors import TapelineError
+
+FORMATS = ("text", "csv", "html")
+
+
+def write_atomically(path: str, content: str) -> None:
+    """A whole file or none: a report half written over last week's would mislead whoever opens it."""
+    target = os.path.abspath(path)
+    folder = os.path.dirname(target)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".report-", dir=folder)
+    except OSError as exc:
+        raise TapelineError(f"cannot write the report to {path} ({exc.strerror})",
+                            "give --out a file in a directory you may write to") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(content)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except OSError as exc:
+        os.unlink(tmp)
+        raise TapelineError(f"cannot write the report to {path} ({exc.strerror})",
+                            "give --out a file in a directory you may write to") from None
+
+
+def register(cli: click.Group) -> None:
+    @cli.command(short_help="A report: protection, jobs, storage, tape (`report list`).")
+    @click.argument("name")
+    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+    @click.option("--days", type=click.IntRange(1, 3660), default=7, show_default=True,
+                  help="The period the report covers, ending now.")
+    @click.option("--out", "out", type=click.Path(dir_okay=False), help="Write it to FILE instead of stdout.")
+    @click.pass_obj
+    def report(ctx: Context, name, fmt, days, out) -> None:
+        """The report NAME (`tapeline report list` names them) as text, CSV or HTML, on stdout or in --out FILE."""
+        if name == "list":
+            ctx.emit(ctx.client.reports(), lambda rs: table([[r["name"], r["description"]] for r in rs],
+                                                            ["NAME", "WHAT IT SHOWS"]))
+            return
+        answer = ctx.client.report(name, fmt, days)
+        if out:
+            write_atomically(out, answer["content"])
+            ctx.emit({**answer, "content": None, "out": os.path.abspath(out)},
+                     lambda a: click.echo(f"wrote the {a['name']} report ({a['format']}) to {a['out']}"))
+        else:
+            ctx.emit(answer, lambda a: click.echo(a["content"], nl=False))

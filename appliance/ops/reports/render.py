@@ -1,0 +1,141 @@
+"""A built report as text (a terminal, a mail body), CSV (its main table, raw values) or HTML (every table, and the
+chart as inline SVG).
+
+Invariants: text and HTML show values for a person (sizes in KiB..TiB, times local to the second, durations as
+"2h 05m"); CSV keeps them raw (bytes, seconds, ISO 8601 times with their offset), one header row, RFC 4180 quoting.
+HTML escapes every value and loads nothing from anywhere.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from datetime import datetime
+
+from appliance.ops.messages import text_time
+from appliance.ops.reports.model import Column, Report, Table
+
+FORMATS = ("text", "csv", "html")
+
+
+def human_size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(n)
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    d, rest = divmod(s, 86400)
+    h, rest = divmod(rest, 3600)
+    m, sec = divmod(rest, 60)
+    if d:
+        return f"{d}d {h:02d}h"
+    if h:
+        return f"{h}h {m:02d}m" if m else f"{h}h"
+    return f"{m}m {sec:02d}s" if sec else f"{m}m"
+
+
+def shown(value, kind: str) -> str:
+    if value is None:
+        return "-"
+    if kind == "bytes":
+        return human_size(value)
+    if kind == "time":
+        return text_time(value)
+    if kind == "duration":
+        return human_duration(value)
+    if kind == "ratio":
+        return f"{value:.2f}"
+    return str(value)
+
+
+def raw(value, kind: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if kind == "duration":
+        return str(int(round(value)))
+    return str(value)
+
+
+def _heading(report: Report) -> str:
+    return (f"{report.title}, {text_time(report.generated)}"
+            + ("" if report.name == "protection" else f" (the last {report.days} day(s))"))
+
+
+def text(report: Report) -> str:
+    out = [_heading(report), "=" * len(_heading(report)), *report.summary]
+    for table in report.tables:
+        out += ["", table.title, "-" * len(table.title)]
+        if not table.rows:
+            out.append(table.empty)
+            continue
+        cells = [[c.name for c in table.columns]] + [[shown(v, c.kind) for v, c in zip(row, table.columns)]
+                                                    for row in table.rows]
+        widths = [max(len(r[i]) for r in cells) for i in range(len(table.columns))]
+        right = [c.kind not in ("text", "time") for c in table.columns]
+        for r in cells:
+            out.append("  ".join(x.rjust(w) if rj else x.ljust(w) for x, w, rj in zip(r, widths, right)).rstrip())
+    out += [f"note: {n}" for n in report.notes]
+    return "\n".join(out) + "\n"
+
+
+def csv_text(report: Report) -> str:
+    table = report.tables[0]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow([c.name for c in table.columns])
+    for row in table.rows:
+        writer.writerow([raw(v, c.kind) for v, c in zip(row, table.columns)])
+    return buf.getvalue()
+
+
+STYLE = """body{font-family:sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:.2em .6em}
+th{background:#eee;text-align:left}td.n{text-align:right}p.attention{color:#a00;font-weight:bold}
+p.note{color:#666;font-size:90%}"""
+
+
+def _html_table(table: Table) -> str:
+    if not table.rows:
+        return f"<h2>{html.escape(table.title)}</h2>\n<p>{html.escape(table.empty)}</p>"
+    head = "".join(f"<th>{html.escape(c.name)}</th>" for c in table.columns)
+    body = "\n".join("<tr>" + "".join(_cell(v, c) for v, c in zip(row, table.columns)) + "</tr>"
+                     for row in table.rows)
+    return f"<h2>{html.escape(table.title)}</h2>\n<table>\n<tr>{head}</tr>\n{body}\n</table>"
+
+
+def _cell(value, column: Column) -> str:
+    cls = "" if column.kind in ("text", "time") else ' class="n"'
+    return f"<td{cls}>{html.escape(shown(value, column.kind))}</td>"
+
+
+def html_text(report: Report) -> str:
+    from appliance.ops.reports.chart import growth_svg  # pygal loads only for the HTML format
+    parts = [f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+             f"<title>{html.escape(_heading(report))}</title>\n<style>{STYLE}</style>\n</head>\n<body>",
+             f"<h1>{html.escape(_heading(report))}</h1>"]
+    cls = ' class="attention"' if report.needs_attention else ""
+    parts += [f"<p{cls}>{html.escape(line)}</p>" for line in report.summary]
+    if report.chart is not None:
+        parts.append(f"<h2>{html.escape(report.chart.title)}</h2>\n<figure>{growth_svg(report.chart)}</figure>")
+    parts += [_html_table(t) for t in report.tables]
+    parts += [f"<p class=\"note\">Note: {html.escape(n)}</p>" for n in report.notes]
+    parts.append("</body>\n</html>\n")
+    return "\n".join(parts)
+
+
+def render(report: Report, fmt: str) -> str:
+    return {"text": text, "csv": csv_text, "html": html_text}[fmt](report)
