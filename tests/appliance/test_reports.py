@@ -10,10 +10,22 @@ from datetime import datetime
 
 import pytest
 
+from daemon_harness import make_daemon
+
 
 @pytest.fixture
-def synced(sqlite_daemon, tmp_path):
-    d = sqlite_daemon
+def synced(tmp_path):
+    """A group synced and one whose source is gone (its sync failed: no retry here, those are the engine's tests)."""
+    d = make_daemon(tmp_path, None)
+    d.config_file.write_text(d.config_file.read_text() + "[jobs]\nretries = 0\n")
+    d.start()
+    try:
+        yield from _synced(d, tmp_path)
+    finally:
+        assert d.stop() == 0
+
+
+def _synced(d, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     (src / "a.bin").write_bytes(b"x" * 200_000)
@@ -24,7 +36,7 @@ def synced(sqlite_daemon, tmp_path):
     d.run("group", "create", "lost", "--source", str(gone))
     gone.rmdir()
     d.run("sync", "lost", "--wait", check=None)
-    return d
+    yield d
 
 
 def rows(text: str) -> list[dict]:
