@@ -273,8 +273,9 @@ class ExpireResult:
 
 
 def expire(catalog: Catalog, now: datetime) -> ExpireResult:
-    """Close calendar sets whose event passed, mark cartridges of expired sets `expired`, and return those whose
-    reuse delay passed to scratch (kept in their pool, label kept: nothing on tape changes until the next write)."""
+    """Close calendar sets whose event passed, mark cartridges of expired sets `expired` (and the tape sets they
+    hold: restores refuse them from then on), and return those whose reuse delay passed to scratch (kept in their
+    pool, label kept: nothing on tape changes until the next write)."""
     closed, expired, scratch = [], [], []
     with _allocating, catalog.session() as s:
         pools = {p.id: p for p in s.exec(select(Pool))}
@@ -285,6 +286,12 @@ def expire(catalog: Catalog, now: datetime) -> ExpireResult:
                 if event <= now:
                     _close(s, ms, event)
                     closed.append(ms.uuid)
+        # A set whose media set expired no longer counts: its cartridges may be written over after the reuse delay.
+        for row in s.exec(select(TapeSet).join(MediaSet, MediaSet.id == TapeSet.media_set_id)
+                          .where(TapeSet.state == "ok", MediaSet.expires != None,  # noqa: E711
+                                 MediaSet.expires <= now)).all():
+            row.state = "expired"
+            s.add(row)
         for cart in s.exec(select(Cartridge).where(Cartridge.state.in_(("allocated", "full", "expired")))).all():
             if cart.expires is None or cart.expires > now:
                 continue

@@ -137,13 +137,18 @@ def backup(ctx: JobContext, store, media, cache: IndexCache, block_size: int = f
     group = get_group(ctx.catalog, ctx.group_name)
     kind = p.get("kind", "full")
     warnings: list[str] = []
+    now = utcnow()
+    media_set = pools.media_set_for_write(ctx.catalog, pool, now)
     base = tape_sets.last_set(ctx.catalog, group.name, pool.id) if kind == "incremental" else None
     if kind == "incremental" and (base is None or not cache.has(base.uuid)):
         kind = "full"
         warnings.append(f"group '{group.name}' has no earlier set in pool '{pool.name}': a full set was written")
+    elif kind == "incremental" and base.media_set != media_set.uuid:
+        # An incremental never leans on another media set: that one could expire (and be written over) first.
+        kind, base = "full", None
+        warnings.append(f"pool '{pool.name}' began a new media set: a full set was written, so the new media set "
+                        "holds everything its sets need")
     snapshot_id, point_id = (None, None) if kind == "direct" else (p["snapshot_id"], p.get("point_id"))
-    now = utcnow()
-    media_set = pools.media_set_for_write(ctx.catalog, pool, now)
     set_uuid = str(uuidlib.uuid4())
     set_id = tape_sets.create_set(ctx.catalog, set_uuid, media_set.id, group.id, group.name, point_id, snapshot_id,
                                   kind, base.id if base else None, now)

@@ -139,9 +139,13 @@ def test_expired_cartridges_return_to_scratch_only_after_the_reuse_delay(catalog
     lib = _library(catalog)
     pool = _pool(catalog, lib, allocation="always", retention=7 * 86400, delay=3 * 86400)
     _cartridges(catalog, lib, "A00001L8")
-    _written_set(catalog, pool, "A00001L8", T0)
+    ms = _written_set(catalog, pool, "A00001L8", T0)
+    set_id = tape_sets.create_set(catalog, "set-1", ms.id, None, "g", 1, "snap", "full", None, T0)
+    tape_sets.finish_set(catalog, set_id, "ok")
     assert pools.expire(catalog, T0 + 6 * DAY) == pools.ExpireResult((), (), ())
+    assert tape_sets.get_set(catalog, set_id).state == "ok"
     assert pools.expire(catalog, T0 + 8 * DAY).expired == ("A00001L8",)
+    assert tape_sets.get_set(catalog, set_id).state == "expired"  # restores refuse it from now on
     cart = cat.get_cartridge(catalog, "A00001L8")
     assert cart.state == "expired" and cart.media_set_id is not None
     assert pools.expire(catalog, T0 + 10 * DAY + timedelta(seconds=1)).scratch == ("A00001L8",)
