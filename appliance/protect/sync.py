@@ -19,6 +19,7 @@ import threading
 import time
 from array import array
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import chain
 from datetime import UTC, datetime
 
 from appliance.protect.check import drift_of
@@ -93,8 +94,7 @@ def _run(store: Store, group: GroupSpec, kind: str, progress: Progress, cancel: 
     sources = [s.path for s in group.sources]
     drift: list[Future] = []
 
-    def rows_then_drift():
-        yield from scanner.rows()
+    def count_drift():  # iterated once the walk's rows are out (chained after them: no layer per row)
         # The walk is over: the files it read are compared with the disk again (the check's drift) while the last
         # pack and the manifest are written and fsynced, system calls that leave the GIL free.
         if scanner.changed_brief is not None:
@@ -102,9 +102,10 @@ def _run(store: Store, group: GroupSpec, kind: str, progress: Progress, cancel: 
             drift.append(counting.submit(drift_of, ChangeList(None, None, scanner.changed, scanner.deleted,
                                                               scanner.changed_brief, sources)))
             counting.shutdown(wait=False)
+        yield from ()
 
     try:
-        info = session.commit(group.name, kind, created, sources, rows_then_drift(),
+        info = session.commit(group.name, kind, created, sources, chain(scanner.rows(), count_drift()),
                               header_extra=scanner.header_extra)
         unchanged, missing = scanner.lost()
         verified = SyncCheck(session.verified_chunks + unchanged, frozenset(session.bad_chunks() | missing))
