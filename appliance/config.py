@@ -111,6 +111,9 @@ class Settings:
     retry_delay_seconds: int = 60
     keep_history_seconds: int = 90 * 86400
     metrics_listen: str = ""  # HOST:PORT; empty: no metrics
+    report_mail: tuple[str, ...] = ()  # reports mailed every day (names checked by the daemon: ops/reports)
+    report_mail_at: str = "07:00"
+    report_days: int = 7
 
 
 # Every key the file may hold: section -> key -> default (None: derived from data_dir, see load()).
@@ -125,6 +128,7 @@ KEYS: dict[str, dict[str, object]] = {
     "vtl": {"dir": None, "listen": "127.0.0.1:7101"},
     "media": {"block_size": 256 * 1024, "reuse_delay": "7d", "drive_failures": 3},
     "metrics": {"listen": ""},
+    "reports": {"mail": [], "mail_at": "07:00", "days": 7},
 }
 
 
@@ -324,6 +328,23 @@ def load(config_file: str | Path | None = None, data_dir: str | Path | None = No
         raise ConfigError(f"{at('metrics.listen')}: metrics.listen {metrics!r} is not HOST:PORT",
                           'write it as listen = "127.0.0.1:9464", or listen = "" for no metrics')
 
+    report_mail = get("reports.mail")
+    if not isinstance(report_mail, list) or not all(isinstance(n, str) and n for n in report_mail):
+        raise ConfigError(f"{at('reports.mail')}: reports.mail {report_mail!r} is not a list of report names",
+                          'write it as mail = ["protection", "jobs"] (`tapeline report list` names them)')
+    mail_at = get("reports.mail_at")
+    try:
+        mail_at_times = parse_times(mail_at) if isinstance(mail_at, str) else ()
+    except ValueError:
+        mail_at_times = ()
+    if len(mail_at_times) != 1:
+        raise ConfigError(f"{at('reports.mail_at')}: reports.mail_at {mail_at!r} is not a time",
+                          'write it as mail_at = "07:00" (HH:MM, local time)')
+    report_days = get("reports.days")
+    if not isinstance(report_days, int) or isinstance(report_days, bool) or not 1 <= report_days <= 3660:
+        raise ConfigError(f"{at('reports.days')}: reports.days {report_days!r} is not a number of days",
+                          "write it as days = 7 (1-3660)")
+
     return Settings(
         data_dir=data,
         catalog_url=url,
@@ -347,6 +368,9 @@ def load(config_file: str | Path | None = None, data_dir: str | Path | None = No
         retry_delay_seconds=durations["jobs.retry_delay"],
         keep_history_seconds=durations["jobs.keep_history"],
         metrics_listen=metrics,
+        report_mail=tuple(dict.fromkeys(report_mail)),
+        report_mail_at=mail_at_times[0],
+        report_days=report_days,
     )
 
 

@@ -49,6 +49,7 @@ from appliance.media.tape_tasks import TapeTasks
 from appliance.ops import alerts
 from appliance.ops.jobs import JobEngine, Limits, get_job, job_events, list_jobs
 from appliance.ops.metrics import MetricsServer
+from appliance.ops.reports.mailing import ReportTasks, check_names as check_report_names
 from appliance.ops.messages import text_time
 from appliance.ops.scheduler import Scheduler
 from appliance.ops.tasks import Tasks
@@ -90,6 +91,7 @@ class Appliance:
 
     def open(self) -> None:
         s = self.settings
+        check_report_names(s.report_mail)
         try:
             s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
             if s.development and s.data_dir.stat().st_uid == os.getuid():
@@ -106,12 +108,13 @@ class Appliance:
         index = IndexCache(s.data_dir / "tape-index")
         self.tape = TapeDesk(self, index)
         bodies = {**Tasks(self.store).bodies(), **MediaTasks(self.media).bodies(),
-                  **TapeTasks(self.store, self.media, index).bodies()}
+                  **TapeTasks(self.store, self.media, index).bodies(), **ReportTasks(self).bodies()}
         limits = Limits(workers=s.workers, syncs=s.syncs, retries=s.retries, retry_delay=s.retry_delay_seconds,
                         keep_history=s.keep_history_seconds)
         self.engine = JobEngine(self.catalog, bodies, limits=limits, tape_slots=self._enabled_drives)
         self.media.engine = self.engine
         self.scheduler = Scheduler(self.catalog, self.engine)
+        self.scheduler.set_reports(s.report_mail, s.report_mail_at)
 
     def start(self) -> None:
         self.engine.recover()

@@ -190,6 +190,9 @@ class Client:
     def report(self, name: str, fmt: str = "text", days: int = 7) -> dict:
         return self._call("GET", f"/reports/{name}", params={"format": fmt, "days": days})
 
+    def mail_report(self, name: str, days: int = 7) -> dict:
+        return self._call("POST", f"/reports/{name}/mail", {"days": days})
+
     # -- tape ---------------------------------------------------------------------------------------------------
 
     def tape_backup(self, group: str, pool: str, point: str | None = None, kind: str = "full") -> dict:

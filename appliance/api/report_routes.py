@@ -9,13 +9,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
 
 from appliance.api.app import _errors
 from appliance.ops import reports
+from appliance.ops.reports.mailing import mail_report
 
 ReportName = Annotated[str, Path(min_length=1, max_length=64)]
 Days = Annotated[int, Query(ge=1, le=reports.MAX_DAYS)]
 Format = Annotated[str, Query(pattern="^(text|csv|html)$")]
+
+
+class MailBody(BaseModel):
+    days: int = Field(default=7, ge=1, le=reports.MAX_DAYS)
 
 
 def report_router(appliance) -> APIRouter:
@@ -28,5 +34,9 @@ def report_router(appliance) -> APIRouter:
     @router.get("/v1/reports/{name}", responses=_errors(400, 404))
     def report(name: ReportName, format: Format = "text", days: Days = 7):
         return reports.produce(appliance, name, format, days)
+
+    @router.post("/v1/reports/{name}/mail", responses=_errors(400, 404))
+    def report_mail(name: ReportName, body: MailBody | None = None):
+        return mail_report(appliance, name, (body or MailBody()).days)
 
     return router

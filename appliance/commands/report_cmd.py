@@ -1,4 +1,6 @@
-"""`tapeline report NAME [--format text|csv|html] [--days N] [--out FILE] [--mail]` and `tapeline report list`."""
+"""`tapeline report NAME [--format text|csv|html] [--days N] [--out FILE] [--mail]` and `tapeline report list`.
+
+With --mail the report is mailed (queued in the daemon's outbox) instead of printed; --out still writes the file."""
 
 from __future__ import annotations
 
@@ -40,12 +42,24 @@ def register(cli: click.Group) -> None:
     @click.option("--days", type=click.IntRange(1, 3660), default=7, show_default=True,
                   help="The period the report covers, ending now.")
     @click.option("--out", "out", type=click.Path(dir_okay=False), help="Write it to FILE instead of stdout.")
+    @click.option("--mail", is_flag=True, help="Mail it to mail.recipients (text, HTML with its chart, CSV attached).")
     @click.pass_obj
-    def report(ctx: Context, name, fmt, days, out) -> None:
-        """The report NAME (`tapeline report list` names them) as text, CSV or HTML, on stdout or in --out FILE."""
+    def report(ctx: Context, name, fmt, days, out, mail) -> None:
+        """The report NAME (`tapeline report list` names them) as text, CSV or HTML, on stdout or in --out FILE,
+        or mailed with --mail."""
         if name == "list":
             ctx.emit(ctx.client.reports(), lambda rs: table([[r["name"], r["description"]] for r in rs],
                                                             ["NAME", "WHAT IT SHOWS"]))
+            return
+        if mail:
+            sent = ctx.client.mail_report(name, days)
+            if out:
+                write_atomically(out, ctx.client.report(name, fmt, days)["content"])
+                sent["out"] = os.path.abspath(out)
+            ctx.emit(sent, lambda a: click.echo(
+                f"the {a['name']} report is queued for {', '.join(a['recipients'])}: it goes out as soon as the mail "
+                "server takes it (`tapeline alerts` says when it cannot)"
+                + (f"; written to {a['out']}" if a.get("out") else "")))
             return
         answer = ctx.client.report(name, fmt, days)
         if out:

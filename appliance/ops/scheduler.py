@@ -86,6 +86,17 @@ def run_scheduled(kind: str, group_id: int) -> None:
         log.warning("scheduled %s of group %s not started: %s", kind, group_id, exc)
 
 
+def run_scheduled_report(name: str) -> None:
+    """What a report entry runs: a "report-mail" job mailing the report (docs/reports.md)."""
+    engine = _engine
+    if engine is None:
+        return
+    try:
+        engine.submit("report-mail", None, None, {"report": name}, requested_by="schedule")
+    except TapelineError as exc:
+        log.warning("scheduled mail of report %s not started: %s", name, exc)
+
+
 def missed_message(kind: str, group_name: str, slot: datetime) -> str:
     """The alert of a slot missed beyond the grace (its start is what the group's next good run resolves)."""
     return (f"scheduled {kind} of group '{group_name}' at {text_time(slot)} was missed: the daemon was down or the "
@@ -107,6 +118,13 @@ class Scheduler:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE}, **kwargs)
         self._scheduler.add_listener(self._missed, EVENT_JOB_MISSED)
         self._clocks = (time.time(), time.monotonic())
+        self._reports: dict[str, CronTrigger] = {}  # "report:NAME" -> its daily trigger (set_reports)
+
+    def set_reports(self, names: tuple[str, ...], at: str) -> None:
+        """Mail these reports every day at `at` (HH:MM, local); takes effect at the next reconcile (start)."""
+        hour, minute = at.split(":")
+        self._reports = {f"report:{n}": CronTrigger(hour=int(hour), minute=int(minute),
+                                                     timezone=self._scheduler.timezone) for n in names}
 
     def start(self, paused: bool = False) -> None:
         """Start running the schedule (`paused`: tests process it themselves with `run_due`)."""
@@ -123,6 +141,12 @@ class Scheduler:
     def _missed(self, event) -> None:
         """A slot older than the grace: not run, but said (nothing is skipped silently)."""
         kind, group_id = event.job_id.split(":")[0], _group_of(event.job_id)
+        if kind == "report":
+            name = event.job_id.partition(":")[2]
+            alerts.raise_alert(self.catalog, "warning", f"scheduled mail of report {name} at "
+                               f"{text_time(event.scheduled_run_time)} was missed: the daemon was down or the clock "
+                               "jumped", f"send it now with `tapeline report {name} --mail` if it is needed")
+            return
         try:
             group = get_group_by_id(self.catalog, group_id)
         except TapelineError:  # the group went away meanwhile: nothing to say about it
@@ -212,10 +236,17 @@ class Scheduler:
         groups = list_groups(self.catalog)
         ids = {g.id for g in groups}
         for job in self._scheduler.get_jobs():
-            if _group_of(job.id) not in ids:
+            if job.id.startswith("report:") and job.id not in self._reports or (
+                    not job.id.startswith("report:") and _group_of(job.id) not in ids):
                 self._scheduler.remove_job(job.id)
         for group in groups:
             self.update_group(group)
+        for job_id, trigger in self._reports.items():
+            old = self._scheduler.get_job(job_id)
+            if old is None or str(old.trigger) != str(trigger):
+                name = job_id.partition(":")[2]
+                self._scheduler.add_job(run_scheduled_report, trigger, args=[name], id=job_id,
+                                        name=f"mail report {name}", replace_existing=True)
 
     def entries(self) -> list[dict]:
         """The schedule as plain values: id, name, next run (UTC ISO), trigger text."""

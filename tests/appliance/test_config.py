@@ -106,3 +106,15 @@ def test_durations(text, seconds):
 def test_bad_durations(bad):
     with pytest.raises(ValueError):
         config.parse_duration(bad)
+
+
+@pytest.mark.parametrize("text,match", [
+    ('[reports]\nmail = "protection"\n', "reports.mail 'protection' is not a list of report names"),
+    ('[reports]\nmail_at = "7 am"\n', "reports.mail_at '7 am' is not a time"),
+    ('[reports]\ndays = 0\n', "reports.days 0 is not a number of days"),
+])
+def test_bad_report_settings_are_one_line_naming_the_key(tmp_path, text, match):
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        config.load(f, read_default_file=False)

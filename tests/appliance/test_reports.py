@@ -108,3 +108,25 @@ def test_bad_report_requests_name_the_fix(sqlite_daemon, tmp_path):
     missing = tmp_path / "no" / "such" / "dir" / "r.txt"
     err = d.run("report", "jobs", "--out", str(missing), check=1).stderr
     assert "cannot write the report" in err and "--out" in err and not missing.parent.exists()
+
+
+def test_mail_without_mail_configured_says_how_to_configure_it(sqlite_daemon):
+    bad = sqlite_daemon.run("report", "protection", "--mail", check=2)
+    assert "mail is not configured" in bad.stderr and "[mail]" in bad.stderr
+
+
+def test_reports_to_mail_are_on_the_schedule_and_a_bad_name_stops_the_daemon(tmp_path):
+    d = make_daemon(tmp_path, None)
+    base = d.config_file.read_text()
+    d.config_file.write_text(base + '[reports]\nmail = ["protection", "jobs"]\nmail_at = "06:30"\n')
+    d.start()
+    try:
+        entries = {e["id"]: e for e in d.client().schedule()}
+        assert {"report:protection", "report:jobs"} <= set(entries)
+        when = datetime.fromisoformat(entries["report:jobs"]["next_run"]).astimezone()
+        assert (when.hour, when.minute) == (6, 30)
+    finally:
+        assert d.stop() == 0
+    d.config_file.write_text(base + '[reports]\nmail = ["weekly"]\n')
+    with pytest.raises(AssertionError, match="reports.mail names no report 'weekly'"):
+        d.start(timeout=20)
