@@ -86,7 +86,8 @@ def main() -> None:
         verify_s, verify = run("media", "verify", barcode, "--wait")
 
         one = min((p for p in args.data.rglob("*") if p.is_file() and not p.is_symlink()
-                   and p.stat().st_size >= 1 << 20), key=lambda p: p.stat().st_size)  # the ~1 MiB file
+                   and p.stat().st_blocks * 512 >= p.stat().st_size >= 512 << 10),  # not sparse
+                  key=lambda p: abs(p.stat().st_size - (1 << 20)))  # the file nearest 1 MiB
         restore_s, restored = run("tape", "restore", "bench", str(one), "--to", str(args.work / "one"), "--wait")
         r = restored["result"]["restore"]
         rebuild_s, rebuilt = run("media", "rebuild", "--library", "lib", "--wait")
