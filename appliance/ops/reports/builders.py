@@ -16,7 +16,7 @@ from sqlmodel import select
 from appliance.catalog import groups as groups_mod
 from appliance.catalog import media as media_cat
 from appliance.catalog import tape_sets
-from appliance.catalog.models import Job, RecoveryPoint
+from appliance.catalog.models import Job, JobEvent, RecoveryPoint
 from appliance.ops.reports.model import Chart, Column, Report, Table
 from appliance.ops.reports.render import human_size
 
@@ -94,15 +94,23 @@ def protection(appliance, days: int, now: datetime) -> Report:
 
 # -- jobs -----------------------------------------------------------------------------------------------------------
 
+def _retries(catalog, since: datetime) -> Counter:
+    """Job id -> how many times it was run again after a transient failure (its "retried" events)."""
+    with catalog.reader() as s:
+        ids = s.exec(select(JobEvent.job_id).where(JobEvent.event == "retried", JobEvent.time >= since)).all()
+    return Counter(ids)
+
+
 def jobs(appliance, days: int, now: datetime) -> Report:
     since = now - timedelta(days=days)
     js = _jobs_since(appliance.catalog, since)
+    retried = _retries(appliance.catalog, since)
     detail = []
     runs: dict[tuple[str, str], Counter] = {}
     for j in js:
         took = (j.finished - j.started).total_seconds() if j.started and j.finished else None
         detail.append((j.id, j.kind, j.group_name or "-", j.state, j.requested_by, j.created, j.started, j.finished,
-                       took, j.reason or ""))
+                       took, retried[j.id], j.reason or ""))
         runs.setdefault((j.group_name or "-", j.kind), Counter())[j.state] += 1
     outcomes = ("completed", "completed with warnings", "failed", "cancelled", "queued", "running")
     summary_rows = tuple((group, kind, sum(c.values()), *(c[o] for o in outcomes))
@@ -118,7 +126,8 @@ def jobs(appliance, days: int, now: datetime) -> Report:
                       summary_rows, empty="no job in the period")
     table = Table("Jobs", (Column("id", "int"), Column("kind"), Column("group"), Column("state"),
                            Column("requested by"), Column("requested", "time"), Column("started", "time"),
-                           Column("finished", "time"), Column("took", "duration"), Column("reason")),
+                           Column("finished", "time"), Column("took", "duration"), Column("retries", "int"),
+                           Column("reason")),
                   tuple(detail), empty="no job in the period")
     return Report("jobs", "Job history", now, days, summary, (table, per_group), needs_attention=failed > 0)
 
