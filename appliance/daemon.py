@@ -46,7 +46,7 @@ from appliance.media.index_cache import IndexCache
 from appliance.media.service import MediaService
 from appliance.media.tape_desk import TapeDesk
 from appliance.media.tape_tasks import TapeTasks
-from appliance.ops import alerts
+from appliance.ops import alerts, plan
 from appliance.ops.jobs import JobEngine, Limits, get_job, job_events, list_jobs
 from appliance.ops.metrics import MetricsServer
 from appliance.ops.reports.mailing import ReportTasks, check_names as check_report_names
@@ -422,6 +422,10 @@ class Appliance:
                        for a in open_alerts],
             "needs_attention": any(a.severity in ("error", "warning") for a in open_alerts),
         }
+
+    def plan(self, name: str, tape: dict) -> dict:
+        """`tapeline plan GROUP`: the storage plan from the group's measured change rate, beside its real use."""
+        return plan.for_group(self.catalog, self.store, name, tape)
 
     def job(self, job_id: int):
         return self.engine.view(get_job(self.catalog, job_id))

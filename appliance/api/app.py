@@ -34,6 +34,7 @@ from appliance.catalog.groups import NAME_RE, SourceInput, get_group, list_group
 from appliance.config import parse_duration_option, parse_times_option
 from appliance.errors import NotFound, TapelineError, UsageError, as_error
 from appliance.ops import alerts
+from appliance.ops.plan import tape_options
 
 API_VERSION = 1
 MAX_WAIT = 30.0  # seconds a long poll may be held (the client's own timeout is longer)
@@ -244,6 +245,11 @@ def create_app(appliance) -> FastAPI:
     def delete_group(name: str, purge: bool = False):
         group, job_id = appliance.delete_group(name, purge)
         return {**plain(group), "purge_job": job_id}
+
+    @app.get("/v1/groups/{name}/plan", responses=_errors(400, 404))
+    def plan(name: str, lto: Annotated[int, Query(ge=5, le=9)] = 8, tape_full: Text = "7d",
+             tape_incremental: Text = "1d", tape_keep: Text = "28d", reuse_delay: Text = "7d"):
+        return appliance.plan(name, tape_options(lto, tape_full, tape_incremental, tape_keep, reuse_delay))
 
     @app.get("/v1/groups/{name}/points", responses=_errors(404))
     def points(name: str):

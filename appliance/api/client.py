@@ -144,6 +144,9 @@ class Client:
 
     # -- jobs ---------------------------------------------------------------------------------------------------
 
+    def plan(self, name: str, **tape) -> dict:
+        return self._call("GET", f"/groups/{name}/plan", params=tape)
+
     def sync(self, name: str, accept_deletions: bool = False) -> dict:
         return self._call("POST", f"/groups/{name}/sync", {"accept_deletions": accept_deletions})
 
