@@ -59,7 +59,7 @@ def show(result: dict) -> None:
 
 
 def register(cli: click.Group) -> None:
-    @cli.command()
+    @cli.command(short_help="The replica disk and LTO cartridges a site needs.")
     @click.argument("group_name", metavar="[GROUP]", required=False)
     @click.option("--size", help="Data protected: 10TB, 1.5T, 500GiB.")
     @click.option("--change", help="Changed a day: 2%/day, or a size: 200GB/day.")
