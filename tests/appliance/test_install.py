@@ -77,7 +77,7 @@ def test_installs_into_a_root_and_again_keeps_the_configuration(tmp_path):
                            capture_output=True, text=True, check=True, cwd=tmp_path).stdout
     assert where.startswith(str(opt / "lib"))
     for program in ("tapeline", "tapeline-vtl", "tapeline-mtx", "tapeline-mt"):
-        assert (opt / "bin" / program).read_text().splitlines()[0] == "#!/opt/tapeline/bin/python3"
+        assert (opt / "bin" / program).read_text().splitlines()[0] == "#!/opt/tapeline/bin/python"
         assert os.readlink(root / "usr/local/bin" / program) == f"/opt/tapeline/bin/{program}"
     shown = subprocess.run([str(python), str(opt / "bin/tapeline"), "plan", "--help"], capture_output=True, text=True)
     assert shown.returncode == 0 and "--size" in shown.stdout
