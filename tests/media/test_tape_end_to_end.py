@@ -52,6 +52,20 @@ def appliance(tmp_path):
     d.stop(signal.SIGINT)
 
 
+def holding(tmp_path: Path) -> tuple[Daemon, Path]:
+    """`tapeline up` whose tape backups stop after their first frame (TAPELINE_TEST_HOLD), and the hold directory."""
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    (hold / "tape-writing").touch()
+    return up(tmp_path, {"TAPELINE_TEST_HOLD": str(hold)}), hold
+
+
+def restores_identically(d: Daemon, group: str, src: Path, out: Path, *args: str, expected=None) -> None:
+    """`tapeline tape restore GROUP [ARGS] --to OUT --wait` brings the tree back as it is (or as `expected`)."""
+    d.run("tape", "restore", group, *args, "--to", str(out), "--wait")
+    assert_same_tree(tree_state(src) if expected is None else expected, restored_root(out, src))
+
+
 def protected(d: Daemon, tmp_path: Path) -> Path:
     src = tmp_path / "src"
     src.mkdir()
@@ -114,9 +128,7 @@ def test_an_incremental_holds_only_what_changed_and_restores_the_whole_point(app
     tape = job["result"]["tape"]
     assert tape["kind"] == "incremental" and tape["carried"] > 0
     assert tape["files"] <= 4  # the two changed files and the directories whose times moved
-    out = tmp_path / "out"
-    d.run("tape", "restore", "files", "--to", str(out), "--wait")
-    assert_same_tree(expected, restored_root(out, src))
+    restores_identically(d, "files", src, tmp_path / "out", expected=expected)
 
 
 def test_the_catalog_and_store_lost_a_rebuild_from_tapes_restores_everything(tmp_path):
@@ -137,9 +149,7 @@ def test_the_catalog_and_store_lost_a_rebuild_from_tapes_restores_everything(tmp
         assert rebuilt["sets"] == 1 and rebuilt["bytes_read"] < rebuilt["bytes_on_tape"]
         sets = d.json("tape", "sets")
         assert [(s["group"], s["state"]) for s in sets] == [("files", "ok")]
-        out = tmp_path / "out"
-        d.run("tape", "restore", "files", "--to", str(out), "--wait")
-        assert_same_tree(expected, restored_root(out, src))
+        restores_identically(d, "files", src, tmp_path / "out", expected=expected)
     finally:
         d.stop(signal.SIGINT)
 
@@ -164,10 +174,7 @@ def test_one_file_from_tape_and_bad_requests(appliance, tmp_path):
 
 
 def test_a_daemon_killed_mid_write_leaves_a_set_that_does_not_count_and_the_tape_reused(tmp_path):
-    hold = tmp_path / "hold"
-    hold.mkdir()
-    (hold / "tape-writing").touch()
-    d = up(tmp_path, {"TAPELINE_TEST_HOLD": str(hold)})
+    d, hold = holding(tmp_path)
     try:
         src = protected(d, tmp_path)
         held_at(hold, d.json("tape", "backup", "files", "--pool", "weekly")["job"])
@@ -183,9 +190,7 @@ def test_a_daemon_killed_mid_write_leaves_a_set_that_does_not_count_and_the_tape
         assert job["state"] == "completed"
         ok = [s for s in d.json("tape", "sets") if s["state"] == "ok"]
         assert [c["tape_file"] for c in ok[0]["cartridges"]] == [2]  # written where the dead one began
-        out = tmp_path / "out"
-        d.run("tape", "restore", "files", "--to", str(out), "--wait")
-        assert_same_tree(tree_state(src), restored_root(out, src))
+        restores_identically(d, "files", src, tmp_path / "out")
     finally:
         d.stop(signal.SIGINT)
 
@@ -245,9 +250,7 @@ def test_an_encrypted_direct_set_restores_with_tapeline_and_with_the_decrypt_ste
     assert job["result"]["tape"]["kind"] == "direct" and job["result"]["verify"]["bad_frames"] == 0
     [s] = d.json("tape", "sets")
     barcode, tape_file = s["cartridges"][0]["barcode"], s["cartridges"][0]["tape_file"]
-    out = tmp_path / "out"
-    d.run("tape", "restore", "files", "--to", str(out), "--wait")
-    assert_same_tree(expected, restored_root(out, src))
+    restores_identically(d, "files", src, tmp_path / "out", expected=expected)
 
     tapeline = str(Path(sys.executable).with_name("tapeline"))
     cat = f"{VTL} cat {d.data / 'vtl'} {barcode} {tape_file}"
@@ -263,10 +266,7 @@ def test_an_encrypted_direct_set_restores_with_tapeline_and_with_the_decrypt_ste
 
 
 def test_two_groups_write_at_once_on_the_two_drives(tmp_path):
-    hold = tmp_path / "hold"
-    hold.mkdir()
-    (hold / "tape-writing").touch()
-    d = up(tmp_path, {"TAPELINE_TEST_HOLD": str(hold)})
+    d, hold = holding(tmp_path)
     try:
         protected(d, tmp_path)
         other = tmp_path / "other"
@@ -315,9 +315,7 @@ def test_end_of_medium_and_a_media_error_while_writing_through_the_daemon(applia
     assert d.json("media", "show", current)["state"] == "damaged"
     assert any(current in a["message"] and "damaged" in a["message"] for a in d.json("alerts"))
     fault(d, "--clear", "media-error")
-    out = tmp_path / "out"
-    d.run("tape", "restore", "files", "--set", str(spanned["id"]), "--to", str(out), "--wait")
-    assert_same_tree(expected, restored_root(out, src))
+    restores_identically(d, "files", src, tmp_path / "out", "--set", str(spanned["id"]), expected=expected)
 
 
 def test_no_cartridge_to_write_waits_with_an_alert_naming_the_pool(appliance, tmp_path):
@@ -337,10 +335,7 @@ def test_no_cartridge_to_write_waits_with_an_alert_naming_the_pool(appliance, tm
 
 
 def test_a_drive_going_offline_mid_write_moves_the_set_to_the_other_drive(tmp_path):
-    hold = tmp_path / "hold"
-    hold.mkdir()
-    (hold / "tape-writing").touch()
-    d = up(tmp_path, {"TAPELINE_TEST_HOLD": str(hold)})
+    d, hold = holding(tmp_path)
     try:
         src = protected(d, tmp_path)
         job = d.json("tape", "backup", "files", "--pool", "weekly")["job"]
@@ -351,8 +346,6 @@ def test_a_drive_going_offline_mid_write_moves_the_set_to_the_other_drive(tmp_pa
         done = d.json("job", str(job), "--wait", check=None)
         assert done["state"] == "completed with warnings", done
         assert any("went offline" in w for w in done["warnings"])
-        out = tmp_path / "out"
-        d.run("tape", "restore", "files", "--to", str(out), "--wait")
-        assert_same_tree(tree_state(src), restored_root(out, src))
+        restores_identically(d, "files", src, tmp_path / "out")
     finally:
         d.stop(signal.SIGINT)
