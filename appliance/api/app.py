@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from urllib.parse import parse_qs
 
+from appliance.catalog import tape_sets
 from appliance.catalog.groups import NAME_RE, SourceInput, get_group, list_groups
 from appliance.config import parse_duration_option, parse_times_option
 from appliance.errors import NotFound, TapelineError, UsageError, as_error
@@ -222,7 +223,9 @@ def create_app(appliance) -> FastAPI:
 
     @app.get("/v1/groups/{name}", responses=_errors(404))
     def show_group(name: str):
-        return plain(get_group(appliance.catalog, name))
+        group = get_group(appliance.catalog, name)
+        policy = tape_sets.get_policy(appliance.catalog, group.id)
+        return {**plain(group), "tape": plain(policy) if policy else None}
 
     @app.patch("/v1/groups/{name}", responses=_errors(400, 404, 409))
     def change_group(name: str, body: GroupChange):

@@ -30,6 +30,11 @@ def show_group(g: dict) -> None:
         extra = "".join([f"  include {','.join(s['include'])}" if s["include"] else "",
                          f"  exclude {','.join(s['exclude'])}" if s["exclude"] else ""])
         click.echo(f"  source          {s['path']}{extra}")
+    tape = g.get("tape")
+    if tape:
+        click.echo(f"  tape            full on {tape['full']}"
+                   + (f", incremental on {tape['incremental']}" if tape["incremental"] else "")
+                   + f", to pool {tape['pool']}")
 
 
 def register(cli: click.Group) -> None:

@@ -119,6 +119,10 @@ def test_a_point_goes_to_tape_and_every_file_comes_back(appliance, tmp_path):
 def test_an_incremental_holds_only_what_changed_and_restores_the_whole_point(appliance, tmp_path):
     d = appliance
     src = protected(d, tmp_path)
+    d.run("group", "set", "files", "--tape-pool", "weekly", "--tape-full", "Sat 22:00", "--tape-incremental",
+          "Mon..Fri 22:00")
+    assert "tape            full on Sat 22:00, incremental on Mon..Fri 22:00, to pool weekly" in \
+        d.run("group", "show", "files").stdout
     d.run("tape", "backup", "files", "--pool", "weekly", "--wait")
     (src / "docs" / "a.txt").write_bytes(b"changed\n")
     (src / "new.txt").write_bytes(b"new file\n")
