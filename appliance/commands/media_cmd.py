@@ -265,7 +265,7 @@ def show_cartridge(c: dict) -> None:
 
 
 def register_media(cli: click.Group) -> click.Group:
-    @cli.group(short_help="Cartridges: list, show, label, erase.")
+    @cli.group(short_help="Cartridges: list, label, erase, verify, rebuild the catalog.")
     def media() -> None:
         """Cartridges: their state, pool, media set, location and history."""
 
