@@ -46,8 +46,15 @@ def wanted_paths(paths: list[str] | None):
 
 
 def select_entries(indexes: list["fmt.SetIndex"], paths: list[str] | None) -> list["fmt.IndexEntry"]:
+    """The entries under `paths`, and the first name of every hardlink among them: a hardlink has no data of its
+    own on tape, so the name that holds it is restored too (and the hardlink made to it)."""
     wanted = wanted_paths(paths)
-    return [e for index in indexes for e in index.entries if wanted(e.path)]
+    chosen = [e for index in indexes for e in index.entries if wanted(e.path)]
+    names = {e.path for e in chosen}
+    needed = {e.link for e in chosen if e.type == "hardlink" and e.link is not None and e.link not in names}
+    if needed:
+        chosen += [e for index in indexes for e in index.entries if e.path in needed]
+    return chosen
 
 
 def restore(ctx: JobContext, media, cache: IndexCache) -> Outcome:

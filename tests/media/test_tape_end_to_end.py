@@ -167,6 +167,12 @@ def test_one_file_from_tape_and_bad_requests(appliance, tmp_path):
     job = d.json("tape", "restore", "files", one, "--to", str(out), "--wait")
     assert job["result"]["restore"]["files"] == 1
     assert (out / one.lstrip("/")).read_bytes() == (src / "docs" / "a.txt").read_bytes()
+    # a hardlink alone brings the name holding its data with it
+    hard = d.json("tape", "restore", "files", str(src / "hard"), "--to", str(tmp_path / "hard"), "--wait")
+    assert hard["state"] == "completed" and hard["result"]["restore"]["files"] == 2
+    linked = restored_root(tmp_path / "hard", src)
+    assert os.stat(linked / "hard").st_ino == os.stat(linked / "docs" / "a.txt").st_ino
+    assert (linked / "hard").read_bytes() == (src / "hard").read_bytes()
     # restoring again without --overwrite refuses to replace it, naming the fix
     again = d.run("tape", "restore", "files", one, "--to", str(out), "--wait", check=None)
     assert again.returncode in (1, 3) and "--overwrite" in again.stdout + again.stderr
