@@ -72,7 +72,7 @@ def register(cli: click.Group) -> None:
                   ["ID", "KIND", "GROUP", "STATE", "PROGRESS", "REQUESTED", "REASON"])
         ctx.emit(ctx.client.jobs(limit, state), human)
 
-    @cli.command()
+    @cli.command(short_help="One job: state, progress, result, warnings, history.")
     @click.argument("job_id", type=int)
     @click.option("--wait", is_flag=True, help="Block with a progress bar until the job ends.")
     @click.pass_obj
