@@ -16,7 +16,9 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
+from email.utils import parseaddr
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from appliance.errors import ConfigError, UsageError
 
@@ -114,6 +116,24 @@ class Settings:
     report_mail: tuple[str, ...] = ()  # reports mailed every day (names checked by the daemon: ops/reports)
     report_mail_at: str = "07:00"
     report_days: int = 7
+    mail: "MailSettings | None" = None  # None: no mail (mail.host empty)
+    webhook_url: str = ""
+
+
+MAIL_SECURITY = {"none": 25, "starttls": 587, "tls": 465}  # and each one's standard port
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    host: str
+    port: int
+    security: str
+    user: str
+    password_file: Path | None
+    sender: str
+    recipients: tuple[str, ...]
+    summary: str | None  # "HH:MM" of the daily summary, None: none
+    ca_file: Path | None  # a CA bundle to trust instead of the system's
 
 
 # Every key the file may hold: section -> key -> default (None: derived from data_dir, see load()).
@@ -129,6 +149,9 @@ KEYS: dict[str, dict[str, object]] = {
     "media": {"block_size": 256 * 1024, "reuse_delay": "7d", "drive_failures": 3},
     "metrics": {"listen": ""},
     "reports": {"mail": [], "mail_at": "07:00", "days": 7},
+    "mail": {"host": "", "port": 0, "security": "starttls", "user": "", "password_file": "", "sender": "",
+             "recipients": [], "summary": "07:00", "ca_file": ""},
+    "webhook": {"url": ""},
 }
 
 
@@ -371,7 +394,73 @@ def load(config_file: str | Path | None = None, data_dir: str | Path | None = No
         report_mail=tuple(dict.fromkeys(report_mail)),
         report_mail_at=mail_at_times[0],
         report_days=report_days,
+        mail=_mail(get, at, path_key),
+        webhook_url=_webhook(get("webhook.url"), at),
     )
+
+
+def _address(value) -> str:
+    """The address part of "Name <user@host>" or "user@host", or "" when it is not one."""
+    addr = parseaddr(value)[1] if isinstance(value, str) else ""
+    return addr if "@" in addr.strip("@") and not any(c.isspace() for c in addr) else ""
+
+
+def _mail(get, at, path_key) -> MailSettings | None:
+    host = get("mail.host")
+    if not isinstance(host, str):
+        raise ConfigError(f"{at('mail.host')}: mail.host must be a host name", 'write it as host = "smtp.example.com"')
+    security = get("mail.security")
+    if security not in MAIL_SECURITY:
+        raise ConfigError(f"{at('mail.security')}: mail.security {security!r} is not a mail security",
+                          f"use one of {', '.join(MAIL_SECURITY)}")
+    port = get("mail.port")
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ConfigError(f"{at('mail.port')}: mail.port {port!r} is not a port",
+                          "write it as port = 587 (0: the standard port of mail.security)")
+    if not host:
+        return None
+    sender, recipients, user = get("mail.sender"), get("mail.recipients"), get("mail.user")
+    if not _address(sender):
+        raise ConfigError(f"{at('mail.sender')}: mail.sender {sender!r} is not a mail address",
+                          'write it as sender = "tapeline@example.com" (mail.host is set, so mail is on)')
+    if isinstance(recipients, str):
+        recipients = [recipients]
+    if not isinstance(recipients, list) or not recipients:
+        raise ConfigError(f"{at('mail.recipients')}: mail.recipients is empty",
+                          'write it as recipients = ["backup-team@example.com"] (mail.host is set, so mail is on)')
+    for r in recipients:
+        if not _address(r):
+            raise ConfigError(f"{at('mail.recipients')}: mail.recipients has {r!r}, not a mail address",
+                              'write it as recipients = ["backup-team@example.com"]')
+    if not isinstance(user, str):
+        raise ConfigError(f"{at('mail.user')}: mail.user must be a user name", 'write it as user = "tapeline"')
+    password_file = path_key("mail.password_file", None)
+    if user and password_file is None:
+        raise ConfigError(f"{at('mail.user')}: mail.user is set but mail.password_file is empty",
+                          'write the password in a file only the daemon reads and name it: password_file = '
+                          '"/etc/tapeline/mail-password"')
+    if password_file is not None and not user:
+        raise ConfigError(f"{at('mail.password_file')}: mail.password_file is set but mail.user is empty",
+                          'write the user name the server expects: user = "tapeline"')
+    summary = get("mail.summary")
+    try:
+        times = parse_times(summary) if summary else ()
+        if len(times) > 1 or not isinstance(summary, str):
+            raise ValueError(summary)
+    except (ValueError, TypeError):
+        raise ConfigError(f"{at('mail.summary')}: mail.summary {summary!r} is not a time of day",
+                          'write it as summary = "07:00" (empty: no daily summary)') from None
+    return MailSettings(host=host, port=port or MAIL_SECURITY[security], security=security, user=user,
+                        password_file=password_file, sender=sender, recipients=tuple(recipients),
+                        summary=times[0] if times else None, ca_file=path_key("mail.ca_file", None))
+
+
+def _webhook(url, at) -> str:
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or (url and (parts.scheme not in ("http", "https") or not parts.hostname)):
+        raise ConfigError(f"{at('webhook.url')}: webhook.url {url!r} is not an http(s) URL",
+                          'write it as url = "https://chat.example.com/hooks/XYZ" (empty: no webhook)')
+    return url
 
 
 def parse_duration_option(name: str, value: str) -> int:
