@@ -51,6 +51,7 @@ from appliance.ops.jobs import JobEngine, Limits, get_job, job_events, list_jobs
 from appliance.ops.metrics import MetricsServer
 from appliance.ops.reports.mailing import ReportTasks, check_names as check_report_names
 from appliance.ops.messages import text_time
+from appliance.ops.notify import Notifier
 from appliance.ops.scheduler import Scheduler
 from appliance.ops.tasks import Tasks
 from appliance.store import Store
@@ -83,6 +84,7 @@ class Appliance:
         self.tape: TapeDesk | None = None
         self.scheduler: Scheduler | None = None
         self.metrics: MetricsServer | None = None
+        self.notifier: Notifier | None = None
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._unwritable_since: datetime | None = None
@@ -115,6 +117,8 @@ class Appliance:
         self.media.engine = self.engine
         self.scheduler = Scheduler(self.catalog, self.engine)
         self.scheduler.set_reports(s.report_mail, s.report_mail_at)
+        # Before start(): the alerts start() raises (jobs a killed daemon left) are news, not history.
+        self.notifier = Notifier(self.catalog, s.mail, s.webhook_url, s.data_dir)
 
     def start(self) -> None:
         self.engine.recover()
@@ -128,6 +132,7 @@ class Appliance:
             self._alert_missing(reconcile(self.catalog, self.store).missing)
         self.engine.start()
         self.scheduler.start()
+        self.notifier.start()
         self._watcher = threading.Thread(target=self._watch, name="tapeline-watchdog", daemon=True)
         self._watcher.start()
         if self.settings.metrics_listen:
@@ -216,6 +221,8 @@ class Appliance:
             self.scheduler.stop()
         if self.engine is not None:
             self.engine.stop()
+        if self.notifier is not None:
+            self.notifier.stop()
         if self.media is not None:
             self.media.close()
         if self.store is not None:

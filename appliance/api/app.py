@@ -335,6 +335,10 @@ def create_app(appliance) -> FastAPI:
     def ack(alert_id: AlertId):
         return plain(alerts.acknowledge(appliance.catalog, alert_id))
 
+    @app.post("/v1/mail/test", responses=_errors(400))
+    def mail_test():
+        return appliance.notifier.test_mail()
+
     @app.post("/v1/catalog/rebuild", responses=_errors(409))
     def rebuild():
         return plain(appliance.rebuild_catalog())

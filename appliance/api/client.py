@@ -230,6 +230,9 @@ class Client:
     def acknowledge(self, alert_id: int) -> dict:
         return self._call("POST", f"/alerts/{alert_id}/ack")
 
+    def mail_test(self) -> dict:
+        return self._call("POST", "/mail/test")
+
     def rebuild_catalog(self) -> dict:
         return self._call("POST", "/catalog/rebuild")
 

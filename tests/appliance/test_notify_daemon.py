@@ -1,0 +1,83 @@
+"""Notifications through a real daemon (`tapeline serve`): `tapeline mail test`, and a failed job's alert mailed and
+posted to the webhook with its fix."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from daemon_harness import make_daemon
+from mail_harness import MailServer, WebhookReceiver, free_port
+
+
+@pytest.fixture
+def receivers():
+    server, hook = MailServer().start(), WebhookReceiver().start()
+    yield server, hook
+    server.stop()
+    hook.stop()
+
+
+def daemon_with_mail(tmp_path, port: int, webhook: str = ""):
+    d = make_daemon(tmp_path, None)
+    with open(d.config_file, "a") as f:
+        f.write(f'[mail]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\nsender = "tapeline@example.com"\n'
+                f'recipients = ["ops@example.com"]\nsummary = ""\n[webhook]\nurl = "{webhook}"\n')
+    return d.start()
+
+
+def test_a_failed_sync_is_mailed_and_posted_with_its_fix(tmp_path, receivers):
+    server, hook = receivers
+    d = daemon_with_mail(tmp_path, server.port, hook.url)
+    try:
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "a.txt").write_text("a\n")
+        d.run("group", "create", "docs", "--source", str(src))
+        d.run("sync", "docs", "--wait")
+        shutil.rmtree(src)
+        d.run("sync", "docs", "--wait", check=1)
+        (_, rcpts, msg, _), = server.wait(1)
+        post, = hook.wait(1)
+    finally:
+        assert d.stop() == 0
+    assert rcpts == ["ops@example.com"]
+    assert msg["Subject"].startswith("[Tapeline ") and "sync of group 'docs' failed" in msg["Subject"]
+    body = msg.get_content().replace("\r\n", "\n")
+    assert f"source {src} is missing where the last sync had 1 files" in body and "Fix: " in body and "tapeline alerts ack" in body
+    alert, = post["alerts"]
+    assert alert["group"] == "docs" and alert["severity"] == "error" and alert["fix"]
+
+
+def test_mail_test_through_the_daemon(tmp_path, receivers):
+    server, _ = receivers
+    d = daemon_with_mail(tmp_path, server.port)
+    try:
+        out = d.run("mail", "test").stdout
+        assert out == f"test mail sent through 127.0.0.1:{server.port} (none) to ops@example.com\n"
+        assert server.wait(1)[0][2]["Subject"].endswith("] test mail")
+        assert d.json("mail", "test")["recipients"] == ["ops@example.com"]
+    finally:
+        assert d.stop() == 0
+
+
+def test_mail_test_with_the_server_down_or_no_mail_configured_is_one_line_with_the_fix(tmp_path):
+    port = free_port()
+    (tmp_path / "down").mkdir()
+    d = daemon_with_mail(tmp_path / "down", port)
+    try:
+        proc = d.run("mail", "test", check=1)
+        assert proc.stderr == (f"tapeline: the mail server 127.0.0.1:{port} refused the connection: check mail.host "
+                               "and mail.port, and that the mail server runs\n")
+        err = d.json("mail", "test", check=1)
+        assert (err["exit_code"], err["fix"]) == (1, "check mail.host and mail.port, and that the mail server runs")
+    finally:
+        assert d.stop() == 0
+    (tmp_path / "off").mkdir()
+    d = make_daemon(tmp_path / "off", None).start()
+    try:
+        proc = d.run("mail", "test", check=2)
+        assert proc.stderr.startswith("tapeline: mail is not configured (mail.host is empty): set [mail] host")
+    finally:
+        assert d.stop() == 0
