@@ -235,7 +235,7 @@ class Notifier:
             self.send_mail(subject[:150], _alerts_text(self.name, batch, open_ids))
         if self.webhook_url:
             payload = {"text": f"Tapeline on {self.name}: {plural(len(batch), 'new alert')}\n"
-                               + "\n".join(f"- {a.severity}: {a.message} (fix: {a.fix})" for a in batch),
+                               + "\n".join(f"- {a.severity}: {a.message} (fix: {a.fix})" for a in batch[:MAX_LISTED]),
                        "appliance": self.name,
                        "alerts": [_alert_json(a, a.id in open_ids) for a in batch[:MAX_LISTED]]}
             self.outbox.put("webhook", json.dumps(payload).encode())
