@@ -143,7 +143,7 @@ def test_a_mail_server_that_is_down_is_an_alert_and_the_mail_follows_when_it_is_
         assert "sync of group 'docs' failed" in subjects[0] and notify.MAIL_PREFIX in subjects[1]
         wait_until(lambda: not [a for a in alerts.list_alerts(catalog) if a.message.startswith(notify.MAIL_PREFIX)],
                    what="the mail alert resolved")
-        assert not n.outbox.names("mail")
+        wait_until(lambda: not n.outbox.names("mail"), what="the outbox emptied")  # (removed once the server took it)
     finally:
         n.stop()
         server.stop()
@@ -240,7 +240,7 @@ def test_send_mail_without_mail_configured_says_which_keys_to_set(tmp_path, cata
     ('[mail]\nhost = "smtp"\nsender = "t@b"\nrecipients = ["a@b"]\nsummary = "7 am"\n',
      "mail.summary '7 am' is not a time of day"),
     ('[webhook]\nurl = "chat.example.com/hook"\n', "webhook.url 'chat.example.com/hook' is not an http"),
-    ('[mail]\nhots = "smtp"\n', r"unknown key mail.hots: remove it; \[mail\] takes host, port"),
+    ('[mail]\nhots = "smtp"\n', r"unknown key mail.hots: .*did you mean host\?"),
 ])
 def test_bad_mail_config_is_one_line_naming_the_key_and_the_fix(tmp_path, text, match):
     f = tmp_path / "bad.toml"
