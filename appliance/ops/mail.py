@@ -124,7 +124,7 @@ class Session:
             return MailFailure(f"{server} refused every recipient ({refused})", "check mail.recipients")
         if isinstance(exc, smtplib.SMTPDataError) and exc.smtp_code >= 500:
             return MailFailure(f"{server} refused a message ({_reply(exc)})",
-                               "see the server's limits (size, content); the message stays in the outbox",
+                               "see the server's limits (size, content)",
                                message_only=True)
         if isinstance(exc, smtplib.SMTPServerDisconnected):
             return MailFailure(f"{server} closed the connection ({exc or 'at once'})",

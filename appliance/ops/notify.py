@@ -57,6 +57,7 @@ MAX_LISTED = 50  # alerts listed in one mail (a catalog's backlog after notifica
 
 MAIL_PREFIX = "notification mail cannot be sent"
 WEBHOOK_PREFIX = "the webhook cannot be delivered"
+REFUSED_PREFIX = "the mail server refused the notification mail"
 
 Attachment = tuple[str, bytes | str] | tuple[str, bytes | str, str]
 
@@ -91,6 +92,7 @@ class Notifier:
         self.outbox = Outbox(data_dir / "outbox")
         self._state_file = data_dir / "notify-state.json"
         self._channels = {"mail": _Channel("mail"), "webhook": _Channel("webhook")}
+        self._held: dict[str, _Channel] = {}  # outbox mail the server refused for its content: its own backoff
         self._batch: list[Alert] = []
         self._batch_first = self._batch_last = 0.0
         self._gap: tuple[int, float] | None = None
@@ -292,7 +294,7 @@ class Notifier:
 
     def _deliver_mail(self, now: float) -> None:
         channel = self._channels["mail"]
-        names = self.outbox.names("mail")
+        names = [n for n in self.outbox.names("mail") if now >= self._held.get(n, _Channel("")).next_try]
         if not names or self.mail is None or now < channel.next_try:
             return
         m = self.mail
@@ -308,9 +310,15 @@ class Notifier:
                     except MailFailure as exc:
                         if not exc.message_only:
                             raise
-                        self._mail_failed(exc, now, f"outbox file {self.outbox.root / name}")
+                        self._held.setdefault(name, _Channel(name)).failed(now)  # it alone waits, not the others
+                        log.warning("mail: %s (%s)", exc, self.outbox.root / name)
+                        alerts.raise_alert(self.catalog, "error", f"{REFUSED_PREFIX} {self.outbox.root / name}: "
+                                           f"{exc.message}", f"{exc.fix}; it is tried again now and then: delete "
+                                           "the file to give it up")
                         continue
                     self.outbox.remove(name)
+                    if self._held.pop(name, None) is not None:
+                        alerts.resolve_message(self.catalog, f"{REFUSED_PREFIX} {self.outbox.root / name}:")
                     self._mail_worked(refused)
         except MailFailure as exc:
             self._mail_failed(exc, now)
@@ -323,12 +331,11 @@ class Notifier:
                                + "; ".join(f"{a} (the server answered {r})" for a, r in refused.items()),
                                "check mail.recipients; the others received it")
 
-    def _mail_failed(self, exc: MailFailure, now: float, what: str = "") -> None:
+    def _mail_failed(self, exc: MailFailure, now: float) -> None:
         channel = self._channels["mail"]
-        if not exc.message_only:
-            channel.failed(now)
-        log.warning("mail: %s (%s)", exc, what or f"next try in {channel.next_try - now:.0f} s")
-        alerts.raise_alert(self.catalog, "error", f"{MAIL_PREFIX}: {exc.message}" + (f" ({what})" if what else ""),
+        channel.failed(now)
+        log.warning("mail: %s (next try in %.0f s)", exc, channel.next_try - now)
+        alerts.raise_alert(self.catalog, "error", f"{MAIL_PREFIX}: {exc.message}",
                            f"{exc.fix}; check with `tapeline mail test`. Mail is kept and sent when it works")
 
     def _deliver_webhook(self, now: float) -> None:

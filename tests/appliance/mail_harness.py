@@ -76,6 +76,7 @@ class _Collect:
         if self.server.refuse_data:
             return self.server.refuse_data
         with self.server.cond:
+            self.server.times.append(time.time())
             self.server.received.append((envelope.mail_from, list(envelope.rcpt_tos),
                                          message_from_bytes(envelope.original_content, policy=default_policy),
                                          bool(session.authenticated)))
@@ -91,6 +92,7 @@ class MailServer:
         self.port = port or free_port()
         self.security = security
         self.received: list[tuple[str, list[str], Message, bool]] = []
+        self.times: list[float] = []  # when each was received (time.time())
         self.cond = threading.Condition()
         self.refuse_data: str | None = None
         kwargs: dict = {}

@@ -257,3 +257,28 @@ def test_mail_settings_default_to_the_standard_port_of_their_security(tmp_path):
         f.write_text(base + f'security = "{security}"\n')
         m = config.load(f).mail
         assert (m.port, m.recipients, m.summary, m.password_file) == (port, ("ops@example.com",), "07:00", None)
+
+
+def test_a_message_the_server_refuses_waits_alone_and_the_others_go(tmp_path, catalog):
+    server = MailServer().start()
+    n = Notifier(catalog, mail_settings(tmp_path, server.port, summary=""), "", tmp_path)
+    n.start()
+    try:
+        server.refuse_data = "552 5.3.4 Message too big for this system"
+        big = n.send_mail("report storage", "x" * 1000)
+        refusals = lambda: [a for a in alerts.list_alerts(catalog)  # noqa: E731
+                            if a.message.startswith(notify.REFUSED_PREFIX)]
+        refused = wait_until(refusals, what="the refusal alert")
+        assert refused[0].message == (f"{notify.REFUSED_PREFIX} {n.outbox.root / big}: the mail server 127.0.0.1:"
+                                      f"{server.port} refused a message (552 5.3.4 Message too big for this system)")
+        assert "delete the file to give it up" in refused[0].fix
+        server.refuse_data = None
+        n.send_mail("report protection", "all good")  # not held up behind the refused one
+        # Both reports (the refused one after its backoff) and the refusal alert's own mail.
+        subjects = sorted(m["Subject"].split("] ", 1)[1][:15] for _, _, m, _ in server.wait(3))
+        assert subjects == ["error: the mail", "report protecti", "report storage"]
+        wait_until(lambda: not n.outbox.names("mail"), what="the outbox emptied")
+        wait_until(lambda: not refusals(), what="the refusal alert resolved once its mail went")
+    finally:
+        n.stop()
+        server.stop()
