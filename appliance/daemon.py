@@ -4,7 +4,8 @@
 nothing else, so every rule about what an operator may ask lives in one place.
 
 Invariants:
-- This process is the only writer of the catalog and the store (the store's flock enforces it).
+- This process is the only writer of the catalog and the store (the store's flock enforces it), and the only daemon
+  of its data directory (`<data_dir>/tapeline.pid`: a second one is refused naming the first one's PID).
 - A catalog indexes one store: on open, the store's id is recorded in a new catalog, and a catalog that records
   another store is refused (two daemons sharing a catalog would destroy each other's index).
 - On start, before any job runs: jobs a killed daemon left running are marked failed; a new catalog (no group,
@@ -47,7 +48,9 @@ from appliance.media.service import MediaService
 from appliance.media.tape_desk import TapeDesk
 from appliance.media.tape_tasks import TapeTasks
 from appliance.ops import alerts, plan
-from appliance.ops.jobs import JobEngine, Limits, get_job, job_events, list_jobs
+from appliance.ops.datalock import DataDirLock
+from appliance.ops.job_records import get_job, job_events, list_jobs
+from appliance.ops.jobs import JobEngine, Limits
 from appliance.ops.metrics import MetricsServer
 from appliance.ops.reports.mailing import ReportTasks, check_names as check_report_names
 from appliance.ops.messages import text_time
@@ -88,6 +91,7 @@ class Appliance:
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._unwritable_since: datetime | None = None
+        self._lock: DataDirLock | None = None
 
     # -- life cycle ---------------------------------------------------------------------------------------------
 
@@ -101,6 +105,8 @@ class Appliance:
         except OSError as exc:
             raise TapelineError(f"cannot create the data directory {s.data_dir} ({exc.strerror})",
                                 "run the daemon as root, or use --data DIR for development") from exc
+        self._lock = DataDirLock(s.data_dir)
+        self._lock.acquire()  # before the catalog and the store: a second daemon touches neither
         self.catalog = open_catalog(s.catalog_url)
         self.store = Store.open(s.store_path, create=True)
         for warning in self.store.open_warnings:
@@ -229,6 +235,8 @@ class Appliance:
             self.store.close()
         if self.catalog is not None:
             self.catalog.close()
+        if self._lock is not None:
+            self._lock.release()
 
     def register_library(self, name: str, changer_url: str, drive_url) -> None:
         """`tapeline up`'s embedded library, as `name`: its drives are as many as its changer has

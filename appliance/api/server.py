@@ -13,6 +13,7 @@ import grp
 import logging
 import os
 import socket
+import struct
 from pathlib import Path
 
 import uvicorn
@@ -23,19 +24,27 @@ log = logging.getLogger("tapeline.api")
 
 
 def refuse_if_running(path: Path) -> None:
-    """Before opening anything: a daemon already answering on this socket is reported as such."""
-    if _live(path):
-        raise Conflict(f"another Tapeline daemon is already running on {path}",
+    """Before opening anything: a daemon already answering on this socket is reported as such, by its PID."""
+    pid = _live(path)
+    if pid is not None:
+        shown = f" (PID {pid})" if pid else ""
+        raise Conflict(f"another Tapeline daemon{shown} is already running on {path}",
                        "use that one, or stop it (Ctrl-C, or `systemctl stop tapeline`) first")
 
 
-def _live(path: Path) -> bool:
+def _live(path: Path) -> int | None:
+    """The PID of the process answering on the socket (0 when the kernel does not say), None when none answers."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        probe.connect(str(path))
-        return True
-    except OSError:
-        return False
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return None
+        try:
+            return struct.unpack("3i", probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                        struct.calcsize("3i")))[0]
+        except OSError:
+            return 0
     finally:
         probe.close()
 

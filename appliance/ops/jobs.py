@@ -42,16 +42,17 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Callable
 
-from sqlalchemy import delete, update
+from sqlalchemy import update
 from sqlmodel import select
 
 from appliance.catalog.engine import Catalog
 from appliance.catalog.models import JOB_FINISHED, Job, JobEvent, utcnow
-from appliance.errors import Conflict, NotFound, TapelineError, Unavailable, as_error
+from appliance.errors import Conflict, TapelineError, Unavailable, as_error
 from appliance.ops import alerts
+from appliance.ops.job_records import (forget_jobs, get_job, record_event, seconds_text, storable,
+                                       storable_value)
 
 log = logging.getLogger("tapeline.jobs")
 
@@ -78,34 +79,6 @@ class Limits:
     retries: int = 3
     retry_delay: float = 60.0
     keep_history: int = 90 * 86400
-
-
-def storable(text) -> str:
-    """`text` as valid UTF-8 for the catalog and JSON: bytes that are not UTF-8 (raw or as surrogate escapes) become
-    `\\xff`-style escapes, so a name stays readable and never breaks the write."""
-    if isinstance(text, bytes):
-        return text.decode("utf-8", "backslashreplace")
-    text = str(text)
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        pass
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate that does not stand for a byte
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _storable_value(value):
-    """A job result with every string (keys too) storable."""
-    if isinstance(value, (str, bytes)):
-        return storable(value)
-    if isinstance(value, dict):
-        return {storable(k): _storable_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_storable_value(v) for v in value]
-    return value
 
 
 @dataclass(frozen=True)
@@ -211,9 +184,12 @@ class JobEngine:
         for job in stale:
             record_event(self.catalog, job.id, "failed", STALE_REASON)
         for job in queued:
-            record_event(self.catalog, job.id, "queued", "queued again: the daemon started")
+            if job.id not in self._pending_info:
+                record_event(self.catalog, job.id, "queued", "queued again: the daemon started")
         with self._cond:
             for job in queued:
+                if job.id in self._pending_info:  # submitted to this engine before it started
+                    continue
                 self._pending.append(job.id)
                 self._pending_info[job.id] = (job.kind, job.group_id)
             self._cond.notify_all()
@@ -263,10 +239,10 @@ class JobEngine:
                 s.add(job)
                 s.flush()
                 job_id = job.id
+                s.add(JobEvent(job_id=job_id, event="queued", message=f"asked for by the {requested_by}"))
             self._pending.append(job_id)
             self._pending_info[job_id] = (kind, group_id)
             self._cond.notify_all()
-        record_event(self.catalog, job_id, "queued", f"asked for by the {requested_by}")
         log.info("job %s queued: %s %s (%s)", job_id, kind, group_name or "", requested_by)
         return job_id, False
 
@@ -510,7 +486,7 @@ class JobEngine:
                 or attempt > self.limits.retries):
             return False
         delay = self.limits.retry_delay * 2 ** (attempt - 1)
-        note = (f"retry {attempt} of {self.limits.retries} in {_seconds(delay)}: {storable(outcome.reason or '')}")
+        note = (f"retry {attempt} of {self.limits.retries} in {seconds_text(delay)}: {storable(outcome.reason or '')}")
         with self.catalog.session() as s:
             row = s.get(Job, job.id)
             row.state, row.started, row.reason = "queued", None, note
@@ -527,16 +503,7 @@ class JobEngine:
 
     def forget_old(self, now=None) -> int:
         """Delete finished jobs (and their events) that ended more than `keep_history` ago; returns how many."""
-        cutoff = (now or utcnow()) - timedelta(seconds=self.limits.keep_history)
-        with self.catalog.session() as s:
-            old = list(s.exec(select(Job.id).where(Job.state.in_(JOB_FINISHED), Job.finished < cutoff)).all())
-            for chunk in range(0, len(old), 500):
-                ids = old[chunk:chunk + 500]
-                s.execute(delete(JobEvent).where(JobEvent.job_id.in_(ids)))
-                s.execute(delete(Job).where(Job.id.in_(ids)))
-        if old:
-            log.info("forgot %d job(s) that ended before %s (jobs.keep_history)", len(old), cutoff.isoformat())
-        return len(old)
+        return forget_jobs(self.catalog, self.limits.keep_history, now)
 
     def _queue_again(self, job: Job, outcome: Outcome) -> Outcome:
         """A job the daemon's stop interrupted runs again at the next start (queued jobs are kept)."""
@@ -583,33 +550,12 @@ class JobEngine:
             job.state, job.finished = outcome.state, finished
             job.reason = reason
             job.warnings = [storable(w) for w in outcome.warnings]
-            job.result = _storable_value({**outcome.result, **({"fix": outcome.fix} if outcome.fix else {})})
+            job.result = storable_value({**outcome.result, **({"fix": outcome.fix} if outcome.fix else {})})
             s.add(job)
             s.add(JobEvent(job_id=job_id, time=finished, event=outcome.state, message=reason or ""))
         self._ended(job_id)
         log.log(logging.WARNING if outcome.state in ("failed", "completed with warnings") else logging.INFO,
                 "job %s %s%s", job_id, outcome.state, f": {outcome.reason}" if outcome.reason else "")
-
-
-def record_event(catalog: Catalog, job_id: int, event: str, message: str = "") -> None:
-    """One step of a job's history. A catalog that cannot take it (disk full) loses the step, not the job: the
-    job's own row still records its end (kept in memory until it can)."""
-    try:
-        with catalog.session() as s:
-            s.add(JobEvent(job_id=job_id, event=event, message=storable(message)[:1000]))
-    except Unavailable as exc:
-        log.error("job %s: its %s event was not recorded (%s): %s", job_id, event, exc.message, message)
-
-
-def job_events(catalog: Catalog, job_id: int) -> list[JobEvent]:
-    with catalog.reader() as s:
-        return list(s.exec(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).all())
-
-
-def _seconds(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 and seconds % 60 else (
-        f"{seconds // 60} min" if seconds >= 60 else f"{seconds} s")
 
 
 def _subject(job: Job) -> str:
@@ -627,21 +573,3 @@ def _rerun_fix(job: Job) -> str:
     if job.kind in ("sync", "point", "check", "prune") and job.group_name:
         return f"rerun it with `tapeline {job.kind} {job.group_name}` and see `tapeline job {job.id}`"
     return f"see `tapeline job {job.id}` and start it again"
-
-
-def get_job(catalog: Catalog, job_id: int) -> Job:
-    with catalog.reader() as s:
-        job = s.get(Job, job_id)
-    if job is None:
-        raise NotFound(f"job {job_id} does not exist", "list jobs with `tapeline jobs`")
-    return job
-
-
-def list_jobs(catalog: Catalog, limit: int = 50, group_id: int | None = None, state: str | None = None) -> list[Job]:
-    with catalog.reader() as s:
-        q = select(Job).order_by(Job.id.desc()).limit(limit)
-        if group_id is not None:
-            q = q.where(Job.group_id == group_id)
-        if state is not None:
-            q = q.where(Job.state == state)
-        return list(s.exec(q).all())

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from daemon_harness import TAPELINE, make_daemon
+from daemon_harness import TAPELINE, Daemon, make_daemon
 
 
 def _source(tmp_path, files: int = 3, name: str = "src"):
@@ -62,6 +62,44 @@ def test_a_second_daemon_with_another_store_is_refused_and_the_points_stay(db, r
         assert status["groups"][0]["points"] == 2 and not status["needs_attention"]
     finally:
         assert first.stop() == 0
+
+
+def test_a_second_daemon_on_the_same_data_directory_is_refused_naming_the_first_ones_pid(tmp_path):
+    first = make_daemon(tmp_path, None).start()
+    try:
+        first.run("group", "create", "g", "--source", str(_source(tmp_path)))
+        # Same data directory, another socket: the data directory's lock refuses it before it opens anything.
+        other = tmp_path / "other.toml"
+        other.write_text(first.config_file.read_text().replace(f'socket = "{first.data}/run/tapeline.sock"',
+                                                               f'socket = "{tmp_path}/other.sock"'))
+        # Same socket too: refused by the daemon answering on it.
+        for config in (other, first.config_file):
+            run = subprocess.run([TAPELINE, "serve", "--config", str(config)], capture_output=True, text=True,
+                                 timeout=60, env={**os.environ, "TAPELINE_DATA": ""})
+            assert run.returncode == 1, run.stderr
+            [line] = [x for x in run.stderr.splitlines() if x.startswith("tapeline: ")]
+            assert f"another Tapeline daemon (PID {first.proc.pid}) is" in line, line
+            assert "stop it" in line and "Traceback" not in run.stderr
+        assert not (tmp_path / "other.sock").exists()
+        assert [g["name"] for g in first.json("group", "list")] == ["g"]  # the first one serves on, untouched
+    finally:
+        assert first.stop() == 0
+    # A stopped (or killed) daemon leaves no lock behind: the next one starts.
+    again = Daemon(first.data, first.config_file, first.args).start()
+    assert again.stop() == 0
+
+
+def test_a_config_typo_stops_the_daemon_with_one_line_naming_the_key_its_line_and_the_valid_keys(tmp_path):
+    d = make_daemon(tmp_path, None)
+    d.config_file.write_text(d.config_file.read_text() + "[jobs]\nworkers = 2\nsycns = 1\n")
+    lineno = d.config_file.read_text().splitlines().index("sycns = 1") + 1
+    run = subprocess.run([TAPELINE, *d.args], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "TAPELINE_DATA": ""})
+    assert run.returncode == 2
+    assert run.stderr.strip() == (f"tapeline: {d.config_file} line {lineno}: unknown key jobs.sycns: remove it or "
+                                  "correct it; did you mean syncs? [jobs] takes workers, syncs, retries, retry_delay, "
+                                  "keep_history")
+    assert not (d.data / "catalog.sqlite").exists()
 
 
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

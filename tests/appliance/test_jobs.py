@@ -80,7 +80,7 @@ def test_one_job_per_group_and_a_sync_asked_while_one_is_queued_is_coalesced(cat
 
 
 def wait_running(engine, job_id, timeout=5):
-    from appliance.ops.jobs import get_job
+    from appliance.ops.job_records import get_job
     deadline = time.monotonic() + timeout
     while get_job(engine.catalog, job_id).state != "running":
         assert time.monotonic() < deadline, f"job {job_id} did not start"

@@ -8,7 +8,8 @@ import pytest
 from appliance.catalog.engine import open_catalog
 from appliance.catalog.groups import SourceInput, change_group, create_group, delete_group
 from appliance.ops import scheduler as scheduler_mod
-from appliance.ops.jobs import JobEngine, Outcome, list_jobs
+from appliance.ops.job_records import list_jobs
+from appliance.ops.jobs import JobEngine, Outcome
 from appliance.ops.scheduler import Scheduler
 
 
