@@ -151,21 +151,23 @@ class Scheduler:
             group = get_group_by_id(self.catalog, group_id)
         except TapelineError:  # the group went away meanwhile: nothing to say about it
             return
-        job = self._scheduler.get_job(event.job_id)
-        upcoming = f"; the next runs at {text_time(job.next_run_time)}" if job and job.next_run_time else ""
+        job = self._scheduler.get_job(event.job_id)  # (its next run time is not updated yet: ask its trigger)
+        upcoming = job and job.trigger.get_next_fire_time(event.scheduled_run_time,
+                                                          datetime.now(self._scheduler.timezone))
+        upcoming = f"; the next runs at {text_time(upcoming)}" if upcoming else ""
         command = (f"`tapeline {kind} {group.name}`" if kind in ("sync", "point")
                    else f"`tapeline tape backup {group.name} --pool POOL`")
         alerts.raise_alert(self.catalog, "warning", missed_message(kind, group.name, event.scheduled_run_time),
                            f"run it now with {command} if it is needed{upcoming}", group.name)
 
-    def watch_clock(self) -> float:
+    def watch_clock(self) -> int:
         """Look for a clock jump since the last look (the daemon's watchdog calls this every second); returns the
-        jump in seconds (0.0: none)."""
+        jump in seconds (0: none)."""
         wall, mono = time.time(), time.monotonic()
-        jump = (wall - self._clocks[0]) - (mono - self._clocks[1])
+        jump = round((wall - self._clocks[0]) - (mono - self._clocks[1]))  # whole seconds: the jump, not the drift
         self._clocks = (wall, mono)
         if abs(jump) < CLOCK_JUMP:
-            return 0.0
+            return 0
         self.clock_jumped(jump)
         return jump
 
