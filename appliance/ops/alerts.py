@@ -1,6 +1,7 @@
 """Alerts: what a person must look at, each with the fix to apply.
 
-Invariants: an alert is never duplicated while an identical one (same group, same message) is unacknowledged;
+Invariants: an alert is never duplicated while an identical one (same group, same message) is unacknowledged, nor
+while one of the same condition is (`same_as`: a job of the group failing again updates the open alert);
 acknowledging is the operator's act (`tapeline alerts ack ID`), except that a group's later successful job of the
 same kind acknowledges the alerts that job's failure raised (`resolve`), as DPM does.
 """
@@ -19,12 +20,23 @@ log = logging.getLogger("tapeline.alerts")
 
 
 def raise_alert(catalog: Catalog, severity: str, message: str, fix: str = "", group_name: str | None = None,
-                job_id: int | None = None) -> int:
+                job_id: int | None = None, same_as: str | None = None) -> int:
+    """The id of the open alert saying this: a new one, or the one already open. `same_as`: a message prefix that
+    makes two alerts the same condition whatever follows it (a group's sync failing again, with another job id
+    and reason): the open one then takes the newest message, fix, job and severity instead of a second alert."""
     with catalog.session() as s:
         same = s.exec(select(Alert).where(Alert.message == message, Alert.group_name == group_name,
                                           Alert.acknowledged == False)).first()  # noqa: E712 (SQL expression)
         if same is not None:
             return same.id
+        if same_as is not None:
+            for alert in s.exec(select(Alert).where(Alert.group_name == group_name,
+                                                    Alert.acknowledged == False)):  # noqa: E712
+                if alert.message.startswith(same_as):
+                    alert.message, alert.fix, alert.job_id, alert.severity = message, fix, job_id, severity
+                    s.add(alert)
+                    log.info("alert %s again: %s", alert.id, message)
+                    return alert.id
         alert = Alert(severity=severity, message=message, fix=fix, group_name=group_name, job_id=job_id)
         s.add(alert)
         s.flush()

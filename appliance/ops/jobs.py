@@ -10,8 +10,9 @@ Invariants:
 - Tape jobs (TAPE_KINDS) run on their own threads, never on the workers: one per enabled drive at most
   (`tape_slots()`, at least one so a job finds out and says why no drive serves it), so jobs waiting for a drive or a
   cartridge never hold every worker, and more tape jobs than drives wait `queued`, not inside a drive lease.
-- A job whose failure is transient (`Outcome.transient`: a source that cannot be reached, a drive offline) is
-  retried up to `limits.retries` times, after `limits.retry_delay` seconds doubled each time; it stays `queued`
+- A scheduled job whose failure is transient (`Outcome.transient`: a source that cannot be reached, a drive
+  offline) is retried up to `limits.retries` times (an operator's request fails at once: the operator is there to
+  see it and decide), after `limits.retry_delay` seconds doubled each time; it stays `queued`
   meanwhile (its reason says when it runs again), and only the last failure is a failure (with its alert).
 - Every step of a job is a `JobEvent` row (queued, started, waited, retried, its end); `forget_old` deletes
   finished jobs and their events once older than `limits.keep_history`.
@@ -483,17 +484,17 @@ class JobEngine:
         """Queue a transiently failed job again after its backoff; False when it has no retry left (it fails)."""
         attempt = self._attempts.get(job.id, 0) + 1
         if (outcome.state != "failed" or not outcome.transient or ctx.cancel.is_set()
-                or attempt > self.limits.retries):
+                or job.requested_by != "schedule" or attempt > self.limits.retries):
             return False
         delay = self.limits.retry_delay * 2 ** (attempt - 1)
         note = (f"retry {attempt} of {self.limits.retries} in {seconds_text(delay)}: {storable(outcome.reason or '')}")
-        with self.catalog.session() as s:
-            row = s.get(Job, job.id)
-            row.state, row.started, row.reason = "queued", None, note
-            s.add(row)
-        record_event(self.catalog, job.id, "retried", note)
         log.warning("job %s (%s %s) failed transiently, %s", job.id, job.kind, job.group_name or "", note)
-        with self._cond:
+        with self._cond:  # queued in the catalog and here at once: a cancel sees it waiting, never in between
+            with self.catalog.session() as s:
+                row = s.get(Job, job.id)
+                row.state, row.started, row.reason = "queued", None, note
+                s.add(row)
+                s.add(JobEvent(job_id=job.id, event="retried", message=note))
             self._attempts[job.id] = attempt
             self._pending.append(job.id)
             self._pending_info[job.id] = (job.kind, job.group_id)
@@ -544,7 +545,8 @@ class JobEngine:
         if outcome.state == "failed" and job.kind != "restore":  # the operator who asked for a restore sees it
             alerts.raise_alert(self.catalog, "error",
                                f"{job.kind} of {_subject(job)} failed (job {job_id}): {reason}",
-                               storable(outcome.fix or _rerun_fix(job)), job.group_name, job_id)
+                               storable(outcome.fix or _rerun_fix(job)), job.group_name, job_id,
+                               same_as=f"{job.kind} of {_subject(job)} failed")
         with self.catalog.session() as s:
             job = s.get(Job, job_id)
             job.state, job.finished = outcome.state, finished

@@ -1,5 +1,5 @@
 """The job engine's priorities and limits on a real catalog: restores before backups, at most `syncs` syncs at once,
-tape jobs on their own threads one per drive, transient failures retried with backoff, cancel while a retry waits,
+tape jobs on their own threads one per drive, transient failures of scheduled jobs retried with backoff, cancel while a retry waits,
 and the history of every job, kept for `keep_history`."""
 
 from __future__ import annotations
@@ -149,11 +149,14 @@ def test_a_transient_failure_is_retried_with_a_growing_delay_and_alerted_only_wh
     engine = JobEngine(catalog, {"sync": flaky}, limits=Limits(retries=2, retry_delay=0.2))
     engine.start()
     try:
-        ok, _ = engine.submit("sync", 1, "flaky")
-        gone, _ = engine.submit("sync", 2, "gone")
+        ok, _ = engine.submit("sync", 1, "flaky", requested_by="schedule")
+        gone, _ = engine.submit("sync", 2, "gone", requested_by="schedule")
+        asked = engine.wait(engine.submit("sync", 3, "gone")[0], 10)  # an operator's request: no retry
+        assert asked.state == "failed" and "retried" not in [e.event for e in job_events(catalog, asked.id)]
         assert engine.wait(ok, 10).state == "completed"
         job = engine.wait(gone, 10)
-        assert (job.state, job.reason, runs) == ("failed", "source /srv/x cannot be reached", {ok: 2, gone: 3})
+        assert (job.state, job.reason) == ("failed", "source /srv/x cannot be reached")
+        assert runs == {ok: 2, gone: 3, asked.id: 1}
         assert [e.event for e in job_events(catalog, ok)] == ["queued", "started", "retried", "started", "completed"]
         events = job_events(catalog, gone)
         assert [e.event for e in events] == ["queued", "started", "retried", "started", "retried", "started",
@@ -163,8 +166,11 @@ def test_a_transient_failure_is_retried_with_a_growing_delay_and_alerted_only_wh
                            "retry 2 of 2 in 0.4 s: source /srv/x cannot be reached"]
         started = [e.time for e in events if e.event == "started"]
         assert started[1] - started[0] >= timedelta(seconds=0.2) and started[2] - started[1] >= timedelta(seconds=0.4)
-        [alert] = alerts.list_alerts(catalog)  # the last failure alone: the one that recovered raised none
-        assert (alert.group_name, alert.fix) == ("gone", "mount it")
+        # One alert for the group (the operator's failure and the scheduled one are the same condition: it says the
+        # latest), none for the job that recovered.
+        [alert] = alerts.list_alerts(catalog)
+        assert (alert.group_name, alert.job_id, alert.fix) == ("gone", gone, "mount it")
+        assert alert.message == f"sync of group 'gone' failed (job {gone}): source /srv/x cannot be reached"
     finally:
         engine.stop()
 
@@ -175,7 +181,7 @@ def test_a_job_waiting_for_its_retry_shows_when_and_can_be_cancelled(catalog):
                        limits=Limits(retries=3, retry_delay=600))
     engine.start()
     try:
-        job_id, _ = engine.submit("sync", 1, "a")
+        job_id, _ = engine.submit("sync", 1, "a", requested_by="schedule")
         until(lambda: get_job(catalog, job_id).reason is not None)
         job = get_job(catalog, job_id)
         assert (job.state, job.reason) == ("queued", "retry 1 of 3 in 10 min: drive 0 of library 'vtl' is offline")
@@ -191,7 +197,7 @@ def test_a_sync_whose_source_is_not_mounted_is_retried_then_alerted_with_the_fix
     engine = JobEngine(catalog, Tasks(store=None).bodies(), limits=Limits(retries=1, retry_delay=0.05))
     engine.start()
     try:
-        job = engine.wait(engine.submit("sync", g.id, g.name)[0], 10)
+        job = engine.wait(engine.submit("sync", g.id, g.name, requested_by="schedule")[0], 10)
         assert job.state == "failed" and "cannot be reached (not a directory: not mounted?)" in job.reason
         assert [e.event for e in job_events(catalog, job.id)].count("retried") == 1
         [alert] = alerts.list_alerts(catalog)
