@@ -131,6 +131,8 @@ class MediaService:
                 alerted = True
                 alerts.raise_alert(self.catalog, "warning", self._wait_message(library, job),
                                    self._wait_fix(handle), job_id=getattr(job, "job_id", None))
+                if hasattr(job, "event"):  # a job's history says it waited (a request has none)
+                    job.event("waited", f"for a drive of library '{library}'")
             with self._cond:
                 self._cond.wait(1.0)
             if time.monotonic() - started > 10 and offline:

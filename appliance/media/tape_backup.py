@@ -71,6 +71,7 @@ class JobTarget(Target):
                                    f"put a blank or expired cartridge into library '{library}' and run `tapeline "
                                    f"library inventory {library}`, or label one with `tapeline media label BARCODE "
                                    f"--pool {self.pool.name}`; the job goes on by itself", None, self.ctx.job_id)
+                self.ctx.event("waited", f"for a cartridge: {self._need_message()}")
                 asked = True
             self.ctx.progress(0, None, f"waiting for a cartridge to write for pool {self.pool.name}")
             self.ctx.cancel.wait(WAIT_POLL)

@@ -151,6 +151,7 @@ def _wait_in_library(ctx: JobContext, media, barcodes: list[str], library: str) 
                                f"put them into library '{library}' (through the mail slot, then into a slot); the "
                                "job finds them by itself and goes on", None, ctx.job_id)
             asked = message
+            ctx.event("waited", f"for cartridges outside library '{library}': {', '.join(outside)}")
         ctx.progress(0, None, f"waiting for {', '.join(outside)}")
         ctx.cancel.wait(WAIT_POLL)
         media.library(library).inventory(utcnow())

@@ -52,8 +52,10 @@ from appliance.catalog.engine import Catalog
 from appliance.catalog.models import JOB_FINISHED, Job, JobEvent, utcnow
 from appliance.errors import Conflict, TapelineError, Unavailable, as_error
 from appliance.ops import alerts
-from appliance.ops.job_records import (forget_jobs, get_job, record_event, seconds_text, storable,
+from appliance.ops.job_records import (forget_jobs, get_job, list_jobs, record_event, seconds_text, storable,
                                        storable_value)
+
+__all__ = ["JobContext", "JobEngine", "Limits", "Outcome", "get_job", "list_jobs"]  # the queries, for older importers
 
 log = logging.getLogger("tapeline.jobs")
 
