@@ -31,6 +31,14 @@ def catalog(tmp_path):
     cat.close()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_catalog(request, tmp_path):
+    url = request.getfixturevalue("pg_url") if request.param == "postgres" else f"sqlite:///{tmp_path}/c.sqlite"
+    cat = open_catalog(url)
+    yield cat
+    cat.close()
+
+
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory):
     return make_certificate(tmp_path_factory.mktemp("cert"))
@@ -98,7 +106,8 @@ def test_a_misconfigured_mail_server_is_one_line_naming_the_key_to_fix(tmp_path,
             server.stop()
 
 
-def test_a_burst_of_alerts_is_one_mail_and_one_webhook_post(tmp_path, catalog):
+def test_a_burst_of_alerts_is_one_mail_and_one_webhook_post(tmp_path, any_catalog):
+    catalog = any_catalog
     server, hook = MailServer().start(), WebhookReceiver().start()
     n = Notifier(catalog, mail_settings(tmp_path, server.port, summary=""), hook.url, tmp_path, name="tl1")
     n.start()

@@ -56,6 +56,19 @@ def test_a_failed_sync_is_mailed_and_posted_with_its_fix(tmp_path, receivers):
         alert["id"], "docs", "error", alert["message"], alert["fix"])
 
 
+def test_a_report_mailed_through_the_daemon_arrives_with_its_html_and_csv(tmp_path, receivers):
+    server, _ = receivers
+    d = daemon_with_mail(tmp_path, server.port)
+    try:
+        d.run("report", "protection", "--mail")
+        (_, _, msg, _), = server.wait(1)
+    finally:
+        assert d.stop() == 0
+    assert "] " in msg["Subject"] and msg.get_body(("plain",)) and msg.get_body(("html",))
+    csv, = [p for p in msg.iter_attachments() if p.get_filename().endswith(".csv")]
+    assert csv.get_content_type() == "text/csv"
+
+
 def test_mail_test_through_the_daemon(tmp_path, receivers):
     server, _ = receivers
     d = daemon_with_mail(tmp_path, server.port)
