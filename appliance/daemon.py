@@ -124,7 +124,7 @@ class Appliance:
         self.scheduler = Scheduler(self.catalog, self.engine)
         self.scheduler.set_reports(s.report_mail, s.report_mail_at)
         # Before start(): the alerts start() raises (jobs a killed daemon left) are news, not history.
-        self.notifier = Notifier(self.catalog, s.mail, s.webhook_url, s.data_dir)
+        self.notifier = Notifier(self.catalog, s.mail, s.webhook_url, s.data_dir, live=self.live_alerts)
 
     def start(self) -> None:
         self.engine.recover()

@@ -58,6 +58,7 @@ MAX_LISTED = 50  # alerts listed in one mail (a catalog's backlog after notifica
 MAIL_PREFIX = "notification mail cannot be sent"
 WEBHOOK_PREFIX = "the webhook cannot be delivered"
 REFUSED_PREFIX = "the mail server refused the notification mail"
+PARTLY_PREFIX = "notification mail did not reach"
 
 Attachment = tuple[str, bytes | str] | tuple[str, bytes | str, str]
 
@@ -67,13 +68,18 @@ class _Channel:
     kind: str
     failures: int = 0
     next_try: float = 0.0
+    alerted: bool = True  # its failure alert may be open (at start: one a previous daemon raised)
 
     def failed(self, now: float) -> None:
         self.next_try = now + min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** self.failures)
         self.failures += 1
+        self.alerted = True
 
-    def worked(self) -> None:
+    def worked(self) -> bool:
+        """Reset; True when its failure alert is to be resolved (once, not a catalog write per delivery)."""
+        resolve, self.alerted = self.alerted, False
         self.failures, self.next_try = 0, 0.0
+        return resolve
 
 
 class Notifier:
@@ -83,8 +89,11 @@ class Notifier:
     `test_mail` (`tapeline mail test`)."""
 
     def __init__(self, catalog: Catalog, mail: MailSettings | None, webhook_url: str, data_dir: Path,
-                 name: str | None = None, clock: Callable[[], datetime] | None = None):
+                 name: str | None = None, clock: Callable[[], datetime] | None = None,
+                 live: Callable[[], list[Alert]] = lambda: []):
         self.catalog = catalog
+        self.live = live  # alerts not stored (the catalog cannot be written): notified when they appear
+        self._live_seen: set[str] = set()
         self.mail = mail
         self.webhook_url = webhook_url
         self.name = name or socket.gethostname()
@@ -164,7 +173,10 @@ class Notifier:
     def step(self) -> None:
         """One round: gather new alerts, queue a burst that has ended, queue the summary when due, deliver."""
         now = time_mod.monotonic()
-        new = self._new_alerts(now)
+        live = self.live()
+        new = [a for a in live if a.message not in self._live_seen]
+        self._live_seen = {a.message for a in live}  # one that clears and comes back is news again
+        new += self._new_alerts(now)
         if new:
             if not self._batch:
                 self._batch_first = now
@@ -207,7 +219,7 @@ class Notifier:
     def _new_alerts(self, now: float) -> list[Alert]:
         with self.catalog.reader() as s:
             rows = s.exec(select(Alert).where(Alert.id > self._floor).order_by(Alert.id)).all()
-        gathered = {a.id for a in self._batch}
+        gathered = {a.id for a in self._batch if a.id is not None}
         new = [a for a in rows if a.id not in self._above and a.id not in gathered]
         seen = self._above | gathered | {a.id for a in new}
         # Ids are handed out before their transaction commits: an id missing below ones seen may yet appear.
@@ -229,8 +241,9 @@ class Notifier:
     def _queue_batch(self) -> None:
         batch, self._batch = self._batch, []
         with self.catalog.reader() as s:  # whether each is still open, as the mail says
-            open_ids = set(s.exec(select(Alert.id).where(Alert.id.in_([a.id for a in batch]),
+            open_ids = set(s.exec(select(Alert.id).where(Alert.id.in_([a.id for a in batch if a.id is not None]),
                                                          Alert.acknowledged == False)).all())  # noqa: E712
+        open_ids.add(None)  # a live alert lasts as long as its condition
         if self.mail is not None:
             subject = (f"{batch[0].severity}: {batch[0].message}" if len(batch) == 1 else
                        f"{plural(len(batch), 'new alert')} ({_counts(batch)})")
@@ -241,7 +254,7 @@ class Notifier:
                        "appliance": self.name,
                        "alerts": [_alert_json(a, a.id in open_ids) for a in batch[:MAX_LISTED]]}
             self.outbox.put("webhook", json.dumps(payload).encode())
-        self._above |= {a.id for a in batch}
+        self._above |= {a.id for a in batch if a.id is not None}
         self._advance()
         self._save_state()
 
@@ -324,10 +337,10 @@ class Notifier:
             self._mail_failed(exc, now)
 
     def _mail_worked(self, refused: dict[str, str]) -> None:
-        self._channels["mail"].worked()
-        alerts.resolve_message(self.catalog, MAIL_PREFIX)
-        if refused:
-            alerts.raise_alert(self.catalog, "warning", f"{MAIL_PREFIX} to "
+        if self._channels["mail"].worked():
+            alerts.resolve_message(self.catalog, MAIL_PREFIX)
+        if refused:  # open until acknowledged: the next mail would be refused the same way
+            alerts.raise_alert(self.catalog, "warning", f"{PARTLY_PREFIX}: "
                                + "; ".join(f"{a} (the server answered {r})" for a, r in refused.items()),
                                "check mail.recipients; the others received it")
 
@@ -362,8 +375,8 @@ class Notifier:
             alerts.raise_alert(self.catalog, "error", f"{WEBHOOK_PREFIX}: {err.message}",
                                f"{err.fix}. Its posts are kept and sent when it works")
             return
-        channel.worked()
-        alerts.resolve_message(self.catalog, WEBHOOK_PREFIX)
+        if channel.worked():
+            alerts.resolve_message(self.catalog, WEBHOOK_PREFIX)
 
 
 # -- texts -----------------------------------------------------------------------------------------------------
@@ -385,7 +398,7 @@ def _alerts_text(name: str, batch: list[Alert], open_ids: set[int]) -> str:
     for a in batch[:MAX_LISTED]:
         about = f"  group {a.group_name}" if a.group_name else ""
         state = "" if a.id in open_ids else "  (resolved since)"
-        lines += [f"{a.severity.upper()}  alert {a.id}  {text_time(a.time)}{about}{state}",
+        lines += [f"{a.severity.upper()}  alert {a.id or '-'}  {text_time(a.time)}{about}{state}",
                   f"  {a.message}", f"  Fix: {a.fix or '-'}", ""]
     if len(batch) > MAX_LISTED:
         lines += [f"... and {len(batch) - MAX_LISTED} more: `tapeline alerts --all` lists them.", ""]

@@ -72,6 +72,12 @@ class _Collect:
     def __init__(self, server: "MailServer"):
         self.server = server
 
+    async def handle_RCPT(self, _server, _session, envelope, address, _options):
+        if address in self.server.refuse_rcpt:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, _server, session, envelope):
         if self.server.refuse_data:
             return self.server.refuse_data
@@ -94,7 +100,8 @@ class MailServer:
         self.received: list[tuple[str, list[str], Message, bool]] = []
         self.times: list[float] = []  # when each was received (time.time())
         self.cond = threading.Condition()
-        self.refuse_data: str | None = None
+        self.refuse_data: str | None = None  # the answer to DATA instead of 250, e.g. "552 ..."
+        self.refuse_rcpt: set[str] = set()  # recipients answered 550
         kwargs: dict = {}
         if security != "none":
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

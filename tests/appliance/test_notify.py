@@ -291,3 +291,24 @@ def test_a_message_the_server_refuses_waits_alone_and_the_others_go(tmp_path, ca
     finally:
         n.stop()
         server.stop()
+
+
+def test_a_recipient_the_server_refuses_is_a_warning_and_the_others_get_the_mail(tmp_path, catalog):
+    server = MailServer().start()
+    server.refuse_rcpt = {"boss@example.com"}
+    n = Notifier(catalog, mail_settings(tmp_path, server.port, summary=""), "", tmp_path)
+    n.start()
+    try:
+        n.send_mail("report jobs", "3 jobs")
+        n.send_mail("report tape", "2 cartridges")
+        received = server.wait(2)
+        assert [r[1] for r in received] == [["ops@example.com"], ["ops@example.com"]]
+        warn, = wait_until(lambda: [a for a in alerts.list_alerts(catalog)
+                                    if a.message.startswith(notify.PARTLY_PREFIX)], what="the warning")
+        assert warn.severity == "warning" and "boss@example.com (the server answered 550 5.1.1 No such user here)" \
+            in warn.message and warn.fix.startswith("check mail.recipients")
+        wait_until(lambda: not n.outbox.names("mail"), what="the outbox emptied")
+        assert [a.id for a in alerts.list_alerts(catalog) if a.message.startswith(notify.PARTLY_PREFIX)] == [warn.id]
+    finally:
+        n.stop()
+        server.stop()

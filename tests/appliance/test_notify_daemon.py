@@ -4,11 +4,14 @@ posted to the webhook with its fix."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
+import subprocess
 
 import pytest
 
 from daemon_harness import make_daemon
-from mail_harness import MailServer, WebhookReceiver, free_port
+from mail_harness import MailServer, WebhookReceiver, free_port, wait_until
+from test_daemon_faults import _fill
 
 
 @pytest.fixture
@@ -19,8 +22,8 @@ def receivers():
     hook.stop()
 
 
-def daemon_with_mail(tmp_path, port: int, webhook: str = ""):
-    d = make_daemon(tmp_path, None)
+def daemon_with_mail(tmp_path, port: int, webhook: str = "", catalog_url: str | None = None):
+    d = make_daemon(tmp_path, catalog_url)
     with open(d.config_file, "a") as f:
         f.write(f'[mail]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\nsender = "tapeline@example.com"\n'
                 f'recipients = ["ops@example.com"]\nsummary = ""\n[webhook]\nurl = "{webhook}"\n'
@@ -100,3 +103,33 @@ def test_mail_test_with_the_server_down_or_no_mail_configured_is_one_line_with_t
         assert proc.stderr.startswith("tapeline: mail is not configured (mail.host is empty): set [mail] host")
     finally:
         assert d.stop() == 0
+
+
+def test_a_full_disk_under_the_catalog_is_mailed_though_no_alert_can_be_stored(tmp_path, receivers):
+    server, _ = receivers
+    cat_dir = tmp_path / "catalog"
+    cat_dir.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(cat_dir)], capture_output=True,
+                             text=True)
+    assert mounted.returncode == 0, f"this test needs a tmpfs of its own (run as root): {mounted.stderr}"
+    d = None
+    try:
+        d = daemon_with_mail(tmp_path, server.port, catalog_url=f"sqlite:///{cat_dir}/catalog.sqlite")
+        probe = sqlite3.connect(cat_dir / "catalog.sqlite", isolation_level=None, timeout=30)
+        assert probe.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0  # every write needs new space
+        probe.close()
+        (tmp_path / "src").mkdir()
+        _fill(cat_dir)
+        d.run("group", "create", "x", "--source", str(tmp_path / "src"), check=1)
+        (_, _, msg, _), = server.wait(1)
+        assert "the catalog cannot be written" in msg["Subject"]
+        assert f"Fix: free space under {cat_dir}" in msg.get_content().replace("\r\n", "\n")
+        (cat_dir / "filler").unlink()
+        wait_until(lambda: not any(a["message"].startswith("the catalog cannot be written")
+                                   for a in d.json("alerts")), what="the catalog writable again")
+    finally:
+        try:
+            if d is not None:
+                assert d.stop() == 0
+        finally:
+            subprocess.run(["umount", "-l", str(cat_dir)])
