@@ -81,11 +81,11 @@ def restore(ctx: JobContext, media, cache: IndexCache) -> Outcome:
     if not _wait_in_library(ctx, media, needed, library):
         return Outcome("cancelled", "cancelled while waiting for cartridges")
     started = time.monotonic()
-    extractor = Extractor(Path(p["target"]), bool(p.get("overwrite")), ctx.progress)
     result = ReadResult()
     loaded: list[str] = []
-    bytes_read = 0
-    with media.acquire_drive(library, ctx, barcode=runs[0].barcode if runs else None) as lease:
+    # The Extractor's `with`: a drive error ends its writer thread and syncs what was written before it is raised.
+    with Extractor(Path(p["target"]), bool(p.get("overwrite")), ctx.progress) as extractor, \
+            media.acquire_drive(library, ctx, barcode=runs[0].barcode if runs else None) as lease:
         def mount(barcode: str):
             if lease.barcode != barcode:
                 lease.mount(barcode)
