@@ -349,7 +349,8 @@ class Notifier:
         channel.failed(now)
         log.warning("mail: %s (next try in %.0f s)", exc, channel.next_try - now)
         alerts.raise_alert(self.catalog, "error", f"{MAIL_PREFIX}: {exc.message}",
-                           f"{exc.fix}; check with `tapeline mail test`. Mail is kept and sent when it works")
+                           f"{exc.fix}; check with `tapeline mail test`. Mail is kept and sent when it works",
+                           same_as=MAIL_PREFIX + ":")  # another cause is the same outage: the open alert says it
 
     def _deliver_webhook(self, now: float) -> None:
         channel = self._channels["webhook"]
@@ -373,7 +374,7 @@ class Notifier:
             channel.failed(now)
             log.warning("webhook: %s (next try in %.0f s)", err, channel.next_try - now)
             alerts.raise_alert(self.catalog, "error", f"{WEBHOOK_PREFIX}: {err.message}",
-                               f"{err.fix}. Its posts are kept and sent when it works")
+                               f"{err.fix}. Its posts are kept and sent when it works", same_as=WEBHOOK_PREFIX + ":")
             return
         if channel.worked():
             alerts.resolve_message(self.catalog, WEBHOOK_PREFIX)

@@ -312,3 +312,28 @@ def test_a_recipient_the_server_refuses_is_a_warning_and_the_others_get_the_mail
     finally:
         n.stop()
         server.stop()
+
+
+def test_a_webhook_that_fails_is_one_alert_whatever_its_cause_and_resolves_when_it_answers(tmp_path, catalog):
+    hook = WebhookReceiver().start()
+    n = Notifier(catalog, None, hook.url, tmp_path)
+    n.start()
+    try:
+        hook.status = 503
+        alerts.raise_alert(catalog, "error", "sync of group 'docs' failed", "mount it", "docs")
+        failing = lambda: [a for a in alerts.list_alerts(catalog)  # noqa: E731
+                           if a.message.startswith(notify.WEBHOOK_PREFIX)]
+        first, = wait_until(failing, what="the webhook alert")
+        assert first.message == f"{notify.WEBHOOK_PREFIX}: {hook.url.split('/hooks')[0]} answered 503 Service " \
+                                "Unavailable" and "/hooks/secret-token" not in first.message  # its path is a secret
+        hook.status = 404
+        wait_until(lambda: [a for a in failing() if "404" in a.message], what="the alert updated")
+        assert [a.id for a in failing()] == [first.id]
+        hook.status = 200
+        posts = hook.wait(2)  # the alert of the docs group, then the webhook's own
+        assert posts[0]["alerts"][0]["message"] == "sync of group 'docs' failed"
+        assert any(a["message"].startswith(notify.WEBHOOK_PREFIX) for p in posts for a in p["alerts"])
+        wait_until(lambda: not failing(), what="the webhook alert resolved")
+    finally:
+        n.stop()
+        hook.stop()
