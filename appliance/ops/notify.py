@@ -157,6 +157,8 @@ class Notifier:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(WEBHOOK_TIMEOUT + 5)
+            if self._thread.is_alive():
+                return  # stuck in an exchange with a server: what it gathered is gathered again on the next start
             self._thread = None
         if self._batch:
             self._queue_batch()
