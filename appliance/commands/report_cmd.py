@@ -36,7 +36,7 @@ def write_atomically(path: str, content: str) -> None:
 
 
 def register(cli: click.Group) -> None:
-    @cli.command(short_help="A report: protection, jobs, storage, tape (`report list`).")
+    @cli.command(short_help="Reports: protection, jobs, storage, tape.")
     @click.argument("name")
     @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
     @click.option("--days", type=click.IntRange(1, 3660), default=7, show_default=True,

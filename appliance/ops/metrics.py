@@ -4,8 +4,10 @@ Invariants:
 - Every value is read when Prometheus scrapes, from the catalog (and the store's size, the drives' last TapeAlert
   flags): nothing is counted in memory, so the figures survive a restart and agree with `tapeline status`, the
   reports and the API. A scrape only reads; it never waits for a job.
-- Counters over jobs count the jobs the catalog's history holds: when the history is trimmed they go down, which
-  Prometheus takes for a counter reset (rate() and increase() stay right).
+- Job figures are added up once per job: at the first scrape over the whole history, then from the jobs that
+  ended since (ids above the highest seen, and those seen queued or running), so a scrape reads a few rows however
+  long the history, and the counters never go down when it is trimmed (a restart starts them again from the
+  history, which Prometheus takes for a counter reset).
 - An address that cannot be bound costs an alert, not the daemon: protection goes on without its monitoring.
 """
 
@@ -19,7 +21,7 @@ from datetime import datetime, timezone
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from appliance.catalog.models import (JOB_FINISHED, Alert, Cartridge, Drive, Job, Library, Pool, ProtectionGroup,
                                       RecoveryPoint)
@@ -39,6 +41,64 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+class JobTotals:
+    """The finished jobs added up, each once: by kind and outcome, their durations, and the bytes of each group's
+    syncs."""
+
+    def __init__(self):
+        self.max_id = 0
+        self.open: set[int] = set()  # jobs seen queued or running: read again until they end
+        self.ended: Counter = Counter()  # (kind, state) -> jobs
+        self.buckets: dict[str, list[int]] = defaultdict(lambda: [0] * len(DURATION_BUCKETS))
+        self.took: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])  # kind -> [count, sum of seconds]
+        self.read: Counter = Counter()
+        self.new: Counter = Counter()
+
+    def update(self, session) -> None:
+        rows = session.exec(select(Job.id, Job.kind, Job.group_name, Job.state, Job.started, Job.finished, Job.result)
+                            .where(or_(Job.id > self.max_id, Job.id.in_(self.open)))).all()
+        for j in rows:
+            self.max_id = max(self.max_id, j.id)
+            if j.state not in JOB_FINISHED:
+                self.open.add(j.id)
+                continue
+            self.open.discard(j.id)
+            self.ended[(j.kind, j.state)] += 1
+            if j.started and j.finished:
+                secs = (j.finished - j.started).total_seconds()
+                self.took[j.kind][0] += 1
+                self.took[j.kind][1] += secs
+                counts = self.buckets[j.kind]
+                for i, bound in enumerate(DURATION_BUCKETS):
+                    counts[i] += secs <= bound
+            sync = (j.result or {}).get("sync") if j.group_name else None
+            if sync:
+                self.read[j.group_name] += int(sync.get("bytes_read") or 0)
+                self.new[j.group_name] += int(sync.get("new_bytes") or 0)
+
+    def families(self):
+        done = CounterMetricFamily("tapeline_jobs_finished", "Jobs that ended, by kind and outcome",
+                                   labels=["kind", "state"])
+        for (kind, state), n in sorted(self.ended.items()):
+            done.add_metric([kind, state], n)
+        yield done
+        hist = HistogramMetricFamily("tapeline_job_duration_seconds", "How long jobs ran (started to finished)",
+                                     labels=["kind"])
+        for kind, (n, total) in sorted(self.took.items()):
+            buckets = [(str(b), c) for b, c in zip(DURATION_BUCKETS, self.buckets[kind])] + [("+Inf", n)]
+            hist.add_metric([kind], buckets, sum_value=total)
+        yield hist
+        read = CounterMetricFamily("tapeline_changed_bytes", "Bytes of changed files a group's syncs read",
+                                   labels=["group"])
+        new = CounterMetricFamily("tapeline_new_bytes", "Bytes a group's syncs found new to the store (before "
+                                  "compression)", labels=["group"])
+        for group in sorted(self.read):
+            read.add_metric([group], self.read[group])
+            new.add_metric([group], self.new[group])
+        yield read
+        yield new
+
+
 class ApplianceCollector(Collector):
     """Reads the figures from a running Appliance at each scrape."""
 
@@ -46,16 +106,23 @@ class ApplianceCollector(Collector):
         self.appliance = appliance
         self.clock = clock
         self._store_size: tuple[float, int] | None = None
+        self.totals = JobTotals()
 
     def collect(self):
         now = self.clock()
         cat = self.appliance.catalog
         with cat.reader() as s:
-            jobs = s.exec(select(Job.kind, Job.group_name, Job.state, Job.started, Job.finished, Job.result)
-                          .where(Job.state.in_(JOB_FINISHED))).all()
+            self.totals.update(s)
             groups = s.exec(select(ProtectionGroup.id, ProtectionGroup.name)).all()
-            points = s.exec(select(RecoveryPoint.group_id, RecoveryPoint.time, RecoveryPoint.bytes,
-                                   RecoveryPoint.state)).all()
+            ok = RecoveryPoint.state == "ok"
+            held = dict(s.exec(select(RecoveryPoint.group_id, func.count()).where(ok)
+                               .group_by(RecoveryPoint.group_id)).all())
+            newest = (select(RecoveryPoint.group_id, func.max(RecoveryPoint.time).label("time")).where(ok)
+                      .group_by(RecoveryPoint.group_id).subquery())
+            latest = {gid: (when, nbytes) for gid, when, nbytes in s.exec(
+                select(RecoveryPoint.group_id, RecoveryPoint.time, RecoveryPoint.bytes).where(ok).join(
+                    newest, (RecoveryPoint.group_id == newest.c.group_id) & (RecoveryPoint.time == newest.c.time)))}
+            logical = s.scalar(select(func.coalesce(func.sum(RecoveryPoint.bytes), 0)))
             open_alerts = s.exec(select(Alert.severity, func.count()).where(Alert.acknowledged == False)  # noqa: E712
                                  .group_by(Alert.severity)).all()
             pools = s.exec(select(Pool.id, Pool.name, Pool.library_id)).all()
@@ -65,53 +132,14 @@ class ApplianceCollector(Collector):
                              .group_by(Cartridge.pool_id, Cartridge.library_id)).all()
             drives = s.exec(select(Drive.library_id, Drive.number, Drive.enabled, Library.name)
                             .join(Library, Library.id == Drive.library_id)).all()
-        yield from self._jobs(jobs)
-        yield from self._groups(groups, points, now)
-        yield from self._store(points)
+        yield from self.totals.families()
+        yield from self._groups(groups, held, latest, now)
+        yield from self._store(int(logical))
         yield from self._alerts(open_alerts)
         yield from self._tape(pools, scratch, drives)
 
-    def _jobs(self, jobs):
-        done = CounterMetricFamily("tapeline_jobs_finished", "Jobs in the history that ended, by kind and outcome",
-                                   labels=["kind", "state"])
-        for (kind, state), n in sorted(Counter((j.kind, j.state) for j in jobs).items()):
-            done.add_metric([kind, state], n)
-        yield done
-        took: dict[str, list[float]] = defaultdict(list)
-        for j in jobs:
-            if j.started and j.finished:
-                took[j.kind].append((j.finished - j.started).total_seconds())
-        hist = HistogramMetricFamily("tapeline_job_duration_seconds", "How long jobs ran (started to finished)",
-                                     labels=["kind"])
-        for kind, secs in sorted(took.items()):
-            buckets = [(str(b), sum(1 for x in secs if x <= b)) for b in DURATION_BUCKETS] + [("+Inf", len(secs))]
-            hist.add_metric([kind], buckets, sum_value=sum(secs))
-        yield hist
-        read = CounterMetricFamily("tapeline_changed_bytes", "Bytes of changed files a group's syncs read",
-                                   labels=["group"])
-        new = CounterMetricFamily("tapeline_new_bytes", "Bytes a group's syncs found new to the store (before "
-                                  "compression)", labels=["group"])
-        by_group: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for j in jobs:
-            sync = (j.result or {}).get("sync") if j.group_name else None
-            if sync:
-                by_group[j.group_name][0] += int(sync.get("bytes_read") or 0)
-                by_group[j.group_name][1] += int(sync.get("new_bytes") or 0)
-        for group, (r, n) in sorted(by_group.items()):
-            read.add_metric([group], r)
-            new.add_metric([group], n)
-        yield read
-        yield new
-
-    def _groups(self, groups, points, now: datetime):
+    def _groups(self, groups, count: dict[int, int], latest: dict[int, tuple[datetime, int]], now: datetime):
         names = dict(groups)
-        latest: dict[int, tuple[datetime, int]] = {}
-        count: Counter = Counter()
-        for p in points:
-            if p.group_id in names and p.state == "ok":
-                count[p.group_id] += 1
-                if p.group_id not in latest or p.time > latest[p.group_id][0]:
-                    latest[p.group_id] = (p.time, p.bytes)
         age = GaugeMetricFamily("tapeline_recovery_point_age_seconds",
                                 "Seconds since the group's newest good recovery point (absent: none yet)",
                                 labels=["group"])
@@ -119,7 +147,7 @@ class ApplianceCollector(Collector):
                                       labels=["group"])
         held = GaugeMetricFamily("tapeline_recovery_points", "Good recovery points a group has", labels=["group"])
         for gid, name in sorted(names.items(), key=lambda x: x[1]):
-            held.add_metric([name], count[gid])
+            held.add_metric([name], count.get(gid, 0))
             if gid in latest:
                 age.add_metric([name], max(0.0, (now - latest[gid][0]).total_seconds()))
                 protected.add_metric([name], latest[gid][1])
@@ -130,9 +158,8 @@ class ApplianceCollector(Collector):
             self._store_size = (time.monotonic(), self.appliance.store.size())
         return self._store_size[1]
 
-    def _store(self, points):
+    def _store(self, logical: int):
         size = self._store_bytes()
-        logical = sum(p.bytes for p in points)
         yield GaugeMetricFamily("tapeline_store_size_bytes", "Bytes the replica store takes on disk", value=size)
         yield GaugeMetricFamily("tapeline_store_logical_bytes",
                                 "Bytes of files all recovery points hold together", value=logical)

@@ -66,6 +66,15 @@ def test_a_sync_shows_in_the_metrics_with_its_point_age_bytes_and_job(metered, t
     assert size > 0 and m[("tapeline_store_dedup_ratio", ())] == pytest.approx(306_000 / size)
     assert m[("tapeline_alerts_open", (("severity", "error"),))] == 0
 
+    # The next scrape adds the jobs that ended since (each job is added up once, not read again).
+    (src / "c.bin").write_bytes(b"c" * 5000)
+    d.run("sync", "files", "--wait")
+    m = scrape(port)
+    assert m[("tapeline_jobs_finished_total", (("kind", "sync"), ("state", "completed")))] == 2
+    assert m[("tapeline_job_duration_seconds_count", (("kind", "sync"),))] == 2
+    assert m[("tapeline_changed_bytes_total", (("group", "files"),))] == 306_000 + 5000
+    assert m[("tapeline_protected_bytes", (("group", "files"),))] == 311_000
+
 
 def test_a_failed_sync_counts_as_failed_and_its_alert_is_open(metered, tmp_path):
     d, port = metered
