@@ -15,9 +15,6 @@ from appliance.ops.jobs import JobContext, Outcome
 from appliance.ops.reports import REPORTS, build
 from appliance.ops.reports.render import render
 
-NOT_CONFIGURED = ("mail is not configured (mail.host is empty)",
-                  "set [mail] host, sender and recipients in the configuration file and restart the daemon")
-
 
 def check_names(names: tuple[str, ...]) -> None:
     """The daemon's start refuses a `reports.mail` naming no report (the configuration only knows the format)."""
@@ -30,7 +27,8 @@ def check_names(names: tuple[str, ...]) -> None:
 def mail_report(appliance, name: str, days: int, now: datetime | None = None) -> dict:
     notifier = getattr(appliance, "notifier", None)
     if notifier is None or getattr(notifier, "mail", None) is None:
-        raise UsageError(*NOT_CONFIGURED)
+        raise UsageError("mail is not configured (mail.host is empty)",
+                         "set [mail] host, sender and recipients in the configuration file and restart the daemon")
     report = build(appliance, name, days, now)
     day = report.generated.astimezone().date().isoformat()
     subject = f"{report.title} {day}" + (": needs attention" if report.needs_attention else "")
