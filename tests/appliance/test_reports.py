@@ -130,19 +130,3 @@ def test_reports_to_mail_are_on_the_schedule_and_a_bad_name_stops_the_daemon(tmp
     d.config_file.write_text(base + '[reports]\nmail = ["weekly"]\n')
     with pytest.raises(AssertionError, match="reports.mail names no report 'weekly'"):
         d.start(timeout=20)
-
-
-def test_the_job_history_counts_the_retries_of_a_job(tmp_path):
-    d = make_daemon(tmp_path, None)
-    d.config_file.write_text(d.config_file.read_text() + '[jobs]\nretries = 1\nretry_delay = "1s"\n')
-    d.start()
-    try:
-        gone = tmp_path / "gone"
-        gone.mkdir()
-        d.run("group", "create", "lost", "--source", str(gone))
-        gone.rmdir()
-        job = d.json("sync", "lost", "--wait", check=None)
-        [row] = rows(d.run("report", "jobs", "--format", "csv").stdout)
-        assert (int(row["id"]), row["state"], row["retries"]) == (job["id"], "failed", "1")
-    finally:
-        assert d.stop() == 0
