@@ -339,9 +339,14 @@ def test_no_cartridge_to_write_waits_with_an_alert_naming_the_pool(appliance, tm
     while not any("pool 'weekly' has no cartridge" in a["message"] for a in d.json("alerts")):
         assert time.monotonic() < deadline, d.json("job", str(job))
         time.sleep(0.3)
-    assert d.json("job", str(job))["state"] == "running"
+    shown = d.json("job", str(job))
+    assert shown["state"] == "running"
+    # The job's history says what it waits for (`tapeline job ID`), beside the alert.
+    assert [e["message"] for e in shown["events"] if e["event"] == "waited"] == [
+        "for a cartridge: pool 'weekly' has no cartridge to write to in library 'vtl'"]
     d.run("cancel", str(job))
     assert d.json("job", str(job), "--wait", check=None)["state"] == "cancelled"
+    assert [e["event"] for e in d.json("job", str(job))["events"]] == ["queued", "started", "waited", "cancelled"]
 
 
 def test_a_drive_going_offline_mid_write_moves_the_set_to_the_other_drive(tmp_path):
