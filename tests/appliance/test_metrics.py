@@ -24,18 +24,20 @@ def scrape(port: int) -> dict[tuple[str, tuple], float]:
             for fam in text_string_to_metric_families(answer.text) for s in fam.samples}
 
 
-def with_metrics(tmp_path, port: int):
-    d = make_daemon(tmp_path, None)
+def with_metrics(tmp_path, port: int, catalog_url: str | None = None):
+    d = make_daemon(tmp_path, catalog_url)
     # No retry: a sync of an unmounted source fails at once (its retries are the job engine's tests).
     d.config_file.write_text(d.config_file.read_text() + f'[metrics]\nlisten = "127.0.0.1:{port}"\n'
                              "[jobs]\nretries = 0\n")
     return d.start()
 
 
-@pytest.fixture
-def metered(tmp_path):
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def metered(request, tmp_path):
+    """A daemon serving metrics, its catalog on SQLite and on PostgreSQL (the figures are SQL aggregates)."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
     port = free_port()
-    d = with_metrics(tmp_path, port)
+    d = with_metrics(tmp_path, port, url)
     yield d, port
     assert d.stop() == 0
     assert "Traceback" not in d.log.read_text()
