@@ -119,7 +119,9 @@ def test_plan_for_a_running_group(sqlite_daemon, tmp_path):
     (src / "c.bin").write_bytes(changed)  # the same bytes twice: dedup
     d.run("point", "docs", "--wait")
 
-    result = d.json("plan", "docs", "--lto", "9")
+    # The change rate is measured over the second or so between the two jobs, so its projection over 12 days may
+    # outgrow this machine's free disk: then (only then) the plan warns, and exits 3.
+    result = d.json("plan", "docs", "--lto", "9", check=None)
     m = result["measured"]
     assert m["changed"] == 200_000 and m["jobs"] == 1
     assert m["change_per_day"] == pytest.approx(200_000 * DAY / m["span_seconds"], abs=1)
@@ -129,8 +131,8 @@ def test_plan_for_a_running_group(sqlite_daemon, tmp_path):
     disk = shutil.disk_usage(d.data)
     actual = result["actual"]
     assert actual["disk_total"] == disk.total and 500_000 < actual["store_size"] < 2_000_000
-    assert result["warnings"] == []
-    text = d.run("plan", "docs").stdout
+    assert all("the store's disk will be full" in w for w in result["warnings"]), result["warnings"]
+    text = d.run("plan", "docs", check=None).stdout
     assert "measured     over 0.0 days, 1 syncs and points after the first: 200.0 kB changed" in text
     assert "actual       store " in text
     assert "--size is measured for group docs" in d.run("plan", "docs", "--size", "1TB", check=2).stderr
