@@ -4,7 +4,9 @@ a scratch root (`--root DIR`, as when building an image), the only way CI can ru
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -40,9 +42,17 @@ def test_bad_usage_is_one_line_with_the_fix(tmp_path):
 def test_refuses_without_root(tmp_path):
     if os.getuid() != 0:
         run = run_install("--root", str(base_system(tmp_path / "root")))
-    else:  # the same run as nobody
-        run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", str(INSTALL)],
-                             capture_output=True, text=True, timeout=60)
+    else:  # the same run as nobody, from a copy nobody can read (a clone may sit in a 0700 directory)
+        readable = Path(tempfile.mkdtemp())
+        try:
+            readable.chmod(0o755)
+            script = readable / "install"
+            shutil.copy(INSTALL, script)
+            script.chmod(0o755)
+            run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", str(script)],
+                                 capture_output=True, text=True, timeout=60)
+        finally:
+            shutil.rmtree(readable)
     assert run.returncode == 1
     assert run.stderr.startswith("install: must run as root") and run.stderr.rstrip().endswith("sudo scripts/install")
 

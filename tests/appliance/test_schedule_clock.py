@@ -44,8 +44,12 @@ class Recorder:
 
 
 def scheduler(catalog, engine) -> Scheduler:
+    """A schedule the test alone processes (`run_due` at each clock it sets): APScheduler's own thread, started
+    paused, is never woken again, so it cannot process the schedule at a moment of its own and race the test."""
     sched = Scheduler(catalog, engine, timezone=UTC, executor=DebugExecutor())
-    sched.start()
+    sched.start(paused=True)
+    sched._scheduler.wakeup = lambda: None
+    sched._scheduler.resume()
     return sched
 
 
