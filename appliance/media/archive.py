@@ -38,7 +38,7 @@ from appliance.media.format import (SEALED_MAGIC, SKIPPABLE_HEADER, Frame, Frame
                                     skippable_at)
 from appliance.media.pax import (BLOCK, ENCODING, ERRORS, ArchiveError, pax_time, sparse_name, tar_header, text,
                                  xattr_records)
-from appliance.protect.scan import read_xattrs
+from appliance.protect.scan import data_extents, read_xattrs
 from appliance.store.model import Entry
 
 FRAME_SIZE = 4 << 20
@@ -129,19 +129,10 @@ def _name_of(kind: str, number: int) -> str:
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NOATIME", 0)
 
 
-def _extents(fd: int, size: int) -> tuple[tuple[int, int], ...]:
-    out = []
-    pos = 0
-    while pos < size:
-        try:
-            start = os.lseek(fd, pos, os.SEEK_DATA)
-        except OSError:  # ENXIO: only a hole is left
-            break
-        end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
-        if end > start:
-            out.append((start, end - start))
-        pos = end
-    return tuple(out)
+def _regions(fd: int, size: int) -> tuple[tuple[int, int], ...]:
+    """The file's data regions within its size (a region a growing file took past it is cut there)."""
+    return tuple((start, min(start + length, size) - start) for start, length in data_extents(fd, size)
+                 if start < size)
 
 
 def _file_content(path: bytes, regions: tuple[tuple[int, int], ...], shown: str,
@@ -247,7 +238,7 @@ def _member_at(path: bytes, st: os.stat_result, links: dict[tuple[int, int], str
         try:
             fd = os.open(path, _READ_FLAGS & ~getattr(os, "O_NOATIME", 0))
             try:
-                sparse = regions = _extents(fd, st.st_size)
+                sparse = regions = _regions(fd, st.st_size)
             finally:
                 os.close(fd)
         except OSError:

@@ -57,6 +57,22 @@ _KINDS = {stat.S_IFREG: FILE, stat.S_IFDIR: DIR, stat.S_IFLNK: SYMLINK, stat.S_I
           stat.S_IFBLK: BLOCKDEV}  # sockets: none (nothing to restore)
 
 
+def data_extents(fd: int, size: int) -> list[list[int]]:
+    """[start, length] of each data region of an open file, found up to `size` with SEEK_DATA/SEEK_HOLE (a sparse
+    file's holes are not read). A region may reach past `size` when the file grew meanwhile."""
+    extents = []
+    pos = 0
+    while pos < size:
+        try:
+            start = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError:  # ENXIO: only a hole is left
+            break
+        end = os.lseek(fd, start, os.SEEK_HOLE)
+        extents.append([start, end - start])
+        pos = end
+    return extents
+
+
 def read_xattrs(path: bytes | int) -> tuple[dict | None, list[str]]:
     """Extended attributes (POSIX ACLs included) of a path, not following a symlink, or of an open fd, and what
     could not be read: a name listed but unreadable (EACCES, EIO, E2BIG, ENOTSUP...) or the list itself. Only a
@@ -429,16 +445,7 @@ class Scanner:
         return refs
 
     def _read_extents(self, fd: int, size: int) -> tuple[list, list, int]:
-        extents = []
-        pos = 0
-        while pos < size:
-            try:
-                start = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError:  # ENXIO: only a hole is left
-                break
-            end = os.lseek(fd, start, os.SEEK_HOLE)
-            extents.append([start, end - start])
-            pos = end
+        extents = data_extents(fd, size)
         refs: list = []
         carry = b""
         got = 0
