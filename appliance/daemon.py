@@ -350,7 +350,7 @@ class Appliance:
                 paths: list[str] = (), overwrite: bool = False) -> tuple[int, PointInfo]:
         if not os.path.isabs(target):
             raise UsageError(f"restore target {target!r} is not an absolute path", "give --to an absolute directory")
-        self._check_target(target)
+        self.check_target(target)
         for p in paths:
             if not os.path.isabs(p):
                 raise UsageError(f"path {p!r} is not absolute", "name files by their full path on the protected machine")
@@ -364,7 +364,7 @@ class Appliance:
                                                    "paths": list(paths), "overwrite": overwrite})
         return job_id, chosen
 
-    def _check_target(self, target: str) -> None:
+    def check_target(self, target: str) -> None:
         real = os.path.realpath(target)
         for inner, what in ((self.settings.store_path, "replica store"), (self.settings.data_dir, "data directory")):
             inner = os.path.realpath(inner)

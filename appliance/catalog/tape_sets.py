@@ -122,11 +122,14 @@ def _info(s, row: TapeSet) -> SetInfo:
                          for p, barcode in parts))
 
 
-def list_sets(catalog: Catalog, group: str | None = None, states: tuple[str, ...] | None = None) -> list[SetInfo]:
+def list_sets(catalog: Catalog, group: str | None = None, states: tuple[str, ...] | None = None,
+              media_set_id: int | None = None) -> list[SetInfo]:
     with catalog.reader() as s:
         q = select(TapeSet).order_by(TapeSet.id)
         if group is not None:
             q = q.where(TapeSet.group_name == group)
+        if media_set_id is not None:
+            q = q.where(TapeSet.media_set_id == media_set_id)
         if states:
             q = q.where(TapeSet.state.in_(states))
         return [_info(s, row) for row in s.exec(q).all()]

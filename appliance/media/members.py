@@ -49,8 +49,11 @@ def from_snapshot(store, snapshot_id: str, base: dict[bytes, "fmt.IndexEntry"] |
     return members
 
 
-def from_tree(roots: list[str]) -> Callable[[], Iterator["archive.Member"]]:
+def from_tree(roots: list[str], warnings: list[str]) -> Callable[[], Iterator["archive.Member"]]:
+    """The members of the sources read directly; what could not be read as it was (a file changed or unreadable
+    while archived) goes to `warnings` (filled when the returned iterator runs: a new run starts them again)."""
     def members() -> Iterator[archive.Member]:
+        warnings.clear()
         for root in roots:
-            yield from archive.members_from_tree(Path(root))
+            yield from archive.members_from_tree(Path(root), warnings.append)
     return members

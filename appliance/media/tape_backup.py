@@ -113,11 +113,11 @@ def media_set_catalog(catalog, media_set_id: int, block_size: int, cache: IndexC
     """The media set's catalog file: every good set of the media set with its parts, and the set being written."""
     ms = cat.media_set_by_id(catalog, media_set_id)
     pool = cat.pool_by_id(catalog, ms.pool_id)
-    sequence = {c.barcode: c.sequence for c in cat.list_cartridges(catalog) if c.media_set_id == media_set_id}
+    sequence = {c.barcode: c.sequence for c in cat.list_cartridges(catalog, media_set_id=media_set_id)}
     label = fmt.MediaSetLabel(pool.name, ms.uuid, 0, ms.key_fingerprint, ms.created)
     sets = []
-    for info in tape_sets.list_sets(catalog, states=("ok",)):
-        if info.media_set != ms.uuid or not cache.has(info.uuid):
+    for info in tape_sets.list_sets(catalog, states=("ok",), media_set_id=media_set_id):
+        if not cache.has(info.uuid):
             continue
         header = cache.header(info.uuid)
         sets.append(fmt.CatalogSet(header, [fmt.CatalogPart(p.part, p.barcode, sequence.get(p.barcode, 0),
@@ -154,8 +154,9 @@ def backup(ctx: JobContext, store, media, cache: IndexCache, block_size: int = f
     set_id = tape_sets.create_set(ctx.catalog, set_uuid, media_set.id, group.id, group.name, point_id, snapshot_id,
                                   kind, base.id if base else None, now)
     carried: list = []
+    read_warnings: list[str] = []  # a direct set's sources, as the archive met them
     if kind == "direct":
-        make_members = members.from_tree([s.path for s in group.sources])
+        make_members = members.from_tree([s.path for s in group.sources], read_warnings)
         total = None
     else:
         base_map = members.base_entries([cache.load(base.uuid)]) if base else None
@@ -227,6 +228,7 @@ def backup(ctx: JobContext, store, media, cache: IndexCache, block_size: int = f
             floor = SPEED_FLOOR_MB_S.get(lease.drive.status().density)
             lease.succeeded()
             break
+    warnings.extend(read_warnings)
     slow = _too_slow(stats, write_seconds, floor)
     if slow:
         warnings.append(slow)

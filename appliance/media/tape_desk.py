@@ -61,7 +61,7 @@ class TapeDesk:
                 paths: list[str] = (), overwrite: bool = False):
         if not os.path.isabs(target):
             raise UsageError(f"restore target {target!r} is not an absolute path", "give --to an absolute directory")
-        self.app._check_target(target)
+        self.app.check_target(target)
         for p in paths:
             if not os.path.isabs(p) or ".." in p.split("/"):
                 raise UsageError(f"path {p!r} is not a full path", "name files by their full original path, as "

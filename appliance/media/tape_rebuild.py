@@ -17,7 +17,9 @@ from sqlmodel import select
 
 from appliance.catalog import media as cat
 from appliance.catalog import tape_sets
-from appliance.catalog.models import Cartridge, MediaSet, Pool, ProtectionGroup, utcnow
+from appliance.catalog.groups import list_groups
+from appliance.catalog.models import Cartridge, MediaSet, Pool, utcnow
+from appliance.errors import NotFound
 from appliance.media import format as fmt
 from appliance.media.drives import ForeignCartridge, LabelMismatch
 from appliance.media.index_cache import IndexCache
@@ -91,13 +93,11 @@ def _record_cartridge(ctx: JobContext, library, cart: Cartridge, scan) -> None:
 
 
 def _pool(ctx: JobContext, library, name: str) -> Pool:
-    with ctx.catalog.session() as s:
-        pool = s.exec(select(Pool).where(Pool.name == name)).first()
-        if pool is None:
-            pool = Pool(name=name, library_id=library.id, retention_seconds=None)
-            s.add(pool)
-            s.flush()
-        return pool
+    """The pool a label names; one the catalog lacks is created keeping its data forever (see the module's doc)."""
+    try:
+        return cat.get_pool(ctx.catalog, name)
+    except NotFound:
+        return cat.create_pool(ctx.catalog, name, library.id, None, "continue", None, None, True, 0)
 
 
 def _media_set(ctx: JobContext, pool: Pool, label: "fmt.MediaSetLabel") -> MediaSet:
@@ -114,7 +114,7 @@ def _media_set(ctx: JobContext, pool: Pool, label: "fmt.MediaSetLabel") -> Media
 def _record_sets(ctx: JobContext, found: dict[str, list[FoundPart]], cache: IndexCache) -> tuple[int, list]:
     """Record the whole sets found (those the catalog has already are kept as they are); (whole sets, partial)."""
     recorded, partial = 0, []
-    groups = {g.name: g.id for g in _groups(ctx)}
+    groups = {g.name: g.id for g in list_groups(ctx.catalog)}
     for uuid, parts in found.items():
         parts.sort(key=lambda p: p.header.part)
         numbers = [p.header.part for p in parts]
@@ -139,8 +139,3 @@ def _record_sets(ctx: JobContext, found: dict[str, list[FoundPart]], cache: Inde
         nbytes = sum(f.raw_length for p in parts for f in p.index.frames)
         tape_sets.finish_set(ctx.catalog, set_id, "ok", files, nbytes, ms.expires)
     return recorded, partial
-
-
-def _groups(ctx: JobContext) -> list[ProtectionGroup]:
-    with ctx.catalog.reader() as s:
-        return list(s.exec(select(ProtectionGroup)).all())

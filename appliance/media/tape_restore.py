@@ -75,8 +75,8 @@ def restore(ctx: JobContext, media, cache: IndexCache) -> Outcome:
         ciphers[holder] = keys.cipher_for_set(ctx.catalog, info)
     runs = [run for holder, wanted in by_holder.items() for run in plan(layouts[holder], wanted)]
     runs.sort(key=lambda r: (r.barcode, r.block))
-    needed = sorted({r.barcode for r in runs} | {b for layout in layouts.values() for b in layout.barcodes.values()
-                                                  if any(r.layout is layout for r in runs)})
+    # every part of a set a run reads: a member may run on into the set's next cartridge
+    needed = sorted({barcode for run in runs for barcode in run.layout.barcodes.values()})
     library = _library_of(ctx, needed)
     if not _wait_in_library(ctx, media, needed, library):
         return Outcome("cancelled", "cancelled while waiting for cartridges")

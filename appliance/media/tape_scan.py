@@ -41,7 +41,6 @@ class TapeScan:
     volume: "fmt.VolumeLabel | None" = None
     media_set: "fmt.MediaSetLabel | None" = None
     parts: list[FoundPart] = field(default_factory=list)
-    catalog: "fmt.MediaSetCatalog | None" = None
     next_file: int = 2  # after the last whole part's index file
     bytes_read: int = 0
     bytes_on_tape: int = 0  # up to the end of data
@@ -114,7 +113,7 @@ def scan_tape(drive, barcode: str, block_size: int) -> TapeScan:
             pending = None
         else:
             try:
-                scan.catalog = fmt.decode_catalog(data)
+                fmt.decode_catalog(data)  # the last file: read for its check, the index files are the truth
             except fmt.FormatError:
                 scan.problems.append(f"tape file {tape_file} of {barcode} is neither an index nor a catalog")
         tape_file += 1

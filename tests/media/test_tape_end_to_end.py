@@ -5,6 +5,7 @@ tar -x` alone. Content, owners, modes, times, xattrs, ACLs, hardlinks, sparse fi
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -364,3 +365,13 @@ def test_a_drive_going_offline_mid_write_moves_the_set_to_the_other_drive(tmp_pa
         restores_identically(d, "files", src, tmp_path / "out")
     finally:
         d.stop(signal.SIGINT)
+
+
+def test_a_direct_set_names_what_it_could_not_read(appliance, tmp_path):
+    d = appliance
+    src = protected(d, tmp_path)
+    shutil.rmtree(src)  # gone between the protection and the direct read
+    run = d.run("--json", "tape", "backup", "files", "--pool", "weekly", "--direct", "--wait", check=3)
+    job = json.loads(run.stdout)
+    assert job["state"] == "completed with warnings"
+    assert any(str(src) in w and "not archived" in w for w in job["warnings"]), job["warnings"]
