@@ -30,6 +30,13 @@ def _how_to_start(socket_path: Path) -> str:
     return "start it with `systemctl start tapeline`, or check api.socket in the configuration"
 
 
+def socket_for(config_file: str | Path | None = None, data_dir: str | Path | None = None) -> Path:
+    """The daemon's socket as every client finds it: --data DIR (or TAPELINE_DATA) wins, then --config FILE, then
+    /etc/tapeline/tapeline.toml. For the console, which may not read the configuration itself."""
+    from appliance import config
+    return config.load(config_file, data_dir).socket_path
+
+
 class _UnixConnection(http.client.HTTPConnection):
     def __init__(self, path: Path, timeout: float):
         super().__init__("tapeline", timeout=timeout)

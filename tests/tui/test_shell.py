@@ -1,0 +1,71 @@
+"""The console's shell: the five areas, the daemon-not-running state, the palette, `tapeline tui`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from tui.app import TapelineApp
+from tui.widgets.daemon_state import DaemonState
+
+
+def run(scenario):
+    return asyncio.run(scenario())
+
+
+def banner_text(app) -> str:
+    state = app.screen.query_one(DaemonState)
+    return str(state.render()) if state.display else ""
+
+
+def test_no_daemon_shows_the_command_that_starts_one(tmp_path):
+    async def scenario():
+        app = TapelineApp(tmp_path / "run" / "tapeline.sock", poll_seconds=0.2)
+        async with app.run_test(size=(120, 40)) as pilot:
+            for _ in range(50):
+                await pilot.pause(0.05)
+                if banner_text(app):
+                    break
+            text = banner_text(app)
+            assert "Daemon not running" in text
+            assert f"tapeline up --data {tmp_path}" in text
+            await pilot.press("f2")  # every area says so, not only the first
+            await pilot.pause(0.1)
+            assert app.current_mode == "protection"
+            assert f"tapeline up --data {tmp_path}" in banner_text(app)
+    run(scenario)
+
+
+def test_the_banner_goes_when_the_daemon_answers(daemon):
+    async def scenario():
+        app = TapelineApp(daemon.socket, poll_seconds=0.2)
+        async with app.run_test(size=(120, 40)) as pilot:
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if app.latest["status"] is not None:
+                    break
+            assert app.latest["status"]["daemon"]["pid"] == daemon.proc.pid
+            assert banner_text(app) == ""
+    run(scenario)
+
+
+def test_one_key_each_for_the_five_areas(tmp_path):
+    async def scenario():
+        app = TapelineApp(tmp_path / "no.sock", poll_seconds=5)
+        async with app.run_test(size=(120, 40)) as pilot:
+            assert app.current_mode == "monitoring"
+            for key, mode in [("f2", "protection"), ("f3", "recovery"), ("f4", "reporting"), ("f5", "management"),
+                              ("1", "monitoring"), ("5", "management"), ("f1", "monitoring")]:
+                await pilot.press(key)
+                await pilot.pause()
+                assert app.current_mode == mode, key
+    run(scenario)
+
+
+def test_tapeline_tui_runs_the_console_with_the_same_data_directory(tmp_path):
+    from appliance.commands.output import Context
+    from appliance.commands.tui_cmd import console_argv
+    argv = console_argv(Context(as_json=False, data_dir=str(tmp_path), config_file=None))
+    assert argv == [sys.executable, "-m", "tui", "--data", str(tmp_path)]
+    assert os.path.exists(argv[0])

@@ -1,0 +1,126 @@
+"""`TapelineApp`: the operator console. Five areas as Textual modes, a poller that keeps them live, the palette.
+
+Invariants: the app talks to the daemon only through `tui.daemon.Daemon` (the API client), from thread workers. One
+poll runs at a time (an exclusive worker), every POLL_SECONDS; its results go to the shown screen as messages and
+stay in `latest` for the others. An unreachable daemon is a state (`lost`, the banner), not an exit: the poller keeps
+trying and the banner goes when the daemon answers.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from appliance.errors import DaemonUnreachable, TapelineError
+from tui.daemon import Daemon
+from tui.messages import AlertsChanged, DaemonFound, DaemonLost, JobsRefreshed, StatusRefreshed
+from tui.screens.area import AreaScreen
+from tui.screens.management import ManagementScreen
+from tui.screens.monitoring import MonitoringScreen
+from tui.screens.protection import ProtectionScreen
+from tui.screens.recovery import RecoveryScreen
+from tui.screens.reporting import ReportingScreen
+
+POLL_SECONDS = 1.5
+AREAS = [  # mode, screen, the function key and digit that show it
+    ("monitoring", MonitoringScreen, "f1", "1"),
+    ("protection", ProtectionScreen, "f2", "2"),
+    ("recovery", RecoveryScreen, "f3", "3"),
+    ("reporting", ReportingScreen, "f4", "4"),
+    ("management", ManagementScreen, "f5", "5"),
+]
+
+
+class ScreenActions(Provider):
+    """Every action of the shown screen and of the app (the areas), as its footer lists them, in the palette."""
+
+    def _actions(self):
+        seen = set()
+        for key, active in self.screen.active_bindings.items():
+            binding = active.binding
+            if not binding.description or (binding.action, id(active.node)) in seen:
+                continue
+            seen.add((binding.action, id(active.node)))
+            title = binding.description
+            key_name = self.app.get_key_display(binding)
+            yield title, f"{key_name}  {binding.tooltip or ''}".rstrip(), partial(
+                self.app.run_action, binding.action, active.node), active.enabled
+
+    async def discover(self) -> Hits:
+        for title, help_text, run, enabled in self._actions():
+            if enabled:
+                yield DiscoveryHit(title, run, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, help_text, run, enabled in self._actions():
+            score = matcher.match(title)
+            if enabled and score > 0:
+                yield Hit(score, matcher.highlight(title), run, help=help_text)
+
+
+class TapelineApp(App):
+    CSS_PATH = "tapeline.tcss"
+    TITLE = "Tapeline"
+    MODES = {mode: screen for mode, screen, _f, _d in AREAS}
+    DEFAULT_MODE = "monitoring"
+    COMMANDS = App.COMMANDS | {ScreenActions}
+    BINDINGS = [
+        *(Binding(f, f"switch_mode('{mode}')", mode.capitalize(), priority=True) for mode, _s, f, _d in AREAS),
+        *(Binding(d, f"switch_mode('{mode}')", mode.capitalize(), show=False) for mode, _s, _f, d in AREAS),
+    ]
+
+    def __init__(self, socket_path: str | Path, poll_seconds: float = POLL_SECONDS):
+        super().__init__()
+        self.daemon = Daemon(socket_path)
+        self.poll_seconds = poll_seconds
+        self.latest: dict = {"status": None, "jobs": None, "alerts": None}
+        self.lost: tuple[str, str] | None = None
+
+    def on_mount(self) -> None:
+        self.poll()
+        self.set_interval(self.poll_seconds, self.poll)
+
+    @work(thread=True, exclusive=True, group="poll")
+    def poll(self) -> None:
+        try:
+            seen = self.daemon.snapshot()
+        except DaemonUnreachable as exc:
+            self.call_from_thread(self.daemon_lost, exc.message, exc.fix)
+            return
+        except TapelineError as exc:
+            self.call_from_thread(self.daemon_lost, exc.message, exc.fix or "")
+            return
+        self.call_from_thread(self._refreshed, seen)
+
+    def _refreshed(self, seen: dict) -> None:
+        if self.lost is not None:
+            self.lost = None
+            self.tell(DaemonFound())
+        status, jobs = seen["status"], seen["jobs"]
+        alerts = status.get("alerts", [])
+        alerts_changed = alerts != self.latest["alerts"]
+        self.latest = {"status": status, "jobs": jobs, "alerts": alerts}
+        self.tell(StatusRefreshed(status))
+        self.tell(JobsRefreshed(jobs))
+        if alerts_changed:
+            self.tell(AlertsChanged(alerts))
+
+    def daemon_lost(self, error: str, fix: str) -> None:
+        self.lost = (error, fix)
+        self.tell(DaemonLost(error, fix))
+
+    def tell(self, message) -> None:
+        """To the shown area (under any dialog it has open); the others catch up from `latest` when shown."""
+        for screen in self.screen_stack:
+            if isinstance(screen, AreaScreen):
+                screen.post_message(message)
+
+    def refresh_now(self) -> None:
+        """Poll at once (after an action), rather than at the next tick."""
+        self.poll()

@@ -1,0 +1,78 @@
+"""What the five areas share: the daemon banner, the header and footer, and calling the daemon off the event loop.
+
+Invariants: a screen never calls the daemon on the event loop; `call` runs the call in a thread worker and hands the
+answer back on the loop. An API error becomes a notification with its fix; an unreachable daemon becomes the banner
+(the app's poller also raises it). Subclasses compose their body in `compose_body` and refresh from the app's
+messages (`StatusRefreshed`, `JobsRefreshed`, `AlertsChanged`); on resume they catch up from `app.latest`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from textual import work
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Header
+
+from appliance.errors import DaemonUnreachable, TapelineError
+from tui.messages import DaemonFound, DaemonLost
+from tui.widgets.daemon_state import DaemonState
+
+
+class AreaScreen(Screen):
+    AREA = ""  # the title shown in the header
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DaemonState(id="daemon-state")
+        yield from self.compose_body()
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def on_mount(self) -> None:
+        self.title = f"Tapeline · {self.AREA}"
+        self.query_one(DaemonState).display = False
+
+    def on_screen_resume(self) -> None:
+        state = self.query_one(DaemonState)
+        lost = self.app.lost
+        if lost:
+            state.show_lost(*lost)
+        else:
+            state.show_found()
+        self.catch_up()
+
+    def catch_up(self) -> None:
+        """Redraw from `self.app.latest` (what the poller last saw)."""
+
+    def on_daemon_lost(self, message: DaemonLost) -> None:
+        self.query_one(DaemonState).show_lost(message.error, message.fix)
+
+    def on_daemon_found(self, _message: DaemonFound) -> None:
+        self.query_one(DaemonState).show_found()
+
+    def call(self, what: str, method: Callable, *args, done: Callable | None = None, **kwargs) -> None:
+        """Run `method(*args, **kwargs)` (a Daemon call) in a thread worker; `done(answer)` then runs on the event loop.
+        `what` names the action for the notification when it fails."""
+        self._call_worker(what, method, args, kwargs, done)
+
+    @work(thread=True, group="calls")
+    def _call_worker(self, what, method, args, kwargs, done) -> None:
+        try:
+            answer = method(*args, **kwargs)
+        except DaemonUnreachable as exc:
+            self.app.call_from_thread(self.app.daemon_lost, exc.message, exc.fix)
+            return
+        except TapelineError as exc:
+            self.app.call_from_thread(self.notify, f"{exc.message}\nFix: {exc.fix}", title=f"{what} failed",
+                                      severity="error", timeout=12, markup=False)
+            return
+        except Exception as exc:  # noqa: BLE001 (a console shows what went wrong; it does not die of it)
+            self.app.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", title=f"{what} failed",
+                                      severity="error", timeout=12, markup=False)
+            return
+        if done is not None:
+            self.app.call_from_thread(done, answer)

@@ -1,0 +1,15 @@
+"""The Management area (placeholder: the tui-recovery helper builds it on this structure)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.widgets import Static
+
+from tui.screens.area import AreaScreen
+
+
+class ManagementScreen(AreaScreen):
+    AREA = "Management"
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("Management: not built yet.", classes="empty")
