@@ -7,6 +7,8 @@ Invariants:
   turns "failed" (`fail_unfinished`): such a set never counts, and its cartridges are appended to after their last
   good set (their `next_file` only moves once a part is complete).
 - Parts are recorded as they complete; a set's parts are numbered from 1 in the order they were written.
+- The recovery point a tape backup was asked to write is pinned from the moment the job is queued until it ends
+  (`pinned_snapshots`): the group's prune keeps it, though the job no longer holds the group's syncs back.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from datetime import datetime
 from sqlmodel import select
 
 from appliance.catalog.engine import Catalog
-from appliance.catalog.models import Cartridge, MediaSet, Pool, TapePolicy, TapeSet, TapeSetPart
+from appliance.catalog.models import Cartridge, Job, MediaSet, Pool, TapePolicy, TapeSet, TapeSetPart
 from appliance.errors import NotFound
 
 
@@ -98,6 +100,14 @@ def finish_set(catalog: Catalog, set_id: int, state: str, files: int = 0, nbytes
         row = s.get(TapeSet, set_id)
         row.state, row.files, row.bytes, row.expires, row.verified = state, files, nbytes, expires, verified
         s.add(row)
+
+
+def pinned_snapshots(catalog: Catalog, group_id: int) -> set[str]:
+    """The recovery points (store snapshot ids) the group's queued or running tape backups are to write."""
+    with catalog.reader() as s:
+        params = s.exec(select(Job.params).where(Job.group_id == group_id, Job.kind == "tape-backup",
+                                                 Job.state.in_(("queued", "running")))).all()
+    return {p["snapshot_id"] for p in params if p.get("snapshot_id")}
 
 
 def fail_unfinished(catalog: Catalog) -> int:

@@ -150,6 +150,8 @@ def backup(ctx: JobContext, store, media, cache: IndexCache, block_size: int = f
         warnings.append(f"pool '{pool.name}' began a new media set: a full set was written, so the new media set "
                         "holds everything its sets need")
     snapshot_id, point_id = (None, None) if kind == "direct" else (p["snapshot_id"], p.get("point_id"))
+    # The point the job was asked for, pinned against prune since it was queued (it may be older than the replica).
+    total = None if snapshot_id is None else store.snapshot(snapshot_id).bytes
     set_uuid = str(uuidlib.uuid4())
     set_id = tape_sets.create_set(ctx.catalog, set_uuid, media_set.id, group.id, group.name, point_id, snapshot_id,
                                   kind, base.id if base else None, now)
@@ -157,11 +159,9 @@ def backup(ctx: JobContext, store, media, cache: IndexCache, block_size: int = f
     read_warnings: list[str] = []  # a direct set's sources, as the archive met them
     if kind == "direct":
         make_members = members.from_tree([s.path for s in group.sources], read_warnings)
-        total = None
     else:
         base_map = members.base_entries([cache.load(base.uuid)]) if base else None
         make_members = members.from_snapshot(store, snapshot_id, base_map, carried)
-        total = store.snapshot(snapshot_id).bytes
     cipher = keys.cipher_for_pool(pool, set_uuid)
 
     def make_frames():

@@ -1,8 +1,9 @@
 """Requests for tape jobs, checked before a job is queued: an unknown pool, group, point, set, barcode or library,
 or a path the set does not hold, is one line naming the cause and the fix, and no job is started.
 
-Tape backups run as jobs of their group (one at a time with its syncs: a prune must not remove the point being
-written); restores, verifies and rebuilds belong to no group (they read tape only, and the group may be gone).
+Tape backups run as jobs of their group (one tape job of a group at a time; its syncs go on meanwhile: the point
+being written is pinned against prune by the queued job itself); restores, verifies and rebuilds belong to no group
+(they read tape only, and the group may be gone).
 """
 
 from __future__ import annotations

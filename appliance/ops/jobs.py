@@ -3,10 +3,13 @@
 Invariants:
 - Every job is a `Job` row first; its state moves queued -> running -> one of completed, completed with warnings,
   failed, cancelled (or queued -> cancelled), and nothing else writes those states.
-- A group runs one job at a time (syncs, points, checks, prunes and restores all read or write the group's replica),
-  in the order they were asked for, restores first. Jobs of different groups run in parallel, up to
+- A group runs one job at a time (syncs, points, checks, prunes and restores all read or write the group's replica;
+  its tape jobs apart, below), in the order they were asked for, restores first. Jobs of different groups run in parallel, up to
   `limits.workers` at once, of which at most `limits.syncs` syncs and points; a queued restore goes before any
   queued backup.
+- A group's tape jobs exclude each other but not its other jobs (`_hold`): a tape backup reads a recovery point
+  (pinned against prune while the job is queued or running, catalog/tape_sets.py `pinned_snapshots`) or tape, never
+  the live replica, so one waiting for a cartridge or a drive holds none of the group's syncs.
 - Tape jobs (TAPE_KINDS) run on their own threads, never on the workers: one per enabled drive at most
   (`tape_slots()`, at least one so a job finds out and says why no drive serves it), so jobs waiting for a drive or a
   cartridge never hold every worker, and more tape jobs than drives wait `queued`, not inside a drive lease.
@@ -157,7 +160,7 @@ class JobEngine:
         self._not_before: dict[int, float] = {}   # id -> monotonic time its retry may start
         self._attempts: dict[int, int] = {}       # id -> runs that failed transiently so far
         self._taken: dict[int, str] = {}          # id -> kind, from take to end (what the limits count)
-        self._busy_groups: set[int | None] = set()
+        self._busy_groups: set[tuple[bool, int]] = set()  # (tape, group id) held by a running job
         self._running: dict[int, JobContext] = {}
         self._threads: list[threading.Thread] = []
         self._stopping = False
@@ -356,7 +359,7 @@ class JobEngine:
                     self._not_before.pop(jid, None)
                     self._taken[jid] = kind
                     if group_id is not None:
-                        self._busy_groups.add(group_id)
+                        self._busy_groups.add(_hold(kind, group_id))
                     return jid
                 self._cond.wait(wait)
 
@@ -370,7 +373,7 @@ class JobEngine:
         best, best_rank = None, None
         for jid in self._pending:
             kind, group_id = self._pending_info[jid]
-            if (kind in TAPE_KINDS) != tape or (group_id is not None and group_id in self._busy_groups):
+            if (kind in TAPE_KINDS) != tape or (group_id is not None and _hold(kind, group_id) in self._busy_groups):
                 continue
             due = self._not_before.get(jid, 0.0)
             if due > now:
@@ -419,7 +422,7 @@ class JobEngine:
                     self._threads = [t for t in self._threads if t is not threading.current_thread()]
 
     def _run(self, job_id: int) -> None:
-        group_id = self._group_of(job_id)
+        held = self._held_by(job_id)
         ctx = None
         try:
             with self.catalog.session() as s:
@@ -458,13 +461,13 @@ class JobEngine:
             with self._cond:
                 self._running.pop(job_id, None)
                 self._taken.pop(job_id, None)
-                self._busy_groups.discard(group_id)
+                self._busy_groups.discard(held)
                 self._cond.notify_all()
 
-    def _group_of(self, job_id: int) -> int | None:
+    def _held_by(self, job_id: int) -> tuple[bool, int] | None:
         with self.catalog.reader() as s:
             job = s.get(Job, job_id)
-            return job.group_id if job is not None else None
+            return _hold(job.kind, job.group_id) if job is not None and job.group_id is not None else None
 
     def _body(self, job: Job, ctx: JobContext) -> Outcome:
         try:
@@ -560,6 +563,11 @@ class JobEngine:
         self._ended(job_id)
         log.log(logging.WARNING if outcome.state in ("failed", "completed with warnings") else logging.INFO,
                 "job %s %s%s", job_id, outcome.state, f": {outcome.reason}" if outcome.reason else "")
+
+
+def _hold(kind: str, group_id: int) -> tuple[bool, int]:
+    """What a running job holds of its group: its tape jobs' share or its disk jobs' share."""
+    return kind in TAPE_KINDS, group_id
 
 
 def _subject(job: Job) -> str:

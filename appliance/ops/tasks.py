@@ -26,6 +26,7 @@ from typing import Callable
 from appliance.catalog.groups import GroupInfo, get_group_by_id
 from appliance.catalog.points import (clear_damaged, drop_points, list_points, mark_damaged, points_by_snapshot,
                                       record_point)
+from appliance.catalog.tape_sets import pinned_snapshots
 from appliance.ops import alerts
 from appliance.ops.jobs import JobContext, Outcome
 from appliance.ops.messages import count_warnings, plural, split_fix
@@ -203,7 +204,7 @@ class Tasks:
                collect: bool | None = True) -> str:
         ctx.progress(0, None, "pruning expired recovery points")
         res = protect.prune(self.store, group.name, keep=timedelta(seconds=group.keep_seconds), progress=ctx.progress,
-                            cancel=ctx.cancel, collect=collect)
+                            cancel=ctx.cancel, collect=collect, pinned=pinned_snapshots(ctx.catalog, group.id))
         dropped = drop_points(ctx.catalog, group.id, res.removed)
         result["prune"] = {"state": res.state, "removed_points": dropped, "packs_deleted": res.packs_deleted,
                            "packs_rewritten": res.packs_rewritten, "bytes_freed": res.bytes_freed,

@@ -375,3 +375,44 @@ def test_a_direct_set_names_what_it_could_not_read(appliance, tmp_path):
     job = json.loads(run.stdout)
     assert job["state"] == "completed with warnings"
     assert any(str(src) in w and "not archived" in w for w in job["warnings"]), job["warnings"]
+
+
+def test_a_tape_job_waiting_for_a_cartridge_holds_no_sync_and_writes_the_point_it_was_asked_for(appliance, tmp_path):
+    d = appliance
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "old.txt").write_bytes(b"as it was when the tape job was asked for\n")
+    d.run("group", "create", "files", "--source", str(src))
+    d.run("sync", "files", "--wait")  # a "sync" snapshot: the next sync's prune removes it unless it is pinned
+    d.run("pool", "create", "weekly", "--library", "vtl", "--retention", "30d")
+    expected = tree_state(src)
+    for cart in d.json("media", "list"):
+        if cart["state"] != "cleaning":
+            fault(d, "write-protect", cart["barcode"])
+    asked = d.json("tape", "backup", "files", "--pool", "weekly")
+    job, point = asked["job"], asked["point"]
+    deadline = time.monotonic() + 90
+    while not any("pool 'weekly' has no cartridge" in a["message"] for a in d.json("alerts")):
+        assert time.monotonic() < deadline, d.json("job", str(job))
+        time.sleep(0.3)
+
+    # The group's syncs go on meanwhile, and their prune keeps the point the tape job is to write.
+    (src / "new.txt").write_bytes(b"after the tape job was asked for\n")
+    synced = d.json("sync", "files", "--wait")
+    assert synced["state"] == "completed", synced
+    assert d.json("job", str(job))["state"] == "running"
+    assert point["snapshot_id"] in [p["snapshot_id"] for p in d.json("points", "files")]
+
+    # A cartridge comes back: the job goes on by itself and writes the point it was asked for, not the newer one.
+    fault(d, "--clear", "write-protect")
+    inventory = d.json("library", "inventory", "vtl", "--detailed", "--wait", check=None)
+    assert inventory["state"] in ("completed", "completed with warnings"), inventory
+    done = d.json("job", str(job), "--wait")
+    assert done["state"] == "completed", done
+    [written] = d.json("tape", "sets", "files")
+    assert written["point"] == point["id"] and written["state"] == "ok"
+    restores_identically(d, "files", src, tmp_path / "out", expected=expected)
+    assert not (tmp_path / "out" / str(src).lstrip("/") / "new.txt").exists()
+    # The pin ends with the job: the next sync's prune removes the old point.
+    d.run("sync", "files", "--wait")
+    assert point["snapshot_id"] not in [p["snapshot_id"] for p in d.json("points", "files")]

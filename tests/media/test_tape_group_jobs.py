@@ -1,0 +1,86 @@
+"""A group's tape jobs beside its disk jobs: the engine runs a sync while the group's tape backup waits (for a
+cartridge, a drive), and the recovery point that backup is to write stays pinned against the group's prune until
+the job ends. Real catalog, real engine, real replica store; the job bodies stand in only for the tape side."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+
+from appliance.catalog.engine import open_catalog
+from appliance.catalog.tape_sets import pinned_snapshots
+from appliance.ops.job_records import get_job
+from appliance.ops.jobs import JobEngine, Outcome
+from appliance.protect import files as protect
+from appliance.protect.files import GroupSpec, SourceSpec
+from appliance.store import Store
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    cat = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    yield cat
+    cat.close()
+
+
+def wait_state(engine, job_id: int, state: str) -> None:
+    deadline = time.monotonic() + 10
+    while get_job(engine.catalog, job_id).state != state:
+        assert time.monotonic() < deadline, f"job {job_id} is {get_job(engine.catalog, job_id).state}, not {state}"
+        time.sleep(0.01)
+
+
+def test_a_sync_runs_while_the_groups_tape_backup_waits_but_two_tape_jobs_of_a_group_do_not_overlap(catalog):
+    cartridge = threading.Event()  # what the waiting tape backup waits for
+    tape_started: list[int] = []
+
+    def tape_backup(ctx):
+        tape_started.append(ctx.job_id)
+        while not cartridge.wait(0.01):
+            if ctx.cancel.is_set():
+                return Outcome("cancelled")
+        return Outcome("completed")
+
+    engine = JobEngine(catalog, {"tape-backup": tape_backup, "sync": lambda ctx: Outcome("completed")}, workers=1,
+                       tape_slots=lambda: 2)
+    engine.start()
+    try:
+        waiting, _ = engine.submit("tape-backup", 1, "files", {"pool": "p", "snapshot_id": "s1"})
+        wait_state(engine, waiting, "running")
+        sync, _ = engine.submit("sync", 1, "files")
+        assert engine.wait(sync, timeout=10).state == "completed"
+        second, _ = engine.submit("tape-backup", 1, "files", {"pool": "p", "snapshot_id": "s2"})
+        time.sleep(0.3)  # a free drive slot: only the group's running tape job keeps it queued
+        assert get_job(catalog, second).state == "queued" and get_job(catalog, waiting).state == "running"
+        cartridge.set()
+        assert engine.wait(waiting).state == "completed" and engine.wait(second).state == "completed"
+        assert tape_started == [waiting, second]
+    finally:
+        cartridge.set()
+        engine.stop()
+
+
+def test_the_point_a_queued_or_running_tape_backup_is_to_write_survives_the_groups_prune(catalog, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    group = GroupSpec("files", (SourceSpec(str(src)),))
+    store = Store.open(tmp_path / "store", create=True)
+    try:
+        (src / "a").write_bytes(b"first")
+        first = protect.sync(store, group).snapshot.id
+        engine = JobEngine(catalog, {"tape-backup": lambda ctx: Outcome("completed")})  # never started: stays queued
+        job, _ = engine.submit("tape-backup", 7, "files", {"pool": "p", "kind": "full", "snapshot_id": first})
+        assert pinned_snapshots(catalog, 7) == {first} and pinned_snapshots(catalog, 8) == set()
+        (src / "a").write_bytes(b"second")
+        protect.sync(store, group)
+        kept = protect.prune(store, "files", keep=timedelta(0), pinned=pinned_snapshots(catalog, 7))
+        assert kept.removed == () and first in [s.id for s in store.snapshots("files")]
+        engine.cancel(job)  # the job ended: the point is no longer pinned
+        assert pinned_snapshots(catalog, 7) == set()
+        pruned = protect.prune(store, "files", keep=timedelta(0), pinned=pinned_snapshots(catalog, 7))
+        assert pruned.removed == (first,)
+    finally:
+        store.close()
