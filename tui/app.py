@@ -8,6 +8,8 @@ trying and the banner goes when the daemon answers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 
@@ -75,8 +77,10 @@ class TapelineApp(App):
         *(Binding(d, f"switch_mode('{mode}')", mode.capitalize(), show=False) for mode, _s, _f, d in AREAS),
     ]
 
-    def __init__(self, socket_path: str | Path, poll_seconds: float = POLL_SECONDS):
+    def __init__(self, socket_path: str | Path, poll_seconds: float = POLL_SECONDS,
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         super().__init__()
+        self.now = now  # the clock the screens' ages and lags are counted on (fixed in snapshot tests)
         self.daemon = Daemon(socket_path)
         self.poll_seconds = poll_seconds
         self.latest: dict = {"status": None, "jobs": None, "alerts": None}

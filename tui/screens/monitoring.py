@@ -1,15 +1,253 @@
-"""The Monitoring area."""
+"""Monitoring (F1): the open alerts with their fix, and the running and recent jobs with live progress and rates.
+
+Keys act on the row under the cursor of their table: `a` acknowledges an alert, `f` runs its fix through the API where
+the fix is a `tapeline` command the API has (else shows it, copied to the clipboard); `c` cancels a job (after a
+confirmation naming it), `r` re-submits a finished one (same kind, group and parameters). Rates come from two
+successive polls of the same job's progress.
+"""
 
 from __future__ import annotations
 
+import time
+from rich.text import Text
 from textual.app import ComposeResult
-from textual.widgets import Static
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Label, Static
 
+from tui import fixes
+from tui.format import clock, duration, parse_time, since
+from tui.messages import AlertsChanged, JobsRefreshed
 from tui.screens.area import AreaScreen
+from tui.widgets.confirm import Confirm
+
+ACTIVE = ("running", "queued")
+FINISHED = ("completed", "completed with warnings", "failed", "cancelled")
+BAR_WIDTH = 16
+STATE_STYLE = {"failed": "bold red", "cancelled": "yellow", "completed with warnings": "yellow",
+               "running": "bold cyan", "queued": "cyan", "completed": "green"}
+SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def progress_bar(job: dict) -> Text:
+    """A bar for a job that knows its total, the count for one that does not, nothing for a finished one."""
+    done, total = job.get("progress_done") or 0, job.get("progress_total")
+    if job["state"] not in ACTIVE:
+        return Text("")
+    if not total:
+        return Text(f"{done:,} done" if done else "working", style="cyan")
+    share = min(1.0, done / total)
+    filled = round(share * BAR_WIDTH)
+    return Text.assemble(("█" * filled, "cyan"), ("░" * (BAR_WIDTH - filled), "grey37"), f" {share:4.0%}")
 
 
 class MonitoringScreen(AreaScreen):
     AREA = "Monitoring"
+    BINDINGS = [
+        Binding("a", "acknowledge", "Acknowledge", tooltip="Acknowledge the alert under the cursor"),
+        Binding("f", "run_fix", "Run fix", tooltip="Run the alert's fix (or copy it when a person must fill it in)"),
+        Binding("c", "cancel_job", "Cancel job", tooltip="Cancel the job under the cursor"),
+        Binding("r", "retry_job", "Retry job", tooltip="Submit the job under the cursor again"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alerts: list[dict] = []
+        self.jobs: list[dict] = []
+        self._samples: dict[int, tuple[float, int]] = {}  # job id -> (when polled, progress) for the rates
+        self._rates: dict[int, float] = {}
 
     def compose_body(self) -> ComposeResult:
-        yield Static("Monitoring", classes="empty")
+        with Vertical(id="alerts-pane", classes="pane"):
+            yield Label("Open alerts", classes="pane-title")
+            yield DataTable(id="alerts", cursor_type="row", zebra_stripes=True)
+            yield Static(id="alert-fix")
+            yield Static("No open alerts: every group is protected as configured.", id="alerts-empty",
+                         classes="empty")
+        with Vertical(id="jobs-pane", classes="pane"):
+            yield Label("Jobs", classes="pane-title")
+            yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
+            yield Static("No jobs yet: protect a directory in Protection (F2), then press s to sync it now.",
+                         id="jobs-empty", classes="empty")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#alerts", DataTable).add_columns("ID", "Time", "Severity", "Group", "Alert")
+        self.query_one("#jobs", DataTable).add_columns("ID", "Kind", "Group", "State", "Progress", "Rate", "Started",
+                                                      "Took", "Message")
+        self.catch_up()
+
+    def catch_up(self) -> None:
+        latest = self.app.latest
+        if latest["alerts"] is not None:
+            self.show_alerts(latest["alerts"])
+        if latest["jobs"] is not None:
+            self.show_jobs(latest["jobs"])
+
+    def on_alerts_changed(self, message: AlertsChanged) -> None:
+        self.show_alerts(message.alerts)
+
+    def on_jobs_refreshed(self, message: JobsRefreshed) -> None:
+        self._measure(message.jobs)
+        self.show_jobs(message.jobs)
+
+    # -- drawing ----------------------------------------------------------------------------------------------------
+
+    def show_alerts(self, alerts: list[dict]) -> None:
+        self.alerts = alerts
+        now = self.app.now()
+        rows = [(alert_key(a), ["-" if a["id"] is None else str(a["id"]), clock(a["time"], now),
+                                Text(a["severity"], SEVERITY_STYLE.get(a["severity"], "")),
+                                a.get("group_name") or "-", a["message"]]) for a in alerts]
+        self._fill("#alerts", rows)
+        self.query_one("#alerts-empty").display = not alerts
+        self.query_one("#alerts").display = bool(alerts)
+        self.query_one("#alert-fix").display = bool(alerts)
+        self._show_fix()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "alerts":
+            self._show_fix()
+
+    def _show_fix(self) -> None:
+        alert = self._current("#alerts", self.alerts, alert_key)
+        fix = self.query_one("#alert-fix", Static)
+        if alert is None:
+            fix.update("")
+            return
+        runs = any(fixes.runnable(c) for c in fixes.commands(alert["fix"]))
+        fix.update(Text.assemble(("Fix: ", "bold"), alert["fix"] or "none given",
+                                 ("   (f runs it)" if runs else "   (f copies it)", "dim")))
+
+    def show_jobs(self, jobs: list[dict]) -> None:
+        order = {"running": 0, "queued": 1}
+        self.jobs = sorted(jobs, key=lambda j: (order.get(j["state"], 2), -j["id"]))
+        now = self.app.now()
+        rows = []
+        for j in self.jobs:
+            rate = self._rates.get(j["id"])
+            took = (since(j["started"], now) if j["state"] == "running" else
+                    _between(j["started"], j["finished"]))
+            rows.append((str(j["id"]), [
+                str(j["id"]), j["kind"], j.get("group_name") or "-",
+                Text(j["state"], STATE_STYLE.get(j["state"], "")), progress_bar(j),
+                f"{rate:,.0f}/s" if rate and j["state"] == "running" else "",
+                clock(j["started"] or j["created"], now), duration(took) if took is not None else "-",
+                job_note(j)]))
+        self._fill("#jobs", rows)
+        self.query_one("#jobs-empty").display = not jobs
+        self.query_one("#jobs").display = bool(jobs)
+
+    def _fill(self, selector: str, rows: list[tuple[str, list]]) -> None:
+        """Redraw a table, the cursor staying on the same row (by key) when that row is still there."""
+        table = self.query_one(selector, DataTable)
+        keep = None
+        if table.row_count:
+            keep = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        table.clear()
+        for key, cells in rows:
+            table.add_row(*cells, key=key)
+        if keep is not None and keep in {k for k, _ in rows}:
+            table.move_cursor(row=table.get_row_index(keep), animate=False)
+
+    def _measure(self, jobs: list[dict]) -> None:
+        at = time.monotonic()
+        for j in jobs:
+            if j["state"] != "running":
+                self._samples.pop(j["id"], None)
+                self._rates.pop(j["id"], None)
+                continue
+            before = self._samples.get(j["id"])
+            done = j.get("progress_done") or 0
+            if before is not None and at > before[0] and done >= before[1]:
+                self._rates[j["id"]] = (done - before[1]) / (at - before[0])
+            self._samples[j["id"]] = (at, done)
+
+    # -- actions ----------------------------------------------------------------------------------------------------
+
+    def _current(self, selector: str, items: list[dict], key_of=lambda i: str(i["id"])) -> dict | None:
+        table = self.query_one(selector, DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return next((i for i in items if key_of(i) == key), None)
+
+    def action_acknowledge(self) -> None:
+        alert = self._current("#alerts", self.alerts, alert_key)
+        if alert is None:
+            self.notify("No open alert to acknowledge.", severity="warning")
+            return
+        if alert["id"] is None:
+            self.notify("This alert describes the group's state: it goes once its fix is applied.", markup=False)
+            return
+        self.call("Acknowledge", self.app.daemon.acknowledge, alert["id"], done=lambda _a: self._acknowledged(alert))
+
+    def _acknowledged(self, alert: dict) -> None:
+        self.notify(f"Alert {alert['id']} acknowledged.", markup=False)
+        self.show_alerts([a for a in self.alerts if a["id"] != alert["id"]])
+        self.app.refresh_now()
+
+    def action_run_fix(self) -> None:
+        alert = self._current("#alerts", self.alerts, alert_key)
+        if alert is None:
+            self.notify("No open alert whose fix to run.", severity="warning")
+            return
+        found = fixes.commands(alert["fix"])
+        call = next((c for c in map(fixes.runnable, found) if c is not None), None)
+        if call is None:
+            shown = found[0] if found else alert["fix"]
+            self.app.copy_to_clipboard(shown)
+            self.notify(f"{shown}\n(copied: run it in a shell, filling in what is in capitals)", title="The fix",
+                        timeout=15, markup=False)
+            return
+        self.call("Run fix", call, self.app.daemon, done=self._started)
+
+    def _started(self, answer: dict) -> None:
+        job = answer.get("job") if isinstance(answer, dict) else None
+        self.notify(f"Job {job} started." if job else "Done.", markup=False)
+        self.app.refresh_now()
+
+    def action_cancel_job(self) -> None:
+        job = self._current("#jobs", self.jobs)
+        if job is None or job["state"] not in ACTIVE:
+            self.notify("Pick a running or queued job to cancel.", severity="warning")
+            return
+        what = f"job {job['id']}: {job['kind']} of {job.get('group_name') or '-'} ({job['state']})"
+        losses = [f"the work {what} has done so far (nothing half-made is kept)" if job["state"] == "running"
+                  else f"{what}: it will not run"]
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.call("Cancel", self.app.daemon.cancel, job["id"], done=lambda _j: self._cancelled(job))
+        self.app.push_screen(Confirm(f"Cancel job {job['id']}?", losses, action="Cancel the job"), answered)
+
+    def _cancelled(self, job: dict) -> None:
+        self.notify(f"Job {job['id']}: cancel requested.", markup=False)
+        self.app.refresh_now()
+
+    def action_retry_job(self) -> None:
+        job = self._current("#jobs", self.jobs)
+        if job is None or job["state"] not in FINISHED:
+            self.notify("Pick a finished job to submit again.", severity="warning")
+            return
+        self.call("Retry", self.app.daemon.retry, job, done=self._started)
+
+
+def job_note(job: dict) -> str:
+    """What a person wants to read about a job: why it ended so, its first warning, or what it is doing now."""
+    if job.get("reason"):
+        return job["reason"]
+    if job.get("warnings"):
+        more = len(job["warnings"]) - 1
+        return job["warnings"][0] + (f" (+{more} more: tapeline job {job['id']})" if more else "")
+    return job.get("progress_message") or "" if job["state"] in ACTIVE else ""
+
+
+def alert_key(alert: dict) -> str:
+    """Stored alerts by id; those the daemon derives from the state (no id) by what they say."""
+    return str(alert["id"]) if alert["id"] is not None else f"state:{alert.get('group_name')}:{alert['message']}"
+
+
+def _between(start: str | None, end: str | None) -> float | None:
+    ended = parse_time(end)
+    return None if ended is None else since(start, ended)
