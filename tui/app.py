@@ -78,8 +78,9 @@ class TapelineApp(App):
     ]
 
     def __init__(self, socket_path: str | Path, poll_seconds: float = POLL_SECONDS,
-                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc), browse_from: str | Path = "/"):
         super().__init__()
+        self.browse_from = Path(browse_from)  # where directory trees (sources, restore targets) open
         self.now = now  # the clock the screens' ages and lags are counted on (fixed in snapshot tests)
         self.daemon = Daemon(socket_path)
         self.poll_seconds = poll_seconds

@@ -54,25 +54,26 @@ class AreaScreen(Screen):
     def on_daemon_found(self, _message: DaemonFound) -> None:
         self.query_one(DaemonState).show_found()
 
-    def call(self, what: str, method: Callable, *args, done: Callable | None = None, **kwargs) -> None:
-        """Run `method(*args, **kwargs)` (a Daemon call) in a thread worker; `done(answer)` then runs on the event loop.
-        `what` names the action for the notification when it fails."""
-        self._call_worker(what, method, args, kwargs, done)
+    def call(self, what: str, method: Callable, *args, done: Callable | None = None,
+             failed: Callable | None = None, **kwargs) -> None:
+        """Run `method(*args, **kwargs)` (a Daemon call) in a thread worker; `done(answer)` then runs on the event loop,
+        or `failed()` after the failure was shown. `what` names the action in the failure's notification."""
+        self._call_worker(what, method, args, kwargs, done, failed)
 
     @work(thread=True, group="calls")
-    def _call_worker(self, what, method, args, kwargs, done) -> None:
+    def _call_worker(self, what, method, args, kwargs, done, failed) -> None:
         try:
             answer = method(*args, **kwargs)
         except DaemonUnreachable as exc:
             self.app.call_from_thread(self.app.daemon_lost, exc.message, exc.fix)
             return
-        except TapelineError as exc:
-            self.app.call_from_thread(self.notify, f"{exc.message}\nFix: {exc.fix}", title=f"{what} failed",
-                                      severity="error", timeout=12, markup=False)
-            return
-        except Exception as exc:  # noqa: BLE001 (a console shows what went wrong; it does not die of it)
-            self.app.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", title=f"{what} failed",
-                                      severity="error", timeout=12, markup=False)
+        except Exception as exc:  # noqa: BLE001 (a console shows what went wrong, with its fix; it does not die of it)
+            text = f"{exc.message}\nFix: {exc.fix}" if isinstance(exc, TapelineError) and exc.fix else (
+                exc.message if isinstance(exc, TapelineError) else f"{type(exc).__name__}: {exc}")
+            self.app.call_from_thread(self.notify, text, title=f"{what} failed", severity="error", timeout=15,
+                                      markup=False)
+            if failed is not None:
+                self.app.call_from_thread(failed)
             return
         if done is not None:
             self.app.call_from_thread(done, answer)
