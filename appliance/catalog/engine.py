@@ -11,7 +11,8 @@ Invariants:
   never waits for a writer: the CLI sees progress while a big sync records its file versions.
 - `Catalog.session()` commits when the block ends normally and rolls back on an exception; objects stay usable after
   the commit (expire_on_commit=False), so callers may return them.
-- The schema is created on open and stamped in `schema_version`; a catalog from a newer Tapeline is refused.
+- The schema is created on open and stamped in `schema_version`; a catalog from a newer Tapeline is refused, one from
+  an older Tapeline gets the tables and columns added since (each added column nullable or with a server default).
 - A write that fails for want of space (SQLite's "database or disk is full", PostgreSQL's disk_full) raises
   Unavailable naming where to free space, from any engine user (ORM, Core, the scheduler's job store), and leaves
   `Catalog.unwritable` set until `check_writable()` finds a write possible again (the daemon's watchdog calls it).
@@ -27,9 +28,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.schema import CreateColumn
 from sqlmodel import Session, SQLModel
 
 from appliance.catalog.models import CLOSED_INDEX, OLD_UNTIL_INDEX, SCHEMA_VERSION, FileVersion, SchemaVersion
@@ -204,22 +206,50 @@ def _upgrade_indexes(engine: Engine) -> None:
         conn.execute(text(f"DROP INDEX IF EXISTS {OLD_UNTIL_INDEX}"))
 
 
+def _add_columns(engine: Engine) -> None:
+    """A catalog made by an older Tapeline gets the columns added since (create_all adds tables, never columns).
+    Every column added after schema 1 is nullable or has a server default, so the old rows take it as they are."""
+    with engine.begin() as conn:
+        have = inspect(conn)
+        for table in SQLModel.metadata.sorted_tables:
+            if not have.has_table(table.name):
+                continue
+            present = {c["name"] for c in have.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                if not column.nullable and column.server_default is None:
+                    raise TapelineError(f"the catalog lacks {table.name}.{column.name}, which has no default to add "
+                                        "it with", "report this as a bug in Tapeline")
+                ddl = CreateColumn(column).compile(dialect=engine.dialect)
+                conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
+                log.info("catalog: added column %s.%s", table.name, column.name)
+
+
 def open_catalog(url: str) -> Catalog:
     """Open (and create or upgrade-check) the catalog at `url`. Raises TapelineError naming the fix."""
     engine = make_engine(url)
     shown = engine.url.render_as_string(hide_password=True)
     try:
+        with engine.connect() as conn:
+            found = (conn.execute(text("SELECT version FROM schema_version WHERE id = 1")).scalar()
+                     if inspect(conn).has_table("schema_version") else None)
+            if found is not None and found > SCHEMA_VERSION:
+                raise TapelineError(f"the catalog at {shown} has schema {found}, newer than this Tapeline "
+                                    f"({SCHEMA_VERSION})", "upgrade Tapeline, or rebuild a fresh catalog with "
+                                    "`tapeline catalog rebuild`")
         SQLModel.metadata.create_all(engine)
+        _add_columns(engine)
         _upgrade_indexes(engine)
         with Session(engine) as session:
             row = session.get(SchemaVersion, 1)
             if row is None:
                 session.add(SchemaVersion(id=1, version=SCHEMA_VERSION))
-                session.commit()
-            elif row.version > SCHEMA_VERSION:
-                raise TapelineError(f"the catalog at {shown} has schema {row.version}, newer than this Tapeline "
-                                    f"({SCHEMA_VERSION})", "upgrade Tapeline, or rebuild a fresh catalog with "
-                                    "`tapeline catalog rebuild`")
+            elif row.version < SCHEMA_VERSION:
+                log.info("catalog: schema %d upgraded to %d", row.version, SCHEMA_VERSION)
+                row.version = SCHEMA_VERSION
+                session.add(row)
+            session.commit()
     except OperationalError as exc:
         engine.dispose()
         raise TapelineError(f"cannot open the catalog at {shown} ({exc.orig})",

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, LargeBinary, TypeDecorator, text
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: offsite rotation (vaults, cases, moves; columns on cartridge, pool, media set)
 
 CLOSED_INDEX = "ix_file_version_closed"
 OLD_UNTIL_INDEX = "ix_file_version_until_point"  # every row's until_point, NULLs too (catalogs made before)
@@ -174,6 +174,15 @@ class Alert(SQLModel, table=True):
 
 CARTRIDGE_STATES = ("blank", "scratch", "allocated", "full", "expired", "retired", "damaged", "cleaning", "foreign")
 
+# Where a cartridge is: in the library (slot, drive, mail slot), on site out of the library ("outside": the shelf),
+# on its way between sites ("transit"), or in a vault (`Cartridge.vault_id` names which).
+LOCATIONS = ("slot", "drive", "mailslot", "outside", "transit", "vault")
+IN_LIBRARY_LOCATIONS = ("slot", "drive", "mailslot")
+
+# Offsite rotation states as IBM Spectrum Protect's DRM has them (appliance/vault/moves.py: the allowed moves).
+ROTATION_STATES = ("mountable", "notmountable", "courier", "vault", "vaultretrieve", "courierretrieve",
+                   "onsiteretrieve")
+
 
 class Library(SQLModel, table=True):
     __tablename__ = "library"
@@ -211,6 +220,11 @@ class Pool(SQLModel, table=True):
     verify: bool = True
     reuse_delay_seconds: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     created: datetime = _time()
+    # offsite rotation (appliance/vault/policy.py); no vault: the pool's sets stay on site
+    vault_id: int | None = Field(default=None, foreign_key="vault.id")
+    offsite_copies: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    recall: str = Field(default="expired", sa_column_kwargs={"server_default": "expired"})  # or a calendar event
+    gfs: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
 
 
 class MediaSet(SQLModel, table=True):
@@ -224,6 +238,7 @@ class MediaSet(SQLModel, table=True):
     expires: datetime | None = _time(nullable=True)  # closed + retention; None: open, or kept forever
     key_fingerprint: str | None = None
     last_written: datetime | None = _time(nullable=True)
+    tier: str | None = None  # its GFS tier ("daily", "weekly", "monthly", "yearly") when its pool has tiers
 
 
 class Cartridge(SQLModel, table=True):
@@ -243,12 +258,52 @@ class Cartridge(SQLModel, table=True):
     read_errors: int = 0
     write_errors: int = 0
     last_used: datetime | None = _time(nullable=True)
-    location_kind: str = "outside"  # "slot" | "drive" | "mailslot" | "outside"
+    location_kind: str = "outside"  # LOCATIONS
     location_number: int | None = None  # slot (mtx number), drive (0..) or mail slot (1..)
+    vault_id: int | None = Field(default=None, foreign_key="vault.id", index=True)  # location "vault"
+    rotation: str = Field(default="mountable", sa_column_kwargs={"server_default": "mountable"})  # ROTATION_STATES
+    case_id: int | None = Field(default=None, foreign_key="media_case.id", index=True)
     cleaning_uses: int = 0
     next_file: int = 0  # the tape file a new set is appended at (after the last good set's index file)
     expires: datetime | None = _time(nullable=True)  # when its data may be overwritten (its media set's expiry)
     first_seen: datetime = _time()
+
+
+class Vault(SQLModel, table=True):
+    """An offsite site that keeps cartridges (a vault company, another office)."""
+
+    __tablename__ = "vault"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    contact: str = ""
+    created: datetime = _time()
+
+
+class MediaCase(SQLModel, table=True):
+    """A numbered case cartridges travel in: sent and received as one."""
+
+    __tablename__ = "media_case"
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(unique=True, index=True)
+    vault_id: int | None = Field(default=None, foreign_key="vault.id")
+    created: datetime = _time()
+
+
+class CartridgeMove(SQLModel, table=True):
+    """One change of a cartridge's place or rotation state. Shuffles inside the library (slot to drive and back)
+    are not moves: they are counted as mounts."""
+
+    __tablename__ = "cartridge_move"
+    id: int | None = Field(default=None, primary_key=True)
+    cartridge_id: int = Field(foreign_key="cartridge.id", index=True, ondelete="CASCADE")
+    time: datetime = _time()
+    operator: str  # a person's name, or "tapeline" for the appliance's own moves
+    from_location: str
+    to_location: str
+    from_rotation: str
+    to_rotation: str
+    reason: str = ""
+    job_id: int | None = None
 
 
 class TapeSet(SQLModel, table=True):

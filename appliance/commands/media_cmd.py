@@ -247,8 +247,8 @@ def register_pool(cli: click.Group) -> click.Group:
 
 def show_cartridge(c: dict) -> None:
     click.echo(f"cartridge {c['barcode']}: {c['state']}{' (write-protected)' if c['write_protected'] else ''}")
-    where = c["location"] if c["location_number"] is None else f"{c['location']} {c['location_number']}"
-    click.echo(f"  library      {c['library'] or '-'}, {where}")
+    click.echo(f"  location     {c['where']}{', library ' + c['library'] if c['library'] else ''}, "
+               f"rotation {c['rotation']}")
     click.echo(f"  pool         {c['pool'] or '-'}")
     if c["media_set"]:
         click.echo(f"  media set    {c['media_set']} (tape {c['sequence']}), next set at tape file {c['next_file']}")
@@ -262,6 +262,10 @@ def show_cartridge(c: dict) -> None:
     for s in c.get("sets", []):
         click.echo(f"  set          {s['uuid']} {s['kind']} of {s['group']}, {when(s['created'])}, {s['state']}, "
                    f"{size(s['bytes'])}")
+    for m in c.get("history", []):
+        rotation = f", {m['from_rotation']} -> {m['to_rotation']}" if m["from_rotation"] != m["to_rotation"] else ""
+        click.echo(f"  moved        {when(m['time'])} by {m['operator']}: {m['from']} -> {m['to']}{rotation}"
+                   f"{' (' + m['reason'] + ')' if m['reason'] else ''}")
 
 
 def register_media(cli: click.Group) -> click.Group:
@@ -281,10 +285,9 @@ def register_media(cli: click.Group) -> click.Group:
                 click.echo("no cartridges; see `tapeline library inventory LIB`" if not (pool or state)
                            else "no cartridge matches")
             table([[c["barcode"], c["state"] + (" (wp)" if c["write_protected"] else ""), c["pool"] or "-",
-                    (c["media_set"] or "-")[:8], c["location"] + ("" if c["location_number"] is None
-                                                              else f" {c['location_number']}"),
+                    (c["media_set"] or "-")[:8], c["where"], c["rotation"],
                     size(c["bytes_written"]), when(c["expires"]) if c["expires"] else "-"] for c in cs],
-                  ["BARCODE", "STATE", "POOL", "MEDIA SET", "LOCATION", "WRITTEN", "EXPIRES"])
+                  ["BARCODE", "STATE", "POOL", "MEDIA SET", "LOCATION", "ROTATION", "WRITTEN", "EXPIRES"])
         ctx.emit(ctx.client.media(pool, state), human)
 
     @media.command("show")

@@ -15,7 +15,9 @@ from datetime import datetime
 from pathlib import Path
 
 from appliance.catalog import media as cat
-from appliance.catalog.models import Cartridge, Drive, Library, Pool
+from appliance.catalog import moves
+from appliance.catalog.models import IN_LIBRARY_LOCATIONS, Cartridge, Drive, Library, Pool
+from appliance.catalog.vaults import vault_names
 from appliance.config import parse_duration_option
 from appliance.errors import Conflict, UsageError
 from appliance.media import pools
@@ -24,10 +26,10 @@ from appliance.media.drives import CartridgeOutside
 from appliance.media.service import MediaService, now
 
 
-def _names(service: MediaService) -> tuple[dict[int, str], dict[int, str]]:
+def _names(service: MediaService) -> tuple[dict[int, str], dict[int, str], dict[int, str]]:
     libraries = {lib.id: lib.name for lib in cat.list_libraries(service.catalog)}
     pool_names = {p.id: p.name for p in cat.list_pools(service.catalog)}
-    return libraries, pool_names
+    return libraries, pool_names, vault_names(service.catalog)
 
 
 # --- libraries and drives ---------------------------------------------------------------------------------------
@@ -43,12 +45,12 @@ def library_view(service: MediaService, lib: Library) -> dict:
     carts = cat.list_cartridges(service.catalog, library_id=lib.id)
     states: dict[str, int] = {}
     for c in carts:
-        if c.location_kind != "outside":
+        if c.location_kind in IN_LIBRARY_LOCATIONS:
             states[c.state] = states.get(c.state, 0) + 1
     return {"name": lib.name, "changer_url": lib.changer_url, "drive_urls": list(lib.drive_urls),
             "created": lib.created, "last_inventory": lib.last_inventory,
             "drives": [drive_view(d, lib.name) for d in cat.list_drives(service.catalog, lib.id)],
-            "cartridges": states, "outside": sorted(c.barcode for c in carts if c.location_kind == "outside")}
+            "cartridges": states, "outside": sorted(c.barcode for c in carts if c.location_kind not in IN_LIBRARY_LOCATIONS)}
 
 
 def add_library(service: MediaService, name: str, changer_url: str, drive_urls: list[str]) -> dict:
@@ -76,7 +78,7 @@ def inventory(service: MediaService, name: str, detailed: bool) -> dict:
 
 
 def list_drives(service: MediaService) -> list[dict]:
-    libraries, _ = _names(service)
+    libraries, *_ = _names(service)
     return [drive_view(d, libraries[d.library_id]) for d in cat.list_drives(service.catalog)]
 
 
@@ -152,11 +154,14 @@ def change_pool(service: MediaService, name: str, retention: str | None, apply_t
 # --- cartridges -------------------------------------------------------------------------------------------------
 
 
-def cartridge_view(service: MediaService, c: Cartridge, libraries: dict[int, str], pool_names: dict[int, str]) -> dict:
+def cartridge_view(service: MediaService, c: Cartridge, libraries: dict[int, str], pool_names: dict[int, str],
+                   vaults: dict[int, str]) -> dict:
     ms = cat.media_set_by_id(service.catalog, c.media_set_id) if c.media_set_id else None
     return {"barcode": c.barcode, "state": c.state, "library": libraries.get(c.library_id),
             "pool": pool_names.get(c.pool_id), "media_set": ms.uuid if ms else None, "sequence": c.sequence,
             "label_uuid": c.label_uuid, "location": c.location_kind, "location_number": c.location_number,
+            "where": moves.where(c, vaults.get(c.vault_id)), "vault": vaults.get(c.vault_id),
+            "rotation": moves.SHOWN[c.rotation],
             "write_protected": c.write_protected, "bytes_written": c.bytes_written, "mounts": c.mounts,
             "read_errors": c.read_errors, "write_errors": c.write_errors, "last_used": c.last_used,
             "next_file": c.next_file, "expires": c.expires, "cleaning_uses": c.cleaning_uses, "note": c.note}
@@ -165,18 +170,22 @@ def cartridge_view(service: MediaService, c: Cartridge, libraries: dict[int, str
 def list_media(service: MediaService, pool: str | None, state: str | None) -> list[dict]:
     pool_id = cat.get_pool(service.catalog, pool).id if pool else None
     pools.expire(service.catalog, now())
-    libraries, pool_names = _names(service)
-    return [cartridge_view(service, c, libraries, pool_names)
+    names = _names(service)
+    return [cartridge_view(service, c, *names)
             for c in cat.list_cartridges(service.catalog, pool_id=pool_id, state=state)]
 
 
 def show_media(service: MediaService, barcode: str) -> dict:
     pools.expire(service.catalog, now())
     cart = cat.get_cartridge(service.catalog, barcode)
-    libraries, pool_names = _names(service)
+    names = _names(service)
     sets = [{"uuid": s.uuid, "group": s.group_name, "kind": s.kind, "created": s.created, "state": s.state,
              "bytes": s.bytes} for s in cat.sets_on(service.catalog, cart.id)]
-    return {**cartridge_view(service, cart, libraries, pool_names), "sets": sets,
+    with service.catalog.reader() as s:
+        moved = [{"time": m.time, "operator": m.operator, "from": m.from_location, "to": m.to_location,
+                  "from_rotation": moves.SHOWN[m.from_rotation], "to_rotation": moves.SHOWN[m.to_rotation],
+                  "reason": m.reason} for m in moves.history(s, cart.id)]
+    return {**cartridge_view(service, cart, *names), "sets": sets, "history": moved,
             "holds": service.contents(cart)}
 
 

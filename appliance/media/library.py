@@ -9,8 +9,12 @@ Invariants:
   process (the changer has one transport; moves must not interleave).
 - Fast inventory reads barcodes from the changer and moves nothing: a cartridge seen for the first time is `blank`
   (what is on it is unknown until a drive reads it: the detailed inventory, or the first write, which reads the
-  label before writing anything); a known cartridge the changer no longer sees is `outside`; cleaning cartridges
-  (CLN barcodes or the cleaning medium type) are `cleaning`.
+  label before writing anything); a known cartridge the changer no longer sees is `outside` (on site, not
+  mountable; one on its way to a vault stays in transit); cleaning cartridges (CLN barcodes or the cleaning medium
+  type) are `cleaning`. These changes of place are recorded as moves (catalog/moves.py).
+- A cartridge seen in a slot or drive that the catalog has on its way to or in a vault is not moved back silently:
+  it is reported as `unexpected` (vault/ raises the discrepancy); one on site (not mountable, back from the vault)
+  becomes mountable.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from sqlmodel import select
 
 from appliance.catalog.engine import Catalog
 from appliance.catalog.media import find_cartridge, touch_library
-from appliance.catalog.models import Cartridge, Library
+from appliance.catalog.models import IN_LIBRARY_LOCATIONS, Cartridge, Library
+from appliance.catalog.moves import PLACE, move, relocate
 from appliance.errors import TapelineError, UsageError
 from drivers.changer import KIND_MAILSLOT, Element, Inventory, MediaChanger
 from drivers.errors import DeviceError
@@ -95,6 +100,7 @@ class InventoryReport:
     outside: tuple[str, ...]  # known, no longer seen
     cleaning: tuple[str, ...]
     without_barcode: tuple[str, ...]  # "slot 7": full elements whose cartridge has no readable barcode
+    unexpected: tuple[str, ...] = ()  # seen in the library while the catalog has them bound for or in a vault
 
 
 def apply_inventory(catalog: Catalog, library: Library, inv: Inventory, now: datetime) -> InventoryReport:
@@ -107,27 +113,39 @@ def apply_inventory(catalog: Catalog, library: Library, inv: Inventory, now: dat
         elif e.full:
             kind, number = where(e)
             unread.append(f"{kind.replace('mailslot', 'mail slot')} {number}")
-    new, outside, cleaning = [], [], []
+    new, outside, cleaning, unexpected = [], [], [], []
+    by = f"inventory of library {library.name}"
     with catalog.session() as s:
         for barcode, e in seen.items():
             cart = find_cartridge(s, barcode)
             if cart is None:
                 cart = Cartridge(barcode=barcode, state="cleaning" if e.cleaning else "blank", first_seen=now)
                 new.append(barcode)
+                s.add(cart)
+                s.flush()
             if e.cleaning:
                 cart.state = "cleaning"
                 cleaning.append(barcode)
             cart.library_id = library.id
-            cart.location_kind, cart.location_number = where(e)
-            s.add(cart)
+            place = where(e)
+            if cart.rotation in ("notmountable", "onsiteretrieve"):
+                move(s, cart, "mountable", now, operator="tapeline", reason=by, place=place)
+            elif cart.rotation != "mountable" and place[0] != "mailslot":
+                unexpected.append(barcode)
+                relocate(s, cart, *place, now, operator="tapeline", reason=f"{by}: expected elsewhere")
+            else:
+                relocate(s, cart, *place, now, operator="tapeline", reason=by)
         for cart in s.exec(select(Cartridge).where(Cartridge.library_id == library.id)).all():
-            if cart.barcode not in seen and cart.location_kind != "outside":
-                cart.location_kind, cart.location_number = "outside", None
+            if cart.barcode not in seen and cart.location_kind in IN_LIBRARY_LOCATIONS:
+                if cart.rotation == "mountable":
+                    move(s, cart, "notmountable", now, operator="tapeline", reason=f"{by}: no longer seen")
+                else:
+                    relocate(s, cart, PLACE[cart.rotation] if PLACE[cart.rotation] != "vault" else "transit", None,
+                             now, operator="tapeline", reason=f"{by}: taken out")
                 outside.append(cart.barcode)
-                s.add(cart)
     touch_library(catalog, library.id, now)
     return InventoryReport(library.name, len(seen) - len(cleaning), tuple(new), tuple(outside), tuple(cleaning),
-                           tuple(unread))
+                           tuple(unread), tuple(unexpected))
 
 
 class LibraryHandle:

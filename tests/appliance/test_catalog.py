@@ -221,3 +221,57 @@ def test_a_big_commit_leaves_the_wal_checkpoint_to_the_catalogs_own_thread(tmp_p
         time.sleep(0.05)
     assert path.stat().st_size > before + n * 20
     catalog.close()
+
+
+def test_a_catalog_from_schema_1_is_upgraded_and_keeps_its_rows(tmp_path):
+    """An operator upgrading Tapeline keeps the catalog: the tables and columns of offsite rotation are added, the
+    old cartridges and pools read with the defaults, and the stamp says 2."""
+    import sqlite3
+    from pathlib import Path
+
+    from appliance.catalog.models import SCHEMA_VERSION, Cartridge, Pool
+    from sqlmodel import select
+
+    path = tmp_path / "c.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript((Path(__file__).parent / "fixtures" / "catalog-schema1.sql").read_text())
+    old.execute("insert into library (name, changer_url, drive_urls, created) values ('vtl', 'local:///x', '[]', "
+                "'2026-01-01 00:00:00')")
+    old.execute("insert into pool (name, library_id, retention_seconds, allocation, verify, reuse_delay_seconds, "
+                "created) values ('weekly', 1, 86400, 'continue', 1, 0, '2026-01-01 00:00:00')")
+    old.execute("insert into cartridge (barcode, library_id, state, write_protected, bytes_written, mounts, "
+                "read_errors, write_errors, location_kind, cleaning_uses, next_file, first_seen) values "
+                "('A00001L9', 1, 'scratch', 0, 0, 0, 0, 0, 'slot', 0, 0, '2026-01-01 00:00:00')")
+    old.commit()
+    old.close()
+
+    cat = open_catalog(f"sqlite:///{path}")
+    with cat.reader() as s:
+        cart = s.exec(select(Cartridge)).one()
+        pool = s.exec(select(Pool)).one()
+        assert (cart.barcode, cart.rotation, cart.vault_id, cart.case_id) == ("A00001L9", "mountable", None, None)
+        assert (pool.vault_id, pool.offsite_copies, pool.recall, pool.gfs) == (None, 1, "expired", {})
+        assert s.exec(text("select version from schema_version")).one()[0] == SCHEMA_VERSION == 2
+        assert {"vault", "media_case", "cartridge_move"} <= set(inspect(cat.engine).get_table_names())
+    cat.close()
+    open_catalog(f"sqlite:///{path}").close()  # a second open finds nothing to add
+
+
+@pytest.mark.postgres
+def test_a_postgresql_catalog_without_the_rotation_columns_gets_them(pg_url):
+    cat = open_catalog(pg_url)
+    with cat.engine.begin() as conn:
+        for column in ("rotation", "vault_id", "case_id"):
+            conn.execute(text(f"alter table cartridge drop column {column}"))
+        conn.execute(text("insert into library (name, changer_url, drive_urls, created) values "
+                          "('vtl', 'local:///x', '[]', now())"))
+        conn.execute(text("insert into cartridge (barcode, library_id, state, write_protected, bytes_written, "
+                          "mounts, read_errors, write_errors, location_kind, cleaning_uses, next_file, first_seen) "
+                          "values ('A00001L9', 1, 'scratch', false, 0, 0, 0, 0, 'slot', 0, 0, now())"))
+        conn.execute(text("update schema_version set version = 1"))
+    cat.close()
+    cat = open_catalog(pg_url)
+    with cat.engine.connect() as conn:
+        assert conn.execute(text("select barcode, rotation from cartridge")).one() == ("A00001L9", "mountable")
+        assert conn.execute(text("select version from schema_version")).scalar() == 2
+    cat.close()

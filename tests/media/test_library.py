@@ -67,7 +67,29 @@ def test_fast_inventory_records_locations_new_cartridges_blank_and_cleaning_ones
         assert vtl_main(["mailslot", str(library_dir), *action]) == 0
     report = media.library("vtl").inventory(_now())
     assert report.outside == ("A00000L8",)
-    assert cat.get_cartridge(media.catalog, "A00000L8").location_kind == "outside"
+    gone = cat.get_cartridge(media.catalog, "A00000L8")
+    assert (gone.location_kind, gone.rotation) == ("outside", "notmountable")
+    shown = admin.show_media(media, "A00000L8")
+    assert shown["where"] == "on site" and shown["rotation"] == "not mountable"
+    assert [(m["from"], m["to"], m["operator"]) for m in shown["history"]][-1] == ("mail slot 1", "on site", "tapeline")
+    for action in (["open"], ["insert", "A00000L8"], ["close"]):  # put back: mountable again, in its mail slot
+        assert vtl_main(["mailslot", str(library_dir), *action]) == 0
+    media.library("vtl").inventory(_now())
+    back = cat.get_cartridge(media.catalog, "A00000L8")
+    assert (back.location_kind, back.rotation) == ("mailslot", "mountable")
+
+
+def test_a_cartridge_the_catalog_has_in_a_vault_seen_in_a_slot_is_reported_not_moved_back(media, library_dir):
+    from appliance.catalog.moves import move
+    from appliance.catalog.vaults import create_vault
+
+    vault = create_vault(media.catalog, "offsite")
+    with media.catalog.session() as s:
+        move(s, cat.find_cartridge(s, "A00000L8"), "vault", _now(), operator="ann", vault_id=vault.id, skip=True)
+    report = media.library("vtl").inventory(_now())
+    assert report.unexpected == ("A00000L8",)
+    cart = cat.get_cartridge(media.catalog, "A00000L8")
+    assert (cart.rotation, cart.location_kind, cart.location_number) == ("vault", "slot", 1)
 
 
 def test_a_cartridge_outside_the_library_is_refused_naming_where_it_is(media, library_dir):
