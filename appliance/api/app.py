@@ -347,12 +347,14 @@ def create_app(appliance) -> FastAPI:
     def forget_missing():
         return {"forgotten": appliance.forget_missing()}
 
-    from appliance.api.media_routes import media_router  # they import this module's helpers
+    from appliance.api.browse_routes import browse_router  # they import this module's helpers
+    from appliance.api.media_routes import media_router
     from appliance.api.report_routes import report_router
     from appliance.api.tape_routes import tape_router
     app.include_router(media_router(appliance))
     app.include_router(tape_router(appliance))
     app.include_router(report_router(appliance))
+    app.include_router(browse_router(appliance))
 
     def openapi() -> dict:
         # Validation errors are answered 400 in the error shape (above), never FastAPI's 422: say so.

@@ -56,7 +56,9 @@ class _UnixConnection(http.client.HTTPConnection):
 def _query(params: dict | None) -> str:
     if not params:
         return ""
-    return "?" + urlencode({k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()})
+    # Names that are not UTF-8 (surrogate escapes) go as their own bytes (%FF), which the daemon reads back the same.
+    return "?" + urlencode({k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()},
+                           encoding="utf-8", errors="surrogateescape")
 
 
 class Client:
@@ -227,6 +229,16 @@ class Client:
         return self._call("POST", f"/libraries/{library}/rebuild")
 
     # -- files, alerts, catalog -------------------------------------------------------------------------------------
+
+    def tree(self, group: str, path: str | None = None, point: str | int | None = None) -> dict:
+        """One directory of a recovery point (no path: the group's sources; no point: the newest)."""
+        params = {k: v for k, v in (("path", path), ("point", point)) if v is not None}
+        return self._call("GET", f"/groups/{group}/tree", params=params)
+
+    def find(self, group: str, pattern: str, limit: int | None = None) -> dict:
+        """Every version, across the group's points, of the files whose name matches `pattern`."""
+        params = {"pattern": pattern} | ({"limit": limit} if limit else {})
+        return self._call("GET", f"/groups/{group}/find", params=params)
 
     def versions(self, path: str) -> list[dict]:
         return self._call("POST", "/versions", {"path": path})
