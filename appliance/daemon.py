@@ -43,7 +43,6 @@ from appliance.errors import Conflict, NotFound, TapelineError, UsageError
 from appliance.catalog import tape_sets
 from appliance.media.library import open_changer
 from appliance.media.media_tasks import MediaTasks
-from appliance.media.index_cache import IndexCache
 from appliance.media.service import MediaService
 from appliance.media.tape_desk import TapeDesk
 from appliance.media.tape_tasks import TapeTasks
@@ -113,7 +112,7 @@ class Appliance:
             log.warning("store: %s", warning)
         claim_store(self.catalog, self.store, self.catalog.shown)
         self.media = MediaService(self.catalog, s)
-        index = IndexCache(s.data_dir / "tape-index")
+        index = self.media.index
         self.tape = TapeDesk(self, index)
         bodies = {**Tasks(self.store).bodies(), **MediaTasks(self.media).bodies(),
                   **TapeTasks(self.store, self.media, index).bodies(), **ReportTasks(self).bodies()}
@@ -131,6 +130,7 @@ class Appliance:
         failed = tape_sets.fail_unfinished(self.catalog)
         if failed:
             log.warning("%d tape set(s) a stopped daemon was writing do not count", failed)
+        self.media.forget_dead_indexes()
         if self._catalog_is_new() and self.store.snapshots():
             log.warning("the catalog is empty but the store has recovery points: rebuilding the catalog")
             self.rebuild_catalog(check_idle=False)

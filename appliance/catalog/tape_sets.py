@@ -145,6 +145,12 @@ def list_sets(catalog: Catalog, group: str | None = None, states: tuple[str, ...
         return [_info(s, row) for row in s.exec(q).all()]
 
 
+def uuids(catalog: Catalog, states: tuple[str, ...]) -> list[str]:
+    """The uuids of the sets in these states (no parts: cheap over years of sets)."""
+    with catalog.reader() as s:
+        return list(s.exec(select(TapeSet.uuid).where(TapeSet.state.in_(states))).all())
+
+
 def get_set(catalog: Catalog, set_id: int) -> SetInfo:
     with catalog.reader() as s:
         row = s.get(TapeSet, set_id)

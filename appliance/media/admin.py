@@ -73,7 +73,7 @@ def inventory(service: MediaService, name: str, detailed: bool) -> dict:
         job_id, coalesced = service.engine.submit("inventory", None, f"library {name}",
                                                   {"library": name, "detailed": True})
         return {"job": job_id, "coalesced": coalesced}
-    pools.expire(service.catalog, now())
+    service.expire(now())
     return {"inventory": handle.inventory(now())}
 
 
@@ -169,14 +169,14 @@ def cartridge_view(service: MediaService, c: Cartridge, libraries: dict[int, str
 
 def list_media(service: MediaService, pool: str | None, state: str | None) -> list[dict]:
     pool_id = cat.get_pool(service.catalog, pool).id if pool else None
-    pools.expire(service.catalog, now())
+    service.expire(now())
     names = _names(service)
     return [cartridge_view(service, c, *names)
             for c in cat.list_cartridges(service.catalog, pool_id=pool_id, state=state)]
 
 
 def show_media(service: MediaService, barcode: str) -> dict:
-    pools.expire(service.catalog, now())
+    service.expire(now())
     cart = cat.get_cartridge(service.catalog, barcode)
     names = _names(service)
     sets = [{"uuid": s.uuid, "group": s.group_name, "kind": s.kind, "created": s.created, "state": s.state,
@@ -211,7 +211,7 @@ def label(service: MediaService, barcodes: list[str], pool: str, force: bool) ->
         raise UsageError("no cartridge to label", "give one or more barcodes")
     target = cat.get_pool(service.catalog, pool)
     when = now()
-    pools.expire(service.catalog, when)
+    service.expire(when)
     carts = [cat.get_cartridge(service.catalog, b) for b in dict.fromkeys(barcodes)]
     for c in carts:
         _check_for_write(service, c, force, "relabelled", when)
@@ -230,7 +230,7 @@ def erase(service: MediaService, barcode: str, force: bool) -> dict:
         raise UsageError(f"erasing cartridge {barcode} destroys what it holds",
                          f"rerun with --force: `tapeline media erase {barcode} --force`")
     when = now()
-    pools.expire(service.catalog, when)
+    service.expire(when)
     _check_for_write(service, cart, force, "erased", when)
     job_id, coalesced = service.engine.submit("erase", None, f"cartridge {barcode}", {"barcode": barcode})
     return {"job": job_id, "coalesced": coalesced}

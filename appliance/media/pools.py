@@ -270,13 +270,14 @@ class ExpireResult:
     closed: tuple[str, ...]  # media sets closed by their calendar event
     expired: tuple[str, ...]  # cartridges whose data expired (waiting out the reuse delay)
     scratch: tuple[str, ...]  # cartridges back to scratch
+    sets: tuple[str, ...] = ()  # tape sets (uuids) that stopped counting: their media set expired
 
 
 def expire(catalog: Catalog, now: datetime) -> ExpireResult:
     """Close calendar sets whose event passed, mark cartridges of expired sets `expired` (and the tape sets they
-    hold: restores refuse them from then on), and return those whose reuse delay passed to scratch (kept in their
+    hold: restores refuse them from then on; `MediaService.expire` deletes their index copies), and return those whose reuse delay passed to scratch (kept in their
     pool, label kept: nothing on tape changes until the next write)."""
-    closed, expired, scratch = [], [], []
+    closed, expired, scratch, sets = [], [], [], []
     with _allocating, catalog.session() as s:
         pools = {p.id: p for p in s.exec(select(Pool))}
         for ms in s.exec(select(MediaSet).where(MediaSet.closed == None)).all():  # noqa: E711
@@ -292,6 +293,7 @@ def expire(catalog: Catalog, now: datetime) -> ExpireResult:
                                  MediaSet.expires <= now)).all():
             row.state = "expired"
             s.add(row)
+            sets.append(row.uuid)
         for cart in s.exec(select(Cartridge).where(Cartridge.state.in_(("allocated", "full", "expired")))).all():
             if cart.expires is None or cart.expires > now:
                 continue
@@ -304,7 +306,7 @@ def expire(catalog: Catalog, now: datetime) -> ExpireResult:
                 cart.state = "expired"
                 expired.append(cart.barcode)
             s.add(cart)
-    return ExpireResult(tuple(closed), tuple(expired), tuple(scratch))
+    return ExpireResult(tuple(closed), tuple(expired), tuple(scratch), tuple(sets))
 
 
 def change_retention(catalog: Catalog, pool: Pool, retention: int | None, apply_to_written: bool, confirm: bool,

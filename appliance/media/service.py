@@ -24,6 +24,7 @@ import uuid
 from datetime import datetime, timezone
 
 from appliance.catalog import media as cat
+from appliance.catalog import tape_sets
 from appliance.catalog.engine import Catalog
 from appliance.catalog.models import Cartridge, Drive, MediaSet, Pool
 from appliance.errors import Conflict, NotFound, TapelineError, UsageError
@@ -31,6 +32,7 @@ from appliance.media import pools
 from appliance.media.drives import DriveLease, DriveOffline, ForeignCartridge, LabelMismatch, LoadFailed, why_unusable
 from appliance.media.format import (MediaSetLabel, VolumeLabel, decode_media_set_label, encode_media_set_label,
                                     encode_volume_label, FormatError)
+from appliance.media.index_cache import IndexCache
 from appliance.media.library import InventoryReport, LibraryHandle, match_drives
 from appliance.ops import alerts
 from drivers.errors import DeviceError
@@ -55,6 +57,7 @@ class MediaService:
         self.block_size: int = settings.media_block_size
         self.drive_failures: int = settings.drive_failures
         self.wait_alert = wait_alert
+        self.index = IndexCache(settings.data_dir / "tape-index")  # the copy of every set's index files
         self.engine = None  # the daemon's JobEngine, set once built (its bodies include this service's)
         self._handles: dict[str, LibraryHandle] = {}
         self._cond = threading.Condition()
@@ -413,6 +416,24 @@ class MediaService:
         lease.drive.write_filemarks(1)
         return cat.update_cartridge(self.catalog, cart.barcode, label_uuid=label_uuid, next_file=2)
 
+    def expire(self, when: datetime) -> pools.ExpireResult:
+        """Expiry and recycling (`pools.expire`); the index copies of the sets that stopped counting go with them
+        (nothing reads them again: restores refuse such a set, and an incremental only leans on good ones)."""
+        result = pools.expire(self.catalog, when)
+        for set_uuid in result.sets:
+            self.index.drop(set_uuid)
+        return result
+
+    def forget_dead_indexes(self) -> int:
+        """Delete the index copies of every set that does not count (expired, or failed: a daemon killed while
+        writing it, or one killed before `expire` deleted them); returns how many went."""
+        gone = 0
+        for set_uuid in tape_sets.uuids(self.catalog, ("expired", "failed")):
+            if self.index.has(set_uuid):
+                self.index.drop(set_uuid)
+                gone += 1
+        return gone
+
     def writable_cartridge(self, lease: DriveLease, pool: Pool, media_set: MediaSet,
                            busy: frozenset[str] = frozenset()) -> Cartridge | None:
         """A cartridge of the media set, mounted in the lease's drive and positioned at its `next_file`, ready for
@@ -424,7 +445,7 @@ class MediaService:
         load_failures = 0
         while True:
             when = now()
-            pools.expire(self.catalog, when)
+            self.expire(when)
             cart = pools.next_cartridge(self.catalog, pool, media_set, frozenset(skipped), when)
             if cart is None:
                 return None

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from appliance.catalog import media as cat
+from appliance.catalog import tape_sets
 from appliance.errors import Conflict, TapelineError, UsageError
 from appliance.media import admin, pools
 from appliance.media.crypto import create_key_file
@@ -343,3 +344,28 @@ def test_a_cartridge_without_a_readable_barcode_is_named_by_its_label_or_reporte
     assert outcome.state == "completed with warnings"
     assert outcome.warnings == ("slot 8: a blank cartridge without a readable barcode: put a barcode label on it, "
                                 "then run the inventory again",)
+
+
+def test_the_index_copies_of_a_set_go_once_its_media_set_expires_and_those_of_a_failed_set_at_start(media):
+    short = _pool(media, "daily", retention=60, allocation="always")
+    kept = _pool(media, "yearly", retention=365 * 86400, allocation="always")
+    now = _now()
+    copies = media.settings.data_dir / "tape-index"
+    sets = {}
+    for name, pool, state in (("expires", short, "ok"), ("kept", kept, "ok"), ("failed", kept, "failed")):
+        ms = pools.media_set_for_write(media.catalog, pool, now)
+        pools.stamp_set(media.catalog, ms.id, now)
+        set_id = tape_sets.create_set(media.catalog, f"uuid-{name}", ms.id, None, "files", 1, "snap", "full", None,
+                                      now)
+        tape_sets.finish_set(media.catalog, set_id, state)
+        media.index.save(f"uuid-{name}", 1, b"index bytes as on tape")
+        sets[name] = set_id
+    admin.list_media(media, None, None)  # `tapeline media list` a minute later: nothing expired yet
+    assert sorted(p.name for p in copies.iterdir()) == ["uuid-expires", "uuid-failed", "uuid-kept"]
+
+    media.expire(now + timedelta(minutes=2))  # what `media list`, `media show`, a label or a write run first
+    assert tape_sets.get_set(media.catalog, sets["expires"]).state == "expired"
+    assert sorted(p.name for p in copies.iterdir()) == ["uuid-failed", "uuid-kept"]
+    assert media.forget_dead_indexes() == 1  # the daemon's start: a set a killed daemon was writing
+    assert [p.name for p in copies.iterdir()] == ["uuid-kept"]
+    assert (copies / "uuid-kept" / "1.idx").read_bytes() == b"index bytes as on tape"
