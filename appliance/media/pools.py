@@ -36,7 +36,7 @@ from sqlmodel import select
 
 from appliance.catalog.engine import Catalog
 from appliance.catalog.media import find_cartridge, get_pool
-from appliance.catalog.models import Cartridge, MediaSet, Pool, TapeSet
+from appliance.catalog.models import Cartridge, Job, MediaSet, Pool, TapeSet
 from appliance.config import parse_duration
 from appliance.errors import Conflict, UsageError
 
@@ -177,6 +177,25 @@ def stamp_set(catalog: Catalog, media_set_id: int, now: datetime) -> MediaSet:
             _close(s, ms, now)
         elif ms.closed is not None:  # written after closing (a job that began before): its clock restarts
             _close(s, ms, max(ms.closed, now))
+        return ms
+
+
+def close_idle_set(catalog: Catalog, media_set_id: int, now: datetime, writers: tuple[str, ...]) -> MediaSet:
+    """Close a media set nobody writes to now (vault/policy.py's export of a `continue` pool's open set). Refused
+    while a job of a `writers` kind runs for its pool: that job may hold the set (a job running from now on asks
+    `media_set_for_write`, under the same lock, and gets a new one)."""
+    with _allocating, catalog.session() as s:
+        ms = s.get(MediaSet, media_set_id)
+        pool = s.get(Pool, ms.pool_id)
+        jobs = [j.id for j in s.exec(select(Job).where(Job.kind.in_(writers), Job.state == "running")).all()
+                if j.params.get("pool") == pool.name]
+        writing = s.exec(select(TapeSet).where(TapeSet.media_set_id == ms.id, TapeSet.state == "writing")).first()
+        if jobs or writing is not None:
+            busy = f"job {', '.join(map(str, jobs))}" if jobs else "a tape set still being written"
+            raise Conflict(f"media set {ms.uuid} of pool '{pool.name}' is being written ({busy})",
+                           f"wait for the job (`tapeline job {jobs[0] if jobs else 'ID'} --wait`), then try again")
+        if ms.closed is None:
+            _close(s, ms, now)
         return ms
 
 
