@@ -9,7 +9,9 @@ Invariants:
 - No cartridge: the job waits, with an alert naming the pool and what it needs, until one appears or it is
   cancelled. A write-protected cartridge is skipped for writing, with an alert.
 - The set counts ("ok") only once its last part's index is on tape and, unless the pool says otherwise, reading it
-  back found every frame's hash right.
+  back found every frame's hash right. A library that stops answering mid-write (its server killed) fails the job
+  naming the library; no part of the set is recorded unless its index is on tape, so the next run is written over
+  what the dead one left, after the last good set.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import time
 import uuid as uuidlib
 
+from drivers.errors import TransportError
 from drivers.scsi.sense import HardwareError, LogicalUnitOffline, MediumError
 
 from appliance.catalog import media as cat
@@ -201,6 +204,14 @@ def backup(ctx: JobContext, store, media, cache: IndexCache, block_size: int = f
             except Cancelled:
                 _failed(ctx, cache, set_id, set_uuid)
                 return Outcome("cancelled", "cancelled by request", tuple(warnings))
+            except TransportError as exc:  # the library itself stopped answering (its server died, a cable)
+                _failed(ctx, cache, set_id, set_uuid)
+                return Outcome("failed", f"library '{library.name}' stopped answering while the set was written "
+                               f"({_cause(exc)}): the set does not count", tuple(warnings),
+                               fix=f"bring library '{library.name}' back (a virtual one: restart `tapeline-vtl serve` "
+                                   f"or its service, or `tapeline up`; a real one: its power and cabling), check it "
+                                   f"with `tapeline library inventory {library.name}`, then run the backup again: it "
+                                   "is written after the last good set", transient=True)
             except Abandon as exc:
                 _failed(ctx, cache, set_id, set_uuid)
                 return Outcome("failed", f"the set could not be written: {exc}", tuple(warnings),
@@ -254,6 +265,13 @@ def _failed(ctx: JobContext, cache: IndexCache, set_id: int, set_uuid: str) -> N
     """The set does not count: the catalog says so, and the appliance forgets the index of its parts."""
     tape_sets.finish_set(ctx.catalog, set_id, "failed")
     cache.drop(set_uuid)
+
+
+def _cause(exc: TransportError) -> str:
+    """What went wrong, without the device URL (its token path) that begins a transport's message."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    url, sep, rest = text.partition(": ")
+    return rest if sep and "://" in url else text
 
 
 def _too_slow(stats, seconds: float, floor: int | None) -> str | None:

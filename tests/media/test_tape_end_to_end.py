@@ -416,3 +416,59 @@ def test_a_tape_job_waiting_for_a_cartridge_holds_no_sync_and_writes_the_point_i
     # The pin ends with the job: the next sync's prune removes the old point.
     d.run("sync", "files", "--wait")
     assert point["snapshot_id"] not in [p["snapshot_id"] for p in d.json("points", "files")]
+
+
+def library_server(d: Daemon) -> int:
+    """The PID of the daemon's `tapeline-vtl serve` child (the embedded library)."""
+    for task in Path(f"/proc/{d.proc.pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if b"serve" in Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0"):
+                return int(child)
+    raise AssertionError("the daemon runs no library server")
+
+
+def test_the_library_killed_mid_write_fails_the_set_and_the_next_run_appends_after_the_last_good_set(tmp_path):
+    d, hold = holding(tmp_path)
+    server = None
+    try:
+        src = protected(d, tmp_path)
+        expected = tree_state(src)
+        good = d.json("tape", "backup", "files", "--pool", "weekly")["job"]
+        open(held_at(hold, good), "wb").close()
+        assert d.json("job", str(good), "--wait")["state"] == "completed"
+        [first] = d.json("tape", "sets")
+        barcode = first["cartridges"][0]["barcode"]
+        next_file = d.json("media", "show", barcode)["next_file"]
+
+        doomed = d.json("tape", "backup", "files", "--pool", "weekly")["job"]
+        fifo = held_at(hold, doomed)  # its first frame on tape
+        os.kill(library_server(d), signal.SIGKILL)
+        open(fifo, "wb").close()
+        failed = d.json("job", str(doomed), "--wait", check=None)
+        assert failed["state"] == "failed", failed
+        assert "library 'vtl'" in failed["reason"] and "tapeline-vtl serve" in failed["result"]["fix"], failed
+        assert any("library 'vtl'" in a["message"] for a in d.json("alerts"))
+        sets = d.json("tape", "sets")
+        assert [s["state"] for s in sets] == ["ok", "failed"] and sets[1]["cartridges"] == []  # no part claimed
+        assert d.json("media", "show", barcode)["next_file"] == next_file
+
+        # The library comes back (as tapeline-vtl.service restarts it): the next run writes after the good set.
+        listen = next(line.split('"')[1] for line in d.config_file.read_text().splitlines() if "listen" in line)
+        server = subprocess.Popen([VTL, "serve", str(d.data / "vtl"), "--listen", listen],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        (hold / "tape-writing").unlink()
+        deadline = time.monotonic() + 30
+        while d.run("library", "inventory", "vtl", check=None).returncode != 0:
+            assert time.monotonic() < deadline, "the library did not come back"
+            time.sleep(0.5)
+        again = d.json("tape", "backup", "files", "--pool", "weekly", "--wait")
+        assert again["state"] == "completed", again
+        ok = [s for s in d.json("tape", "sets") if s["state"] == "ok"]
+        assert [(c["barcode"], c["tape_file"]) for c in ok[1]["cartridges"]] == [(barcode, next_file)]
+        restores_identically(d, "files", src, tmp_path / "first", "--set", str(first["id"]), expected=expected)
+        restores_identically(d, "files", src, tmp_path / "again", "--set", str(ok[1]["id"]), expected=expected)
+    finally:
+        d.stop(signal.SIGINT)
+        if server is not None:
+            server.terminate()
+            server.wait(10)
