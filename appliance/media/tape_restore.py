@@ -58,6 +58,7 @@ def select_entries(indexes: list["fmt.SetIndex"], paths: list[str] | None) -> li
 
 
 def restore(ctx: JobContext, media, cache: IndexCache) -> Outcome:
+    began = time.monotonic()
     p = ctx.params
     chosen = tape_sets.get_set(ctx.catalog, p["set_id"])
     entries = select_entries(cache.load(chosen.uuid), p.get("paths"))
@@ -92,10 +93,16 @@ def restore(ctx: JobContext, media, cache: IndexCache) -> Outcome:
                 loaded.append(barcode)
             return lease.drive
         sources = {holder: FrameSource(layout, mount, ciphers[holder]) for holder, layout in layouts.items()}
+        first_byte: list[float] = []
+
+        def write(info, data) -> None:
+            if not first_byte:  # the first member is in hand: its frame came off the tape
+                first_byte.append(time.monotonic() - began)
+            extractor.write(info, data)
         for run in runs:
             if ctx.cancel.is_set():
                 break
-            read_run(run, sources[run.layout.set_uuid], extractor.write, result)
+            read_run(run, sources[run.layout.set_uuid], write, result)
         bytes_read = sum(s.bytes_read for s in sources.values())
         lease.succeeded()
     done = extractor.close()
@@ -106,7 +113,8 @@ def restore(ctx: JobContext, media, cache: IndexCache) -> Outcome:
         warnings.insert(0, f"{plural(len(result.lost), 'file')} lost to damaged blocks: {shown}")
     out = {"restore": {"set": chosen.id, "files": done.files, "bytes": done.bytes, "target": p["target"],
                        "bytes_read_from_tape": bytes_read, "cartridges_loaded": loaded,
-                       "lost": len(result.lost), "seconds": round(seconds, 3)}}
+                       "lost": len(result.lost), "seconds": round(seconds, 3),
+                       "first_byte_seconds": round(first_byte[0], 3) if first_byte else None}}
     if ctx.cancel.is_set():
         return Outcome("cancelled", "cancelled by request", tuple(warnings), out)
     if result.lost or warnings:

@@ -6,15 +6,19 @@ Invariants:
   waiting.
 - A clock with `factor=None` (the default in tests and `local://` benches) never sleeps and reports every deadline as
   already passed; with a factor F it sleeps simulated/F real seconds.
+- With a factor, the running total of simulated seconds is kept in the library's `clock` file (one number, rewritten
+  in place at each step), so a bench reads the modelled time of a command beside its real time.
 - Streaming: a drive keeps a speed-matching window. When the host delivers data slower than the medium's lowest
   speed-matching step, each stall counts one backhitch (shoe-shining), as IBM's speed matching describes.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from simulators.vtl.personality import Drive, Media
 
@@ -27,12 +31,22 @@ BACKHITCH_S = 3.0
 class Clock:
     """Simulated time. `factor` None: off (no sleeping); F > 0: F simulated seconds per real second."""
 
-    def __init__(self, factor: float | None = None):
+    def __init__(self, factor: float | None = None, record: Path | None = None):
         if factor is not None and factor <= 0:
             raise ValueError(f"clock factor must be positive or None (off), not {factor}")
         self.factor = factor
         self.simulated = 0.0
         self._lock = threading.Lock()
+        self._record = None if factor is None or record is None else \
+            os.open(record, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        if self._record is not None:
+            self._add(float(_recorded(record)))  # a restarted server goes on from the total it left
+
+    def _add(self, seconds: float) -> None:
+        with self._lock:
+            self.simulated += seconds
+            if self._record is not None:
+                os.pwrite(self._record, b"%20.6f\n" % self.simulated, 0)
 
     @property
     def on(self) -> bool:
@@ -43,18 +57,29 @@ class Clock:
 
     def spend(self, seconds: float) -> None:
         """Account `seconds` of simulated time and, when on, wait the scaled real time."""
-        with self._lock:
-            self.simulated += seconds
+        self._add(seconds)
         if self.factor is not None and seconds > 0:
             time.sleep(seconds / self.factor)
 
     def deadline(self, seconds: float) -> float:
         """Real monotonic time at which an operation lasting `seconds` simulated seconds ends (now when off)."""
-        with self._lock:
-            self.simulated += seconds
+        self._add(seconds)
         if self.factor is None:
             return 0.0
         return time.monotonic() + seconds / self.factor
+
+
+def _recorded(path: Path) -> float:
+    try:
+        return float(path.read_bytes().strip() or 0)
+    except ValueError:
+        return 0.0
+
+
+def recorded_seconds(directory: Path) -> float:
+    """The simulated seconds a library directory's clock has run so far (0 with the timing model off)."""
+    path = directory / "clock"
+    return _recorded(path) if path.exists() else 0.0
 
 
 def locate_seconds(drive: Drive, media: Media | None, distance_bytes: int, capacity: int) -> float:

@@ -182,7 +182,7 @@ class Library:
         self.version = 0  # bumped whenever the state changes (here or in another process): caches compare it
         self.state = self._read_state()
         self.personality = personality.LIBRARIES[self.state.library]
-        self.clock = Clock(self.state.clock_factor)
+        self.clock = Clock(self.state.clock_factor, directory / "clock")
         self.users = 0
         self.target = None  # the devices built over this library (`devices.Target`), set by `devices.acquire`
         # The last owner died without closing (we hold the lock now, so it is gone): drives power-cycle.

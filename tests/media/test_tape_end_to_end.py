@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -167,6 +168,8 @@ def test_one_file_from_tape_and_bad_requests(appliance, tmp_path):
     one = str(src / "docs" / "a.txt")
     job = d.json("tape", "restore", "files", one, "--to", str(out), "--wait")
     assert job["result"]["restore"]["files"] == 1
+    ran = datetime.fromisoformat(job["finished"]) - datetime.fromisoformat(job["started"])
+    assert 0 < job["result"]["restore"]["first_byte_seconds"] <= ran.total_seconds()  # time to first byte, reported
     assert (out / one.lstrip("/")).read_bytes() == (src / "docs" / "a.txt").read_bytes()
     # a hardlink alone brings the name holding its data with it
     hard = d.json("tape", "restore", "files", str(src / "hard"), "--to", str(tmp_path / "hard"), "--wait")

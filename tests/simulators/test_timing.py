@@ -7,7 +7,7 @@ import types
 import pytest
 
 from drivers.scsi import spc, ssc
-from simulators.vtl.clock import STREAM_GAP_S, Clock, Streaming, locate_seconds
+from simulators.vtl.clock import STREAM_GAP_S, Clock, Streaming, locate_seconds, recorded_seconds
 from simulators.vtl.personality import DRIVES, MEDIA
 from tests.simulators.conftest import DRIVE0, SLOT0, code, make_library, open_devices
 
@@ -34,6 +34,20 @@ def test_clock_factor_scales_real_time(monkeypatch):
     assert asked == [pytest.approx(0.1)] and clock.simulated == 100
     with pytest.raises(ValueError):
         Clock(0)
+
+
+def test_a_running_clock_keeps_its_total_in_the_library_directory_for_benches(monkeypatch, tmp_path):
+    sleeps(monkeypatch)
+    assert recorded_seconds(tmp_path) == 0.0  # no clock file: the timing model is off
+    clock = Clock(100, tmp_path / "clock")
+    clock.spend(1200)  # an LTO-9 cartridge's first load
+    clock.deadline(19)
+    assert recorded_seconds(tmp_path) == pytest.approx(1219)
+    again = Clock(100, tmp_path / "clock")  # a restarted server goes on from there
+    again.spend(1)
+    assert recorded_seconds(tmp_path) == pytest.approx(1220)
+    Clock(None, tmp_path / "off").spend(5)
+    assert not (tmp_path / "off").exists()
 
 
 def test_locate_time_is_proportional_to_distance():
