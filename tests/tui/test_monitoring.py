@@ -1,0 +1,150 @@
+"""Monitoring: acknowledge an alert, run its fix, cancel a running job, retry a finished one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from pilot import rows, run, until
+from tests.appliance.daemon_harness import make_daemon
+from tui.app import TapelineApp
+
+
+def failed_sync_alert(daemon, tmp_path) -> int:
+    """A group whose source went away, and the error alert its failed sync raised."""
+    src = tmp_path / "gone"
+    src.mkdir()
+    daemon.run("group", "create", "g", "--source", str(src))
+    shutil.rmtree(src)
+    daemon.run("sync", "g", "--wait", check=1)
+    return next(a["id"] for a in daemon.json("alerts") if a["id"] is not None)
+
+
+def test_acknowledge_an_alert(daemon, tmp_path):
+    alert_id = failed_sync_alert(daemon, tmp_path)
+
+    async def scenario():
+        app = TapelineApp(daemon.socket, poll_seconds=0.3)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await until(pilot, lambda: [r for r in rows(app, "#alerts") if r[0] == str(alert_id)], "the alert")
+            table = app.screen.query_one("#alerts")
+            table.focus()
+            table.move_cursor(row=table.get_row_index(str(alert_id)))
+            fix = str(app.screen.query_one("#alert-fix").render())
+            assert "tapeline sync g" in fix and "(f runs it)" in fix
+            await pilot.press("a")
+            await until(pilot, lambda: not [r for r in rows(app, "#alerts") if r[0] == str(alert_id)],
+                        "the alert gone from the open ones")
+        acked = next(a for a in daemon.json("alerts", "--all") if a["id"] == alert_id)
+        assert acked["acknowledged"] is True
+    run(scenario)
+
+
+def test_run_an_alerts_fix_through_the_api(daemon, tmp_path):
+    alert_id = failed_sync_alert(daemon, tmp_path)
+    (tmp_path / "gone").mkdir()  # the source is back: the fix (`tapeline sync g`) now works
+
+    async def scenario():
+        app = TapelineApp(daemon.socket, poll_seconds=0.3)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await until(pilot, lambda: [r for r in rows(app, "#alerts") if r[0] == str(alert_id)], "the alert")
+            table = app.screen.query_one("#alerts")
+            table.move_cursor(row=table.get_row_index(str(alert_id)))
+            await pilot.press("f")
+            await until(pilot, lambda: [r for r in rows(app, "#jobs") if r[1] == "sync" and r[3] == "completed"],
+                        "the fix's sync completed")
+    run(scenario)
+    assert [j["state"] for j in daemon.json("jobs")] == ["completed", "failed"]
+
+
+@pytest.fixture
+def held_daemon(tmp_path):
+    """A daemon whose jobs wait at their start until the test lets them go (appliance/ops/jobs.py, HOLD_ENV)."""
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    (hold / "running").touch()
+    d = make_daemon(tmp_path, None, env={"TAPELINE_TEST_HOLD": str(hold)}).start()
+    d.hold = hold
+    yield d
+    (hold / "running").unlink(missing_ok=True)
+    for fifo in hold.glob("job-*"):  # let a job still held go (one waiting on its FIFO), so the daemon stops at once
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:  # nobody reads it: that job went on already
+            pass
+    assert d.stop() == 0
+
+
+def test_cancel_a_running_job(held_daemon, tmp_path):
+    d = held_daemon
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("data")
+    d.run("group", "create", "g", "--source", str(src))
+    job_id = d.json("sync", "g")["job"]
+
+    async def scenario():
+        app = TapelineApp(d.socket, poll_seconds=0.3)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await until(pilot, lambda: [r for r in rows(app, "#jobs") if r[0] == str(job_id) and r[3] == "running"],
+                        "the running job")
+            table = app.screen.query_one("#jobs")
+            table.focus()
+            table.move_cursor(row=table.get_row_index(str(job_id)))
+            await pilot.press("c")
+            dialog = await until(pilot, lambda: app.screen.query("#confirm-losses") and app.screen, "the confirmation")
+            assert f"job {job_id}: sync of g (running)" in str(dialog.query_one(".confirm-loss").render())
+            await pilot.press("y")
+            await until(pilot, lambda: d.json("job", str(job_id))["state"] != "running" or
+                        "cancel requested" in " ".join(n.message for n in app._notifications), "the cancel asked")
+            (d.hold / "running").unlink()
+            with open(d.hold / f"job-{job_id}-running", "wb"):  # the held job goes on and meets its cancel
+                pass
+            await until(pilot, lambda: [r for r in rows(app, "#jobs") if r[0] == str(job_id) and r[3] == "cancelled"],
+                        "the job cancelled")
+    run(scenario)
+    assert d.json("job", str(job_id))["reason"] == "cancelled by request"
+
+
+def test_escape_keeps_the_job_running(held_daemon, tmp_path):
+    d = held_daemon
+    src = tmp_path / "src"
+    src.mkdir()
+    d.run("group", "create", "g", "--source", str(src))
+    job_id = d.json("sync", "g")["job"]
+
+    async def scenario():
+        app = TapelineApp(d.socket, poll_seconds=0.3)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await until(pilot, lambda: [r for r in rows(app, "#jobs") if r[0] == str(job_id) and r[3] == "running"],
+                        "the running job")
+            await pilot.press("c")
+            await until(pilot, lambda: app.screen.query("#confirm-losses"), "the confirmation")
+            await pilot.press("escape")
+            await pilot.pause(0.5)
+            assert not app.screen.query("#confirm-losses")
+    run(scenario)
+    assert d.json("job", str(job_id))["state"] == "running"
+
+
+def test_retry_submits_the_same_job_again(daemon, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    daemon.run("group", "create", "g", "--source", str(src))
+    daemon.run("check", "g", "--full", "--wait", check=None)
+    first = daemon.json("jobs")[0]
+
+    async def scenario():
+        app = TapelineApp(daemon.socket, poll_seconds=0.3)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await until(pilot, lambda: rows(app, "#jobs"), "the jobs")
+            table = app.screen.query_one("#jobs")
+            table.move_cursor(row=table.get_row_index(str(first["id"])))
+            await pilot.press("r")
+            await until(pilot, lambda: len(rows(app, "#jobs")) == 2, "the job submitted again")
+    run(scenario)
+    again = daemon.json("jobs")[0]
+    assert (again["id"], again["kind"], again["group_name"], again["params"]) == (
+        first["id"] + 1, first["kind"], "g", first["params"])
