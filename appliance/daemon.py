@@ -57,6 +57,7 @@ from appliance.ops.notify import Notifier
 from appliance.ops.scheduler import Scheduler
 from appliance.ops.tasks import Tasks
 from appliance.store import Store
+from appliance.vault.mailslot_jobs import VaultDesk, VaultTasks
 from drivers.errors import DeviceError
 
 log = logging.getLogger("tapeline.daemon")
@@ -84,6 +85,7 @@ class Appliance:
         self.engine: JobEngine | None = None
         self.media: MediaService | None = None
         self.tape: TapeDesk | None = None
+        self.vault_jobs: VaultDesk | None = None
         self.scheduler: Scheduler | None = None
         self.metrics: MetricsServer | None = None
         self.notifier: Notifier | None = None
@@ -114,8 +116,10 @@ class Appliance:
         self.media = MediaService(self.catalog, s)
         index = self.media.index
         self.tape = TapeDesk(self, index)
+        self.vault_jobs = VaultDesk(self)
         bodies = {**Tasks(self.store).bodies(), **MediaTasks(self.media).bodies(),
-                  **TapeTasks(self.store, self.media, index).bodies(), **ReportTasks(self).bodies()}
+                  **TapeTasks(self.store, self.media, index).bodies(), **ReportTasks(self).bodies(),
+                  **VaultTasks(self.store, self.media, index, s).bodies()}
         limits = Limits(workers=s.workers, syncs=s.syncs, retries=s.retries, retry_delay=s.retry_delay_seconds,
                         keep_history=s.keep_history_seconds)
         self.engine = JobEngine(self.catalog, bodies, limits=limits, tape_slots=self._enabled_drives)

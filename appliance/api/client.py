@@ -228,6 +228,16 @@ class Client:
     def media_rebuild(self, library: str) -> dict:
         return self._call("POST", f"/libraries/{library}/rebuild")
 
+    def vault_export(self, pool: str | None = None, case: str | None = None) -> dict:
+        return self._call("POST", "/vault/export", {"pool": pool, "case": case})
+
+    def vault_import(self, library: str | None = None, accept: list[str] = (), operator: str | None = None) -> dict:
+        return self._call("POST", "/vault/import", {"library": library, "accept": list(accept),
+                                                    "operator": operator})
+
+    def vault_plan(self) -> dict:
+        return self._call("GET", "/vault/plan")
+
     # -- files, alerts, catalog -------------------------------------------------------------------------------------
 
     def tree(self, group: str, path: str | None = None, point: str | int | None = None) -> dict:

@@ -134,11 +134,13 @@ def media_set_catalog(catalog, media_set_id: int, block_size: int, cache: IndexC
     return fmt.encode_catalog(fmt.MediaSetCatalog(label, sets), block_size)
 
 
-def backup(ctx: JobContext, store, media, cache: IndexCache, block_size: int = fmt.BLOCK_SIZE) -> Outcome:
+def backup(ctx: JobContext, store, media, cache: IndexCache, block_size: int = fmt.BLOCK_SIZE,
+           group=None) -> Outcome:
+    """`group`: the group written (default the job's); vault/drplan.py passes its reserved catalog group."""
     p = ctx.params
     pool = cat.get_pool(ctx.catalog, p["pool"])
     library = cat.library_by_id(ctx.catalog, pool.library_id)
-    group = get_group(ctx.catalog, ctx.group_name)
+    group = group or get_group(ctx.catalog, ctx.group_name)
     kind = p.get("kind", "full")
     warnings: list[str] = []
     now = utcnow()
