@@ -31,6 +31,7 @@ from appliance.catalog.models import IN_LIBRARY_LOCATIONS, MediaSet, Pool, TapeS
 from appliance.catalog.moves import move
 from appliance.catalog.vaults import case_for
 from appliance.errors import Conflict, TapelineError, UsageError
+from appliance.media.library import apply_inventory
 from appliance.ops import alerts
 from appliance.ops.jobs import JobContext, Outcome
 from appliance.ops.messages import plural
@@ -63,12 +64,14 @@ def rotating_pools(catalog, pool: str | None) -> list[Pool]:
 def wait_for(ctx: JobContext, media, library: str, ready: Callable[[Inventory], bool], message: str,
              fix: str) -> Inventory | None:
     """Poll library `library` until `ready(inventory)`: a progress message, a job event and one alert while it
-    waits (resolved when it stops waiting); a fast inventory each look records what the operator did. None when
-    cancelled meanwhile."""
+    waits (resolved when it stops waiting); each look is a fast inventory, so what the operator took out is
+    recorded before anything else goes into its place. None when cancelled meanwhile."""
     handle = media.library(library)
     asked = False
     while True:
-        inv = handle.current()
+        with handle.lock:
+            inv = handle.current()
+            apply_inventory(ctx.catalog, handle.row, inv, utcnow())
         if ready(inv):
             if asked:
                 alerts.resolve_message(ctx.catalog, message)
@@ -81,7 +84,6 @@ def wait_for(ctx: JobContext, media, library: str, ready: Callable[[Inventory], 
             asked = True
         ctx.progress(0, None, message)
         ctx.cancel.wait(WAIT_POLL)
-        handle.inventory(utcnow())
 
 
 def _open_set(catalog, pool: Pool) -> MediaSet | None:

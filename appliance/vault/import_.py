@@ -32,7 +32,7 @@ from appliance.ops import alerts
 from appliance.ops.jobs import JobContext, Outcome
 from appliance.ops.messages import plural
 from appliance.vault.export import wait_for
-from drivers.changer import Element, Inventory
+from drivers.changer import Element
 from drivers.errors import DeviceError
 
 RETURNING = ("courierretrieve", "vaultretrieve", "onsiteretrieve", "notmountable", "mountable")
