@@ -199,8 +199,10 @@ class Client:
     def reports(self) -> list[dict]:
         return self._call("GET", "/reports")
 
-    def report(self, name: str, fmt: str = "text", days: int = 7) -> dict:
-        return self._call("GET", f"/reports/{name}", params={"format": fmt, "days": days})
+    def report(self, name: str, fmt: str = "text", days: int = 7, group: str | None = None,
+               at: str | None = None) -> dict:
+        params = {"format": fmt, "days": days, "group": group, "at": at}
+        return self._call("GET", f"/reports/{name}", params={k: v for k, v in params.items() if v is not None})
 
     def mail_report(self, name: str, days: int = 7) -> dict:
         return self._call("POST", f"/reports/{name}/mail", {"days": days})

@@ -1,4 +1,5 @@
-"""`tapeline report NAME [--format text|csv|html] [--days N] [--out FILE] [--mail]` and `tapeline report list`.
+"""`tapeline report NAME [--format text|csv|html|im] [--days N] [--out FILE] [--mail]`, `tapeline report
+restore-needs GROUP --at TIME` and `tapeline report list`.
 
 With --mail the report is mailed (queued in the daemon's outbox) instead of printed; --out still writes the file."""
 
@@ -10,9 +11,10 @@ import tempfile
 import click
 
 from appliance.commands.output import Context, table
+from appliance.commands.protect_cmd import AT_FORMS, at_time
 from appliance.errors import TapelineError
 
-FORMATS = ("text", "csv", "html")
+FORMATS = ("text", "csv", "html", "im")
 
 
 def write_atomically(path: str, content: str) -> None:
@@ -36,17 +38,20 @@ def write_atomically(path: str, content: str) -> None:
 
 
 def register(cli: click.Group) -> None:
-    @cli.command(short_help="Reports: protection, jobs, storage, tape.")
+    @cli.command(short_help="Reports: protection, jobs, storage, tape, offsite rotation.")
     @click.argument("name")
-    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+    @click.argument("group", required=False)
+    @click.option("--at", "at", metavar="TIME", help=f"restore-needs: as of TIME ({AT_FORMS}); default now.")
+    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+                  help="im: the tab-and-tilde file vault companies take (vault lists only).")
     @click.option("--days", type=click.IntRange(1, 3660), default=7, show_default=True,
                   help="The period the report covers, ending now.")
     @click.option("--out", "out", type=click.Path(dir_okay=False), help="Write it to FILE instead of stdout.")
     @click.option("--mail", is_flag=True, help="Mail it to mail.recipients (text, HTML with its chart, CSV attached).")
     @click.pass_obj
-    def report(ctx: Context, name, fmt, days, out, mail) -> None:
+    def report(ctx: Context, name, group, at, fmt, days, out, mail) -> None:
         """The report NAME (`tapeline report list` names them) as text, CSV or HTML, on stdout or in --out FILE,
-        or mailed with --mail."""
+        or mailed with --mail. `restore-needs GROUP [--at TIME]` names the cartridges a restore of GROUP needs."""
         if name == "list":
             ctx.emit(ctx.client.reports(), lambda rs: table([[r["name"], r["description"]] for r in rs],
                                                             ["NAME", "WHAT IT SHOWS"]))
@@ -61,7 +66,7 @@ def register(cli: click.Group) -> None:
                 "server takes it (`tapeline alerts` says when it cannot)"
                 + (f"; written to {a['out']}" if a.get("out") else "")))
             return
-        answer = ctx.client.report(name, fmt, days)
+        answer = ctx.client.report(name, fmt, days, group, at_time(at))
         if out:
             write_atomically(out, answer["content"])
             ctx.emit({**answer, "content": None, "out": os.path.abspath(out)},

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from appliance.errors import ConfigError, UsageError
 from appliance.ops.jobs import JobContext, Outcome
-from appliance.ops.reports import REPORTS, build
+from appliance.ops.reports import REPORTS, TAKES_GROUP, build
 from appliance.ops.reports.render import render
 
 
@@ -22,6 +22,10 @@ def check_names(names: tuple[str, ...]) -> None:
     if unknown:
         raise ConfigError(f"reports.mail names no report {', '.join(map(repr, unknown))}",
                           f"use the names {', '.join(REPORTS)} (`tapeline report list`)")
+    asked = [n for n in names if n in TAKES_GROUP]
+    if asked:
+        raise ConfigError(f"reports.mail names {', '.join(map(repr, asked))}, which needs a group and a time",
+                          f"remove it from reports.mail; run `tapeline report {asked[0]} GROUP --at TIME` when needed")
 
 
 def mail_report(appliance, name: str, days: int, now: datetime | None = None) -> dict:
@@ -32,8 +36,11 @@ def mail_report(appliance, name: str, days: int, now: datetime | None = None) ->
     report = build(appliance, name, days, now)
     day = report.generated.astimezone().date().isoformat()
     subject = f"{report.title} {day}" + (": needs attention" if report.needs_attention else "")
+    attachments = [(f"tapeline-{name}-{day}.csv", render(report, "csv"), "text/csv")]
+    if report.vault_lists:  # what the vault company takes in, ready to forward
+        attachments.append((f"tapeline-{name}-{day}_V.IM", render(report, "im"), "text/plain"))
     queued = notifier.send_mail(subject, render(report, "text"), html=render(report, "html"),
-                                attachments=[(f"tapeline-{name}-{day}.csv", render(report, "csv"), "text/csv")])
+                                attachments=attachments)
     return {"name": name, "days": days, "subject": subject, "queued": queued,
             "recipients": list(notifier.mail.recipients), "needs_attention": report.needs_attention}
 

@@ -34,6 +34,15 @@ class Chart:
 
 
 @dataclass(frozen=True)
+class VaultList:
+    """The cartridges one vault receives or holds from one library, with their return dates (the `.IM` format)."""
+
+    vault: str
+    library: str
+    rows: tuple[tuple[str, datetime | None], ...]  # (barcode, return date)
+
+
+@dataclass(frozen=True)
 class Report:
     name: str
     title: str
@@ -44,3 +53,4 @@ class Report:
     chart: Chart | None = None
     needs_attention: bool = False  # a group late or failing, a job failed, ...
     notes: tuple[str, ...] = field(default=())
+    vault_lists: tuple[VaultList, ...] | None = None  # a list a vault company takes (`--format im`); None: not one

@@ -1,5 +1,5 @@
-"""A built report as text (a terminal, a mail body), CSV (its main table, raw values) or HTML (every table, and the
-chart as inline SVG).
+"""A built report as text (a terminal, a mail body), CSV (its main table, raw values), HTML (every table, and the
+chart as inline SVG) or, for the lists a vault company takes, the tab-and-tilde `.IM` file (`im`).
 
 Invariants: text and HTML show values for a person (sizes in KiB..TiB, times local to the second, durations as
 "2h 05m"); CSV keeps them raw (bytes, seconds, ISO 8601 times with their offset), one header row, RFC 4180 quoting.
@@ -13,10 +13,12 @@ import html
 import io
 from datetime import datetime
 
+from appliance.errors import UsageError
 from appliance.ops.messages import text_time
 from appliance.ops.reports.model import Column, Report, Table
 
-FORMATS = ("text", "csv", "html")
+FORMATS = ("text", "csv", "html", "im")
+ABOUT_NOW = ("protection", "pick-list-library", "pick-list-vault", "vault-inventory", "restore-needs")
 
 
 def human_size(n: int | None) -> str:
@@ -72,7 +74,7 @@ def raw(value, kind: str) -> str:
 
 def _heading(report: Report) -> str:
     return (f"{report.title}, {text_time(report.generated)}"
-            + ("" if report.name == "protection" else f" (the last {report.days} day(s))"))
+            + ("" if report.name in ABOUT_NOW else f" (the last {report.days} day(s))"))
 
 
 def text(report: Report) -> str:
@@ -137,5 +139,20 @@ def html_text(report: Report) -> str:
     return "\n".join(parts)
 
 
+def im_text(report: Report) -> str:
+    """The `.IM` layout Bareos' media_vault writes for vault companies (contrib/misc/media_vault): per vault a
+    header line, one line per cartridge (barcode, a tab, its return date as MMDDYYYY; empty when it is kept
+    forever), and a footer line with the count. The account field is the vault's name in Tapeline."""
+    if report.vault_lists is None:
+        raise UsageError(f"the {report.name} report is not a vault list",
+                         "use --format im with pick-list-library, pick-list-vault, distribution or vault-inventory")
+    out = []
+    for vl in report.vault_lists:
+        out.append(f"StartHeaderText~D~{vl.vault}~tapeline-{vl.library}~EndHeaderText")
+        out += [f"{barcode}\t{back.astimezone().strftime('%m%d%Y') if back else ''}" for barcode, back in vl.rows]
+        out.append(f"StartFooterText~D~{vl.vault}~tapeline-{vl.library}-{len(vl.rows)}~EndFooterText")
+    return "".join(line + "\n" for line in out)
+
+
 def render(report: Report, fmt: str) -> str:
-    return {"text": text, "csv": csv_text, "html": html_text}[fmt](report)
+    return {"text": text, "csv": csv_text, "html": html_text, "im": im_text}[fmt](report)
