@@ -43,8 +43,10 @@ def _unknown(s, cart: Cartridge | None) -> bool:
     """Never known before it was put into the mail slot (a fast inventory may have recorded it there as blank)."""
     if cart is None:
         return True
-    return (cart.state == "blank" and cart.label_uuid is None and cart.location_kind == "mailslot"
-            and s.exec(select(CartridgeMove).where(CartridgeMove.cartridge_id == cart.id)).first() is None)
+    if cart.state != "blank" or cart.label_uuid is not None or cart.location_kind != "mailslot":
+        return False
+    moves = s.exec(select(CartridgeMove.to_location).where(CartridgeMove.cartridge_id == cart.id)).all()
+    return all(to.startswith("mail slot") for to in moves)
 
 
 class Import:
@@ -64,12 +66,12 @@ class Import:
         for name in names:
             if not self._library(name):
                 return self._end(cancelled=True)
-        done = pools.expire(self.catalog, utcnow())
-        back = {i["barcode"] for i in self.result["imported"]}
-        self.result["scratch"] = sorted(back & set(done.scratch))
+        pools.expire(self.catalog, utcnow())
+        back = [i["barcode"] for i in self.result["imported"] if i["as"] in ("return", "accepted")]
         with self.catalog.reader() as s:
-            self.result["expired"] = sorted(c.barcode for c in s.exec(select(Cartridge).where(
-                Cartridge.barcode.in_(back), Cartridge.state == "expired")).all()) if back else []
+            states = {c.barcode: c.state for c in s.exec(select(Cartridge).where(Cartridge.barcode.in_(back)))}
+        self.result["scratch"] = sorted(b for b, state in states.items() if state == "scratch")
+        self.result["expired"] = sorted(b for b, state in states.items() if state == "expired")  # reuse delay
         return self._end()
 
     def _library(self, library: str) -> bool:
@@ -77,10 +79,11 @@ class Import:
         inv = handle.current()
         seen = Counter(e.barcode for e in inv.slots + inv.drives + inv.mailslots if e.full and e.barcode)
         placed = [m for m in inv.mailslots if m.full and m.impexp]
-        for m in placed:
+        # every verdict before anything moves: the inventories below record a new barcode as a known blank one
+        verdicts = [(m, self._verdict(library, m, seen)) for m in placed]
+        for m, verdict in verdicts:
             if self.ctx.cancel.is_set():
                 return False
-            verdict = self._verdict(library, m, seen)
             if verdict is None:
                 continue
             inv = wait_for(self.ctx, self.media, library, lambda inv: bool(inv.empty_slots()),

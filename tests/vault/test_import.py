@@ -1,0 +1,109 @@
+"""`tapeline vault import` against the simulator: cartridges an operator put into the mail slots are recognised by
+barcode: an expected return goes to a free slot and is mountable again (scratch once its data expired and the
+reuse delay passed), an unknown barcode is imported but never written until labelled, one the catalog has in a
+vault stays in the mail slot until the operator's word; each discrepancy raises an alert."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from appliance.catalog import media as cat
+from appliance.catalog.moves import history, move
+from appliance.media import pools
+from appliance.ops.alerts import list_alerts
+from appliance.vault import export as export_module
+from tests.vault.mailslot_harness import Site, now, operator
+
+
+@pytest.fixture
+def site(tmp_path, catalog_url, monkeypatch):
+    monkeypatch.setattr(export_module, "WAIT_POLL", 0.1)
+    s = Site(tmp_path, catalog_url, mailslots=3)
+    yield s
+    s.close()
+
+
+def _taken_out(site: Site, barcodes: list[str]) -> None:
+    """Cartridges ejected and taken out of the library by hand: on site, not mountable."""
+    handle = site.media.library("vtl")
+    with handle.lock:  # a job may be polling the same changer
+        for i, barcode in enumerate(barcodes, 1):
+            handle.changer.export(handle.changer.inventory().find(barcode).number, i)
+    operator(site.library_dir, ["open"], *[["remove", str(i)] for i in range(1, len(barcodes) + 1)], ["close"])
+    site.media.library("vtl").inventory(now())
+
+
+def _rotate(site: Site, barcode: str, *states: str) -> None:
+    with site.catalog.session() as s:
+        cart = cat.find_cartridge(s, barcode)
+        for state in states:
+            move(s, cart, state, now(), operator="ann", vault_id=site.vault.id, skip=True)
+
+
+def _alerts(site: Site) -> list[str]:
+    return [a.message for a in list_alerts(site.catalog)]
+
+
+def test_an_expected_return_an_unknown_and_a_vaulted_cartridge_in_the_mail_slots(site):
+    site.pool("weekly", retention_days=1)
+    site.written("weekly", ["A00000L8"], now() - timedelta(days=30))  # its data expired long ago
+    pools.expire(site.catalog, now())
+    _taken_out(site, ["A00000L8", "A00001L8"])
+    _rotate(site, "A00000L8", "courier", "vault", "vaultretrieve", "courierretrieve")  # on its way back
+    _rotate(site, "A00001L8", "courier", "vault")  # still in the vault, as the catalog has it
+    operator(site.library_dir, ["open"], ["insert", "A00000L8"], ["insert", "B00000L8"], ["insert", "A00001L8"],
+             ["close"])
+
+    job_id, _ = site.engine.submit("vault-import", None, None, {"library": None, "accept": [], "operator": "ann"})
+    job = site.wait_job(job_id)
+    assert job.state == "completed with warnings", job.reason
+    imported = {i["barcode"]: i["as"] for i in job.result["imported"]}
+    assert imported == {"A00000L8": "return", "B00000L8": "unknown"}
+
+    back = site.cartridge("A00000L8")
+    assert (back.rotation, back.location_kind, back.state, back.case_id) == ("mountable", "slot", "scratch", None)
+    assert job.result["scratch"] == ["A00000L8"]
+    with site.catalog.reader() as s:
+        last = history(s, back.id)[-1]
+    assert (last.from_rotation, last.to_rotation, last.job_id) == ("courierretrieve", "mountable", job_id)
+
+    stranger = site.cartridge("B00000L8")
+    assert (stranger.state, stranger.location_kind) == ("foreign", "slot")  # never chosen for writing
+    pool = cat.get_pool(site.catalog, "weekly")
+    ms = pools.media_set_for_write(site.catalog, pool, now())
+    assert pools.next_cartridge(site.catalog, pool, ms).barcode != "B00000L8"
+    assert any("cartridge B00000L8 put into library vtl is unknown to this catalog" in m for m in _alerts(site))
+
+    vaulted = site.cartridge("A00001L8")
+    assert (vaulted.rotation, vaulted.location_kind) == ("vault", "mailslot")  # left where it is, not fixed silently
+    discrepancy = [m for m in _alerts(site) if "A00001L8" in m]
+    assert discrepancy == ["cartridge A00001L8 is present in mail slot 3 of library vtl but expected in vault "
+                           "ironvault (vault): left in the mail slot"]
+    assert job.result["discrepancies"][0]["fix"].startswith("if it really came back, `tapeline vault import "
+                                                            "--accept A00001L8`")
+
+    # the operator's word: it is back; the move out of the cycle is recorded with their name
+    job_id, _ = site.engine.submit("vault-import", None, None, {"library": "vtl", "accept": ["A00001L8"],
+                                                                "operator": "bob"})
+    job = site.wait_job(job_id)
+    assert job.state == "completed", job.reason
+    vaulted = site.cartridge("A00001L8")
+    assert (vaulted.rotation, vaulted.location_kind) == ("mountable", "slot")
+    with site.catalog.reader() as s:
+        last = history(s, vaulted.id)[-1]
+    assert (last.operator, last.from_rotation, last.to_rotation) == ("bob", "vault", "mountable")
+
+
+def test_with_no_free_slot_the_import_waits_until_one_is_freed(site):
+    operator(site.library_dir, ["open"], ["insert", "B00000L8"], ["insert", "B00001L8"], ["close"])
+    job_id, _ = site.engine.submit("vault-import", None, None, {"library": "vtl", "accept": [], "operator": "ann"})
+    site.wait_message(job_id, "library vtl has no free slot for the cartridges in its mail slots")
+    assert site.cartridge("B00000L8").location_kind == "slot"  # the one free slot took the first
+    _taken_out(site, ["A00002L8"])  # the operator makes room
+    job = site.wait_job(job_id)
+    assert job.state == "completed with warnings" and {i["barcode"] for i in job.result["imported"]} == {
+        "B00000L8", "B00001L8"}
+    waited = [a for a in list_alerts(site.catalog, include_acknowledged=True) if "no free slot" in a.message]
+    assert len(waited) == 1 and waited[0].acknowledged  # said once, resolved once a slot was free
