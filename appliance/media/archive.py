@@ -95,8 +95,9 @@ def _tarinfo(name: str, kind: str, mode: int, uid: int, gid: int, user: str, gro
     return info
 
 
-def member_from_entry(entry: Entry, read_chunk: Callable[[bytes], bytes]) -> Member:
-    """A member from a row of the disk replica (`read_chunk(digest)` gives a chunk's bytes)."""
+def member_from_entry(entry: Entry, read_chunk: Callable[[bytes], bytes] | None) -> Member:
+    """A member from a row of the disk replica (`read_chunk(digest)` gives a chunk's bytes; None: a member whose
+    content the caller gives later, `with_content`)."""
     full = entry.full_path
     link = None
     if entry.type == "symlink":
@@ -107,7 +108,7 @@ def member_from_entry(entry: Entry, read_chunk: Callable[[bytes], bytes]) -> Mem
     info = _tarinfo(member_name(full), entry.type, entry.mode, entry.uid, entry.gid, entry.user, entry.group,
                     entry.size, entry.mtime_ns, entry.atime_ns, entry.ctime_ns, entry.rdev, link, entry.xattrs)
     content = None
-    if entry.type == "file":
+    if entry.type == "file" and read_chunk is not None:
         content = (read_chunk(digest) for digest in entry.chunks)
     sparse = entry.extents if entry.type == "file" else None
     return Member(info, content, sparse, entry.digest, entry.mtime_ns, full.lstrip(b"/") or b".")

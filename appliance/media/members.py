@@ -8,12 +8,20 @@ group's previous set in the pool recorded is not written again, its index entry 
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from appliance.media import archive
 from appliance.media import format as fmt
+
+READERS = 2  # threads reading chunks ahead of the archive (zstd and BLAKE3 release the GIL)
+BATCH_BYTES, BATCH_MEMBERS = 4 << 20, 256  # small members' chunks read by one task (a task a file costs more)
+BIG = 4 << 20  # a member over this size is read chunk by chunk as the archive takes it, not held whole
+AHEAD_BATCHES = 2 * READERS  # batches read ahead of the archive (bounds memory: ~AHEAD_BATCHES * BATCH_BYTES)
+AHEAD_CHUNKS = 8  # a big member's chunks read ahead of the archive
 
 
 def _key(entry: "fmt.IndexEntry") -> tuple:
@@ -36,17 +44,97 @@ def from_snapshot(store, snapshot_id: str, base: dict[bytes, "fmt.IndexEntry"] |
     """The members of a replica snapshot to write; entries unchanged since `base` go to `carried` instead (filled
     when the returned iterator runs: a new run starts them again)."""
 
-    def members() -> Iterator[archive.Member]:
+    def kept() -> Iterator[tuple[archive.Member, tuple[bytes, ...] | None]]:
         carried.clear()
         for entry in store.entries(snapshot_id):
-            member = archive.member_from_entry(entry, store.read_chunk)
+            member = archive.member_from_entry(entry, None)
             if base:
                 old = base.get(member.path)
                 if old is not None and _key(old) == archive.unchanged_key(member):
                     carried.append(old)
                     continue
-            yield member
-    return members
+            yield member, entry.chunks if entry.type == "file" else None
+
+    return lambda: read_ahead(kept(), store.read_chunk)
+
+
+def read_ahead(items: Iterable[tuple[archive.Member, tuple[bytes, ...] | None]],
+               read_chunk: Callable[[bytes], bytes]) -> Iterator[archive.Member]:
+    """The members, each with its chunks (`read_chunk`: read, decompressed and verified; None for a member without
+    content) as its content, read by
+    READERS threads ahead of the caller, whose own thread then only encodes the archive: read on that thread, the
+    chunks held the archive to one core. Small members are read in batches; a big one streams. A chunk that cannot
+    be read raises when the archive takes that member's content, as a read on the caller's thread would."""
+    pool = ThreadPoolExecutor(READERS, thread_name_prefix="tape-read")
+    queued: deque[tuple[list, Future | None]] = deque()  # (members, their chunks) or ([big member], None)
+    batch: list = []
+    size = 0
+
+    def read_batch(digest_lists: list[tuple[bytes, ...] | None]) -> list:
+        out: list = []
+        for digests in digest_lists:
+            try:
+                out.append(None if digests is None else [read_chunk(d) for d in digests])
+            except Exception as exc:  # raised again when the archive takes this member's content
+                out.append(exc)
+        return out
+
+    def submit() -> None:
+        nonlocal batch, size
+        if batch:
+            queued.append(([m for m, _ in batch], pool.submit(read_batch, [d for _, d in batch])))
+            batch, size = [], 0
+
+    def ready(keep: int) -> Iterator[archive.Member]:
+        while len(queued) > keep:
+            members, future = queued.popleft()
+            if future is None:
+                member, digests = members[0]
+                yield _with_content(member, _streamed(pool, read_chunk, digests))
+                continue
+            for member, content in zip(members, future.result()):
+                yield _with_content(member, _raising(content) if isinstance(content, Exception) else content)
+
+    try:
+        for member, digests in items:
+            if member.info.size > BIG:
+                submit()
+                queued.append(([(member, digests)], None))
+            else:
+                batch.append((member, digests))
+                size += member.info.size
+                if size >= BATCH_BYTES or len(batch) >= BATCH_MEMBERS:
+                    submit()
+            yield from ready(AHEAD_BATCHES)
+        submit()
+        yield from ready(0)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _with_content(member: archive.Member, content) -> archive.Member:
+    return archive.Member(member.info, content, member.sparse, member.digest, member.mtime_ns, member.path)
+
+
+def _streamed(pool: ThreadPoolExecutor, read_chunk: Callable[[bytes], bytes],
+              digests: tuple[bytes, ...]) -> Iterator[bytes]:
+    reads: deque[Future] = deque()
+    rest = iter(digests)
+    try:
+        while True:
+            while len(reads) < AHEAD_CHUNKS and (digest := next(rest, None)) is not None:
+                reads.append(pool.submit(read_chunk, digest))
+            if not reads:
+                return
+            yield reads.popleft().result()
+    finally:
+        for future in reads:
+            future.cancel()
+
+
+def _raising(exc: Exception) -> Iterator[bytes]:
+    raise exc
+    yield b""  # a generator: raised when the content is read
 
 
 def from_tree(roots: list[str], warnings: list[str]) -> Callable[[], Iterator["archive.Member"]]:

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from appliance.media.archive import (ArchiveError, ArchiveWriter, member_from_entry, members_from_tree, read_frames,
+from appliance.media.archive import (ArchiveError, ArchiveWriter, members_from_tree, read_frames,
                                      read_members)
+from appliance.media import members
 from appliance.media.pax import acl_text, acl_xattr
 from appliance.protect.files import sync
 from appliance.store import Store
+from appliance.store.errors import ChunkDamaged
 from tests.protect.conftest import assert_same_tree, group_of, restored_root, tree_state
 from tests.protect.test_fidelity import build_rich_tree
 
@@ -62,13 +64,38 @@ def test_a_recovery_point_restores_identically_with_gnu_tar(tmp_path):
     try:
         result = sync(store, group_of(src))
         assert result.state == "completed", result.warnings
-        frames = write_all(member_from_entry(e, store.read_chunk) for e in store.entries(result.snapshot.id))
+        # as a D2D2T set reads them: chunks read ahead on other threads, big.bin (over members.BIG) streamed
+        frames = write_all(members.from_snapshot(store, result.snapshot.id, None, [])())
     finally:
         store.close()
     out = tmp_path / "out"
     gnu_tar_extract(b"".join(f.data for f in frames), out)
     assert_same_tree(expected, restored_root(out, src))
     assert os.stat(restored_root(out, src) / "sparse.img").st_blocks * 512 < (1 << 20)
+
+
+def test_a_damaged_chunk_stops_the_set_at_the_member_that_holds_it(tmp_path):
+    """Chunks are read ahead of the archive, but a damaged one is reported by the member that needs it, once the
+    members before it are archived whole, as a read on the archive's own thread would."""
+    src = tmp_path / "src"
+    src.mkdir()
+    build_rich_tree(src)
+    store = Store.open(tmp_path / "store", create=True)
+    try:
+        result = sync(store, group_of(src))
+        entries = [e for e in store.entries(result.snapshot.id)]
+        damaged = next(e for e in entries if e.type == "file" and e.path == b"docs/a.txt")
+        store.set_damaged_chunks({damaged.chunks[0]}, set())
+        writer = ArchiveWriter(frame_size=1 << 20, workers=0)
+        archived = []
+        with pytest.raises(ChunkDamaged):
+            for member in members.from_snapshot(store, result.snapshot.id, None, [])():
+                list(writer.add(member))
+                archived.append(member.path)
+    finally:
+        store.close()
+    before = [e.full_path.lstrip(b"/") for e in entries[:entries.index(damaged)]]
+    assert archived == before
 
 
 @pytest.mark.parametrize("workers", [0, 2])
