@@ -182,6 +182,7 @@ class Appliance:
                 if time.monotonic() - swept >= HOUSEKEEPING_INTERVAL and self.catalog.unwritable is None:
                     swept = time.monotonic()
                     self.engine.forget_old()
+                    alerts.forget_old(self.catalog, self.settings.keep_history_seconds)
             except Exception:  # the watchdog must outlive whatever it watches
                 log.exception("watchdog")
 
@@ -201,7 +202,7 @@ class Appliance:
                            f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}; requests were refused "
                            "meanwhile and jobs that ended were recorded afterwards",
                            f"keep free space under {cat.where}; repeat what was refused; acknowledge this with "
-                           "`tapeline alerts ack ID`")
+                           "`tapeline alerts ack ID`", about=("catalog", cat.where))
 
     def live_alerts(self) -> list[Alert]:
         """Alerts about the state of the daemon itself, as long as it lasts (not stored: the catalog may be the
@@ -209,12 +210,13 @@ class Appliance:
         out = []
         err = self.catalog.unwritable
         if err is not None:
-            out.append(Alert(severity="error", message=err.message, fix=err.fix,
+            out.append(Alert(severity="error", message=err.message, fix=err.fix, object_kind="catalog",
+                             object_name=self.catalog.where,
                              time=self._unwritable_since or datetime.now(timezone.utc)))
         return out
 
-    def alerts(self, include_acknowledged: bool = False) -> list[Alert]:
-        return self.live_alerts() + alerts.list_alerts(self.catalog, include_acknowledged=include_acknowledged)
+    def alerts(self, include_closed: bool = False) -> list[Alert]:
+        return self.live_alerts() + alerts.list_alerts(self.catalog, include_closed=include_closed)
 
     def _catalog_is_new(self) -> bool:
         """No group, point or job ever: a fresh or lost catalog (not one whose groups were deleted on purpose)."""
@@ -429,7 +431,8 @@ class Appliance:
                            if last else None})
             if not pts and not g.paused and g.id not in busy:
                 pointless.append(g.name)
-        open_alerts = [Alert(severity="warning", group_name=n, message=f"group '{n}' has no recovery point",
+        open_alerts = [Alert(severity="warning", group_name=n, object_kind="group", object_name=n,
+                             message=f"group '{n}' has no recovery point",
                              fix=f"make one with `tapeline sync {n} --wait`") for n in pointless] + self.alerts()
         return {
             "daemon": {"pid": os.getpid(), "started": self.started.isoformat(), "data_dir": str(self.settings.data_dir),

@@ -329,7 +329,7 @@ def create_app(appliance) -> FastAPI:
 
     @app.get("/v1/alerts", responses=_errors(400))
     def list_alerts(all: bool = False):
-        return plain(appliance.alerts(include_acknowledged=all))
+        return plain(appliance.alerts(include_closed=all))
 
     @app.post("/v1/alerts/{alert_id}/ack", responses=_errors(400, 404))
     def ack(alert_id: AlertId):

@@ -255,8 +255,8 @@ class Client:
     def versions(self, path: str) -> list[dict]:
         return self._call("POST", "/versions", {"path": path})
 
-    def alerts(self, include_acknowledged: bool = False) -> list[dict]:
-        return self._call("GET", "/alerts", params={"all": include_acknowledged})
+    def alerts(self, include_closed: bool = False) -> list[dict]:
+        return self._call("GET", "/alerts", params={"all": include_closed})
 
     def acknowledge(self, alert_id: int) -> dict:
         return self._call("POST", f"/alerts/{alert_id}/ack")

@@ -156,6 +156,9 @@ class JobEvent(SQLModel, table=True):
 
 
 class Alert(SQLModel, table=True):
+    """Open while neither resolved (its condition cleared: `resolved` says when) nor acknowledged (an operator's
+    word). `object_kind`/`object_name`: what it concerns ("group" "docs", "drive" "vtl drive 0", "mail server"
+    "smtp.example.com:587", ...), none for the appliance as a whole."""
     __tablename__ = "alert"
     id: int | None = Field(default=None, primary_key=True)
     severity: str  # "error" | "warning" | "info"
@@ -165,6 +168,9 @@ class Alert(SQLModel, table=True):
     fix: str = ""
     time: datetime = _time()
     acknowledged: bool = Field(default=False, index=True)
+    resolved: datetime | None = _time(nullable=True)
+    object_kind: str | None = None
+    object_name: str | None = None
 
 
 # --- tape media (appliance/media; queries in catalog/media.py) --------------------------------------------------

@@ -39,21 +39,21 @@ def register(cli: click.Group) -> None:
                                         "`tapeline alerts ack ID`")
 
     @cli.group(invoke_without_command=True)
-    @click.option("--all", "include_all", is_flag=True, help="Acknowledged ones too.")
+    @click.option("--all", "include_all", is_flag=True,
+                  help="Resolved and acknowledged ones too (kept for jobs.keep_history).")
     @click.pass_context
     def alerts(cctx: click.Context, include_all) -> None:
-        """Open alerts, each with its suggested fix."""
+        """Open alerts, each with the object it concerns and its suggested fix."""
         if cctx.invoked_subcommand is not None:
             return
         ctx: Context = cctx.obj
 
         def human(items):
             if not items:
-                click.echo("no open alerts")
-            table([["-" if a["id"] is None else a["id"], when(a["time"]), a["severity"], a.get("group_name") or "-",
-                    a["message"], a["fix"],
-                    "ack" if a["acknowledged"] else ""] for a in items],
-                  ["ID", "TIME", "SEVERITY", "GROUP", "MESSAGE", "FIX", ""])
+                click.echo("no alerts" if include_all else "no open alerts")
+            rows = [["-" if a["id"] is None else a["id"], when(a["time"]), a["severity"], _object(a), a["message"],
+                     a["fix"]] + ([_state(a)] if include_all else []) for a in items]
+            table(rows, ["ID", "TIME", "SEVERITY", "OBJECT", "MESSAGE", "FIX"] + (["STATE"] if include_all else []))
         ctx.emit(ctx.client.alerts(include_all), human)
 
     @alerts.command("ack")
@@ -62,3 +62,13 @@ def register(cli: click.Group) -> None:
     def ack(ctx: Context, alert_id) -> None:
         """Acknowledge an alert (it leaves `tapeline status`)."""
         ctx.emit(ctx.client.acknowledge(alert_id), lambda a: click.echo(f"alert {a['id']} acknowledged"))
+
+
+def _object(alert: dict) -> str:
+    return f"{alert['object_kind']} {alert['object_name']}" if alert.get("object_kind") else "-"
+
+
+def _state(alert: dict) -> str:
+    if alert.get("resolved"):
+        return f"resolved {when(alert['resolved'])}" + (", acknowledged" if alert["acknowledged"] else "")
+    return "acknowledged" if alert["acknowledged"] else "open"

@@ -271,7 +271,8 @@ class DriveLease:
             alerts.raise_alert(catalog, "error", f"{self.name} taken out of service after {limit} failed jobs in a "
                                f"row (last: {reason})", f"check the drive (clean it: `tapeline drive clean "
                                f"{self.handle.name} {self.number}`), then put it back with `tapeline drive enable "
-                               f"{self.handle.name} {self.number}`", job_id=self.job_id)
+                               f"{self.handle.name} {self.number}`", job_id=self.job_id,
+                               about=("drive", f"{self.handle.name} {self.number}"))
 
     def succeeded(self) -> None:
         if self._counted:

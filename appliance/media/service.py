@@ -133,7 +133,8 @@ class MediaService:
             if not alerted and time.monotonic() - started >= self.wait_alert:
                 alerted = True
                 alerts.raise_alert(self.catalog, "warning", self._wait_message(library, job),
-                                   self._wait_fix(handle), job_id=getattr(job, "job_id", None))
+                                   self._wait_fix(handle), job_id=getattr(job, "job_id", None),
+                                   about=("library", library))
                 if hasattr(job, "event"):  # a job's history says it waited (a request has none)
                     job.event("waited", f"for a drive of library '{library}'")
             with self._cond:
@@ -193,7 +194,8 @@ class MediaService:
         except LogicalUnitOffline:
             self._drop(lease)
             alerts.raise_alert(self.catalog, "warning", f"{lease.name} is offline: jobs use the other drives",
-                               "bring it online at the library (or check the library for a fault)")
+                               "bring it online at the library (or check the library for a fault)",
+                               about=("drive", f"{lease.handle.name} {lease.number}"))
             return None
         except (ScsiError, DeviceError):
             pass  # empty, or becoming ready: mount waits for it
@@ -215,7 +217,8 @@ class MediaService:
         except Exception as err:  # cleaning is housekeeping: a failure is an alert, the job's outcome stands
             log.warning("%s: cleaning after the job failed: %s", lease.name, err)
             alerts.raise_alert(self.catalog, "warning", f"{lease.name} asked for cleaning, which failed: {err}",
-                               f"run `tapeline drive clean {lease.handle.name} {lease.number}` once fixed")
+                               f"run `tapeline drive clean {lease.handle.name} {lease.number}` once fixed",
+                               about=("drive", f"{lease.handle.name} {lease.number}"))
         finally:
             self._drop(lease)
 
@@ -250,7 +253,8 @@ class MediaService:
             if cleaner is None:
                 alerts.raise_alert(self.catalog, "error", f"{lease.name} needs cleaning, but library '{handle.name}' "
                                    "has no cleaning cartridge in its slots", "import one (its barcode starts with "
-                                   f"CLN), then `tapeline drive clean {handle.name} {lease.number}`")
+                                   f"CLN), then `tapeline drive clean {handle.name} {lease.number}`",
+                                   about=("drive", f"{handle.name} {lease.number}"))
                 raise Conflict(f"library '{handle.name}' has no cleaning cartridge in its slots",
                                "import one (its barcode starts with CLN) and run `tapeline library inventory "
                                f"{handle.name}`")
@@ -273,7 +277,7 @@ class MediaService:
             alerts.raise_alert(self.catalog, "error", f"cleaning cartridge {cleaner.barcode} in library "
                                f"'{handle.name}' is used up (after {cart.cleaning_uses} uses here): {lease.name} was "
                                "not cleaned", f"export it, import a new cleaning cartridge, then `tapeline drive clean "
-                               f"{handle.name} {lease.number}`")
+                               f"{handle.name} {lease.number}`", about=("cartridge", cleaner.barcode))
         else:
             cat.update_drive(self.catalog, lease.row.id, cleanings=lease.row.cleanings + 1, last_cleaned=when)
         return {"library": handle.name, "drive": lease.number, "cleaning_cartridge": cleaner.barcode,
@@ -330,7 +334,8 @@ class MediaService:
             cat.update_cartridge(self.catalog, cart.barcode, write_protected=True, note="write-protected")
             alerts.raise_alert(self.catalog, "warning", f"cartridge {cart.barcode} is write-protected: skipped for "
                                "writing", f"slide its write-protect tab back (or take it out), then run `tapeline "
-                               f"library inventory {lease.handle.name} --detailed`", job_id=lease.job_id)
+                               f"library inventory {lease.handle.name} --detailed`", job_id=lease.job_id,
+                               about=("cartridge", cart.barcode))
             raise Conflict(f"cartridge {cart.barcode} is write-protected",
                            "slide its write-protect tab back, or choose another cartridge")
         if cart.write_protected:
@@ -465,7 +470,8 @@ class MediaService:
                     raise  # a second cartridge that will not load: the drive is the suspect, not the cartridges
                 cat.update_cartridge(self.catalog, cart.barcode, note=f"failed to load into {lease.name}")
                 alerts.raise_alert(self.catalog, "warning", f"cartridge {cart.barcode} failed to load into "
-                                   f"{lease.name}: skipped for writing", exc.fix, job_id=lease.job_id)
+                                   f"{lease.name}: skipped for writing", exc.fix, job_id=lease.job_id,
+                                   about=("cartridge", cart.barcode))
                 continue
             if cart.media_set_id == media_set.id:
                 if label is None or label.uuid != cart.label_uuid:

@@ -73,7 +73,8 @@ class JobTarget(Target):
                 alerts.raise_alert(self.ctx.catalog, "error", self._need_message(),
                                    f"put a blank or expired cartridge into library '{library}' and run `tapeline "
                                    f"library inventory {library}`, or label one with `tapeline media label BARCODE "
-                                   f"--pool {self.pool.name}`; the job goes on by itself", None, self.ctx.job_id)
+                                   f"--pool {self.pool.name}`; the job goes on by itself", None, self.ctx.job_id,
+                                   about=("pool", self.pool.name))
                 self.ctx.event("waited", f"for a cartridge: {self._need_message()}")
                 asked = True
             self.ctx.progress(0, None, f"waiting for a cartridge to write for pool {self.pool.name}")
@@ -108,7 +109,8 @@ class JobTarget(Target):
         pools.mark_suspect(self.ctx.catalog, barcode, f"write failed: {cause}")
         alerts.raise_alert(self.ctx.catalog, "error", f"cartridge {barcode} failed a write and is marked damaged: "
                            f"{cause}", "the set is written again on another cartridge; retire this one with "
-                           f"`tapeline media show {barcode}` once its sets expire", None, self.ctx.job_id)
+                           f"`tapeline media show {barcode}` once its sets expire", None, self.ctx.job_id,
+                           about=("cartridge", barcode))
 
 
 def media_set_catalog(catalog, media_set_id: int, block_size: int, cache: IndexCache,

@@ -157,7 +157,8 @@ def _wait_in_library(ctx: JobContext, media, barcodes: list[str], library: str) 
                 alerts.resolve_message(ctx.catalog, asked)
             alerts.raise_alert(ctx.catalog, "error", message,
                                f"put them into library '{library}' (through the mail slot, then into a slot); the "
-                               "job finds them by itself and goes on", None, ctx.job_id)
+                               "job finds them by itself and goes on", None, ctx.job_id,
+                               about=("library", library))
             asked = message
             ctx.event("waited", f"for cartridges outside library '{library}': {', '.join(outside)}")
         ctx.progress(0, None, f"waiting for {', '.join(outside)}")

@@ -52,7 +52,8 @@ class TapeTasks:
                                f"{found['problems'][0]}"[:200], write=False)
             alerts.raise_alert(ctx.catalog, "error", f"cartridge {barcode} failed its verify: {found['problems'][0]}",
                                f"write its sets again to another cartridge (`tapeline tape backup GROUP --pool POOL`) "
-                               f"and retire it; it is marked damaged and never written again", None, ctx.job_id)
+                               f"and retire it; it is marked damaged and never written again", None, ctx.job_id,
+                               about=("cartridge", barcode))
             return Outcome("failed", f"cartridge {barcode}: {plural(len(found['problems']), 'problem')}: "
                            f"{found['problems'][0]}", tuple(found["problems"]), result,
                            fix=f"write its sets again to another cartridge (`tapeline tape backup GROUP --pool "

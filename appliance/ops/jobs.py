@@ -187,7 +187,8 @@ class JobEngine:
             log.warning("job %s (%s %s) was running when the daemon stopped: marked failed", job.id, job.kind,
                         job.group_name)
             alerts.raise_alert(self.catalog, "warning", f"{job.kind} of {_subject(job)} (job {job.id}) was "
-                               "interrupted because the daemon stopped", _rerun_fix(job), job.group_name, job.id)
+                               "interrupted because the daemon stopped", _rerun_fix(job), job.group_name, job.id,
+                               about=alerts.job_object(job))
         for job in stale:
             record_event(self.catalog, job.id, "failed", STALE_REASON)
         for job in queued:
@@ -552,7 +553,7 @@ class JobEngine:
             alerts.raise_alert(self.catalog, "error",
                                f"{job.kind} of {_subject(job)} failed (job {job_id}): {reason}",
                                storable(outcome.fix or _rerun_fix(job)), job.group_name, job_id,
-                               same_as=f"{job.kind} of {_subject(job)} failed")
+                               same_as=f"{job.kind} of {_subject(job)} failed", about=alerts.job_object(job))
         with self.catalog.session() as s:
             job = s.get(Job, job_id)
             job.state, job.finished = outcome.state, finished

@@ -123,7 +123,7 @@ class ApplianceCollector(Collector):
                 select(RecoveryPoint.group_id, RecoveryPoint.time, RecoveryPoint.bytes).where(ok).join(
                     newest, (RecoveryPoint.group_id == newest.c.group_id) & (RecoveryPoint.time == newest.c.time)))}
             logical = s.scalar(select(func.coalesce(func.sum(RecoveryPoint.bytes), 0)))
-            open_alerts = s.exec(select(Alert.severity, func.count()).where(Alert.acknowledged == False)  # noqa: E712
+            open_alerts = s.exec(select(Alert.severity, func.count()).where(alerts.OPEN)
                                  .group_by(Alert.severity)).all()
             pools = s.exec(select(Pool.id, Pool.name, Pool.library_id)).all()
             scratch = s.exec(select(Cartridge.pool_id, Cartridge.library_id, func.count())
@@ -170,7 +170,7 @@ class ApplianceCollector(Collector):
         counts = Counter(dict(open_alerts))
         for live in self.appliance.live_alerts():
             counts[live.severity] += 1
-        fam = GaugeMetricFamily("tapeline_alerts_open", "Alerts not acknowledged, by severity", labels=["severity"])
+        fam = GaugeMetricFamily("tapeline_alerts_open", "Alerts open (neither resolved nor acknowledged), by severity", labels=["severity"])
         for sev in sorted(set(ALERT_SEVERITIES) | set(counts)):
             fam.add_metric([sev], counts[sev])
         yield fam
@@ -219,7 +219,7 @@ class MetricsServer:
             alerts.raise_alert(self.appliance.catalog, "warning",
                                f"metrics are not served: {self.listen} cannot be listened on ({exc.strerror or exc})",
                                "free the address or set another [metrics] listen in the configuration file, "
-                               "then restart the daemon")
+                               "then restart the daemon", about=("metrics address", self.listen))
             return False
         alerts.resolve_message(self.appliance.catalog, "metrics are not served")
         log.info("metrics on http://%s/metrics", self.listen)

@@ -244,7 +244,7 @@ class Notifier:
         batch, self._batch = self._batch, []
         with self.catalog.reader() as s:  # whether each is still open, as the mail says
             open_ids = set(s.exec(select(Alert.id).where(Alert.id.in_([a.id for a in batch if a.id is not None]),
-                                                         Alert.acknowledged == False)).all())  # noqa: E712
+                                                         alerts.OPEN)).all())
         open_ids.add(None)  # a live alert lasts as long as its condition
         if self.mail is not None:
             subject = (f"{batch[0].severity}: {batch[0].message}" if len(batch) == 1 else
@@ -329,7 +329,7 @@ class Notifier:
                         log.warning("mail: %s (%s)", exc, self.outbox.root / name)
                         alerts.raise_alert(self.catalog, "error", f"{REFUSED_PREFIX} {self.outbox.root / name}: "
                                            f"{exc.message}", f"{exc.fix}; it is tried again now and then: delete "
-                                           "the file to give it up")
+                                           "the file to give it up", about=("outbox mail", name))
                         continue
                     self.outbox.remove(name)
                     if self._held.pop(name, None) is not None:
@@ -344,7 +344,7 @@ class Notifier:
         if refused:  # open until acknowledged: the next mail would be refused the same way
             alerts.raise_alert(self.catalog, "warning", f"{PARTLY_PREFIX}: "
                                + "; ".join(f"{a} (the server answered {r})" for a, r in refused.items()),
-                               "check mail.recipients; the others received it")
+                               "check mail.recipients; the others received it", about=self._mail_server())
 
     def _mail_failed(self, exc: MailFailure, now: float) -> None:
         channel = self._channels["mail"]
@@ -352,7 +352,11 @@ class Notifier:
         log.warning("mail: %s (next try in %.0f s)", exc, channel.next_try - now)
         alerts.raise_alert(self.catalog, "error", f"{MAIL_PREFIX}: {exc.message}",
                            f"{exc.fix}; check with `tapeline mail test`. Mail is kept and sent when it works",
-                           same_as=MAIL_PREFIX + ":")  # another cause is the same outage: the open alert says it
+                           same_as=MAIL_PREFIX + ":",  # another cause is the same outage: the open alert says it
+                           about=self._mail_server())
+
+    def _mail_server(self) -> tuple[str, str]:
+        return "mail server", f"{self.mail.host}:{self.mail.port}"
 
     def _deliver_webhook(self, now: float) -> None:
         channel = self._channels["webhook"]
@@ -376,7 +380,8 @@ class Notifier:
             channel.failed(now)
             log.warning("webhook: %s (next try in %.0f s)", err, channel.next_try - now)
             alerts.raise_alert(self.catalog, "error", f"{WEBHOOK_PREFIX}: {err.message}",
-                               f"{err.fix}. Its posts are kept and sent when it works", same_as=WEBHOOK_PREFIX + ":")
+                               f"{err.fix}. Its posts are kept and sent when it works", same_as=WEBHOOK_PREFIX + ":",
+                               about=("webhook", shown))
             return
         if channel.worked():
             alerts.resolve_message(self.catalog, WEBHOOK_PREFIX)
@@ -414,7 +419,7 @@ def summary_text(catalog: Catalog, name: str, since: datetime, now: datetime) ->
     with catalog.reader() as s:
         jobs = s.exec(select(Job).where(Job.finished >= since).order_by(Job.id)).all()
         raised = s.exec(select(Alert).where(Alert.time >= since).order_by(Alert.id)).all()
-        still = s.exec(select(Alert).where(Alert.acknowledged == False).order_by(Alert.id)).all()  # noqa: E712
+        still = s.exec(select(Alert).where(alerts.OPEN).order_by(Alert.id)).all()
     by_state: dict[str, int] = {}
     for j in jobs:
         by_state[j.state] = by_state.get(j.state, 0) + 1

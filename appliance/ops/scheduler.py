@@ -145,7 +145,8 @@ class Scheduler:
             name = event.job_id.partition(":")[2]
             alerts.raise_alert(self.catalog, "warning", f"scheduled mail of report {name} at "
                                f"{text_time(event.scheduled_run_time)} was missed: the daemon was down or the clock "
-                               "jumped", f"send it now with `tapeline report {name} --mail` if it is needed")
+                               "jumped", f"send it now with `tapeline report {name} --mail` if it is needed",
+                               about=("report", name))
             return
         try:
             group = get_group_by_id(self.catalog, group_id)
@@ -188,7 +189,7 @@ class Scheduler:
         alerts.raise_alert(self.catalog, "warning", f"the system clock jumped {way} by {_span(abs(seconds))} at "
                            f"{text_time(datetime.now(timezone.utc))}: {done}",
                            "check the time service (`timedatectl status`); acknowledge this with "
-                           "`tapeline alerts ack ID`")
+                           "`tapeline alerts ack ID`", about=("clock", "system clock"))
 
     def stop(self) -> None:
         global _engine

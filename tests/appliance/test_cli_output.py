@@ -25,7 +25,7 @@ def json_times(doc, key=""):
     elif isinstance(doc, list):
         for v in doc:
             yield from json_times(v, key)
-    elif key in ("time", "created", "started", "finished", "latest_point", "acknowledged_at", "next_run") and doc:
+    elif key in ("time", "created", "started", "finished", "latest_point", "acknowledged_at", "resolved", "next_run") and doc:
         yield doc
 
 

@@ -174,7 +174,7 @@ def test_a_sync_stopped_by_sigterm_is_interrupted_alerted_and_runs_again_at_the_
         alerts = d.json("alerts", "--all")
         [alert] = [a for a in alerts if f"(job {job_id})" in a["message"]]
         assert alert["message"].startswith(f"sync of group 'g' failed (job {job_id}): interrupted because the "
-                                           "daemon stopped") and alert["acknowledged"], alerts
+                                           "daemon stopped") and alert["resolved"], alerts
         status = d.json("status")
         assert status["groups"][0]["points"] >= 1 and not status["needs_attention"], status
     finally:
