@@ -213,7 +213,7 @@ class Appliance:
             out.append(Alert(severity="error", message=err.message, fix=err.fix, object_kind="catalog",
                              object_name=self.catalog.where,
                              time=self._unwritable_since or datetime.now(timezone.utc)))
-        return out
+        return out + (self.notifier.outbox_alerts() if self.notifier is not None else [])
 
     def alerts(self, include_closed: bool = False) -> list[Alert]:
         return self.live_alerts() + alerts.list_alerts(self.catalog, include_closed=include_closed)
@@ -440,6 +440,7 @@ class Appliance:
                        "store": str(self.settings.store_path)},
             "groups": groups,
             "jobs": {"running": [j.id for j in running], "queued": [j.id for j in queued]},
+            "outbox": self.notifier.outbox_state(),
             "alerts": [{k: v.isoformat() if isinstance(v, datetime) else v for k, v in a.model_dump().items()}
                        for a in open_alerts],
             "needs_attention": any(a.severity in ("error", "warning") for a in open_alerts),

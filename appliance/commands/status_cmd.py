@@ -6,7 +6,7 @@ import click
 
 from appliance.commands.output import Context, table, when
 from appliance.errors import CompletedWithWarnings, TapelineError
-from appliance.ops.messages import plural
+from appliance.ops.messages import plural, span_text
 
 
 def register(cli: click.Group) -> None:
@@ -27,6 +27,7 @@ def register(cli: click.Group) -> None:
                 damaged = f", {g['damaged_points']} damaged" if g["damaged_points"] else ""
                 click.echo(f"group   {g['name']}{' (paused)' if g['paused'] else ''}: {plural(g['points'], 'point')}"
                            f"{damaged}, newest {when(g['latest_point'])}, {sync}")
+            click.echo(f"outbox  {_outbox(st['outbox'])}")
             for a in st["alerts"]:
                 click.echo(f"{a['severity']:<7} {a['message']}: {a['fix']}")
             click.echo("needs attention: see the alerts above" if st["needs_attention"] else "all good")
@@ -72,3 +73,13 @@ def _state(alert: dict) -> str:
     if alert.get("resolved"):
         return f"resolved {when(alert['resolved'])}" + (", acknowledged" if alert["acknowledged"] else "")
     return "acknowledged" if alert["acknowledged"] else "open"
+
+
+def _outbox(box: dict) -> str:
+    """"2 mails, 1 webhook post waiting since TIME (40 min); last delivery error at TIME: ..." or "nothing waiting"."""
+    waiting = [plural(box["mail"], "mail")] * bool(box["mail"]) + [plural(box["webhook"], "webhook post")] * bool(
+        box["webhook"])
+    text = (f"{' and '.join(waiting)} waiting since {when(box['oldest'])} ({span_text(box['oldest_age_s'])})"
+            if waiting else "nothing waiting")
+    err = box.get("last_error")
+    return text + (f"; last delivery error at {when(err['time'])}: {err['message']}" if err else "")

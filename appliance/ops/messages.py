@@ -59,3 +59,11 @@ def split_fix(reason: str) -> tuple[str, str | None]:
     if cut < 0:
         return reason, None
     return reason[:cut], reason[cut + 2:]
+
+
+def span_text(seconds: float) -> str:
+    """A stretch of time as people read it: "45 s", "3 min 20 s", "5 h 12 min"."""
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"

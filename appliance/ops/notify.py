@@ -11,6 +11,8 @@ Invariants:
   and is retried with a backoff (BACKOFF_FIRST doubling up to BACKOFF_MAX); its next delivery resolves the alert.
 - The daily summary is sent once a day at mail.summary (local time): once on start when the daemon was down at that
   time, never twice on a day, whatever the clock does.
+- A notification waiting in the outbox longer than STUCK_AFTER is an alert of its own for as long as it waits
+  (`outbox_alerts`, not stored): the channel's failure alert may have been acknowledged, or the channel unset.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ BACKOFF_MAX = 600.0
 GAP_SECONDS = 60.0  # an alert id skipped this long was used up by a rolled-back transaction, not a slow one
 WEBHOOK_TIMEOUT = 10.0
 MAX_LISTED = 50  # alerts listed in one mail (a catalog's backlog after notifications were off is one mail too)
+STUCK_AFTER = 3600.0  # seconds: retries reach BACKOFF_MAX long before, so the channel has failed many times
 
 MAIL_PREFIX = "notification mail cannot be sent"
 WEBHOOK_PREFIX = "the webhook cannot be delivered"
@@ -109,6 +112,7 @@ class Notifier:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one delivery at a time: the thread's, or `tapeline mail test`'s
+        self.last_error: dict | None = None  # {time, channel, message, fix} of the last failed delivery
         if self.enabled:
             self._load_state()
 
@@ -142,6 +146,39 @@ class Notifier:
         m = self.mail
         return {"server": f"{m.host}:{m.port}", "security": m.security, "sender": m.sender,
                 "recipients": [r for r in m.recipients if r not in refused], "refused": refused}
+
+    def outbox_state(self) -> dict:
+        """What waits to leave (`tapeline status`): counts, the oldest one's time, the last delivery error."""
+        waiting = {kind: self.outbox.names(kind) for kind in ("mail", "webhook")}
+        oldest = min((n for names in waiting.values() for n in names), default=None)
+        since = self.outbox.made(oldest) if oldest else None
+        age = max(0.0, (self.clock() - since).total_seconds()) if since else 0.0
+        return {"path": str(self.outbox.root), "mail": len(waiting["mail"]), "webhook": len(waiting["webhook"]),
+                "oldest": since.isoformat() if since else None, "oldest_age_s": round(age),
+                "last_error": self.last_error, "stuck": age >= STUCK_AFTER}
+
+    def outbox_alerts(self, state: dict | None = None) -> list[Alert]:
+        """The outbox stuck for longer than STUCK_AFTER, as an alert lasting as long as it is (not stored). Its
+        message stays the same while the same notification is the oldest, so it is notified once."""
+        st = state or self.outbox_state()
+        if not st["stuck"]:
+            return []
+        since = datetime.fromisoformat(st["oldest"])
+        if st["mail"] and self.mail is None or st["webhook"] and not self.webhook_url:
+            fix = ("mail is not configured (mail.host is empty) or the webhook is not (webhook.url): set it and "
+                   "restart the daemon, or delete the files to give them up")
+        elif st["last_error"]:
+            fix = (f"the last delivery failed: {st['last_error']['message']}: {st['last_error']['fix']}; or "
+                   "delete the files to give them up")
+        else:
+            fix = "check the daemon's log (journalctl -u tapeline); `tapeline mail test` checks mail"
+        return [Alert(severity="error", message=f"notifications have waited in the outbox {st['path']} since "
+                      f"{text_time(since)}: nobody is told of new alerts", fix=fix, time=since,
+                      object_kind="outbox", object_name=st["path"])]
+
+    def _failed_delivery(self, channel: str, message: str, fix: str) -> None:
+        self.last_error = {"time": self.clock().astimezone(timezone.utc).isoformat(), "channel": channel,
+                           "message": message, "fix": fix}
 
     # -- life cycle ---------------------------------------------------------------------------------------------
 
@@ -326,6 +363,7 @@ class Notifier:
                         if not exc.message_only:
                             raise
                         self._held.setdefault(name, _Channel(name)).failed(now)  # it alone waits, not the others
+                        self._failed_delivery("mail", f"{exc.message} ({name})", exc.fix)
                         log.warning("mail: %s (%s)", exc, self.outbox.root / name)
                         alerts.raise_alert(self.catalog, "error", f"{REFUSED_PREFIX} {self.outbox.root / name}: "
                                            f"{exc.message}", f"{exc.fix}; it is tried again now and then: delete "
@@ -349,6 +387,7 @@ class Notifier:
     def _mail_failed(self, exc: MailFailure, now: float) -> None:
         channel = self._channels["mail"]
         channel.failed(now)
+        self._failed_delivery("mail", exc.message, exc.fix)
         log.warning("mail: %s (next try in %.0f s)", exc, channel.next_try - now)
         alerts.raise_alert(self.catalog, "error", f"{MAIL_PREFIX}: {exc.message}",
                            f"{exc.fix}; check with `tapeline mail test`. Mail is kept and sent when it works",
@@ -378,6 +417,7 @@ class Notifier:
             err = exc if isinstance(exc, TapelineError) else TapelineError(
                 f"cannot reach {shown} ({exc})", "check webhook.url and that the receiver runs")
             channel.failed(now)
+            self._failed_delivery("webhook", err.message, err.fix)
             log.warning("webhook: %s (next try in %.0f s)", err, channel.next_try - now)
             alerts.raise_alert(self.catalog, "error", f"{WEBHOOK_PREFIX}: {err.message}",
                                f"{err.fix}. Its posts are kept and sent when it works", same_as=WEBHOOK_PREFIX + ":",

@@ -11,6 +11,7 @@ import itertools
 import os
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 
@@ -41,6 +42,11 @@ class Outbox:
 
     def names(self, kind: str) -> list[str]:
         return sorted(p.name for p in self.root.glob(f"*.{kind}"))
+
+    @staticmethod
+    def made(name: str) -> datetime:
+        """When the notification `name` was put in (its name says it)."""
+        return datetime.fromtimestamp(int(name.split("-", 1)[0]) / 1e9, timezone.utc)
 
     def read(self, name: str) -> bytes:
         return (self.root / name).read_bytes()

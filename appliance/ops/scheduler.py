@@ -41,7 +41,7 @@ from appliance.catalog.points import list_points
 from appliance.errors import TapelineError
 from appliance.media.pools import calendar_trigger
 from appliance.ops import alerts
-from appliance.ops.messages import text_time
+from appliance.ops.messages import span_text, text_time
 
 log = logging.getLogger("tapeline.scheduler")
 
@@ -186,7 +186,7 @@ class Scheduler:
         done = ("runs skipped over run once now (a slot more than an hour old is alerted, not run)" if seconds > 0
                 else f"nothing runs twice; {moved} sync schedule(s) moved back with it")
         log.warning("the system clock jumped %s by %d s: %s", way, abs(seconds), done)
-        alerts.raise_alert(self.catalog, "warning", f"the system clock jumped {way} by {_span(abs(seconds))} at "
+        alerts.raise_alert(self.catalog, "warning", f"the system clock jumped {way} by {span_text(abs(seconds))} at "
                            f"{text_time(datetime.now(timezone.utc))}: {done}",
                            "check the time service (`timedatectl status`); acknowledge this with "
                            "`tapeline alerts ack ID`", about=("clock", "system clock"))
@@ -256,13 +256,6 @@ class Scheduler:
         return [{"id": j.id, "name": j.name, "trigger": str(j.trigger),
                  "next_run": j.next_run_time.astimezone(timezone.utc).isoformat() if j.next_run_time else None}
                 for j in sorted(self._scheduler.get_jobs(), key=lambda j: j.id)]
-
-
-def _span(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
 
 
 def _group_of(job_id: str) -> int | None:
