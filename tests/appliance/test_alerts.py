@@ -91,3 +91,24 @@ def test_the_operator_sees_the_object_then_the_alert_resolved_by_the_next_good_s
     assert "STATE" in everything.splitlines()[0]
     assert f"resolved {text_time(closed['resolved'])}" in everything
     d.run("status", check=0)
+
+
+def test_the_alerts_of_a_catalog_made_before_resolved_and_objects_stay_open_and_resolve(tmp_path):
+    import sqlite3
+    from pathlib import Path
+
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript((Path(__file__).parent / "fixtures" / "catalog-schema1.sql").read_text())
+    old.execute("insert into alert (severity, group_name, message, fix, time, acknowledged) values "
+                "('error', 'g', 'sync of group ''g'' failed (job 3): gone', 'mount it', '2026-01-01 00:00:00', 0)")
+    old.commit()
+    old.close()
+    cat = open_catalog(f"sqlite:///{path}")
+    try:
+        [alert] = alerts.list_alerts(cat)
+        assert (alert.resolved, alert.object_kind, alert.object_name) == (None, None, None)
+        alerts.resolve(cat, "g", "sync of group 'g' failed")
+        assert alerts.list_alerts(cat) == [] and alerts.list_alerts(cat, include_closed=True)[0].resolved
+    finally:
+        cat.close()
