@@ -44,7 +44,7 @@ def register(cli: click.Group) -> None:
                   help="Resolved and acknowledged ones too (kept for jobs.keep_history).")
     @click.pass_context
     def alerts(cctx: click.Context, include_all) -> None:
-        """Open alerts, each with the object it concerns and its suggested fix."""
+        """Open alerts with their objects and fixes."""
         if cctx.invoked_subcommand is not None:
             return
         ctx: Context = cctx.obj

@@ -93,8 +93,11 @@ class Notifier:
 
     def __init__(self, catalog: Catalog, mail: MailSettings | None, webhook_url: str, data_dir: Path,
                  name: str | None = None, clock: Callable[[], datetime] | None = None,
-                 live: Callable[[], list[Alert]] = lambda: []):
+                 live: Callable[[], list[Alert]] = lambda: [], timer: Callable[[], float] = time_mod.monotonic):
+        """`clock`: the wall clock (the daily summary's time); `timer`: seconds for bursts and retries, the
+        monotonic clock unless a simulated clock drives the notifier (`step`) and must move both."""
         self.catalog = catalog
+        self.timer = timer
         self.live = live  # alerts not stored (the catalog cannot be written): notified when they appear
         self._live_seen: set[str] = set()
         self.mail = mail
@@ -211,7 +214,7 @@ class Notifier:
 
     def step(self) -> None:
         """One round: gather new alerts, queue a burst that has ended, queue the summary when due, deliver."""
-        now = time_mod.monotonic()
+        now = self.timer()
         live = self.live()
         new = [a for a in live if a.message not in self._live_seen]
         self._live_seen = {a.message for a in live}  # one that clears and comes back is news again

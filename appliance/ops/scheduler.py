@@ -29,8 +29,10 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from apscheduler.events import EVENT_JOB_MISSED
+from apscheduler.executors.debug import DebugExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -103,17 +105,28 @@ def missed_message(kind: str, group_name: str, slot: datetime) -> str:
             "clock jumped")
 
 
+class _Driven(BaseScheduler):
+    """A schedule with no thread of its own: processed only when `run_due` is called (a simulated clock)."""
+
+    def wakeup(self) -> None:
+        pass
+
+    def shutdown(self, wait: bool = True) -> None:
+        super().shutdown(wait)
+
+
 class Scheduler:
-    def __init__(self, catalog: Catalog, engine, timezone=None, executor=None):
+    def __init__(self, catalog: Catalog, engine, timezone=None, executor=None, driven: bool = False):
         """`executor`: where due entries run (APScheduler's thread pool; tests give its DebugExecutor to run them
-        in the thread that processes the schedule)."""
+        in the thread that processes the schedule). `driven`: no thread processes the schedule, whoever moves the
+        clock calls `run_due` (due entries then run in that thread)."""
         self.catalog = catalog
         self.engine = engine
         store = SQLAlchemyJobStore(engine=catalog.engine, tablename="apscheduler_jobs")
         kwargs = {"timezone": timezone} if timezone is not None else {}
-        if executor is not None:
-            kwargs["executors"] = {"default": executor}
-        self._scheduler = BackgroundScheduler(
+        if executor is not None or driven:
+            kwargs["executors"] = {"default": executor or DebugExecutor()}
+        self._scheduler = (_Driven if driven else BackgroundScheduler)(
             jobstores={"default": store},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE}, **kwargs)
         self._scheduler.add_listener(self._missed, EVENT_JOB_MISSED)
