@@ -170,7 +170,8 @@ class ApplianceCollector(Collector):
         counts = Counter(dict(open_alerts))
         for live in self.appliance.live_alerts():
             counts[live.severity] += 1
-        fam = GaugeMetricFamily("tapeline_alerts_open", "Alerts open (neither resolved nor acknowledged), by severity", labels=["severity"])
+        fam = GaugeMetricFamily("tapeline_alerts_open", "Alerts open (neither resolved nor acknowledged), by severity",
+                                labels=["severity"])
         for sev in sorted(set(ALERT_SEVERITIES) | set(counts)):
             fam.add_metric([sev], counts[sev])
         yield fam

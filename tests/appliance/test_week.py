@@ -69,7 +69,7 @@ def test_every_alert_was_mailed_once_after_the_server_came_back_in_bursts(week):
     assert "Fix: " in burst.text and "tapeline sync files --accept-deletions" in burst.text
     assert "notification mail cannot be sent" in outage.subject
     assert not [m for m in week.mails if MAIL_DOWN[0] <= m.received < MAIL_DOWN[1]]
-    assert MAIL_DOWN[1] <= burst.received < MAIL_DOWN[1] + STEP and MAIL_DOWN[1] <= outage.received < MAIL_DOWN[1] + STEP
+    assert all(MAIL_DOWN[1] <= m.received < MAIL_DOWN[1] + STEP for m in (burst, outage))
 
 
 def test_a_daily_summary_each_day_saying_what_failed(week):
