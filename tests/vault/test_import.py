@@ -105,5 +105,5 @@ def test_with_no_free_slot_the_import_waits_until_one_is_freed(site):
     job = site.wait_job(job_id)
     assert job.state == "completed with warnings" and {i["barcode"] for i in job.result["imported"]} == {
         "B00000L8", "B00001L8"}
-    waited = [a for a in list_alerts(site.catalog, include_acknowledged=True) if "no free slot" in a.message]
-    assert len(waited) == 1 and waited[0].acknowledged  # said once, resolved once a slot was free
+    waited = [a for a in list_alerts(site.catalog, include_closed=True) if "no free slot" in a.message]
+    assert len(waited) == 1 and waited[0].resolved  # said once, resolved once a slot was free
