@@ -15,6 +15,9 @@ wait the host overlapped with its own work is counted twice).
   --no-verify: `tapeline tape backup --wait`, against the model's best case for the peer (`tar | zstd -T0 -3 | dd
   bs=256k of=/dev/nst0`): first load + load + max(the peer's pipeline measured into a file, its bytes at the
   drive's native rate).
+- The same write again at 1x (the library restarted on a real-time clock, the cartridge's first load behind it):
+  whether the drive waited for data, and the job's warning when the data came slower than the drive's lowest
+  speed-matching rate, against load + max(the peer's pipeline, its bytes at the native rate).
 - One 1 MiB file halfway through the set, the cartridge back in its slot first: `tapeline tape restore PATH --wait`
   (its `first_byte_seconds`, and the whole command), against `tapeline-mtx load` + `tapeline-mt fsf N` through the
   same served library (measured, on the same clock) + `tapeline-vtl cat DIR BARCODE N | zstd -dc | tar -x
@@ -39,6 +42,7 @@ sys.path.insert(0, str(HERE.parent))
 from store_sync import Daemon, timed  # noqa: E402 (bench/ is not a package)
 
 from simulators.vtl.clock import recorded_seconds  # noqa: E402
+from simulators.vtl.library import edit_state  # noqa: E402
 from simulators.vtl.personality import DRIVES  # noqa: E402
 
 PY = sys.executable
@@ -158,6 +162,23 @@ def main() -> None:
         peer_stream_model = tape["tape_bytes"] * before / nbytes / rate
         peer_restore = modelled(position_s, position_sim, factor) + max(stream_s, peer_stream_model)
 
+        # The same cartridge (its first load behind it) at 1x: the library restarted on a real-time clock, a
+        # second full set appended; the drive's waits and the job's speed-floor warning are then a real drive's.
+        put_back(barcode)
+        vtl.terminate()
+        vtl.wait(10)
+        with edit_state(lib) as state:
+            state.clock_factor = 1.0
+        vtl = subprocess.Popen([VTL, "serve", str(lib), "--listen", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                               stderr=open(args.work / "vtl.log", "ab"))
+        time.sleep(1.0)
+        retry(daemon.cli("library", "inventory", "lib"))  # the first command after the restart finds it gone
+        s3 = recorded_seconds(lib)
+        real_s, real_job = daemon.run("tape", "backup", "bench", "--pool", "fast", "--wait")
+        real_sim = recorded_seconds(lib) - s3
+        real_tape = real_job["result"]["tape"]
+        peer_real = LTO9.load_s + max(peer_s, peer_bytes / rate)
+
         print(f"LTO-9 timing model on, clock {factor:g}x real time; modelled seconds = real - S/{factor:g} + S "
               f"(S: simulated seconds the library ran during the command)")
         print(f"{'':44} {'Tapeline':>10} {'peer':>10} {'ratio':>7}")
@@ -182,7 +203,15 @@ def main() -> None:
               f"mtx load + mt fsf {tape_file} real {position_s:.2f} s, S {position_sim:.1f} s; then cat | zstd -dc | "
               f"tar -x --occurrence real {stream_s:.2f} s, model {peer_stream_model:.1f} s for the "
               f"{tape['tape_bytes'] * before / nbytes / 1e6:.0f} MB before the file's end")
-        print(json.dumps({"clock_factor": factor, "bytes": nbytes, "tape": tape, "write_real_s": write_s,
+        print(f"{'D2D2T write at 1x, cartridge loaded before (s)':44} {real_s:10.1f} {peer_real:10.1f} "
+              f"{real_s / peer_real:7.3f}")
+        print(f"  ours: S {real_sim:.1f} s, job write {real_tape['seconds']} s = {real_tape['mb_s']} MB/s, the drive "
+              f"waited for data {real_tape['drive_waits']} times ({real_tape['drive_wait_seconds']} s); job "
+              f"warnings: {real_job.get('warnings') or 'none'}; peer (best case): load + max(its pipeline, "
+              f"its bytes at {LTO9.native_rate} MB/s)")
+        print(json.dumps({"clock_factor": factor, "real_time_write_s": real_s, "real_time_job": real_job,
+                          "real_time_simulated_s": real_sim, "peer_real_time_modelled_s": peer_real,
+                          "bytes": nbytes, "tape": tape, "write_real_s": write_s,
                           "write_simulated_s": write_sim, "ours_write_modelled_s": ours_write,
                           "peer_real_s": peer_s, "peer_bytes": peer_bytes, "peer_write_modelled_s": peer_write,
                           "restore": r, "restore_real_s": restore_s, "restore_simulated_s": restore_sim,

@@ -294,8 +294,9 @@ class ExpireResult:
 
 def expire(catalog: Catalog, now: datetime) -> ExpireResult:
     """Close calendar sets whose event passed, mark cartridges of expired sets `expired` (and the tape sets they
-    hold: restores refuse them from then on; `MediaService.expire` deletes their index copies), and return those whose reuse delay passed to scratch (kept in their
-    pool, label kept: nothing on tape changes until the next write)."""
+    hold: restores refuse them from then on; `MediaService.expire` deletes their index copies), and return those
+    whose reuse delay passed to scratch (kept in their pool, label kept: nothing on tape changes until the next
+    write)."""
     closed, expired, scratch, sets = [], [], [], []
     with _allocating, catalog.session() as s:
         pools = {p.id: p for p in s.exec(select(Pool))}

@@ -44,6 +44,28 @@ SPEED_FLOOR_MB_S = {0x58: 40, 0x5A: 40, 0x5C: 101, 0x5D: 112, 0x5E: 112, 0x60: 1
 MIN_MEASURED_S = 5.0  # a write shorter than this says nothing about streaming
 
 
+class Streaming:
+    """How fast the data reached the drive once it streamed: from the first frame on tape to the last (the drive's
+    acquisition, the cartridge's load, an LTO-9's 20-minute first load, the labels are not streaming)."""
+
+    def __init__(self):
+        self.since: float | None = None
+        self.until = 0.0
+        self.done_then = self.done = 0  # archive bytes written at the first frame, at the last
+
+    def too_slow(self, stats, floor: int | None) -> str | None:
+        """A warning when the data reached the drive slower than its lowest speed-matching rate and the drive
+        waited for it (the source was the slow part): the drive shoe-shined."""
+        seconds = 0.0 if self.since is None else self.until - self.since
+        if floor is None or seconds < MIN_MEASURED_S or not stats.stalls or not stats.raw_bytes:
+            return None
+        rate = (self.done - self.done_then) * stats.tape_bytes / stats.raw_bytes / seconds / 1e6
+        if rate >= floor:
+            return None
+        return (f"the data reached the drive at {rate:.0f} MB/s, below its lowest speed-matching rate {floor} MB/s "
+                f"(it waited {stats.stall_seconds:.0f} s for data): the drive stopped and restarted (shoe-shining)")
+
+
 class JobTarget(Target):
     """The tape job's side of `write_set`: cartridges from the pool, labels, and the catalog records."""
 
@@ -181,12 +203,13 @@ def backup(ctx: JobContext, store, media, cache: IndexCache, block_size: int = f
         return fmt.SetHeader(set_uuid, group.name, point_id, snapshot_id, now, kind, part, tape_file, pool.name,
                              media_set.uuid, block_size, encrypted=cipher is not None)
 
-    first = [True]
+    streaming = Streaming()
 
     def progress(done: int, total: int | None, message: str) -> None:
-        if first[0]:  # tests stop a job here, its first frame on tape, to kill the daemon mid-write
-            first[0] = False
+        if streaming.since is None:  # tests stop a job here, its first frame on tape, to kill the daemon mid-write
             ctx.hold("tape-writing")
+            streaming.since, streaming.done_then = time.monotonic(), done
+        streaming.until, streaming.done = time.monotonic(), done
         ctx.progress(done, total, message)
 
     started = time.monotonic()
@@ -244,7 +267,7 @@ def backup(ctx: JobContext, store, media, cache: IndexCache, block_size: int = f
             lease.succeeded()
             break
     warnings.extend(read_warnings)
-    slow = _too_slow(stats, write_seconds, floor)
+    slow = streaming.too_slow(stats, floor)
     if slow:
         warnings.append(slow)
         alerts.raise_alert(ctx.catalog, "warning", f"tape backup of group '{group.name}': {slow}",
@@ -276,18 +299,6 @@ def _cause(exc: TransportError) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     url, sep, rest = text.partition(": ")
     return rest if sep and "://" in url else text
-
-
-def _too_slow(stats, seconds: float, floor: int | None) -> str | None:
-    """A warning when the data reached the drive slower than its lowest speed-matching rate (and the drive waited
-    for it): the drive shoe-shined."""
-    if floor is None or seconds < MIN_MEASURED_S or not stats.stalls:
-        return None
-    rate = stats.tape_bytes / seconds / 1e6
-    if rate >= floor:
-        return None
-    return (f"the data reached the drive at {rate:.0f} MB/s, below its lowest speed-matching rate {floor} MB/s "
-            f"(it waited {stats.stall_seconds:.0f} s for data): the drive stopped and restarted (shoe-shining)")
 
 
 def verify_parts(lease, parts: list[PartWritten], block_size: int, cipher, progress) -> dict:

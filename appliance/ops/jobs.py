@@ -4,9 +4,9 @@ Invariants:
 - Every job is a `Job` row first; its state moves queued -> running -> one of completed, completed with warnings,
   failed, cancelled (or queued -> cancelled), and nothing else writes those states.
 - A group runs one job at a time (syncs, points, checks, prunes and restores all read or write the group's replica;
-  its tape jobs apart, below), in the order they were asked for, restores first. Jobs of different groups run in parallel, up to
-  `limits.workers` at once, of which at most `limits.syncs` syncs and points; a queued restore goes before any
-  queued backup.
+  its tape jobs apart, below), in the order they were asked for, restores first. Jobs of different groups run in
+  parallel, up to `limits.workers` at once, of which at most `limits.syncs` syncs and points; a queued restore goes
+  before any queued backup.
 - A group's tape jobs exclude each other but not its other jobs (`_hold`): a tape backup reads a recovery point
   (pinned against prune while the job is queued or running, catalog/tape_sets.py `pinned_snapshots`) or tape, never
   the live replica, so one waiting for a cartridge or a drive holds none of the group's syncs.

@@ -1,8 +1,9 @@
 """Retention: remove expired recovery points and superseded syncs, then collect unreferenced chunks.
 
 Rules: a "point" older than `keep` goes; a "sync" goes once a later snapshot exists; the newest snapshot of the
-group (the replica) always stays, and so does a pinned one (a queued or running tape backup is to read it). Collection is safe against a sync running at the same time in this process
-(Store.gc: chunks a running session relies on, its packs and its base snapshot are kept). A kill -9 during a
+group (the replica) always stays, and so does a pinned one (a queued or running tape backup is to read it).
+Collection is safe against a sync running at the same time in this process (Store.gc: chunks a running session
+relies on, its packs and its base snapshot are kept). A kill -9 during a
 prune leaves whole snapshots (each is one file, unlinked at once) and whole packs (a rewritten pack is renamed in
 before the original is unlinked).
 

@@ -56,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--generation", default="LTO-8", choices=sorted(personality.DRIVES))
     p.add_argument("--library", default=personality.DEFAULT_LIBRARY, choices=sorted(personality.LIBRARIES))
     p.add_argument("--capacity", type=int, help="bytes per data cartridge (default: the generation's native)")
-    p.add_argument("--clock-factor", type=float, help="run the timing model F times faster than real time (its simulated seconds so far: DIR/clock)")
+    p.add_argument("--clock-factor", type=float,
+                   help="run the timing model F times faster than real time (its simulated seconds so far: DIR/clock)")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("serve", help="serve the library over the stream transport")
     p.add_argument("dir", type=Path)

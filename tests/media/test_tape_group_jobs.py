@@ -1,6 +1,6 @@
 """A group's tape jobs beside its disk jobs: the engine runs a sync while the group's tape backup waits (for a
 cartridge, a drive), and the recovery point that backup is to write stays pinned against the group's prune until
-the job ends. Real catalog, real engine, real replica store; the job bodies stand in only for the tape side."""
+the job ends. And the job's speed-floor warning judges the streaming, not the load before it. Real catalog, real engine, real replica store; the job bodies stand in only for the tape side."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import pytest
 
 from appliance.catalog.engine import open_catalog
 from appliance.catalog.tape_sets import pinned_snapshots
+from appliance.media.tape_backup import Streaming
+from appliance.media.tape_write import WriteStats
 from appliance.ops.job_records import get_job
 from appliance.ops.jobs import JobEngine, Outcome
 from appliance.protect import files as protect
@@ -84,3 +86,15 @@ def test_the_point_a_queued_or_running_tape_backup_is_to_write_survives_the_grou
         assert pruned.removed == (first,)
     finally:
         store.close()
+
+
+def test_the_speed_floor_is_judged_on_the_streaming_alone_not_on_the_cartridges_load():
+    written = WriteStats(raw_bytes=6_000_000_000, tape_bytes=3_000_000_000, stalls=4, stall_seconds=2.0)
+    fast = Streaming()  # an LTO-9's 20-minute first load before the first frame, then 10 s of streaming
+    fast.since, fast.until, fast.done_then, fast.done = 1200.0, 1210.0, 0, written.raw_bytes
+    assert fast.too_slow(written, 177) is None  # 300 MB/s reached the drive
+    slow = Streaming()
+    slow.since, slow.until, slow.done_then, slow.done = 0.0, 30.0, 0, written.raw_bytes
+    said = slow.too_slow(written, 177)
+    assert said is not None and "100 MB/s" in said and "177 MB/s" in said  # the rate seen and the floor
+    assert slow.too_slow(WriteStats(raw_bytes=6_000_000_000, tape_bytes=3_000_000_000), 177) is None  # never waited
