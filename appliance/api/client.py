@@ -320,3 +320,40 @@ class Client:
 
     def erase(self, barcode: str, force: bool = False) -> dict:
         return self._call("POST", f"/media/{barcode}/erase", {"force": force})
+
+    # -- offsite rotation (vaults, receive, recall, pool rotation policies) ----------------------------------------
+
+    def vaults(self) -> list[dict]:
+        return self._call("GET", "/vaults")
+
+    def create_vault(self, name: str, contact: str = "") -> dict:
+        return self._call("POST", "/vaults", {"name": name, "contact": contact})
+
+    def vault(self, name: str) -> dict:
+        return self._call("GET", f"/vaults/{name}")
+
+    def vault_receive(self, items: list[str], vault: str, operator: str, skip: bool = False) -> dict:
+        return self._call("POST", "/vault/receive", {"items": list(items), "vault": vault, "operator": operator,
+                                                     "skip": skip})
+
+    def vault_recall(self, operator: str, pool: str | None = None, items: list[str] | None = None,
+                     force: bool = False) -> dict:
+        return self._call("POST", "/vault/recall", {"pool": pool, "items": list(items or []), "force": force,
+                                                    "operator": operator})
+
+    def vault_sent_back(self, items: list[str], operator: str) -> dict:
+        return self._call("POST", "/vault/sent-back", {"items": list(items), "operator": operator})
+
+    def vault_policies(self, pool: str | None = None) -> list[dict]:
+        return self._call("GET", "/vault/policies", params={"pool": pool} if pool else None)
+
+    def offsite_ready(self, pool: str | None = None) -> list[dict]:
+        return self._call("GET", "/vault/offsite-ready", params={"pool": pool} if pool else None)
+
+    def pool_rotation(self, name: str, confirm: bool = False, **policy) -> dict:
+        """`policy`: vault, offsite_copies, recall, gfs, check_sample, check_every (None leaves one as it is)."""
+        return self._call("POST", f"/pools/{name}/rotation", {**policy, "confirm": confirm})
+
+    def vault_dry_run(self, name: str, **policy) -> dict:
+        """`policy` as for pool_rotation, plus retention."""
+        return self._call("POST", f"/pools/{name}/dry-run", policy)

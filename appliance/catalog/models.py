@@ -231,6 +231,9 @@ class Pool(SQLModel, table=True):
     offsite_copies: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     recall: str = Field(default="expired", sa_column_kwargs={"server_default": "expired"})  # or a calendar event
     gfs: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
+    # the sampled read-back check of vaulted cartridges: `check_sample` of them recalled every `check_every`
+    check_sample: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    check_every_seconds: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class MediaSet(SQLModel, table=True):
@@ -269,6 +272,10 @@ class Cartridge(SQLModel, table=True):
     vault_id: int | None = Field(default=None, foreign_key="vault.id", index=True)  # location "vault"
     rotation: str = Field(default="mountable", sa_column_kwargs={"server_default": "mountable"})  # ROTATION_STATES
     case_id: int | None = Field(default=None, foreign_key="media_case.id", index=True)
+    # the sampled read-back check (vault/checks.py): recalled for it at `check_requested`; the last verify's outcome
+    check_requested: datetime | None = _time(nullable=True)
+    last_check: datetime | None = _time(nullable=True)
+    last_check_result: str | None = None  # "ok" or the first problem the verify found
     cleaning_uses: int = 0
     next_file: int = 0  # the tape file a new set is appended at (after the last good set's index file)
     expires: datetime | None = _time(nullable=True)  # when its data may be overwritten (its media set's expiry)

@@ -141,6 +141,31 @@ def _open_set(s, pool_id: int) -> MediaSet | None:
                   .order_by(MediaSet.id.desc())).first()
 
 
+def gfs_tier(previous: datetime | None, now: datetime) -> str:
+    """A new media set's GFS tier: the first of a year (in local time) is yearly, of a month monthly, of an ISO week
+    weekly, any other daily; `previous` is when the pool's last set was created."""
+    if previous is None:
+        return "yearly"
+    was, new = previous.astimezone(), now.astimezone()
+    if was.year != new.year:
+        return "yearly"
+    if was.month != new.month:
+        return "monthly"
+    return "weekly" if was.isocalendar()[:2] != new.isocalendar()[:2] else "daily"
+
+
+def set_retention(pool: Pool, tier: str | None) -> int | None:
+    """The retention a set of `tier` gets in `pool`: its tier's when the pool's GFS names it, else the pool's."""
+    if tier is not None and tier in (pool.gfs or {}):
+        return pool.gfs[tier]
+    return pool.retention_seconds
+
+
+def _last_created(s, pool_id: int) -> datetime | None:
+    return s.exec(select(MediaSet.created).where(MediaSet.pool_id == pool_id)
+                  .order_by(MediaSet.created.desc())).first()
+
+
 def media_set_for_write(catalog: Catalog, pool: Pool | str, now: datetime) -> MediaSet:
     """The media set the next write of `pool` goes to, opening a new one as the allocation policy says."""
     pool = get_pool(catalog, pool) if isinstance(pool, str) else pool
@@ -157,8 +182,9 @@ def media_set_for_write(catalog: Catalog, pool: Pool | str, now: datetime) -> Me
             if close_at is None:
                 return current
             _close(s, current, close_at)
-        fresh = MediaSet(uuid=str(uuid.uuid4()), pool_id=pool.id, created=now, retention_seconds=pool.retention_seconds,
-                         key_fingerprint=pool.key_fingerprint)
+        tier = gfs_tier(current.created if current else _last_created(s, pool.id), now) if pool.gfs else None
+        fresh = MediaSet(uuid=str(uuid.uuid4()), pool_id=pool.id, created=now, tier=tier,
+                         retention_seconds=set_retention(pool, tier), key_fingerprint=pool.key_fingerprint)
         s.add(fresh)
         s.flush()
         return fresh
@@ -170,7 +196,7 @@ def stamp_set(catalog: Catalog, media_set_id: int, now: datetime) -> MediaSet:
     with catalog.session() as s:
         ms = s.get(MediaSet, media_set_id)
         pool = s.get(Pool, ms.pool_id)
-        ms.retention_seconds = _longer(ms.retention_seconds, pool.retention_seconds)
+        ms.retention_seconds = _longer(ms.retention_seconds, set_retention(pool, ms.tier))
         ms.last_written = now
         s.add(ms)
         if pool.allocation == "always" and ms.closed is None:
@@ -330,31 +356,33 @@ def expire(catalog: Catalog, now: datetime) -> ExpireResult:
 
 
 def change_retention(catalog: Catalog, pool: Pool, retention: int | None, apply_to_written: bool, confirm: bool,
-                     now: datetime) -> list[dict]:
-    """Set the pool's retention for sets written from now on. With `apply_to_written`, also restamp the sets already
-    written, which needs `confirm` when any would expire sooner (the refusal lists them). Returns the sets whose
-    expiry changed (or would)."""
+                     now: datetime, gfs: dict[str, int] | None = None) -> list[dict]:
+    """Set the pool's retention (and its GFS tiers' when `gfs` is given) for sets written from now on. With
+    `apply_to_written`, also restamp the sets already written (a tiered set from its tier), which needs `confirm`
+    when any would expire sooner (the refusal lists them). Returns the sets whose expiry changed (or would)."""
     sooner = []
     with catalog.session() as s:
         row = s.get(Pool, pool.id)
         row.retention_seconds = retention
+        if gfs is not None:
+            row.gfs = gfs
         s.add(row)
         if not apply_to_written:
             return []
         for ms in s.exec(select(MediaSet).where(MediaSet.pool_id == pool.id)).all():
+            target = set_retention(row, ms.tier)
+            if target == ms.retention_seconds:
+                continue
             was = _expiry(ms.closed, ms.retention_seconds)
-            will = _expiry(ms.closed, retention)
-            shorter = ms.retention_seconds is None and retention is not None or (
-                retention is not None and ms.retention_seconds is not None and retention < ms.retention_seconds)
+            will = _expiry(ms.closed, target)
+            shorter = ms.retention_seconds is None and target is not None or (
+                target is not None and ms.retention_seconds is not None and target < ms.retention_seconds)
             if shorter:
                 sooner.append({"media_set": ms.uuid, "created": ms.created, "closed": ms.closed,
                                "expires_was": was, "expires_now": will,
                                "cartridges": [c.barcode for c in s.exec(select(Cartridge)
                                                                         .where(Cartridge.media_set_id == ms.id))]})
-            ms.retention_seconds = retention
-            if ms.closed is not None:
-                _close(s, ms, ms.closed)
-            s.add(ms)
+            restamp(s, ms, target)
         if sooner and not confirm:
             listed = "; ".join(f"{x['media_set']} ({', '.join(x['cartridges']) or 'no cartridge'}) would expire "
                                f"{_when(x['expires_now'])} instead of {_when(x['expires_was'])}" for x in sooner[:10])
@@ -363,6 +391,14 @@ def change_retention(catalog: Catalog, pool: Pool, retention: int | None, apply_
                            f"written sooner: {listed}{more}", "rerun with --confirm to free them, or leave out "
                            "--apply-to-written to change it for new sets only")
     return sooner
+
+
+def restamp(s, ms: MediaSet, retention: int | None) -> None:
+    """Give a written media set (its cartridges and tape sets) this retention, in the caller's session."""
+    ms.retention_seconds = retention
+    if ms.closed is not None:
+        _close(s, ms, ms.closed)
+    s.add(ms)
 
 
 def _when(t: datetime | None) -> str:

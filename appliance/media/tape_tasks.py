@@ -6,6 +6,7 @@ from typing import Callable
 
 from appliance.catalog import media as cat
 from appliance.catalog import tape_sets
+from appliance.catalog.models import utcnow
 from appliance.media import format as fmt
 from appliance.media import keys, pools, tape_backup, tape_rebuild, tape_restore
 from appliance.media.index_cache import IndexCache
@@ -13,6 +14,7 @@ from appliance.media.tape_scan import verify_parts_on
 from appliance.ops import alerts
 from appliance.ops.jobs import JobContext, Outcome
 from appliance.ops.messages import plural
+from appliance.vault.checks import record_check
 
 
 class TapeTasks:
@@ -47,6 +49,7 @@ class TapeTasks:
             found = verify_parts_on(lease.drive, barcode, parts, indexes, self.block_size, ciphers.get)
             lease.succeeded()
         result = {"verify": {"barcode": barcode, "sets": len({u for u, _ in parts}), **found}}
+        record_check(ctx.catalog, barcode, utcnow(), found["problems"][0] if found["problems"] else None)
         if found["problems"]:
             pools.mark_suspect(ctx.catalog, barcode, f"verify found {plural(len(found['problems']), 'problem')}: "
                                f"{found['problems'][0]}"[:200], write=False)

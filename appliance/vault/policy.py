@@ -6,7 +6,8 @@ A pool rotates when it names a vault (`Pool.vault_id`); its policy is the pool's
 Invariants:
 - Offsite-ready: a cartridge of a closed media set of a rotating pool whose every good tape set was verified (at
   least one), none being written (a set "writing" in it, or a running tape backup of its pool while it is open),
-  data not yet expired, and the cartridge still on site (mountable or not mountable). A set that never verifies
+  data not yet expired, and the cartridge still on site (mountable or not mountable) and not waiting for the
+  read-back check it was recalled for (vault/checks.py). A set that never verifies
   never leaves: verifying it (`tapeline media verify`) is the fix, never a skip here.
 - Due back: a vaulted cartridge (rotation "vault") with nothing unexpired on it (`pools.unexpired_data`), at the
   pool's recall: "expired" recalls it as soon as its data expired; a calendar event recalls it at the first event
@@ -18,15 +19,19 @@ Invariants:
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from appliance.catalog.engine import Catalog
 from appliance.catalog.media import get_pool
 from appliance.catalog.models import Cartridge, MediaSet, Pool, TapeSet
+from appliance.catalog.vaults import get_vault
+from appliance.errors import Conflict, UsageError
 from appliance.media import pools as pool_rules
 
 ON_SITE = ("mountable", "notmountable")
@@ -46,35 +51,51 @@ def ready_sets(catalog: Catalog, now: datetime, pool: str | None = None) -> list
     if pool is not None:
         get_pool(catalog, pool)  # an unknown name is an error naming the known ones, not an empty list
     with catalog.reader() as s:
-        rotating = _pools(s, pool)
-        if not rotating:
-            return []
-        sets = s.exec(select(MediaSet).where(MediaSet.pool_id.in_(rotating), MediaSet.closed != None,  # noqa: E711
-                                             MediaSet.closed <= now)).all()
-        sets = [m for m in sets if m.expires is None or m.expires > now]
-        if not sets:
-            return []
-        counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        rows = s.exec(select(TapeSet.media_set_id, TapeSet.state, TapeSet.verified != None, func.count())  # noqa: E711
-                      .where(TapeSet.media_set_id.in_([m.id for m in sets]))
-                      .group_by(TapeSet.media_set_id, TapeSet.state, TapeSet.verified != None)).all()  # noqa: E711
-        for media_set_id, state, verified, n in rows:
-            key = "writing" if state == "writing" else ("verified" if verified else "unverified") \
-                if state == "ok" else "other"
-            counts[media_set_id][key] += n
+        return ready_sets_in(s, now, pool)
+
+
+def ready_sets_in(s: Session, now: datetime, pool: str | None = None) -> list[MediaSet]:
+    rotating = _pools(s, pool)
+    if not rotating:
+        return []
+    sets = s.exec(select(MediaSet).where(MediaSet.pool_id.in_(rotating), MediaSet.closed != None,  # noqa: E711
+                                         MediaSet.closed <= now)).all()
+    sets = [m for m in sets if m.expires is None or m.expires > now]
+    if not sets:
+        return []
+    counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    rows = s.exec(select(TapeSet.media_set_id, TapeSet.state, TapeSet.verified != None, func.count())  # noqa: E711
+                  .where(TapeSet.media_set_id.in_([m.id for m in sets]))
+                  .group_by(TapeSet.media_set_id, TapeSet.state, TapeSet.verified != None)).all()  # noqa: E711
+    for media_set_id, state, verified, n in rows:
+        key = "writing" if state == "writing" else ("verified" if verified else "unverified") \
+            if state == "ok" else "other"
+        counts[media_set_id][key] += n
     return [m for m in sets if counts[m.id]["verified"] and not counts[m.id]["unverified"]
             and not counts[m.id]["writing"]]
 
 
 def offsite_ready(catalog: Catalog, now: datetime, pool: str | None = None) -> list[Cartridge]:
     """Cartridges to send offsite now (of `pool`, or of every rotating pool), by pool, media set and sequence."""
-    sets = ready_sets(catalog, now, pool)
+    if pool is not None:
+        get_pool(catalog, pool)
+    with catalog.reader() as s:
+        return offsite_ready_in(s, now, pool)
+
+
+def offsite_ready_in(s: Session, now: datetime, pool: str | None = None) -> list[Cartridge]:
+    sets = ready_sets_in(s, now, pool)
     if not sets:
         return []
-    with catalog.reader() as s:
-        return list(s.exec(select(Cartridge).where(Cartridge.media_set_id.in_([m.id for m in sets]),
-                                                   Cartridge.rotation.in_(ON_SITE))
-                           .order_by(Cartridge.pool_id, Cartridge.media_set_id, Cartridge.sequence)).all())
+    carts = s.exec(select(Cartridge).where(Cartridge.media_set_id.in_([m.id for m in sets]),
+                                           Cartridge.rotation.in_(ON_SITE))
+                   .order_by(Cartridge.pool_id, Cartridge.media_set_id, Cartridge.sequence)).all()
+    return [c for c in carts if not check_pending(c)]
+
+
+def check_pending(cart: Cartridge) -> bool:
+    """Recalled for a sampled read-back check that has not been read yet: it stays until verified."""
+    return cart.check_requested is not None and (cart.last_check is None or cart.last_check < cart.check_requested)
 
 
 def due_back(catalog: Catalog, now: datetime, pool: str | None = None) -> list[Cartridge]:
@@ -82,13 +103,17 @@ def due_back(catalog: Catalog, now: datetime, pool: str | None = None) -> list[C
     if pool is not None:
         get_pool(catalog, pool)
     with catalog.reader() as s:
-        q = select(Cartridge).where(Cartridge.rotation == "vault")
-        if pool is not None:
-            q = q.join(Pool, Pool.id == Cartridge.pool_id).where(Pool.name == pool)
-        vaulted = s.exec(q.order_by(Cartridge.barcode)).all()
-        pools = {p.id: p for p in s.exec(select(Pool)).all()}
-        sets = {m.id: m for m in s.exec(select(MediaSet).where(
-            MediaSet.id.in_({c.media_set_id for c in vaulted if c.media_set_id is not None}))).all()}
+        return due_back_in(s, now, pool)
+
+
+def due_back_in(s: Session, now: datetime, pool: str | None = None) -> list[Cartridge]:
+    q = select(Cartridge).where(Cartridge.rotation == "vault")
+    if pool is not None:
+        q = q.join(Pool, Pool.id == Cartridge.pool_id).where(Pool.name == pool)
+    vaulted = s.exec(q.order_by(Cartridge.barcode)).all()
+    pools = {p.id: p for p in s.exec(select(Pool)).all()}
+    sets = {m.id: m for m in s.exec(select(MediaSet).where(
+        MediaSet.id.in_({c.media_set_id for c in vaulted if c.media_set_id is not None}))).all()}
     kept = _kept_generations(vaulted, pools, sets)
     due = []
     for cart in vaulted:
@@ -120,3 +145,92 @@ def close_for_export(catalog: Catalog, media_set: MediaSet, now: datetime) -> Me
     """Close the open media set of a `continue` pool so it can go offsite; refused while a job writes to it (the
     next write then opens a new set, as any closed set makes it)."""
     return pool_rules.close_idle_set(catalog, media_set.id, now, WRITERS)
+
+
+# --- a pool's rotation policy (`tapeline pool set`) ---------------------------------------------------------------
+
+TIERS = ("daily", "weekly", "monthly", "yearly")
+_GFS_UNITS = {"d": 86400, "w": 7 * 86400, "m": 31 * 86400, "y": 366 * 86400}  # a month or year never falls short
+_GFS_ITEM = re.compile(r"(\d+)\s*([dwmy])")
+
+
+def parse_gfs(text: str) -> dict[str, int]:
+    """`daily=7d,weekly=5w,monthly=12m,yearly=7y` as {tier: seconds}; in this option m is months and y years.
+    An empty text (or "none") turns GFS off."""
+    if text.strip().lower() in ("", "none", "off"):
+        return {}
+    tiers: dict[str, int] = {}
+    for item in text.split(","):
+        name, _, span = item.partition("=")
+        name, span = name.strip().lower(), span.strip().lower()
+        m = _GFS_ITEM.fullmatch(span)
+        if name not in TIERS or m is None or int(m.group(1)) == 0:
+            raise UsageError(f"--gfs item {item.strip()!r} is not TIER=DURATION",
+                             "write it as daily=7d,weekly=5w,monthly=12m,yearly=7y (d days, w weeks, m months, "
+                             "y years; tiers daily, weekly, monthly, yearly)")
+        if name in tiers:
+            raise UsageError(f"--gfs names tier {name} twice", "give each tier once")
+        tiers[name] = int(m.group(1)) * _GFS_UNITS[m.group(2)]
+    return tiers
+
+
+def parse_recall(text: str) -> str:
+    """`expired`, or a calendar event (weekly, `Fri 10:00`, ...) at which due cartridges are recalled."""
+    value = text.strip()
+    if value.lower() == "expired":
+        return "expired"
+    pool_rules.calendar_trigger(value, option="--recall")
+    return value
+
+
+def parse_copies(value: int) -> int:
+    if not 1 <= value <= 99:
+        raise UsageError(f"--offsite-copies {value} is out of range", "give a number from 1 to 99")
+    return value
+
+
+@dataclass(frozen=True)
+class PolicyChange:
+    """What `pool set` (and the dry run) would give the pool: None leaves a setting as it is."""
+    vault: str | None = None  # a vault's name, or "" for none (the pool stops rotating)
+    offsite_copies: int | None = None
+    recall: str | None = None
+    gfs: dict[str, int] | None = None
+    retention_seconds: int | None = None
+    retention_given: bool = False  # retention_seconds None means forever when given
+    check_sample: int | None = None
+    check_every_seconds: int | None = None
+
+    def applied_to(self, catalog: Catalog, pool: Pool) -> Pool:
+        """A copy of `pool` with the change made (not saved)."""
+        new = Pool(**pool.model_dump())
+        if self.vault is not None:
+            new.vault_id = get_vault(catalog, self.vault).id if self.vault else None
+        for name in ("offsite_copies", "recall", "gfs", "check_sample", "check_every_seconds"):
+            if getattr(self, name) is not None:
+                setattr(new, name, getattr(self, name))
+        if self.retention_given:
+            new.retention_seconds = self.retention_seconds
+        return new
+
+
+def set_policy(catalog: Catalog, name: str, change: PolicyChange, now: datetime, confirm: bool = False) -> tuple[
+        Pool, list[dict]]:
+    """Give pool `name` its rotation policy. Written sets take their new retention at once when it is longer;
+    one that would expire sooner needs `confirm` (the refusal lists them and points at the dry run). Returns the
+    pool and the sets whose expiry changed."""
+    pool = get_pool(catalog, name)
+    new = change.applied_to(catalog, pool)
+    if new.check_sample and not new.check_every_seconds:
+        raise UsageError(f"--check-sample {new.check_sample} needs a period", "add --check-every 90d (or another)")
+    try:
+        changed = pool_rules.change_retention(catalog, pool, new.retention_seconds, True, confirm, now, new.gfs)
+    except Conflict as exc:
+        raise Conflict(str(exc.message), f"see what it frees with `tapeline vault dry-run {name} ...` (the same "
+                       "options), then rerun with --confirm") from None
+    with catalog.session() as s:
+        row = s.get(Pool, pool.id)
+        row.vault_id, row.offsite_copies, row.recall = new.vault_id, new.offsite_copies, new.recall
+        row.check_sample, row.check_every_seconds = new.check_sample, new.check_every_seconds
+        s.add(row)
+    return get_pool(catalog, name), changed

@@ -42,7 +42,7 @@ class Site:
         return get_pool(self.catalog, name)
 
     def write(self, pool: str, when: datetime, group: str = "docs", verified: bool = True, state: str = "ok",
-              tapes: int = 1) -> list[str]:
+              tapes: int = 1, point: int | None = None, snapshot: str | None = None) -> list[str]:
         """One tape set of `group` into the pool's media set at `when` (a new media set starts on `tapes` fresh
         cartridges); returns the barcodes of that media set's cartridges."""
         ms = pools.media_set_for_write(self.catalog, pool, when)
@@ -50,8 +50,10 @@ class Site:
             for _ in range(tapes):
                 pools.join_media_set(self.catalog, f"A{self._next:05d}L9", ms, when)
                 self._next += 1
-        set_id = tape_sets.create_set(self.catalog, str(uuid.uuid4()), ms.id, None, group, None, None, "full", None,
-                                      when)
+        set_id = tape_sets.create_set(self.catalog, str(uuid.uuid4()), ms.id, None, group, point, snapshot, "full",
+                                      None, when)
+        for part, barcode in enumerate(self.barcodes(ms.id)[-tapes:], start=1):
+            tape_sets.add_part(self.catalog, set_id, part, barcode, 2 * part, 2 * part + 1, 0, 10)
         ms = pools.stamp_set(self.catalog, ms.id, when)  # as the job does after its last part, before the verify
         if state != "writing":
             tape_sets.finish_set(self.catalog, set_id, state, 10, 1000, ms.expires, when if verified else None)

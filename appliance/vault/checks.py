@@ -1,0 +1,52 @@
+"""The sampled read-back check of vaulted cartridges (issue 9, "verified offsite").
+
+A pool with `check_sample` N and `check_every` P has N of its vaulted cartridges recalled every P for a read-back
+check: `vault recall` puts them on the vault's pick list with the due ones. The sample is the N cartridges holding
+unexpired data checked longest ago (never checked first, then by barcode): over the rounds every cartridge is
+read, where a random pick could miss one for years. A round is due when the pool's latest request is P old.
+
+Back on site, the cartridge is read by `tapeline media verify BARCODE` (the import queues it); every verify records
+its time and outcome on the cartridge (`last_check`, `last_check_result`: "ok" or the first problem), where `media
+show` and the media status report read them. Until then it is not offsite-ready again (policy.check_pending), so
+it never returns to the vault unread.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from appliance.catalog.engine import Catalog
+from appliance.catalog.models import Cartridge, Pool
+from appliance.media import pools as pool_rules
+
+
+def check_due(catalog: Catalog, now: datetime, pool: str | None = None) -> list[Cartridge]:
+    """The vaulted cartridges this round of sampled checks recalls (of `pool`, or of every pool)."""
+    with catalog.reader() as s:
+        q = select(Pool).where(Pool.check_sample > 0, Pool.check_every_seconds != None)  # noqa: E711
+        if pool is not None:
+            q = q.where(Pool.name == pool)
+        chosen: list[Cartridge] = []
+        for p in s.exec(q).all():
+            last = s.exec(select(func.max(Cartridge.check_requested)).where(Cartridge.pool_id == p.id)).one()
+            if last is not None and last + timedelta(seconds=p.check_every_seconds) > now:
+                continue
+            vaulted = [c for c in s.exec(select(Cartridge).where(Cartridge.pool_id == p.id,
+                                                                  Cartridge.rotation == "vault")).all()
+                       if pool_rules.unexpired_data(c, now)]
+            vaulted.sort(key=lambda c: (c.last_check is not None, c.last_check or now, c.barcode))
+            chosen += vaulted[:p.check_sample]
+    return chosen
+
+
+def record_check(catalog: Catalog, barcode: str, when: datetime, problem: str | None) -> None:
+    """A verify read the cartridge: its outcome is its last check."""
+    with catalog.session() as s:
+        cart = s.exec(select(Cartridge).where(Cartridge.barcode == barcode)).first()
+        if cart is None:
+            return
+        cart.last_check, cart.last_check_result = when, "ok" if problem is None else problem[:200]
+        s.add(cart)
