@@ -20,7 +20,7 @@ from appliance.media.pools import parse_retention
 from appliance.vault import dryrun, policy, rotation
 
 Item = Annotated[Text, Field(min_length=1, max_length=64)]  # a barcode or a case number
-Items = Annotated[list[Item], Field(json_schema_extra={"minItems": 1})]
+Items = Annotated[list[Item], Field(min_length=1)]
 Operator = Annotated[Text, Field(min_length=1, max_length=64)]
 
 
