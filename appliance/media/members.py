@@ -113,7 +113,7 @@ def read_ahead(items: Iterable[tuple[archive.Member, tuple[bytes, ...] | None]],
 
 
 def _with_content(member: archive.Member, content) -> archive.Member:
-    return archive.Member(member.info, content, member.sparse, member.digest, member.mtime_ns, member.path)
+    return archive.fast_member(member.info, content, member.sparse, member.digest, member.mtime_ns, member.path)
 
 
 def _streamed(pool: ThreadPoolExecutor, read_chunk: Callable[[bytes], bytes],

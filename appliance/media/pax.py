@@ -144,6 +144,7 @@ def sparse_name(name: bytes) -> bytes:
 
 _USTAR = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s12x")
 _CHECKSUM_AT = 148
+_PREFIX_AT = 345
 _MAX_ID, _MAX_SIZE = 8 ** 7, 8 ** 11  # what 7 and 11 octal digits hold
 
 
@@ -153,12 +154,19 @@ def pax_records(records: dict[str, str]) -> bytes:
     hdrcharset record it does not know."""
     out = []
     for keyword, value in records.items():
-        body = b" %s=%s\n" % (keyword.encode(ENCODING, ERRORS), value.encode(ENCODING, ERRORS))
-        length = len(body) + 1
-        while len(str(length)) + len(body) != length:  # the length counts its own digits
-            length = len(str(length)) + len(body)
+        body = _keyword(keyword) + value.encode(ENCODING, ERRORS) + b"\n"
+        size = len(body)
+        digits = len(str(size + 1))  # the length counts its own digits, which may carry it to one digit more
+        length = size + digits
+        if len(str(length)) != digits:
+            length += 1
         out.append(b"%d%s" % (length, body))
     return b"".join(out)
+
+
+@functools.lru_cache(maxsize=1024)
+def _keyword(keyword: str) -> bytes:
+    return b" %s=" % keyword.encode(ENCODING, ERRORS)
 
 
 def _ustar(name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int, kind: bytes, link: bytes,
@@ -167,7 +175,8 @@ def _ustar(name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int, ki
     block = _USTAR.pack(name, b"%07o" % mode, b"%07o" % uid, b"%07o" % gid, b"%011o" % size, b"%011o" % mtime,
                         b"        ", kind, link, b"ustar\x0000", uname, gname, b"%07o" % devmajor,
                         b"%07o" % devminor, b"")
-    return b"%s%06o\0 %s" % (block[:_CHECKSUM_AT], sum(block), block[_CHECKSUM_AT + 8:])
+    # the checksum sums every byte; the empty prefix field and the padding after it are NULs
+    return b"%s%06o\0 %s" % (block[:_CHECKSUM_AT], sum(block[:_PREFIX_AT]), block[_CHECKSUM_AT + 8:])
 
 
 @functools.lru_cache(maxsize=4096)
@@ -184,7 +193,7 @@ def tar_header(info: tarfile.TarInfo, name: bytes, size: int, records: dict[str,
     """The pax extended header (when there are records) and the ustar header of one member, written directly:
     tarfile's own encoder costs ~100 us a member, a third of a tree of small files' archiving time. `size` is
     what the data section holds; values a ustar field cannot hold go in pax records (which readers prefer)."""
-    records = dict(records)
+    copied = False
     if info.type == tarfile.DIRTYPE and not name.endswith(b"/"):
         name += b"/"
     link = info.linkname.encode(ENCODING, ERRORS)
@@ -193,6 +202,8 @@ def tar_header(info: tarfile.TarInfo, name: bytes, size: int, records: dict[str,
     for key, value, limit in (("path", name, 100), ("linkpath", link, 100), ("uname", uname, 32),
                               ("gname", gname, 32)):
         if len(value) > limit or not value.isascii():
+            if not copied:
+                records, copied = dict(records), True
             records.setdefault(key, value.decode(ENCODING, ERRORS))
             value = _ascii_cut(value, limit)
         fields.append(value)
@@ -200,6 +211,8 @@ def tar_header(info: tarfile.TarInfo, name: bytes, size: int, records: dict[str,
     for key, value, limit in (("uid", info.uid, _MAX_ID), ("gid", info.gid, _MAX_ID), ("size", size, _MAX_SIZE),
                               ("mtime", int(info.mtime), _MAX_SIZE)):
         if not 0 <= value < limit:
+            if not copied:
+                records, copied = dict(records), True
             records.setdefault(key, str(value))
             value = 0
         numbers.append(value)
