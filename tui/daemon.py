@@ -43,9 +43,15 @@ class Daemon:
         return client
 
     def __getattr__(self, name: str):
-        if name.startswith("_"):
+        if name.startswith("_") or not callable(getattr(Client, name, None)):
             raise AttributeError(name)
-        return getattr(self.client, name)
+
+        def call(*args, **kwargs):
+            # The client is the calling thread's, found when called: screens look the method up on the event loop
+            # (`self.call(..., daemon.restore, ...)`) and call it in a worker thread.
+            return getattr(self.client, name)(*args, **kwargs)
+        call.__name__ = name
+        return call
 
     def snapshot(self) -> dict:
         """What the live views show, in one go: status (groups, running jobs, open alerts) and the recent jobs."""

@@ -33,14 +33,13 @@ def mtime_text(ns: int, now: datetime) -> str:
 
 
 def where_is(cart: dict | None, barcode: str) -> str:
-    """Where a cartridge is, as an operator looks for it."""
+    """Where a cartridge is, as an operator looks for it, and what to do when it is not in the library."""
     if cart is None:
-        return f"{barcode}: not known to this appliance (import it, then run an inventory)"
-    spot = {"slot": "slot", "drive": "drive", "mailslot": "mail slot"}.get(cart["location"])
-    if spot:
-        return f"{barcode}: in library {cart['library']}, {spot} {cart['location_number']}"
-    return f"{barcode}: outside the library (in the vault or in transit): put it in a mail slot of " \
-           f"{cart['library'] or 'the library'} and import it"
+        return f"{barcode}: not known to this appliance (put it in a mail slot, then run an inventory)"
+    place = cart.get("where") or cart["location"]
+    if cart["location"] in ("slot", "drive", "mailslot"):
+        return f"{barcode}: in library {cart['library']}, {place}"
+    return f"{barcode}: {place}: bring it back and put it in a mail slot of library {cart['library'] or '?'}"
 
 
 def days_of(points: list[dict], sets: list[dict]) -> list[tuple[str, list[dict], list[dict]]]:

@@ -80,7 +80,7 @@ class RestoreDialog(ModalScreen[dict | None]):
                 yield Button("Restore (ctrl+r)", id="restore-go", variant="warning")
 
     def on_mount(self) -> None:
-        self.query_one("#restore-go", Button).focus()
+        self.query_one("#restore-to" if self.start_to != "/" else "#restore-go").focus()
         self.show_plan()
 
     @property
