@@ -16,7 +16,7 @@ import click
 
 from appliance.commands import (browse_cmd, catalog_cmd, daemon_cmd, group_cmd, jobs_cmd, mail_cmd, media_cmd,
                                 output, plan_cmd, protect_cmd, report_cmd, status_cmd, tape_cmd, tui_cmd, vault_cmd,
-                                vault_jobs_cmd)
+                                vault_jobs_cmd, vault_report_cmd)
 from appliance.commands.output import Context
 from appliance.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, TapelineError, UsageError, as_error
 
@@ -36,7 +36,7 @@ def cli(ctx: click.Context, as_json: bool, data_dir: str | None, config_file: st
 
 
 for module in (daemon_cmd, status_cmd, group_cmd, protect_cmd, browse_cmd, jobs_cmd, catalog_cmd, media_cmd,
-               tape_cmd, report_cmd, plan_cmd, mail_cmd, tui_cmd, vault_cmd, vault_jobs_cmd):
+               tape_cmd, report_cmd, plan_cmd, mail_cmd, tui_cmd, vault_cmd, vault_jobs_cmd, vault_report_cmd):
     module.register(cli)
 
 _state = {"json": False}

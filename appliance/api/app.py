@@ -353,12 +353,14 @@ def create_app(appliance) -> FastAPI:
     from appliance.api.tape_routes import tape_router
     from appliance.api.vault_job_routes import vault_job_router
     from appliance.api.vault_routes import vault_router
+    from appliance.api.vault_report_routes import vault_report_router
     app.include_router(media_router(appliance))
     app.include_router(tape_router(appliance))
     app.include_router(report_router(appliance))
     app.include_router(browse_router(appliance))
     app.include_router(vault_job_router(appliance))
     app.include_router(vault_router(appliance))
+    app.include_router(vault_report_router(appliance))
 
     def openapi() -> dict:
         # Validation errors are answered 400 in the error shape (above), never FastAPI's 422: say so.

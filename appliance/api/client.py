@@ -207,6 +207,9 @@ class Client:
     def mail_report(self, name: str, days: int = 7) -> dict:
         return self._call("POST", f"/reports/{name}/mail", {"days": days})
 
+    def vault_forecast(self, weeks: int = 4) -> dict:
+        return self._call("GET", "/vault/forecast", params={"weeks": weeks})
+
     # -- tape ---------------------------------------------------------------------------------------------------
 
     def tape_backup(self, group: str, pool: str, point: str | None = None, kind: str = "full") -> dict:

@@ -1,0 +1,271 @@
+"""The rotation forecast (`tapeline vault forecast [--weeks N]`): the coming weeks day by day, by running the real
+policy code on a simulated clock over a copy of the catalog.
+
+How: the rows that decide the future (libraries, vaults, cases, pools, media sets still holding data, their tape
+sets, cartridges, groups and their tape policies) are copied into a SQLite catalog in memory. Then, day by day:
+each group's tape schedule fires as the scheduler fires it (`pools.next_event` over the same calendar events); each
+backup is written as the tape job writes it, through media/pools.py (media_set_for_write, next_cartridge,
+join_media_set, record_written, cartridge_full, stamp_set) with the size of the group's recent sets of that kind;
+at the end of the day the expiry runs (`pools.expire`), the export (`policy.close_for_export` then
+`policy.offsite_ready`: the cartridges go to the courier, and are in the vault the next day) and the recall
+(`policy.due_back`: vault-retrieve, then a day with the courier, then back in the library). Nothing here decides
+when a cartridge leaves, returns or is reused: the policy code does, so the forecast says what the appliance will do.
+
+Assumptions (docs/vault.md): `tapeline vault export` and `tapeline vault recall` run every day and the courier
+takes a day each way; a cartridge that comes back is put into the library the day it arrives; a cartridge holds
+what the pool's full cartridges held (else an LTO-8's native capacity); every backup verifies when its pool
+verifies; nothing fails. The real catalog is only read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import create_engine, func, insert, select as core_select
+from sqlalchemy.pool import StaticPool
+from sqlmodel import SQLModel, select
+
+from appliance.catalog import tape_sets
+from appliance.catalog.engine import Catalog
+from appliance.catalog.models import (IN_LIBRARY_LOCATIONS, Cartridge, Library, MediaCase, MediaSet, Pool,
+                                      ProtectionGroup, TapePolicy, TapeSet, Vault)
+from appliance.catalog.moves import move
+from appliance.errors import Conflict, UsageError
+from appliance.media import pools as pool_rules
+from appliance.ops.plan import LTO
+from appliance.vault import policy
+
+MAX_WEEKS = 104
+DEFAULT_CAPACITY = LTO[8][0]
+RECENT_SETS = 5  # a group's next set is as big as the mean of its last few of the same kind
+OPERATOR = "forecast"
+
+
+@dataclass
+class PoolDay:
+    pool: str
+    in_library: int = 0  # cartridges of the pool in the library holding data
+    scratch: int = 0  # cartridges in the library the pool may write next
+    offsite: int = 0  # in a vault or on the way
+    written: int = 0  # tape sets written that day
+    sent: list[str] = field(default_factory=list)  # handed to the courier that day
+    back: list[str] = field(default_factory=list)  # arrived back on site that day
+    short: int = 0  # backups that found no cartridge to write (the job would wait for one)
+
+    def to_json(self) -> dict:
+        return {"pool": self.pool, "in_library": self.in_library, "scratch": self.scratch, "offsite": self.offsite,
+                "written": self.written, "sent": self.sent, "back": self.back, "short": self.short}
+
+
+@dataclass
+class Forecast:
+    start: datetime
+    weeks: int
+    days: list[tuple[str, list[PoolDay]]]  # (local date, one entry per pool)
+    scratch_out: dict[str, str | None]  # pool -> the first day a backup finds no cartridge, None: it never does
+    assumptions: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        return {"start": self.start.isoformat(), "weeks": self.weeks, "scratch_runs_out": self.scratch_out,
+                "days": [{"day": day, "pools": [p.to_json() for p in pools]} for day, pools in self.days],
+                "assumptions": list(self.assumptions)}
+
+
+ASSUMPTIONS = ("`tapeline vault export` and `tapeline vault recall` run every day; the courier takes a day each way",
+               "a returning cartridge goes into the library the day it arrives",
+               "each backup is as big as the group's recent ones of its kind, verifies when its pool verifies, and "
+               "nothing fails")
+
+
+def _memory_catalog() -> Catalog:
+    """A catalog in memory: one connection (StaticPool), so every session of the simulation sees the same rows."""
+    engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+    SQLModel.metadata.create_all(engine)
+    return Catalog(engine)
+
+
+def seed(catalog: Catalog, now: datetime) -> Catalog:
+    """A copy in memory of what decides the coming weeks: every cartridge, every media set still holding data (or
+    open) and its tape sets, pools, vaults, cases, libraries, groups with their tape policies."""
+    sim = _memory_catalog()
+    with catalog.read_engine.connect() as src, sim.engine.begin() as dst:
+        live = core_select(MediaSet.__table__).where((MediaSet.expires == None) | (MediaSet.expires > now)  # noqa
+                                                     | MediaSet.id.in_(core_select(Cartridge.media_set_id)))
+        live_ids = core_select(live.subquery().c.id)
+        for model, query in ((Library, None), (Vault, None), (MediaCase, None), (Pool, None), (ProtectionGroup, None),
+                             (TapePolicy, None), (MediaSet, live),
+                             (TapeSet, core_select(TapeSet.__table__).where(TapeSet.media_set_id.in_(live_ids))),
+                             (Cartridge, None)):
+            rows = [dict(r) for r in src.execute(query if query is not None
+                                                 else core_select(model.__table__)).mappings()]
+            if rows:
+                dst.execute(insert(model.__table__), rows)
+    return sim
+
+
+def _set_sizes(catalog: Catalog) -> dict[tuple[str, str], int]:
+    """(group, kind) -> the mean size of its recent good sets of that kind (a full's stands in for a first one)."""
+    recent: dict[tuple[str, str], list[int]] = defaultdict(list)
+    with catalog.reader() as s:
+        for group, kind, nbytes in s.exec(select(TapeSet.group_name, TapeSet.kind, TapeSet.bytes)
+                                          .where(TapeSet.state.in_(("ok", "expired")))
+                                          .order_by(TapeSet.id.desc())).all():
+            if len(recent[(group, kind)]) < RECENT_SETS:
+                recent[(group, kind)].append(nbytes)
+    return {key: sum(v) // len(v) for key, v in recent.items()}
+
+
+def _capacities(sim: Catalog) -> dict[int, int]:
+    """Pool id -> what one of its cartridges holds: the most a full one of its library took."""
+    with sim.reader() as s:
+        full = dict(s.exec(select(Cartridge.library_id, func.max(Cartridge.bytes_written))
+                           .where(Cartridge.state == "full").group_by(Cartridge.library_id)).all())
+        return {p.id: full.get(p.library_id) or DEFAULT_CAPACITY for p in s.exec(select(Pool)).all()}
+
+
+def _events(sim: Catalog, start: datetime, end: datetime) -> list[tuple[datetime, str, str, str]]:
+    """(time, group, pool, kind) of every tape backup the groups' schedules fire in (start, end]; a full and an
+    incremental due at once make one full."""
+    out = []
+    with sim.reader() as s:
+        rows = s.exec(select(TapePolicy, ProtectionGroup.name, Pool.name)
+                      .join(ProtectionGroup, ProtectionGroup.id == TapePolicy.group_id)
+                      .join(Pool, Pool.id == TapePolicy.pool_id)).all()
+    for tp, group, pool in rows:
+        fires: dict[datetime, str] = {}
+        for kind, event in (("incremental", tp.incremental), ("full", tp.full)):
+            t = start
+            while event:
+                t = pool_rules.next_event(event, t)
+                if t > end:
+                    break
+                fires[t] = kind
+        out += [(t, group, pool, kind) for t, kind in fires.items()]
+    return sorted(out)
+
+
+def _write(sim: Catalog, pool: Pool, group: str, kind: str, when: datetime, nbytes: int, capacity: int) -> bool:
+    """One backup written as the tape job writes it; False when no cartridge could take it."""
+    ms = pool_rules.media_set_for_write(sim, pool, when)
+    remaining, first = nbytes, True
+    while first or remaining > 0:
+        first = False
+        cart = pool_rules.next_cartridge(sim, pool, ms, now=when)
+        if cart is None:
+            return False
+        cart = pool_rules.join_media_set(sim, cart.barcode, ms, when)
+        put = min(max(capacity - cart.bytes_written, 0), remaining)
+        pool_rules.record_written(sim, cart.barcode, cart.next_file + 2, put, when)
+        remaining -= put
+        if remaining > 0 or cart.bytes_written + put >= capacity:
+            pool_rules.cartridge_full(sim, cart.barcode)
+    set_id = tape_sets.create_set(sim, str(uuid.uuid4()), ms.id, None, group, None, None, kind, None, when)
+    tape_sets.finish_set(sim, set_id, "ok", 0, nbytes, verified=when if pool.verify else None)
+    pool_rules.stamp_set(sim, ms.id, when)
+    return True
+
+
+def _step(sim: Catalog, cart_id: int, to: str, when: datetime) -> str:
+    with sim.session() as s:
+        cart = s.get(Cartridge, cart_id)
+        place = ("slot", cart.location_number) if to == "mountable" else None
+        move(s, cart, to, when, operator=OPERATOR, place=place)
+        return cart.barcode
+
+
+def _export(sim: Catalog, when: datetime) -> list[Cartridge]:
+    """What `tapeline vault export` sends: each rotating pool's open `continue` set closed when it holds sets, then
+    the offsite-ready cartridges, to the courier."""
+    with sim.reader() as s:
+        open_sets = s.exec(select(MediaSet).join(Pool, Pool.id == MediaSet.pool_id)
+                           .where(Pool.vault_id != None, Pool.allocation == "continue",  # noqa: E711
+                                  MediaSet.closed == None)).all()  # noqa: E711
+        holding = set(s.exec(select(TapeSet.media_set_id).where(TapeSet.state == "ok")).all())
+    for ms in open_sets:
+        if ms.id in holding:
+            try:
+                policy.close_for_export(sim, ms, when)
+            except Conflict:  # a set still written: it leaves with a later export, as the real one does
+                pass
+    ready = policy.offsite_ready(sim, when)
+    with sim.session() as s:
+        vaults = dict(s.exec(select(Pool.id, Pool.vault_id)).all())
+        for cart in ready:
+            row = s.get(Cartridge, cart.id)
+            move(s, row, "courier", when, operator=OPERATOR, vault_id=vaults.get(row.pool_id))
+    return ready
+
+
+def _snapshot(sim: Catalog, pools: list[Pool]) -> dict[int, tuple[int, int, int]]:
+    """Pool id -> (in the library with data, scratch it may write, offsite)."""
+    with sim.reader() as s:
+        held = dict(s.exec(select(Cartridge.pool_id, func.count()).where(
+            Cartridge.location_kind.in_(IN_LIBRARY_LOCATIONS), Cartridge.state.in_(("allocated", "full", "expired")))
+            .group_by(Cartridge.pool_id)).all())
+        away = dict(s.exec(select(Cartridge.pool_id, func.count()).where(
+            Cartridge.rotation.in_(("courier", "vault", "vaultretrieve", "courierretrieve")))
+            .group_by(Cartridge.pool_id)).all())
+        free = s.exec(select(Cartridge.pool_id, Cartridge.library_id, func.count()).where(
+            Cartridge.state.in_(("scratch", "blank")), Cartridge.location_kind.in_(pool_rules.IN_LIBRARY),
+            Cartridge.write_protected == False).group_by(Cartridge.pool_id, Cartridge.library_id)).all()  # noqa
+    out = {}
+    for p in pools:
+        scratch = sum(n for pool_id, library_id, n in free if library_id == p.library_id and pool_id in (None, p.id))
+        out[p.id] = (held.get(p.id, 0), scratch, away.get(p.id, 0))
+    return out
+
+
+def forecast(catalog: Catalog, now: datetime, weeks: int = 4) -> Forecast:
+    if not 1 <= weeks <= MAX_WEEKS:
+        raise UsageError(f"a forecast of {weeks} weeks is out of range", f"give --weeks from 1 to {MAX_WEEKS}")
+    sim = seed(catalog, now)
+    try:
+        return _run(sim, catalog, now, weeks)
+    finally:
+        sim.engine.dispose()
+
+
+def _run(sim: Catalog, catalog: Catalog, now: datetime, weeks: int) -> Forecast:
+    sizes = _set_sizes(catalog)
+    capacity = _capacities(sim)
+    with sim.reader() as s:
+        pools = list(s.exec(select(Pool).order_by(Pool.name)).all())
+    by_name = {p.name: p for p in pools}
+    scratch_out: dict[str, str | None] = {p.name: None for p in pools}
+    days, pending = [], []  # pending: (when, cartridge id, next state) of moves that take a day
+    local = now.astimezone()
+    for i in range(weeks * 7):
+        start, end = local + timedelta(days=i), local + timedelta(days=i + 1)
+        day = start.date().isoformat()
+        today = {p.id: PoolDay(p.name) for p in pools}
+        due_moves = sorted(m for m in pending if m[0] <= end)
+        pending = [m for m in pending if m[0] > end]
+        for when, cart_id, to, pool_id in due_moves:
+            barcode = _step(sim, cart_id, to, when)
+            if to == "onsiteretrieve":
+                _step(sim, cart_id, "mountable", when)
+                if pool_id in today:
+                    today[pool_id].back.append(barcode)
+        for when, group, pool_name, kind in _events(sim, start, end):
+            pool = by_name[pool_name]
+            nbytes = sizes.get((group, kind), sizes.get((group, "full"), 0))
+            if _write(sim, pool, group, kind, when, nbytes, capacity[pool.id]):
+                today[pool.id].written += 1
+            else:
+                today[pool.id].short += 1
+                scratch_out[pool.name] = scratch_out[pool.name] or day
+        pool_rules.expire(sim, end)
+        for cart in _export(sim, end):
+            today[cart.pool_id].sent.append(cart.barcode)
+            pending.append((end + timedelta(days=1), cart.id, "vault", cart.pool_id))
+        for cart in policy.due_back(sim, end):
+            _step(sim, cart.id, "vaultretrieve", end)
+            pending.append((end + timedelta(days=1), cart.id, "courierretrieve", cart.pool_id))
+            pending.append((end + timedelta(days=2) - timedelta(seconds=1), cart.id, "onsiteretrieve", cart.pool_id))
+        for pool_id, (held, scratch, away) in _snapshot(sim, pools).items():
+            today[pool_id].in_library, today[pool_id].scratch, today[pool_id].offsite = held, scratch, away
+        days.append((day, [today[p.id] for p in pools]))
+    return Forecast(now, weeks, days, scratch_out, ASSUMPTIONS)
