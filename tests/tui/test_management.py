@@ -1,0 +1,94 @@
+"""Management against `tapeline up` and its embedded simulator: the library drawn with the cartridge in each
+element, the cartridges filtered as one types, label for a pool, erase after a confirmation naming what is lost."""
+
+from __future__ import annotations
+
+import signal
+import socket
+
+import pytest
+
+from tests.appliance.daemon_harness import Daemon
+from pilot import run, text_of, until
+from tui.app import TapelineApp
+from tui.screens.management import PoolPicker
+from tui.widgets.confirm import Confirm
+from tui.widgets.filtered_table import FilteredTable
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def up(tmp_path):
+    data = tmp_path / "data"
+    config = tmp_path / "tapeline.toml"
+    config.write_text(f'data_dir = "{data}"\n[api]\nsocket = "{data}/run/tapeline.sock"\ngroup = "tapeline-none"\n'
+                      f'[defaults]\npoints = []\n[vtl]\nlisten = "127.0.0.1:{_free_port()}"\n')
+    d = Daemon(data, config, ["--config", str(config), "up"]).start()
+    yield d
+    assert d.stop(signal.SIGINT) == 0
+    assert "Traceback" not in d.log.read_text()
+
+
+def job_ended(daemon, kind: str):
+    return next((j for j in daemon.json("jobs") if j["kind"] == kind and j["state"] not in ("queued", "running")),
+                None)
+
+
+async def cartridges(app, pilot) -> FilteredTable:
+    await pilot.press("f5")
+    table = app.screen.query_one("#media", FilteredTable)
+    await until(pilot, lambda: table.rows, "the cartridges")
+    return table
+
+
+def test_the_library_is_drawn_and_the_cartridges_filter_as_one_types(up):
+    media = up.json("media", "list")
+    in_slot = next(c for c in media if c["location"] == "slot")
+
+    async def scenario():
+        app = TapelineApp(up.socket, poll_seconds=0.5)
+        async with app.run_test(size=(160, 50)) as pilot:
+            table = await cartridges(app, pilot)
+            drawing = text_of(app.screen.query_one("#library-map"))
+            assert drawing.startswith("vtl: ") and "Drives" in drawing and "Mail slots" in drawing
+            assert f"{in_slot['location_number']:>3} {in_slot['barcode']}" in drawing
+            assert len(table.rows) == len(media)
+            await pilot.press("slash", *in_slot["barcode"].lower())
+            assert [table.rows[i][0] for i in table.shown] == [in_slot["barcode"]]
+            assert "1 of" in text_of(app.screen.query_one("#media-count"))
+            await pilot.press("ctrl+a", "ctrl+k", *"no such cartridge")  # cleared, then nothing matches
+            assert table.shown == [] and table.selected is None
+    run(scenario)
+
+
+def test_label_for_a_pool_then_erase_after_the_confirmation(up):
+    up.run("pool", "create", "weekly", "--library", "vtl", "--retention", "30d")
+    blank = next(c for c in up.json("media", "list") if c["location"] == "slot" and c["state"] in ("blank", "scratch")
+                 and not c.get("pool"))
+
+    async def scenario():
+        app = TapelineApp(up.socket, poll_seconds=0.5)
+        async with app.run_test(size=(160, 50)) as pilot:
+            table = await cartridges(app, pilot)
+            await pilot.press("slash", *blank["barcode"], "enter")  # Enter: to the table
+            assert table.selected[0] == blank["barcode"]
+            await pilot.press("l")
+            await until(pilot, lambda: isinstance(app.screen, PoolPicker), "the pool picker")
+            await pilot.press("enter")
+            label = await until(pilot, lambda: job_ended(up, "label"), "the label job's end")
+            assert label["state"] == "completed", label
+            await until(pilot, lambda: table.selected and table.selected[1] == "weekly", "the cartridge in weekly")
+            await pilot.press("x")
+            confirm = await until(pilot, lambda: isinstance(app.screen, Confirm) and app.screen, "the confirmation")
+            losses = [text_of(s) for s in confirm.query(".confirm-loss")]
+            assert losses and all(blank["barcode"] in line for line in losses[:1])
+            await pilot.press("y")
+            erase = await until(pilot, lambda: job_ended(up, "erase"), "the erase job's end")
+            assert erase["state"] == "completed", erase
+    run(scenario)
+    assert up.json("media", "show", blank["barcode"])["state"] in ("blank", "scratch")
