@@ -27,7 +27,7 @@ class AreaScreen(Screen):
         yield Header()
         yield DaemonState(id="daemon-state")
         yield from self.compose_body()
-        yield Footer()
+        yield Footer(compact=True)
 
     def compose_body(self) -> ComposeResult:
         yield from ()

@@ -32,7 +32,9 @@ SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 def progress_bar(job: dict) -> Text:
     """A bar for a job that knows its total, the count for one that does not, nothing for a finished one."""
     done, total = job.get("progress_done") or 0, job.get("progress_total")
-    if job["state"] not in ACTIVE:
+    if job["state"] == "queued":
+        return Text("waiting", style="dim")
+    if job["state"] != "running":
         return Text("")
     if not total:
         return Text(f"{done:,} done" if done else "working", style="cyan")
@@ -75,6 +77,8 @@ class MonitoringScreen(AreaScreen):
         self.query_one("#alerts", DataTable).add_columns("ID", "Time", "Severity", "Group", "Alert")
         self.query_one("#jobs", DataTable).add_columns("ID", "Kind", "Group", "State", "Progress", "Rate", "Started",
                                                       "Took", "Message")
+        for hidden in ("#alerts", "#alert-fix", "#alerts-empty", "#jobs", "#jobs-empty"):  # until the daemon answers
+            self.query_one(hidden).display = False
         self.catch_up()
 
     def catch_up(self) -> None:

@@ -8,6 +8,7 @@ is how much longer ago its newest recovery point is than its sync interval: 0 wh
 
 from __future__ import annotations
 
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -85,7 +86,7 @@ class ProtectionScreen(AreaScreen):
 
     def _take_jobs(self, jobs: list[dict]) -> None:
         self.running = {}
-        for j in sorted(jobs, key=lambda j: j["id"]):
+        for j in sorted(jobs, key=lambda j: (j["state"] == "running", j["id"])):  # a running job wins
             if j["state"] in ("running", "queued") and j.get("group_name"):
                 self.running[j["group_name"]] = j
 
@@ -152,16 +153,19 @@ class ProtectionScreen(AreaScreen):
             return
         self.query_one("#group-title", Label).update(f"Group {g['name']}")
         tape = g.get("tape")
-        lines = [Text.assemble(("Sources   ", "bold"), "\n          ".join(
-                     s["path"] + (f"  include {','.join(s['include'])}" if s["include"] else "")
-                     + (f"  exclude {','.join(s['exclude'])}" if s["exclude"] else "") for s in g["sources"])),
-                 Text.assemble(("Schedule  ", "bold"), f"sync every {_duration(g['sync_seconds'])}; recovery "
-                               f"points at {', '.join(g['point_times']) or 'no set times'}; kept "
-                               f"{_duration(g['keep_seconds'])}" + ("; paused" if g["paused"] else "")),
-                 Text.assemble(("Tape      ", "bold"), (f"full sets {tape['full']}" + (
-                     f", incremental {tape['incremental']}" if tape.get("incremental") else "")
-                     + f", to pool {tape['pool']}") if tape else "no tape copies (e: set a pool)")]
-        detail.update(Text("\n").join(lines))
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column()
+        grid.add_row("Sources", "\n".join(
+            s["path"] + (f"  include {','.join(s['include'])}" if s["include"] else "")
+            + (f"  exclude {','.join(s['exclude'])}" if s["exclude"] else "") for s in g["sources"]))
+        grid.add_row("Schedule", f"sync every {_duration(g['sync_seconds'])}; recovery points at "
+                     f"{', '.join(g['point_times']) or 'no set times'}; kept {_duration(g['keep_seconds'])}"
+                     + ("; paused" if g["paused"] else ""))
+        grid.add_row("Tape", (f"full sets {tape['full']}" + (f", incremental {tape['incremental']}"
+                                                            if tape.get("incremental") else "")
+                              + f", to pool {tape['pool']}") if tape else "no tape copies (e: set a pool)")
+        detail.update(grid)
 
     def current(self) -> dict | None:
         table = self.query_one("#groups", DataTable)
