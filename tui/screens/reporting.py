@@ -56,6 +56,7 @@ class ReportingScreen(AreaScreen):
         self.reports: list[dict] = []
         self.days = PERIODS[0]
         self.shown: dict | None = None
+        self.loading: str | None = None  # the report asked for last
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="reporting"):
@@ -81,22 +82,23 @@ class ReportingScreen(AreaScreen):
         options.clear_options()
         options.add_options([Option(f"{r['name']}\n[dim]{r['description']}[/dim]", id=r["name"]) for r in reports])
         if reports:
-            options.highlighted = 0
+            options.highlighted = 0  # may raise no OptionHighlighted (already 0): the first is loaded here
             options.focus()
+            self.load(reports[0]["name"])
         else:
             self._empty("The daemon offers no reports.")
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        if event.option_list.id == "report-list" and event.option.id:
+        if event.option_list.id == "report-list" and event.option.id and event.option.id != self.loading:
             self.load(event.option.id)
 
     def load(self, name: str) -> None:
+        self.loading = name
         self.query_one("#report-title", Label).update(f"{name}: producing…")
         self.call(f"Report {name}", self.app.daemon.report, name, "text", self.days, done=self.show_report)
 
     def show_report(self, report: dict) -> None:
-        current = self.current_name()
-        if current is not None and report["name"] != current:
+        if report["name"] != self.loading:
             return  # the operator moved on while it was produced
         self.shown = report
         attention = "  (needs attention)" if report.get("needs_attention") else ""
