@@ -257,6 +257,8 @@ def show_cartridge(c: dict) -> None:
                f"{c['read_errors']} read errors, {c['write_errors']} write errors, last used {when(c['last_used'])}")
     if c.get("holds"):
         click.echo(f"  holds        {c['holds']}")
+    if c.get("last_check"):
+        click.echo(f"  read back    {when(c['last_check'])}: {c['last_check_result']}")
     if c["note"]:
         click.echo(f"  note         {c['note']}")
     for s in c.get("sets", []):

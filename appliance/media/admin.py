@@ -164,7 +164,8 @@ def cartridge_view(service: MediaService, c: Cartridge, libraries: dict[int, str
             "rotation": moves.SHOWN[c.rotation],
             "write_protected": c.write_protected, "bytes_written": c.bytes_written, "mounts": c.mounts,
             "read_errors": c.read_errors, "write_errors": c.write_errors, "last_used": c.last_used,
-            "next_file": c.next_file, "expires": c.expires, "cleaning_uses": c.cleaning_uses, "note": c.note}
+            "next_file": c.next_file, "expires": c.expires, "cleaning_uses": c.cleaning_uses, "note": c.note,
+            "last_check": c.last_check, "last_check_result": c.last_check_result}
 
 
 def list_media(service: MediaService, pool: str | None, state: str | None) -> list[dict]:

@@ -21,6 +21,7 @@ from sqlmodel import select
 from appliance.catalog.engine import Catalog
 from appliance.catalog.models import Cartridge, Pool
 from appliance.media import pools as pool_rules
+from appliance.vault.policy import check_pending
 
 
 def check_due(catalog: Catalog, now: datetime, pool: str | None = None) -> list[Cartridge]:
@@ -50,3 +51,16 @@ def record_check(catalog: Catalog, barcode: str, when: datetime, problem: str | 
             return
         cart.last_check, cart.last_check_result = when, "ok" if problem is None else problem[:200]
         s.add(cart)
+
+
+def queue_pending(catalog: Catalog, engine, barcodes: list[str]) -> list[dict]:
+    """Queue the read-back (`media-verify`) of those `barcodes` that came back for their sampled check; the import
+    calls this for what it took in. Returns [{barcode, job}]."""
+    with catalog.reader() as s:
+        back = s.exec(select(Cartridge).where(Cartridge.barcode.in_(barcodes))).all() if barcodes else []
+    queued = []
+    for cart in sorted(back, key=lambda c: c.barcode):
+        if check_pending(cart):
+            job_id, _ = engine.submit("media-verify", None, None, {"barcode": cart.barcode})
+            queued.append({"barcode": cart.barcode, "job": job_id})
+    return queued

@@ -31,6 +31,7 @@ from appliance.media import pools
 from appliance.ops import alerts
 from appliance.ops.jobs import JobContext, Outcome
 from appliance.ops.messages import plural
+from appliance.vault import checks
 from appliance.vault.export import wait_for
 from drivers.changer import Element
 from drivers.errors import DeviceError
@@ -72,6 +73,7 @@ class Import:
             states = {c.barcode: c.state for c in s.exec(select(Cartridge).where(Cartridge.barcode.in_(back)))}
         self.result["scratch"] = sorted(b for b, state in states.items() if state == "scratch")
         self.result["expired"] = sorted(b for b, state in states.items() if state == "expired")  # reuse delay
+        self.result["checks"] = checks.queue_pending(self.catalog, self.media.engine, back)  # sampled read-backs
         return self._end()
 
     def _library(self, library: str) -> bool:

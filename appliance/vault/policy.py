@@ -6,8 +6,9 @@ A pool rotates when it names a vault (`Pool.vault_id`); its policy is the pool's
 Invariants:
 - Offsite-ready: a cartridge of a closed media set of a rotating pool whose every good tape set was verified (at
   least one), none being written (a set "writing" in it, or a running tape backup of its pool while it is open),
-  data not yet expired, and the cartridge still on site (mountable or not mountable) and not waiting for the
-  read-back check it was recalled for (vault/checks.py). A set that never verifies
+  data not yet expired, and the cartridge still on site (mountable or not mountable), not damaged, and neither
+  waiting for the read-back check it was recalled for nor failed by its last one (vault/checks.py): a cartridge
+  that may not read back stays for the operator to rewrite its sets. A set that never verifies
   never leaves: verifying it (`tapeline media verify`) is the fix, never a skip here.
 - Due back: a vaulted cartridge (rotation "vault") with nothing unexpired on it (`pools.unexpired_data`), at the
   pool's recall: "expired" recalls it as soon as its data expired; a calendar event recalls it at the first event
@@ -90,7 +91,8 @@ def offsite_ready_in(s: Session, now: datetime, pool: str | None = None) -> list
     carts = s.exec(select(Cartridge).where(Cartridge.media_set_id.in_([m.id for m in sets]),
                                            Cartridge.rotation.in_(ON_SITE))
                    .order_by(Cartridge.pool_id, Cartridge.media_set_id, Cartridge.sequence)).all()
-    return [c for c in carts if not check_pending(c)]
+    return [c for c in carts if not check_pending(c) and c.state != "damaged"
+            and c.last_check_result in (None, "ok")]
 
 
 def check_pending(cart: Cartridge) -> bool:

@@ -141,3 +141,6 @@ def test_a_sampled_check_recalls_the_least_recently_checked_and_holds_it_until_r
     shown = show(site.catalog, "ironvault")
     checked = {c["barcode"]: c["last_check_result"] for case in shown["cases"] for c in case["cartridges"]}
     assert checked[first[0]] == "ok"
+    # a check that failed keeps it on site: its sets are to be written again, not sent back unreadable
+    record_check(site.catalog, second[0], T0 + timedelta(days=6), "set 1a2b part 1: frame 3 hash mismatch")
+    assert offsite_ready(site.catalog, T0 + timedelta(days=6, hours=1)) == []
