@@ -88,13 +88,9 @@ class Import:
                 return False
             if verdict is None:
                 continue
-            inv = wait_for(self.ctx, self.media, library, lambda inv: bool(inv.empty_slots()),
-                           f"library {library} has no free slot for the cartridges in its mail slots",
-                           "take out cartridges it no longer needs (`tapeline vault export`, or the mail slot): the "
-                           "job goes on by itself")
-            if inv is None:
+            slot = self._free_slot(library)
+            if slot is None:
                 return False
-            slot = inv.empty_slots()[0].number
             self.ctx.progress(len(self.result["imported"]), len(placed), f"importing {m.barcode} into slot {slot}")
             try:
                 with handle.lock:
@@ -105,6 +101,23 @@ class Import:
                 continue
             self._record(handle.row.id, library, m, slot, verdict, utcnow())
         return True
+
+    def _free_slot(self, library: str) -> int | None:
+        """A free slot, once there is one and the mail slot door is shut (the changer cannot reach a mail slot
+        while an operator has it open); None when cancelled meanwhile."""
+        while True:
+            inv = wait_for(self.ctx, self.media, library, lambda inv: bool(inv.empty_slots()),
+                           f"library {library} has no free slot for the cartridges in its mail slots",
+                           "take out cartridges it no longer needs (`tapeline vault export`, or the mail slot): the "
+                           "job goes on by itself")
+            if inv is None:
+                return None
+            inv = wait_for(self.ctx, self.media, library, lambda inv: all(m.access for m in inv.mailslots),
+                           f"the mail slot door of library {library} is open", "shut it: the import goes on by itself")
+            if inv is None:
+                return None
+            if inv.empty_slots():
+                return inv.empty_slots()[0].number
 
     def _verdict(self, library: str, m: Element, seen: Counter) -> str | None:
         """What the cartridge in mail slot `m` is: "return", "unknown", "foreign", "accepted"; None: it stays (a

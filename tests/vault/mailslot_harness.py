@@ -64,8 +64,9 @@ class Site:
         self.catalog.close()
 
     def pool(self, name: str = "weekly", allocation: str = "continue", retention_days: int = 30,
-             vault: bool = True) -> Pool:
-        cat.create_pool(self.catalog, name, self.library.id, retention_days * DAY, allocation, None, None, True, 0)
+             vault: bool = True, reuse_days: int = 0) -> Pool:
+        cat.create_pool(self.catalog, name, self.library.id, retention_days * DAY, allocation, None, None, True,
+                        reuse_days * DAY)
         with self.catalog.session() as s:
             row = s.exec(select(Pool).where(Pool.name == name)).one()
             row.vault_id = self.vault.id if vault else None
@@ -86,6 +87,16 @@ class Site:
         tape_sets.finish_set(self.catalog, set_id, "ok", 10, 1000, ms.expires, when)
         pools.close_idle_set(self.catalog, ms.id, when, ())
         return set_id
+
+    def taken_out(self, barcodes: list[str]) -> None:
+        """Cartridges ejected and taken out of the library by hand (then a fast inventory): on site, not
+        mountable."""
+        handle = self.media.library("vtl")
+        with handle.lock:  # a job may be polling the same changer
+            for i, barcode in enumerate(barcodes, 1):
+                handle.changer.export(handle.changer.inventory().find(barcode).number, i)
+        operator(self.library_dir, ["open"], *[["remove", str(i)] for i in range(1, len(barcodes) + 1)], ["close"])
+        handle.inventory(now())
 
     def cartridge(self, barcode: str) -> Cartridge:
         return cat.get_cartridge(self.catalog, barcode)

@@ -83,12 +83,16 @@ def test_the_case_the_operator_names_holds_the_batch_and_nothing_ready_is_said(s
     assert job.state == "completed" and "nothing is ready to go offsite" in job.result["summary"]
     assert job.result["catalog_backups"] == []  # nothing to send: no tape written for nothing
 
-    site.written("weekly", ["A00003L8"], now() - timedelta(days=1))
+    site.written("weekly", ["A00003L8", "A00004L8"], now() - timedelta(days=1))
+    site.taken_out(["A00004L8"])  # already on the shelf: handed to the courier as it is
     job_id, _ = site.engine.submit("vault-export", None, None, {"pool": None, "case": "C-17"})
     job = site.wait_job(job_id)
     assert job.state == "completed", job.reason
     ejected = {e["barcode"]: e["case"] for e in job.result["ejected"]}
     assert ejected["A00003L8"] == "C-17" and len(ejected) == 2  # and the catalog's own set, in its own media set
+    assert job.result["handed_over"] == ["A00004L8"]
+    shelf = site.cartridge("A00004L8")
+    assert (shelf.rotation, shelf.location_kind) == ("courier", "transit")
 
 
 def test_an_export_names_the_pool_that_has_no_vault_and_how_to_give_it_one(site):

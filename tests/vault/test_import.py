@@ -5,7 +5,10 @@ vault stays in the mail slot until the operator's word; each discrepancy raises 
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,6 +17,7 @@ from appliance.catalog.moves import history, move
 from appliance.media import pools
 from appliance.ops.alerts import list_alerts
 from appliance.vault import export as export_module
+from appliance.vault.import_ import Import
 from tests.vault.mailslot_harness import Site, now, operator
 
 
@@ -23,16 +27,6 @@ def site(tmp_path, catalog_url, monkeypatch):
     s = Site(tmp_path, catalog_url, mailslots=3)
     yield s
     s.close()
-
-
-def _taken_out(site: Site, barcodes: list[str]) -> None:
-    """Cartridges ejected and taken out of the library by hand: on site, not mountable."""
-    handle = site.media.library("vtl")
-    with handle.lock:  # a job may be polling the same changer
-        for i, barcode in enumerate(barcodes, 1):
-            handle.changer.export(handle.changer.inventory().find(barcode).number, i)
-    operator(site.library_dir, ["open"], *[["remove", str(i)] for i in range(1, len(barcodes) + 1)], ["close"])
-    site.media.library("vtl").inventory(now())
 
 
 def _rotate(site: Site, barcode: str, *states: str) -> None:
@@ -50,7 +44,7 @@ def test_an_expected_return_an_unknown_and_a_vaulted_cartridge_in_the_mail_slots
     site.pool("weekly", retention_days=1)
     site.written("weekly", ["A00000L8"], now() - timedelta(days=30))  # its data expired long ago
     pools.expire(site.catalog, now())
-    _taken_out(site, ["A00000L8", "A00001L8"])
+    site.taken_out(["A00000L8", "A00001L8"])
     _rotate(site, "A00000L8", "courier", "vault", "vaultretrieve", "courierretrieve")  # on its way back
     _rotate(site, "A00001L8", "courier", "vault")  # still in the vault, as the catalog has it
     operator(site.library_dir, ["open"], ["insert", "A00000L8"], ["insert", "B00000L8"], ["insert", "A00001L8"],
@@ -101,9 +95,39 @@ def test_with_no_free_slot_the_import_waits_until_one_is_freed(site):
     job_id, _ = site.engine.submit("vault-import", None, None, {"library": "vtl", "accept": [], "operator": "ann"})
     site.wait_message(job_id, "library vtl has no free slot for the cartridges in its mail slots")
     assert site.cartridge("B00000L8").location_kind == "slot"  # the one free slot took the first
-    _taken_out(site, ["A00002L8"])  # the operator makes room
+    site.taken_out(["A00002L8"])  # the operator makes room
     job = site.wait_job(job_id)
     assert job.state == "completed with warnings" and {i["barcode"] for i in job.result["imported"]} == {
         "B00000L8", "B00001L8"}
     waited = [a for a in list_alerts(site.catalog, include_closed=True) if "no free slot" in a.message]
     assert len(waited) == 1 and waited[0].resolved  # said once, resolved once a slot was free
+
+
+def test_a_return_waits_out_its_pools_reuse_delay_before_it_is_scratch(site):
+    site.pool("weekly", retention_days=1, reuse_days=60)
+    site.written("weekly", ["A00000L8"], now() - timedelta(days=30))  # expired 29 days ago: 31 to wait
+    site.taken_out(["A00000L8"])
+    _rotate(site, "A00000L8", "courier", "vault", "vaultretrieve", "courierretrieve")
+    operator(site.library_dir, ["open"], ["insert", "A00000L8"], ["close"])
+
+    job_id, _ = site.engine.submit("vault-import", None, None, {"library": "vtl", "accept": [], "operator": "ann"})
+    job = site.wait_job(job_id)
+    assert [i["barcode"] for i in job.result["imported"]] == ["A00000L8"]
+    back = site.cartridge("A00000L8")
+    assert (back.rotation, back.state) == ("mountable", "expired") and job.result["expired"] == ["A00000L8"]
+    assert job.result["scratch"] == [] and job.state == "completed"
+
+
+def test_a_barcode_on_two_cartridges_is_refused_with_an_alert(site):
+    """Two cartridges labelled alike cannot exist in the simulator (a barcode is its cartridge's name there): the
+    changer's report of them is built as the driver builds it, and judged as the import judges every mail slot."""
+    inv = site.media.library("vtl").current()
+    twin = replace(inv.mailslots[1], full=True, barcode="A00003L8", impexp=True)
+    seen = Counter(e.barcode for e in (*inv.slots, twin) if e.full and e.barcode)
+    job = SimpleNamespace(catalog=site.catalog, job_id=7, params={}, cancel=None)
+    importer = Import(job, site.media)
+    assert importer._verdict("vtl", twin, seen) is None  # it stays in the mail slot
+    message = "barcode A00003L8 is on two cartridges in library vtl (one in mail slot 2 of library vtl): not imported"
+    assert importer.result["refused"] == [{"barcode": "A00003L8", "message": message, "fix": "take the one in mail "
+                                           "slot 2 of library vtl out and give it a barcode of its own"}]
+    assert [a.message for a in list_alerts(site.catalog)] == [message]
