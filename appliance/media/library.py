@@ -13,7 +13,8 @@ Invariants:
   mountable; one on its way to a vault stays in transit); cleaning cartridges (CLN barcodes or the cleaning medium
   type) are `cleaning`. These changes of place are recorded as moves (catalog/moves.py).
 - A cartridge seen in a slot or drive that the catalog has on its way to or in a vault is not moved back silently:
-  it is reported as `unexpected` (vault/ raises the discrepancy); one on site (not mountable, back from the vault)
+  it is reported as `unexpected`, with an alert naming the vault it is expected in (`tapeline vault import
+  --accept BARCODE` is the operator's word that it is back); one on site (not mountable, back from the vault)
   becomes mountable.
 """
 
@@ -27,9 +28,10 @@ from sqlmodel import select
 
 from appliance.catalog.engine import Catalog
 from appliance.catalog.media import find_cartridge, touch_library
-from appliance.catalog.models import IN_LIBRARY_LOCATIONS, Cartridge, Library
-from appliance.catalog.moves import PLACE, move, relocate
+from appliance.catalog.models import IN_LIBRARY_LOCATIONS, Cartridge, Library, Vault
+from appliance.catalog.moves import PLACE, SHOWN, move, relocate
 from appliance.errors import TapelineError, UsageError
+from appliance.ops import alerts
 from drivers.changer import KIND_MAILSLOT, Element, Inventory, MediaChanger
 from drivers.errors import DeviceError
 from drivers.mtx import MtxChanger
@@ -85,6 +87,10 @@ def match_drives(changer_url: str, drive_urls: list[str]) -> list[DriveSpec]:
     return sorted(specs, key=lambda d: d.number)
 
 
+def kind_shown(place: tuple[str, int]) -> str:
+    return f"{place[0].replace('mailslot', 'mail slot')} {place[1]}"
+
+
 def where(element: Element) -> tuple[str, int]:
     """(location kind, number) of a full element, as the catalog records it."""
     if element.kind == KIND_MAILSLOT:
@@ -111,9 +117,9 @@ def apply_inventory(catalog: Catalog, library: Library, inv: Inventory, now: dat
         if e.full and e.barcode:
             seen[e.barcode] = e
         elif e.full:
-            kind, number = where(e)
-            unread.append(f"{kind.replace('mailslot', 'mail slot')} {number}")
+            unread.append(kind_shown(where(e)))
     new, outside, cleaning, unexpected = [], [], [], []
+    elsewhere: list[tuple[str, str, str, str]] = []
     by = f"inventory of library {library.name}"
     with catalog.session() as s:
         for barcode, e in seen.items():
@@ -132,6 +138,9 @@ def apply_inventory(catalog: Catalog, library: Library, inv: Inventory, now: dat
                 move(s, cart, "mountable", now, operator="tapeline", reason=by, place=place)
             elif cart.rotation != "mountable" and place[0] != "mailslot":
                 unexpected.append(barcode)
+                vault = s.get(Vault, cart.vault_id) if cart.vault_id is not None else None
+                elsewhere.append((barcode, kind_shown(place), f"vault {vault.name}" if vault else "a vault",
+                                  SHOWN[cart.rotation]))
                 relocate(s, cart, *place, now, operator="tapeline", reason=f"{by}: expected elsewhere")
             else:
                 relocate(s, cart, *place, now, operator="tapeline", reason=by)
@@ -144,6 +153,11 @@ def apply_inventory(catalog: Catalog, library: Library, inv: Inventory, now: dat
                              now, operator="tapeline", reason=f"{by}: taken out")
                 outside.append(cart.barcode)
     touch_library(catalog, library.id, now)
+    for barcode, place, vault, state in elsewhere:  # a discrepancy: said, never fixed here (vault import --accept)
+        alerts.raise_alert(catalog, "error", f"cartridge {barcode} is present in {place} of library {library.name} "
+                           f"but expected in {vault} ({state})",
+                           f"if it really came back, `tapeline vault import --accept {barcode}` (recorded with your "
+                           "name); if not, check its barcode label", about=("cartridge", barcode))
     return InventoryReport(library.name, len(seen) - len(cleaning), tuple(new), tuple(outside), tuple(cleaning),
                            tuple(unread), tuple(unexpected))
 

@@ -11,7 +11,8 @@ Invariants:
     with a discrepancy alert.
   - one the catalog has in a vault or on its way there (vault, courier): a discrepancy, "present but expected in
     vault V"; it stays in the mail slot until the operator says it is back (`--accept BARCODE`), and then the move
-    is recorded out of the cycle with the operator's name.
+    is recorded out of the cycle with the operator's name. `--accept` also takes one already in a slot or drive
+    (put there by hand: the fast inventory raised the same discrepancy): it becomes mountable where it is.
   - a barcode seen twice in the library, or no readable barcode: refused (it stays in the mail slot), with an alert.
 - No free slot: the job says so and waits, as export does (export.wait_for), until one is free.
 """
@@ -28,6 +29,7 @@ from appliance.catalog.models import Cartridge, CartridgeMove, Vault, utcnow
 from appliance.catalog.moves import SHOWN, move, relocate
 from appliance.errors import TapelineError
 from appliance.media import pools
+from appliance.media.library import where as library_place
 from appliance.ops import alerts
 from appliance.ops.jobs import JobContext, Outcome
 from appliance.ops.messages import plural
@@ -57,6 +59,7 @@ class Import:
         self.ctx, self.media, self.catalog = ctx, media, ctx.catalog
         self.accept = set(ctx.params.get("accept") or [])
         self.operator = ctx.params.get("operator") or "operator"
+        self.done: set[str] = set()
         self.warnings: list[str] = []
         self.result: dict = {"imported": [], "unknown": [], "discrepancies": [], "refused": [], "scratch": [],
                              "expired": []}
@@ -67,6 +70,9 @@ class Import:
         for name in names:
             if not self._library(name):
                 return self._end(cancelled=True)
+        for barcode in sorted(self.accept - self.done):
+            self.warnings.append(f"--accept {barcode}: no cartridge {barcode} waits for your word in a mail slot or "
+                                 "slot; nothing was done for it")
         pools.expire(self.catalog, utcnow())
         back = [i["barcode"] for i in self.result["imported"] if i["as"] in ("return", "accepted")]
         with self.catalog.reader() as s:
@@ -100,7 +106,29 @@ class Import:
                 self.warnings.append(f"{m.barcode}: not imported from mail slot {m.mailslot_number}: {exc}")
                 continue
             self._record(handle.row.id, library, m, slot, verdict, utcnow())
+        self._accept_inside(handle)
         return True
+
+    def _accept_inside(self, handle) -> None:
+        """The operator's word on cartridges already in a slot or drive that the catalog has in a vault (the fast
+        inventory alerted them): mountable where they are, the move recorded out of the cycle with their name."""
+        inv = handle.current()
+        for barcode in sorted(self.accept - self.done):
+            element = inv.find(barcode)
+            if element is None or element.kind not in ("slot", "drive"):
+                continue
+            with self.catalog.session() as s:
+                cart = cat.find_cartridge(s, barcode)
+                if cart is None or cart.rotation == "mountable":
+                    continue
+                move(s, cart, "mountable", utcnow(), operator=self.operator,
+                     reason=f"accepted back in the library by the operator (vault import, job {self.ctx.job_id})",
+                     place=library_place(element), skip=True, job_id=self.ctx.job_id)
+                cart.case_id = None
+                s.add(cart)
+            self.done.add(barcode)
+            alerts.resolve_message(self.catalog, f"cartridge {barcode} is present in ")
+            self.result["imported"].append({"barcode": barcode, "slot": element.number, "as": "accepted"})
 
     def _free_slot(self, library: str) -> int | None:
         """A free slot, once there is one and the mail slot door is shut (the changer cannot reach a mail slot
@@ -180,6 +208,9 @@ class Import:
             cart.case_id = None  # out of its case, back in the library
             s.add(cart)
         self.result["imported"].append({"barcode": m.barcode, "slot": slot, "as": verdict})
+        self.done.add(m.barcode)
+        if verdict == "accepted":
+            alerts.resolve_message(self.catalog, f"cartridge {m.barcode} is present in ")
         if verdict in ("unknown", "foreign"):
             self._alert(f"cartridge {m.barcode} put into library {library} is {verdict} to this catalog: imported "
                         f"into slot {slot}, never written until labelled",

@@ -131,3 +131,25 @@ def test_a_barcode_on_two_cartridges_is_refused_with_an_alert(site):
     assert importer.result["refused"] == [{"barcode": "A00003L8", "message": message, "fix": "take the one in mail "
                                            "slot 2 of library vtl out and give it a barcode of its own"}]
     assert [a.message for a in list_alerts(site.catalog)] == [message]
+
+
+def test_a_vaulted_cartridge_found_in_a_slot_is_alerted_and_taken_only_on_the_operators_word(site):
+    _rotate(site, "A00005L8", "courier", "vault")  # the catalog has it in the vault; it is in slot 6
+    site.media.library("vtl").inventory(now())
+    expected = "cartridge A00005L8 is present in slot 6 of library vtl but expected in vault ironvault (vault)"
+    alert = next(a for a in list_alerts(site.catalog) if a.message == expected)
+    assert alert.fix.startswith("if it really came back, `tapeline vault import --accept A00005L8`")
+    assert site.cartridge("A00005L8").rotation == "vault"  # said, not fixed
+
+    job_id, _ = site.engine.submit("vault-import", None, None, {"library": "vtl", "accept": ["A00005L8", "Z00000L8"],
+                                                                "operator": "bob"})
+    job = site.wait_job(job_id)
+    assert job.result["imported"] == [{"barcode": "A00005L8", "slot": 6, "as": "accepted"}]
+    assert job.warnings == ["--accept Z00000L8: no cartridge Z00000L8 waits for your word in a mail slot or slot; "
+                            "nothing was done for it"]
+    back = site.cartridge("A00005L8")
+    assert (back.rotation, back.location_kind, back.location_number) == ("mountable", "slot", 6)
+    with site.catalog.reader() as s:
+        last = history(s, back.id)[-1]
+    assert (last.operator, last.from_rotation, last.to_rotation, last.job_id) == ("bob", "vault", "mountable", job_id)
+    assert expected not in [a.message for a in list_alerts(site.catalog)]  # resolved
