@@ -126,9 +126,8 @@ class Export:
         p = self.ctx.params
         pools = rotating_pools(self.catalog, p.get("pool"))
         for pool in pools:
-            if self.ctx.cancel.is_set():
+            if self.ctx.cancel.is_set() or not self._prepare(pool):
                 return self._end(cancelled=True)
-            self._prepare(pool)
         now = utcnow()
         carts = policy.offsite_ready(self.catalog, now, p.get("pool"))
         vault_of = {pool.id: pool.vault_id for pool in pools}
@@ -144,17 +143,20 @@ class Export:
             self.result["plans"].append(str(drplan.write(self.catalog, self.settings, utcnow())))
         return self._end()
 
-    def _prepare(self, pool: Pool) -> None:
-        """The catalog to tape in the pool's media, then its open `continue` set closed for the trip."""
+    def _prepare(self, pool: Pool) -> bool:
+        """The catalog to tape in the pool's media, then its open `continue` set closed for the trip; False when
+        cancelled meanwhile."""
         open_set = _open_set(self.catalog, pool)
         news = open_set is not None and pool.allocation == "continue" and _holds_sets(self.catalog, open_set)
         if not news and not policy.offsite_ready(self.catalog, utcnow(), pool.name):
-            return
+            return True
         self.ctx.progress(0, None, f"writing the catalog and the configuration to pool {pool.name}")
         try:
             out = self.backup_catalog(pool.name)
         except (TapelineError, DeviceError) as exc:
             out = Outcome("failed", str(exc))
+        if out.state == "cancelled":
+            return False
         if out.state in ("completed", "completed with warnings"):
             tape = out.result["tape"]
             self.result["catalog_backups"].append({"pool": pool.name, "set": tape["set"],
@@ -169,6 +171,7 @@ class Export:
                 self.result["closed"].append(open_set.uuid)
             except Conflict as exc:
                 self.warnings.append(f"{exc.message}: its cartridges leave with a later export")
+        return True
 
     def _send(self, library_id: int | None, carts: list, vault_of: dict, cases: dict) -> bool:
         """Hand over the cartridges on the shelf and eject the others in batches; False when cancelled."""

@@ -56,6 +56,7 @@ class Site:
         self.cache = IndexCache(self.settings.data_dir / "tape-index")
         self.engine = JobEngine(self.catalog, VaultTasks(None, self.media, self.cache, self.settings).bodies(),
                                 tape_slots=lambda: 2)
+        self.media.engine = self.engine  # as the daemon sets it: the import queues sampled checks through it
         self.engine.start()
 
     def close(self) -> None:
