@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import case, or_
 from sqlmodel import select
 
 from appliance.catalog.engine import Catalog
@@ -240,11 +241,17 @@ def next_cartridge(catalog: Catalog, pool: Pool, media_set: MediaSet, busy: froz
         for cart in own:
             if _usable(cart, pool, busy):
                 return cart
-        scratch = s.exec(select(Cartridge).where(Cartridge.state.in_(("scratch", "blank")),
-                                                 Cartridge.library_id == pool.library_id)).all()
-    fits = [c for c in scratch if _usable(c, pool, busy) and c.pool_id in (None, pool.id)
-            and not unexpired_data(c, now or media_set.created)]
-    fits.sort(key=lambda c: (c.state != "scratch", c.pool_id != pool.id, c.label_uuid is None, c.barcode))
+        # The preference order is the query's, and only as many rows as busy ones could hide are read: a big
+        # library has thousands of scratch cartridges (the rotation forecast asks this for every backup it plays).
+        scratch = s.exec(select(Cartridge).where(
+            Cartridge.state.in_(("scratch", "blank")), Cartridge.library_id == pool.library_id,
+            Cartridge.location_kind.in_(IN_LIBRARY), Cartridge.write_protected == False,  # noqa: E712
+            or_(Cartridge.pool_id == None, Cartridge.pool_id == pool.id))  # noqa: E711
+            .order_by(case((Cartridge.state == "scratch", 0), else_=1),
+                      case((Cartridge.pool_id == pool.id, 0), else_=1),
+                      case((Cartridge.label_uuid == None, 1), else_=0), Cartridge.barcode)  # noqa: E711
+            .limit(len(busy) + 1)).all()
+    fits = [c for c in scratch if _usable(c, pool, busy) and not unexpired_data(c, now or media_set.created)]
     return fits[0] if fits else None
 
 
@@ -340,7 +347,8 @@ def expire(catalog: Catalog, now: datetime) -> ExpireResult:
             row.state = "expired"
             s.add(row)
             sets.append(row.uuid)
-        for cart in s.exec(select(Cartridge).where(Cartridge.state.in_(("allocated", "full", "expired")))).all():
+        for cart in s.exec(select(Cartridge).where(Cartridge.state.in_(("allocated", "full", "expired")),
+                                                   Cartridge.expires <= now)).all():
             if cart.expires is None or cart.expires > now:
                 continue
             delay = timedelta(seconds=pools[cart.pool_id].reuse_delay_seconds if cart.pool_id in pools else 0)

@@ -13,8 +13,8 @@ when a cartridge leaves, returns or is reused: the policy code does, so the fore
 
 Assumptions (docs/vault.md): `tapeline vault export` and `tapeline vault recall` run every day and the courier
 takes a day each way; a cartridge that comes back is put into the library the day it arrives; a cartridge holds
-what the pool's full cartridges held (else an LTO-8's native capacity); every backup verifies when its pool
-verifies; nothing fails. The real catalog is only read.
+what the library's fullest one holds of its media set (else an LTO-8's native capacity); every backup verifies
+when its pool verifies; nothing fails. The real catalog is only read.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ from sqlmodel import SQLModel, select
 from appliance.catalog import tape_sets
 from appliance.catalog.engine import Catalog
 from appliance.catalog.models import (IN_LIBRARY_LOCATIONS, Cartridge, Library, MediaCase, MediaSet, Pool,
-                                      ProtectionGroup, TapePolicy, TapeSet, Vault)
+                                      ProtectionGroup, TapePolicy, TapeSet, TapeSetPart, Vault)
 from appliance.catalog.moves import move
 from appliance.errors import Conflict, UsageError
 from appliance.media import pools as pool_rules
+from appliance.media.format import BLOCK_SIZE
 from appliance.ops.plan import LTO
 from appliance.vault import policy
 
@@ -118,12 +119,29 @@ def _set_sizes(catalog: Catalog) -> dict[tuple[str, str], int]:
     return {key: sum(v) // len(v) for key, v in recent.items()}
 
 
-def _capacities(sim: Catalog) -> dict[int, int]:
-    """Pool id -> what one of its cartridges holds: the most a full one of its library took."""
+def _on_cartridges(catalog: Catalog) -> tuple[dict[int, int], dict[int, int]]:
+    """What the cartridges hold of their current media set (cartridge id -> bytes, from the blocks of the parts
+    on them; `bytes_written` counts a cartridge's whole life), and what one cartridge holds per library: the most a
+    full one took (else an LTO-8's native capacity)."""
+    with catalog.reader() as s:
+        rows = s.exec(select(Cartridge.id, Cartridge.library_id, Cartridge.state, func.sum(TapeSetPart.blocks))
+                      .join(TapeSetPart, TapeSetPart.cartridge_id == Cartridge.id)
+                      .join(TapeSet, TapeSet.id == TapeSetPart.set_id)
+                      .where(TapeSet.media_set_id == Cartridge.media_set_id,
+                             Cartridge.state.in_(("allocated", "full")))
+                      .group_by(Cartridge.id, Cartridge.library_id, Cartridge.state)).all()
+    held = {cart_id: blocks * BLOCK_SIZE for cart_id, _, _, blocks in rows}
+    most: dict[int, int] = {}
+    for cart_id, library_id, state, _ in rows:
+        if state == "full":
+            most[library_id] = max(most.get(library_id, 0), held[cart_id])
+    return held, most
+
+
+def _capacities(sim: Catalog, most: dict[int, int]) -> dict[int, int]:
+    """Pool id -> what one of its cartridges holds."""
     with sim.reader() as s:
-        full = dict(s.exec(select(Cartridge.library_id, func.max(Cartridge.bytes_written))
-                           .where(Cartridge.state == "full").group_by(Cartridge.library_id)).all())
-        return {p.id: full.get(p.library_id) or DEFAULT_CAPACITY for p in s.exec(select(Pool)).all()}
+        return {p.id: most.get(p.library_id) or DEFAULT_CAPACITY for p in s.exec(select(Pool)).all()}
 
 
 def _events(sim: Catalog, start: datetime, end: datetime) -> list[tuple[datetime, str, str, str]]:
@@ -147,8 +165,10 @@ def _events(sim: Catalog, start: datetime, end: datetime) -> list[tuple[datetime
     return sorted(out)
 
 
-def _write(sim: Catalog, pool: Pool, group: str, kind: str, when: datetime, nbytes: int, capacity: int) -> bool:
-    """One backup written as the tape job writes it; False when no cartridge could take it."""
+def _write(sim: Catalog, pool: Pool, group: str, kind: str, when: datetime, nbytes: int, capacity: int,
+           held: dict[int, int]) -> bool:
+    """One backup written as the tape job writes it; False when no cartridge could take it. `held`: what each
+    cartridge holds of its current media set (kept up to date here)."""
     ms = pool_rules.media_set_for_write(sim, pool, when)
     remaining, first = nbytes, True
     while first or remaining > 0:
@@ -156,11 +176,14 @@ def _write(sim: Catalog, pool: Pool, group: str, kind: str, when: datetime, nbyt
         cart = pool_rules.next_cartridge(sim, pool, ms, now=when)
         if cart is None:
             return False
+        if cart.media_set_id != ms.id:
+            held[cart.id] = 0
         cart = pool_rules.join_media_set(sim, cart.barcode, ms, when)
-        put = min(max(capacity - cart.bytes_written, 0), remaining)
+        put = min(max(capacity - held.get(cart.id, 0), 0), remaining)
         pool_rules.record_written(sim, cart.barcode, cart.next_file + 2, put, when)
+        held[cart.id] = held.get(cart.id, 0) + put
         remaining -= put
-        if remaining > 0 or cart.bytes_written + put >= capacity:
+        if remaining > 0 or held[cart.id] >= capacity:
             pool_rules.cartridge_full(sim, cart.barcode)
     set_id = tape_sets.create_set(sim, str(uuid.uuid4()), ms.id, None, group, None, None, kind, None, when)
     tape_sets.finish_set(sim, set_id, "ok", 0, nbytes, verified=when if pool.verify else None)
@@ -168,12 +191,16 @@ def _write(sim: Catalog, pool: Pool, group: str, kind: str, when: datetime, nbyt
     return True
 
 
-def _step(sim: Catalog, cart_id: int, to: str, when: datetime) -> str:
+def _steps(sim: Catalog, steps: list[tuple[datetime, int, str]]) -> list[str]:
+    """The moves (time, cartridge id, rotation state) of one day, in one transaction; the barcodes moved."""
+    moved = []
     with sim.session() as s:
-        cart = s.get(Cartridge, cart_id)
-        place = ("slot", cart.location_number) if to == "mountable" else None
-        move(s, cart, to, when, operator=OPERATOR, place=place)
-        return cart.barcode
+        for when, cart_id, to in steps:
+            cart = s.get(Cartridge, cart_id)
+            place = ("slot", cart.location_number) if to == "mountable" else None
+            move(s, cart, to, when, operator=OPERATOR, place=place)
+            moved.append(cart.barcode)
+    return moved
 
 
 def _export(sim: Catalog, when: datetime) -> list[Cartridge]:
@@ -230,29 +257,31 @@ def forecast(catalog: Catalog, now: datetime, weeks: int = 4) -> Forecast:
 
 def _run(sim: Catalog, catalog: Catalog, now: datetime, weeks: int) -> Forecast:
     sizes = _set_sizes(catalog)
-    capacity = _capacities(sim)
+    held, most = _on_cartridges(catalog)
+    capacity = _capacities(sim, most)
     with sim.reader() as s:
         pools = list(s.exec(select(Pool).order_by(Pool.name)).all())
     by_name = {p.name: p for p in pools}
     scratch_out: dict[str, str | None] = {p.name: None for p in pools}
     days, pending = [], []  # pending: (when, cartridge id, next state) of moves that take a day
     local = now.astimezone()
+    events = _events(sim, local, local + timedelta(days=weeks * 7))  # the schedules do not change meanwhile
     for i in range(weeks * 7):
         start, end = local + timedelta(days=i), local + timedelta(days=i + 1)
         day = start.date().isoformat()
         today = {p.id: PoolDay(p.name) for p in pools}
         due_moves = sorted(m for m in pending if m[0] <= end)
         pending = [m for m in pending if m[0] > end]
-        for when, cart_id, to, pool_id in due_moves:
-            barcode = _step(sim, cart_id, to, when)
-            if to == "onsiteretrieve":
-                _step(sim, cart_id, "mountable", when)
-                if pool_id in today:
-                    today[pool_id].back.append(barcode)
-        for when, group, pool_name, kind in _events(sim, start, end):
+        steps = [(when, cart_id, to) for when, cart_id, to, _ in due_moves]
+        steps += [(when, cart_id, "mountable") for when, cart_id, to, _ in due_moves if to == "onsiteretrieve"]
+        for barcode, (_, _, to, pool_id) in zip(_steps(sim, steps), due_moves):
+            if to == "onsiteretrieve" and pool_id in today:
+                today[pool_id].back.append(barcode)
+        while events and events[0][0] <= end:
+            when, group, pool_name, kind = events.pop(0)
             pool = by_name[pool_name]
             nbytes = sizes.get((group, kind), sizes.get((group, "full"), 0))
-            if _write(sim, pool, group, kind, when, nbytes, capacity[pool.id]):
+            if _write(sim, pool, group, kind, when, nbytes, capacity[pool.id], held):
                 today[pool.id].written += 1
             else:
                 today[pool.id].short += 1
@@ -261,11 +290,12 @@ def _run(sim: Catalog, catalog: Catalog, now: datetime, weeks: int) -> Forecast:
         for cart in _export(sim, end):
             today[cart.pool_id].sent.append(cart.barcode)
             pending.append((end + timedelta(days=1), cart.id, "vault", cart.pool_id))
-        for cart in policy.due_back(sim, end):
-            _step(sim, cart.id, "vaultretrieve", end)
+        due = policy.due_back(sim, end)
+        _steps(sim, [(end, cart.id, "vaultretrieve") for cart in due])
+        for cart in due:
             pending.append((end + timedelta(days=1), cart.id, "courierretrieve", cart.pool_id))
             pending.append((end + timedelta(days=2) - timedelta(seconds=1), cart.id, "onsiteretrieve", cart.pool_id))
-        for pool_id, (held, scratch, away) in _snapshot(sim, pools).items():
-            today[pool_id].in_library, today[pool_id].scratch, today[pool_id].offsite = held, scratch, away
+        for pool_id, counts in _snapshot(sim, pools).items():
+            today[pool_id].in_library, today[pool_id].scratch, today[pool_id].offsite = counts
         days.append((day, [today[p.id] for p in pools]))
     return Forecast(now, weeks, days, scratch_out, ASSUMPTIONS)

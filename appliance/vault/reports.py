@@ -310,26 +310,32 @@ def media_status(appliance, days: int, now: datetime) -> Report:
     cat = appliance.catalog
     soon = now + timedelta(days=days)
     per: dict[int | None, Counter] = defaultdict(Counter)
-    bad = []
     with cat.reader() as s:
         names = _names(s)
-        for c in s.exec(select(Cartridge).where(Cartridge.state != "cleaning")).all():
-            n = per[c.pool_id]
+        # plain rows, not ORM objects: a big site has tens of thousands of cartridges
+        for pool_id, state, rotation, expires, errors in s.exec(select(
+                Cartridge.pool_id, Cartridge.state, Cartridge.rotation, Cartridge.expires,
+                Cartridge.read_errors + Cartridge.write_errors).where(Cartridge.state != "cleaning")).all():
+            n = per[pool_id]
             n["cartridges"] += 1
-            if c.state in ("scratch", "blank", "expired"):
+            if state in ("scratch", "blank", "expired"):
                 n["scratch"] += 1
-            elif c.state in ("allocated", "full"):
+            elif state in ("allocated", "full"):
                 n["in use"] += 1
-            if c.rotation in OFFSITE:
+            if rotation in OFFSITE:
                 n["offsite"] += 1
-            if c.expires is not None and now <= c.expires <= soon and c.state in ("allocated", "full"):
+            if expires is not None and now <= expires <= soon and state in ("allocated", "full"):
                 n["expiring"] += 1
-            if c.state == "damaged" or c.read_errors or c.write_errors:
+            if state == "damaged" or errors:
                 n["errors"] += 1
-                bad.append(c)
+        bad = list(s.exec(select(Cartridge).where(
+            (Cartridge.state == "damaged") | (Cartridge.read_errors > 0) | (Cartridge.write_errors > 0),
+            Cartridge.state != "cleaning")).all())
         checks = s.exec(select(Job.params, Job.finished, Job.state).where(
             Job.kind == "media-verify", Job.finished.is_not(None)).order_by(Job.finished)).all()
-        pool_of = dict(s.exec(select(Cartridge.barcode, Cartridge.pool_id)).all())
+        checked = {(params or {}).get("barcode") for params, _, _ in checks} - {None}
+        pool_of = dict(s.exec(select(Cartridge.barcode, Cartridge.pool_id)
+                              .where(Cartridge.barcode.in_(checked))).all()) if checked else {}
     last_check: dict[int | None, tuple[datetime, str, str]] = {}
     for params, finished, state in checks:
         barcode = (params or {}).get("barcode")

@@ -112,3 +112,17 @@ def test_the_forecast_through_the_command_warns_when_scratch_runs_out(tmp_path):
     assert "pool nightly: scratch runs out on" in proc.stdout and "DAY" in proc.stdout
     assert "tapeline media label BARCODE... --pool nightly" in proc.stderr
     assert "200" in bad.stderr
+
+
+def test_cartridges_written_in_earlier_lives_are_reused_whole(catalog_url):
+    """`bytes_written` counts a cartridge's whole life: a scratch cartridge that once held a full set is empty."""
+    cat = nightly_site(catalog_url, 12)
+    try:
+        with cat.session() as s:
+            for cart in s.exec(select(Cartridge)).all():
+                cart.bytes_written = 40 * 10**12
+                s.add(cart)
+        f = forecast(cat, NOW, weeks=1)
+    finally:
+        cat.close()
+    assert [pools[0].written for _, pools in f.days] == [1] * 7 and f.scratch_out == {"nightly": None}
