@@ -16,7 +16,9 @@ line appended, or loses it when it has it.
 Besides the table, one JSON line holds every figure; `lag` is how long after the job's recorded end the
 `--wait` process exited (the job's `finished` time against the wall clock at exit); `start_ms` from the command's
 launch to its job's creation (the client's start-up and request), `queued_ms` until a worker took it; `job_s` the
-job's own time (started to finished) and `sync_s`, `catalog_s`, `check_s`, `prune_s` its steps.
+job's own time (started to finished) and `sync_s`, `catalog_s`, `check_s`, `prune_s` its steps; `cpu_s` the CPU
+seconds the command cost (the daemon's and the client's, user + system) beside `restic_cpu_s`: on a machine others
+load, wall times stretch unevenly (restic's many threads get a bigger share) while CPU seconds stay comparable.
 Goals (issue 6): initial <= 0.5x restic; nothing changed <= 0.25x; 1% changed <= 0.3x; whole restore <= 0.5x;
 store size <= restic's repository.
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -64,12 +67,15 @@ class Daemon:
         return [TAPELINE, "--data", str(self.data), *args]
 
     def run(self, *args: str) -> tuple[float, dict]:
-        """One timed `tapeline --json ARGS` process; returns its wall time and what it printed, with `lag`."""
+        """One timed `tapeline --json ARGS` process; returns its wall time and what it printed, with `lag`.
+        `self.cpu` is then the CPU seconds it cost: the daemon's and the client process's."""
         settle()
+        daemon_cpu, client_cpu = process_cpu(self.proc.pid), children_cpu()
         started, launched = time.perf_counter(), time.time()
         proc = subprocess.run(self.cli("--json", *args), capture_output=True, text=True, env=self._env())
         took = time.perf_counter() - started
         ended = time.time()
+        self.cpu = process_cpu(self.proc.pid) - daemon_cpu + children_cpu() - client_cpu
         if proc.returncode not in (0, 3):
             raise SystemExit(f"tapeline {' '.join(args)} exited {proc.returncode}: {proc.stderr}{proc.stdout}")
         answer = json.loads(proc.stdout)
@@ -99,10 +105,28 @@ def settle() -> None:
 
 
 def timed(cmd: list[str] | str, **kw) -> float:
+    return timed_cpu(cmd, **kw)[0]
+
+
+def timed_cpu(cmd: list[str] | str, **kw) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system, of the command and every process it waited for)."""
     settle()
+    cpu = children_cpu()
     started = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, children_cpu() - cpu
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far, its threads included."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def du(path: Path) -> int:
@@ -143,6 +167,11 @@ def job_figures(answer: dict) -> dict:
         out["queued_ms"] = round((datetime.fromisoformat(answer["started"]).timestamp()
                                   - datetime.fromisoformat(answer["created"]).timestamp()) * 1000, 1)
     return out
+
+
+def cpu_figures(ours: float, peer: float) -> dict:
+    """CPU seconds of both (a loaded machine stretches wall times unevenly; these stay comparable)."""
+    return {"cpu_s": round(ours, 2), "restic_cpu_s": round(peer, 2), "cpu_ratio": round(ours / peer, 2) if peer else None}
 
 
 def line(name: str, mine: float, peer: float, unit: str = "s", note: str = "") -> str:
@@ -209,19 +238,21 @@ def main() -> int:
         for row in ("initial sync", "nothing changed", "1% changed"):
             if row == "1% changed":
                 changed = change_one_percent(args.data)
-            peer[row] = timed(backup, env=env)
+            peer[row], peer_cpu = timed_cpu(backup, env=env)
             ours[row], answer = daemon.run("sync", GROUP, "--wait")
-            detail[row] = job_figures(answer)
+            detail[row] = {**job_figures(answer), **cpu_figures(daemon.cpu, peer_cpu)}
         point = daemon.run("points", GROUP)[1][-1]["id"]
-        peer["whole restore"] = timed([*restic, "restore", "latest", "--target", str(args.work / "r-restic")], env=env)
+        peer["whole restore"], peer_cpu = timed_cpu([*restic, "restore", "latest", "--target",
+                                                     str(args.work / "r-restic")], env=env)
         ours["whole restore"], answer = daemon.run("restore", GROUP, "--point", str(point), "--to",
                                                    str(args.work / "r-ours"), "--wait")
-        detail["whole restore"] = job_figures(answer)
+        detail["whole restore"] = {**job_figures(answer), **cpu_figures(daemon.cpu, peer_cpu)}
     finally:
         daemon.stop()
     ours["store size"], peer["store size"] = du(daemon.data / "store") / 2**20, du(repo) / 2**20
     version = subprocess.run(["restic", "version"], capture_output=True, text=True).stdout.strip()
-    print(f"dataset {args.data}: {changed} files changed for the 1% run; {version}; "
+    print(f"dataset {args.data}: {changed} files changed for the 1% run; {version}; load average "
+          f"{os.getloadavg()[0]:.1f}; "
           f"`tapeline group create` {create:.2f} s")
     for row in GOALS:
         d = detail.get(row, {})

@@ -28,7 +28,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from store_sync import Daemon, timed  # noqa: E402 (bench/ is not a package)
+from store_sync import Daemon, process_cpu, timed_cpu  # noqa: E402 (bench/ is not a package)
 
 PY = sys.executable
 VTL = str(Path(PY).with_name("tapeline-vtl"))
@@ -76,10 +76,12 @@ def main() -> None:
         nbytes = point["result"]["point"]["bytes"]
         subprocess.run(["tar", "-cf", "/dev/null", str(args.data)], check=True, capture_output=True)  # warm cache
 
+        vtl_cpu = process_cpu(vtl.pid)
         ours_s, job = run("tape", "backup", "bench", "--pool", "fast", "--wait")
+        ours_cpu, vtl_cpu = daemon.cpu, process_cpu(vtl.pid) - vtl_cpu
         tape = job["result"]["tape"]
         peer_file = args.work / "peer.tar.zst"
-        peer_s = timed(f"tar -cf - -C / {str(args.data).lstrip('/')} 2>/dev/null | zstd -T0 -3 -q | "
+        peer_s, peer_cpu = timed_cpu(f"tar -cf - -C / {str(args.data).lstrip('/')} 2>/dev/null | zstd -T0 -3 -q | "
                        f"dd bs=256k of={peer_file} status=none", shell=True, executable="/bin/bash")
         ours_mb_s, peer_mb_s = nbytes / ours_s / 1e6, nbytes / peer_s / 1e6
         barcode = tape["cartridges"][0]
@@ -100,6 +102,9 @@ def main() -> None:
               f"peer {peer_s:.2f} s; tape {tape['tape_bytes'] / 1e6:.0f} MB, peer file "
               f"{peer_file.stat().st_size / 1e6:.0f} MB; drive waited {tape['drive_waits']} times "
               f"({tape['drive_wait_seconds']} s)")
+        print(f"  CPU seconds (user + system): ours {ours_cpu:.2f} (daemon and client) + {vtl_cpu:.2f} (the simulated "
+              f"library, which a real drive would not cost), peer {peer_cpu:.2f} (tar, zstd, dd): ratio "
+              f"{ours_cpu / peer_cpu:.2f}; load average {os.getloadavg()[0]:.1f}")
         if args.timing:
             print(f"timing model on: the drive waited for data {tape['drive_waits']} times "
                   f"({tape['drive_wait_seconds']} s); job warnings: {job.get('warnings') or 'none'}")
@@ -110,7 +115,8 @@ def main() -> None:
         print(f"media rebuild: {rb['bytes_read'] / 2**20:.1f} MiB read of {rb['bytes_on_tape'] / 2**20:.0f} MiB on "
               f"tape ({rb['bytes_read'] / rb['bytes_on_tape']:.4f}), command {rebuild_s:.2f} s")
         print(json.dumps({"ours_s": ours_s, "peer_s": peer_s, "bytes": nbytes, "ours_mb_s": ours_mb_s,
-                          "peer_mb_s": peer_mb_s, "ratio": ours_mb_s / peer_mb_s, "tape": tape,
+                          "peer_mb_s": peer_mb_s, "ratio": ours_mb_s / peer_mb_s, "ours_cpu_s": ours_cpu,
+                          "vtl_cpu_s": vtl_cpu, "peer_cpu_s": peer_cpu, "load": os.getloadavg(), "tape": tape,
                           "verify_s": verify_s, "one_file_read": r["bytes_read_from_tape"], "rebuild": rb}))
     finally:
         daemon.stop()
