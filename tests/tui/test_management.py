@@ -3,35 +3,11 @@ element, the cartridges filtered as one types, label for a pool, erase after a c
 
 from __future__ import annotations
 
-import signal
-import socket
-
-import pytest
-
-from tests.appliance.daemon_harness import Daemon
 from pilot import run, text_of, until
 from tui.app import TapelineApp
 from tui.screens.management import PoolPicker
 from tui.widgets.confirm import Confirm
 from tui.widgets.filtered_table import FilteredTable
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def up(tmp_path):
-    data = tmp_path / "data"
-    config = tmp_path / "tapeline.toml"
-    config.write_text(f'data_dir = "{data}"\n[api]\nsocket = "{data}/run/tapeline.sock"\ngroup = "tapeline-none"\n'
-                      f'[defaults]\npoints = []\n[vtl]\nlisten = "127.0.0.1:{_free_port()}"\n')
-    d = Daemon(data, config, ["--config", str(config), "up"]).start()
-    yield d
-    assert d.stop(signal.SIGINT) == 0
-    assert "Traceback" not in d.log.read_text()
 
 
 def job_ended(daemon, kind: str):

@@ -162,7 +162,10 @@ class RecoveryScreen(AreaScreen):
         self.load_calendar()
 
     def action_groups(self) -> None:
-        self.query_one("#rgroups", OptionList).focus()
+        box = self.query_one("#rgroups", OptionList)
+        if self.group in self.group_names:  # the cursor starts on the group shown
+            box.highlighted = self.group_names.index(self.group)
+        box.focus()
 
     # -- calendar -------------------------------------------------------------------------------------------------
 
@@ -410,6 +413,12 @@ class RecoveryScreen(AreaScreen):
     def _started(self, answer: dict, what: str) -> None:
         self.notify(f"{what} started: job {answer['job']} (Monitoring, F1, shows its progress)", title=what)
         self.app.refresh_now()
+
+    PRIMARY = {"calendar": "#days", "browse": "#entries", "find": "#pattern", "versions": "#file-versions"}
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        # The pane shown takes the keys: a widget of a pane still hidden may have refused focus a moment before.
+        self.query_one(self.PRIMARY[event.pane.id]).focus()
 
     # -- helpers --------------------------------------------------------------------------------------------------
 
