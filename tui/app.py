@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import partial
+from importlib import import_module
 from pathlib import Path
 
 from textual import work
@@ -22,20 +23,25 @@ from appliance.errors import DaemonUnreachable, TapelineError
 from tui.daemon import Daemon
 from tui.messages import AlertsChanged, DaemonFound, DaemonLost, JobsRefreshed, StatusRefreshed
 from tui.screens.area import AreaScreen
-from tui.screens.management import ManagementScreen
 from tui.screens.monitoring import MonitoringScreen
-from tui.screens.protection import ProtectionScreen
-from tui.screens.recovery import RecoveryScreen
-from tui.screens.reporting import ReportingScreen
 
 POLL_SECONDS = 1.5
-AREAS = [  # mode, screen, the function key and digit that show it
-    ("monitoring", MonitoringScreen, "f1", "1"),
-    ("protection", ProtectionScreen, "f2", "2"),
-    ("recovery", RecoveryScreen, "f3", "3"),
-    ("reporting", ReportingScreen, "f4", "4"),
-    ("management", ManagementScreen, "f5", "5"),
+AREAS = [  # mode, where its screen is, the function key and digit that show it
+    ("monitoring", "tui.screens.monitoring:MonitoringScreen", "f1", "1"),
+    ("protection", "tui.screens.protection:ProtectionScreen", "f2", "2"),
+    ("recovery", "tui.screens.recovery:RecoveryScreen", "f3", "3"),
+    ("reporting", "tui.screens.reporting:ReportingScreen", "f4", "4"),
+    ("management", "tui.screens.management:ManagementScreen", "f5", "5"),
 ]
+
+
+def _screen(where: str) -> Callable[[], AreaScreen]:
+    """The area's screen, its module imported when the area is first shown: the first screen (Monitoring) draws
+    without paying for the others' widgets (the directory tree, the text area, the library drawing)."""
+    if where.endswith(":MonitoringScreen"):
+        return MonitoringScreen
+    module, name = where.split(":")
+    return lambda: getattr(import_module(module), name)()
 
 
 class ScreenActions(Provider):
@@ -69,7 +75,7 @@ class ScreenActions(Provider):
 class TapelineApp(App):
     CSS_PATH = "tapeline.tcss"
     TITLE = "Tapeline"
-    MODES = {mode: screen for mode, screen, _f, _d in AREAS}
+    MODES = {mode: _screen(where) for mode, where, _f, _d in AREAS}
     DEFAULT_MODE = "monitoring"
     COMMANDS = App.COMMANDS | {ScreenActions}
     BINDINGS = [
