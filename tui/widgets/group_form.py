@@ -62,6 +62,7 @@ class GroupForm(ModalScreen[GroupPlan | None]):
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", priority=True),
         Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+l", "type_path", "Type a path", priority=True),  # as file dialogs have it
         Binding("delete", "remove_source", "Remove source", show=False),
     ]
 
@@ -70,6 +71,8 @@ class GroupForm(ModalScreen[GroupPlan | None]):
         self.plan = plan or GroupPlan(name="", sources=[])
         self.editing = plan is not None and plan.original is not None
         self.browse_from = Path(browse_from)
+        # Focused as the form is composed, before it is drawn: keys typed as soon as it shows go there.
+        self.AUTO_FOCUS = "#tree" if self.editing else "#name"
 
     def compose(self) -> ComposeResult:
         p = self.plan
@@ -78,7 +81,7 @@ class GroupForm(ModalScreen[GroupPlan | None]):
                         id="form-title")
             with Horizontal(id="form-columns"):
                 with Vertical(id="form-sources"):
-                    yield Label("Pick a directory (Enter) or type its path, then Add")
+                    yield Label("Pick a directory (Enter), or type its path (Ctrl+L) and Add")
                     yield DirectoryTree(str(self.browse_from), id="tree")
                     with Horizontal(classes="form-row"):
                         yield Input(placeholder="/path/to/protect", id="path", compact=True)
@@ -106,8 +109,8 @@ class GroupForm(ModalScreen[GroupPlan | None]):
                 yield Button("Save (Ctrl+S)", id="save", variant="primary")
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.query_one("#name" if not self.editing else "#tree").focus()
+    def action_type_path(self) -> None:
+        self.query_one("#path", Input).focus()
 
     def on_directory_tree_directory_selected(self, event: DirectoryTree.DirectorySelected) -> None:
         self.query_one("#path", Input).value = str(event.path)
