@@ -12,8 +12,9 @@ expired and put back into the library (~28,000 recorded moves, ~4,900 tape sets)
 few cartridges out of place (found in a slot while the catalog has them in the vault; lost by the courier).
 
 Then `tapeline report NAME` for each rotation report (text, as printed), `vault-inventory --format im`,
-`restore-needs` of a nightly group now and of a monthly one 200 days ago, and `tapeline vault forecast --weeks 52`, each run `--runs` times after
-one warm-up run; the figure is the median wall time of the whole command (process start included). There is no peer
+`restore-needs` of a nightly group now and of a monthly one 200 days ago, and `tapeline vault forecast` over
+1 and 52 weeks, each run `--runs` times after one warm-up run; the figure is the median wall time of the
+whole command (process start included). There is no peer
 to run here (Bareos' media_vault needs a Bareos director and PostgreSQL catalog, NetBackup Vault and DRM are
 commercial): the reference printed beside each figure is the goal, and `tapeline report list` from the same run, the
 cost of any command at all against this daemon.

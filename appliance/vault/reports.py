@@ -9,7 +9,7 @@ Invariants:
 - What is due to leave or come back is what appliance/vault/policy.py says (offsite_ready, due_back): the reports
   never decide it a second way.
 - A cartridge's return date is when its data expires (its media set's expiry); a case returns with its latest
-  cartridge.
+  cartridge, never when one of them is kept forever (vault/rotation.py case_return).
 - Every cartridge the catalog has somewhere it should not be is a discrepancy row with its fix: nothing is left out.
 """
 
@@ -23,12 +23,13 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from appliance.catalog import tape_sets
-from appliance.catalog.models import (IN_LIBRARY_LOCATIONS, Cartridge, CartridgeMove, Job, Library, MediaCase,
-                                      Pool, Vault)
+from appliance.catalog.models import (IN_LIBRARY_LOCATIONS, Cartridge, CartridgeMove, Library, MediaCase, Pool,
+                                      Vault)
 from appliance.catalog.moves import SHOWN, where
 from appliance.errors import UsageError
 from appliance.ops.messages import plural
 from appliance.ops.reports.model import Column, Report, Table, VaultList
+from appliance.vault.rotation import case_return
 
 OFFSITE = ("courier", "vault", "vaultretrieve", "courierretrieve")  # rotation states away from the site
 IN_TRANSIT_TOO_LONG = timedelta(days=3)  # a courier trip takes a day or two: longer is a cartridge gone astray
@@ -204,13 +205,15 @@ def vault_inventory(appliance, days: int, now: datetime) -> Report:
         arrived = _last_moves(s, ("vault",), [c.id for c in held])
         on_way = dict(s.exec(select(Cartridge.vault_id, func.count()).where(Cartridge.rotation == "courier")
                              .group_by(Cartridge.vault_id)).all())
-    case_returns: dict[int, datetime] = {}
+    in_case: dict[int, list[Cartridge]] = defaultdict(list)
     for c in held:
-        if c.case_id and c.expires and (c.case_id not in case_returns or c.expires > case_returns[c.case_id]):
-            case_returns[c.case_id] = c.expires
+        if c.case_id:
+            in_case[c.case_id].append(c)
+    case_returns = {case_id: case_return(carts) for case_id, carts in in_case.items()}
     held.sort(key=lambda c: (names.vaults.get(c.vault_id, ""), _case(c, names), c.barcode))
     rows = tuple((names.vaults.get(c.vault_id, "-"), _case(c, names), c.barcode, names.pools.get(c.pool_id, "-"),
-                  SHOWN[c.rotation], arrived.get(c.id), case_returns.get(c.case_id, c.expires)) for c in held)
+                  SHOWN[c.rotation], arrived.get(c.id), case_returns[c.case_id] if c.case_id else c.expires)
+                 for c in held)
     per_vault = Counter(r[0] for r in rows)
     vaults = sorted(set(per_vault) | {names.vaults[v] for v in on_way if v in names.vaults})
     summary = tuple(f"vault {v} must hold {plural(per_vault[v], 'cartridge')}"
@@ -331,16 +334,10 @@ def media_status(appliance, days: int, now: datetime) -> Report:
         bad = list(s.exec(select(Cartridge).where(
             (Cartridge.state == "damaged") | (Cartridge.read_errors > 0) | (Cartridge.write_errors > 0),
             Cartridge.state != "cleaning")).all())
-        checks = s.exec(select(Job.params, Job.finished, Job.state).where(
-            Job.kind == "media-verify", Job.finished.is_not(None)).order_by(Job.finished)).all()
-        checked = {(params or {}).get("barcode") for params, _, _ in checks} - {None}
-        pool_of = dict(s.exec(select(Cartridge.barcode, Cartridge.pool_id)
-                              .where(Cartridge.barcode.in_(checked))).all()) if checked else {}
-    last_check: dict[int | None, tuple[datetime, str, str]] = {}
-    for params, finished, state in checks:
-        barcode = (params or {}).get("barcode")
-        if barcode in pool_of:
-            last_check[pool_of[barcode]] = (finished, barcode, state)
+        # every verify records its time and outcome on the cartridge (vault/checks.py)
+        checks = s.exec(select(Cartridge.pool_id, Cartridge.last_check, Cartridge.barcode, Cartridge.last_check_result)
+                        .where(Cartridge.last_check.is_not(None)).order_by(Cartridge.last_check)).all()
+    last_check = {pool_id: (when, barcode, result or "?") for pool_id, when, barcode, result in checks}
     rows = []
     for pool_id in sorted(per, key=lambda p: names.pools.get(p, "~")):
         n, check = per[pool_id], last_check.get(pool_id)
@@ -396,9 +393,9 @@ def restore_needs(appliance, days: int, now: datetime, group: str | None = None,
     summary = [f"restoring group {group} as of {when.isoformat(timespec='seconds')} reads tape set {chosen.id} "
                f"({chosen.kind}, written {chosen.created.isoformat(timespec='seconds')})"
                + (f" and the {plural(len(chain) - 1, 'set')} it builds on" if len(chain) > 1 else ""),
-               f"{plural(len(barcodes), 'cartridge')}: " + (f"{len(away)} not in the library ({', '.join(sorted(away))}):"
-                                                            " recall or fetch them first" if away
-                                                            else "all in the library")]
+               f"{plural(len(barcodes), 'cartridge')}: "
+               + (f"{len(away)} not in the library ({', '.join(sorted(away))}): recall or fetch them first" if away
+                  else "all in the library")]
     table = Table("Cartridges needed", (Column("set", "int"), Column("kind"), Column("written", "time"),
                                         Column("barcode"), Column("part", "int"), Column("where"),
                                         Column("rotation"), Column("case")), tuple(rows))

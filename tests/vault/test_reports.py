@@ -70,16 +70,15 @@ def test_discrepancies_name_each_cartridge_out_of_place_with_its_fix(site):
 
 
 def test_media_status_counts_each_pool_and_the_last_read_back_check(site):
-    from appliance.catalog.models import Job
-    with site.catalog.session() as s:
-        s.add(Job(kind="media-verify", params={"barcode": "B00002L9"}, state="completed",
-                  finished=NOW - 3 * DAY, created=NOW - 3 * DAY))
+    from appliance.vault.checks import record_check
+    record_check(site.catalog, "A00001L9", NOW - 9 * DAY, None)
+    record_check(site.catalog, "B00002L9", NOW - 3 * DAY, None)
     report = build(site, "media-status", days=10, now=NOW)
     pools = {r["pool"]: r for r in table(report)}
     assert (pools["offsite"]["cartridges"], pools["offsite"]["scratch"], pools["offsite"]["offsite"]) == (8, 0, 6)
     assert pools["offsite"]["expiring in 10 day(s)"] == 4  # media set M0b's
     assert (pools["offsite"]["last read-back check"], pools["offsite"]["checked"]) == (NOW - 3 * DAY,
-                                                                                      "B00002L9: completed")
+                                                                                      "B00002L9: ok")
     assert (pools["local"]["scratch"], pools["local"]["errors"], pools["local"]["checked"]) == (2, 1, "never")
     assert [r["barcode"] for r in table(report, 1)] == ["G00001L9"]
     assert "no scratch cartridge left in pool(s) offsite" in render(report, "text")
