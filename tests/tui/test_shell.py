@@ -69,3 +69,25 @@ def test_tapeline_tui_runs_the_console_with_the_same_data_directory(tmp_path):
     argv = console_argv(Context(as_json=False, data_dir=str(tmp_path), config_file=None))
     assert argv == [sys.executable, "-m", "tui", "--data", str(tmp_path)]
     assert os.path.exists(argv[0])
+
+
+def test_tapeline_tui_goes_to_the_console_without_the_cli(tmp_path):
+    """`tapeline tui` with --data/--config (before or after it) execs the console at once; anything else is the
+    CLI's to parse (and to refuse with its usage line)."""
+    from appliance.launch import console_args
+    assert console_args(["tui"]) == []
+    assert console_args(["--data", str(tmp_path), "tui"]) == ["--data", str(tmp_path)]
+    assert console_args(["tui", "--config=/etc/t.toml", "--data", "d"]) == ["--config", "/etc/t.toml", "--data", "d"]
+    for other in (["status"], ["tui", "--help"], ["tui", "--json"], ["tui", "--data"], ["tui", "tui"], []):
+        assert console_args(other) is None, other
+
+
+def test_tapeline_tui_with_a_bad_configuration_says_so(tmp_path):
+    import subprocess
+    from pathlib import Path
+    bad = tmp_path / "bad.toml"
+    bad.write_text("no_such_key = 1\n")
+    out = subprocess.run([str(Path(sys.executable).with_name("tapeline")), "tui", "--config", str(bad)],
+                         capture_output=True, text=True, env={**os.environ, "TAPELINE_DATA": ""}, timeout=60)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.startswith(f"tapeline tui: {bad} line 1: unknown key no_such_key"), out.stderr
