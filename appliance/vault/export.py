@@ -230,9 +230,9 @@ class Export:
                     self.media.take_from_drive(handle, element.number, barcode)
                     element = handle.current().find(barcode)
                 if element is None or element.kind != "slot":
-                    where = "a mail slot" if element is not None else "nowhere in it"
-                    self.warnings.append(f"{barcode}: the changer of library {handle.name} has it in {where}: not "
-                                         "ejected (run `tapeline library inventory " f"{handle.name}`)")
+                    where = "in a mail slot already" if element is not None else "nowhere"
+                    self.warnings.append(f"{barcode}: library {handle.name} holds it {where}: not ejected (run "
+                                         f"`tapeline library inventory {handle.name}`)")
                     return False
                 handle.changer.export(element.number, mailslot)
             return True
@@ -244,7 +244,8 @@ class Export:
     def _end(self, cancelled: bool = False) -> Outcome:
         r = self.result
         cases = sorted({e["case"] for e in r["ejected"]})
-        r["summary"] = (f"{plural(len(r['ejected']), 'cartridge')} ejected in {plural(r['batches'], 'batch', 'batches')}"
+        batches = plural(r["batches"], "batch", "batches")
+        r["summary"] = (f"{plural(len(r['ejected']), 'cartridge')} ejected in {batches}"
                         + (f", {len(r['handed_over'])} handed over from the shelf" if r["handed_over"] else "")
                         + (f" (cases {', '.join(cases)})" if cases else "")
                         + (f"; catalog on {', '.join(b['cartridges'][-1] for b in r['catalog_backups'])}"
