@@ -12,7 +12,8 @@ Invariants:
   never leaves: verifying it (`tapeline media verify`) is the fix, never a skip here.
 - Due back: a vaulted cartridge (rotation "vault") with nothing unexpired on it (`pools.unexpired_data`), at the
   pool's recall: "expired" recalls it as soon as its data expired; a calendar event recalls it at the first event
-  after its data expired (the courier's run). A pool with `offsite_copies` N > 1 keeps its N newest vaulted media
+  after its data expired (the courier's run). A cartridge in a case waits until every vaulted cartridge in that case
+  is due: a case comes back as one. A pool with `offsite_copies` N > 1 keeps its N newest vaulted media
   sets in the vault even past their expiry, so the vault always holds N generations.
 - Both are pure reads over the catalog at `now`: the forecast runs them on a simulated clock, so neither looks at
   the wall clock, the library or a job engine.
@@ -23,7 +24,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -109,37 +110,58 @@ def due_back(catalog: Catalog, now: datetime, pool: str | None = None) -> list[C
 
 
 def due_back_in(s: Session, now: datetime, pool: str | None = None) -> list[Cartridge]:
-    q = select(Cartridge).where(Cartridge.rotation == "vault")
-    if pool is not None:
-        q = q.join(Pool, Pool.id == Cartridge.pool_id).where(Pool.name == pool)
-    vaulted = s.exec(q.order_by(Cartridge.barcode)).all()
+    # Decided on plain columns (a vault may hold 10,000 cartridges; the forecast asks every simulated day), and
+    # only the due ones loaded as rows.
+    vaulted = s.exec(select(Cartridge.id, Cartridge.pool_id, Cartridge.media_set_id, Cartridge.case_id,
+                            Cartridge.state, Cartridge.expires).where(Cartridge.rotation == "vault")).all()
     pools = {p.id: p for p in s.exec(select(Pool)).all()}
-    sets = {m.id: m for m in s.exec(select(MediaSet).where(
-        MediaSet.id.in_({c.media_set_id for c in vaulted if c.media_set_id is not None}))).all()}
-    kept = _kept_generations(vaulted, pools, sets)
-    due = []
-    for cart in vaulted:
-        if pool_rules.unexpired_data(cart, now) or cart.media_set_id in kept:
-            continue
-        rule = pools[cart.pool_id].recall if cart.pool_id in pools else "expired"
-        expired_at = cart.expires or (sets[cart.media_set_id].expires if cart.media_set_id in sets else None)
-        if rule == "expired" or expired_at is None or pool_rules.next_event(rule, expired_at) <= now:
-            due.append(cart)
-    return due
+    several = {p.id for p in pools.values() if p.offsite_copies > 1}
+    wanted = {row[2] for row in vaulted if row[2] is not None and (row[1] in several or row[5] is None)}
+    sets = {i: (expires, closed or created) for i, expires, closed, created in s.exec(
+        select(MediaSet.id, MediaSet.expires, MediaSet.closed, MediaSet.created)
+        .where(MediaSet.id.in_(wanted))).all()} if wanted else {}
+    kept = _kept_generations([(r[1], r[2]) for r in vaulted if r[1] in several and r[2] in sets], pools, sets)
+    triggers: dict[str, object] = {}
+    fires: dict[tuple[str, datetime], datetime] = {}
+    due = set()
+    for cart_id, pool_id, media_set_id, _case, state, expires in vaulted:
+        if media_set_id in kept or (state in pool_rules.HOLDS_DATA and media_set_id is not None
+                                    and (expires is None or expires > now)):
+            continue  # pools.unexpired_data, on columns
+        rule = pools[pool_id].recall if pool_id in pools else "expired"
+        expired_at = expires or (sets[media_set_id][0] if media_set_id in sets else None)
+        if rule != "expired" and expired_at is not None:
+            if (rule, expired_at) not in fires:  # many cartridges share an expiry: one calendar look-up
+                if rule not in triggers:
+                    triggers[rule] = pool_rules.calendar_trigger(rule, option="--recall")
+                fires[rule, expired_at] = triggers[rule].get_next_fire_time(None, expired_at + timedelta(seconds=1))
+            if fires[rule, expired_at] > now:
+                continue
+        due.add(cart_id)
+    # a case comes back as one, once every cartridge in it is due (its return date is its latest one's)
+    waiting = {r[3] for r in vaulted if r[3] is not None and r[0] not in due}
+    due = {r[0] for r in vaulted if r[0] in due and (r[3] is None or r[3] not in waiting)
+           and (pool is None or (r[1] in pools and pools[r[1]].name == pool))}
+    if not due:
+        return []
+    rows: list[Cartridge] = []
+    ids = sorted(due)
+    for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+        rows += s.exec(select(Cartridge).where(Cartridge.id.in_(ids[start:start + 900]))).all()
+    return sorted(rows, key=lambda c: c.barcode)
 
 
-def _kept_generations(vaulted: list[Cartridge], pools: dict[int, Pool], sets: dict[int, MediaSet]) -> set[int]:
-    """The media sets a pool with offsite_copies N > 1 keeps in the vault: its N newest there."""
+def _kept_generations(vaulted: list[tuple[int, int]], pools: dict[int, Pool],
+                      sets: dict[int, tuple[datetime | None, datetime]]) -> set[int]:
+    """The media sets a pool with offsite_copies N > 1 keeps in the vault: its N newest there ((pool, media set)
+    of its vaulted cartridges; sets: id -> (expires, closed or created))."""
     by_pool: dict[int, set[int]] = defaultdict(set)
-    for cart in vaulted:
-        if cart.media_set_id in sets:
-            by_pool[cart.pool_id].add(cart.media_set_id)
+    for pool_id, media_set_id in vaulted:
+        by_pool[pool_id].add(media_set_id)
     kept: set[int] = set()
     for pool_id, ids in by_pool.items():
-        copies = pools[pool_id].offsite_copies if pool_id in pools else 1
-        if copies > 1:
-            newest = sorted(ids, key=lambda i: (sets[i].closed or sets[i].created, i), reverse=True)
-            kept.update(newest[:copies])
+        newest = sorted(ids, key=lambda i: (sets[i][1], i), reverse=True)
+        kept.update(newest[:pools[pool_id].offsite_copies])
     return kept
 
 

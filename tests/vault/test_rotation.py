@@ -144,3 +144,15 @@ def test_a_sampled_check_recalls_the_least_recently_checked_and_holds_it_until_r
     # a check that failed keeps it on site: its sets are to be written again, not sent back unreadable
     record_check(site.catalog, second[0], T0 + timedelta(days=6), "set 1a2b part 1: frame 3 hash mismatch")
     assert offsite_ready(site.catalog, T0 + timedelta(days=6, hours=1)) == []
+
+
+def test_a_case_comes_back_as_one_when_its_latest_cartridge_expired(site):
+    site.pool("short", retention_days=7)
+    site.pool("long", retention_days=30)
+    a = site.write("short", T0)
+    b = site.write("long", T0)
+    _out(site, a + b, case="C-0002")
+    receive(site.catalog, ["C-0002"], "ironvault", T0 + timedelta(hours=5), "bob")
+    assert recall(site.catalog, T0 + timedelta(days=10), "ann")["recalled"] == []  # a expired, b not: it waits
+    answer = recall(site.catalog, T0 + timedelta(days=31), "ann")
+    assert [(r["barcode"], r["case"]) for r in answer["recalled"]] == [(x, "C-0002") for x in sorted(a + b)]
