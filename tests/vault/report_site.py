@@ -3,8 +3,9 @@
 
 At NOW:
 - pool `offsite` (vault `iron`, 30 days' retention): media set M1 closed and verified, on A00001L9 (slot 1) and
-  A00002L9 (slot 2): ready to go offsite; M0 in the vault, in case C7: B00001L9 expired a day ago (due back, not
-  recalled), B00002L9 unexpired (M0b: holds the group's older full set); C00001L9 recalled ten days ago (overdue);
+  A00002L9 (slot 2): ready to go offsite; M0 in the vault: B00001L9 (loose, in no case: a case comes back as one,
+  at its latest cartridge's expiry) expired a day ago (due back, not recalled); in case C7, B00002L9 unexpired (M0b:
+  holds the group's older full set); C00001L9 recalled ten days ago (overdue);
   of M0b too: D00001L9 ejected into mail slot 1 for the courier; D00002L9 handed to the courier five days ago,
   never received; E00001L9 in the vault by the catalog but seen in slot 5 by an inventory.
 - pool `local` (no vault): S00001L9 and S00002L9 scratch; F00001L9 no longer seen by an inventory (missing);
@@ -82,7 +83,7 @@ def make_site(catalog, now: datetime = NOW) -> None:
         for cart in (b1, b2, c1, e1):
             move(s, cart, "courier", now - 30 * DAY, operator="ann", vault_id=iron.id)
             move(s, cart, "vault", now - 29 * DAY, operator="ann")
-            cart.case_id = case.id
+            cart.case_id = case.id if cart is not b1 else None
         move(s, c1, "vaultretrieve", now - 10 * DAY, operator="ann")
         move(s, d1, "courier", now - DAY, operator="tapeline", vault_id=iron.id)
         relocate(s, d1, "mailslot", 1, now - DAY, operator="tapeline")
