@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from appliance.api.app import GroupName, Text, _errors, plain
@@ -99,12 +99,12 @@ def vault_router(appliance) -> APIRouter:
     def sent_back(body: SentBackBody):
         return plain(rotation.sent_back(catalog(), body.items, utcnow(), body.operator))
 
-    @router.get("/v1/vault/policies", responses=_errors(404))
-    def policies(pool: str | None = None):
+    @router.get("/v1/vault/policies", responses=_errors(400, 404))
+    def policies(pool: Annotated[Text | None, Query()] = None):
         return plain(rotation.policies(catalog(), pool))
 
-    @router.get("/v1/vault/offsite-ready", responses=_errors(404))
-    def ready(pool: str | None = None):
+    @router.get("/v1/vault/offsite-ready", responses=_errors(400, 404))
+    def ready(pool: Annotated[Text | None, Query()] = None):
         return plain(rotation.ready(catalog(), utcnow(), pool))
 
     @router.post("/v1/pools/{name}/rotation", responses=_errors(400, 404, 409))
