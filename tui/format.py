@@ -35,6 +35,14 @@ def duration(seconds: float | None) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
+def setting(seconds: int) -> str:
+    """A configured interval as the daemon writes it (`format_duration`): the largest unit that divides it, 15m, 12d."""
+    for unit, length in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % length == 0:
+            return f"{seconds // length}{unit}"
+    return f"{seconds}s"
+
+
 def size(n: float | None) -> str:
     if n is None:
         return "-"

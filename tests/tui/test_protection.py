@@ -102,3 +102,30 @@ def test_pause_resume_and_sync_now(daemon, tmp_path):
         assert daemon.json("group", "show", "g")["paused"] is False
         assert [j["kind"] for j in daemon.json("jobs")] == ["sync"]
     run(scenario)
+
+
+def test_edit_a_group_in_the_form(daemon, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    daemon.run("group", "create", "g", "--source", str(first), "--sync", "15m")
+
+    async def scenario():
+        app = TapelineApp(daemon.socket, poll_seconds=0.3, browse_from=tmp_path)
+        async with app.run_test(size=(140, 44)) as pilot:
+            await pilot.press("f2")
+            await until(pilot, lambda: group_row(app, "g"), "the group")
+            await pilot.press("e")
+            form = await until(pilot, lambda: app.screen.query("#sync") and app.screen, "the form, filled in")
+            assert form.query_one("#name").value == "g" and form.query_one("#name").disabled
+            assert form.query_one("#sync").value == "15m"
+            form.query_one("#sync").value = "30m"
+            await pilot.press("ctrl+l")
+            await pilot.pause()
+            await pilot.press(*str(second), "enter")
+            await until(pilot, lambda: form.query_one("#sources", OptionList).option_count == 2, "two sources")
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: (r := group_row(app, "g")) and r[3] == "30m", "the new interval")
+    run(scenario)
+    group = daemon.json("group", "show", "g")
+    assert group["sync_seconds"] == 1800 and [s["path"] for s in group["sources"]] == [str(first), str(second)]

@@ -19,6 +19,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DirectoryTree, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from tui.format import setting
+
 
 @dataclass
 class GroupPlan:
@@ -37,8 +39,8 @@ class GroupPlan:
     def of(cls, group: dict) -> "GroupPlan":
         tape = group.get("tape") or {}
         return cls(name=group["name"], sources=[s["path"] for s in group["sources"]],
-                   sync=_duration(group["sync_seconds"]), points=", ".join(group["point_times"]) or "none",
-                   keep=_duration(group["keep_seconds"]), tape_pool=tape.get("pool") or "",
+                   sync=setting(group["sync_seconds"]), points=", ".join(group["point_times"]) or "none",
+                   keep=setting(group["keep_seconds"]), tape_pool=tape.get("pool") or "",
                    tape_full=tape.get("full") or "", tape_incremental=tape.get("incremental") or "", original=group)
 
     def point_times(self) -> list[str] | None:
@@ -48,14 +50,6 @@ class GroupPlan:
         if text.lower() == "none":
             return []
         return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _duration(seconds: int) -> str:
-    """As the daemon's `format_duration` writes it: the largest unit that divides exactly."""
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 class GroupForm(ModalScreen[GroupPlan | None]):
