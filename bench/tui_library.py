@@ -1,0 +1,165 @@
+"""A library of 1,000 slots and 10,000 cartridges in the console's Management area: how long each keystroke takes
+to answer while filtering the cartridges and scrolling them, beside Textual's DataTable refilled with the same rows
+(the widget a console would use first), from the same run.
+
+    .venv/bin/python bench/tui_library.py [--cartridges 10000] [--slots 1000]
+
+Each figure is one keystroke through Textual's Pilot, from the key to the screen redrawn (`press`, then `pause`,
+which waits for the refresh), as the operator sees it. The daemon's answers are fixed documents in the API's shape
+(/v1/media, /v1/libraries): the time measured is the console's alone, which no daemon call is part of (the
+cartridges are read once, when the area opens). The floor line is a key bound to nothing: what Pilot itself costs;
+the work line is the filter alone (no redraw), called directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from datetime import datetime, timezone
+
+from textual.app import App
+from textual.widgets import DataTable, Input
+
+from tui.app import TapelineApp
+from tui.screens.management import CARTRIDGE_COLUMNS, cartridge_row
+from tui.widgets.filtered_table import FilteredTable
+
+TYPED = "l00123"  # a barcode typed letter by letter: 10,000 matches, then fewer and fewer
+STATES = ["scratch", "full", "append", "expired", "blank"]
+
+
+def cartridges(n: int, slots: int) -> list[dict]:
+    out = []
+    for i in range(n):
+        in_slot = i < slots
+        out.append({"barcode": f"L{i:05d}L8", "state": STATES[i % len(STATES)], "library": "lib1",
+                    "pool": f"pool{i % 7}", "location": "slot" if in_slot else "vault",
+                    "location_number": i + 1 if in_slot else None,
+                    "where": f"slot {i + 1}" if in_slot else "vault Iron Mountain",
+                    "bytes_written": (i * 7919 % 12_000) << 20, "expires": None})
+    return out
+
+
+class Fixed:
+    """The daemon's answers for a library this size."""
+
+    def __init__(self, media: list[dict]):
+        self._media = media
+
+    def snapshot(self):
+        return {"status": {"groups": [], "alerts": [], "jobs": {"running": [], "queued": []}}, "jobs": []}
+
+    def media(self):
+        return self._media
+
+    def libraries(self):
+        return [{"name": "lib1", "last_inventory": None, "outside": [], "cartridges": {"full": 1},
+                 "drives": [{"library": "lib1", "number": n, "url": f"local:///d{n}", "enabled": True,
+                             "cleanings": 0, "last_cleaned": None, "failures_in_row": 0} for n in range(4)]}]
+
+    def pools(self):
+        return []
+
+    def drives(self):
+        return self.libraries()[0]["drives"]
+
+
+async def keystroke(pilot, key: str) -> float:
+    start = time.perf_counter()
+    await pilot.press(key)
+    await pilot.pause()
+    return (time.perf_counter() - start) * 1000
+
+
+async def ours(media: list[dict]) -> dict[str, list[float]]:
+    app = TapelineApp("/nonexistent.sock", poll_seconds=3600, now=lambda: datetime.now(timezone.utc))
+    app.daemon = Fixed(media)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("f5")
+        table = app.screen.query_one("#media", FilteredTable)
+        while len(table.rows) < len(media):
+            await pilot.pause(0.05)
+        times = {"floor": [await keystroke(pilot, "f12") for _ in range(5)]}
+        await pilot.press("slash")
+        times["filter"] = [await keystroke(pilot, k) for k in TYPED]
+        assert [table.rows[i][0] for i in table.shown] == ["L00123L8"], "the filter found the wrong rows"
+        times["filter"] += [await keystroke(pilot, "backspace") for _ in TYPED]
+        work = []
+        for n in list(range(1, len(TYPED) + 1)) + list(range(len(TYPED) - 1, -1, -1)):
+            start = time.perf_counter()
+            table.filter(TYPED[:n])
+            work.append((time.perf_counter() - start) * 1000)
+        times["work"] = work
+        table.focus()
+        times["scroll"] = [await keystroke(pilot, k) for k in ["pagedown"] * 10 + ["down"] * 10 + ["end", "home"]]
+    return times
+
+
+class Peer(App):
+    """DataTable, refilled with the matching rows at each keystroke (it cannot hide rows)."""
+
+    def __init__(self, rows):
+        super().__init__()
+        self.all = rows
+
+    def compose(self):
+        yield Input(id="filter")
+        yield DataTable(id="table")
+
+    def on_mount(self):
+        table = self.query_one(DataTable)
+        for title, width in CARTRIDGE_COLUMNS:
+            table.add_column(title, width=width)
+        table.add_rows(self.all)
+
+    def on_input_changed(self, event):
+        words = event.value.lower().split()
+        table = self.query_one(DataTable)
+        table.clear()
+        table.add_rows([r for r in self.all if all(w in " ".join(r).lower() for w in words)])
+
+
+async def peer(rows, keys: int) -> dict[str, list[float]]:
+    app = Peer(rows)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        times = {"filter": [await keystroke(pilot, k) for k in TYPED[:keys]]}
+        app.query_one(DataTable).focus()
+        times["scroll"] = [await keystroke(pilot, k) for k in ["pagedown"] * 5 + ["down"] * 5]
+    return times
+
+
+def line(name: str, values: list[float]) -> str:
+    return (f"  {name:<7} median {statistics.median(values):7.1f} ms   worst {max(values):8.1f} ms   "
+            f"({len(values)} keystrokes)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cartridges", type=int, default=10_000)
+    parser.add_argument("--slots", type=int, default=1_000)
+    parser.add_argument("--peer-keys", type=int, default=2,
+                        help="keystrokes typed into the peer (each refills 10,000 rows: seconds apiece)")
+    args = parser.parse_args()
+    media = cartridges(args.cartridges, args.slots)
+    now = datetime.now(timezone.utc)
+    rows = [cartridge_row(c, now) for c in media]
+    print(f"{args.cartridges:,} cartridges, {args.slots:,} slots; typed {TYPED!r} then erased, then scrolled")
+    mine = asyncio.run(ours(media))
+    theirs = asyncio.run(peer(rows, args.peer_keys))
+    print("ours: Management's cartridge table (FilteredTable)")
+    for name in ("floor", "filter", "scroll"):
+        print(line(name, mine[name]))
+    print(line("work", mine["work"]) + ": the filter itself, without Pilot and the redraw")
+    print("peer: Textual's DataTable refilled per keystroke")
+    for name in ("filter", "scroll"):
+        print(line(name, theirs[name]))
+    ratio = statistics.median(theirs["filter"]) / statistics.median(mine["filter"])
+    print(f"filtering: the peer's median keystroke takes {ratio:.0f}x ours; goal: each of ours under 100 ms "
+          f"({'met' if max(mine['filter'] + mine['scroll']) < 100 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
