@@ -19,7 +19,8 @@ POINTS = [point(30, "08:00:00", 1, "point"), point(31, "12:00:00", 1, "point"), 
 SETS = [{"id": 3, "uuid": "set-3", "group": "finance", "point": 32, "snapshot_id": "snap-32", "kind": "full",
          "pool": "weekly", "media_set": "ms-1", "created": at("22:00:00", 1), "state": "ok", "verified": None,
          "files": 1204, "bytes": 73_400_320, "expires": None, "base_set": None,
-         "cartridges": [{"barcode": "FIN001L8", "part": 1, "tape_file": 1, "index_file": 2}]}]
+         "cartridges": [{"barcode": "FIN001L8", "part": 1, "tape_file": 1, "index_file": 2},
+                        {"barcode": "OFF001L8", "part": 2, "tape_file": 1, "index_file": 2}]}]
 
 
 def cart(barcode, state, where, number, pool="weekly", written=0):
@@ -118,3 +119,22 @@ def test_management(snap_compare):
         await pilot.press("f5")
         await settle(pilot)
     assert snap_compare(console(RecordedMedia()), terminal_size=SIZE, run_before=management)
+
+
+def test_a_tape_sets_restore_names_its_cartridges_and_where_each_one_is():
+    from pilot import run, text_of, until
+    from tui.widgets.restore import RestoreDialog
+
+    async def scenario():
+        app = console(RecordedMedia())
+        async with app.run_test(size=SIZE) as pilot:
+            await recovery(pilot)
+            app.screen.query_one("#days").focus()
+            await pilot.press("down", "enter")  # 2026-03-01: its tape set comes first (22:00)
+            await pilot.press("enter")
+            dialog = await until(pilot, lambda: isinstance(app.screen, RestoreDialog) and app.screen, "the dialog")
+            assert [text_of(n) for n in dialog.query(".restore-need")] == [
+                "• FIN001L8: in library vtl, slot 1",
+                "• OFF001L8: vault Iron Mountain: bring it back and put it in a mail slot of library vtl"]
+            assert "tape set 3" in text_of(dialog.query_one("#restore-title"))
+    run(scenario)
