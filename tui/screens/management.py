@@ -267,7 +267,8 @@ class ManagementScreen(AreaScreen):
         def known(cart: dict):
             losses = [f"{barcode} holds {cart['holds']}"] if cart.get("holds") else \
                 [f"whatever is written on {barcode} (the catalog knows of no backup on it)"]
-            losses += [f"tape set of group {s['group']} ({s['kind']}, {s['created'][:16]})" for s in cart.get("sets", [])]
+            losses += [f"tape set of group {s['group']} ({s['kind']}, {s['created'][:16]})"
+                       for s in cart.get("sets", [])]
             self.app.push_screen(Confirm(f"Erase cartridge {barcode}?", losses, action="Erase"),
                                  lambda yes: yes and self.call(
                                      f"erase {barcode}", self.app.daemon.erase, barcode, True,
