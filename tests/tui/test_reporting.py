@@ -34,6 +34,8 @@ def test_a_report_is_shown_in_place_and_exported_to_a_file(daemon, tmp_path):
             await pilot.press("f4")
             text = await until(pilot, lambda: shown_report(app), "the first report")
             assert text.startswith("Protection status") and "books" in text
+            reports = app.screen.query_one("#report-list")
+            await pilot.click(reports, offset=(2, 1))  # the list, as a person picks in it
             await pilot.press("down")  # the next report: jobs
             await until(pilot, lambda: shown_report(app).startswith("Job history"), "the jobs report")
             await pilot.press("up")
