@@ -34,6 +34,7 @@ from appliance.vault.rotation import case_return
 OFFSITE = ("courier", "vault", "vaultretrieve", "courierretrieve")  # rotation states away from the site
 IN_TRANSIT_TOO_LONG = timedelta(days=3)  # a courier trip takes a day or two: longer is a cartridge gone astray
 RECALL_TOO_LONG = timedelta(days=7)  # a vault sends recalled cartridges back with its next weekly run at the latest
+NOT_RECALLED_TOO_LONG = timedelta(days=1)  # an operator runs `vault recall` daily: due since today is not overdue
 
 
 @dataclass(frozen=True)
@@ -293,7 +294,7 @@ def discrepancies(appliance, days: int, now: datetime) -> Report:
             rows.append((c.barcode, "overdue return", "on site", f"vault {vault} (recalled)", asked,
                          f"ask vault {vault} to send it back (`tapeline report pick-list-vault`)"))
     for c in policy.due_back(cat, now):
-        if c.rotation == "vault":
+        if c.rotation == "vault" and (c.expires is None or now - c.expires >= NOT_RECALLED_TOO_LONG):
             vault = names.vaults.get(c.vault_id, "-")
             rows.append((c.barcode, "overdue return", "recalled", f"vault {vault}", c.expires,
                          "put it on the vault's pick list with `tapeline vault recall`"))
