@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -89,3 +90,23 @@ def make_daemon(tmp_path: Path, catalog_url: str | None, env: dict[str, str] | N
         lines += ["[catalog]", f'url = "{catalog_url}"']
     config.write_text("\n".join(lines) + "\n")
     return Daemon(data, config, ["serve", "--config", str(config)], env)
+
+
+def free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return probe.getsockname()[1]
+
+
+def start_up(tmp_path: Path, env: dict[str, str] | None = None) -> Daemon:
+    """`tapeline up`: the daemon on its embedded defaults, its simulator registered as library `vtl`, the `demo`
+    group."""
+    data = tmp_path / "data"
+    config = tmp_path / "tapeline.toml"
+    config.write_text(f'data_dir = "{data}"\n[api]\nsocket = "{data}/run/tapeline.sock"\ngroup = "tapeline-none"\n'
+                      f'[defaults]\npoints = []\n[vtl]\nlisten = "127.0.0.1:{free_port()}"\n')
+    return Daemon(data, config, ["--config", str(config), "up"], env=env).start()
+
+
+def stop_up(d: Daemon) -> None:
+    assert d.stop(signal.SIGINT) == 0
+    assert "Traceback" not in d.log.read_text()

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.appliance.daemon_harness import Daemon
+from tests.appliance.daemon_harness import Daemon, start_up
 
-from tests.vtl_harness import free_port
 from tests.protect.conftest import assert_same_tree, restored_root, tree_state
 from tests.protect.test_fidelity import build_rich_tree
 
@@ -30,11 +29,7 @@ GNU_TAR_X = ["tar", "--xattrs", "--xattrs-include=*", "--acls", "-xpf", "-"]
 
 
 def up(tmp_path: Path, env: dict[str, str] | None = None) -> Daemon:
-    data, port = tmp_path / "data", free_port()
-    config = tmp_path / "tapeline.toml"
-    config.write_text(f'data_dir = "{data}"\n[api]\nsocket = "{data}/run/tapeline.sock"\ngroup = "tapeline-none"\n'
-                      f'[defaults]\npoints = []\n[vtl]\nlisten = "127.0.0.1:{port}"\n')
-    return Daemon(data, config, ["--config", str(config), "up"], env=env).start()
+    return start_up(tmp_path, env)
 
 
 def held_at(hold: Path, job: int, step: str = "tape-writing") -> Path:

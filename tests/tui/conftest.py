@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import signal
-import socket
 
 import pytest
 
-from tests.appliance.daemon_harness import Daemon, make_daemon
+from tests.appliance.daemon_harness import make_daemon, start_up, stop_up
 
 
 @pytest.fixture
@@ -21,20 +19,9 @@ def daemon(tmp_path):
     assert "Traceback" not in text, text
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def up(tmp_path):
     """`tapeline up`: the daemon, its embedded simulator registered as library `vtl`, and the `demo` group."""
-    data = tmp_path / "data"
-    config = tmp_path / "tapeline.toml"
-    config.write_text(f'data_dir = "{data}"\n[api]\nsocket = "{data}/run/tapeline.sock"\ngroup = "tapeline-none"\n'
-                      f'[defaults]\npoints = []\n[vtl]\nlisten = "127.0.0.1:{_free_port()}"\n')
-    d = Daemon(data, config, ["--config", str(config), "up"]).start()
+    d = start_up(tmp_path)
     yield d
-    assert d.stop(signal.SIGINT) == 0
-    assert "Traceback" not in d.log.read_text()
+    stop_up(d)

@@ -3,30 +3,18 @@ vaults, a pool's rotation policy, the dry run, and the one-line refusals of a re
 
 from __future__ import annotations
 
-import signal
-import socket
 
 import pytest
 
-from tests.appliance.daemon_harness import Daemon
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.appliance.daemon_harness import start_up, stop_up
 
 
 @pytest.fixture
 def up(tmp_path):
-    data = tmp_path / "data"
-    config = tmp_path / "tapeline.toml"
-    config.write_text(f'data_dir = "{data}"\n[api]\nsocket = "{data}/run/tapeline.sock"\ngroup = "tapeline-none"\n'
-                      f'[defaults]\npoints = []\n[vtl]\nlisten = "127.0.0.1:{_free_port()}"\n')
-    d = Daemon(data, config, ["--config", str(config), "up"]).start()
+    """`tapeline up`: the daemon, its embedded simulator registered as library `vtl`, and the `demo` group."""
+    d = start_up(tmp_path)
     yield d
-    assert d.stop(signal.SIGINT) == 0
-    assert "Traceback" not in d.log.read_text()
+    stop_up(d)
 
 
 def test_vaults_and_a_pools_rotation_policy(up):
