@@ -47,21 +47,25 @@ def _pools(s, pool: str | None) -> dict[int, Pool]:
     return {p.id: p for p in s.exec(q).all()}
 
 
-def ready_sets(catalog: Catalog, now: datetime, pool: str | None = None) -> list[MediaSet]:
+def ready_sets(catalog: Catalog, now: datetime, pool: str | None = None, closing: bool = False) -> list[MediaSet]:
     """The media sets of rotating pools that may leave: closed, verified, none of their sets still written,
-    unexpired."""
+    unexpired. `closing`: also a `continue` pool's open set that is otherwise ready, which the next export closes
+    before it sends (what the pick list must show)."""
     if pool is not None:
         get_pool(catalog, pool)  # an unknown name is an error naming the known ones, not an empty list
     with catalog.reader() as s:
-        return ready_sets_in(s, now, pool)
+        return ready_sets_in(s, now, pool, closing)
 
 
-def ready_sets_in(s: Session, now: datetime, pool: str | None = None) -> list[MediaSet]:
+def ready_sets_in(s: Session, now: datetime, pool: str | None = None, closing: bool = False) -> list[MediaSet]:
     rotating = _pools(s, pool)
     if not rotating:
         return []
-    sets = s.exec(select(MediaSet).where(MediaSet.pool_id.in_(rotating), MediaSet.closed != None,  # noqa: E711
-                                         MediaSet.closed <= now)).all()
+    closed = (MediaSet.closed != None) & (MediaSet.closed <= now)  # noqa: E711
+    if closing:
+        continuing = [p.id for p in rotating.values() if p.allocation == "continue"]
+        closed = closed | ((MediaSet.closed == None) & MediaSet.pool_id.in_(continuing))  # noqa: E711
+    sets = s.exec(select(MediaSet).where(MediaSet.pool_id.in_(rotating), closed)).all()
     sets = [m for m in sets if m.expires is None or m.expires > now]
     if not sets:
         return []
@@ -77,16 +81,17 @@ def ready_sets_in(s: Session, now: datetime, pool: str | None = None) -> list[Me
             and not counts[m.id]["writing"]]
 
 
-def offsite_ready(catalog: Catalog, now: datetime, pool: str | None = None) -> list[Cartridge]:
-    """Cartridges to send offsite now (of `pool`, or of every rotating pool), by pool, media set and sequence."""
+def offsite_ready(catalog: Catalog, now: datetime, pool: str | None = None, closing: bool = False) -> list[Cartridge]:
+    """Cartridges to send offsite now (of `pool`, or of every rotating pool), by pool, media set and sequence.
+    `closing`: as the next export will find them, once it closed the open sets of `continue` pools."""
     if pool is not None:
         get_pool(catalog, pool)
     with catalog.reader() as s:
-        return offsite_ready_in(s, now, pool)
+        return offsite_ready_in(s, now, pool, closing)
 
 
-def offsite_ready_in(s: Session, now: datetime, pool: str | None = None) -> list[Cartridge]:
-    sets = ready_sets_in(s, now, pool)
+def offsite_ready_in(s: Session, now: datetime, pool: str | None = None, closing: bool = False) -> list[Cartridge]:
+    sets = ready_sets_in(s, now, pool, closing)
     if not sets:
         return []
     carts = s.exec(select(Cartridge).where(Cartridge.media_set_id.in_([m.id for m in sets]),

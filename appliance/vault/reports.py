@@ -92,7 +92,7 @@ def _vault_lists(carts: list[Cartridge], names: Names) -> tuple[VaultList, ...]:
 def pick_list_library(appliance, days: int, now: datetime) -> Report:
     from appliance.vault import policy
     cat = appliance.catalog
-    ready = policy.offsite_ready(cat, now)
+    ready = policy.offsite_ready(cat, now, closing=True)  # what the next export sends
     with cat.reader() as s:
         names = _names(s)
         waiting = list(s.exec(select(Cartridge).where(Cartridge.rotation == "courier",

@@ -243,7 +243,7 @@ def set_policy(catalog: Catalog, name: str, change: policy.PolicyChange, now: da
 
 def ready(catalog: Catalog, now: datetime, pool: str | None) -> list[dict]:
     """What `vault export` would take now, with where each cartridge is."""
-    carts = policy.offsite_ready(catalog, now, pool)
+    carts = policy.offsite_ready(catalog, now, pool, closing=True)
     with catalog.reader() as s:
         pools = {p.id: p.name for p in s.exec(select(Pool)).all()}
         vaults = {p.id: p.vault_id for p in s.exec(select(Pool)).all()}

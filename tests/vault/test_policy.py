@@ -32,11 +32,14 @@ def test_a_closed_verified_set_is_ready_and_an_unverified_or_open_one_is_not(sit
     site.pool("onsite", allocation="always", vault=False)
     sent = site.write("weekly", T0)
     site.write("weekly", T0 + timedelta(hours=1), verified=False)
-    site.write("appending", T0)  # its set stays open: `continue` appends to it
+    appending = site.write("appending", T0)  # its set stays open: `continue` appends to it
     site.write("onsite", T0)  # no vault: never leaves
     now = T0 + timedelta(hours=2)
     assert _barcodes(offsite_ready(site.catalog, now)) == sent
     assert _barcodes(offsite_ready(site.catalog, now, pool="appending")) == []
+    # ... but the next export closes it and sends it: what the pick list shows (the other two as before)
+    assert _barcodes(offsite_ready(site.catalog, now, pool="appending", closing=True)) == appending
+    assert _barcodes(offsite_ready(site.catalog, now, pool="weekly", closing=True)) == sent
 
 
 def test_a_set_still_being_written_is_not_ready(site):
@@ -47,12 +50,14 @@ def test_a_set_still_being_written_is_not_ready(site):
     with pytest.raises(Conflict, match="being written"):
         close_for_export(site.catalog, media_set, T0 + timedelta(hours=2))
     assert offsite_ready(site.catalog, T0 + timedelta(hours=2)) == []
+    assert offsite_ready(site.catalog, T0 + timedelta(hours=2), closing=True) == []  # nor will the export take it
 
 
 def test_a_closed_set_whose_last_set_is_still_verifying_is_not_ready(site):
     site.pool("weekly", allocation="always")  # the job closes the set when it stamps it, then verifies
     site.write("weekly", T0, state="writing")
     assert offsite_ready(site.catalog, T0 + timedelta(hours=2)) == []
+    assert offsite_ready(site.catalog, T0 + timedelta(hours=2), closing=True) == []  # nor will the export take it
 
 
 def test_close_for_export_makes_an_idle_open_set_ready(site):

@@ -38,6 +38,18 @@ def test_the_library_pick_list_says_what_to_eject_and_from_which_slot(site):
     assert "2 cartridges to send offsite today" in text and "tapeline vault export --wait" in text
 
 
+def test_the_library_pick_list_shows_the_open_set_the_export_closes_and_sends(site):
+    from sqlmodel import select
+
+    from appliance.catalog.models import MediaSet
+    with site.catalog.session() as s:  # m1 still open: its `continue` pool appends to it until an export closes it
+        m1 = s.exec(select(MediaSet).where(MediaSet.uuid == "m1")).one()
+        m1.closed = None
+        s.add(m1)
+    report = build(site, "pick-list-library", now=NOW)
+    assert [r["barcode"] for r in table(report)] == ["A00001L9", "A00002L9"]
+
+
 def test_the_vault_pick_list_is_by_case_and_names_what_is_due_but_not_recalled(site):
     report = build(site, "pick-list-vault", now=NOW)
     assert [(r["vault"], r["case"], r["barcode"]) for r in table(report)] == [("iron", "C7", "C00001L9")]
