@@ -48,12 +48,8 @@ def add_library(catalog: Catalog, name: str, changer_url: str, drives: list[tupl
 
 
 def get_library(catalog: Catalog, name: str) -> Library:
-    with catalog.reader() as s:
-        lib = s.exec(select(Library).where(Library.name == name)).first()
-    if lib is None:
-        raise NotFound(f"library '{name}' does not exist", _known(catalog, Library, "tapeline library list",
-                                                                 "tapeline library add NAME CHANGER_URL DRIVE_URL..."))
-    return lib
+    return get_named(catalog, Library, name, "tapeline library list",
+                     "tapeline library add NAME CHANGER_URL DRIVE_URL...")
 
 
 def library_by_id(catalog: Catalog, library_id: int) -> Library:
@@ -119,12 +115,7 @@ def create_pool(catalog: Catalog, name: str, library_id: int, retention_seconds:
 
 
 def get_pool(catalog: Catalog, name: str) -> Pool:
-    with catalog.reader() as s:
-        pool = s.exec(select(Pool).where(Pool.name == name)).first()
-    if pool is None:
-        raise NotFound(f"pool '{name}' does not exist",
-                       _known(catalog, Pool, "tapeline pool list", "tapeline pool create NAME --library LIB"))
-    return pool
+    return get_named(catalog, Pool, name, "tapeline pool list", "tapeline pool create NAME --library LIB")
 
 
 def pool_by_id(catalog: Catalog, pool_id: int) -> Pool:
@@ -135,6 +126,16 @@ def pool_by_id(catalog: Catalog, pool_id: int) -> Pool:
 def list_pools(catalog: Catalog) -> list[Pool]:
     with catalog.reader() as s:
         return list(s.exec(select(Pool).order_by(Pool.name)).all())
+
+
+def get_named(catalog: Catalog, table, name: str, list_command: str, create_command: str):
+    """The row of `table` (library, pool, vault) named `name`; NotFound names the known ones or how to make one."""
+    with catalog.reader() as s:
+        row = s.exec(select(table).where(table.name == name)).first()
+    if row is None:
+        raise NotFound(f"{table.__tablename__} '{name}' does not exist",
+                       _known(catalog, table, list_command, create_command))
+    return row
 
 
 def _known(catalog: Catalog, table, list_command: str, create_command: str) -> str:

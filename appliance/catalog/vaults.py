@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlmodel import Session, select
 
 from appliance.catalog.engine import Catalog
-from appliance.catalog.media import _known, check_name
+from appliance.catalog.media import check_name, get_named
 from appliance.catalog.models import Cartridge, MediaCase, Vault
-from appliance.errors import Conflict, NotFound
+from appliance.errors import Conflict
 
 
 def create_vault(catalog: Catalog, name: str, contact: str = "") -> Vault:
@@ -21,12 +21,7 @@ def create_vault(catalog: Catalog, name: str, contact: str = "") -> Vault:
 
 
 def get_vault(catalog: Catalog, name: str) -> Vault:
-    with catalog.reader() as s:
-        vault = s.exec(select(Vault).where(Vault.name == name)).first()
-    if vault is None:
-        raise NotFound(f"vault '{name}' does not exist",
-                       _known(catalog, Vault, "tapeline vault list", "tapeline vault create NAME --contact TEXT"))
-    return vault
+    return get_named(catalog, Vault, name, "tapeline vault list", "tapeline vault create NAME --contact TEXT")
 
 
 def list_vaults(catalog: Catalog) -> list[Vault]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon_harness import make_daemon
+from daemon_harness import make_daemon, stop_clean
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -13,10 +13,7 @@ def daemon(request, tmp_path):
     url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
     d = make_daemon(tmp_path, url).start()
     yield d
-    code = d.stop()
-    text = d.log.read_text()
-    assert code == 0, f"daemon exited {code}:\n{text}"
-    assert "Traceback" not in text, text
+    stop_clean(d)
 
 
 @pytest.fixture

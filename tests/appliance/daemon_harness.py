@@ -107,6 +107,13 @@ def start_up(tmp_path: Path, env: dict[str, str] | None = None) -> Daemon:
     return Daemon(data, config, ["--config", str(config), "up"], env=env).start()
 
 
+def stop_clean(d: Daemon, sig: int = signal.SIGTERM) -> None:
+    """Stop `d` as its service manager (SIGTERM) or Ctrl-C (SIGINT) would: it must exit 0 with no traceback."""
+    code = d.stop(sig)
+    text = d.log.read_text()
+    assert code == 0, f"daemon exited {code}:\n{text}"
+    assert "Traceback" not in text, text
+
+
 def stop_up(d: Daemon) -> None:
-    assert d.stop(signal.SIGINT) == 0
-    assert "Traceback" not in d.log.read_text()
+    stop_clean(d, signal.SIGINT)

@@ -34,6 +34,7 @@ from appliance.catalog.models import Alert, Job
 from appliance.daemon import Appliance
 from appliance.ops import alerts
 from appliance.ops.job_records import list_jobs
+from tests.engine_harness import settle
 
 WEEK = datetime(2026, 1, 5).astimezone()  # a Monday, 00:00 local time (no daylight saving change in the week)
 STEP = timedelta(minutes=15)
@@ -105,7 +106,7 @@ def run_week(work: Path) -> WeekResult:
             while now < WEEK + timedelta(days=7):
                 clock.move_to(now)
                 app.scheduler.run_due()
-                _settle(app)
+                settle(app)
                 _notify(app, clock, now)
                 steps += 1
                 if now == LAGGING:
@@ -138,16 +139,6 @@ def run_week(work: Path) -> WeekResult:
     return WeekResult(created, last_step, sorted(jobs, key=lambda j: j.id), sorted(every, key=lambda a: a.id),
                       sorted(mails, key=lambda m: m.received), metrics_lagging, metrics_end, status_end, outbox_end,
                       steps, time.monotonic() - started)
-
-
-def _settle(app: Appliance) -> None:
-    """Wait for every job queued so far to end (a job may queue another: look again until none is left)."""
-    while True:
-        pending = list_jobs(app.catalog, state="queued") + list_jobs(app.catalog, state="running")
-        if not pending:
-            return
-        for job in pending:
-            app.engine.wait(job.id, timeout=300)
 
 
 def _notify(app: Appliance, clock, now: datetime) -> None:

@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.appliance.daemon_harness import make_daemon, start_up, stop_up
+from tests.appliance.daemon_harness import make_daemon, start_up, stop_clean, stop_up
 
 
 @pytest.fixture
 def daemon(tmp_path):
     d = make_daemon(tmp_path, None).start()
     yield d
-    code = d.stop()
-    text = d.log.read_text()
-    assert code == 0, f"daemon exited {code}:\n{text}"
-    assert "Traceback" not in text, text
+    stop_clean(d)
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ from appliance.api.server import bind_socket, make_server
 from appliance.cli import cli as cli_main
 from appliance.daemon import Appliance
 from appliance.ops.job_records import list_jobs
+from tests.engine_harness import settle
 from simulators.vtl.cli import main as vtl_main
 
 MONTH = datetime(2026, 3, 2).astimezone()  # a Monday, 00:00 local time
@@ -164,16 +165,7 @@ def run_month(work: Path) -> Month:
 def _step(app: Appliance, clock, when: datetime) -> None:
     clock.move_to(when)
     app.scheduler.run_due()
-    _settle(app)
-
-
-def _settle(app: Appliance) -> None:
-    while True:
-        pending = list_jobs(app.catalog, state="queued") + list_jobs(app.catalog, state="running")
-        if not pending:
-            return
-        for job in pending:
-            app.engine.wait(job.id, timeout=300)
+    settle(app)
 
 
 def _export(op: Operator, app: Appliance, record: Record, day: int) -> list[str]:
