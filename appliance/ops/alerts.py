@@ -114,12 +114,10 @@ def forget_old(catalog: Catalog, keep_seconds: int, now=None) -> int:
 
 
 def job_object(job) -> tuple[str, str]:
-    """What a job's alert concerns: its group, else the cartridge, library or report it works on."""
+    """What a job's alert concerns: its group, else the cartridge, library, pool or report it works on."""
     params = job.params or {}
     if job.group_id is None:
-        for key in ("barcode", "library", "report"):
+        for key in ("barcode", "library", "pool", "report"):
             if params.get(key):
                 return "cartridge" if key == "barcode" else key, str(params[key])
-        if job.group_name and job.group_name.startswith("library "):
-            return "library", job.group_name.removeprefix("library ")
     return ("group", job.group_name) if job.group_name else ("job", str(job.id))

@@ -45,10 +45,20 @@ def test_an_alert_names_the_object_it_concerns(catalog):
     alerts.raise_alert(catalog, "warning", "the system clock jumped", "check")
     assert sorted((a.object_kind, a.object_name) for a in alerts.list_alerts(catalog)
                   if a.object_kind) == [("group", "docs"), ("mail server", "smtp.example.com:587")]
-    job = SimpleNamespace(id=7, group_id=None, group_name="library vtl", params={})
-    assert alerts.job_object(job) == ("library", "vtl")
-    assert alerts.job_object(SimpleNamespace(id=8, group_id=None, group_name=None,
-                                             params={"barcode": "A00001L8"})) == ("cartridge", "A00001L8")
+    # each with the group_name and params its submitter gives it (media/admin.py, vault/mailslot_jobs.py)
+    inventory = SimpleNamespace(id=7, group_id=None, group_name="library vtl",
+                                params={"library": "vtl", "detailed": True})
+    assert alerts.job_object(inventory) == ("library", "vtl")
+    erase = SimpleNamespace(id=8, group_id=None, group_name="cartridge A00001L8", params={"barcode": "A00001L8"})
+    assert alerts.job_object(erase) == ("cartridge", "A00001L8")
+    label = SimpleNamespace(id=10, group_id=None, group_name="pool weekly",
+                            params={"barcodes": ["A00001L8", "A00002L8"], "pool": "weekly", "force": False})
+    assert alerts.job_object(label) == ("pool", "weekly")
+    export = SimpleNamespace(id=11, group_id=None, group_name=None, params={"pool": "weekly", "case": "C1"})
+    assert alerts.job_object(export) == ("pool", "weekly")
+    vault_import = SimpleNamespace(id=12, group_id=None, group_name=None,
+                                   params={"library": "vtl", "accept": ["A00001L8"], "operator": "ann"})
+    assert alerts.job_object(vault_import) == ("library", "vtl")
     assert alerts.job_object(SimpleNamespace(id=9, group_id=3, group_name="docs", params={})) == ("group", "docs")
 
 
