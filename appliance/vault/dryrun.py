@@ -4,7 +4,8 @@ recall or keep, and which recovery points would then exist nowhere else.
 Honest by construction: the change is made in a catalog transaction that is rolled back, and the real rules
 (vault/policy.py's due_back and offsite_ready, media/pools.py's restamp and unexpired_data) are read inside it; a
 point is lost when its only copies are the tapes the change frees (the replica may have pruned it already:
-vault/copies.py). The same change made with `tapeline pool set` restamps written sets the same way.
+vault/copies.py). The same change made with `tapeline pool set` restamps written sets the same way: only when
+it gives a retention or GFS tiers.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def dry_run(catalog: Catalog, name: str, change: policy.PolicyChange, now: datet
                       "check_every_seconds"):
             setattr(row, field, getattr(new_pool, field))
         s.add(row)
-        for ms in s.exec(select(MediaSet).where(MediaSet.pool_id == pool.id)).all():
+        for ms in s.exec(select(MediaSet).where(MediaSet.pool_id == pool.id)).all() if change.restamps else ():
             target = pool_rules.set_retention(row, ms.tier)
             if target != ms.retention_seconds:
                 pool_rules.restamp(s, ms, target)

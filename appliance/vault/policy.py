@@ -230,6 +230,11 @@ class PolicyChange:
     check_sample: int | None = None
     check_every_seconds: int | None = None
 
+    @property
+    def restamps(self) -> bool:
+        """Whether written sets take the new retention: only when the change gives a retention or GFS tiers."""
+        return self.retention_given or self.gfs is not None
+
     def applied_to(self, catalog: Catalog, pool: Pool) -> Pool:
         """A copy of `pool` with the change made (not saved)."""
         new = Pool(**pool.model_dump())
@@ -245,15 +250,17 @@ class PolicyChange:
 
 def set_policy(catalog: Catalog, name: str, change: PolicyChange, now: datetime, confirm: bool = False) -> tuple[
         Pool, list[dict]]:
-    """Give pool `name` its rotation policy. Written sets take their new retention at once when it is longer;
-    one that would expire sooner needs `confirm` (the refusal lists them and points at the dry run). Returns the
-    pool and the sets whose expiry changed."""
+    """Give pool `name` its rotation policy. When the change gives a retention or GFS tiers, written sets take
+    their new retention at once when it is longer; one that would expire sooner needs `confirm` (the refusal lists
+    them and points at the dry run). A change of vault, copies, recall or checks alone restamps nothing (a retention
+    changed earlier for new sets only stays so). Returns the pool and the sets whose expiry changed."""
     pool = get_pool(catalog, name)
     new = change.applied_to(catalog, pool)
     if new.check_sample and not new.check_every_seconds:
         raise UsageError(f"--check-sample {new.check_sample} needs a period", "add --check-every 90d (or another)")
     try:
-        changed = pool_rules.change_retention(catalog, pool, new.retention_seconds, True, confirm, now, new.gfs)
+        changed = pool_rules.change_retention(catalog, pool, new.retention_seconds, change.restamps, confirm, now,
+                                              new.gfs)
     except Conflict as exc:
         raise Conflict(str(exc.message), f"see what it frees with `tapeline vault dry-run {name} ...` (the same "
                        "options), then rerun with --confirm") from None

@@ -10,6 +10,8 @@ import pytest
 from appliance.catalog.engine import open_catalog
 from appliance.catalog.media import get_pool
 from appliance.errors import Conflict, NotFound, UsageError
+from appliance.media import pools
+from appliance.vault.dryrun import dry_run
 from appliance.vault.policy import PolicyChange, parse_gfs, parse_recall, set_policy
 from tests.vault.site import DAY, Site
 
@@ -74,3 +76,16 @@ def test_pool_set_names_the_vault_and_checks_it_exists(site):
         set_policy(site.catalog, "weekly", PolicyChange(check_sample=2), FRI)
     pool, _ = set_policy(site.catalog, "weekly", PolicyChange(vault=""), FRI)
     assert pool.vault_id is None
+
+
+def test_pool_set_without_a_retention_or_tiers_leaves_written_sets_alone(site):
+    site.pool("weekly", retention_days=30, vault=False)
+    barcodes = site.write("weekly", FRI)
+    # `pool change --retention 7d` without --apply-to-written: for new sets only
+    pools.change_retention(site.catalog, get_pool(site.catalog, "weekly"), 7 * DAY, False, False, FRI)
+    change = PolicyChange(vault="ironvault")
+    assert dry_run(site.catalog, "weekly", change, FRI)["media_sets"] == []
+    pool, changed = set_policy(site.catalog, "weekly", change, FRI)  # no --confirm asked
+    assert pool.vault_id == site.vault.id and changed == []
+    assert site.media_set_of(barcodes[0]).expires == FRI + timedelta(days=30)
+    assert pool.retention_seconds == 7 * DAY
