@@ -2,8 +2,9 @@
 
 Invariants:
 - Before any cartridge leaves, each rotating pool with something to send gets the catalog and the configuration
-  written into its current media set (drplan.backup_catalog), and then, with `continue` allocation, its open media
-  set is closed when no job writes to it (policy.close_for_export): the batch that leaves carries the catalog.
+  written into its current media set (drplan.backup_catalog), and then, with any allocation but `always`
+  (`continue` or a calendar event: policy.closes_for_export), its open media set is closed when no job writes to it
+  (policy.close_for_export): the batch that leaves carries the catalog.
   A catalog backup that fails is a warning, never a reason to keep the cartridges back.
 - A cartridge becomes `courier` only once the changer has put it into a mail slot (recorded at that mail slot, with
   the job's id, in its case); one the catalog has on site out of the library is handed to the courier as it is.
@@ -144,10 +145,10 @@ class Export:
         return self._end()
 
     def _prepare(self, pool: Pool) -> bool:
-        """The catalog to tape in the pool's media, then its open `continue` set closed for the trip; False when
-        cancelled meanwhile."""
+        """The catalog to tape in the pool's media, then its open set closed for the trip (any allocation but
+        `always`: policy.closes_for_export); False when cancelled meanwhile."""
         open_set = _open_set(self.catalog, pool)
-        news = open_set is not None and pool.allocation == "continue" and _holds_sets(self.catalog, open_set)
+        news = open_set is not None and policy.closes_for_export(pool) and _holds_sets(self.catalog, open_set)
         if not news and not policy.offsite_ready(self.catalog, utcnow(), pool.name):
             return True
         self.ctx.progress(0, None, f"writing the catalog and the configuration to pool {pool.name}")
@@ -165,7 +166,7 @@ class Export:
             self.warnings.append(f"pool {pool.name}: the catalog backup was not written ({out.reason}): this batch "
                                  "leaves without it")
         open_set = _open_set(self.catalog, pool)
-        if pool.allocation == "continue" and open_set is not None:
+        if policy.closes_for_export(pool) and open_set is not None:
             try:
                 policy.close_for_export(self.catalog, open_set, utcnow())
                 self.result["closed"].append(open_set.uuid)

@@ -204,11 +204,11 @@ def _steps(sim: Catalog, steps: list[tuple[datetime, int, str]]) -> list[str]:
 
 
 def _export(sim: Catalog, when: datetime) -> list[Cartridge]:
-    """What `tapeline vault export` sends: each rotating pool's open `continue` set closed when it holds sets, then
-    the offsite-ready cartridges, to the courier."""
+    """What `tapeline vault export` sends: each rotating pool's open set (any allocation but `always`:
+    policy.closes_for_export) closed when it holds sets, then the offsite-ready cartridges, to the courier."""
     with sim.reader() as s:
         open_sets = s.exec(select(MediaSet).join(Pool, Pool.id == MediaSet.pool_id)
-                           .where(Pool.vault_id != None, Pool.allocation == "continue",  # noqa: E711
+                           .where(Pool.vault_id != None, Pool.allocation != "always",  # noqa: E711
                                   MediaSet.closed == None)).all()  # noqa: E711
         holding = set(s.exec(select(TapeSet.media_set_id).where(TapeSet.state == "ok")).all())
     for ms in open_sets:

@@ -49,8 +49,8 @@ def _pools(s, pool: str | None) -> dict[int, Pool]:
 
 def ready_sets(catalog: Catalog, now: datetime, pool: str | None = None, closing: bool = False) -> list[MediaSet]:
     """The media sets of rotating pools that may leave: closed, verified, none of their sets still written,
-    unexpired. `closing`: also a `continue` pool's open set that is otherwise ready, which the next export closes
-    before it sends (what the pick list must show)."""
+    unexpired. `closing`: also the open set of a pool the export closes (`closes_for_export`) that is otherwise
+    ready, which the next export closes before it sends (what the pick list must show)."""
     if pool is not None:
         get_pool(catalog, pool)  # an unknown name is an error naming the known ones, not an empty list
     with catalog.reader() as s:
@@ -63,7 +63,7 @@ def ready_sets_in(s: Session, now: datetime, pool: str | None = None, closing: b
         return []
     closed = (MediaSet.closed != None) & (MediaSet.closed <= now)  # noqa: E711
     if closing:
-        continuing = [p.id for p in rotating.values() if p.allocation == "continue"]
+        continuing = [p.id for p in rotating.values() if closes_for_export(p)]
         closed = closed | ((MediaSet.closed == None) & MediaSet.pool_id.in_(continuing))  # noqa: E711
     sets = s.exec(select(MediaSet).where(MediaSet.pool_id.in_(rotating), closed)).all()
     sets = [m for m in sets if m.expires is None or m.expires > now]
@@ -83,7 +83,7 @@ def ready_sets_in(s: Session, now: datetime, pool: str | None = None, closing: b
 
 def offsite_ready(catalog: Catalog, now: datetime, pool: str | None = None, closing: bool = False) -> list[Cartridge]:
     """Cartridges to send offsite now (of `pool`, or of every rotating pool), by pool, media set and sequence.
-    `closing`: as the next export will find them, once it closed the open sets of `continue` pools."""
+    `closing`: as the next export will find them, once it closed the open sets (`closes_for_export`)."""
     if pool is not None:
         get_pool(catalog, pool)
     with catalog.reader() as s:
@@ -170,9 +170,16 @@ def _kept_generations(vaulted: list[tuple[int, int]], pools: dict[int, Pool],
     return kept
 
 
+def closes_for_export(pool: Pool) -> bool:
+    """Whether the export closes the pool's open media set: every allocation but `always` (whose jobs close their
+    own set) keeps one open, `continue` until it is closed, a calendar one until its next event; the catalog backup
+    the export writes goes into it and must leave with the batch."""
+    return pool.allocation != "always"
+
+
 def close_for_export(catalog: Catalog, media_set: MediaSet, now: datetime) -> MediaSet:
-    """Close the open media set of a `continue` pool so it can go offsite; refused while a job writes to it (the
-    next write then opens a new set, as any closed set makes it)."""
+    """Close the open media set of a pool that keeps one open (`closes_for_export`) so it can go offsite; refused
+    while a job writes to it (the next write then opens a new set, as any closed set makes it)."""
     return pool_rules.close_idle_set(catalog, media_set.id, now, WRITERS)
 
 

@@ -101,3 +101,17 @@ def test_an_export_names_the_pool_that_has_no_vault_and_how_to_give_it_one(site)
         rotating_pools(site.catalog, "local")
     assert "pool 'local' sends its cartridges to no vault" in refused.value.message
     assert refused.value.fix == "name one with `tapeline pool set local --vault NAME`"
+
+
+def test_a_calendar_pools_open_set_is_closed_so_the_catalog_leaves_with_the_batch(site):
+    site.pool("daily", allocation="daily")  # its media set stays open until midnight
+    site.written("daily", ["A00000L8"], now() - timedelta(minutes=5))
+    job_id, _ = site.engine.submit("vault-export", None, None, {"pool": "daily", "case": None})
+    job = site.wait_job(job_id)
+    assert job.state == "completed", (job.reason, job.warnings)
+    dr = tape_sets.list_sets(site.catalog, DR_GROUP)
+    assert [(s.state, s.pool) for s in dr] == [("ok", "daily")]
+    dr_barcode = dr[0].parts[0].barcode
+    assert len(job.result["closed"]) == 1
+    assert sorted(e["barcode"] for e in job.result["ejected"]) == sorted(["A00000L8", dr_barcode])
+    assert site.cartridge(dr_barcode).rotation == "courier"

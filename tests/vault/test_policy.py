@@ -29,16 +29,20 @@ def _barcodes(carts):
 def test_a_closed_verified_set_is_ready_and_an_unverified_or_open_one_is_not(site):
     site.pool("weekly", allocation="always")
     site.pool("appending", allocation="continue")
+    site.pool("daily", allocation="daily")
     site.pool("onsite", allocation="always", vault=False)
     sent = site.write("weekly", T0)
     site.write("weekly", T0 + timedelta(hours=1), verified=False)
     appending = site.write("appending", T0)  # its set stays open: `continue` appends to it
+    daily = site.write("daily", T0)  # open until midnight
     site.write("onsite", T0)  # no vault: never leaves
     now = T0 + timedelta(hours=2)
     assert _barcodes(offsite_ready(site.catalog, now)) == sent
     assert _barcodes(offsite_ready(site.catalog, now, pool="appending")) == []
-    # ... but the next export closes it and sends it: what the pick list shows (the other two as before)
+    assert _barcodes(offsite_ready(site.catalog, now, pool="daily")) == []
+    # ... but the next export closes them and sends them: what the pick list shows (the other two as before)
     assert _barcodes(offsite_ready(site.catalog, now, pool="appending", closing=True)) == appending
+    assert _barcodes(offsite_ready(site.catalog, now, pool="daily", closing=True)) == daily
     assert _barcodes(offsite_ready(site.catalog, now, pool="weekly", closing=True)) == sent
 
 
