@@ -23,12 +23,11 @@ from appliance.errors import NotFound
 from appliance.media import format as fmt
 from appliance.media.drives import ForeignCartridge, LabelMismatch
 from appliance.media.index_cache import IndexCache
+from appliance.media.pools import IN_LIBRARY
 from appliance.media.tape_scan import FoundPart, scan_tape
 from appliance.ops.jobs import JobContext, Outcome
 
 log = logging.getLogger("tapeline.media.rebuild")
-
-IN_LIBRARY = ("slot", "drive")
 
 
 def rebuild(ctx: JobContext, media, cache: IndexCache, block_size: int = fmt.BLOCK_SIZE) -> Outcome:

@@ -23,6 +23,7 @@ from appliance.media import format as fmt
 from appliance.media import keys
 from appliance.media.extract import Extractor
 from appliance.media.index_cache import IndexCache
+from appliance.media.pools import IN_LIBRARY
 from appliance.media.tape_read import FrameSource, ReadResult, SetLayout, plan, read_run
 from appliance.ops import alerts
 from appliance.ops.jobs import JobContext, Outcome
@@ -31,7 +32,6 @@ from appliance.ops.messages import plural
 log = logging.getLogger("tapeline.media.restore")
 
 WAIT_POLL = 5.0
-IN_LIBRARY = ("slot", "drive")
 
 
 def wanted_paths(paths: list[str] | None):

@@ -23,8 +23,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from sqlalchemy import func, or_, select
 
-from appliance.catalog.models import (IN_LIBRARY_LOCATIONS, JOB_FINISHED, Alert, Cartridge, Drive, Job, Library,
-                                      Pool, ProtectionGroup, RecoveryPoint)
+from appliance.catalog.models import (JOB_FINISHED, Alert, Cartridge, Drive, Job, Library, Pool, ProtectionGroup,
+                                      RecoveryPoint)
+from appliance.media.pools import IN_LIBRARY
 from appliance.ops import alerts
 
 log = logging.getLogger("tapeline.metrics")
@@ -128,7 +129,7 @@ class ApplianceCollector(Collector):
             pools = s.exec(select(Pool.id, Pool.name, Pool.library_id)).all()
             scratch = s.exec(select(Cartridge.pool_id, Cartridge.library_id, func.count())
                              .where(Cartridge.state.in_(("scratch", "blank")), Cartridge.write_protected == False,  # noqa: E712
-                                    Cartridge.location_kind.in_(IN_LIBRARY_LOCATIONS))
+                                    Cartridge.location_kind.in_(IN_LIBRARY))
                              .group_by(Cartridge.pool_id, Cartridge.library_id)).all()
             drives = s.exec(select(Drive.library_id, Drive.number, Drive.enabled, Library.name)
                             .join(Library, Library.id == Drive.library_id)).all()

@@ -9,8 +9,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from appliance.catalog import media as cat
+from appliance.catalog.models import utcnow
 from appliance.media import admin
 from appliance.ops.metrics import ApplianceCollector
+from appliance.ops.reports import builders
 from appliance.store import Store
 from media_harness import fault
 from simulators.vtl.library import edit_state
@@ -48,6 +50,20 @@ def test_scratch_cartridges_per_pool_and_idle_drives(media, tmp_path):
     cat.update_drive(media.catalog, drive.id, enabled=False)
     m = scrape(media, tmp_path)
     assert m[("tapeline_drive_state", (("drive", "0"), ("library", "vtl"), ("state", "disabled")))] == 1
+
+
+def test_a_scratch_cartridge_in_a_mail_slot_is_not_one_the_pool_may_write_next(media, tmp_path):
+    """The writer picks from the slots and drives only (pools.IN_LIBRARY): the metric and the tape report agree."""
+    admin.create_pool(media, "weekly", "vtl", "30d", None, None, True, None)
+    writable = [c for c in cat.list_cartridges(media.catalog) if c.state in ("blank", "scratch")
+                and c.location_kind in ("slot", "drive") and not c.write_protected]
+    cat.update_cartridge(media.catalog, writable[0].barcode, location_kind="mailslot", location_number=0)
+    m = scrape(media, tmp_path)
+    assert m[("tapeline_scratch_cartridges", (("pool", "weekly"),))] == len(writable) - 1 > 0
+    report = builders.tape(SimpleNamespace(catalog=media.catalog), 7, utcnow())
+    [pools] = [t for t in report.tables if t.title == "Pools"]
+    scratch = [c.name for c in pools.columns].index("scratch")
+    assert [(row[0], row[scratch]) for row in pools.rows] == [("weekly", len(writable) - 1)]
 
 
 def test_a_drive_that_could_not_be_cleaned_shows_its_tapealert_flags(media, library_dir, tmp_path):

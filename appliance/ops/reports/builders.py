@@ -16,7 +16,8 @@ from sqlmodel import select
 from appliance.catalog import groups as groups_mod
 from appliance.catalog import media as media_cat
 from appliance.catalog import tape_sets
-from appliance.catalog.models import IN_LIBRARY_LOCATIONS, Job, JobEvent, RecoveryPoint
+from appliance.catalog.models import Job, JobEvent, RecoveryPoint
+from appliance.media.pools import IN_LIBRARY
 from appliance.ops.reports.model import Chart, Column, Report, Table
 from appliance.ops.reports.render import human_size
 
@@ -209,7 +210,7 @@ def tape(appliance, days: int, now: datetime) -> Report:
     for p in pools:
         mine = [c for c in carts if c.pool_id == p.id]
         usable = [c for c in carts if c.library_id == p.library_id and c.pool_id in (None, p.id)
-                  and c.state in ("scratch", "blank") and not c.write_protected and c.location_kind in IN_LIBRARY_LOCATIONS]
+                  and c.state in ("scratch", "blank") and not c.write_protected and c.location_kind in IN_LIBRARY]
         written = [s for s in sets if s.pool == p.name]
         pool_rows.append((p.name, libraries.get(p.library_id, "-"), p.retention_seconds, len(mine), len(usable),
                           sum(c.state == "full" for c in mine), sum(c.bytes_written for c in mine), len(written),
