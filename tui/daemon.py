@@ -21,8 +21,8 @@ RETRYABLE = {
     "point": lambda c, g, p: c.point(g, accept_deletions=bool(p.get("accept_deletions"))),
     "check": lambda c, g, p: c.check(g, full=bool(p.get("full"))),
     "prune": lambda c, g, p: c.prune(g),
-    "restore": lambda c, g, p: c.restore(g, p["to"], point=p.get("point"), at=p.get("at"),
-                                         paths=p.get("paths") or (), overwrite=bool(p.get("overwrite"))),
+    # The same point (a restore job stores its snapshot), target and paths; never an overwrite (see Daemon.retry).
+    "restore": lambda c, g, p: c.restore(g, p["target"], point=p["snapshot_id"], paths=p.get("paths") or ()),
 }
 
 
@@ -63,4 +63,8 @@ class Daemon:
         if submit is None or not job.get("group_name"):
             raise TapelineError(f"job {job['id']} ({job['kind']}) cannot be re-submitted from the console",
                                 f"run it again with `tapeline` (see `tapeline job {job['id']}`)")
+        if job["kind"] == "restore" and (job.get("params") or {}).get("overwrite"):
+            # An overwrite replaces files: that is asked in the restore dialog, which lists them, not on a retry key.
+            raise TapelineError(f"job {job['id']} restored with overwrite: the console does not repeat that unasked",
+                                "restore it again from Recovery (F3), whose dialog lists what would be overwritten")
         return submit(self.client, job["group_name"], job.get("params") or {})

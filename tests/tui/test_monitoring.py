@@ -7,9 +7,11 @@ import shutil
 
 import pytest
 
+from appliance.errors import TapelineError
 from pilot import rows, run, until
 from tests.appliance.daemon_harness import make_daemon
 from tui.app import TapelineApp
+from tui.daemon import Daemon
 
 
 def failed_sync_alert(daemon, tmp_path) -> int:
@@ -148,3 +150,37 @@ def test_retry_submits_the_same_job_again(daemon, tmp_path):
     again = daemon.json("jobs")[0]
     assert (again["id"], again["kind"], again["group_name"], again["params"]) == (
         first["id"] + 1, first["kind"], "g", first["params"])
+
+
+def test_retry_a_restore(daemon, tmp_path):
+    """A restore again: the same point, target and paths; one that overwrote is refused (Recovery's dialog asks)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("data")
+    daemon.run("group", "create", "g", "--source", str(src))
+    daemon.run("sync", "g", "--wait")
+    daemon.run("restore", "g", str(src / "f"), "--to", str(tmp_path / "out"), "--wait")
+    first = daemon.json("jobs")[0]
+    restored = tmp_path / "out" / str(src / "f").lstrip("/")
+    restored.unlink()  # so the retry writes it again (not "exists, not replaced")
+
+    async def scenario():
+        app = TapelineApp(daemon.socket, poll_seconds=0.3)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await until(pilot, lambda: rows(app, "#jobs"), "the jobs")
+            table = app.screen.query_one("#jobs")
+            table.move_cursor(row=table.get_row_index(str(first["id"])))
+            await pilot.press("r")
+            await until(pilot, lambda: [r for r in rows(app, "#jobs") if r[1] == "restore" and r[3] == "completed"
+                                        and r[0] != str(first["id"])], "the restore done again")
+    run(scenario)
+    again = daemon.json("jobs")[0]
+    assert (again["kind"], again["params"]) == ("restore", first["params"])  # the same snapshot, target, paths
+    assert restored.read_text() == "data"
+
+    daemon.run("restore", "g", "--to", str(tmp_path / "out"), "--overwrite", "--wait")
+    overwrote = daemon.json("jobs")[0]
+    with pytest.raises(TapelineError, match="overwrite") as refused:
+        Daemon(daemon.socket).retry(overwrote)
+    assert "Recovery (F3)" in refused.value.fix
+    assert daemon.json("jobs")[0]["id"] == overwrote["id"]
