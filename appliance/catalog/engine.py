@@ -12,7 +12,8 @@ Invariants:
 - `Catalog.session()` commits when the block ends normally and rolls back on an exception; objects stay usable after
   the commit (expire_on_commit=False), so callers may return them.
 - The schema is created on open and stamped in `schema_version`; a catalog from a newer Tapeline is refused, one from
-  an older Tapeline gets the tables and columns added since (each added column nullable or with a server default).
+  an older Tapeline gets the tables and columns added since (each added column nullable or with a server default,
+  with its foreign key and indexes); the columns are looked for only when the stored schema is older.
 - A write that fails for want of space (SQLite's "database or disk is full", PostgreSQL's disk_full) raises
   Unavailable naming where to free space, from any engine user (ORM, Core, the scheduler's job store), and leaves
   `Catalog.unwritable` set until `check_writable()` finds a write possible again (the daemon's watchdog calls it).
@@ -31,7 +32,7 @@ from typing import Iterator
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.schema import CreateColumn
+from sqlalchemy.schema import AddConstraint, CreateColumn
 from sqlmodel import Session, SQLModel
 
 from appliance.catalog.models import CLOSED_INDEX, OLD_UNTIL_INDEX, SCHEMA_VERSION, FileVersion, SchemaVersion
@@ -207,8 +208,10 @@ def _upgrade_indexes(engine: Engine) -> None:
 
 
 def _add_columns(engine: Engine) -> None:
-    """A catalog made by an older Tapeline gets the columns added since (create_all adds tables, never columns).
-    Every column added after schema 1 is nullable or has a server default, so the old rows take it as they are."""
+    """A catalog made by an older Tapeline gets the columns added since (create_all adds tables, never columns), with
+    what create_all gives a column in a new table: its foreign key and its indexes. Every column added after schema
+    1 is nullable or has a server default, so the old rows take it as they are. Run only when the stored schema is
+    older than SCHEMA_VERSION (open_catalog): it inspects every table."""
     with engine.begin() as conn:
         have = inspect(conn)
         for table in SQLModel.metadata.sorted_tables:
@@ -221,8 +224,20 @@ def _add_columns(engine: Engine) -> None:
                 if not column.nullable and column.server_default is None:
                     raise TapelineError(f"the catalog lacks {table.name}.{column.name}, which has no default to add "
                                         "it with", "report this as a bug in Tapeline")
-                ddl = CreateColumn(column).compile(dialect=engine.dialect)
+                ddl = str(CreateColumn(column).compile(dialect=engine.dialect))
+                if engine.dialect.name == "sqlite":  # SQLite adds a constraint only inside the column's definition
+                    for fk in column.foreign_keys:
+                        target = fk.column
+                        ddl += f" REFERENCES {target.table.name} ({target.name})"
+                        if fk.ondelete:
+                            ddl += f" ON DELETE {fk.ondelete}"
                 conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
+                if engine.dialect.name != "sqlite":
+                    for fk in column.foreign_keys:
+                        conn.execute(AddConstraint(fk.constraint))
+                for index in table.indexes:
+                    if column in index.columns.values():
+                        index.create(conn, checkfirst=True)
                 log.info("catalog: added column %s.%s", table.name, column.name)
 
 
@@ -239,7 +254,8 @@ def open_catalog(url: str) -> Catalog:
                                     f"({SCHEMA_VERSION})", "upgrade Tapeline, or rebuild a fresh catalog with "
                                     "`tapeline catalog rebuild`")
         SQLModel.metadata.create_all(engine)
-        _add_columns(engine)
+        if found is not None and found < SCHEMA_VERSION:
+            _add_columns(engine)
         _upgrade_indexes(engine)
         with Session(engine) as session:
             row = session.get(SchemaVersion, 1)

@@ -253,8 +253,28 @@ def test_a_catalog_from_schema_1_is_upgraded_and_keeps_its_rows(tmp_path):
         assert (pool.vault_id, pool.offsite_copies, pool.recall, pool.gfs) == (None, 1, "expired", {})
         assert s.exec(text("select version from schema_version")).one()[0] == SCHEMA_VERSION == 2
         assert {"vault", "media_case", "cartridge_move"} <= set(inspect(cat.engine).get_table_names())
+    _has_rotation_indexes_and_keys(cat)
     cat.close()
     open_catalog(f"sqlite:///{path}").close()  # a second open finds nothing to add
+
+
+def _has_rotation_indexes_and_keys(cat) -> None:
+    """What create_all gives the added columns in a new catalog: their indexes and foreign keys."""
+    have = inspect(cat.engine)
+    indexes = {i["name"]: i["column_names"] for i in have.get_indexes("cartridge")}
+    assert indexes["ix_cartridge_vault_id"] == ["vault_id"] and indexes["ix_cartridge_case_id"] == ["case_id"]
+    keys = {(tuple(k["constrained_columns"]), k["referred_table"]) for k in have.get_foreign_keys("cartridge")}
+    assert {(("vault_id",), "vault"), (("case_id",), "media_case")} <= keys
+
+
+def test_a_current_catalog_is_not_searched_for_missing_columns(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'c.sqlite'}"
+    open_catalog(url).close()
+
+    def searched(_engine):
+        raise AssertionError("the columns of a current catalog were inspected")
+    monkeypatch.setattr(engine_mod, "_add_columns", searched)
+    open_catalog(url).close()
 
 
 @pytest.mark.postgres
@@ -274,4 +294,5 @@ def test_a_postgresql_catalog_without_the_rotation_columns_gets_them(pg_url):
     with cat.engine.connect() as conn:
         assert conn.execute(text("select barcode, rotation from cartridge")).one() == ("A00001L9", "mountable")
         assert conn.execute(text("select version from schema_version")).scalar() == 2
+    _has_rotation_indexes_and_keys(cat)
     cat.close()
