@@ -40,7 +40,6 @@ from appliance.catalog.rebuild import (GroupDefaults, RebuildResult, claim_store
                                        reconcile)
 from appliance.config import Settings
 from appliance.errors import Conflict, NotFound, TapelineError, UsageError
-from appliance.catalog import tape_sets
 from appliance.media.library import open_changer
 from appliance.media.media_tasks import MediaTasks
 from appliance.media.service import MediaService
@@ -136,10 +135,9 @@ class Appliance:
 
     def start(self) -> None:
         self.engine.recover()
-        failed = tape_sets.fail_unfinished(self.catalog)
+        failed = self.media.fail_unfinished()
         if failed:
             log.warning("%d tape set(s) a stopped daemon was writing do not count", failed)
-        self.media.forget_dead_indexes()
         if self._catalog_is_new() and self.store.snapshots():
             log.warning("the catalog is empty but the store has recovery points: rebuilding the catalog")
             self.rebuild_catalog(check_idle=False)

@@ -110,14 +110,14 @@ def pinned_snapshots(catalog: Catalog, group_id: int) -> set[str]:
     return {p["snapshot_id"] for p in params if p.get("snapshot_id")}
 
 
-def fail_unfinished(catalog: Catalog) -> int:
-    """Sets a killed daemon left "writing" never count."""
+def fail_unfinished(catalog: Catalog) -> list[str]:
+    """Sets a killed daemon left "writing" never count; returns their uuids."""
     with catalog.session() as s:
         rows = s.exec(select(TapeSet).where(TapeSet.state == "writing")).all()
         for row in rows:
             row.state = "failed"
             s.add(row)
-        return len(rows)
+        return [row.uuid for row in rows]
 
 
 def _info(s, row: TapeSet) -> SetInfo:
@@ -143,12 +143,6 @@ def list_sets(catalog: Catalog, group: str | None = None, states: tuple[str, ...
         if states:
             q = q.where(TapeSet.state.in_(states))
         return [_info(s, row) for row in s.exec(q).all()]
-
-
-def uuids(catalog: Catalog, states: tuple[str, ...]) -> list[str]:
-    """The uuids of the sets in these states (no parts: cheap over years of sets)."""
-    with catalog.reader() as s:
-        return list(s.exec(select(TapeSet.uuid).where(TapeSet.state.in_(states))).all())
 
 
 def get_set(catalog: Catalog, set_id: int) -> SetInfo:

@@ -429,15 +429,13 @@ class MediaService:
             self.index.drop(set_uuid)
         return result
 
-    def forget_dead_indexes(self) -> int:
-        """Delete the index copies of every set that does not count (expired, or failed: a daemon killed while
-        writing it, or one killed before `expire` deleted them); returns how many went."""
-        gone = 0
-        for set_uuid in tape_sets.uuids(self.catalog, ("expired", "failed")):
-            if self.index.has(set_uuid):
-                self.index.drop(set_uuid)
-                gone += 1
-        return gone
+    def fail_unfinished(self) -> int:
+        """At start: the sets a killed daemon left "writing" turn "failed" (`tape_sets.fail_unfinished`) and their
+        index copies go; returns how many."""
+        failed = tape_sets.fail_unfinished(self.catalog)
+        for set_uuid in failed:
+            self.index.drop(set_uuid)
+        return len(failed)
 
     def writable_cartridge(self, lease: DriveLease, pool: Pool, media_set: MediaSet,
                            busy: frozenset[str] = frozenset()) -> Cartridge | None:

@@ -352,12 +352,13 @@ def test_the_index_copies_of_a_set_go_once_its_media_set_expires_and_those_of_a_
     now = _now()
     copies = media.settings.data_dir / "tape-index"
     sets = {}
-    for name, pool, state in (("expires", short, "ok"), ("kept", kept, "ok"), ("failed", kept, "failed")):
+    for name, pool, state in (("expires", short, "ok"), ("kept", kept, "ok"), ("failed", kept, None)):
         ms = pools.media_set_for_write(media.catalog, pool, now)
         pools.stamp_set(media.catalog, ms.id, now)
         set_id = tape_sets.create_set(media.catalog, f"uuid-{name}", ms.id, None, "files", 1, "snap", "full", None,
                                       now)
-        tape_sets.finish_set(media.catalog, set_id, state)
+        if state:  # else left "writing", as by a daemon killed mid-write
+            tape_sets.finish_set(media.catalog, set_id, state)
         media.index.save(f"uuid-{name}", 1, b"index bytes as on tape")
         sets[name] = set_id
     admin.list_media(media, None, None)  # `tapeline media list` a minute later: nothing expired yet
@@ -366,6 +367,8 @@ def test_the_index_copies_of_a_set_go_once_its_media_set_expires_and_those_of_a_
     media.expire(now + timedelta(minutes=2))  # what `media list`, `media show`, a label or a write run first
     assert tape_sets.get_set(media.catalog, sets["expires"]).state == "expired"
     assert sorted(p.name for p in copies.iterdir()) == ["uuid-failed", "uuid-kept"]
-    assert media.forget_dead_indexes() == 1  # the daemon's start: a set a killed daemon was writing
+    assert media.fail_unfinished() == 1  # the daemon's start: a set a killed daemon was writing
+    assert tape_sets.get_set(media.catalog, sets["failed"]).state == "failed"
     assert [p.name for p in copies.iterdir()] == ["uuid-kept"]
+    assert media.fail_unfinished() == 0  # the next start has nothing left to fail
     assert (copies / "uuid-kept" / "1.idx").read_bytes() == b"index bytes as on tape"
