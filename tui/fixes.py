@@ -12,11 +12,22 @@ from collections.abc import Callable
 
 COMMAND = re.compile(r"`(tapeline [^`]+)`")
 FLAGS_ONLY = {"--wait"}  # the console follows the job itself
+# The words the appliance's fixes put where a person fills in a value (`--pool POOL`, `media verify BARCODE`); any
+# other word, upper-case or not, is a real name (a group HR, a barcode VT0001L6).
+PLACEHOLDERS = frozenset({"NAME", "ID", "GROUP", "POOL", "LIB", "LIBRARY", "BARCODE", "CASE", "N", "P", "TIME",
+                          "SIZE", "RATE", "PATH", "DIR", "FILE", "TEXT", "DAYS", "CALENDAR", "CHANGER_URL",
+                          "DRIVE_URL", "URL", "DRIVE", "VAULT"})
 
 
 def commands(fix: str) -> list[str]:
     """The `tapeline ...` commands quoted in a fix, in order."""
     return COMMAND.findall(fix or "")
+
+
+def placeholder(word: str) -> bool:
+    """`POOL`, `--library=LIB`, `BARCODE|CASE...`, `RATE/day`, `[--weeks N]`: a word a person fills in."""
+    return word.endswith("...") or word.startswith("[") or any(
+        part in PLACEHOLDERS for part in re.split(r"[=|/\[\]]|\.\.\.", word))
 
 
 def runnable(command: str) -> Callable | None:
@@ -25,7 +36,7 @@ def runnable(command: str) -> Callable | None:
         words = shlex.split(command)[1:]
     except ValueError:
         return None
-    if any(w.isupper() or w.endswith("...") for w in words):  # a placeholder: a person picks the value
+    if any(placeholder(w) for w in words):  # a person picks the value
         return None
     flags = {w for w in words if w.startswith("--")} - FLAGS_ONLY
     args = [w for w in words if not w.startswith("--")]

@@ -24,8 +24,16 @@ def test_the_commands_the_api_runs():
     assert fixes.runnable("tapeline mail test")(d) == ("mail_test", (), {})
 
 
+def test_upper_case_names_are_names_not_placeholders():
+    d = Calls()
+    assert fixes.runnable("tapeline sync HR")(d) == ("sync", ("HR",), {"accept_deletions": False})
+    assert fixes.runnable("tapeline media verify VT0001L6")(d) == ("media_verify", ("VT0001L6",), {})
+    assert fixes.runnable("tapeline library inventory LIB1")(d) == ("inventory", ("LIB1",), {})
+
+
 def test_placeholders_and_unknown_commands_are_shown_instead():
     for command in ("tapeline tape backup web --pool POOL", "tapeline media rebuild --library LIB",
+                    "tapeline media verify BARCODE", "tapeline sync NAME --wait", "tapeline alerts ack ID",
                     "tapeline group show web", "tapeline alerts --all", "tapeline sync web --bogus",
                     "tapeline sync 'unclosed"):
         assert fixes.runnable(command) is None, command
