@@ -5,7 +5,7 @@ Invariants:
   there for the courier. Each is recognised by its barcode against the catalog before anything moves:
   - an expected return (courier-retrieve, vault-retrieve, on-site-retrieve, not mountable, or on site already) goes
     to a free slot and becomes mountable (the move recorded with the job's id; it leaves its case). One whose data
-    expired becomes scratch once the pool's reuse delay has passed (pools.expire, as for any cartridge).
+    expired becomes scratch once the pool's reuse delay has passed (MediaService.expire, as for any cartridge).
   - an unknown barcode (one the catalog never had, or only saw in this mail slot: a fast inventory records a new
     barcode as blank), or one the catalog has as foreign: imported, marked foreign (never written until labelled),
     with a discrepancy alert.
@@ -28,7 +28,6 @@ from appliance.catalog import media as cat
 from appliance.catalog.models import Cartridge, CartridgeMove, Vault, utcnow
 from appliance.catalog.moves import SHOWN, move, relocate
 from appliance.errors import TapelineError
-from appliance.media import pools
 from appliance.media.library import where as library_place
 from appliance.ops import alerts
 from appliance.ops.jobs import JobContext, Outcome
@@ -73,7 +72,7 @@ class Import:
         for barcode in sorted(self.accept - self.done):
             self.warnings.append(f"--accept {barcode}: no cartridge {barcode} waits for your word in a mail slot or "
                                  "slot; nothing was done for it")
-        pools.expire(self.catalog, utcnow())
+        self.media.expire(utcnow())  # and the index copies of the sets that stopped counting
         back = [i["barcode"] for i in self.result["imported"] if i["as"] in ("return", "accepted")]
         with self.catalog.reader() as s:
             states = {c.barcode: c.state for c in s.exec(select(Cartridge).where(Cartridge.barcode.in_(back)))}

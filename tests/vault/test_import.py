@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from appliance.catalog import media as cat
+from appliance.catalog.models import TapeSet
 from appliance.catalog.moves import history, move
 from appliance.media import pools
 from appliance.ops.alerts import list_alerts
@@ -105,7 +106,10 @@ def test_with_no_free_slot_the_import_waits_until_one_is_freed(site):
 
 def test_a_return_waits_out_its_pools_reuse_delay_before_it_is_scratch(site):
     site.pool("weekly", retention_days=1, reuse_days=60)
-    site.written("weekly", ["A00000L8"], now() - timedelta(days=30))  # expired 29 days ago: 31 to wait
+    set_id = site.written("weekly", ["A00000L8"], now() - timedelta(days=30))  # expired 29 days ago: 31 to wait
+    with site.catalog.reader() as s:
+        set_uuid = s.get(TapeSet, set_id).uuid
+    site.media.index.save(set_uuid, 1, b"its index")  # the copy a tape backup keeps
     site.taken_out(["A00000L8"])
     _rotate(site, "A00000L8", "courier", "vault", "vaultretrieve", "courierretrieve")
     operator(site.library_dir, ["open"], ["insert", "A00000L8"], ["close"])
@@ -116,6 +120,10 @@ def test_a_return_waits_out_its_pools_reuse_delay_before_it_is_scratch(site):
     back = site.cartridge("A00000L8")
     assert (back.rotation, back.state) == ("mountable", "expired") and job.result["expired"] == ["A00000L8"]
     assert job.result["scratch"] == [] and job.state == "completed"
+    # its set stopped counting with the import's expiry (MediaService.expire): its index copy went with it
+    with site.catalog.reader() as s:
+        assert s.get(TapeSet, set_id).state == "expired"
+    assert not site.media.index.has(set_uuid)
 
 
 def test_a_barcode_on_two_cartridges_is_refused_with_an_alert(site):
