@@ -12,6 +12,7 @@ from pilot import rows, run, until
 from tests.appliance.daemon_harness import make_daemon
 from tui.app import TapelineApp
 from tui.daemon import Daemon
+from tui.screens.monitoring import FINISHED
 
 
 def failed_sync_alert(daemon, tmp_path) -> int:
@@ -79,31 +80,46 @@ def held_daemon(tmp_path):
     assert d.stop() == 0
 
 
-def test_cancel_a_running_job(held_daemon, tmp_path):
-    d = held_daemon
+def held_sync(d, tmp_path) -> int:
+    """Group g and its sync, held at its start (the job stays "running" until `release`)."""
     src = tmp_path / "src"
     src.mkdir()
     (src / "f").write_text("data")
     d.run("group", "create", "g", "--source", str(src))
-    job_id = d.json("sync", "g")["job"]
+    return d.json("sync", "g")["job"]
+
+
+def release(d, job_id: int) -> None:
+    """Let the held job go on (it then meets any cancel asked meanwhile)."""
+    (d.hold / "running").unlink()
+    with open(d.hold / f"job-{job_id}-running", "wb"):
+        pass
+
+
+async def cancel_dialog(app, pilot, job_id: int):
+    """With the job's row under the cursor, press c: the confirmation shown."""
+    await until(pilot, lambda: [r for r in rows(app, "#jobs") if r[0] == str(job_id) and r[3] == "running"],
+                "the running job")
+    table = app.screen.query_one("#jobs")
+    table.focus()
+    table.move_cursor(row=table.get_row_index(str(job_id)))
+    await pilot.press("c")
+    return await until(pilot, lambda: app.screen.query("#confirm-losses") and app.screen, "the confirmation")
+
+
+def test_cancel_a_running_job(held_daemon, tmp_path):
+    d = held_daemon
+    job_id = held_sync(d, tmp_path)
 
     async def scenario():
         app = TapelineApp(d.socket, poll_seconds=0.3)
         async with app.run_test(size=(140, 40)) as pilot:
-            await until(pilot, lambda: [r for r in rows(app, "#jobs") if r[0] == str(job_id) and r[3] == "running"],
-                        "the running job")
-            table = app.screen.query_one("#jobs")
-            table.focus()
-            table.move_cursor(row=table.get_row_index(str(job_id)))
-            await pilot.press("c")
-            dialog = await until(pilot, lambda: app.screen.query("#confirm-losses") and app.screen, "the confirmation")
+            dialog = await cancel_dialog(app, pilot, job_id)
             assert f"job {job_id}: sync of g (running)" in str(dialog.query_one(".confirm-loss").render())
             await pilot.press("y")
             await until(pilot, lambda: d.json("job", str(job_id))["state"] != "running" or
                         "cancel requested" in " ".join(n.message for n in app._notifications), "the cancel asked")
-            (d.hold / "running").unlink()
-            with open(d.hold / f"job-{job_id}-running", "wb"):  # the held job goes on and meets its cancel
-                pass
+            release(d, job_id)
             await until(pilot, lambda: [r for r in rows(app, "#jobs") if r[0] == str(job_id) and r[3] == "cancelled"],
                         "the job cancelled")
     run(scenario)
@@ -112,23 +128,19 @@ def test_cancel_a_running_job(held_daemon, tmp_path):
 
 def test_escape_keeps_the_job_running(held_daemon, tmp_path):
     d = held_daemon
-    src = tmp_path / "src"
-    src.mkdir()
-    d.run("group", "create", "g", "--source", str(src))
-    job_id = d.json("sync", "g")["job"]
+    job_id = held_sync(d, tmp_path)
 
     async def scenario():
         app = TapelineApp(d.socket, poll_seconds=0.3)
         async with app.run_test(size=(140, 40)) as pilot:
-            await until(pilot, lambda: [r for r in rows(app, "#jobs") if r[0] == str(job_id) and r[3] == "running"],
-                        "the running job")
-            await pilot.press("c")
-            await until(pilot, lambda: app.screen.query("#confirm-losses"), "the confirmation")
+            await cancel_dialog(app, pilot, job_id)
             await pilot.press("escape")
-            await pilot.pause(0.5)
-            assert not app.screen.query("#confirm-losses")
+            await until(pilot, lambda: not app.screen.query("#confirm-losses"), "the confirmation gone")
+            release(d, job_id)  # a cancel asked would meet the job here: it ends cancelled, not completed
+            await until(pilot, lambda: [r for r in rows(app, "#jobs") if r[0] == str(job_id) and r[3] in FINISHED],
+                        "the job ended")
     run(scenario)
-    assert d.json("job", str(job_id))["state"] == "running"
+    assert d.json("job", str(job_id))["state"] == "completed"
 
 
 def test_retry_submits_the_same_job_again(daemon, tmp_path):
