@@ -203,8 +203,6 @@ def backup(ctx: JobContext, store, media, cache: IndexCache, block_size: int = f
         return fmt.SetHeader(set_uuid, group.name, point_id, snapshot_id, now, kind, part, tape_file, pool.name,
                              media_set.uuid, block_size, encrypted=cipher is not None)
 
-    streaming = Streaming()
-
     def progress(done: int, total: int | None, message: str) -> None:
         if streaming.since is None:  # tests stop a job here, its first frame on tape, to kill the daemon mid-write
             ctx.hold("tape-writing")
@@ -214,6 +212,7 @@ def backup(ctx: JobContext, store, media, cache: IndexCache, block_size: int = f
 
     started = time.monotonic()
     for attempt in (1, 2):
+        streaming = Streaming()  # the attempt that went through is judged, not a failed drive's window before it
         with media.acquire_drive(library.name, ctx) as lease:
             target = JobTarget(ctx, media, lease, pool, media_set, set_id, set_uuid, cache, block_size)
             try:

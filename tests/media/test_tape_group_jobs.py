@@ -1,9 +1,12 @@
 """A group's tape jobs beside its disk jobs: the engine runs a sync while the group's tape backup waits (for a
 cartridge, a drive), and the recovery point that backup is to write stays pinned against the group's prune until
-the job ends. And the job's speed-floor warning judges the streaming, not the load before it. Real catalog, real engine, real replica store; the job bodies stand in only for the tape side."""
+the job ends. And the job's speed-floor warning judges the streaming, not the load before it nor a failed drive's
+attempt. Real catalog, real engine, real replica store; the job bodies stand in only for the tape side, but for the
+failover, which runs the real tape backup over the simulated library."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from datetime import timedelta
@@ -11,7 +14,9 @@ from datetime import timedelta
 import pytest
 
 from appliance.catalog.engine import open_catalog
+from appliance.catalog.groups import SourceInput, create_group
 from appliance.catalog.tape_sets import pinned_snapshots
+from appliance.media import admin, tape_backup
 from appliance.media.tape_backup import Streaming
 from appliance.media.tape_write import WriteStats
 from appliance.ops.job_records import get_job
@@ -19,6 +24,7 @@ from appliance.ops.jobs import JobEngine, Outcome
 from appliance.protect import files as protect
 from appliance.protect.files import GroupSpec, SourceSpec
 from appliance.store import Store
+from media_harness import Job, fault
 
 
 @pytest.fixture
@@ -98,3 +104,52 @@ def test_the_speed_floor_is_judged_on_the_streaming_alone_not_on_the_cartridges_
     said = slow.too_slow(written, 177)
     assert said is not None and "100 MB/s" in said and "177 MB/s" in said  # the rate seen and the floor
     assert slow.too_slow(WriteStats(raw_bytes=6_000_000_000, tape_bytes=3_000_000_000), 177) is None  # never waited
+
+
+def test_after_a_drive_failover_the_speed_floor_judges_the_attempt_that_went_through(media, library_dir, tmp_path,
+                                                                                    monkeypatch):
+    """Drive 0 goes offline after the set's first frame: the set is written again on drive 1, and the streaming
+    judged is that second attempt's alone (attempt 1's window, the failover, would read as a slow source)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_bytes(os.urandom(3 << 20))
+    create_group(media.catalog, "files", [SourceInput(str(src))], 3600, (), 86400)
+    admin.create_pool(media, "weekly", "vtl", "30d", None, None, False, None)
+    store = Store.open(tmp_path / "store", create=True)
+    judged: list[Streaming] = []
+
+    class Judged(Streaming):
+        def too_slow(self, stats, floor):
+            judged.append(self)
+            return super().too_slow(stats, floor)
+
+    monkeypatch.setattr(tape_backup, "Streaming", Judged)
+    acquired: list[float] = []  # when each attempt took its drive
+    acquire = media.acquire_drive
+
+    def acquire_drive(*args, **kwargs):
+        acquired.append(time.monotonic())
+        return acquire(*args, **kwargs)
+
+    monkeypatch.setattr(media, "acquire_drive", acquire_drive)
+
+    class Ctx(Job):
+        catalog, group_name = media.catalog, "files"
+
+        def hold(self, step: str) -> None:  # the first frame of an attempt is on tape
+            if len(acquired) == 1:
+                fault(library_dir, "drive-offline", "drive0")
+
+        def event(self, event: str, message: str = "") -> None:
+            pass
+
+    try:
+        snapshot = protect.sync(store, GroupSpec("files", (SourceSpec(str(src)),))).snapshot.id
+        ctx = Ctx(1, pool="weekly", kind="full", snapshot_id=snapshot)
+        outcome = tape_backup.backup(ctx, store, media, media.index)
+    finally:
+        store.close()
+    assert outcome.state == "completed with warnings", outcome
+    assert any("went offline" in w for w in outcome.warnings)
+    [streaming] = judged
+    assert len(acquired) == 2 and streaming.since > acquired[1]  # from attempt 2's first frame, on drive 1
