@@ -37,6 +37,11 @@ NEXT = {
 PLACE = {"notmountable": "outside", "courier": "transit", "vault": "vault", "vaultretrieve": "vault",
          "courierretrieve": "transit", "onsiteretrieve": "outside"}
 
+RETURNS = ("notmountable", "onsiteretrieve", "courierretrieve", "vaultretrieve")
+"""States of a cartridge that, found back in the library, is an expected return (vault import, inventory): on the
+shelf, or recalled from the vault. From courier-retrieve and vault-retrieve the move to mountable leaves the cycle
+(`skip`): no command moves a cartridge to on-site-retrieve (docs/vault.md)."""
+
 SHOWN = {"mountable": "mountable", "notmountable": "not mountable", "courier": "courier", "vault": "vault",
          "vaultretrieve": "vault-retrieve", "courierretrieve": "courier-retrieve",
          "onsiteretrieve": "on-site-retrieve"}

@@ -12,10 +12,12 @@ Invariants:
   label before writing anything); a known cartridge the changer no longer sees is `outside` (on site, not
   mountable; one on its way to a vault stays in transit); cleaning cartridges (CLN barcodes or the cleaning medium
   type) are `cleaning`. These changes of place are recorded as moves (catalog/moves.py).
-- A cartridge seen in a slot or drive that the catalog has on its way to or in a vault is not moved back silently:
-  it is reported as `unexpected`, with an alert naming the vault it is expected in (`tapeline vault import
-  --accept BARCODE` is the operator's word that it is back); one on site (not mountable, back from the vault)
-  becomes mountable.
+- A cartridge seen in a slot or drive that the catalog has on its way to or in a vault (courier, vault) is not moved
+  back silently: it is reported as `unexpected`, with an alert naming the vault it is expected in (`tapeline vault
+  import --accept BARCODE` is the operator's word that it is back). One that is an expected return (moves.RETURNS,
+  as `vault import` takes them: on site, or recalled from the vault) becomes mountable, the move recorded by
+  "tapeline" with the inventory as its reason; one recalled from the vault but seen in a mail slot is left there
+  for `vault import`, which records its return with its job.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from sqlmodel import select
 from appliance.catalog.engine import Catalog
 from appliance.catalog.media import find_cartridge, touch_library
 from appliance.catalog.models import IN_LIBRARY_LOCATIONS, Cartridge, Library, Vault
-from appliance.catalog.moves import PLACE, SHOWN, move, relocate
+from appliance.catalog.moves import NEXT, PLACE, RETURNS, SHOWN, move, relocate
 from appliance.errors import TapelineError, UsageError
 from appliance.ops import alerts
 from drivers.changer import KIND_MAILSLOT, Element, Inventory, MediaChanger
@@ -134,8 +136,13 @@ def apply_inventory(catalog: Catalog, library: Library, inv: Inventory, now: dat
                 cleaning.append(barcode)
             cart.library_id = library.id
             place = where(e)
-            if cart.rotation in ("notmountable", "onsiteretrieve"):
-                move(s, cart, "mountable", now, operator="tapeline", reason=by, place=place)
+            in_cycle = "mountable" in NEXT[cart.rotation]
+            if cart.rotation in RETURNS and (in_cycle or place[0] != "mailslot"):
+                # back from the shelf, or from the vault (as `vault import` takes it); one from the vault in a mail
+                # slot is left for the import, which records its return with its job
+                move(s, cart, "mountable", now, operator="tapeline", place=place, skip=not in_cycle,
+                     reason=by if in_cycle else f"{by}: back from the vault ({SHOWN[cart.rotation]})")
+                cart.case_id = None  # out of its case, back in the library (as the import does)
             elif cart.rotation != "mountable" and place[0] != "mailslot":
                 unexpected.append(barcode)
                 vault = s.get(Vault, cart.vault_id) if cart.vault_id is not None else None

@@ -26,7 +26,7 @@ from sqlmodel import select
 
 from appliance.catalog import media as cat
 from appliance.catalog.models import Cartridge, CartridgeMove, Vault, utcnow
-from appliance.catalog.moves import SHOWN, move, relocate
+from appliance.catalog.moves import NEXT, RETURNS, SHOWN, move, relocate
 from appliance.errors import TapelineError
 from appliance.media.library import where as library_place
 from appliance.ops import alerts
@@ -36,9 +36,6 @@ from appliance.vault import checks
 from appliance.vault.export import wait_for
 from drivers.changer import Element
 from drivers.errors import DeviceError
-
-RETURNING = ("courierretrieve", "vaultretrieve", "onsiteretrieve", "notmountable", "mountable")
-IN_THE_CYCLE = ("notmountable", "onsiteretrieve")  # NEXT allows mountable from these; the others skip states
 
 
 def _unknown(s, cart: Cartridge | None) -> bool:
@@ -165,7 +162,7 @@ class Import:
                 return "unknown"
             if cart.state == "foreign":
                 return "foreign"
-            if cart.rotation in RETURNING:
+            if cart.rotation == "mountable" or cart.rotation in RETURNS:
                 return "return"
             vault = s.get(Vault, cart.vault_id) if cart.vault_id is not None else None
         if m.barcode in self.accept:
@@ -203,7 +200,7 @@ class Import:
                 move(s, cart, "mountable", now, operator=self.operator if accepted else "tapeline",
                      reason=("accepted back through the mail slot by the operator" if accepted
                              else "returned through the mail slot") + f" (vault import, job {jid})",
-                     place=("slot", slot), skip=cart.rotation not in IN_THE_CYCLE, job_id=jid)
+                     place=("slot", slot), skip="mountable" not in NEXT[cart.rotation], job_id=jid)
             cart.case_id = None  # out of its case, back in the library
             s.add(cart)
         self.result["imported"].append({"barcode": m.barcode, "slot": slot, "as": verdict})

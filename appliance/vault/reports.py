@@ -98,7 +98,7 @@ def pick_list_library(appliance, days: int, now: datetime) -> Report:
         waiting = list(s.exec(select(Cartridge).where(Cartridge.rotation == "courier",
                                                       Cartridge.location_kind == "mailslot")
                               .order_by(Cartridge.location_number)).all())
-        back = list(s.exec(select(Cartridge).where(Cartridge.rotation == "onsiteretrieve")
+        back = list(s.exec(select(Cartridge).where(Cartridge.rotation == "courierretrieve")  # sent back
                            .order_by(Cartridge.barcode)).all())
     in_library = sorted((c for c in ready if c.location_kind in IN_LIBRARY_LOCATIONS),
                         key=lambda c: (c.library_id or 0, c.location_kind, c.location_number or 0))
@@ -112,8 +112,10 @@ def pick_list_library(appliance, days: int, now: datetime) -> Report:
     if waiting:
         summary.append(f"{plural(len(waiting), 'cartridge')} in the mail slots wait for the courier")
     if back:
-        summary.append(f"{plural(len(back), 'cartridge')} came back from the vault: put them into the mail slots "
-                       "and run `tapeline vault import --wait`")
+        one = len(back) == 1
+        summary.append(f"{plural(len(back), 'cartridge')} {'is' if one else 'are'} on the way back from the vault: "
+                       f"when the courier brings {'it' if one else 'them'}, put {'it' if one else 'them'} into the "
+                       "mail slots and run `tapeline vault import --wait`")
     main = Table("To eject today", (Column("library"), Column("from"), Column("barcode"), Column("pool"),
                                     Column("to vault"), Column("returns", "time")), rows,
                  empty="nothing is ready to go offsite")
@@ -121,7 +123,7 @@ def pick_list_library(appliance, days: int, now: datetime) -> Report:
                  (Column("barcode"), Column("where"), Column("pool"), Column("to vault"), Column("returns", "time")),
                  tuple((c.barcode, _place(c, names), names.pools.get(c.pool_id, "-"),
                         names.vaults.get(c.vault_id, "-"), c.expires) for c in waiting), empty="none")
-    home = Table("Back from the vault, to put into the library",
+    home = Table("On the way back from the vault, to put into the library",
                  (Column("barcode"), Column("pool"), Column("where")),
                  tuple((c.barcode, names.pools.get(c.pool_id, "-"), _place(c, names)) for c in back), empty="none")
     return Report("pick-list-library", "Pick list for the library", now, days, tuple(x for x in summary if x),

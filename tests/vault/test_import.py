@@ -15,6 +15,7 @@ import pytest
 from appliance.catalog import media as cat
 from appliance.catalog.models import TapeSet
 from appliance.catalog.moves import history, move
+from appliance.catalog.vaults import case_for
 from appliance.media import pools
 from appliance.ops.alerts import list_alerts
 from appliance.vault import export as export_module
@@ -161,3 +162,29 @@ def test_a_vaulted_cartridge_found_in_a_slot_is_alerted_and_taken_only_on_the_op
         last = history(s, back.id)[-1]
     assert (last.operator, last.from_rotation, last.to_rotation, last.job_id) == ("bob", "vault", "mountable", job_id)
     assert expected not in [a.message for a in list_alerts(site.catalog)]  # resolved
+
+
+def test_the_inventory_takes_a_recalled_cartridge_found_in_a_slot_as_a_return_as_the_import_does(site):
+    _rotate(site, "A00005L8", "courier", "vault", "vaultretrieve")  # recalled, and put into slot 6 by hand
+    site.taken_out(["A00001L8"])
+    _rotate(site, "A00001L8", "courier", "vault", "vaultretrieve", "courierretrieve")  # sent back, then ...
+    operator(site.library_dir, ["open"], ["insert", "A00001L8"], ["close"])  # ... into the mail slot
+    _rotate(site, "A00006L8", "courier", "vault", "vaultretrieve", "courierretrieve")  # sent back, in slot 7
+    with site.catalog.session() as s:
+        cart = cat.find_cartridge(s, "A00006L8")
+        cart.case_id = case_for(s, "C-9", site.vault.id).id
+        s.add(cart)
+    report = site.media.library("vtl").inventory(now())
+    assert report.unexpected == ()
+    assert not [a for a in _alerts(site) if "expected in" in a]
+    for barcode, slot, was in (("A00005L8", 6, "vaultretrieve"), ("A00006L8", 7, "courierretrieve")):
+        back = site.cartridge(barcode)
+        assert (back.rotation, back.location_kind, back.location_number, back.vault_id, back.case_id) == (
+            "mountable", "slot", slot, None, None)
+        with site.catalog.reader() as s:
+            last = history(s, back.id)[-1]
+        assert (last.operator, last.from_rotation, last.to_rotation) == ("tapeline", was, "mountable")
+        assert last.reason.startswith("inventory of library vtl: back from the vault")
+    # one in a mail slot waits there for `vault import`, which records its return with its job
+    waiting = site.cartridge("A00001L8")
+    assert (waiting.rotation, waiting.location_kind) == ("courierretrieve", "mailslot")

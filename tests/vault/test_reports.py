@@ -38,6 +38,20 @@ def test_the_library_pick_list_says_what_to_eject_and_from_which_slot(site):
     assert "2 cartridges to send offsite today" in text and "tapeline vault export --wait" in text
 
 
+def test_the_library_pick_list_shows_what_the_courier_brings_back(site):
+    from appliance.catalog.media import find_cartridge
+    from appliance.catalog.moves import move
+
+    assert table(build(site, "pick-list-library", now=NOW), 2) == []
+    with site.catalog.session() as s:  # recalled C00001L9: `vault sent-back`
+        move(s, find_cartridge(s, "C00001L9"), "courierretrieve", NOW, operator="ann")
+    report = build(site, "pick-list-library", now=NOW)
+    assert report.tables[2].title == "On the way back from the vault, to put into the library"
+    assert [(r["barcode"], r["where"]) for r in table(report, 2)] == [("C00001L9", "in transit")]
+    assert ("1 cartridge is on the way back from the vault: when the courier brings it, put it into the mail slots "
+            "and run `tapeline vault import --wait`") in render(report, "text")
+
+
 def test_the_library_pick_list_shows_the_open_set_the_export_closes_and_sends(site):
     from sqlmodel import select
 
