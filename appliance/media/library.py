@@ -29,7 +29,7 @@ from datetime import datetime
 from sqlmodel import select
 
 from appliance.catalog.engine import Catalog
-from appliance.catalog.media import find_cartridge, touch_library
+from appliance.catalog.media import touch_library
 from appliance.catalog.models import IN_LIBRARY_LOCATIONS, Cartridge, Library, Vault
 from appliance.catalog.moves import NEXT, PLACE, RETURNS, SHOWN, move, relocate
 from appliance.errors import TapelineError, UsageError
@@ -124,8 +124,13 @@ def apply_inventory(catalog: Catalog, library: Library, inv: Inventory, now: dat
     elsewhere: list[tuple[str, str, str, str]] = []
     by = f"inventory of library {library.name}"
     with catalog.session() as s:
+        known: dict[str, Cartridge] = {}
+        barcodes = sorted(seen)
+        for start in range(0, len(barcodes), 900):  # one query (per 900: SQLite's bound-parameter limit), not one
+            known.update((c.barcode, c) for c in s.exec(  # per barcode: export's wait_for calls this every 2 s
+                select(Cartridge).where(Cartridge.barcode.in_(barcodes[start:start + 900]))).all())
         for barcode, e in seen.items():
-            cart = find_cartridge(s, barcode)
+            cart = known.get(barcode)
             if cart is None:
                 cart = Cartridge(barcode=barcode, state="cleaning" if e.cleaning else "blank", first_seen=now)
                 new.append(barcode)

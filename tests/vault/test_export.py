@@ -115,3 +115,23 @@ def test_a_calendar_pools_open_set_is_closed_so_the_catalog_leaves_with_the_batc
     assert len(job.result["closed"]) == 1
     assert sorted(e["barcode"] for e in job.result["ejected"]) == sorted(["A00000L8", dr_barcode])
     assert site.cartridge(dr_barcode).rotation == "courier"
+
+
+def test_a_look_at_the_mail_slots_reads_the_cartridges_seen_in_one_query(site):
+    """export.wait_for takes a fast inventory every WAIT_POLL while the operator empties the mail slots: the
+    cartridges it sees are loaded at once, not one query per barcode."""
+    from sqlalchemy import event
+
+    site.media.library("vtl").inventory(now())
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args):
+        if "FROM cartridge" in statement and statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+    event.listen(site.catalog.engine, "before_cursor_execute", seen)
+    try:
+        report = site.media.library("vtl").inventory(now())
+    finally:
+        event.remove(site.catalog.engine, "before_cursor_execute", seen)
+    assert report.cartridges >= 10
+    assert len(statements) == 2, statements  # the ones seen, and the library's others (to find those gone)
