@@ -3,8 +3,8 @@
     .venv/bin/python bench/week.py [--groups 20] [--step 5] [--part schedule|operator|both]
 
 The daemon's scheduler (APScheduler on a real SQLite catalog, the daemon's own entries and misfire rules) runs a
-week of wall-clock time in steps of --step minutes (time-machine moves the clock; the scheduler processes what is
-due at each step, as its thread does when it wakes). Each group syncs every 15 minutes and makes recovery points at
+week of wall-clock time in steps of --step minutes (time-machine moves the clock; the scheduler, a driven one with
+no thread of its own, processes what is due at each step, as the daemon's thread does when it wakes). Each group syncs every 15 minutes and makes recovery points at
 08:00, 11:00, 14:00, 17:00 and 20:00. The week holds what the issue asks an appliance to live through: the daemon
 down from Tuesday 13:00 to Wednesday 13:00, the clock jumping forward 2 hours on Thursday at 09:00 and back an hour
 on Friday at 10:00. What the schedule asked of the job engine is counted per group and slot against what should have
@@ -32,7 +32,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import time_machine
-from apscheduler.executors.debug import DebugExecutor
 
 from appliance.catalog.engine import open_catalog
 from appliance.catalog.groups import SourceInput, create_group
@@ -84,7 +83,7 @@ def schedule_week(args) -> None:
             create_group(catalog, name, [SourceInput(f"/srv/{name}")], 900, POINTS, 12 * 86400)
 
         def up() -> Scheduler:
-            s = Scheduler(catalog, rec, timezone=UTC, executor=DebugExecutor())
+            s = Scheduler(catalog, rec, timezone=UTC, driven=True)  # processed only by run_due: no thread races it
             s.start()
             return s
 

@@ -116,16 +116,15 @@ class _Driven(BaseScheduler):
 
 
 class Scheduler:
-    def __init__(self, catalog: Catalog, engine, timezone=None, executor=None, driven: bool = False):
-        """`executor`: where due entries run (APScheduler's thread pool; tests give its DebugExecutor to run them
-        in the thread that processes the schedule). `driven`: no thread processes the schedule, whoever moves the
-        clock calls `run_due` (due entries then run in that thread)."""
+    def __init__(self, catalog: Catalog, engine, timezone=None, driven: bool = False):
+        """`driven`: no thread processes the schedule, whoever moves the clock calls `run_due` (due entries then run
+        in that thread); else APScheduler's thread does, and due entries run in its thread pool."""
         self.catalog = catalog
         self.engine = engine
         store = SQLAlchemyJobStore(engine=catalog.engine, tablename="apscheduler_jobs")
         kwargs = {"timezone": timezone} if timezone is not None else {}
-        if executor is not None or driven:
-            kwargs["executors"] = {"default": executor or DebugExecutor()}
+        if driven:
+            kwargs["executors"] = {"default": DebugExecutor()}
         self._scheduler = (_Driven if driven else BackgroundScheduler)(
             jobstores={"default": store},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE}, **kwargs)
@@ -139,12 +138,12 @@ class Scheduler:
         self._reports = {f"report:{n}": CronTrigger(hour=int(hour), minute=int(minute),
                                                      timezone=self._scheduler.timezone) for n in names}
 
-    def start(self, paused: bool = False) -> None:
-        """Start running the schedule (`paused`: tests process it themselves with `run_due`)."""
+    def start(self) -> None:
+        """Start running the schedule (a driven one: whenever `run_due` is called)."""
         global _engine
         _engine = self.engine
         self._clocks = (time.time(), time.monotonic())
-        self._scheduler.start(paused=paused)
+        self._scheduler.start()
         self.reconcile()
 
     def run_due(self) -> None:
