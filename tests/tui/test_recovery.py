@@ -3,9 +3,14 @@ restore to the original place (the dialog lists what is written) or elsewhere (o
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from textual.widgets import DataTable
 
+from appliance.catalog.engine import open_catalog
 from pilot import rows, run, text_of, until
+from tests.appliance.daemon_harness import make_daemon, stop_clean
+from tests.vault.report_site import make_site
 from tui.app import TapelineApp
 from tui.widgets.confirm import Confirm
 from tui.widgets.restore import RestoreDialog
@@ -139,3 +144,43 @@ def test_a_daemon_call_looked_up_on_the_event_loop_runs_on_the_worker_threads_ow
     worker.start()
     worker.join()
     assert used == own and used[0] is not d.client
+
+
+def test_an_incremental_sets_restore_names_its_base_sets_cartridges(tmp_path):
+    """The site of the vault report tests: group `files` has a full set on A00001L9 and an incremental on A00002L9
+    built on it; restoring the incremental reads both."""
+    url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    cat = open_catalog(url)
+    make_site(cat, datetime.now(timezone.utc))
+    cat.close()
+    daemon = make_daemon(tmp_path, url).start()
+    try:
+        src = tmp_path / "src"
+        src.mkdir()
+        daemon.run("group", "create", "files", "--source", str(src))
+        daemon.run("sync", "files", "--wait")  # the point the dialog's sources are read from
+        incremental = next(s for s in daemon.json("tape", "sets", "files") if s["kind"] == "incremental")
+
+        async def scenario():
+            app = TapelineApp(daemon.socket, poll_seconds=0.3)
+            async with app.run_test(size=(140, 44)) as pilot:
+                await pilot.press("f3")
+                screen = app.screen
+                day = await until(pilot, lambda: next((d for d, _p, sets in screen.days
+                                                       if incremental in sets), None), "the incremental's day")
+                days = screen.query_one("#days", DataTable)
+                days.move_cursor(row=days.get_row_index(day))
+                table = screen.query_one("#day", DataTable)
+                key = f"t{incremental['id']}"
+                await until(pilot, lambda: key in {k.value for k in table.rows}, "the day's tape sets")
+                table.focus()
+                table.move_cursor(row=table.get_row_index(key))
+                await pilot.press("r")
+                dialog = await until(pilot, lambda: isinstance(app.screen, RestoreDialog) and app.screen,
+                                     "the dialog")
+                needs = [text_of(n) for n in dialog.query(".restore-need")]
+                assert [n.split(" (")[0] for n in needs] == ["• A00001L9", "• A00002L9"]  # full first
+                assert "tape set 2, full" in needs[0] and f"tape set {incremental['id']}, incremental" in needs[1]
+        run(scenario)
+    finally:
+        stop_clean(daemon)

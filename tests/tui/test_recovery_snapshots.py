@@ -60,6 +60,9 @@ class RecordedMedia(Recorded):
     def media(self, pool=None, state=None):
         return MEDIA
 
+    def cartridge(self, barcode):
+        return next(c for c in MEDIA if c["barcode"] == barcode)
+
     def tree(self, group, path=None, point=None):
         return {"group": group, "point": POINTS[-1], "path": path, "entries": ENTRIES[path]}
 
@@ -134,7 +137,7 @@ def test_a_tape_sets_restore_names_its_cartridges_and_where_each_one_is():
             await pilot.press("enter")
             dialog = await until(pilot, lambda: isinstance(app.screen, RestoreDialog) and app.screen, "the dialog")
             assert [text_of(n) for n in dialog.query(".restore-need")] == [
-                "• FIN001L8: in library vtl, slot 1",
-                "• OFF001L8: vault Iron Mountain: bring it back and put it in a mail slot of library vtl"]
+                "• FIN001L8 (tape set 3, full): slot 1 of library vtl",
+                "• OFF001L8 (tape set 3, full): vault Iron Mountain: not in the library, recall or fetch it first"]
             assert "tape set 3" in text_of(dialog.query_one("#restore-title"))
     run(scenario)

@@ -3,8 +3,9 @@ file by name across the points; every version of a file; restore to the original
 
 The data comes from the API as the CLI's `points`, `tape sets`, `ls`, `find` and `versions` read it; a restore is
 `tapeline restore` (or `tape restore` for a tape set), after the restore dialog has listed what will be written and
-overwritten. A tape set's dialog names the cartridges it needs and where each one is (`/v1/media`). Enter goes
-deeper in every table (day, point, directory, file); Backspace goes up a directory.
+overwritten. A tape set's dialog names the cartridges it needs (an incremental's and those of the sets it builds
+on) and where each one is (`/v1/media/{barcode}`). Enter goes deeper in every table (day, point, directory, file);
+Backspace goes up a directory.
 """
 
 from __future__ import annotations
@@ -32,14 +33,22 @@ def mtime_text(ns: int, now: datetime) -> str:
     return clock(datetime.fromtimestamp(ns / 1e9).astimezone().isoformat(), now) if ns else "-"
 
 
-def where_is(cart: dict | None, barcode: str) -> str:
-    """Where a cartridge is, as an operator looks for it, and what to do when it is not in the library."""
-    if cart is None:
-        return f"{barcode}: not known to this appliance (put it in a mail slot, then run an inventory)"
-    place = cart.get("where") or cart["location"]
-    if cart["location"] in ("slot", "drive", "mailslot"):
-        return f"{barcode}: in library {cart['library']}, {place}"
-    return f"{barcode}: {place}: bring it back and put it in a mail slot of library {cart['library'] or '?'}"
+def chain_of(tape: dict, sets: list[dict]) -> list[dict]:
+    """The sets a restore of `tape` reads: an incremental and the sets it builds on, full first (as the restore
+    reads them, and as the restore-needs report lists them)."""
+    by_id = {s["id"]: s for s in sets}
+    chain = [tape]
+    while chain[-1]["kind"] == "incremental" and chain[-1].get("base_set") in by_id:
+        chain.append(by_id[chain[-1]["base_set"]])
+    return chain[::-1]
+
+
+def cartridge_need(tape: dict, cart: dict) -> str:
+    """One cartridge a restore reads: which set, where it is, and (the report's words) when it must come back first."""
+    away = cart["location"] not in ("slot", "drive")  # as restore-needs counts it: a mail slot is not mountable
+    return (f"{cart['barcode']} (tape set {tape['id']}, {tape['kind']}): {cart['where']}"
+            + (f" of library {cart['library']}" if cart.get("library") and not away else "")
+            + (": not in the library, recall or fetch it first" if away else ""))
 
 
 def days_of(points: list[dict], sets: list[dict]) -> list[tuple[str, list[dict], list[dict]]]:
@@ -75,7 +84,6 @@ class RecoveryScreen(AreaScreen):
         self.point: dict | None = None  # the point browsed
         self.cwd: str | None = None  # the directory browsed; None: the group's sources
         self.roots: list[str] = []  # the group's sources (Backspace in one goes back to them)
-        self.media: dict[str, dict] = {}  # barcode -> cartridge, for where a tape set's cartridges are
         self.entries: list[dict] = []
         self.found: list[dict] = []
         self.file: str | None = None  # the file whose versions are shown
@@ -174,13 +182,13 @@ class RecoveryScreen(AreaScreen):
         daemon = self.app.daemon
 
         def both():
-            return daemon.points(group), daemon.tape_sets(group), {c["barcode"]: c for c in daemon.media()}
+            return daemon.points(group), daemon.tape_sets(group)
         self.call(f"read group {group}'s points", both, done=lambda got: self.show_calendar(group, *got))
 
-    def show_calendar(self, group: str, points: list[dict], sets: list[dict], media: dict) -> None:
+    def show_calendar(self, group: str, points: list[dict], sets: list[dict]) -> None:
         if group != self.group:
             return
-        self.points, self.sets, self.media = points, sets, media
+        self.points, self.sets = points, sets
         self.days = days_of(points, sets)
         title = self.query_one("#calendar-title", Label)
         if not points and not sets:
@@ -397,18 +405,29 @@ class RecoveryScreen(AreaScreen):
                   chosen["overwrite"], done=lambda answer: self._started(answer, "restore"))
 
     def _restore_tape(self, group: str, tape: dict, to: str) -> None:
-        needs = [where_is(self.media.get(c["barcode"]), c["barcode"]) for c in tape["cartridges"]]
         title = f"Restore tape set {tape['id']} ({tape['kind']}, {clock(tape['created'], self.app.now())}) " \
                 f"of group {group}"
+        chain = chain_of(tape, self.sets)
+        daemon = self.app.daemon
 
-        def listed(answer):
+        # The sources as the set's own point held them (not the newest point's); a point pruned from disk since:
+        # the newest (the sources are the group's either way).
+        point = tape.get("point") if tape.get("point") in {p["id"] for p in self.points} else None
+
+        def read():  # and where each cartridge the restore reads is now
+            carts = {c["barcode"]: daemon.cartridge(c["barcode"]) for st in chain for c in st["cartridges"]}
+            needs = [cartridge_need(st, carts[c["barcode"]]) for st in chain for c in st["cartridges"]]
+            return daemon.tree(group, None, point), needs
+
+        def listed(got):
+            answer, needs = got
             shown = [(e["path"], e["kind"]) for e in answer["entries"]]
             self.app.push_screen(RestoreDialog(title, shown, needs=needs, to=to or ""),
                                  lambda chosen: chosen and self.call(
                                      "restore from tape", self.app.daemon.tape_restore, group, chosen["to"],
                                      tape["id"], None, [], chosen["overwrite"],
                                      done=lambda answer: self._started(answer, "restore from tape")))
-        self.call("read the group's sources", self.app.daemon.tree, group, done=listed)
+        self.call("read the tape set's sources and cartridges", read, done=listed)
 
     def _started(self, answer: dict, what: str) -> None:
         self.notify(f"{what} started: job {answer['job']} (Monitoring, F1, shows its progress)", title=what)
