@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import func
 from sqlmodel import select
 
 from appliance.catalog.engine import Catalog
@@ -157,6 +158,35 @@ def set_by_uuid(catalog: Catalog, uuid: str) -> SetInfo | None:
     with catalog.reader() as s:
         row = s.exec(select(TapeSet).where(TapeSet.uuid == uuid)).first()
         return _info(s, row) if row else None
+
+
+def chain(catalog: Catalog, newest: SetInfo) -> list[SetInfo]:
+    """The sets a restore of `newest` reads: itself and, for an incremental, every base set it builds on, the full
+    first (the order a restore reads them). A base is followed whatever its state: one no longer good (expired,
+    failed) is still a set the restore needs, and refuses (tape_restore), so a plan or report shows it with its
+    state rather than dropping its cartridges. Ends at a set without a base (or one the catalog no longer has)."""
+    sets, seen = [newest], {newest.id}
+    with catalog.reader() as s:
+        while sets[-1].base_set_id is not None and sets[-1].base_set_id not in seen:
+            row = s.get(TapeSet, sets[-1].base_set_id)
+            if row is None:
+                break
+            sets.append(_info(s, row))
+            seen.add(row.id)
+    return sets[::-1]
+
+
+def newest_good(catalog: Catalog) -> list[SetInfo]:
+    """Each group's newest good set (by time written, then id), by group name: one grouped query, then the sets."""
+    with catalog.reader() as s:
+        newest = (select(TapeSet.group_name, func.max(TapeSet.created).label("created"))
+                  .where(TapeSet.state == "ok").group_by(TapeSet.group_name).subquery())
+        ids = s.exec(select(TapeSet.group_name, func.max(TapeSet.id))
+                     .join(newest, (TapeSet.group_name == newest.c.group_name)
+                           & (TapeSet.created == newest.c.created))
+                     .where(TapeSet.state == "ok").group_by(TapeSet.group_name)
+                     .order_by(TapeSet.group_name)).all()
+        return [_info(s, s.get(TapeSet, set_id)) for _group, set_id in ids]
 
 
 def last_set(catalog: Catalog, group: str, pool_id: int) -> SetInfo | None:

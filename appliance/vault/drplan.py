@@ -95,47 +95,45 @@ def stage(settings, catalog_url: str) -> Path:
 # --- the plan -----------------------------------------------------------------------------------------------------
 
 
-def _located(catalog, barcodes: list[str]) -> list[str]:
-    """'B (vault V, case C)' / 'B (slot 4)' for each barcode, from the catalog as it is now."""
-    shown = []
+def _located(catalog, barcodes: set[str]) -> dict[str, str]:
+    """'B (vault V, case C)' / 'B (slot 4)' for each barcode, from the catalog as it is now (one query)."""
+    wanted = sorted(barcodes)
     with catalog.reader() as s:
         vaults = {v.id: v.name for v in s.exec(select(Vault)).all()}
         cases = {c.id: c.number for c in s.exec(select(MediaCase)).all()}
-        for barcode in barcodes:
-            cart = s.exec(select(Cartridge).where(Cartridge.barcode == barcode)).first()
-            if cart is None:
-                shown.append(f"{barcode} (unknown to the catalog)")
-                continue
-            place = where(cart, vaults.get(cart.vault_id))
-            extra = f", case {cases[cart.case_id]}" if cart.case_id in cases else ""
-            state = "" if cart.rotation == "mountable" else f", {SHOWN[cart.rotation]}"
-            shown.append(f"{barcode} ({place}{extra}{state})")
+        carts: dict[str, Cartridge] = {}
+        for start in range(0, len(wanted), 900):  # SQLite's bound-parameter limit
+            carts.update((c.barcode, c) for c in s.exec(
+                select(Cartridge).where(Cartridge.barcode.in_(wanted[start:start + 900]))).all())
+    shown = {}
+    for barcode in wanted:
+        cart = carts.get(barcode)
+        if cart is None:
+            shown[barcode] = f"{barcode} (unknown to the catalog)"
+            continue
+        place = where(cart, vaults.get(cart.vault_id))
+        extra = f", case {cases[cart.case_id]}" if cart.case_id in cases else ""
+        state = "" if cart.rotation == "mountable" else f", {SHOWN[cart.rotation]}"
+        shown[barcode] = f"{barcode} ({place}{extra}{state})"
     return shown
 
 
-def _chain(sets: dict[int, tape_sets.SetInfo], newest: tape_sets.SetInfo) -> list[tape_sets.SetInfo]:
-    """The set and the sets an incremental leans on, oldest first."""
-    chain = [newest]
-    while chain[-1].base_set_id is not None and chain[-1].base_set_id in sets:
-        chain.append(sets[chain[-1].base_set_id])
-    return chain[::-1]
-
-
 def newest_sets(catalog) -> tuple[tape_sets.SetInfo | None, dict[str, list[tape_sets.SetInfo]]]:
-    """The newest catalog backup, and for each group the sets its newest set needs (itself and its bases)."""
-    good = tape_sets.list_sets(catalog, states=("ok",))
-    by_id = {s.id: s for s in good}
-    newest: dict[str, tape_sets.SetInfo] = {}
-    for s in good:
-        if s.group not in newest or (s.created, s.id) > (newest[s.group].created, newest[s.group].id):
-            newest[s.group] = s
+    """The newest catalog backup, and for each group the sets its newest good set needs (tape_sets.chain: itself
+    and its bases, the full first; a base no longer good is named with its state, never dropped)."""
+    newest = {s.group: s for s in tape_sets.newest_good(catalog)}
     dr = newest.pop(DR_GROUP, None)
-    return dr, {group: _chain(by_id, s) for group, s in sorted(newest.items())}
+    return dr, {group: tape_sets.chain(catalog, s) for group, s in sorted(newest.items())}
 
 
 def build(catalog, settings, now: datetime) -> str:
     """The plan's text (Markdown)."""
     dr, groups = newest_sets(catalog)
+    located = _located(catalog, {p.barcode for st in ([dr] if dr else []) + [x for c in groups.values() for x in c]
+                                 for p in st.parts})
+
+    def on(st: tape_sets.SetInfo) -> str:
+        return ", ".join(located[p.barcode] for p in st.parts)
     libraries = cat.list_libraries(catalog)
     lines = [f"# Tapeline disaster recovery plan, {now:%Y-%m-%d %H:%M} UTC", "",
              f"Appliance {socket.gethostname()}, data directory {settings.data_dir}. Written {now.isoformat()}; "
@@ -145,7 +143,7 @@ def build(catalog, settings, now: datetime) -> str:
         lines += ["No catalog backup on tape yet: `tapeline vault export` writes one before each batch.", ""]
     else:
         lines += [f"Tape set {dr.id} of group `{DR_GROUP}`, written {dr.created:%Y-%m-%d %H:%M} UTC in pool "
-                  f"{dr.pool}, on: {', '.join(_located(catalog, [p.barcode for p in dr.parts]))}.",
+                  f"{dr.pool}, on: {on(dr)}.",
                   "It holds the catalog (`catalog.sqlite`, or `catalog.pgdump` for PostgreSQL) and the "
                   "configuration file (`tapeline.toml`).", ""]
     lines += ["## 2. The newest set of each group", ""]
@@ -156,8 +154,9 @@ def build(catalog, settings, now: datetime) -> str:
         lines.append(f"- **{group}**: set {newest.id} ({newest.kind}, {newest.created:%Y-%m-%d %H:%M} UTC, "
                      f"pool {newest.pool}, {newest.files} files)")
         for s in chain:
-            role = "" if s is newest else f"base set {s.id} ({s.kind}): "
-            lines.append(f"  - {role}{', '.join(_located(catalog, [p.barcode for p in s.parts]))}")
+            state = "" if s.state == "ok" else f", {s.state}: a restore refuses to read from it"
+            role = "" if s is newest else f"base set {s.id} ({s.kind}{state}): "
+            lines.append(f"  - {role}{on(s)}")
     lines += ["", "## 3. Configuration", ""]
     with catalog.reader() as s:
         vaults = {v.id: v for v in s.exec(select(Vault)).all()}

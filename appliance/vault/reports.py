@@ -376,10 +376,8 @@ def restore_needs(appliance, days: int, now: datetime, group: str | None = None,
                          "run `tapeline report restore-needs GROUP --at TIME`")
     cat = appliance.catalog
     chosen = tape_sets.set_at(cat, group, at or now)
-    chain = [chosen]
-    while chain[-1].kind == "incremental" and chain[-1].base_set_id is not None:
-        chain.append(tape_sets.get_set(cat, chain[-1].base_set_id))
-    chain.reverse()  # full first: the order a restore reads them
+    chain = tape_sets.chain(cat, chosen)  # full first: the order a restore reads them
+    gone = [st for st in chain if st.state != "ok"]
     barcodes = sorted({p.barcode for st in chain for p in st.parts})
     with cat.reader() as s:
         names = _names(s)
@@ -399,8 +397,11 @@ def restore_needs(appliance, days: int, now: datetime, group: str | None = None,
                f"{plural(len(barcodes), 'cartridge')}: "
                + (f"{len(away)} not in the library ({', '.join(sorted(away))}): recall or fetch them first" if away
                   else "all in the library")]
+    if gone:
+        summary.append(f"{'; '.join(f'set {st.id} is {st.state}' for st in gone)}: a restore refuses to read from "
+                       f"{'it' if len(gone) == 1 else 'them'}; choose an earlier time (--at) for a chain of good sets")
     table = Table("Cartridges needed", (Column("set", "int"), Column("kind"), Column("written", "time"),
                                         Column("barcode"), Column("part", "int"), Column("where"),
                                         Column("rotation"), Column("case")), tuple(rows))
     return Report("restore-needs", f"Cartridges to restore group {group}", now, days, tuple(summary), (table,),
-                  needs_attention=bool(away))
+                  needs_attention=bool(away or gone))

@@ -8,6 +8,7 @@ import json
 import sqlite3
 import subprocess
 import uuid
+from types import SimpleNamespace
 from datetime import timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from appliance.catalog import tape_sets
 from appliance.catalog.moves import move
 from appliance.catalog.vaults import case_for
 from appliance.media import pools
-from appliance.vault import drplan
+from appliance.vault import drplan, reports
 from tests.appliance.daemon_harness import make_daemon
 from tests.vault.mailslot_harness import Site, now
 
@@ -74,6 +75,24 @@ def test_the_plan_says_which_cartridges_to_bring_back_where_they_are_and_what_to
              f"tapeline tape restore {drplan.DR_GROUP} --to", "tapeline tape restore docs --to"]
     at = [text.index(step) for step in steps]
     assert at == sorted(at), "the commands are in the order they must run"
+
+
+def test_a_base_set_no_longer_good_is_named_with_its_state_in_the_plan_and_restore_needs(site):
+    # An incremental's full that failed (or expired) is still the set a restore of the incremental reads first: the
+    # plan and the restore-needs report name its cartridge and its state; they never drop it and look complete.
+    site.pool("weekly")
+    full = site.written("weekly", ["A00001L8"], now() - timedelta(days=2), group="docs")
+    newest = _incremental(site, "weekly", full, "A00003L8")
+    with site.catalog.session() as s:
+        s.get(tape_sets.TapeSet, full).state = "expired"
+
+    chain = tape_sets.chain(site.catalog, tape_sets.get_set(site.catalog, newest))
+    assert [(st.id, st.state) for st in chain] == [(full, "expired"), (newest, "ok")]
+    text = drplan.build(site.catalog, site.settings, now())
+    assert f"base set {full} (full, expired: a restore refuses to read from it): A00001L8 (slot" in text
+    needs = reports.restore_needs(SimpleNamespace(catalog=site.catalog), 7, now(), "docs")
+    assert needs.needs_attention and any(f"set {full} is expired" in line for line in needs.summary)
+    assert "A00001L8" in {row[3] for row in needs.tables[0].rows}
 
 
 def test_the_catalog_snapshot_is_a_whole_copy_of_the_catalog_on_either_database(site, catalog_url, tmp_path):
