@@ -8,8 +8,8 @@ import json
 import sqlite3
 import subprocess
 import uuid
-from types import SimpleNamespace
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 
