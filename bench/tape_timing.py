@@ -40,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from store_sync import Daemon, timed  # noqa: E402 (bench/ is not a package)
+from tape_write import serve, served_library  # noqa: E402
 
 from simulators.vtl.clock import recorded_seconds  # noqa: E402
 from simulators.vtl.library import edit_state  # noqa: E402
@@ -91,16 +92,9 @@ def main() -> None:
     args.work.mkdir(parents=True)
     data = args.work / "data"
     one, nbytes = make_data(data, args.gib)
-    lib = args.work / "vtl"
-    subprocess.run([VTL, "init", str(lib), "--generation", "LTO-9", "--drives", "2", "--slots", "10",
-                    "--clock-factor", str(factor)], check=True, capture_output=True)
-    port = 7300 + os.getpid() % 500
-    vtl = subprocess.Popen([VTL, "serve", str(lib), "--listen", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
-                           stderr=open(args.work / "vtl.log", "ab"))
-    time.sleep(1.0)
-    token = f"?token={lib / 'token'}"
-    base = f"stream+socket://127.0.0.1:{port}"
-    changer, drive0 = f"{base}/changer{token}", f"{base}/drive0{token}"
+    vtl = served_library(args.work, factor)
+    lib = vtl.directory
+    changer, drive0 = vtl.client_url, vtl.drive_url(0)
     daemon = Daemon(args.work)
     try:
         def cli(*a: str) -> None:
@@ -114,7 +108,7 @@ def main() -> None:
                 subprocess.run([MTX, "-f", changer, "unload"], check=True, capture_output=True)
                 cli("library", "inventory", "lib")
 
-        cli("library", "add", "lib", changer, drive0, f"{base}/drive1{token}")
+        cli("library", "add", "lib", changer, drive0, vtl.drive_url(1))
         cli("pool", "create", "fast", "--library", "lib", "--no-verify")
         cli("group", "create", "bench", "--source", str(data))
         daemon.run("point", "bench", "--wait")
@@ -167,13 +161,10 @@ def main() -> None:
         # The same cartridge (its first load behind it) at 1x: the library restarted on a real-time clock, a
         # second full set appended; the drive's waits and the job's speed-floor warning are then a real drive's.
         put_back(barcode)
-        vtl.terminate()
-        vtl.wait(10)
+        vtl.stop()
         with edit_state(lib) as state:
             state.clock_factor = 1.0
-        vtl = subprocess.Popen([VTL, "serve", str(lib), "--listen", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
-                               stderr=open(args.work / "vtl.log", "ab"))
-        time.sleep(1.0)
+        vtl = serve(lib)
         retry(daemon.cli("library", "inventory", "lib"))  # the first command after the restart finds it gone
         if daemon.run("media", "show", barcode)[1]["location"] != "slot":
             raise SystemExit(f"{barcode} is not in its slot before the 1x write")
@@ -225,8 +216,7 @@ def main() -> None:
                           "peer_restore_modelled_s": peer_restore}))
     finally:
         daemon.stop()
-        vtl.terminate()
-        vtl.wait(10)
+        vtl.stop()
         shutil.rmtree(args.work, ignore_errors=True)
 
 

@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from store_sync import Daemon, process_cpu, timed_cpu  # noqa: E402 (bench/ is not a package)
+
+from appliance.embedded_vtl import EmbeddedLibrary  # noqa: E402
 
 PY = sys.executable
 VTL = str(Path(PY).with_name("tapeline-vtl"))
@@ -36,16 +38,27 @@ FLOOR_MB_S = 177.0
 GOAL = 0.9
 
 
-def served_library(work: Path, clock_factor: float | None) -> tuple[subprocess.Popen, str]:
+def served_library(work: Path, clock_factor: float | None) -> EmbeddedLibrary:
+    """A new LTO-9 library in `work`/vtl served by `tapeline-vtl serve` (the server `tapeline up` runs), once it
+    answers."""
     lib = work / "vtl"
     timing = ["--clock-factor", str(clock_factor)] if clock_factor else []
     subprocess.run([VTL, "init", str(lib), "--generation", "LTO-9", "--drives", "2", "--slots", "10", *timing],
                    check=True, capture_output=True)
-    port = 7300 + os.getpid() % 500
-    proc = subprocess.Popen([VTL, "serve", str(lib), "--listen", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
-                            stderr=open(work / "vtl.log", "ab"))
-    time.sleep(1.0)
-    return proc, f"stream+socket://127.0.0.1:{port}"
+    return serve(lib)
+
+
+def serve(lib: Path) -> EmbeddedLibrary:
+    """`tapeline-vtl serve` of an existing library, once it answers an INQUIRY; its stderr (and why it did not
+    start) goes to vtl.log beside it."""
+    said = logging.getLogger("tapeline.vtl")
+    if not said.handlers:
+        said.addHandler(logging.FileHandler(lib.parent / "vtl.log"))
+        said.setLevel(logging.INFO)
+    served = EmbeddedLibrary(lib, f"127.0.0.1:{7300 + os.getpid() % 500}", tool=VTL)
+    if not served.start():
+        raise SystemExit(f"the library in {lib} did not start: see {lib.parent / 'vtl.log'}")
+    return served
 
 
 def main() -> None:
@@ -61,13 +74,12 @@ def main() -> None:
         subprocess.run([PY, str(HERE / "dataset.py"), "--out", str(args.data)], check=True)
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
-    vtl, base = served_library(args.work, 1.0 if args.timing else None)
+    vtl = served_library(args.work, 1.0 if args.timing else None)
     daemon = Daemon(args.work)
     try:
         run = daemon.run
-        token = f"?token={args.work / 'vtl' / 'token'}"
-        subprocess.run(daemon.cli("library", "add", "lib", f"{base}/changer{token}", f"{base}/drive0{token}",
-                                  f"{base}/drive1{token}"), check=True, capture_output=True)
+        subprocess.run(daemon.cli("library", "add", "lib", vtl.client_url, vtl.drive_url(0), vtl.drive_url(1)),
+                       check=True, capture_output=True)
         subprocess.run(daemon.cli("pool", "create", "fast", "--library", "lib", "--no-verify"), check=True,
                        capture_output=True)
         subprocess.run(daemon.cli("group", "create", "bench", "--source", str(args.data)), check=True,
@@ -76,9 +88,9 @@ def main() -> None:
         nbytes = point["result"]["point"]["bytes"]
         subprocess.run(["tar", "-cf", "/dev/null", str(args.data)], check=True, capture_output=True)  # warm cache
 
-        vtl_cpu = process_cpu(vtl.pid)
+        vtl_cpu = process_cpu(vtl.process.pid)
         ours_s, job = run("tape", "backup", "bench", "--pool", "fast", "--wait")
-        ours_cpu, vtl_cpu = daemon.cpu, process_cpu(vtl.pid) - vtl_cpu
+        ours_cpu, vtl_cpu = daemon.cpu, process_cpu(vtl.process.pid) - vtl_cpu
         tape = job["result"]["tape"]
         peer_file = args.work / "peer.tar.zst"
         peer_s, peer_cpu = timed_cpu(f"tar -cf - -C / {str(args.data).lstrip('/')} 2>/dev/null | zstd -T0 -3 -q | "
@@ -120,8 +132,7 @@ def main() -> None:
                           "verify_s": verify_s, "one_file_read": r["bytes_read_from_tape"], "rebuild": rb}))
     finally:
         daemon.stop()
-        vtl.terminate()
-        vtl.wait(10)
+        vtl.stop()
 
 
 if __name__ == "__main__":
