@@ -64,16 +64,6 @@ def parse_duration(text: str | int) -> int:
     return seconds
 
 
-def format_duration(seconds: int) -> str:
-    """The shortest exact form: 900 -> "15m", 1036800 -> "12d", 5400 -> "1h30m"."""
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return "".join(parts) or "0s"
-
-
 def parse_times(value: str | list | tuple) -> tuple[str, ...]:
     """Recovery-point times "08:00,11:00" (or a list) as sorted, unique "HH:MM" strings. Raises ValueError."""
     items = value.split(",") if isinstance(value, str) else list(value)

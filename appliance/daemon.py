@@ -51,7 +51,7 @@ from appliance.ops.job_records import get_job, job_events, list_jobs
 from appliance.ops.jobs import JobEngine, Limits
 from appliance.ops.metrics import MetricsServer
 from appliance.ops.reports.mailing import ReportTasks, check_names as check_report_names
-from appliance.ops.messages import text_time
+from appliance.text import text_time
 from appliance.ops.notify import Notifier
 from appliance.ops.scheduler import Scheduler
 from appliance.ops.tasks import Tasks

@@ -1,4 +1,5 @@
-"""How the console writes sizes, times, durations and rates (the same words the CLI uses)."""
+"""How the console writes times of day, ages and how long jobs took (sizes and configured intervals: the CLI's own
+`appliance.text`)."""
 
 from __future__ import annotations
 
@@ -33,24 +34,6 @@ def duration(seconds: float | None) -> str:
     if s < 86400:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
-
-
-def setting(seconds: int) -> str:
-    """A configured interval as the daemon writes it (`format_duration`): the largest unit that divides it, 15m, 12d."""
-    for unit, length in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % length == 0:
-            return f"{seconds // length}{unit}"
-    return f"{seconds}s"
-
-
-def size(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def since(iso: str | None, now: datetime) -> float | None:

@@ -7,7 +7,7 @@ import os
 import click
 
 from appliance.commands.output import Context, table, wait_for_job, when
-from appliance.config import format_duration
+from appliance.text import format_duration
 
 
 def _source(path: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> dict:

@@ -12,7 +12,7 @@ import os
 import click
 
 from appliance.commands.output import Context, size, started, table, when
-from appliance.config import format_duration
+from appliance.text import format_duration
 from appliance.ops.messages import plural
 
 

@@ -17,7 +17,8 @@ import click
 
 from appliance import config
 from appliance.errors import CompletedWithWarnings, JobFailed
-from appliance.ops.messages import capped, plural, text_time
+from appliance.ops.messages import capped, plural
+from appliance.text import size, text_time
 
 FINISHED = ("completed", "completed with warnings", "failed", "cancelled")
 REFRESH = 1.0  # seconds between progress updates; the wait answers at once when the job ends
@@ -64,16 +65,6 @@ def table(rows: list[list[str]], headers: list[str]) -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
     for row in [headers, *rows]:
         click.echo("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
-
-
-def size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def when(iso: str | None) -> str:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import click
 
 from appliance.commands.output import Context
-from appliance.config import format_duration, parse_duration_option, parse_times
+from appliance.config import parse_duration_option, parse_times
+from appliance.text import format_duration
 from appliance.errors import CompletedWithWarnings, UsageError
 
 MEASURED = ("size", "change", "sync", "points", "keep", "dedup", "compression")

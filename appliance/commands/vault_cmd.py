@@ -13,7 +13,7 @@ import getpass
 import click
 
 from appliance.commands.output import Context, table, when
-from appliance.config import format_duration
+from appliance.text import format_duration
 from appliance.ops.messages import plural
 
 

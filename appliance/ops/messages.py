@@ -11,21 +11,9 @@ Invariants:
 from __future__ import annotations
 
 import re
-from datetime import datetime
-
-TEXT_TIME = "%Y-%m-%d %H:%M:%S"  # every time a person reads: local, to the second (JSON has ISO 8601 with its offset)
 
 _MORE = re.compile(r"^\.\.\. and (\d+) more warnings?$")
 PRINTED_WARNINGS = 20
-
-
-def text_time(t: datetime | str | None) -> str:
-    """A time as people read it everywhere (CLI tables, messages): local, to the second."""
-    if not t:
-        return "-"
-    if isinstance(t, str):
-        t = datetime.fromisoformat(t)
-    return t.astimezone().strftime(TEXT_TIME)
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:

@@ -43,7 +43,8 @@ from appliance.catalog.points import list_points
 from appliance.errors import TapelineError
 from appliance.media.pools import calendar_trigger
 from appliance.ops import alerts
-from appliance.ops.messages import span_text, text_time
+from appliance.ops.messages import span_text
+from appliance.text import text_time
 
 log = logging.getLogger("tapeline.scheduler")
 

@@ -12,7 +12,7 @@ import pytest
 from appliance.catalog.engine import open_catalog
 from appliance.catalog.models import utcnow
 from appliance.ops import alerts
-from appliance.ops.messages import text_time
+from appliance.text import text_time
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import pytest
 
 from appliance import config
 from appliance.errors import ConfigError
+from appliance.text import format_duration
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,7 +100,7 @@ def test_missing_config_file_names_the_fix(tmp_path):
                                           ("2w", 1209600)])
 def test_durations(text, seconds):
     assert config.parse_duration(text) == seconds
-    assert config.parse_duration(config.format_duration(seconds)) == seconds
+    assert config.parse_duration(format_duration(seconds)) == seconds
 
 
 @pytest.mark.parametrize("bad", ["", "0m", "15x", "m15", "-5m", "15m junk"])

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from appliance.ops.messages import capped, count_warnings, plural, split_fix, text_time
+from appliance.ops.messages import capped, count_warnings, plural, split_fix
+from appliance.text import text_time
 
 
 def test_plurals_and_the_one_text_time():

@@ -12,7 +12,7 @@ import time_machine
 from appliance.catalog.engine import open_catalog
 from appliance.catalog.groups import SourceInput, create_group
 from appliance.ops import alerts
-from appliance.ops.messages import text_time
+from appliance.text import text_time
 from appliance.ops.scheduler import Scheduler
 
 UTC = timezone.utc

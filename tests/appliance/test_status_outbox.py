@@ -12,7 +12,7 @@ import time
 from mail_harness import MailServer, free_port, wait_until
 from test_notify_daemon import daemon_with_mail
 
-from appliance.ops.messages import text_time
+from appliance.text import text_time
 from appliance.ops.outbox import Outbox
 
 

@@ -17,7 +17,8 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
-from tui.format import clock, size
+from appliance.text import format_duration, size
+from tui.format import clock
 from tui.messages import JobsRefreshed
 from tui.screens.area import AreaScreen
 from tui.widgets.confirm import Confirm
@@ -34,6 +35,12 @@ CELL = 12  # characters per element in the drawing
 def cartridge_row(c: dict, now) -> tuple:
     return (c["barcode"], c.get("pool") or "-", c["state"], c.get("where") or c["location"], c.get("library") or "-",
             size(c["bytes_written"]) if c.get("bytes_written") else "-", clock(c.get("expires"), now))
+
+
+def pool_row(p: dict) -> tuple:
+    keep = "forever" if p.get("retention_seconds") is None else format_duration(p["retention_seconds"])
+    return (p["name"], p["library"], keep, ", ".join(f"{n} {s}" for s, n in p["cartridges"].items()) or "none",
+            "yes" if p.get("verify") else "no")
 
 
 def draw_library(lib: dict, carts: list[dict], width: int) -> str:
@@ -175,10 +182,7 @@ class ManagementScreen(AreaScreen):
         pool_table = self.query_one("#pools", DataTable)
         pool_table.clear()
         for p in pools:
-            keep = "forever" if p.get("retention_seconds") is None else f"{p['retention_seconds'] // 86400}d"
-            pool_table.add_row(p["name"], p["library"], keep,
-                               ", ".join(f"{n} {s}" for s, n in p["cartridges"].items()) or "none",
-                               "yes" if p.get("verify") else "no", key=p["name"])
+            pool_table.add_row(*pool_row(p), key=p["name"])
 
     def draw(self) -> None:
         lib = next((x for x in self.libraries if x["name"] == self.library), None)

@@ -15,7 +15,8 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Label, Static
 
-from tui.format import clock, duration, setting, since
+from appliance.text import format_duration
+from tui.format import clock, duration, since
 from tui.messages import JobsRefreshed, StatusRefreshed
 from tui.screens.area import AreaScreen
 from tui.widgets.group_form import GroupForm, GroupPlan
@@ -100,7 +101,7 @@ class ProtectionScreen(AreaScreen):
         now = self.app.now()
         for g in self.groups:
             st = self.states.get(g["name"], {})
-            table.add_row(g["name"], self._state(g, st), self._sources(g), setting(g["sync_seconds"]),
+            table.add_row(g["name"], self._state(g, st), self._sources(g), format_duration(g["sync_seconds"]),
                           self._last_sync(st, now), clock(st.get("latest_point"), now), self._lag(g, st, now),
                           str(st.get("points", "-")), (g.get("tape") or {}).get("pool") or "-", key=g["name"])
         if keep in {g["name"] for g in self.groups}:
@@ -159,8 +160,8 @@ class ProtectionScreen(AreaScreen):
         grid.add_row("Sources", "\n".join(
             s["path"] + (f"  include {','.join(s['include'])}" if s["include"] else "")
             + (f"  exclude {','.join(s['exclude'])}" if s["exclude"] else "") for s in g["sources"]))
-        grid.add_row("Schedule", f"sync every {setting(g['sync_seconds'])}; recovery points at "
-                     f"{', '.join(g['point_times']) or 'no set times'}; kept {setting(g['keep_seconds'])}"
+        grid.add_row("Schedule", f"sync every {format_duration(g['sync_seconds'])}; recovery points at "
+                     f"{', '.join(g['point_times']) or 'no set times'}; kept {format_duration(g['keep_seconds'])}"
                      + ("; paused" if g["paused"] else ""))
         grid.add_row("Tape", (f"full sets {tape['full']}" + (f", incremental {tape['incremental']}"
                                                             if tape.get("incremental") else "")

@@ -21,7 +21,8 @@ from textual.widgets import DataTable, Input, Label, OptionList, Static, TabbedC
 from textual.widgets.data_table import RowDoesNotExist
 from textual.widgets.option_list import Option
 
-from tui.format import clock, parse_time, size
+from appliance.text import size
+from tui.format import clock, parse_time
 from tui.messages import StatusRefreshed
 from tui.screens.area import AreaScreen
 from tui.widgets.restore import RestoreDialog

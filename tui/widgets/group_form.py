@@ -19,7 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DirectoryTree, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from tui.format import setting
+from appliance.text import format_duration
 
 
 @dataclass
@@ -39,8 +39,8 @@ class GroupPlan:
     def of(cls, group: dict) -> "GroupPlan":
         tape = group.get("tape") or {}
         return cls(name=group["name"], sources=[s["path"] for s in group["sources"]],
-                   sync=setting(group["sync_seconds"]), points=", ".join(group["point_times"]) or "none",
-                   keep=setting(group["keep_seconds"]), tape_pool=tape.get("pool") or "",
+                   sync=format_duration(group["sync_seconds"]), points=", ".join(group["point_times"]) or "none",
+                   keep=format_duration(group["keep_seconds"]), tape_pool=tape.get("pool") or "",
                    tape_full=tape.get("full") or "", tape_incremental=tape.get("incremental") or "", original=group)
 
     def point_times(self) -> list[str] | None:

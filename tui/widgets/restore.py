@@ -17,7 +17,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Static
 
-from tui.format import size
+from appliance.text import size
 from tui.widgets.confirm import Confirm
 
 SHOWN = 12  # targets listed by name; the rest are counted

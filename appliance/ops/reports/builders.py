@@ -19,7 +19,7 @@ from appliance.catalog import tape_sets
 from appliance.catalog.models import Job, JobEvent, RecoveryPoint
 from appliance.media.pools import IN_LIBRARY
 from appliance.ops.reports.model import Chart, Column, Report, Table
-from appliance.ops.reports.render import human_size
+from appliance import text
 
 LATE_GRACE = 300  # seconds past its sync interval a group may be before it is late (a sync takes a while itself)
 
@@ -173,9 +173,9 @@ def storage(appliance, days: int, now: datetime) -> Report:
                                  Column("oldest point", "time"), Column("changed (read)", "bytes"),
                                  Column("new to the store", "bytes"), Column("stored (compressed)", "bytes")),
                       tuple(group_rows), empty="no group yet")
-    grew = (f"; the data they protect went from {human_size(day_rows[0][2])} on {day_rows[0][0]} to "
-            f"{human_size(day_rows[-1][2])} now, and the store from {human_size(day_rows[0][1])} to {human_size(size)}")
-    summary = (f"the replica store takes {human_size(size)} for {human_size(logical)} of files in all recovery "
+    grew = (f"; the data they protect went from {text.size(day_rows[0][2])} on {day_rows[0][0]} to "
+            f"{text.size(day_rows[-1][2])} now, and the store from {text.size(day_rows[0][1])} to {text.size(size)}")
+    summary = (f"the replica store takes {text.size(size)} for {text.size(logical)} of files in all recovery "
                f"points (a ratio of {logical / size:.1f} to 1)" if size else "the replica store is empty",
                f"{len(groups)} group(s){grew}")
     notes = ("the store's size on past days is estimated from today's size and what each job since wrote (a sync's "

@@ -14,22 +14,11 @@ import io
 from datetime import datetime
 
 from appliance.errors import UsageError
-from appliance.ops.messages import text_time
 from appliance.ops.reports.model import Column, Report, Table
+from appliance.text import size, text_time
 
 FORMATS = ("text", "csv", "html", "im")
 ABOUT_NOW = ("protection", "pick-list-library", "pick-list-vault", "vault-inventory", "restore-needs")
-
-
-def human_size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(n)
 
 
 def human_duration(seconds: float | None) -> str:
@@ -52,7 +41,7 @@ def shown(value, kind: str) -> str:
     if value is None:
         return "-"
     if kind == "bytes":
-        return human_size(value)
+        return size(value)
     if kind == "time":
         return text_time(value)
     if kind == "duration":

@@ -1,0 +1,44 @@
+"""How sizes, durations and times are written for people, the same words in the CLI, the reports, the messages and
+the console.
+
+Standard library only, and nothing of the appliance (a contract in pyproject.toml): the console imports it beside
+the API client, and the CLI without loading the catalog.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+TEXT_TIME = "%Y-%m-%d %H:%M:%S"  # every time a person reads: local, to the second (JSON has ISO 8601 with its offset)
+
+
+def size(n: float | None) -> str:
+    """Bytes in binary units, one decimal: 512 B, 1.5 KiB, 3.0 GiB."""
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(n)
+
+
+def format_duration(seconds: int) -> str:
+    """A configured interval in the shortest exact form, as `parse_duration` reads it back: 900 -> "15m",
+    1036800 -> "12d", 5400 -> "1h30m"."""
+    parts = []
+    for unit, length in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= length:
+            parts.append(f"{seconds // length}{unit}")
+            seconds %= length
+    return "".join(parts) or "0s"
+
+
+def text_time(t: datetime | str | None) -> str:
+    """A time as people read it everywhere (CLI tables, messages): local, to the second."""
+    if not t:
+        return "-"
+    if isinstance(t, str):
+        t = datetime.fromisoformat(t)
+    return t.astimezone().strftime(TEXT_TIME)
