@@ -121,7 +121,8 @@ def test_edit_a_group_in_the_form(daemon, tmp_path):
             assert form.query_one("#sync").value == "15m"
             form.query_one("#sync").value = "30m"
             await pilot.press("ctrl+l")
-            await pilot.pause()
+            # Typed before the focus moved, the path would land in another field: wait for it, as a person sees it.
+            await until(pilot, lambda: form.query_one("#path").has_focus, "the path field focused")
             await pilot.press(*str(second), "enter")
             await until(pilot, lambda: form.query_one("#sources", OptionList).option_count == 2, "two sources")
             await pilot.press("ctrl+s")

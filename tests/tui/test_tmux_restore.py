@@ -5,52 +5,13 @@ point's tree, the file's version, restore to the original place, Restore. The fi
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import time
 
 import pytest
 
-from tests.appliance.daemon_harness import TAPELINE
+from tmux import WAIT, Tmux, needs_tmux
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (apt-get install tmux)")]
-WAIT = 90.0
-
-
-class Tmux:
-    def __init__(self, name: str):
-        self.server = ["tmux", "-L", name]
-
-    def start(self, command: list[str], env: dict[str, str]) -> None:
-        subprocess.run([*self.server, "new-session", "-d", "-s", "ui", "-x", "140", "-y", "44",
-                        " ".join(command)], check=True, env=env)
-
-    def keys(self, *keys: str) -> None:
-        """At a person's pace: a key that moves the focus is handled before the next one arrives."""
-        for key in keys:
-            subprocess.run([*self.server, "send-keys", "-t", "ui", key], check=True)
-            time.sleep(0.3)
-
-    def type(self, text: str) -> None:
-        subprocess.run([*self.server, "send-keys", "-t", "ui", "-l", text], check=True)
-
-    def screen(self) -> str:
-        return subprocess.run([*self.server, "capture-pane", "-p", "-t", "ui"], capture_output=True,
-                              text=True).stdout
-
-    def until(self, text: str, then=None) -> str:
-        """Poll the pane until `text` shows (running `then()` between looks, a key a person would press again)."""
-        deadline = time.monotonic() + WAIT
-        while text not in (shown := self.screen()):
-            assert time.monotonic() < deadline, f"never saw {text!r}; the screen:\n{shown}"
-            if then is not None:
-                then()
-            time.sleep(0.3)
-        return shown
-
-    def stop(self) -> None:
-        subprocess.run([*self.server, "kill-server"], capture_output=True)
+pytestmark = [pytest.mark.slow, needs_tmux]
 
 
 def test_restore_a_deleted_file_through_the_console_in_tmux(up, tmp_path):
@@ -62,9 +23,8 @@ def test_restore_a_deleted_file_through_the_console_in_tmux(up, tmp_path):
     up.run("sync", "projects", "--wait")
     os.remove(src / "budget.ods")
 
-    tmux = Tmux(f"tapeline-test-{os.getpid()}")
-    env = {**os.environ, "TERM": "xterm-256color", "TAPELINE_DATA": ""}
-    tmux.start([TAPELINE, "--config", str(up.config_file), "tui"], env)
+    tmux = Tmux()
+    tmux.start_console(up)
     try:
         tmux.until("Monitoring")
         tmux.keys("F3")
