@@ -20,6 +20,7 @@ from tui.format import clock, duration, since
 from tui.messages import JobsRefreshed, StatusRefreshed
 from tui.screens.area import AreaScreen
 from tui.widgets.group_form import GroupForm, GroupPlan
+from tui.widgets.tape_backup import send_to_tape
 
 
 def lag(group: dict, state: dict | None, now) -> float | None:
@@ -36,6 +37,7 @@ class ProtectionScreen(AreaScreen):
         Binding("s", "sync_now", "Sync now", tooltip="Sync the group under the cursor now"),
         Binding("p", "point_now", "Point now", tooltip="Make a recovery point of the group now"),
         Binding("space", "toggle_pause", "Pause/Resume", tooltip="Pause the group's schedule, or resume it"),
+        Binding("t", "tape_backup", "Tape backup", tooltip="Send the group's newest recovery point to tape now"),
     ]
 
     def __init__(self) -> None:
@@ -244,6 +246,11 @@ class ProtectionScreen(AreaScreen):
         joined = " (joined the one already queued)" if answer.get("coalesced") else ""
         self.notify(f"{what.capitalize()} of {g['name']}: job {answer['job']}{joined}.", markup=False)
         self.app.refresh_now()
+
+    def action_tape_backup(self) -> None:
+        g = self._picked()
+        if g is not None:
+            send_to_tape(self, g)
 
     def action_toggle_pause(self) -> None:
         g = self._picked()

@@ -23,9 +23,10 @@ from textual.widgets.option_list import Option
 
 from appliance.text import size
 from tui.format import clock, parse_time
-from tui.messages import StatusRefreshed
+from tui.messages import JobsRefreshed, StatusRefreshed
 from tui.screens.area import AreaScreen
 from tui.widgets.restore import RestoreDialog
+from tui.widgets.tape_backup import send_to_tape
 
 KIND_MARK = {"dir": "▸ ", "symlink": "↪ ", "file": "  ", "other": "· "}
 
@@ -72,6 +73,7 @@ class RecoveryScreen(AreaScreen):
         Binding("slash", "search", "Find file", tooltip="Find a file by name across the group's points"),
         Binding("backspace", "up", "Up", tooltip="Browse the parent directory"),
         Binding("g", "groups", "Groups", tooltip="Pick another group"),
+        Binding("t", "send_to_tape", "Send to tape", tooltip="Write the recovery point under the cursor to tape"),
     ]
 
     def __init__(self) -> None:
@@ -89,6 +91,7 @@ class RecoveryScreen(AreaScreen):
         self.found: list[dict] = []
         self.file: str | None = None  # the file whose versions are shown
         self.versions: list[dict] = []
+        self._tape_jobs: dict[int, str] = {}  # tape-backup job -> its state when last polled
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="recovery"):
@@ -155,6 +158,18 @@ class RecoveryScreen(AreaScreen):
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.pick_group(event.option.id)
         self.query_one("#days", DataTable).focus()
+
+    def on_jobs_refreshed(self, message: JobsRefreshed) -> None:
+        """A tape backup of the group shown that ended since the last poll: its set joins the calendar."""
+        ended = False
+        for job in message.jobs:
+            if job["kind"] == "tape-backup":
+                was = self._tape_jobs.get(job["id"])
+                ended |= (was in ("queued", "running") and job["state"] not in ("queued", "running")
+                          and job.get("group_name") == self.group)
+                self._tape_jobs[job["id"]] = job["state"]
+        if ended:
+            self.load_calendar()
 
     def pick_group(self, name: str) -> None:
         if name == self.group:
@@ -439,6 +454,12 @@ class RecoveryScreen(AreaScreen):
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         # The pane shown takes the keys: a widget of a pane still hidden may have refused focus a moment before.
         self.query_one(self.PRIMARY[event.pane.id]).focus()
+
+    def action_send_to_tape(self) -> None:
+        key = self._cursor_key(self.query_one("#day", DataTable))
+        if self.group is None or key is None or not key.startswith("p"):
+            return self.notify("Pick a disk point in the calendar first (a day, then its point).", severity="warning")
+        send_to_tape(self, self.group, key[1:])
 
     # -- helpers --------------------------------------------------------------------------------------------------
 
