@@ -324,6 +324,12 @@ class Client:
     def erase(self, barcode: str, force: bool = False) -> dict:
         return self._call("POST", f"/media/{barcode}/erase", {"force": force})
 
+    def load(self, barcode: str, drive: int | None = None, library: str | None = None) -> dict:
+        return self._call("POST", "/media/load", {"barcode": barcode, "drive": drive, "library": library})
+
+    def unload(self, barcode: str | None = None, drive: int | None = None, library: str | None = None) -> dict:
+        return self._call("POST", "/media/unload", {"barcode": barcode, "drive": drive, "library": library})
+
     # -- offsite rotation (vaults, receive, recall, pool rotation policies) ----------------------------------------
 
     def vaults(self) -> list[dict]:

@@ -1,7 +1,8 @@
 """The API routes of the media side: libraries, drives, pools, cartridges (docs/api.md, "Tape media").
 
 Handlers only translate, as in app.py: each calls one function of appliance/media/admin.py on `appliance.media`.
-Requests that load cartridges (detailed inventory, label, erase, clean) answer 202 with the job that does it.
+Requests that load cartridges (detailed inventory, label, erase, clean, load, unload) answer 202 with the job that
+does it.
 """
 
 from __future__ import annotations
@@ -50,6 +51,18 @@ class LabelBody(BaseModel):
 
 class EraseBody(BaseModel):
     force: bool = False
+
+
+class LoadBody(BaseModel):
+    barcode: Barcode
+    drive: Annotated[int, Field(ge=0, le=MAX_ID)] | None = None  # None: any free drive
+    library: Name | None = None  # a check: the cartridge's own library
+
+
+class UnloadBody(BaseModel):
+    barcode: Barcode | None = None  # the cartridge, wherever it is loaded; or:
+    drive: Annotated[int, Field(ge=0, le=MAX_ID)] | None = None
+    library: Name | None = None  # the drive's library; None: the only one
 
 
 def media_router(appliance) -> APIRouter:
@@ -132,5 +145,13 @@ def media_router(appliance) -> APIRouter:
     @router.post("/v1/media/{barcode}/erase", status_code=202, responses=_errors(400, 404, 409))
     def erase(barcode: str, body: EraseBody):
         return admin.erase(media(), barcode, body.force)
+
+    @router.post("/v1/media/load", status_code=202, responses=_errors(400, 404, 409))
+    def load(body: LoadBody):
+        return admin.load(media(), body.barcode, body.drive, body.library)
+
+    @router.post("/v1/media/unload", status_code=202, responses=_errors(400, 404, 409))
+    def unload(body: UnloadBody):
+        return admin.unload(media(), body.barcode, body.drive, body.library)
 
     return router

@@ -320,6 +320,28 @@ def register_media(cli: click.Group) -> click.Group:
         """Erase a cartridge (a job) and forget what it held; never one holding unexpired data."""
         started(ctx, ctx.client.erase(barcode, force), "erase", f"cartridge {barcode}", wait)
 
+    @media.command("load")
+    @click.argument("barcode")
+    @click.option("--drive", type=click.IntRange(0), metavar="N", help="This drive (default: any free one).")
+    @click.option("--library", metavar="L", help="The cartridge's library (a check).")
+    @click.option("--wait", is_flag=True, help="Block until it is loaded.")
+    @click.pass_obj
+    def load(ctx: Context, barcode, drive, library, wait) -> None:
+        """Load a cartridge into a drive and leave it there (a job); the next job needing the drive puts it back
+        in its slot. A cartridge that is not Tapeline's is loaded too: the result says what it holds."""
+        started(ctx, ctx.client.load(barcode, drive, library), "load", f"cartridge {barcode}", wait)
+
+    @media.command("unload")
+    @click.argument("barcode", required=False)
+    @click.option("--drive", type=click.IntRange(0), metavar="N", help="The cartridge in this drive.")
+    @click.option("--library", metavar="L", help="The drive's library (default: the only one).")
+    @click.option("--wait", is_flag=True, help="Block until it is back in its slot.")
+    @click.pass_obj
+    def unload(ctx: Context, barcode, drive, library, wait) -> None:
+        """Put the cartridge BARCODE (or the one in drive N) back in its home slot (a job)."""
+        started(ctx, ctx.client.unload(barcode, drive, library), "unload",
+                f"cartridge {barcode}" if barcode else f"drive {drive}", wait)
+
     return media
 
 

@@ -235,3 +235,66 @@ def erase(service: MediaService, barcode: str, force: bool) -> dict:
     _check_for_write(service, cart, force, "erased", when)
     job_id, coalesced = service.engine.submit("erase", None, f"cartridge {barcode}", {"barcode": barcode})
     return {"job": job_id, "coalesced": coalesced}
+
+
+# --- loading and unloading a drive -------------------------------------------------------------------------------
+
+
+def _only_library(service: MediaService, library: str | None) -> str:
+    if library is not None:
+        return cat.get_library(service.catalog, library).name
+    names = [lib.name for lib in cat.list_libraries(service.catalog)]
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise UsageError("no library yet", "add one with `tapeline library add NAME CHANGER_URL DRIVE_URL...`")
+    raise UsageError(f"which library's drive? there are {', '.join(names)}", "give --library L")
+
+
+def load(service: MediaService, barcode: str, drive: int | None, library: str | None) -> dict:
+    """Queue a job that loads `barcode` into drive `drive` (or any free one) and leaves it there."""
+    cart = cat.get_cartridge(service.catalog, barcode)
+    home = cat.library_by_id(service.catalog, cart.library_id).name if cart.library_id else None
+    if library is not None and library != home:
+        cat.get_library(service.catalog, library)  # NotFound for a misspelt name
+        raise UsageError(f"cartridge {barcode} is not in library '{library}'"
+                         + (f": it is in library '{home}'" if home else ""),
+                         f"give --library {home}" if home else "import it into a library first")
+    if cart.state == "cleaning":
+        raise UsageError(f"{barcode} is a cleaning cartridge",
+                         "clean a drive with `tapeline drive clean LIBRARY N`: it loads the cleaning cartridge")
+    if cart.location_kind not in pools.IN_LIBRARY:
+        where = "outside the library" if cart.location_kind != "mailslot" else \
+            f"in mail slot {cart.location_number}: import it into a slot"
+        raise CartridgeOutside(barcode, where, home or "?")
+    if drive is not None:
+        cat.get_drive(service.catalog, home, drive)  # NotFound naming the drives
+    if cart.location_kind == "drive" and drive in (None, cart.location_number):
+        raise Conflict(f"cartridge {barcode} is already in drive {cart.location_number} of library '{home}'",
+                       f"nothing to load; `tapeline media unload {barcode}` puts it back in its slot")
+    job_id, coalesced = service.engine.submit("load", None, f"cartridge {barcode}",
+                                              {"barcode": barcode, "library": home, "drive": drive})
+    return {"job": job_id, "coalesced": coalesced}
+
+
+def unload(service: MediaService, barcode: str | None, drive: int | None, library: str | None) -> dict:
+    """Queue a job that puts the cartridge in a drive (named by its barcode, or the drive's number) back in its
+    home slot."""
+    if (barcode is None) == (drive is None):
+        raise UsageError("give the cartridge's barcode or the drive's number, not both" if barcode else
+                         "nothing to unload", "`tapeline media unload BARCODE` or `tapeline media unload --drive N`")
+    if barcode is not None:
+        cart = cat.get_cartridge(service.catalog, barcode)
+        if cart.location_kind != "drive":
+            raise UsageError(f"cartridge {barcode} is not in a drive ({moves.where(cart)})",
+                             f"nothing to unload (`tapeline media show {barcode}` says where it is)")
+        library = cat.library_by_id(service.catalog, cart.library_id).name
+        drive = cart.location_number
+        what = f"cartridge {barcode}"
+    else:
+        library = _only_library(service, library)
+        cat.get_drive(service.catalog, library, drive)  # NotFound naming the drives
+        what = f"library {library}"
+    job_id, coalesced = service.engine.submit("unload", None, what,
+                                              {"barcode": barcode, "library": library, "drive": drive})
+    return {"job": job_id, "coalesced": coalesced}

@@ -1,4 +1,4 @@
-"""Job bodies of the media commands that load cartridges: detailed inventory, label, erase, clean.
+"""Job bodies of the media commands that load cartridges: detailed inventory, label, erase, clean, load, unload.
 
 Invariants:
 - Each job leases one drive for its whole run (`MediaService.acquire_drive`), and counts the drive's outcome on it
@@ -8,6 +8,8 @@ Invariants:
   keeps (or recovers) what the catalog knows, anything else is `foreign` and is never written. One cartridge that
   cannot be read is a warning naming it; the others are still read.
 - Only the detailed inventory is a job (it loads cartridges); the fast one is answered at once (service.py).
+- `load` leaves the cartridge in the drive when its lease ends (the next job that needs the drive puts it back in
+  its slot first); a cartridge whose label is not ours is still loaded, and the result says what it holds.
 - Job results name what was done in `summary` (the line `--wait` prints) and list the cartridges by outcome.
 """
 
@@ -17,6 +19,7 @@ import logging
 from typing import Callable
 
 from appliance.catalog import media as cat
+from appliance.catalog.moves import where
 from appliance.errors import TapelineError, as_error
 from appliance.media import pools
 from appliance.media.drives import CartridgeOutside, DriveLease, ForeignCartridge, LabelMismatch, why_unusable
@@ -34,7 +37,8 @@ class MediaTasks:
         self.service = service
 
     def bodies(self) -> dict[str, Callable[[JobContext], Outcome]]:
-        return {"inventory": self.inventory, "label": self.label, "erase": self.erase, "clean": self.clean}
+        return {"inventory": self.inventory, "label": self.label, "erase": self.erase, "clean": self.clean,
+                "load": self.load, "unload": self.unload}
 
     # -- detailed inventory -------------------------------------------------------------------------------------
 
@@ -226,3 +230,45 @@ class MediaTasks:
         done["summary"] = (f"drive {done['drive']} of library {done['library']} cleaned with "
                            f"{done['cleaning_cartridge']} (use {done['uses']})")
         return Outcome("completed", result=done)
+
+    # -- load, unload -------------------------------------------------------------------------------------------
+
+    def load(self, ctx: JobContext) -> Outcome:
+        p = ctx.params
+        barcode = p["barcode"]
+        with self.service.acquire_drive(p["library"], ctx, barcode=barcode, number=p["drive"]) as lease:
+            ctx.progress(0, 1, f"{barcode}: loading into {lease.name}")
+            try:
+                label = lease.mount(barcode)
+                holds = "blank" if label is None else f"labelled for pool {label.pool or '-'}"
+            except (ForeignCartridge, LabelMismatch, FormatError) as exc:  # loaded all the same: it is said
+                holds = why_unusable(exc)
+            lease.succeeded()
+        result = {"barcode": barcode, "library": p["library"], "drive": lease.number, "holds": holds,
+                  "summary": f"cartridge {barcode} loaded into {lease.name} ({holds})"}
+        return Outcome("completed", result=result)
+
+    def unload(self, ctx: JobContext) -> Outcome:
+        p = ctx.params
+        catalog = self.service.catalog
+        if p["barcode"] is not None:
+            cart = cat.get_cartridge(catalog, p["barcode"])
+            if cart.location_kind != "drive":  # moved since the request (a job took it back to its slot)
+                return Outcome("completed", result={"summary": f"cartridge {cart.barcode} is no longer in a drive "
+                                                               f"({where(cart)}): nothing to unload"})
+            number = cart.location_number
+        else:
+            number = p["drive"]
+        with self.service.acquire_drive(p["library"], ctx, number=number) as lease:
+            held = lease.handle.current().drive(number)
+            if not held.full:
+                lease.succeeded()
+                return Outcome("completed", result={"drive": number, "summary": f"{lease.name} was empty"})
+            ctx.progress(0, 1, f"unloading {held.barcode or 'the cartridge'} from {lease.name}")
+            lease.unmount()
+            lease.succeeded()
+        back = cat.find_barcode(catalog, held.barcode) if held.barcode else None
+        to = where(back) if back is not None else "its home slot"
+        return Outcome("completed", result={"barcode": held.barcode, "drive": number, "to": to,
+                                            "summary": f"cartridge {held.barcode or '(no barcode)'} unloaded from "
+                                                       f"{lease.name} to {to}"})

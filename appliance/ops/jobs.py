@@ -73,7 +73,7 @@ STOPPED_REASON = "interrupted because the daemon stopped"
 RESTORE_KINDS = ("restore", "tape-restore")
 SYNC_KINDS = ("sync", "point")
 TAPE_KINDS = ("tape-backup", "tape-restore", "media-verify", "media-rebuild", "inventory", "label", "erase", "clean",
-              "vault-export", "vault-import")
+              "load", "unload", "vault-export", "vault-import")
 SLOTS_RECHECK = 5.0  # seconds: how soon a tape job held back for want of drives looks again (a drive enabled)
 
 
