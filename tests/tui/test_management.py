@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pilot import run, text_of, until
 from tui.app import TapelineApp
-from tui.screens.management import PoolPicker
+from tui.screens.management import DrivePicker, PoolPicker
 from tui.widgets.confirm import Confirm
 from tui.widgets.filtered_table import FilteredTable
 
@@ -68,3 +68,27 @@ def test_label_for_a_pool_then_erase_after_the_confirmation(up):
             assert erase["state"] == "completed", erase
     run(scenario)
     assert up.json("media", "show", blank["barcode"])["state"] in ("blank", "scratch")
+
+
+def test_load_a_cartridge_into_a_drive_then_unload_the_drive(up):
+    home = up.json("media", "show", "A00002L8")["location_number"]
+
+    async def scenario():
+        app = TapelineApp(up.socket, poll_seconds=0.5)
+        async with app.run_test(size=(160, 50)) as pilot:
+            table = await cartridges(app, pilot)
+            await pilot.press("slash", *"A00002L8", "enter")
+            await pilot.press("o")
+            await until(pilot, lambda: isinstance(app.screen, DrivePicker), "the drive picker")
+            await pilot.press("down", "down", "enter")  # past "any free drive" and drive 0: drive 1
+            await until(pilot, lambda: table.selected and table.selected[3] == "drive 1", "A00002L8 in drive 1")
+            assert "  1 A00002L8" in text_of(app.screen.query_one("#library-map"))
+            app.screen.query_one("#management-tabs").active = "drives-tab"  # (a click on the tab)
+            drives = app.screen.query_one("#drives")
+            drives.focus()
+            await pilot.press("down", "u")  # drive 1
+            await until(pilot, lambda: table.selected and table.selected[3] == f"slot {home}",
+                        "A00002L8 back in its slot")
+    run(scenario)
+    jobs = [(j["kind"], j["state"]) for j in up.json("jobs") if j["kind"] in ("load", "unload")]
+    assert sorted(jobs) == [("load", "completed"), ("unload", "completed")]

@@ -1,10 +1,11 @@
 """Management (F5): each library drawn as it is (drives, mail slots, slots and the cartridge in each), the cartridges
-by pool, state and place with a filter, the drives, the pools; inventory, label, erase and clean.
+by pool, state and place with a filter, the drives, the pools; inventory, label, erase, clean, load and unload.
 
 The drawing comes from the catalog's record of the last inventory (`/v1/libraries/{name}` and `/v1/media`): slots are
 drawn up to the highest one a cartridge was seen in. Erasing, and labelling a cartridge that holds data, ask first in
-`Confirm`, naming what the catalog says the cartridge holds. The API has no load or unload of a drive (jobs load what
-they need), so neither is offered. The vault's pick lists and guided export and import have their own tab, which
+`Confirm`, naming what the catalog says the cartridge holds. Load puts the cartridge under the cursor into a drive
+(picked, or any free one) and leaves it there; unload puts the one in the drive (or the cartridge) under the cursor
+back in its slot: neither loses anything, so neither asks. The vault's pick lists and guided export and import have their own tab, which
 the vault work fills (VAULT_TAB).
 """
 
@@ -24,7 +25,8 @@ from tui.screens.area import AreaScreen
 from tui.widgets.confirm import Confirm
 from tui.widgets.filtered_table import FilteredTable
 
-MEDIA_JOBS = ("label", "erase", "inventory", "clean", "tape-backup", "tape-restore", "verify")
+MEDIA_JOBS = ("label", "erase", "inventory", "clean", "load", "unload", "tape-backup", "tape-restore", "verify",
+              "vault-export", "vault-import")
 CARTRIDGE_COLUMNS = [("Barcode", 10), ("Pool", 12), ("State", 10), ("Where", 16), ("Library", 10), ("Written", 10),
                      ("Expires", 16)]
 VAULT_TAB = ("Pick lists and the guided export and import through the mail slots come with the vault work; until "
@@ -85,6 +87,27 @@ class PoolPicker(ModalScreen[str | None]):
         self.dismiss(event.option.id)
 
 
+class DrivePicker(ModalScreen[int | None]):
+    """Which drive a cartridge is loaded into: any free one (-1), or a number."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, barcode: str, drives: list[dict]):
+        super().__init__()
+        self.barcode = barcode
+        self.drives = drives
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="pool-picker"):
+            yield Label(f"Load {self.barcode} into which drive? (Enter picks, Escape cancels)")
+            yield OptionList(Option("any free drive", id="-1"),
+                             *[Option(f"drive {d['number']}" + ("" if d["enabled"] else " (out of service)"),
+                                      id=str(d["number"])) for d in self.drives], id="drive-options")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(int(event.option.id))
+
+
 class ManagementScreen(AreaScreen):
     AREA = "Management"
     BINDINGS = [
@@ -92,6 +115,9 @@ class ManagementScreen(AreaScreen):
         Binding("l", "label", "Label", tooltip="Label the cartridge under the cursor for a pool"),
         Binding("x", "erase", "Erase", tooltip="Erase the cartridge under the cursor"),
         Binding("c", "clean", "Clean drive", tooltip="Clean the drive under the cursor (Drives tab)"),
+        Binding("o", "load", "Load", tooltip="Load the cartridge under the cursor into a drive"),
+        Binding("u", "unload", "Unload", tooltip="Put the cartridge (or the drive's cartridge) under the cursor back "
+                "in its slot"),
         Binding("slash", "filter", "Filter", tooltip="Filter the cartridges by any words"),
     ]
 
@@ -101,6 +127,7 @@ class ManagementScreen(AreaScreen):
         self.library: str | None = None
         self.media: list[dict] = []
         self.pools: list[dict] = []
+        self.drives: list[dict] = []
         self._seen_jobs: dict[int, str] = {}
 
     def compose_body(self) -> ComposeResult:
@@ -157,7 +184,7 @@ class ManagementScreen(AreaScreen):
         self.call("read the libraries and cartridges", everything, done=lambda got: self.show(*got))
 
     def show(self, libraries: list[dict], media: list[dict], pools: list[dict], drives: list[dict]) -> None:
-        self.libraries, self.media, self.pools = libraries, media, pools
+        self.libraries, self.media, self.pools, self.drives = libraries, media, pools, drives
         names = [lib["name"] for lib in libraries]
         box = self.query_one("#libs", OptionList)
         if [o.id for o in box.options] != names:
@@ -286,6 +313,33 @@ class ManagementScreen(AreaScreen):
         library, number = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value.rsplit(":", 1)
         self.call(f"clean drive {number}", self.app.daemon.drive_action, library, int(number), "clean",
                   done=lambda answer: self._started(answer, f"clean drive {number} of {library}"))
+
+    def action_load(self) -> None:
+        barcode = self._cartridge()
+        if barcode is None:
+            return
+        cart = next(c for c in self.media if c["barcode"] == barcode)
+        drives = [d for d in self.drives if d["library"] == cart.get("library")]
+
+        def picked(number: int | None):
+            if number is not None:
+                drive = None if number < 0 else number
+                self.call(f"load {barcode}", self.app.daemon.load, barcode, drive,
+                          done=lambda answer: self._started(answer, f"load {barcode}"))
+        self.app.push_screen(DrivePicker(barcode, drives), picked)
+
+    def action_unload(self) -> None:
+        tab = self.query_one("#management-tabs", TabbedContent).active
+        if tab == "drives-tab" and self.query_one("#drives", DataTable).row_count:
+            table = self.query_one("#drives", DataTable)
+            library, number = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value.rsplit(":", 1)
+            self.call(f"unload drive {number}", self.app.daemon.unload, None, int(number), library,
+                      done=lambda answer: self._started(answer, f"unload drive {number} of {library}"))
+            return
+        barcode = self._cartridge()
+        if barcode is not None:
+            self.call(f"unload {barcode}", self.app.daemon.unload, barcode,
+                      done=lambda answer: self._started(answer, f"unload {barcode}"))
 
     def _started(self, answer: dict, what: str) -> None:
         self.notify(f"job {answer['job']} started (Monitoring, F1, shows it)", title=what)
