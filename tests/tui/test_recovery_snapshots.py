@@ -82,6 +82,9 @@ class RecordedMedia(Recorded):
     def drives(self):
         return self.libraries()[0]["drives"]
 
+    def report(self, name, fmt="text", days=7, group=None, at=None):
+        return {"name": name, "format": fmt, "content": f"{name}: nothing to move today"}
+
     def pools(self):
         return [{"name": "weekly", "library": "vtl", "retention_seconds": 28 * 86400, "verify": True,
                  "cartridges": {"full": 2, "append": 1, "scratch": 1}}]

@@ -5,8 +5,9 @@ The drawing comes from the catalog's record of the last inventory (`/v1/librarie
 drawn up to the highest one a cartridge was seen in. Erasing, and labelling a cartridge that holds data, ask first in
 `Confirm`, naming what the catalog says the cartridge holds. Load puts the cartridge under the cursor into a drive
 (picked, or any free one) and leaves it there; unload puts the one in the drive (or the cartridge) under the cursor
-back in its slot: neither loses anything, so neither asks. The vault's pick lists and guided export and import have their own tab, which
-the vault work fills (VAULT_TAB).
+back in its slot: neither loses anything, so neither asks. The Vault tab shows the two pick lists (the reports
+`pick-list-library`: what to eject today and from where; `pick-list-vault`: what comes back) and starts the guided
+export and import through the mail slots (tui/widgets/mailslot_guide.py).
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ from tui.messages import JobsRefreshed
 from tui.screens.area import AreaScreen
 from tui.widgets.confirm import Confirm
 from tui.widgets.filtered_table import FilteredTable
+from tui.widgets.mailslot_guide import MailSlotGuide
 
 MEDIA_JOBS = ("label", "erase", "inventory", "clean", "load", "unload", "tape-backup", "tape-restore", "verify",
               "vault-export", "vault-import")
 CARTRIDGE_COLUMNS = [("Barcode", 10), ("Pool", 12), ("State", 10), ("Where", 16), ("Library", 10), ("Written", 10),
                      ("Expires", 16)]
-VAULT_TAB = ("Pick lists and the guided export and import through the mail slots come with the vault work; until "
-             "then: `tapeline vault plan`, `tapeline vault export`, `tapeline vault import`.")
+VAULT_HINT = ("e: export what is ready through the mail slots (guided, step by step); m: import what comes back "
+              "through the mail slots of the library on the left")
+PICK_LISTS = ("pick-list-library", "pick-list-vault")
 CELL = 12  # characters per element in the drawing
 
 
@@ -114,11 +117,15 @@ class ManagementScreen(AreaScreen):
         Binding("i", "inventory", "Inventory", tooltip="Read the library's barcodes now"),
         Binding("l", "label", "Label", tooltip="Label the cartridge under the cursor for a pool"),
         Binding("x", "erase", "Erase", tooltip="Erase the cartridge under the cursor"),
-        Binding("c", "clean", "Clean drive", tooltip="Clean the drive under the cursor (Drives tab)"),
+        Binding("c", "clean", "Clean", tooltip="Clean the drive under the cursor (Drives tab)"),
         Binding("o", "load", "Load", tooltip="Load the cartridge under the cursor into a drive"),
         Binding("u", "unload", "Unload", tooltip="Put the cartridge (or the drive's cartridge) under the cursor back "
                 "in its slot"),
         Binding("slash", "filter", "Filter", tooltip="Filter the cartridges by any words"),
+        Binding("e", "export", "Export", tooltip="Eject what goes to the vault today through the mail slots, "
+                "step by step"),
+        Binding("m", "import", "Import", tooltip="Take what came back from the vault in through the mail "
+                "slots, step by step"),
     ]
 
     def __init__(self) -> None:
@@ -149,7 +156,9 @@ class ManagementScreen(AreaScreen):
                 with TabPane("Pools", id="pools-tab"):
                     yield DataTable(id="pools", cursor_type="row", zebra_stripes=True)
                 with TabPane("Vault", id="vault"):
-                    yield Static(VAULT_TAB, id="vault-place", classes="empty", markup=False)
+                    yield Static(VAULT_HINT, classes="empty", markup=False)
+                    with VerticalScroll(id="vault-scroll"):
+                        yield Static("Reading the pick lists…", id="pick-lists", markup=False)
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -182,6 +191,11 @@ class ManagementScreen(AreaScreen):
         def everything():
             return daemon.libraries(), daemon.media(), daemon.pools(), daemon.drives()
         self.call("read the libraries and cartridges", everything, done=lambda got: self.show(*got))
+
+        def pick_lists():
+            return [daemon.report(name, "text")["content"] for name in PICK_LISTS]
+        self.call("read the pick lists", pick_lists,
+                  done=lambda got: self.query_one("#pick-lists", Static).update("\n\n".join(got)))
 
     def show(self, libraries: list[dict], media: list[dict], pools: list[dict], drives: list[dict]) -> None:
         self.libraries, self.media, self.pools, self.drives = libraries, media, pools, drives
@@ -340,6 +354,16 @@ class ManagementScreen(AreaScreen):
         if barcode is not None:
             self.call(f"unload {barcode}", self.app.daemon.unload, barcode,
                       done=lambda answer: self._started(answer, f"unload {barcode}"))
+
+    def action_export(self) -> None:
+        self.query_one("#management-tabs", TabbedContent).active = "vault"
+        self.app.push_screen(MailSlotGuide("export", None), lambda _: self.load())
+
+    def action_import(self) -> None:
+        if self.library is None:
+            return self.notify("No library yet: add one with `tapeline library add`.", severity="warning")
+        self.query_one("#management-tabs", TabbedContent).active = "vault"
+        self.app.push_screen(MailSlotGuide("import", self.library), lambda _: self.load())
 
     def _started(self, answer: dict, what: str) -> None:
         self.notify(f"job {answer['job']} started (Monitoring, F1, shows it)", title=what)

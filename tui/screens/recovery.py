@@ -73,7 +73,7 @@ class RecoveryScreen(AreaScreen):
         Binding("slash", "search", "Find file", tooltip="Find a file by name across the group's points"),
         Binding("backspace", "up", "Up", tooltip="Browse the parent directory"),
         Binding("g", "groups", "Groups", tooltip="Pick another group"),
-        Binding("t", "send_to_tape", "Send to tape", tooltip="Write the recovery point under the cursor to tape"),
+        Binding("t", "send_to_tape", "To tape", tooltip="Write the recovery point under the cursor to tape"),
     ]
 
     def __init__(self) -> None:
