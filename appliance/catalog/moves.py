@@ -89,7 +89,7 @@ def move(session: Session, cart: Cartridge, to: str, when: datetime, *, operator
         vault_id = vault_id if vault_id is not None else cart.vault_id
         if vault_id is None and kind == "vault":
             raise UsageError(f"cartridge {cart.barcode} goes to a vault but none is named", "name the vault (--vault)")
-        if vault_id is not None and session.get(Vault, vault_id) is None:
+        if vault_id is not None and _vault_name(session, vault_id) is None:
             raise UsageError(f"vault {vault_id} does not exist", "list the vaults with `tapeline vault list`")
     else:
         vault_id = None
@@ -132,5 +132,12 @@ def history(session: Session, cartridge_id: int) -> list[CartridgeMove]:
 
 
 def _vault_name(session: Session, vault_id: int | None) -> str | None:
-    vault = session.get(Vault, vault_id) if vault_id is not None else None
-    return vault.name if vault else None
+    """Kept in the session's info: its identity map holds rows weakly, so a loop of moves (an export, the
+    forecast's days) would otherwise load the same vault twice per move."""
+    if vault_id is None:
+        return None
+    names = session.info.setdefault("vault_names", {})
+    if vault_id not in names:
+        vault = session.get(Vault, vault_id)
+        names[vault_id] = vault.name if vault else None
+    return names[vault_id]

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import case, or_
+from sqlalchemy import case
 from sqlmodel import select
 
 from appliance.catalog.engine import Catalog
@@ -241,18 +241,21 @@ def next_cartridge(catalog: Catalog, pool: Pool, media_set: MediaSet, busy: froz
         for cart in own:
             if _usable(cart, pool, busy):
                 return cart
-        # The preference order is the query's, and only as many rows as busy ones could hide are read: a big
-        # library has thousands of scratch cartridges (the rotation forecast asks this for every backup it plays).
-        scratch = s.exec(select(Cartridge).where(
-            Cartridge.state.in_(("scratch", "blank")), Cartridge.library_id == pool.library_id,
-            Cartridge.location_kind.in_(IN_LIBRARY), Cartridge.write_protected == False,  # noqa: E712
-            or_(Cartridge.pool_id == None, Cartridge.pool_id == pool.id))  # noqa: E711
-            .order_by(case((Cartridge.state == "scratch", 0), else_=1),
-                      case((Cartridge.pool_id == pool.id, 0), else_=1),
-                      case((Cartridge.label_uuid == None, 1), else_=0), Cartridge.barcode)  # noqa: E711
-            .limit(len(busy) + 1)).all()
-    fits = [c for c in scratch if _usable(c, pool, busy) and not unexpired_data(c, now or media_set.created)]
-    return fits[0] if fits else None
+        # One query per preference tier (scratch before blank, the pool's own before unassigned ones), each reading
+        # only as many rows as busy ones could hide: a big library has thousands of scratch cartridges, and one
+        # query ordering them all by tier sorts every one of them (the rotation forecast asks this for every backup
+        # it plays).
+        for state, owner in (("scratch", pool.id), ("scratch", None), ("blank", pool.id), ("blank", None)):
+            tier = s.exec(select(Cartridge).where(
+                Cartridge.state == state, Cartridge.pool_id == owner if owner else Cartridge.pool_id == None,  # noqa
+                Cartridge.library_id == pool.library_id, Cartridge.location_kind.in_(IN_LIBRARY),
+                Cartridge.write_protected == False)  # noqa: E712
+                .order_by(case((Cartridge.label_uuid == None, 1), else_=0), Cartridge.barcode)  # noqa: E711
+                .limit(len(busy) + 1)).all()
+            fits = [c for c in tier if _usable(c, pool, busy) and not unexpired_data(c, now or media_set.created)]
+            if fits:
+                return fits[0]
+    return None
 
 
 def _usable(cart: Cartridge, pool: Pool, busy: frozenset[str]) -> bool:
