@@ -210,6 +210,9 @@ class Client:
     def vault_forecast(self, weeks: int = 4) -> dict:
         return self._call("GET", "/vault/forecast", params={"weeks": weeks})
 
+    def start_vault_forecast(self, weeks: int = 4) -> dict:
+        return self._call("POST", "/vault/forecast", {"weeks": weeks})
+
     # -- tape ---------------------------------------------------------------------------------------------------
 
     def tape_backup(self, group: str, pool: str, point: str | None = None, kind: str = "full") -> dict:

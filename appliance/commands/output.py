@@ -171,15 +171,20 @@ def started(ctx: Context, answer: dict, kind: str, name: str, wait: bool) -> Non
         click.echo(f"job {job_id}: {kind} of {name} queued{note}; follow it with `tapeline job {job_id}`")
 
 
-def wait_for_job(ctx: Context, job_id: int) -> dict:
+def follow_job(ctx: Context, job_id: int) -> dict:
+    """The job once it ended; meanwhile a progress bar on a terminal, else progress lines (none with --json)."""
     client = ctx.client
     tty = sys.stderr.isatty() and not ctx.as_json
     try:
-        job = _follow_tty(client, job_id) if tty else _follow_plain(client, job_id, quiet=ctx.as_json)
+        return _follow_tty(client, job_id) if tty else _follow_plain(client, job_id, quiet=ctx.as_json)
     except KeyboardInterrupt:
         click.echo(f"stopped waiting; job {job_id} goes on (`tapeline job {job_id}`, `tapeline cancel {job_id}`)",
                    err=True)
         raise
+
+
+def wait_for_job(ctx: Context, job_id: int) -> dict:
+    job = follow_job(ctx, job_id)
     if ctx.as_json:
         print_json(job)
     else:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import click
 
-from appliance.commands.output import Context, table
-from appliance.errors import CompletedWithWarnings
+from appliance.commands.output import Context, follow_job, table
+from appliance.errors import CompletedWithWarnings, JobFailed
 
 
 def _show(f: dict) -> None:
@@ -42,8 +42,14 @@ def register(cli: click.Group) -> None:
         the catalog: each group's tape schedule, its pool's allocation and retention, exports and recalls. Per day
         and pool: cartridges in the library holding data (LIBRARY), scratch ones it may write (SCRATCH), those in a
         vault or on the way (OFFSITE), sets written, cartridges sent, those coming back, and backups that would
-        find no cartridge (SHORT). Exit 3 when scratch runs out within the period."""
-        answer = ctx.client.vault_forecast(weeks)
+        find no cartridge (SHORT). Exit 3 when scratch runs out within the period. It runs as a job (`vault-forecast`)
+        and the command waits for it, with a progress bar on a terminal."""
+        job_id = ctx.client.start_vault_forecast(weeks)["job"]
+        job = follow_job(ctx, job_id)  # a year of a big site takes longer than one answer may: a job, with its bar
+        if job["state"] != "completed":
+            raise JobFailed(f"job {job_id} (the forecast) {job['state']}: {job.get('reason') or 'no reason given'}",
+                            f"see `tapeline job {job_id}`")
+        answer = job["result"]["forecast"]
         ctx.emit(answer, _show)
         dry = {pool: day for pool, day in answer["scratch_runs_out"].items() if day}
         if dry:

@@ -19,10 +19,12 @@ when its pool verifies; nothing fails. The real catalog is only read.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Callable
 
 from sqlalchemy import create_engine, func, insert, select as core_select, text
 from sqlalchemy.pool import StaticPool
@@ -43,6 +45,7 @@ MAX_WEEKS = 104
 DEFAULT_CAPACITY = LTO[8][0]
 RECENT_SETS = 5  # a group's next set is as big as the mean of its last few of the same kind
 OPERATOR = "forecast"
+Progress = Callable[[int, int, str], None]
 OFFSITE = ("courier", "vault", "vaultretrieve", "courierretrieve")
 
 
@@ -266,17 +269,27 @@ def _snapshot(sim: Catalog, pools: list[Pool]) -> dict[int, tuple[int, int, int]
     return {p.id: (held[p.id], free[p.id, p.library_id] + free[None, p.library_id], away[p.id]) for p in pools}
 
 
-def forecast(catalog: Catalog, now: datetime, weeks: int = 4) -> Forecast:
+def check_weeks(weeks: int) -> int:
     if not 1 <= weeks <= MAX_WEEKS:
         raise UsageError(f"a forecast of {weeks} weeks is out of range", f"give --weeks from 1 to {MAX_WEEKS}")
+    return weeks
+
+
+def forecast(catalog: Catalog, now: datetime, weeks: int = 4, progress: Progress | None = None,
+             cancel: threading.Event | None = None) -> Forecast | None:
+    """The coming `weeks`; `progress(days done, days, message)` after each simulated day; None when `cancel` was
+    set (checked between days)."""
+    check_weeks(weeks)
     sim = seed(catalog, now)
     try:
-        return _run(sim, catalog, now, weeks)
+        return _run(sim, catalog, now, weeks, progress or (lambda done, total, message: None),
+                    cancel or threading.Event())
     finally:
         sim.engine.dispose()
 
 
-def _run(sim: Catalog, catalog: Catalog, now: datetime, weeks: int) -> Forecast:
+def _run(sim: Catalog, catalog: Catalog, now: datetime, weeks: int, progress: Progress,
+         cancel: threading.Event) -> Forecast | None:
     sizes = _set_sizes(catalog)
     held, most = _on_cartridges(catalog)
     capacity = _capacities(sim, most)
@@ -288,6 +301,8 @@ def _run(sim: Catalog, catalog: Catalog, now: datetime, weeks: int) -> Forecast:
     local = now.astimezone()
     events = _events(sim, local, local + timedelta(days=weeks * 7))  # the schedules do not change meanwhile
     for i in range(weeks * 7):
+        if cancel.is_set():
+            return None
         start, end = local + timedelta(days=i), local + timedelta(days=i + 1)
         day = start.date().isoformat()
         today = {p.id: PoolDay(p.name) for p in pools}
@@ -319,4 +334,5 @@ def _run(sim: Catalog, catalog: Catalog, now: datetime, weeks: int) -> Forecast:
         for pool_id, counts in _snapshot(sim, pools).items():
             today[pool_id].in_library, today[pool_id].scratch, today[pool_id].offsite = counts
         days.append((day, [today[p.id] for p in pools]))
+        progress(i + 1, weeks * 7, f"simulated {day}")
     return Forecast(now, weeks, days, scratch_out, ASSUMPTIONS)

@@ -1,6 +1,7 @@
-"""The vault's mail-slot jobs as the engine runs them (`vault-export`, `vault-import`), and their requests: each is
-checked before a job is queued (an unknown pool or library, a pool with no vault: one line naming the cause and the
-fix, and no job)."""
+"""The vault's jobs as the engine runs them (the mail-slot ones, `vault-export` and `vault-import`, and the rotation
+forecast, `vault-forecast`: a year's simulation takes longer than a client waits for an answer, so it runs as a job
+whose progress is the simulated days), and their requests: each is checked before a job is queued (an unknown pool
+or library, a pool with no vault, weeks out of range: one line naming the cause and the fix, and no job)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from appliance.catalog.models import utcnow
 from appliance.errors import UsageError
 from appliance.media import format as fmt
 from appliance.ops.jobs import JobContext, Outcome
-from appliance.vault import drplan
+from appliance.vault import drplan, forecast
 from appliance.vault.export import Export, rotating_pools
 from appliance.vault.import_ import Import
 
-EXPORT, IMPORT = "vault-export", "vault-import"
+EXPORT, IMPORT, FORECAST = "vault-export", "vault-import", "vault-forecast"
 
 
 class VaultTasks:
@@ -25,7 +26,7 @@ class VaultTasks:
         self.store, self.media, self.cache, self.settings, self.block_size = store, media, cache, settings, block_size
 
     def bodies(self) -> dict[str, Callable[[JobContext], Outcome]]:
-        return {EXPORT: self.export, IMPORT: self.import_}
+        return {EXPORT: self.export, IMPORT: self.import_, FORECAST: self.forecast}
 
     def export(self, ctx: JobContext) -> Outcome:
         def backup(pool: str) -> Outcome:
@@ -35,6 +36,18 @@ class VaultTasks:
 
     def import_(self, ctx: JobContext) -> Outcome:
         return Import(ctx, self.media).run()
+
+    @staticmethod
+    def forecast(ctx: JobContext) -> Outcome:
+        weeks = ctx.params["weeks"]
+        result = forecast.forecast(ctx.catalog, utcnow(), weeks, ctx.progress, ctx.cancel)
+        if result is None:
+            return Outcome("cancelled", "cancelled by request")
+        dry = sorted(pool for pool, day in result.scratch_out.items() if day)
+        return Outcome("completed", result={
+            "forecast": result.to_json(),
+            "summary": f"{weeks} week(s) forecast: " + (f"scratch runs out in pool(s) {', '.join(dry)}" if dry
+                                                        else "scratch lasts in every pool")})
 
 
 class VaultDesk:
@@ -62,6 +75,10 @@ class VaultDesk:
                              "DRIVE_URL...`")
         job_id, _ = self.app.engine.submit(IMPORT, None, None, {"library": library, "accept": list(accept),
                                                                 "operator": operator})
+        return job_id
+
+    def forecast(self, weeks: int) -> int:
+        job_id, _ = self.app.engine.submit(FORECAST, None, None, {"weeks": forecast.check_weeks(weeks)})
         return job_id
 
     def plan(self, now: datetime | None = None) -> dict:

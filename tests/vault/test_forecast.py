@@ -99,6 +99,25 @@ def test_weeks_out_of_range_say_the_range(site):
     assert "--weeks from 1 to 104" in err.value.fix
 
 
+def test_the_forecast_job_counts_the_simulated_days_as_its_progress(site):
+    """A year of a big site takes longer than a client waits for one answer: the forecast runs as a job whose
+    progress a `--wait` bar shows, and whose result is the forecast."""
+    from appliance.ops.jobs import JobEngine
+    from appliance.vault.mailslot_jobs import FORECAST, VaultTasks
+    engine = JobEngine(site, VaultTasks(None, None, None, None).bodies())
+    engine.start()
+    try:
+        job_id, _ = engine.submit(FORECAST, None, None, {"weeks": 2})
+        job = engine.wait(job_id, 120)
+    finally:
+        engine.stop()
+    assert job.state == "completed"
+    assert (job.progress_done, job.progress_total) == (14, 14)
+    days = job.result["forecast"]["days"]
+    assert len(days) == 14 and [d["pools"][0]["written"] for d in days] == [1] * 14
+    assert job.result["summary"] == "2 week(s) forecast: scratch lasts in every pool"
+
+
 def test_the_forecast_through_the_command_warns_when_scratch_runs_out(tmp_path):
     from tests.appliance.daemon_harness import make_daemon
     url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
