@@ -23,6 +23,10 @@ from appliance.catalog.engine import Catalog
 from appliance.catalog.models import Cartridge, Job, MediaSet, Pool, TapePolicy, TapeSet, TapeSetPart
 from appliance.errors import NotFound
 
+# The reserved group of the catalog backups each export writes (vault/drplan.py): a name no protection group can take
+# (group names start with a letter or digit). Its sets are no generation of the pool's data (media/pools.py GFS).
+DR_GROUP = "_catalog"
+
 
 @dataclass(frozen=True)
 class PartInfo:

@@ -38,6 +38,7 @@ from sqlmodel import select
 from appliance.catalog.engine import Catalog
 from appliance.catalog.media import find_cartridge, get_pool
 from appliance.catalog.models import Cartridge, Job, MediaSet, Pool, TapeSet
+from appliance.catalog.tape_sets import DR_GROUP
 from appliance.config import parse_duration
 from appliance.errors import Conflict, UsageError
 
@@ -163,8 +164,12 @@ def set_retention(pool: Pool, tier: str | None) -> int | None:
 
 
 def _last_created(s, pool_id: int) -> datetime | None:
-    return s.exec(select(MediaSet.created).where(MediaSet.pool_id == pool_id)
-                  .order_by(MediaSet.created.desc())).first()
+    """When the pool's newest generation of data began: its newest media set holding a set of a protection group
+    (one holding only the catalog backup an export wrote, or nothing, is no generation)."""
+    return s.exec(select(MediaSet.created).where(
+        MediaSet.pool_id == pool_id,
+        MediaSet.id.in_(select(TapeSet.media_set_id).where(TapeSet.group_name != DR_GROUP)))
+        .order_by(MediaSet.created.desc())).first()
 
 
 def media_set_for_write(catalog: Catalog, pool: Pool | str, now: datetime) -> MediaSet:
@@ -183,7 +188,7 @@ def media_set_for_write(catalog: Catalog, pool: Pool | str, now: datetime) -> Me
             if close_at is None:
                 return current
             _close(s, current, close_at)
-        tier = gfs_tier(current.created if current else _last_created(s, pool.id), now) if pool.gfs else None
+        tier = gfs_tier(_last_created(s, pool.id), now) if pool.gfs else None
         fresh = MediaSet(uuid=str(uuid.uuid4()), pool_id=pool.id, created=now, tier=tier,
                          retention_seconds=set_retention(pool, tier), key_fingerprint=pool.key_fingerprint)
         s.add(fresh)

@@ -34,7 +34,7 @@ from appliance.catalog.moves import SHOWN, where
 from appliance.errors import TapelineError
 from appliance.media.tape_backup import backup
 
-DR_GROUP = "_catalog"  # the reserved group of the catalog backups
+DR_GROUP = tape_sets.DR_GROUP  # the reserved group of the catalog backups
 PLAN_DIR = "dr"
 LATEST = "plan-latest.md"
 

@@ -9,6 +9,7 @@ import pytest
 
 from appliance.catalog.engine import open_catalog
 from appliance.catalog.media import get_pool
+from appliance.catalog.tape_sets import DR_GROUP
 from appliance.errors import Conflict, NotFound, UsageError
 from appliance.media import pools
 from appliance.vault.dryrun import dry_run
@@ -48,6 +49,20 @@ def test_each_new_set_takes_its_tier_and_the_tiers_retention(site):
         tiers.append((media_set.tier, media_set.retention_seconds // DAY))
     # first ever: yearly; Saturday, same week: daily; Sunday 1 March: a new month; Monday: a new ISO week; 2027
     assert tiers == [("yearly", 2562), ("daily", 7), ("monthly", 372), ("weekly", 35), ("yearly", 2562)]
+
+
+def test_the_catalog_backup_an_export_writes_is_no_generation_of_the_pools_data(site):
+    """With `always` allocation each export's catalog backup is a media set of its own: the first backup of a new
+    week after it still starts the week (weekly), not a second set of the export's week (daily)."""
+    site.pool("gfs", retention_days=3, allocation="always")
+    set_policy(site.catalog, "gfs", PolicyChange(gfs=parse_gfs("daily=7d,weekly=5w,monthly=12m,yearly=7y")), FRI)
+    site.write("gfs", FRI)  # yearly: the first ever
+    site.write("gfs", FRI + timedelta(days=3))  # Monday 2 March: monthly
+    monday = FRI + timedelta(days=10)  # 9 March, a new ISO week
+    catalog_backup = site.media_set_of(site.write("gfs", monday, group=DR_GROUP)[0])
+    first_of_week = site.media_set_of(site.write("gfs", monday + timedelta(hours=1))[0])
+    assert catalog_backup.id != first_of_week.id
+    assert (first_of_week.tier, first_of_week.retention_seconds // DAY) == ("weekly", 35)
 
 
 def test_shortening_a_written_sets_retention_needs_the_operators_word(site):
