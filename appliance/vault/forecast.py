@@ -6,10 +6,13 @@ sets, cartridges, groups and their tape policies) are copied into a SQLite catal
 each group's tape schedule fires as the scheduler fires it (`pools.next_event` over the same calendar events); each
 backup is written as the tape job writes it, through media/pools.py (media_set_for_write, next_cartridge,
 join_media_set, record_written, cartridge_full, stamp_set) with the size of the group's recent sets of that kind;
-at the end of the day the expiry runs (`pools.expire`), the export (`policy.close_for_export` then
-`policy.offsite_ready`: the cartridges go to the courier, and are in the vault the next day) and the recall
-(`policy.due_back`: vault-retrieve, then a day with the courier, then back in the library). Nothing here decides
-when a cartridge leaves, returns or is reused: the policy code does, so the forecast says what the appliance will do.
+at the end of the day the expiry runs (`pools.expire`), the export (as Export._prepare: the catalog backup written
+into each pool it sends from, a set of the reserved group through the same pool code, so with `always` allocation
+it takes a cartridge of its own; `policy.close_for_export`, then `policy.offsite_ready`: the cartridges go to the
+courier, and are in the vault the next day) and the recall (`rotation.recall`: what `policy.due_back` says and the
+sampled read-back checks of `checks.check_due`; vault-retrieve, then a day with the courier, then back in the
+library, where a sampled one is read back and recorded as checked). Nothing here decides when a cartridge leaves,
+returns or is reused: the policy code does, so the forecast says what the appliance will do.
 
 Assumptions (docs/vault.md): `tapeline vault export` and `tapeline vault recall` run every day and the courier
 takes a day each way; a cartridge that comes back is put into the library the day it arrives; a cartridge holds
@@ -32,6 +35,7 @@ from sqlmodel import SQLModel, select
 
 from appliance.catalog import tape_sets
 from appliance.catalog.engine import Catalog
+from appliance.catalog.tape_sets import DR_GROUP
 from appliance.catalog.models import (IN_LIBRARY_LOCATIONS, Cartridge, Library, MediaCase, MediaSet, Pool,
                                       ProtectionGroup, TapePolicy, TapeSet, TapeSetPart, Vault)
 from appliance.catalog.moves import move
@@ -39,7 +43,7 @@ from appliance.errors import Conflict, UsageError
 from appliance.media import pools as pool_rules
 from appliance.media.format import BLOCK_SIZE
 from appliance.ops.plan import LTO
-from appliance.vault import policy
+from appliance.vault import checks, policy, rotation
 
 MAX_WEEKS = 104
 DEFAULT_CAPACITY = LTO[8][0]
@@ -80,7 +84,9 @@ class Forecast:
 
 
 ASSUMPTIONS = ("`tapeline vault export` and `tapeline vault recall` run every day; the courier takes a day each way",
-               "a returning cartridge goes into the library the day it arrives",
+               "a returning cartridge goes into the library the day it arrives; one recalled for its sampled "
+               "read-back check is read (and reads back well) that day and leaves again with the next export",
+               "each export writes the catalog backup into each pool it sends from",
                "each backup is as big as the group's recent ones of its kind, verifies when its pool verifies, and "
                "nothing fails")
 
@@ -218,18 +224,30 @@ def _steps(sim: Catalog, steps: list[tuple[datetime, int, str]]) -> list[str]:
     return moved
 
 
-def _export(sim: Catalog, when: datetime) -> list[Cartridge]:
-    """What `tapeline vault export` sends: each rotating pool's open set (any allocation but `always`:
-    policy.closes_for_export) closed when it holds sets, then the offsite-ready cartridges, to the courier."""
+def _export(sim: Catalog, when: datetime, write_backup: Callable[[Pool], bool]) -> list[Cartridge]:
+    """What `tapeline vault export` does (vault/export.py Export._prepare, then its batches): for each rotating pool
+    with news (an open set holding backups, in a pool whose open set the export closes: policy.closes_for_export)
+    or offsite-ready cartridges, the catalog backup written into the pool (`write_backup`: a set of the reserved
+    group, through the same allocation as any write: with `always`, a media set and a cartridge of its own), then
+    the open set closed; then the offsite-ready cartridges to the courier."""
     with sim.reader() as s:
-        open_sets = s.exec(select(MediaSet).join(Pool, Pool.id == MediaSet.pool_id)
-                           .where(Pool.vault_id != None, Pool.allocation != "always",  # noqa: E711
-                                  MediaSet.closed == None)).all()  # noqa: E711
-        holding = set(s.exec(select(TapeSet.media_set_id).where(TapeSet.state == "ok")).all())
-    for ms in open_sets:
-        if ms.id in holding:
+        rotating = list(s.exec(select(Pool).where(Pool.vault_id != None).order_by(Pool.name)).all())  # noqa: E711
+        open_sets = {ms.pool_id: ms for ms in s.exec(select(MediaSet).where(MediaSet.closed == None)  # noqa: E711
+                                                     .order_by(MediaSet.id)).all()}
+        holding = set(s.exec(select(TapeSet.media_set_id).where(TapeSet.state == "ok",
+                                                                TapeSet.group_name != DR_GROUP)).all())
+    for pool in rotating:
+        open_set = open_sets.get(pool.id)
+        news = open_set is not None and policy.closes_for_export(pool) and open_set.id in holding
+        if not news and not policy.offsite_ready(sim, when, pool.name):
+            continue
+        write_backup(pool)
+        with sim.reader() as s:
+            open_set = s.exec(select(MediaSet).where(MediaSet.pool_id == pool.id, MediaSet.closed == None)  # noqa
+                              .order_by(MediaSet.id.desc())).first()
+        if policy.closes_for_export(pool) and open_set is not None:
             try:
-                policy.close_for_export(sim, ms, when)
+                policy.close_for_export(sim, open_set, when)
             except Conflict:  # a set still written: it leaves with a later export, as the real one does
                 pass
     ready = policy.offsite_ready(sim, when)
@@ -241,6 +259,12 @@ def _export(sim: Catalog, when: datetime) -> list[Cartridge]:
                 row = rows[cart.id]
                 move(s, row, "courier", when, operator=OPERATOR, vault_id=vaults.get(row.pool_id))
     return ready
+
+
+def _by_barcode(sim: Catalog, barcodes: list[str]) -> list[Cartridge]:
+    with sim.reader() as s:
+        return [c for start in range(0, len(barcodes), 900)
+                for c in s.exec(select(Cartridge).where(Cartridge.barcode.in_(barcodes[start:start + 900])))]
 
 
 def _rows(s, ids: set[int]) -> dict[int, Cartridge]:
@@ -298,6 +322,7 @@ def _run(sim: Catalog, catalog: Catalog, now: datetime, weeks: int, progress: Pr
     by_name = {p.name: p for p in pools}
     scratch_out: dict[str, str | None] = {p.name: None for p in pools}
     days, pending = [], []  # pending: (when, cartridge id, next state) of moves that take a day
+    checking: set[int] = set()  # cartridges recalled for their sampled read-back check, on their way back
     local = now.astimezone()
     events = _events(sim, local, local + timedelta(days=weeks * 7))  # the schedules do not change meanwhile
     for i in range(weeks * 7):
@@ -310,9 +335,12 @@ def _run(sim: Catalog, catalog: Catalog, now: datetime, weeks: int, progress: Pr
         pending = [m for m in pending if m[0] > end]
         steps = [(when, cart_id, to) for when, cart_id, to, _ in due_moves]
         steps += [(when, cart_id, "mountable") for when, cart_id, to, _ in due_moves if to == "onsiteretrieve"]
-        for barcode, (_, _, to, pool_id) in zip(_steps(sim, steps), due_moves):
+        for barcode, (when, cart_id, to, pool_id) in zip(_steps(sim, steps), due_moves):
             if to == "onsiteretrieve" and pool_id in today:
                 today[pool_id].back.append(barcode)
+            if to == "onsiteretrieve" and cart_id in checking:  # the import queues its verify: it reads back well
+                checking.discard(cart_id)
+                checks.record_check(sim, barcode, when, None)
         while events and events[0][0] <= end:
             when, group, pool_name, kind = events.pop(0)
             pool = by_name[pool_name]
@@ -323,14 +351,22 @@ def _run(sim: Catalog, catalog: Catalog, now: datetime, weeks: int, progress: Pr
                 today[pool.id].short += 1
                 scratch_out[pool.name] = scratch_out[pool.name] or day
         pool_rules.expire(sim, end)
-        for cart in _export(sim, end):
+        def catalog_backup(pool: Pool, when=end) -> bool:
+            if _write(sim, pool, DR_GROUP, "full", when, sizes.get((DR_GROUP, "full"), 0), capacity[pool.id], held):
+                return True
+            today[pool.id].short += 1
+            scratch_out[pool.name] = scratch_out[pool.name] or day
+            return False
+
+        for cart in _export(sim, end, catalog_backup):
             today[cart.pool_id].sent.append(cart.barcode)
             pending.append((end + timedelta(days=1), cart.id, "vault", cart.pool_id))
-        due = policy.due_back(sim, end)
-        _steps(sim, [(end, cart.id, "vaultretrieve") for cart in due])
-        for cart in due:
+        recalled = rotation.recall(sim, end, OPERATOR)["recalled"]  # the due ones and the sampled checks
+        for cart in _by_barcode(sim, [r["barcode"] for r in recalled]):
             pending.append((end + timedelta(days=1), cart.id, "courierretrieve", cart.pool_id))
             pending.append((end + timedelta(days=2) - timedelta(seconds=1), cart.id, "onsiteretrieve", cart.pool_id))
+            if policy.check_pending(cart):
+                checking.add(cart.id)
         for pool_id, counts in _snapshot(sim, pools).items():
             today[pool_id].in_library, today[pool_id].scratch, today[pool_id].offsite = counts
         days.append((day, [today[p.id] for p in pools]))

@@ -61,13 +61,31 @@ def test_each_nights_set_goes_offsite_and_comes_back_when_it_expires(site):
     nightly = [pools[0] for _, pools in f.days]
     assert [d.written for d in nightly] == [1] * 21  # every night at 01:00, from the day after today
     first = nightly[0].sent
-    assert len(first) == 1 and all(len(d.sent) == 1 for d in nightly)  # closed and verified: out the same day
+    # closed and verified: out the same day, with the catalog backup the export writes first (`always`: a media set
+    # and a cartridge of its own each day)
+    assert len(first) == 2 and all(len(d.sent) == 2 for d in nightly)
     back = [i for i, d in enumerate(nightly) if first[0] in d.back]
     assert back[0] == 0 + 7 + 2  # 7 days' retention, then a day with the vault's courier and one more
     assert f.scratch_out == {"nightly": None}
     # every cartridge is counted once: in the library with data, scratch, or offsite
     assert all(d.in_library + d.scratch + d.offsite == 20 for d in nightly)
-    assert max(d.offsite for d in nightly) == 9
+    assert max(d.offsite for d in nightly) == 18
+
+
+def test_a_cartridge_recalled_for_its_sampled_check_comes_back_and_leaves_again(site):
+    with site.session() as s:
+        pool = s.exec(select(Pool)).one()
+        pool.check_sample, pool.check_every_seconds = 1, 7 * 86400
+        s.add(pool)
+    f = forecast(site, NOW, weeks=2)
+    nightly = [pools[0] for _, pools in f.days]
+    # sent on day 0, in the vault on day 1 and recalled that evening for the first round: back on day 3, read,
+    # and out again with that day's export, long before its data expires
+    checked = nightly[0].sent[0]
+    assert checked in nightly[3].back and checked in nightly[3].sent
+    assert all(checked not in d.back for d in nightly[4:9])
+    # the next round is a week after the first (day 8): with day 1's two expired ones on day 10 comes one of day 2's
+    assert len(nightly[10].back) == 3 and set(nightly[2].sent) & set(nightly[10].back)
 
 
 def test_too_few_cartridges_say_when_scratch_runs_out(catalog_url):
@@ -77,7 +95,9 @@ def test_too_few_cartridges_say_when_scratch_runs_out(catalog_url):
     finally:
         cat.close()
     out = f.scratch_out["nightly"]
-    assert out == (NOW + 5 * DAY).astimezone().date().isoformat()  # five nights, then none until the first is back
+    # two cartridges a night (the set and the export's catalog backup): the fifth is the third night's set, and its
+    # catalog backup finds none
+    assert out == (NOW + 2 * DAY).astimezone().date().isoformat()
     day = dict(f.days)[out][0]
     assert day.short == 1 and day.scratch == 0
 
@@ -135,7 +155,7 @@ def test_the_forecast_through_the_command_warns_when_scratch_runs_out(tmp_path):
 
 def test_cartridges_written_in_earlier_lives_are_reused_whole(catalog_url):
     """`bytes_written` counts a cartridge's whole life: a scratch cartridge that once held a full set is empty."""
-    cat = nightly_site(catalog_url, 12)
+    cat = nightly_site(catalog_url, 14)  # a week's two a night (the set and the catalog backup)
     try:
         with cat.session() as s:
             for cart in s.exec(select(Cartridge)).all():
