@@ -17,7 +17,7 @@ from appliance.text import format_duration
 from appliance.ops.messages import plural
 
 
-def _operator() -> str:
+def operator_name() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -179,7 +179,7 @@ def register(cli: click.Group) -> None:
             for case in r["cases"]:
                 click.echo(f"  case {case['case']}: returns "
                            f"{when(case['returns']) if case['returns'] else 'never'}")
-        ctx.emit(ctx.client.vault_receive(list(items), vault_name, _operator(), skip), human)
+        ctx.emit(ctx.client.vault_receive(list(items), vault_name, operator_name(), skip), human)
 
     @vault.command("recall")
     @click.argument("items", metavar="[BARCODE|CASE...]", nargs=-1)
@@ -198,7 +198,7 @@ def register(cli: click.Group) -> None:
             if r["forced_points"]:
                 click.echo(f"the vault no longer holds {plural(len(r['forced_points']), 'unexpired point')} "
                            "(--force)")
-        ctx.emit(ctx.client.vault_recall(_operator(), pool, list(items), force), human)
+        ctx.emit(ctx.client.vault_recall(operator_name(), pool, list(items), force), human)
 
     @vault.command("sent-back")
     @click.argument("items", metavar="BARCODE|CASE...", nargs=-1, required=True)
@@ -206,7 +206,7 @@ def register(cli: click.Group) -> None:
     def sent_back(ctx: Context, items) -> None:
         """The courier took these recalled cartridges or cases from the vault (vault-retrieve -> courier-retrieve);
         `vault import` takes them in when they are put into the mail slots."""
-        ctx.emit(ctx.client.vault_sent_back(list(items), _operator()),
+        ctx.emit(ctx.client.vault_sent_back(list(items), operator_name()),
                  lambda r: click.echo(f"on the way back: {', '.join(r['sent_back'])}"))
 
     @vault.command("dry-run")

@@ -3,12 +3,12 @@ disaster recovery plan (docs/vault.md). Added to the `vault` group vault_cmd.py 
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 
 import click
 
 from appliance.commands.output import Context, started
+from appliance.commands.vault_cmd import operator_name
 
 
 def register(cli: click.Group) -> None:
@@ -38,7 +38,7 @@ def register(cli: click.Group) -> None:
         an expected return becomes mountable (scratch once its data expired and the pool's reuse delay passed);
         an unknown or foreign one is imported but never written until labelled; one the catalog has in a vault,
         or a barcode seen twice, stays in the mail slot. Each discrepancy raises an alert."""
-        answer = ctx.client.vault_import(library, list(accept), getpass.getuser())
+        answer = ctx.client.vault_import(library, list(accept), operator_name())
         started(ctx, answer, "vault import", library or "every library", wait)
 
     @vault.command(short_help="The disaster recovery plan: how to rebuild this site from its tapes.")

@@ -357,8 +357,6 @@ def expire(catalog: Catalog, now: datetime) -> ExpireResult:
             sets.append(row.uuid)
         for cart in s.exec(select(Cartridge).where(Cartridge.state.in_(("allocated", "full", "expired")),
                                                    Cartridge.expires <= now)).all():
-            if cart.expires is None or cart.expires > now:
-                continue
             delay = timedelta(seconds=pools[cart.pool_id].reuse_delay_seconds if cart.pool_id in pools else 0)
             if cart.expires + delay <= now:
                 cart.state, cart.media_set_id, cart.sequence, cart.expires = "scratch", None, None, None

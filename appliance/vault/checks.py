@@ -19,6 +19,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from appliance.catalog.engine import Catalog
+from appliance.catalog.media import find_cartridge
 from appliance.catalog.models import Cartridge, Pool
 from appliance.media import pools as pool_rules
 from appliance.vault.policy import check_pending
@@ -46,7 +47,7 @@ def check_due(catalog: Catalog, now: datetime, pool: str | None = None) -> list[
 def record_check(catalog: Catalog, barcode: str, when: datetime, problem: str | None) -> None:
     """A verify read the cartridge: its outcome is its last check."""
     with catalog.session() as s:
-        cart = s.exec(select(Cartridge).where(Cartridge.barcode == barcode)).first()
+        cart = find_cartridge(s, barcode)
         if cart is None:
             return
         cart.last_check, cart.last_check_result = when, "ok" if problem is None else problem[:200]

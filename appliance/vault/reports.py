@@ -140,7 +140,7 @@ def pick_list_vault(appliance, days: int, now: datetime) -> Report:
         names = _names(s)
         recalled = list(s.exec(select(Cartridge).where(Cartridge.rotation == "vaultretrieve")).all())
         since = _last_moves(s, ("vaultretrieve",), [c.id for c in recalled])
-    due = [c for c in policy.due_back(cat, now) if c.rotation == "vault"]
+    due = policy.due_back(cat, now)  # vaulted ones only
     recalled.sort(key=lambda c: (names.vaults.get(c.vault_id, ""), _case(c, names), c.barcode))
     rows = tuple((names.vaults.get(c.vault_id, "-"), _case(c, names), c.barcode, names.pools.get(c.pool_id, "-"),
                   since.get(c.id), c.expires) for c in recalled)
@@ -295,8 +295,8 @@ def discrepancies(appliance, days: int, now: datetime) -> Report:
             vault = names.vaults.get(c.vault_id, "-")
             rows.append((c.barcode, "overdue return", "on site", f"vault {vault} (recalled)", asked,
                          f"ask vault {vault} to send it back (`tapeline report pick-list-vault`)"))
-    for c in policy.due_back(cat, now):
-        if c.rotation == "vault" and (c.expires is None or now - c.expires >= NOT_RECALLED_TOO_LONG):
+    for c in policy.due_back(cat, now):  # vaulted ones only
+        if c.expires is None or now - c.expires >= NOT_RECALLED_TOO_LONG:
             vault = names.vaults.get(c.vault_id, "-")
             rows.append((c.barcode, "overdue return", "recalled", f"vault {vault}", c.expires,
                          "put it on the vault's pick list with `tapeline vault recall`"))

@@ -19,11 +19,12 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
+from sqlalchemy import func
 from sqlmodel import select
 
 from appliance.catalog import moves
 from appliance.catalog.engine import Catalog
-from appliance.catalog.media import get_pool
+from appliance.catalog.media import find_cartridge, get_pool
 from appliance.catalog.models import Cartridge, MediaCase, Pool, Vault
 from appliance.catalog.vaults import create_vault, get_vault, list_vaults
 from appliance.errors import Conflict
@@ -39,23 +40,36 @@ def case_return(carts: list[Cartridge]) -> datetime | None:
     return max(dates) if dates else None
 
 
+def _counts(catalog: Catalog, vault_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Vault id -> {rotation state shown: cartridges}, counted in one query (a vault may hold thousands)."""
+    counts: dict[int, dict[str, int]] = {v: {} for v in vault_ids}
+    with catalog.reader() as s:
+        for vault_id, rotation, n in s.exec(select(Cartridge.vault_id, Cartridge.rotation, func.count())
+                                            .where(Cartridge.vault_id.in_(vault_ids))
+                                            .group_by(Cartridge.vault_id, Cartridge.rotation)).all():
+            counts[vault_id][moves.SHOWN[rotation]] = n
+    return counts
+
+
+def _summary(vault: Vault, counts: dict[str, int]) -> dict:
+    return {"name": vault.name, "contact": vault.contact, "created": vault.created, "cartridges": counts}
+
+
 def vault_view(catalog: Catalog, vault: Vault, detail: bool = False) -> dict:
+    """The vault and its cartridges counted by rotation state; with `detail` its cases and their cartridges."""
+    view = _summary(vault, _counts(catalog, [vault.id])[vault.id])
+    if not detail:
+        return view
     with catalog.reader() as s:
         carts = s.exec(select(Cartridge).where(Cartridge.vault_id == vault.id).order_by(Cartridge.barcode)).all()
         cases = {c.id: c.number for c in s.exec(select(MediaCase).where(
             MediaCase.id.in_({c.case_id for c in carts if c.case_id is not None}))).all()}
         pools = {p.id: p.name for p in s.exec(select(Pool)).all()}
-    by_state: dict[str, int] = defaultdict(int)
+    grouped: dict[str | None, list[Cartridge]] = defaultdict(list)
     for c in carts:
-        by_state[moves.SHOWN[c.rotation]] += 1
-    view = {"name": vault.name, "contact": vault.contact, "created": vault.created, "cartridges": dict(by_state)}
-    if detail:
-        grouped: dict[str | None, list[Cartridge]] = defaultdict(list)
-        for c in carts:
-            grouped[cases.get(c.case_id)].append(c)
-        view["cases"] = [{"case": number, "returns": case_return(cs),
-                          "cartridges": [_cart(c, pools) for c in cs]}
-                         for number, cs in sorted(grouped.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))]
+        grouped[cases.get(c.case_id)].append(c)
+    view["cases"] = [{"case": number, "returns": case_return(cs), "cartridges": [_cart(c, pools) for c in cs]}
+                     for number, cs in sorted(grouped.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))]
     return view
 
 
@@ -70,7 +84,9 @@ def create(catalog: Catalog, name: str, contact: str) -> dict:
 
 
 def list_all(catalog: Catalog) -> list[dict]:
-    return [vault_view(catalog, v) for v in list_vaults(catalog)]
+    vaults = list_vaults(catalog)
+    counts = _counts(catalog, [v.id for v in vaults])
+    return [_summary(v, counts[v.id]) for v in vaults]
 
 
 def show(catalog: Catalog, name: str) -> dict:
@@ -81,7 +97,7 @@ def _resolve(s, items: list[str]) -> tuple[list[tuple[str, Cartridge]], list[str
     """(item named, cartridge) for each barcode or case number given, and the discrepancies among them."""
     found, problems, seen = [], [], {}
     for item in items:
-        cart = s.exec(select(Cartridge).where(Cartridge.barcode == item)).first()
+        cart = find_cartridge(s, item)
         if cart is not None:
             carts = [cart]
         else:

@@ -13,6 +13,7 @@ from appliance.catalog import tape_sets
 from appliance.catalog.models import MediaCase
 from appliance.catalog.moves import history
 from appliance.errors import UsageError
+from appliance.media import pools
 from appliance.ops.alerts import list_alerts
 from appliance.vault import export as export_module
 from appliance.vault.drplan import DR_GROUP
@@ -115,6 +116,26 @@ def test_a_calendar_pools_open_set_is_closed_so_the_catalog_leaves_with_the_batc
     assert len(job.result["closed"]) == 1
     assert sorted(e["barcode"] for e in job.result["ejected"]) == sorted(["A00000L8", dr_barcode])
     assert site.cartridge(dr_barcode).rotation == "courier"
+
+
+def test_an_open_set_still_being_written_stays_and_the_export_says_so(site):
+    """A backup writes into the calendar pool's open set while the export runs: the set is not closed under it;
+    what was ready leaves, and the warning says the rest leaves with a later export."""
+    site.pool("daily", allocation="daily")
+    site.written("daily", ["A00000L8"], now() - timedelta(days=1))
+    open_set = pools.media_set_for_write(site.catalog, "daily", now() - timedelta(minutes=5))
+    pools.join_media_set(site.catalog, "A00001L8", open_set, now() - timedelta(minutes=5))
+    writing = tape_sets.create_set(site.catalog, "still-writing", open_set.id, None, "docs", None, None, "full",
+                                   None, now() - timedelta(minutes=5))
+    job_id, _ = site.engine.submit("vault-export", None, None, {"pool": "daily", "case": None})
+    job = site.wait_job(job_id)
+    assert job.state == "completed with warnings", job.reason
+    held = [w for w in job.warnings if "is being written" in w]
+    assert held == [f"media set {open_set.uuid} of pool 'daily' is being written (a tape set still being written): "
+                    "its cartridges leave with a later export"]
+    assert job.result["closed"] == [] and "A00000L8" in [e["barcode"] for e in job.result["ejected"]]
+    assert site.cartridge("A00001L8").rotation == "mountable"
+    assert tape_sets.get_set(site.catalog, writing).state == "writing"
 
 
 def test_a_look_at_the_mail_slots_reads_the_cartridges_seen_in_one_query(site):

@@ -13,7 +13,7 @@ from appliance.catalog.moves import history, move
 from appliance.catalog.vaults import case_for, create_vault
 from appliance.errors import Conflict
 from appliance.ops.alerts import list_alerts
-from appliance.vault.rotation import receive, recall, sent_back, show
+from appliance.vault.rotation import list_all, receive, recall, sent_back, show
 from tests.vault.site import DAY, Site
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -156,3 +156,26 @@ def test_a_case_comes_back_as_one_when_its_latest_cartridge_expired(site):
     assert recall(site.catalog, T0 + timedelta(days=10), "ann")["recalled"] == []  # a expired, b not: it waits
     answer = recall(site.catalog, T0 + timedelta(days=31), "ann")
     assert [(r["barcode"], r["case"]) for r in answer["recalled"]] == [(x, "C-0002") for x in sorted(a + b)]
+
+
+def test_the_vault_list_counts_cartridges_without_loading_them(site):
+    """`vault list` on a site whose vaults hold thousands of cartridges: counted in the catalog, per vault and
+    rotation state, not read row by row."""
+    from sqlalchemy import event
+
+    site.pool("weekly")
+    barcodes = site.write("weekly", T0, tapes=3)
+    _out(site, barcodes)
+    receive(site.catalog, barcodes[:2], site.vault.name, T0 + timedelta(days=1), "ann")
+    other = create_vault(site.catalog, "dr-site")
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+    event.listen(site.catalog.read_engine, "before_cursor_execute", seen)
+    try:
+        listed = {v["name"]: v["cartridges"] for v in list_all(site.catalog)}
+    finally:
+        event.remove(site.catalog.read_engine, "before_cursor_execute", seen)
+    assert listed == {site.vault.name: {"vault": 2, "courier": 1}, other.name: {}}
+    assert not [s for s in statements if "cartridge.barcode" in s]  # no cartridge row was read
