@@ -12,7 +12,10 @@ Invariants:
   the live replica, so one waiting for a cartridge or a drive holds none of the group's syncs.
 - Tape jobs (TAPE_KINDS) run on their own threads, never on the workers: one per enabled drive at most
   (`tape_slots()`, at least one so a job finds out and says why no drive serves it), so jobs waiting for a drive or a
-  cartridge never hold every worker, and more tape jobs than drives wait `queued`, not inside a drive lease.
+  cartridge never hold every worker, and more tape jobs than drives wait `queued`, not inside a drive lease. A
+  tape job that waits for a person at the mail slots holds no slot meanwhile: `vault-import` never uses a drive
+  (NO_DRIVE_KINDS: its own thread, no slot), and a job that needs none from some point on (`vault-export`, once its
+  catalog backup is written) gives its slot back (`JobContext.release_drive`).
 - A scheduled job whose failure is transient (`Outcome.transient`: a source that cannot be reached, a drive
   offline) is retried up to `limits.retries` times (an operator's request fails at once: the operator is there to
   see it and decide), after `limits.retry_delay` seconds doubled each time; it stays `queued`
@@ -74,6 +77,8 @@ RESTORE_KINDS = ("restore", "tape-restore")
 SYNC_KINDS = ("sync", "point")
 TAPE_KINDS = ("tape-backup", "tape-restore", "media-verify", "media-rebuild", "inventory", "label", "erase", "clean",
               "load", "unload", "vault-export", "vault-import")
+NO_DRIVE_KINDS = ("vault-import",)  # tape jobs (own thread) that never use a drive: they take no slot
+RELEASED = "tape job done with its drive"  # what a job that gave its slot back counts as (no kind: counted nowhere)
 SLOTS_RECHECK = 5.0  # seconds: how soon a tape job held back for want of drives looks again (a drive enabled)
 
 
@@ -105,6 +110,7 @@ class JobContext:
 
     def __init__(self, engine: "JobEngine", job: Job):
         self.catalog = engine.catalog
+        self._engine = engine
         self.job_id: int = job.id
         self.kind: str = job.kind
         self.group_id: int | None = job.group_id
@@ -121,6 +127,11 @@ class JobContext:
         if now - self._last_write >= PROGRESS_INTERVAL:
             self._last_write = now
             self.flush_progress()
+
+    def release_drive(self) -> None:
+        """This tape job uses no drive from here on (it waits for the mail slots to be emptied): its drive slot goes
+        to the next tape job while it runs on, on its own thread."""
+        self._engine.release_drive(self.job_id)
 
     def event(self, event: str, message: str = "") -> None:
         """Add a step to the job's history (a body says it "waited" for a drive or a cartridge)."""
@@ -370,7 +381,7 @@ class JobEngine:
         now = time.monotonic()
         wait: float | None = None
         syncs = sum(k in SYNC_KINDS for k in self._taken.values())
-        tapes = sum(k in TAPE_KINDS for k in self._taken.values())
+        tapes = sum(k in TAPE_KINDS and k not in NO_DRIVE_KINDS for k in self._taken.values())
         slots = None
         best, best_rank = None, None
         for jid in self._pending:
@@ -383,7 +394,7 @@ class JobEngine:
                 continue
             if kind in SYNC_KINDS and syncs >= self.limits.syncs:
                 continue
-            if tape:
+            if tape and kind not in NO_DRIVE_KINDS:
                 slots = self._slots() if slots is None else slots
                 if tapes >= slots:
                     wait = min(wait or SLOTS_RECHECK, SLOTS_RECHECK)
@@ -392,6 +403,12 @@ class JobEngine:
             if best_rank is None or rank < best_rank:
                 best, best_rank = jid, rank
         return best, wait
+
+    def release_drive(self, job_id: int) -> None:
+        with self._cond:
+            if self._taken.get(job_id) in TAPE_KINDS:
+                self._taken[job_id] = RELEASED
+                self._cond.notify_all()
 
     def _slots(self) -> int:
         try:

@@ -129,6 +129,7 @@ class Export:
         for pool in pools:
             if self.ctx.cancel.is_set() or not self._prepare(pool):
                 return self._end(cancelled=True)
+        self.ctx.release_drive()  # the catalog is on tape: the rest is the changer and a person at the mail slots
         now = utcnow()
         carts = policy.offsite_ready(self.catalog, now, p.get("pool"))
         vault_of = {pool.id: pool.vault_id for pool in pools}

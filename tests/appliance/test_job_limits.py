@@ -137,6 +137,37 @@ def test_tape_jobs_run_one_per_drive_beside_the_workers_and_the_rest_wait_queued
         engine.stop()
 
 
+def test_a_tape_job_waiting_at_the_mail_slots_holds_no_drive(catalog):
+    """One drive: an import (which never uses one) starts beside a running backup, and an export gives its slot back
+    once its catalog backup is written, so the next backup runs while the export waits for the operator."""
+    b = Bodies()
+
+    def export(ctx):
+        ctx.release_drive()  # as vault/export.py does once the catalog is on tape
+        return b.body(ctx)
+    bodies = {**{k: b.body for k in ("tape-backup", "vault-import")}, "vault-export": export}
+    engine = JobEngine(catalog, bodies, limits=Limits(workers=1), tape_slots=lambda: 1)
+    engine.start()
+    try:
+        backup, _ = engine.submit("tape-backup", 1, "t1", {"pool": "p"})
+        until(lambda: state_of(engine, backup) == "running")
+        imported, _ = engine.submit("vault-import", None, None, {})
+        until(lambda: state_of(engine, imported) == "running")
+        exported, _ = engine.submit("vault-export", None, None, {})
+        assert state_of(engine, exported) == "queued"  # the one drive is the backup's
+        b.gate(backup).set()
+        until(lambda: state_of(engine, exported) == "running")
+        after, _ = engine.submit("tape-backup", 2, "t2", {"pool": "p"})
+        until(lambda: state_of(engine, after) == "running")  # the export waits on, without the drive
+        assert state_of(engine, exported) == "running"
+        b.open_all()
+        for job_id in (backup, imported, exported, after):
+            assert engine.wait(job_id, 20).state == "completed"
+    finally:
+        b.open_all()
+        engine.stop()
+
+
 def test_a_transient_failure_is_retried_with_a_growing_delay_and_alerted_only_when_retries_run_out(catalog):
     runs: dict[int, int] = {}
 
