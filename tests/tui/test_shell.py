@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections import Counter
 
+from pilot import until
 from tui.app import TapelineApp
+from tui.daemon import Daemon
 from tui.widgets.daemon_state import DaemonState
 
 
@@ -91,3 +94,40 @@ def test_tapeline_tui_with_a_bad_configuration_says_so(tmp_path):
                          capture_output=True, text=True, env={**os.environ, "TAPELINE_DATA": ""}, timeout=60)
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.startswith(f"tapeline tui: {bad} line 1: unknown key no_such_key"), out.stderr
+
+
+class CountingDaemon(Daemon):
+    """The real client, counting the calls the screens make (the poller's snapshot apart)."""
+
+    def __init__(self, socket_path):
+        super().__init__(socket_path)
+        self.calls: Counter = Counter()
+
+    def __getattr__(self, name: str):
+        call = super().__getattr__(name)
+
+        def counted(*args, **kwargs):
+            self.calls[name] += 1
+            return call(*args, **kwargs)
+        return counted
+
+
+def test_each_area_reads_its_data_once_when_first_shown(up):
+    """Textual resumes a screen twice on its first switch_mode; an area loads once all the same."""
+    async def scenario():
+        app = TapelineApp(up.socket, poll_seconds=0.3)
+        app.daemon = CountingDaemon(up.socket)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await until(pilot, lambda: app.latest["status"] is not None, "the first poll")
+            shown = {"protection": lambda: app.screen.query_one("#groups").display,
+                     "recovery": lambda: app.screen.sets is not None and app.screen.days,
+                     "reporting": lambda: app.screen.shown is not None,
+                     "management": lambda: app.screen.libraries}
+            for key, mode in [("f2", "protection"), ("f3", "recovery"), ("f4", "reporting"), ("f5", "management")]:
+                await pilot.press(key)
+                await until(pilot, lambda: app.current_mode == mode and shown[mode](), f"the {mode} area's data")
+            for _ in range(6):  # a few polls more: nothing asks again while nothing changed
+                await pilot.pause(0.3)
+        assert dict(app.daemon.calls) == {"groups": 1, "points": 1, "tape_sets": 1, "reports": 1, "report": 1,
+                                          "libraries": 1, "media": 1, "pools": 1, "drives": 1}
+    run(scenario)

@@ -3,7 +3,10 @@
 Invariants: a screen never calls the daemon on the event loop; `call` runs the call in a thread worker and hands the
 answer back on the loop. An API error becomes a notification with its fix; an unreachable daemon becomes the banner
 (the app's poller also raises it). Subclasses compose their body in `compose_body` and refresh from the app's
-messages (`StatusRefreshed`, `JobsRefreshed`, `AlertsChanged`); on resume they catch up from `app.latest`.
+messages (`StatusRefreshed`, `JobsRefreshed`, `AlertsChanged`); when shown they catch up (`catch_up`: from `app.latest`, and
+what each area reads itself), once per showing although Textual posts ScreenResume twice on a first switch_mode.
+Textual calls every class's handler of a message in turn (AreaScreen's `on_mount` after the subclass's): subclasses
+never call super() for a handler, or the base's runs twice.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ from tui.widgets.daemon_state import DaemonState
 class AreaScreen(Screen):
     AREA = ""  # the title shown in the header
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.showing = False  # between a resume and the next suspend
+
     def compose(self) -> ComposeResult:
         yield Header()
         yield DaemonState(id="daemon-state")
@@ -37,6 +44,9 @@ class AreaScreen(Screen):
         self.query_one(DaemonState).display = False
 
     def on_screen_resume(self) -> None:
+        if self.showing:
+            return
+        self.showing = True
         state = self.query_one(DaemonState)
         lost = self.app.lost
         if lost:
@@ -45,8 +55,11 @@ class AreaScreen(Screen):
             state.show_found()
         self.catch_up()
 
+    def on_screen_suspend(self) -> None:
+        self.showing = False
+
     def catch_up(self) -> None:
-        """Redraw from `self.app.latest` (what the poller last saw)."""
+        """Redraw from `self.app.latest` (what the poller last saw), read what the area reads itself."""
 
     def on_daemon_lost(self, message: DaemonLost) -> None:
         self.query_one(DaemonState).show_lost(message.error, message.fix)

@@ -161,14 +161,11 @@ class ManagementScreen(AreaScreen):
                         yield Static("Reading the pick lists…", id="pick-lists", markup=False)
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.query_one("#drives", DataTable).add_columns("Library", "Drive", "Enabled", "Cleanings", "Last cleaned",
                                                          "Failures", "URL")
         self.query_one("#pools", DataTable).add_columns("Pool", "Library", "Retention", "Cartridges", "Verify")
-        self.load()
 
-    def on_screen_resume(self) -> None:
-        super().on_screen_resume()
+    def catch_up(self) -> None:
         self.load()
 
     def on_jobs_refreshed(self, message: JobsRefreshed) -> None:

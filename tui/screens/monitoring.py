@@ -73,13 +73,11 @@ class MonitoringScreen(AreaScreen):
                          id="jobs-empty", classes="empty")
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.query_one("#alerts", DataTable).add_columns("ID", "Time", "Severity", "Group", "Alert")
         self.query_one("#jobs", DataTable).add_columns("ID", "Kind", "Group", "State", "Progress", "Rate", "Started",
                                                       "Took", "Message")
         for hidden in ("#alerts", "#alert-fix", "#alerts-empty", "#jobs", "#jobs-empty"):  # until the daemon answers
             self.query_one(hidden).display = False
-        self.catch_up()
 
     def catch_up(self) -> None:
         latest = self.app.latest

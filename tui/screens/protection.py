@@ -56,7 +56,6 @@ class ProtectionScreen(AreaScreen):
             yield Static(id="group-detail")
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.query_one("#groups", DataTable).add_columns("Group", "State", "Sources", "Sync every", "Last sync",
                                                          "Newest point", "Lag", "Points", "Tape")
         self.query_one("#groups").display = False

@@ -118,14 +118,12 @@ class RecoveryScreen(AreaScreen):
                     yield DataTable(id="file-versions", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.query_one("#days", DataTable).add_columns("Day", "Disk points", "Tape sets")
         self.query_one("#day", DataTable).add_columns("Time", "What", "ID", "Kind", "Files", "Size", "State")
         self.query_one("#entries", DataTable).add_columns("Name", "Type", "Size", "Modified")
         self.query_one("#found", DataTable).add_columns("Path", "Size", "Modified", "In points", "Last point", "")
         self.query_one("#file-versions", DataTable).add_columns("From point", "Time", "To point", "Time", "Size",
                                                                 "Modified", "")
-        self.catch_up()
 
     # -- groups ---------------------------------------------------------------------------------------------------
 
@@ -175,6 +173,9 @@ class RecoveryScreen(AreaScreen):
         if name == self.group:
             return
         self.group, self.point, self.cwd, self.file = name, None, None, None
+        # The calendar read below is as new as this point: a poll that sees the same one reads nothing again.
+        status = self.app.latest["status"] or {}
+        self.latest_point = next((g.get("latest_point") for g in status.get("groups", []) if g["name"] == name), None)
         self.found, self.versions, self.entries = [], [], []
         for table in ("#entries", "#found", "#file-versions", "#day"):
             self.query_one(table, DataTable).clear()

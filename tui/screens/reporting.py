@@ -69,7 +69,6 @@ class ReportingScreen(AreaScreen):
                 yield Static("", id="report-empty", classes="empty")
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.query_one("#report").display = False
 
     def catch_up(self) -> None:
