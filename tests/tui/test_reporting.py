@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from textual.widgets import TextArea
 
+from appliance.catalog.engine import open_catalog
 from pilot import run, until
-from tests.appliance.daemon_harness import make_daemon
+from tests.appliance.daemon_harness import make_daemon, stop_clean
 from tests.appliance.mail_harness import MailServer
+from tests.vault.report_site import make_site
 from tui.app import TapelineApp
 
 
@@ -95,3 +99,39 @@ def test_mail_now_sends_the_report(tmp_path):
         assert d.stop() == 0
         smtp.stop()
     assert rcpts == ["ops@example.com"] and "Protection status" in msg["Subject"]
+
+
+def test_a_report_about_one_group_is_produced_for_a_group(tmp_path):
+    """restore-needs takes a group: the console produces it for the first group (g picks another), as
+    `tapeline report restore-needs files` does. The site of the vault report tests: group `files` has a full set on
+    A00001L9 and an incremental on A00002L9."""
+    url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    cat = open_catalog(url)
+    make_site(cat, datetime.now(timezone.utc))
+    cat.close()
+    daemon = make_daemon(tmp_path, url).start()
+    try:
+        (tmp_path / "src").mkdir()
+        daemon.run("group", "create", "files", "--source", str(tmp_path / "src"))
+
+        async def scenario():
+            app = TapelineApp(daemon.socket, poll_seconds=0.5)
+            async with app.run_test(size=(140, 40)) as pilot:
+                await until(pilot, lambda: app.latest["status"] is not None, "the first poll")
+                await pilot.press("f4")
+                await until(pilot, lambda: shown_report(app), "the first report")
+                screen = app.screen
+                names = [r["name"] for r in screen.reports]
+                screen.query_one("#report-list").highlighted = names.index("restore-needs")
+                text = await until(pilot, lambda: "restoring group" in shown_report(app) and shown_report(app),
+                                   "the restore-needs report")
+                assert text.startswith(f"{screen.shown['title']}, ") and "restoring group files as of" in text
+                assert "A00001L9" in text and "A00002L9" in text
+                assert str(screen.query_one("#report-title").render()).startswith(
+                    f"{screen.shown['title']} of group files")
+                await pilot.press("m")  # not mailed: the daemon would refuse it without a group
+                await until(pilot, lambda: any("not mailed: export it (x)" in str(n.message)
+                                               for n in app._notifications), "the note")
+        run(scenario)
+    finally:
+        stop_clean(daemon)

@@ -1,5 +1,8 @@
 """Reporting (F4): every report the daemon has (`/v1/reports`), shown in place, exported to a file, mailed now.
 
+A report about one group (restore-needs: `takes_group`) is produced for the group picked with `g` (the first group
+until then), as `tapeline report restore-needs GROUP` is.
+
 The report is produced by the daemon (the same text `tapeline report NAME` prints); an export asks the daemon for the
 format the file's name ends in (.csv, .html, else text) and writes it here, atomically (a temp file renamed), after
 asking before it replaces a file that exists.
@@ -49,6 +52,7 @@ class ReportingScreen(AreaScreen):
         Binding("m", "mail", "Mail now", tooltip="Mail the report to the configured recipients now"),
         Binding("d", "period", "Period", tooltip="Report over the last 7, 30, 90 days or 1 day"),
         Binding("r", "reload", "Refresh", tooltip="Produce the report again"),
+        Binding("g", "group", "Group", tooltip="The group a report about one group (restore-needs) is for"),
     ]
 
     def __init__(self) -> None:
@@ -57,6 +61,7 @@ class ReportingScreen(AreaScreen):
         self.days = PERIODS[0]
         self.shown: dict | None = None
         self.loading: str | None = None  # the report asked for last
+        self.group: str | None = None  # the group of the reports about one group
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="reporting"):
@@ -91,18 +96,39 @@ class ReportingScreen(AreaScreen):
         if event.option_list.id == "report-list" and event.option.id and event.option.id != self.loading:
             self.load(event.option.id)
 
+    def takes_group(self, name: str) -> bool:
+        return any(r["name"] == name and r.get("takes_group") for r in self.reports)
+
+    def group_for(self, name: str) -> str | None:
+        """The group a report about one group is for (None for the others): the one picked, else the first."""
+        if not self.takes_group(name):
+            return None
+        if self.group is None:
+            groups = (self.app.latest["status"] or {}).get("groups") or []
+            self.group = groups[0]["name"] if groups else None
+        return self.group
+
     def load(self, name: str) -> None:
         self.loading = name
+        group = self.group_for(name)
+        if self.takes_group(name) and group is None:
+            self.query_one("#report-title", Label).update(name)
+            self._empty(f"The {name} report is about one group, and there is none yet: protect a directory in "
+                        "Protection (F2).")
+            return
         self.query_one("#report-title", Label).update(f"{name}: producing…")
-        self.call(f"Report {name}", self.app.daemon.report, name, "text", self.days, done=self.show_report)
+        self.call(f"Report {name}", self.app.daemon.report, name, "text", self.days, group,
+                  done=self.show_report)
 
     def show_report(self, report: dict) -> None:
         if report["name"] != self.loading:
             return  # the operator moved on while it was produced
         self.shown = report
         attention = "  (needs attention)" if report.get("needs_attention") else ""
-        self.query_one("#report-title", Label).update(
-            f"{report['title']}: last {report['days']} day{'s' if report['days'] != 1 else ''}{attention}")
+        group = self.group_for(report["name"])
+        about = f" of group {group} (g picks another)" if group else \
+            f": last {report['days']} day{'s' if report['days'] != 1 else ''}"
+        self.query_one("#report-title", Label).update(f"{report['title']}{about}{attention}")
         area = self.query_one("#report", TextArea)
         area.load_text(report["content"])
         area.display = True
@@ -126,6 +152,20 @@ class ReportingScreen(AreaScreen):
         name = self.current_name()
         if name:
             self.load(name)
+
+    def action_group(self) -> None:
+        name = self.current_name()
+        if name is None or not self.takes_group(name):
+            self.notify("Only a report about one group (restore-needs) takes a group.", severity="warning")
+            return
+        names = [g["name"] for g in (self.app.latest["status"] or {}).get("groups") or []]
+        self.app.push_screen(Prompt(f"The {name} report for group", self.group or "",
+                                    f"One of: {', '.join(names)}" if names else ""), self._group_picked)
+
+    def _group_picked(self, group: str | None) -> None:
+        if group:
+            self.group = group
+            self.action_reload()
 
     def action_period(self) -> None:
         self.days = PERIODS[(PERIODS.index(self.days) + 1) % len(PERIODS)]
@@ -158,10 +198,10 @@ class ReportingScreen(AreaScreen):
             self._write(name, path)
 
     def _write(self, name: str, path: Path) -> None:
-        days = self.days
+        days, group = self.days, self.group_for(name)
 
         def work(daemon):
-            report = daemon.report(name, format_for(str(path)), days)
+            report = daemon.report(name, format_for(str(path)), days, group)
             write_atomically(path, report["content"])
             return path
 
@@ -172,6 +212,10 @@ class ReportingScreen(AreaScreen):
         name = self.current_name()
         if name is None:
             self.notify("Pick a report first.", severity="warning")
+            return
+        if self.takes_group(name):
+            self.notify(f"The {name} report is produced when needed, not mailed: export it (x) and send the file.",
+                        severity="warning", markup=False)
             return
         self.call("Mail", self.app.daemon.mail_report, name, self.days, done=self._mailed)
 

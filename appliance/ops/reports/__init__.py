@@ -49,7 +49,8 @@ MAX_DAYS = 3660
 
 
 def report_names() -> list[dict]:
-    return [{"name": name, "description": what} for name, (what, _) in REPORTS.items()]
+    return [{"name": name, "description": what, "takes_group": name in TAKES_GROUP}
+            for name, (what, _) in REPORTS.items()]
 
 
 def build(appliance, name: str, days: int = 7, now: datetime | None = None, group: str | None = None,
