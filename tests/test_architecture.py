@@ -16,15 +16,15 @@ ROOT = Path(__file__).resolve().parent.parent
 # server speaks, the error types and the tools' EPIPE handling. Everything else of drivers/ is forbidden.
 SIMULATOR_MAY_IMPORT = {"drivers.scsi", "drivers.transport.base", "drivers.transport.frames",
                         "drivers.transport.token", "drivers.errors", "drivers.console"}
-# The console reaches the appliance through its API client only (and the errors the client raises), and writes sizes
-# and intervals in the CLI's words (appliance.text, which imports nothing of the appliance).
-CONSOLE_MAY_IMPORT = {"appliance.api.client", "appliance.errors", "appliance.text"}
-# ... and appliance.text imports nothing of the appliance but itself.
-TEXT_ALONE = {"appliance.text"}
+# The console reaches the appliance through its API client only (and the errors the client raises), writes sizes
+# and intervals in the CLI's words (appliance.text) and its exports as the CLI does (appliance.files): those two
+# import nothing of the appliance.
+STANDALONE = {"appliance.text", "appliance.files"}
+CONSOLE_MAY_IMPORT = {"appliance.api.client", "appliance.errors", *STANDALONE}
 ALLOW_LISTS = {  # contract name prefix -> (the package its forbidden list must cover, the allow list)
     "The simulator imports only its allow list": ("drivers", SIMULATOR_MAY_IMPORT),
     "The console imports only the API client": ("appliance", CONSOLE_MAY_IMPORT),
-    "appliance.text imports nothing of the appliance": ("appliance", TEXT_ALONE),
+    "appliance.text and appliance.files import nothing of the appliance": ("appliance", STANDALONE),
 }
 
 

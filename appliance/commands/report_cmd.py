@@ -6,33 +6,21 @@ With --mail the report is mailed (queued in the daemon's outbox) instead of prin
 from __future__ import annotations
 
 import os
-import tempfile
 
 import click
 
 from appliance.commands.output import Context, table
 from appliance.commands.protect_cmd import AT_FORMS, at_time
 from appliance.errors import TapelineError
+from appliance.files import write_atomically
 
 FORMATS = ("text", "csv", "html", "im")
 
 
-def write_atomically(path: str, content: str) -> None:
-    """A whole file or none: a report half written over last week's would mislead whoever opens it."""
-    target = os.path.abspath(path)
-    folder = os.path.dirname(target)
+def write_report(path: str, content: str) -> None:
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".report-", dir=folder)
+        write_atomically(path, content)
     except OSError as exc:
-        raise TapelineError(f"cannot write the report to {path} ({exc.strerror})",
-                            "give --out a file in a directory you may write to") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(content)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except OSError as exc:
-        os.unlink(tmp)
         raise TapelineError(f"cannot write the report to {path} ({exc.strerror})",
                             "give --out a file in a directory you may write to") from None
 
@@ -59,7 +47,7 @@ def register(cli: click.Group) -> None:
         if mail:
             sent = ctx.client.mail_report(name, days)
             if out:
-                write_atomically(out, ctx.client.report(name, fmt, days)["content"])
+                write_report(out, ctx.client.report(name, fmt, days)["content"])
                 sent["out"] = os.path.abspath(out)
             ctx.emit(sent, lambda a: click.echo(
                 f"the {a['name']} report is queued for {', '.join(a['recipients'])}: it goes out as soon as the mail "
@@ -68,7 +56,7 @@ def register(cli: click.Group) -> None:
             return
         answer = ctx.client.report(name, fmt, days, group, at_time(at))
         if out:
-            write_atomically(out, answer["content"])
+            write_report(out, answer["content"])
             ctx.emit({**answer, "content": None, "out": os.path.abspath(out)},
                      lambda a: click.echo(f"wrote the {a['name']} report ({a['format']}) to {a['out']}"))
         else:

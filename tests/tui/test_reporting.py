@@ -51,6 +51,7 @@ def test_a_report_is_shown_in_place_and_exported_to_a_file(daemon, tmp_path):
             await pilot.press("enter")
             await until(pilot, out.exists, "the exported file")
             assert out.read_text().splitlines()[0].startswith("group,")
+            assert out.stat().st_mode & 0o777 == 0o644  # as `tapeline report --out` writes it: a file to hand on
             # Again to the same file: it asks first, and No keeps the file.
             out.write_text("keep me")
             await pilot.press("x")

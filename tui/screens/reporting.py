@@ -11,7 +11,6 @@ asking before it replaces a file that exists.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from textual.app import ComposeResult
@@ -20,6 +19,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
+from appliance.errors import TapelineError
+from appliance.files import write_atomically
 from tui.screens.area import AreaScreen
 from tui.widgets.confirm import Confirm
 from tui.widgets.prompt import Prompt
@@ -30,19 +31,6 @@ FORMATS = {".csv": "csv", ".html": "html", ".htm": "html"}
 
 def format_for(path: str) -> str:
     return FORMATS.get(Path(path).suffix.lower(), "text")
-
-
-def write_atomically(path: Path, content: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ReportingScreen(AreaScreen):
@@ -202,7 +190,11 @@ class ReportingScreen(AreaScreen):
 
         def work(daemon):
             report = daemon.report(name, format_for(str(path)), days, group)
-            write_atomically(path, report["content"])
+            try:
+                write_atomically(path, report["content"])
+            except OSError as exc:
+                raise TapelineError(f"cannot write the report to {path} ({exc.strerror})",
+                                    "give a file in a directory you may write to") from None
             return path
 
         self.call("Export", work, self.app.daemon,
