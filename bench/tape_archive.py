@@ -40,13 +40,10 @@ with open(sys.argv[2], "wb", buffering=0) as out:
     out.write(stream.header_block())
     for member in members_from_tree(sys.argv[1], warnings.append):
         for frame in writer.add(member):
-            for block in stream.add(frame):
-                out.write(block)
+            out.write(stream.add(frame))
     for frame in writer.close(end=True):
-        for block in stream.add(frame):
-            out.write(block)
-    for block in stream.finish():
-        out.write(block)
+        out.write(stream.add(frame))
+    out.write(stream.finish())
 if warnings:
     sys.exit(f"warnings: {warnings[:3]}")
 """

@@ -301,7 +301,20 @@ class TapeDrive(ScsiDevice):
         return self._block_size
 
     def write(self, block: bytes | bytearray | memoryview) -> bool:
-        """Write one block (variable mode) or whole blocks (fixed mode); True once past early warning."""
+        """Write one block (variable mode) or whole blocks back to back (fixed mode: one WRITE of many blocks, cut
+        where the transport's `max_transfer` says); True once past early warning (every block was still
+        written)."""
+        size = self._fixed() if len(block) > self.transport.max_transfer else 0
+        if not size:
+            return self._write(block)
+        step = max(size, self.transport.max_transfer // size * size)
+        warned = False
+        with memoryview(block) as view:
+            for at in range(0, len(view), step):
+                warned = self._write(view[at:at + step]) or warned
+        return warned
+
+    def _write(self, block: bytes | bytearray | memoryview) -> bool:
         n = len(block)
         if n != self._write_len:
             size = self._fixed()

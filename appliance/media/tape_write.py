@@ -135,20 +135,21 @@ class FramePump:
         self._thread.join(timeout=30)
 
 
-def write_blocks(drive, blocks: list[bytes], barcode: str) -> bool:
-    """Write whole blocks; True once past early warning. The physical end or a media error abandons the attempt."""
-    warned = False
-    for block in blocks:
-        try:
-            warned = drive.write(block) or warned
-        except (MediumError, VolumeOverflow, WriteProtected) as exc:
-            raise Abandon(barcode, exc) from exc
-    return warned
+def write_blocks(drive, data: bytes, barcode: str) -> bool:
+    """Write whole blocks given back to back, in as few WRITE commands as the drive's transport takes (a round trip
+    per 256 KiB block cost the drive thread most of its time); True once past early warning. The physical end or a
+    media error abandons the attempt."""
+    if not data:
+        return False
+    try:
+        return drive.write(data)
+    except (MediumError, VolumeOverflow, WriteProtected) as exc:
+        raise Abandon(barcode, exc) from exc
 
 
 def write_file(drive, data: bytes, barcode: str) -> bool:
     """A small tape file (label, index, catalog) already padded to whole blocks, then its filemark."""
-    warned = write_blocks(drive, [data], barcode) if data else False
+    warned = write_blocks(drive, data, barcode)
     try:
         return drive.write_filemarks(1) or warned
     except (MediumError, VolumeOverflow) as exc:
@@ -210,19 +211,19 @@ class _Part:
         self.entries: list = []
         self.blocks = 1
         self.bytes = 0
-        write_blocks(self.drive, [self.stream.header_block()], self.barcode)
+        write_blocks(self.drive, self.stream.header_block(), self.barcode)
 
     def add(self, frame) -> bool:
         # The frames were made ahead of the drive, not knowing which part they would land in.
         self.entries.extend(e if e.part == self.number else replace(e, part=self.number) for e in frame.entries)
         blocks = self.stream.add(frame)
-        self.blocks += len(blocks)
+        self.blocks += len(blocks) // self.stream.block_size
         self.bytes += len(frame.data)
         return write_blocks(self.drive, blocks, self.barcode)
 
     def finish(self, target: Target, complete: bool, full: bool) -> PartWritten:
         blocks = self.stream.finish()
-        self.blocks += len(blocks)
+        self.blocks += len(blocks) // self.stream.block_size
         write_blocks(self.drive, blocks, self.barcode)
         write_file(self.drive, b"", self.barcode)  # the filemark that ends the set's data
         frames = list(self.stream.frames)

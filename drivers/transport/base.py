@@ -27,6 +27,7 @@ DEFAULT_TIMEOUT = 300.0  # seconds; mtx uses 5 minutes for everything but INITIA
 @runtime_checkable
 class Transport(Protocol):
     url: str
+    max_transfer: int  # bytes of data one command may carry (a fixed-mode WRITE of many blocks is cut to fit)
 
     def execute(
         self, cdb: bytes, data_out: bytes | memoryview = b"", data_in_len: int = 0, timeout: float = DEFAULT_TIMEOUT

@@ -27,6 +27,8 @@ from drivers.transport.base import CHECK_CONDITION, DEFAULT_TIMEOUT, ScsiResult,
 
 SG_IO = 0x2285
 SG_GET_VERSION_NUM = 0x2282
+BLKSECTGET = 0x1267  # on an sg node: the most bytes one command may move (the host adapter's limit)
+ONE_BLOCK = 256 * 1024  # what a command may move when the node does not say (Tapeline's block)
 SG_MIN_VERSION = 30000
 
 SG_DXFER_NONE = -1
@@ -182,6 +184,16 @@ class SgCommand:
             hdr.dxfer_direction, hdr.dxfer_len = SG_DXFER_FROM_DEV, data_in_len
 
 
+def max_transfer(fd: int) -> int:
+    """The most data bytes one SG_IO may move on this node: a larger one fails with EINVAL."""
+    limit = array("i", [0])
+    try:
+        fcntl.ioctl(fd, BLKSECTGET, limit, True)
+    except OSError:
+        return ONE_BLOCK
+    return limit[0] if limit[0] > 0 else ONE_BLOCK
+
+
 class SgTransport:
     """SCSI commands to one /dev/sgN node."""
 
@@ -190,6 +202,7 @@ class SgTransport:
         self.path = sg_path(url)
         self._fd: int | None = open_sg(self.path, url)
         self._lock = threading.Lock()
+        self.max_transfer = max_transfer(self._fd)
 
     def execute(
         self, cdb: bytes, data_out: bytes | memoryview = b"", data_in_len: int = 0, timeout: float = DEFAULT_TIMEOUT

@@ -48,6 +48,7 @@ from drivers.transport.frames import (
     ERROR_CODES,
     HANDSHAKE_TIMEOUT,
     MALFORMED,
+    MAX_DATA,
     UNKNOWN_DEVICE,
     Challenge,
     ErrorReply,
@@ -112,6 +113,8 @@ def parse_stream_url(url: str) -> StreamAddress:
 
 class StreamTransport:
     """The `stream` transport: SCSI commands to a device served by `tapeline-vtl serve` (or any frame server)."""
+
+    max_transfer = MAX_DATA
 
     def __init__(self, url: str) -> None:
         self.url = url

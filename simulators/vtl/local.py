@@ -14,6 +14,7 @@ from urllib.parse import unquote
 from drivers.errors import DeviceNotFound, TransportError
 from drivers.transport.base import DEFAULT_TIMEOUT, ScsiResult
 from drivers.transport.base import split_url as split_device_url
+from drivers.transport.frames import MAX_DATA
 from simulators.vtl import devices
 from simulators.vtl.library import Library
 
@@ -32,6 +33,8 @@ def split_url(url: str) -> tuple[str, str]:
 
 class LocalTransport:
     """A `drivers.transport.base.Transport` over the in-process target."""
+
+    max_transfer = MAX_DATA  # as the served library takes: the same WRITEs locally and over `stream`
 
     def __init__(self, url: str):
         self.url = url

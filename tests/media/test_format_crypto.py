@@ -36,7 +36,7 @@ def encrypted_set(src, key: bytes) -> tuple[bytes, SetStream]:
     writer = ArchiveWriter(frame_size=128 << 10, cipher=FrameCipher(key, "set-9"))
     frames = [f for m in members_from_tree(src) for f in writer.add(m)] + list(writer.close(end=True))
     stream = SetStream(header(), 0, BS)
-    blocks = [stream.header_block()] + [b for f in frames for b in stream.add(f)] + stream.finish()
+    blocks = [stream.header_block()] + [stream.add(f) for f in frames] + [stream.finish()]
     return b"".join(blocks), stream
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from datetime import datetime, timezone
@@ -33,12 +34,9 @@ def frames(sizes: list[int]) -> list[Frame]:
 
 
 def write_stream(stream: SetStream, fs: list[Frame]) -> bytes:
-    blocks = [stream.header_block()]
-    for f in fs:
-        blocks += stream.add(f)
-    blocks += stream.finish()
-    assert all(len(b) == BS for b in blocks)
-    return b"".join(blocks)
+    pieces = [stream.header_block()] + [stream.add(f) for f in fs] + [stream.finish()]
+    assert all(len(p) % BS == 0 for p in pieces)  # whole blocks, as many as each frame completed
+    return b"".join(pieces)
 
 
 def test_header_block_is_one_block_a_person_reads_and_tapeline_decodes():
@@ -95,6 +93,21 @@ def test_index_round_trips_with_a_name_that_is_not_utf8_and_zstd_reads_it():
     assert len(data) % BS == 0 and decode_index(data) == index
     text = subprocess.run(["zstd", "-dc"], input=data, capture_output=True, check=True).stdout.decode()
     assert "tapeline-set-index" in text and "tmp/docs" in text
+
+
+def test_each_member_line_is_the_json_of_its_record_with_the_documented_keys():
+    """docs/tape-format.md's member record, key for key: what `jq` or any JSON reader of `zstd -dc` sees."""
+    entries = [IndexEntry(b'tmp/q"uote\\back\nline \xe9\x01', "file", 5, 0o100644, 1000, 1000, 17, b"\xab" * 32, 3, 512, 2),
+               IndexEntry("tmp/ünï €".encode(), "dir", 0, 0o40755, 0, 0, 1, None, 0, 1536, 1, in_set='set "9"'),
+               IndexEntry(b"tmp/l", "symlink", 0, 0o120777, 0, 0, 1, None, 0, 2048, 1, link=b"../t\xffarget")]
+    data = encode_index(SetIndex(header(), [], entries, complete=True))
+    lines = subprocess.run(["zstd", "-dc"], input=data, capture_output=True, check=True).stdout.decode().splitlines()
+    expected = [{"m": e.path.decode("utf-8", "surrogateescape"), "type": e.type, "size": e.size, "mode": e.mode,
+                 "uid": e.uid, "gid": e.gid, "mtime_ns": e.mtime_ns, "digest": e.digest.hex() if e.digest else None,
+                 "frame": e.frame, "offset": e.offset, "part": e.part, "in_set": e.in_set,
+                 **({"link": e.link.decode("utf-8", "surrogateescape")} if e.link else {})} for e in entries]
+    assert lines[1:] == [json.dumps(r, separators=(",", ":")) for r in expected]
+    assert [json.loads(line) for line in lines[1:]] == expected
 
 
 def test_catalog_round_trips():
