@@ -208,19 +208,19 @@ class Appliance:
                            f"keep free space under {cat.where}; repeat what was refused; acknowledge this with "
                            "`tapeline alerts ack ID`", about=("catalog", cat.where))
 
-    def live_alerts(self) -> list[Alert]:
+    def live_alerts(self, outbox: dict | None = None) -> list[Alert]:
         """Alerts about the state of the daemon itself, as long as it lasts (not stored: the catalog may be the
-        thing that cannot be written)."""
+        thing that cannot be written). `outbox`: the outbox's state when the caller read it already."""
         out = []
         err = self.catalog.unwritable
         if err is not None:
             out.append(Alert(severity="error", message=err.message, fix=err.fix, object_kind="catalog",
                              object_name=self.catalog.where,
                              time=self._unwritable_since or datetime.now(timezone.utc)))
-        return out + (self.notifier.outbox_alerts() if self.notifier is not None else [])
+        return out + (self.notifier.outbox_alerts(outbox) if self.notifier is not None else [])
 
-    def alerts(self, include_closed: bool = False) -> list[Alert]:
-        return self.live_alerts() + alerts.list_alerts(self.catalog, include_closed=include_closed)
+    def alerts(self, include_closed: bool = False, outbox: dict | None = None) -> list[Alert]:
+        return self.live_alerts(outbox) + alerts.list_alerts(self.catalog, include_closed=include_closed)
 
     def _catalog_is_new(self) -> bool:
         """No group, point or job ever: a fresh or lost catalog (not one whose groups were deleted on purpose)."""
@@ -435,16 +435,18 @@ class Appliance:
                            if last else None})
             if not pts and not g.paused and g.id not in busy:
                 pointless.append(g.name)
+        outbox = self.notifier.outbox_state()  # read once: its alert comes from the same state
         open_alerts = [Alert(severity="warning", group_name=n, object_kind="group", object_name=n,
                              message=f"group '{n}' has no recovery point",
-                             fix=f"make one with `tapeline sync {n} --wait`") for n in pointless] + self.alerts()
+                             fix=f"make one with `tapeline sync {n} --wait`") for n in pointless] + self.alerts(
+            outbox=outbox)
         return {
             "daemon": {"pid": os.getpid(), "started": self.started.isoformat(), "data_dir": str(self.settings.data_dir),
                        "socket": str(self.settings.socket_path), "catalog": self.catalog.dialect,
                        "store": str(self.settings.store_path)},
             "groups": groups,
             "jobs": {"running": [j.id for j in running], "queued": [j.id for j in queued]},
-            "outbox": self.notifier.outbox_state(),
+            "outbox": outbox,
             "alerts": [{k: v.isoformat() if isinstance(v, datetime) else v for k, v in a.model_dump().items()}
                        for a in open_alerts],
             "needs_attention": any(a.severity in ("error", "warning") for a in open_alerts),

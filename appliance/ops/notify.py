@@ -154,8 +154,7 @@ class Notifier:
     def outbox_state(self) -> dict:
         """What waits to leave (`tapeline status`): counts, the oldest one's time, the last delivery error."""
         waiting = {kind: self.outbox.names(kind) for kind in ("mail", "webhook")}
-        oldest = min((n for names in waiting.values() for n in names), default=None)
-        since = self.outbox.made(oldest) if oldest else None
+        since = min((self.outbox.made(n) for names in waiting.values() for n in names), default=None)
         age = max(0.0, (self.clock() - since).total_seconds()) if since else 0.0
         return {"path": str(self.outbox.root), "mail": len(waiting["mail"]), "webhook": len(waiting["webhook"]),
                 "oldest": since.isoformat() if since else None, "oldest_age_s": round(age),

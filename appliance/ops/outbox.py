@@ -43,10 +43,16 @@ class Outbox:
     def names(self, kind: str) -> list[str]:
         return sorted(p.name for p in self.root.glob(f"*.{kind}"))
 
-    @staticmethod
-    def made(name: str) -> datetime:
-        """When the notification `name` was put in (its name says it)."""
-        return datetime.fromtimestamp(int(name.split("-", 1)[0]) / 1e9, timezone.utc)
+    def made(self, name: str) -> datetime:
+        """When the notification `name` was put in: its name says it; a file put there by hand under another name
+        (a copy to send again) by its modification time, so it never stops the outbox's status or its delivery."""
+        stamp = name.split("-", 1)[0]
+        if stamp.isascii() and stamp.isdigit():
+            return datetime.fromtimestamp(int(stamp) / 1e9, timezone.utc)
+        try:
+            return datetime.fromtimestamp((self.root / name).stat().st_mtime, timezone.utc)
+        except FileNotFoundError:  # delivered meanwhile
+            return datetime.now(timezone.utc)
 
     def read(self, name: str) -> bytes:
         return (self.root / name).read_bytes()

@@ -48,6 +48,13 @@ class Clock:
             if self._record is not None:
                 os.pwrite(self._record, b"%20.6f\n" % self.simulated, 0)
 
+    def close(self) -> None:
+        """Close the clock file (the library's close calls it: one descriptor per open of the library)."""
+        with self._lock:
+            fd, self._record = self._record, None
+        if fd is not None:
+            os.close(fd)
+
     @property
     def on(self) -> bool:
         return self.factor is not None

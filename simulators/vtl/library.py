@@ -226,6 +226,7 @@ class Library:
             self.version += 1
 
     def close(self) -> None:
+        self.clock.close()
         if self._lock_fd >= 0:
             os.close(self._lock_fd)  # closing the descriptor drops the flock
             self._lock_fd = -1

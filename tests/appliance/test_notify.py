@@ -4,6 +4,8 @@ mail server is down."""
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -337,3 +339,19 @@ def test_a_webhook_that_fails_is_one_alert_whatever_its_cause_and_resolves_when_
     finally:
         n.stop()
         hook.stop()
+
+
+def test_an_outbox_file_named_by_hand_is_dated_by_its_modification_time(catalog, tmp_path):
+    """A mail copied into the outbox under another name (to send it again) neither breaks `tapeline status` nor the
+    notifier: it waits since its file's time."""
+    n = Notifier(catalog, None, "", tmp_path)
+    n.outbox.put("mail", b"Subject: new\r\n\r\nnew\r\n")
+    copied = n.outbox.root / "copy of alert.mail"
+    copied.write_bytes(b"Subject: old\r\n\r\nold\r\n")
+    two_hours_ago = time.time() - 2 * 3600
+    os.utime(copied, (two_hours_ago, two_hours_ago))
+    state = n.outbox_state()
+    assert state["mail"] == 2 and state["stuck"]
+    assert datetime.fromisoformat(state["oldest"]).timestamp() == pytest.approx(two_hours_ago)
+    [stuck] = n.outbox_alerts(state)
+    assert "notifications have waited in the outbox" in stuck.message and "mail is not configured" in stuck.fix

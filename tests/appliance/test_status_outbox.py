@@ -12,6 +12,8 @@ import time
 from mail_harness import MailServer, free_port, wait_until
 from test_notify_daemon import daemon_with_mail
 
+from appliance.config import load
+from appliance.daemon import Appliance
 from appliance.text import text_time
 from appliance.ops.outbox import Outbox
 
@@ -58,9 +60,9 @@ def test_status_shows_the_outbox_and_says_a_person_is_needed_while_it_is_stuck(t
         assert st["outbox"]["mail"] >= len(waiting) + 1 and st["outbox"]["stuck"] and st["needs_attention"]
         [stuck] = st["alerts"]
         assert stuck["message"] == (f"notifications have waited in the outbox {outbox} since "
-                                    f"{text_time(Outbox.made(old))}: nobody is told of new alerts")
+                                    f"{text_time(Outbox(outbox).made(old))}: nobody is told of new alerts")
         assert stuck["fix"].startswith("the last delivery failed: the mail server 127.0.0.1:") and stuck["id"] is None
-        assert f" mails waiting since {text_time(Outbox.made(old))} (2 h 0 min)" in d.run("status", check=1).stdout
+        assert f" mails waiting since {text_time(Outbox(outbox).made(old))} (2 h 0 min)" in d.run("status", check=1).stdout
 
         # The server back: `tapeline mail test` retries the outbox at once, and everything leaves.
         server.start()
@@ -78,3 +80,21 @@ def test_status_shows_the_outbox_and_says_a_person_is_needed_while_it_is_stuck(t
         if server.port in started:
             server.stop()
         assert d.stop() == 0
+
+
+def test_status_reads_the_outbox_once(tmp_path, monkeypatch):
+    """`tapeline status` shows the outbox and its alert from one look at the directory (each look is two globs)."""
+    data = tmp_path / "data"
+    config = tmp_path / "tapeline.toml"
+    config.write_text(f'data_dir = "{data}"\n[api]\nsocket = "{data}/run/tapeline.sock"\n[defaults]\npoints = []\n')
+    appliance = Appliance(load(config, read_default_file=False))
+    appliance.open()
+    try:
+        box = appliance.notifier.outbox
+        looked: list[str] = []
+        real = box.names
+        monkeypatch.setattr(box, "names", lambda kind: looked.append(kind) or real(kind))
+        status = appliance.status()
+        assert status["outbox"]["mail"] == 0 and sorted(looked) == ["mail", "webhook"]
+    finally:
+        appliance.stop()

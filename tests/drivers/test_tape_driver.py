@@ -165,6 +165,33 @@ def test_fixed_block_mode(drive):
     assert drive.status().block_size == 0
 
 
+class CountedWrites:
+    """The drive's real transport, counting the WRITE commands that pass through it."""
+
+    def __init__(self, transport, max_transfer):
+        self.transport, self.url, self.max_transfer, self.writes = transport, transport.url, max_transfer, []
+
+    def execute(self, cdb, data_out=b"", data_in_len=0, timeout=60.0):
+        if cdb[0] == ssc.WRITE_6.opcode:
+            self.writes.append(len(data_out))
+        return self.transport.execute(cdb, data_out, data_in_len, timeout)
+
+    def close(self):
+        self.transport.close()
+
+
+def test_fixed_mode_writes_many_blocks_per_command_cut_at_the_transports_limit(session):
+    counted = CountedWrites(session.drive.transport, max_transfer=3 * 16 * KIB + 100)
+    drive = TapeDrive(counted, label="LTO-8 drive 0")
+    drive.set_block_size(16 * KIB)
+    data = b"".join(block(i, 16 * KIB) for i in range(8))
+    assert drive.write(data) is False
+    assert counted.writes == [3 * 16 * KIB, 3 * 16 * KIB, 2 * 16 * KIB]  # whole blocks, never over the limit
+    assert drive.write(data[:2 * 16 * KIB]) is False and counted.writes[-1] == 2 * 16 * KIB
+    drive.rewind()
+    assert drive.read(10 * 16 * KIB) == data + data[:2 * 16 * KIB]
+
+
 def test_compression_and_capacity(drive):
     drive.set_compression(False)
     assert drive.compression() is False

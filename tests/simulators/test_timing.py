@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import types
 
 import pytest
@@ -48,6 +49,15 @@ def test_a_running_clock_keeps_its_total_in_the_library_directory_for_benches(mo
     assert recorded_seconds(tmp_path) == pytest.approx(1220)
     Clock(None, tmp_path / "off").spend(5)
     assert not (tmp_path / "off").exists()
+
+
+def test_opening_and_closing_a_timed_library_keeps_no_descriptor(tmp_path):
+    directory = make_library(tmp_path / "vtl", "--clock-factor", "100")
+    open_devices(directory).close()
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        open_devices(directory).close()
+    assert len(os.listdir("/proc/self/fd")) == before
 
 
 def test_locate_time_is_proportional_to_distance():
