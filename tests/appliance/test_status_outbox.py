@@ -14,8 +14,8 @@ from test_notify_daemon import daemon_with_mail
 
 from appliance.config import load
 from appliance.daemon import Appliance
-from appliance.text import text_time
 from appliance.ops.outbox import Outbox
+from appliance.text import text_time
 
 
 def test_status_shows_the_outbox_and_says_a_person_is_needed_while_it_is_stuck(tmp_path):
