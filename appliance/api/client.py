@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json as jsonlib
+import select
 import socket
 from datetime import datetime
 from pathlib import Path
@@ -71,6 +72,11 @@ class Client:
 
     def _request(self, method: str, path: str, content: bytes | None) -> tuple[int, bytes]:
         headers = {"content-type": "application/json"} if content else {}
+        sock = self._http.sock
+        if sock is not None and select.select([sock], [], [], 0)[0]:
+            # Readable while no answer is due: the daemon closed this kept-alive connection (uvicorn does after 5 s
+            # idle). Sent on it, the request would fail as if the daemon were gone; connect afresh instead.
+            self._http.close()
         try:
             self._http.request(method, path, body=content, headers=headers)
             resp = self._http.getresponse()
