@@ -29,11 +29,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import create_engine, func, insert, select as core_select, text
+from sqlalchemy import create_engine, func, insert, select as core_select, text, update
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel, select
 
-from appliance.catalog import tape_sets
 from appliance.catalog.engine import Catalog
 from appliance.catalog.tape_sets import DR_GROUP
 from appliance.catalog.models import (IN_LIBRARY_LOCATIONS, Cartridge, Library, MediaCase, MediaSet, Pool,
@@ -198,15 +197,24 @@ def _write(sim: Catalog, pool: Pool, group: str, kind: str, when: datetime, nbyt
             held[cart.id] = 0
         cart = pool_rules.join_media_set(sim, cart.barcode, ms, when)
         put = min(max(capacity - held.get(cart.id, 0), 0), remaining)
-        pool_rules.record_written(sim, cart.barcode, cart.next_file + 2, put, when)
         held[cart.id] = held.get(cart.id, 0) + put
         remaining -= put
-        if remaining > 0 or held[cart.id] >= capacity:
-            pool_rules.cartridge_full(sim, cart.barcode)
-    set_id = tape_sets.create_set(sim, str(uuid.uuid4()), ms.id, None, group, None, None, kind, None, when)
-    tape_sets.finish_set(sim, set_id, "ok", 0, nbytes, verified=when if pool.verify else None)
+        _written(sim, cart.id, put, when, full=remaining > 0 or held[cart.id] >= capacity)
+    with sim.session() as s:  # the set as the job leaves it (tape_sets.create_set, then finish_set)
+        s.add(TapeSet(uuid=str(uuid.uuid4()), media_set_id=ms.id, group_name=group, kind=kind, created=when,
+                      state="ok", bytes=nbytes, verified=when if pool.verify else None))
     pool_rules.stamp_set(sim, ms.id, when)
     return True
+
+
+def _written(sim: Catalog, cart_id: int, nbytes: int, when: datetime, full: bool) -> None:
+    """The job's bookkeeping after a part, in one statement: what pools.record_written (new sets go after this
+    one and its index) and, at the end of the medium, pools.cartridge_full record. They decide nothing, and the
+    forecast makes a few thousand of them."""
+    with sim.session() as s:
+        s.execute(update(Cartridge).where(Cartridge.id == cart_id).values(
+            next_file=Cartridge.next_file + 2, bytes_written=Cartridge.bytes_written + nbytes, last_used=when,
+            **({"state": "full"} if full else {})))
 
 
 def _steps(sim: Catalog, steps: list[tuple[datetime, int, str]]) -> list[str]:
