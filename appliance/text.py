@@ -1,5 +1,5 @@
-"""How sizes, durations and times are written for people, the same words in the CLI, the reports, the messages and
-the console.
+"""How sizes, durations, times and alerts are written for people, the same words in the CLI, the reports, the
+messages and the console.
 
 Standard library only, and nothing of the appliance (a contract in pyproject.toml): the console imports it beside
 the API client, and the CLI without loading the catalog.
@@ -42,3 +42,15 @@ def text_time(t: datetime | str | None) -> str:
     if isinstance(t, str):
         t = datetime.fromisoformat(t)
     return t.astimezone().strftime(TEXT_TIME)
+
+
+def alert_object(alert: dict) -> str:
+    """What an alert (as the API gives it) is about: "group hr", "cartridge A00001L9", or "-"."""
+    return f"{alert['object_kind']} {alert['object_name']}" if alert.get("object_kind") else "-"
+
+
+def alert_state(alert: dict) -> str:
+    """"resolved TIME" (", acknowledged"), "acknowledged" or "open"."""
+    if alert.get("resolved"):
+        return f"resolved {text_time(alert['resolved'])}" + (", acknowledged" if alert.get("acknowledged") else "")
+    return "acknowledged" if alert.get("acknowledged") else "open"

@@ -7,6 +7,7 @@ import click
 from appliance.commands.output import Context, table, when
 from appliance.errors import CompletedWithWarnings, TapelineError
 from appliance.ops.messages import plural, span_text
+from appliance.text import alert_object, alert_state
 
 
 def register(cli: click.Group) -> None:
@@ -52,8 +53,8 @@ def register(cli: click.Group) -> None:
         def human(items):
             if not items:
                 click.echo("no alerts" if include_all else "no open alerts")
-            rows = [["-" if a["id"] is None else a["id"], when(a["time"]), a["severity"], _object(a), a["message"],
-                     a["fix"]] + ([_state(a)] if include_all else []) for a in items]
+            rows = [["-" if a["id"] is None else a["id"], when(a["time"]), a["severity"], alert_object(a),
+                     a["message"], a["fix"]] + ([alert_state(a)] if include_all else []) for a in items]
             table(rows, ["ID", "TIME", "SEVERITY", "OBJECT", "MESSAGE", "FIX"] + (["STATE"] if include_all else []))
         ctx.emit(ctx.client.alerts(include_all), human)
 
@@ -63,16 +64,6 @@ def register(cli: click.Group) -> None:
     def ack(ctx: Context, alert_id) -> None:
         """Acknowledge an alert (it leaves `tapeline status`)."""
         ctx.emit(ctx.client.acknowledge(alert_id), lambda a: click.echo(f"alert {a['id']} acknowledged"))
-
-
-def _object(alert: dict) -> str:
-    return f"{alert['object_kind']} {alert['object_name']}" if alert.get("object_kind") else "-"
-
-
-def _state(alert: dict) -> str:
-    if alert.get("resolved"):
-        return f"resolved {when(alert['resolved'])}" + (", acknowledged" if alert["acknowledged"] else "")
-    return "acknowledged" if alert["acknowledged"] else "open"
 
 
 def _outbox(box: dict) -> str:

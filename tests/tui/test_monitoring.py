@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from appliance.errors import TapelineError
+from appliance.text import text_time
 from pilot import rows, run, until
 from tests.appliance.daemon_harness import make_daemon
 from tui.app import TapelineApp
@@ -42,6 +43,44 @@ def test_acknowledge_an_alert(daemon, tmp_path):
                         "the alert gone from the open ones")
         acked = next(a for a in daemon.json("alerts", "--all") if a["id"] == alert_id)
         assert acked["acknowledged"] is True
+    run(scenario)
+
+
+def test_alerts_name_their_object_and_l_shows_the_closed_ones_with_their_state(daemon, tmp_path):
+    """As `tapeline alerts` and `tapeline alerts --all` show them."""
+    resolved = failed_sync_alert(daemon, tmp_path)
+    (tmp_path / "gone").mkdir()
+    daemon.run("sync", "g", "--wait")  # the next good sync resolves it
+    src = tmp_path / "h"
+    src.mkdir()
+    daemon.run("group", "create", "h", "--source", str(src))
+    src.rmdir()
+    daemon.run("sync", "h", "--wait", check=1)
+    acked = next(a for a in daemon.json("alerts") if a["id"] is not None)["id"]
+    daemon.run("alerts", "ack", str(acked))
+    src.mkdir()
+    daemon.run("group", "create", "i", "--source", str(src))
+    src.rmdir()
+    daemon.run("sync", "i", "--wait", check=1)
+    still = next(a for a in daemon.json("alerts") if a["id"] is not None)
+    kept = {a["id"]: a for a in daemon.json("alerts", "--all")}
+
+    async def scenario():
+        app = TapelineApp(daemon.socket, poll_seconds=0.3)
+        async with app.run_test(size=(160, 40)) as pilot:
+            await until(pilot, lambda: [r for r in rows(app, "#alerts") if r[0] == str(still["id"])], "the alert")
+            assert [r[3] for r in rows(app, "#alerts") if r[0] == str(still["id"])] == ["group i"]
+            assert {r[0] for r in rows(app, "#alerts")} & {str(resolved), str(acked)} == set()
+            await pilot.press("l")
+            shown = await until(pilot, lambda: {r[0]: r for r in rows(app, "#alerts") if len(r) == 6}, "every alert")
+            assert shown[str(resolved)][3:] == ["group g", kept[resolved]["message"],
+                                                f"resolved {text_time(kept[resolved]['resolved'])}"]
+            assert shown[str(acked)][3] == "group h" and shown[str(acked)][5] == "acknowledged"
+            assert shown[str(still["id"])][5] == "open"
+            assert "All alerts" in str(app.screen.query_one("#alerts-title").render())
+            await pilot.press("l")
+            await until(pilot, lambda: [r[0] for r in rows(app, "#alerts") if r[0] != "-"] == [str(still["id"])],
+                        "the open one only (and those derived from the groups' state, which have no id)")
     run(scenario)
 
 

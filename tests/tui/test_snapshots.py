@@ -53,10 +53,12 @@ STATUS = {
     "jobs": {"running": [45], "queued": [46]},
     "alerts": [
         {"id": 7, "time": at("10:15:02"), "severity": "error", "group_name": "web", "job_id": 44,
+         "object_kind": "group", "object_name": "web", "resolved": None,
          "message": "sync of group 'web' failed (job 44): source /var/www cannot be reached (not mounted?)",
          "fix": "mount it or fix the path (`tapeline group show web`), then rerun it with `tapeline sync web`",
          "acknowledged": False},
         {"id": None, "time": at("10:30:00"), "severity": "warning", "group_name": "home", "job_id": None,
+         "object_kind": "group", "object_name": "home", "resolved": None,
          "message": "group 'home' is paused", "fix": "resume it with `tapeline group resume home`",
          "acknowledged": False},
     ],

@@ -1,4 +1,5 @@
-"""Monitoring (F1): the open alerts with their fix, and the running and recent jobs with live progress and rates.
+"""Monitoring (F1): the open alerts with their object and fix, and the running and recent jobs with live progress and
+rates. `l` shows every alert kept instead (`tapeline alerts --all`: resolved and acknowledged ones with their state).
 
 Keys act on the row under the cursor of their table: `a` acknowledges an alert, `f` runs its fix through the API where
 the fix is a `tapeline` command the API has (else shows it, copied to the clipboard); `c` cancels a job (after a
@@ -15,6 +16,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Label, Static
 
+from appliance.text import alert_object, alert_state
 from tui import fixes
 from tui.format import clock, duration, parse_time, since
 from tui.messages import AlertsChanged, JobsRefreshed
@@ -27,6 +29,8 @@ BAR_WIDTH = 16
 STATE_STYLE = {"failed": "bold red", "cancelled": "yellow", "completed with warnings": "yellow",
                "running": "bold cyan", "queued": "cyan", "completed": "green"}
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+ALERT_COLUMNS = ("ID", "Time", "Severity", "Object", "Alert")  # and "State" when every alert is shown
+OPEN_ALERTS_EMPTY = "No open alerts: every group is protected as configured."
 
 
 def progress_bar(job: dict) -> Text:
@@ -50,22 +54,24 @@ class MonitoringScreen(AreaScreen):
         Binding("f", "run_fix", "Run fix", tooltip="Run the alert's fix (or copy it when a person must fill it in)"),
         Binding("c", "cancel_job", "Cancel job", tooltip="Cancel the job under the cursor"),
         Binding("r", "retry_job", "Retry job", tooltip="Submit the job under the cursor again"),
+        Binding("l", "all_alerts", "All alerts", tooltip="Show resolved and acknowledged alerts too (l again: open "
+                "ones only)"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.alerts: list[dict] = []
+        self.all_alerts = False  # every alert kept (read from /v1/alerts?all), not the open ones the poller reads
         self.jobs: list[dict] = []
         self._samples: dict[int, tuple[float, int]] = {}  # job id -> (when polled, progress) for the rates
         self._rates: dict[int, float] = {}
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="alerts-pane", classes="pane"):
-            yield Label("Open alerts", classes="pane-title")
+            yield Label("Open alerts", classes="pane-title", id="alerts-title")
             yield DataTable(id="alerts", cursor_type="row", zebra_stripes=True)
             yield Static(id="alert-fix")
-            yield Static("No open alerts: every group is protected as configured.", id="alerts-empty",
-                         classes="empty")
+            yield Static(OPEN_ALERTS_EMPTY, id="alerts-empty", classes="empty")
         with Vertical(id="jobs-pane", classes="pane"):
             yield Label("Jobs", classes="pane-title")
             yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
@@ -73,7 +79,7 @@ class MonitoringScreen(AreaScreen):
                          id="jobs-empty", classes="empty")
 
     def on_mount(self) -> None:
-        self.query_one("#alerts", DataTable).add_columns("ID", "Time", "Severity", "Group", "Alert")
+        self.query_one("#alerts", DataTable).add_columns(*ALERT_COLUMNS)
         self.query_one("#jobs", DataTable).add_columns("ID", "Kind", "Group", "State", "Progress", "Rate", "Started",
                                                       "Took", "Message")
         for hidden in ("#alerts", "#alert-fix", "#alerts-empty", "#jobs", "#jobs-empty"):  # until the daemon answers
@@ -81,13 +87,22 @@ class MonitoringScreen(AreaScreen):
 
     def catch_up(self) -> None:
         latest = self.app.latest
-        if latest["alerts"] is not None:
+        if self.all_alerts:
+            self.load_all_alerts()
+        elif latest["alerts"] is not None:
             self.show_alerts(latest["alerts"])
         if latest["jobs"] is not None:
             self.show_jobs(latest["jobs"])
 
     def on_alerts_changed(self, message: AlertsChanged) -> None:
-        self.show_alerts(message.alerts)
+        if self.all_alerts:  # one raised, resolved or acknowledged: the kept ones changed too
+            self.load_all_alerts()
+        else:
+            self.show_alerts(message.alerts)
+
+    def load_all_alerts(self) -> None:
+        self.call("Read the alerts", self.app.daemon.alerts, True,
+                  done=lambda alerts: self.all_alerts and self.show_alerts(alerts))
 
     def on_jobs_refreshed(self, message: JobsRefreshed) -> None:
         self._measure(message.jobs)
@@ -99,10 +114,12 @@ class MonitoringScreen(AreaScreen):
         self.alerts = alerts
         now = self.app.now()
         rows = [(alert_key(a), ["-" if a["id"] is None else str(a["id"]), clock(a["time"], now),
-                                Text(a["severity"], SEVERITY_STYLE.get(a["severity"], "")),
-                                a.get("group_name") or "-", a["message"]]) for a in alerts]
+                                Text(a["severity"], SEVERITY_STYLE.get(a["severity"], "")), alert_object(a),
+                                a["message"]] + ([alert_state(a)] if self.all_alerts else [])) for a in alerts]
         self._fill("#alerts", rows)
-        self.query_one("#alerts-empty").display = not alerts
+        empty = self.query_one("#alerts-empty", Static)
+        empty.update("No alerts kept." if self.all_alerts else OPEN_ALERTS_EMPTY)
+        empty.display = not alerts
         self.query_one("#alerts").display = bool(alerts)
         self.query_one("#alert-fix").display = bool(alerts)
         self._show_fix()
@@ -182,12 +199,27 @@ class MonitoringScreen(AreaScreen):
         if alert["id"] is None:
             self.notify("This alert describes the group's state: it goes once its fix is applied.", markup=False)
             return
+        if alert.get("acknowledged") or alert.get("resolved"):
+            self.notify(f"Alert {alert['id']} is {alert_state(alert)} already.", markup=False)
+            return
         self.call("Acknowledge", self.app.daemon.acknowledge, alert["id"], done=lambda _a: self._acknowledged(alert))
 
     def _acknowledged(self, alert: dict) -> None:
         self.notify(f"Alert {alert['id']} acknowledged.", markup=False)
-        self.show_alerts([a for a in self.alerts if a["id"] != alert["id"]])
+        if self.all_alerts:
+            self.load_all_alerts()
+        else:
+            self.show_alerts([a for a in self.alerts if a["id"] != alert["id"]])
         self.app.refresh_now()
+
+    def action_all_alerts(self) -> None:
+        self.all_alerts = not self.all_alerts
+        table = self.query_one("#alerts", DataTable)
+        table.clear(columns=True)
+        table.add_columns(*ALERT_COLUMNS, *(["State"] if self.all_alerts else []))
+        self.query_one("#alerts-title", Label).update(
+            "All alerts (l: open ones only)" if self.all_alerts else "Open alerts")
+        self.catch_up()
 
     def action_run_fix(self) -> None:
         alert = self._current("#alerts", self.alerts, alert_key)
