@@ -3,7 +3,8 @@ interval, recovery-point times, retention and the tape policy.
 
 Invariants: the form only collects; it dismisses with a `GroupPlan` and the Protection screen makes the calls, so
 an API error (a bad duration, a path that does not exist) comes back with its fix while the form's values are kept:
-the screen reopens the form with them. Blank fields mean "the daemon's default" on create and "unchanged" on edit.
+the screen reopens the form with them. Blank fields mean "the daemon's default" on create and "unchanged" on edit,
+except a blank tape pool on edit where the group has one: the API cannot remove a tape policy, so the form says so.
 """
 
 from __future__ import annotations
@@ -153,6 +154,13 @@ class GroupForm(ModalScreen[GroupPlan | None]):
         if not self.plan.sources:
             error.update("Add at least one directory to protect: pick it in the tree and press Enter")
             self.query_one("#tree").focus()
+            return
+        had_pool = ((self.plan.original or {}).get("tape") or {}).get("pool")
+        if had_pool and not values["tape_pool"]:
+            # The API can set a tape policy but not remove one: a blank pool would be silently kept on edit.
+            error.update(f"Tape copies of this group cannot be stopped here (the daemon has no way to remove a tape "
+                         f"policy yet): put pool {had_pool} back to save the other changes")
+            self.query_one("#tape_pool").focus()
             return
         if values["tape_pool"] and not values["tape_full"]:
             error.update("Say when full sets go to tape (e.g. Sun 22:00), or clear the tape pool")
