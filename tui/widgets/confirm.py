@@ -15,12 +15,11 @@ class Confirm(ModalScreen[bool]):
 
     BINDINGS = [Binding("escape", "answer(False)", "Keep everything"), Binding("y", "answer(True)", "Yes")]
 
-    def __init__(self, title: str, losses: list[str], action: str = "Confirm", note: str = ""):
+    def __init__(self, title: str, losses: list[str], action: str = "Confirm"):
         super().__init__()
         self.title_text = title
         self.losses = losses
         self.action_label = action
-        self.note = note
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm"):
@@ -29,8 +28,6 @@ class Confirm(ModalScreen[bool]):
             with VerticalScroll(id="confirm-losses"):
                 for item in self.losses:
                     yield Static(f"• {item}", classes="confirm-loss", markup=False)
-            if self.note:
-                yield Static(self.note, classes="confirm-note", markup=False)
             with Horizontal(id="confirm-buttons"):
                 yield Button("No, keep it", id="confirm-no", variant="primary")
                 yield Button(f"{self.action_label} (y)", id="confirm-yes", variant="error")

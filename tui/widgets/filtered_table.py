@@ -12,7 +12,6 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
 from textual.geometry import Size
-from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -26,19 +25,10 @@ class FilteredTable(ScrollView, can_focus=True):
         Binding("up", "move(-1)", show=False), Binding("down", "move(1)", show=False),
         Binding("pageup", "page(-1)", show=False), Binding("pagedown", "page(1)", show=False),
         Binding("home", "move(-1000000000)", show=False), Binding("end", "move(1000000000)", show=False),
-        Binding("enter", "choose", show=False),
     ]
     DEFAULT_CSS = """
     FilteredTable { height: 1fr; }
     """
-
-    class Chosen(Message):
-        """Enter (or a click) on a row."""
-
-        def __init__(self, table: "FilteredTable", row: tuple):
-            super().__init__()
-            self.table = table
-            self.row = row
 
     def __init__(self, columns: list[tuple[str, int]], **kwargs):
         super().__init__(**kwargs)
@@ -52,7 +42,7 @@ class FilteredTable(ScrollView, can_focus=True):
 
     # -- data -----------------------------------------------------------------------------------------------------
 
-    def set_rows(self, rows: list[tuple], key_of=None) -> None:
+    def set_rows(self, rows: list[tuple]) -> None:
         """Replace the rows (the cursor stays on the same first cell when it is still there)."""
         keep = self.selected[0] if self.selected else None
         self.rows = rows
@@ -118,14 +108,8 @@ class FilteredTable(ScrollView, can_focus=True):
     def action_page(self, by: int) -> None:
         self.action_move(by * max(1, self.size.height - 2))
 
-    def action_choose(self) -> None:
-        if self.selected is not None:
-            self.post_message(self.Chosen(self, self.selected))
-
     def on_click(self, event) -> None:
         n = self.scroll_y + event.y - 1
         if 0 <= n < len(self.shown):
             self.cursor = n
             self.refresh()
-            if event.chain == 2:
-                self.action_choose()
