@@ -33,9 +33,19 @@ def console_args(args: list[str]) -> list[str] | None:
     return passed if verb else None
 
 
+def run_console(passed: list[str]) -> None:
+    """Replace this process with the console's (`python -m tui`), given --data/--config as `console_args` has them."""
+    argv = console_argv(passed)
+    os.execv(argv[0], argv)
+
+
+def console_argv(passed: list[str]) -> list[str]:
+    return [sys.executable, "-m", "tui", *passed]
+
+
 def main() -> None:
     passed = console_args(sys.argv[1:])
     if passed is not None:
-        os.execv(sys.executable, [sys.executable, "-m", "tui", *passed])
+        run_console(passed)
     from appliance.cli import main as cli_main
     cli_main()

@@ -6,21 +6,15 @@ the console's process, passing the same --data and --config, so the console find
 
 from __future__ import annotations
 
-import os
-import sys
-
 import click
 
 from appliance.commands.output import Context
+from appliance.launch import run_console
 
 
-def console_argv(ctx: Context) -> list[str]:
-    argv = [sys.executable, "-m", "tui"]
-    if ctx.data_dir:
-        argv += ["--data", ctx.data_dir]
-    if ctx.config_file:
-        argv += ["--config", ctx.config_file]
-    return argv
+def passed(ctx: Context) -> list[str]:
+    """The global options the console takes too, as `appliance.launch.console_args` finds them on the command line."""
+    return ["--data", ctx.data_dir] * bool(ctx.data_dir) + ["--config", ctx.config_file] * bool(ctx.config_file)
 
 
 def register(cli: click.Group) -> None:
@@ -29,5 +23,4 @@ def register(cli: click.Group) -> None:
     def tui(ctx: Context) -> None:
         """The operator console: Monitoring, Protection, Recovery, Reporting and Management, one key each (F1-F5).
         It talks to the running daemon; `tapeline up` starts one."""
-        argv = console_argv(ctx)
-        os.execv(argv[0], argv)
+        run_console(passed(ctx))

@@ -67,10 +67,13 @@ def test_one_key_each_for_the_five_areas(tmp_path):
 
 
 def test_tapeline_tui_runs_the_console_with_the_same_data_directory(tmp_path):
+    """Through the CLI (`tapeline --json tui`: click parsed it) or straight (`tapeline tui --data D`): one argv."""
     from appliance.commands.output import Context
-    from appliance.commands.tui_cmd import console_argv
-    argv = console_argv(Context(as_json=False, data_dir=str(tmp_path), config_file=None))
-    assert argv == [sys.executable, "-m", "tui", "--data", str(tmp_path)]
+    from appliance.commands.tui_cmd import passed
+    from appliance.launch import console_args, console_argv
+    argv = console_argv(passed(Context(as_json=False, data_dir=str(tmp_path), config_file="/etc/t.toml")))
+    assert argv == [sys.executable, "-m", "tui", "--data", str(tmp_path), "--config", "/etc/t.toml"]
+    assert argv == console_argv(console_args(["--data", str(tmp_path), "tui", "--config", "/etc/t.toml"]))
     assert os.path.exists(argv[0])
 
 
