@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlmodel import select
 
@@ -35,7 +36,7 @@ from appliance.catalog.moves import NEXT, PLACE, RETURNS, SHOWN, move, relocate
 from appliance.errors import TapelineError, UsageError
 from appliance.ops import alerts
 from drivers.changer import KIND_MAILSLOT, Element, Inventory, MediaChanger
-from drivers.errors import DeviceError
+from drivers.errors import DeviceError, DeviceNotFound, TransportError
 from drivers.mtx import MtxChanger
 from drivers.tape import TapeDrive
 
@@ -47,6 +48,23 @@ class DriveSpec:
     number: int
     url: str
     serial: str | None
+
+
+def shown_url(url: str) -> str:
+    """A device URL as a message shows it: without its query (a token file's path tells the reader nothing)."""
+    return urlunsplit(urlsplit(url)._replace(query=""))
+
+
+def cause_of(exc: Exception) -> str:
+    """What the transport said, without the device URL that begins its message and the advice after it."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    url, sep, rest = text.partition(": ")
+    return (rest if sep and "://" in url else text).split("; ")[0]
+
+
+class LibraryDown(TapelineError):
+    """The library's changer cannot be reached at all: its server is not running (a served virtual library), or
+    the library is off or unplugged."""
 
 
 def open_changer(url: str, label: str | None = None) -> MediaChanger | MtxChanger:
@@ -202,14 +220,41 @@ class LibraryHandle:
             self._changer = None
 
     def current(self) -> Inventory:
-        """A fresh reading of the changer (no catalog change)."""
+        """A fresh reading of the changer (no catalog change). LibraryDown, with an alert naming the library, when
+        it cannot be reached at all."""
         with self.lock:
-            try:
-                return self.changer.inventory()
-            except DeviceError as exc:
-                self.reset()
-                raise TapelineError(f"library '{self.name}': the changer does not answer ({exc})",
-                                    f"check the library and its URL ({self.row.changer_url}), then retry") from None
+            for attempt in (1, 2):
+                try:
+                    inventory = self.changer.inventory()
+                    break
+                except (TransportError, DeviceNotFound) as exc:
+                    # A connection the server dropped (it died, or restarted) fails once: a new one tells which.
+                    self.reset()
+                    if attempt == 2 or isinstance(exc, DeviceNotFound):
+                        raise self._down(exc) from None
+                except DeviceError as exc:
+                    self.reset()
+                    raise TapelineError(f"library '{self.name}': the changer does not answer ({exc})",
+                                        f"check the library and its URL ({shown_url(self.row.changer_url)}), then "
+                                        "retry") from None
+        alerts.resolve_message(self.catalog, self._down_message)
+        return inventory
+
+    @property
+    def _down_message(self) -> str:
+        return f"library '{self.name}' does not answer"
+
+    def _down(self, exc: Exception) -> LibraryDown:
+        url = self.row.changer_url
+        if url.startswith("stream+"):  # a library served by `tapeline-vtl serve` (tapeline-vtl.service)
+            fix = ("start its server: `systemctl start tapeline-vtl` (or `tapeline up`, which serves its own), then "
+                   f"`tapeline library inventory {self.name}`")
+        else:
+            fix = f"check that the library is on and cabled, then `tapeline library inventory {self.name}`"
+        message = f"{self._down_message} at {shown_url(url)} ({cause_of(exc)})"
+        alerts.raise_alert(self.catalog, "error", message, fix, same_as=self._down_message,
+                           about=("library", self.name))
+        return LibraryDown(message, fix)
 
     def inventory(self, now: datetime) -> InventoryReport:
         """Fast inventory: barcodes from the changer into the catalog."""

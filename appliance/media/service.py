@@ -33,7 +33,7 @@ from appliance.media.drives import DriveLease, DriveOffline, ForeignCartridge, L
 from appliance.media.format import (MediaSetLabel, VolumeLabel, decode_media_set_label, encode_media_set_label,
                                     encode_volume_label, FormatError)
 from appliance.media.index_cache import IndexCache
-from appliance.media.library import InventoryReport, LibraryHandle, match_drives
+from appliance.media.library import InventoryReport, LibraryHandle, cause_of, match_drives, shown_url
 from appliance.ops import alerts
 from drivers.errors import DeviceError
 from drivers.scsi.sense import BlankCheck, LogicalUnitOffline, ScsiError, WriteProtected
@@ -187,8 +187,9 @@ class MediaService:
             with self._cond:
                 self._leases.pop((handle.row.id, row.number), None)
                 self._cond.notify_all()
-            raise TapelineError(f"drive {row.number} of library '{handle.name}' cannot be reached ({exc})",
-                                f"check the library and the drive's URL ({row.url})") from None
+            handle.current()  # LibraryDown (and its alert) when the whole library is down, not just this drive
+            raise TapelineError(f"drive {row.number} of library '{handle.name}' cannot be reached ({cause_of(exc)})",
+                                f"check the library and the drive's URL ({shown_url(row.url)})") from None
         try:
             lease.drive.test_unit_ready()
         except LogicalUnitOffline:

@@ -30,6 +30,7 @@ from appliance.catalog.models import utcnow
 from appliance.media import archive, keys, members, pools
 from appliance.media import format as fmt
 from appliance.media.index_cache import IndexCache
+from appliance.media.library import LibraryDown, cause_of
 from appliance.media.tape_read import FrameSource, SetLayout
 from appliance.media.tape_write import Abandon, Cancelled, PartWritten, Target, write_set
 from appliance.ops import alerts
@@ -213,7 +214,12 @@ def backup(ctx: JobContext, store, media, cache: IndexCache, block_size: int = f
     started = time.monotonic()
     for attempt in (1, 2):
         streaming = Streaming()  # the attempt that went through is judged, not a failed drive's window before it
-        with media.acquire_drive(library.name, ctx) as lease:
+        try:
+            leased = media.acquire_drive(library.name, ctx)
+        except LibraryDown as exc:  # down before the set began: a scheduled run is retried, it may come back
+            _failed(ctx, cache, set_id, set_uuid)
+            return Outcome("failed", exc.message, tuple(warnings), fix=exc.fix, transient=True)
+        with leased as lease:
             target = JobTarget(ctx, media, lease, pool, media_set, set_id, set_uuid, cache, block_size)
             try:
                 stats = write_set(target, make_frames, header, block_size, ctx.cancel, progress, total, carried)
@@ -233,7 +239,7 @@ def backup(ctx: JobContext, store, media, cache: IndexCache, block_size: int = f
             except TransportError as exc:  # the library itself stopped answering (its server died, a cable)
                 _failed(ctx, cache, set_id, set_uuid)
                 return Outcome("failed", f"library '{library.name}' stopped answering while the set was written "
-                               f"({_cause(exc)}): the set does not count", tuple(warnings),
+                               f"({cause_of(exc)}): the set does not count", tuple(warnings),
                                fix=f"bring library '{library.name}' back (a virtual one: restart `tapeline-vtl serve` "
                                    f"or its service, or `tapeline up`; a real one: its power and cabling), check it "
                                    f"with `tapeline library inventory {library.name}`, then run the backup again: it "
@@ -291,13 +297,6 @@ def _failed(ctx: JobContext, cache: IndexCache, set_id: int, set_uuid: str) -> N
     """The set does not count: the catalog says so, and the appliance forgets the index of its parts."""
     tape_sets.finish_set(ctx.catalog, set_id, "failed")
     cache.drop(set_uuid)
-
-
-def _cause(exc: TransportError) -> str:
-    """What went wrong, without the device URL (its token path) that begins a transport's message."""
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    url, sep, rest = text.partition(": ")
-    return rest if sep and "://" in url else text
 
 
 def verify_parts(lease, parts: list[PartWritten], block_size: int, cipher, progress) -> dict:

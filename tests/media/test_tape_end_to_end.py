@@ -470,3 +470,39 @@ def test_the_library_killed_mid_write_fails_the_set_and_the_next_run_appends_aft
         if server is not None:
             server.terminate()
             server.wait(10)
+
+
+def test_a_library_down_before_the_job_fails_it_at_once_naming_the_library_and_how_to_start_it(tmp_path):
+    d = up(tmp_path)
+    server = None
+    try:
+        protected(d, tmp_path)
+        listen = next(line.split('"')[1] for line in d.config_file.read_text().splitlines() if "listen" in line)
+        os.kill(library_server(d), signal.SIGKILL)
+        said = f"library 'vtl' does not answer at stream+socket://{listen}/changer (connection refused at {listen})"
+        start = "start its server: `systemctl start tapeline-vtl` (or `tapeline up`"
+
+        backup = d.run("tape", "backup", "files", "--pool", "weekly", "--wait", check=1)
+        [line] = backup.stderr.strip().splitlines()
+        assert said in line and start in line and "token" not in line
+        [failed] = d.json("tape", "sets")
+        assert failed["state"] == "failed"  # not left `writing` until the next start
+        inventory = d.run("--json", "library", "inventory", "vtl", check=1)
+        error = json.loads(inventory.stdout)
+        assert (error["error"], error["exit_code"]) == (said, 1) and error["fix"].startswith(start)
+        [alert] = [a for a in d.json("alerts", check=None) if a["object_kind"] == "library"]
+        assert (alert["object_name"], alert["message"], alert["severity"]) == ("vtl", said, "error")
+
+        # Started again: the next inventory finds it, and the library's alert is resolved.
+        server = subprocess.Popen([VTL, "serve", str(d.data / "vtl"), "--listen", listen],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while d.run("library", "inventory", "vtl", check=None).returncode != 0:
+            assert time.monotonic() < deadline, "the library did not come back"
+            time.sleep(0.5)
+        assert not [a for a in d.json("alerts", check=None) if a["object_kind"] == "library"]
+    finally:
+        d.stop(signal.SIGINT)
+        if server is not None:
+            server.terminate()
+            server.wait(10)
