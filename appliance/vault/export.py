@@ -5,7 +5,9 @@ Invariants:
   written into its current media set (drplan.backup_catalog), and then, with any allocation but `always`
   (`continue` or a calendar event: policy.closes_for_export), its open media set is closed when no job writes to it
   (policy.close_for_export): the batch that leaves carries the catalog.
-  A catalog backup that fails is a warning, never a reason to keep the cartridges back.
+  A catalog backup that fails is a warning, never a reason to keep the cartridges back. From then on the job uses
+  no drive (the changer ejects; a person empties the mail slots): it gives its drive slot back
+  (JobContext.release_drive), so the night's tape jobs do not wait behind an operator.
 - A cartridge becomes `courier` only once the changer has put it into a mail slot (recorded at that mail slot, with
   the job's id, in its case); one the catalog has on site out of the library is handed to the courier as it is.
   The operator taking it out of the mail slot is seen by the next fast inventory: it goes "in transit".
