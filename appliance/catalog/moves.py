@@ -55,12 +55,17 @@ def rotation_state(text: str) -> str:
     return key
 
 
+def element_shown(kind: str, number: int | None) -> str:
+    """A library element as people name it: "slot 12", "drive 0", "mail slot 2"."""
+    return f"{kind.replace('mailslot', 'mail slot')} {number}"
+
+
 def where(cart: Cartridge, vault_name: str | None = None) -> str:
     """The cartridge's place as one string: "slot 12", "drive 0", "mail slot 2", "on site", "in transit",
     "vault Iron Mountain"."""
     kind = cart.location_kind
     if kind in IN_LIBRARY_LOCATIONS:
-        return f"{kind.replace('mailslot', 'mail slot')} {cart.location_number}"
+        return element_shown(kind, cart.location_number)
     if kind == "vault":
         return f"vault {vault_name}" if vault_name else "vault"
     return {"outside": "on site", "transit": "in transit"}[kind]

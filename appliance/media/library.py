@@ -32,7 +32,7 @@ from sqlmodel import select
 from appliance.catalog.engine import Catalog
 from appliance.catalog.media import touch_library
 from appliance.catalog.models import IN_LIBRARY_LOCATIONS, Cartridge, Library, Vault
-from appliance.catalog.moves import NEXT, PLACE, RETURNS, SHOWN, move, relocate
+from appliance.catalog.moves import NEXT, PLACE, RETURNS, SHOWN, element_shown, move, relocate
 from appliance.errors import TapelineError, UsageError
 from appliance.ops import alerts
 from drivers.changer import KIND_MAILSLOT, Element, Inventory, MediaChanger
@@ -107,10 +107,6 @@ def match_drives(changer_url: str, drive_urls: list[str]) -> list[DriveSpec]:
     return sorted(specs, key=lambda d: d.number)
 
 
-def kind_shown(place: tuple[str, int]) -> str:
-    return f"{place[0].replace('mailslot', 'mail slot')} {place[1]}"
-
-
 def where(element: Element) -> tuple[str, int]:
     """(location kind, number) of a full element, as the catalog records it."""
     if element.kind == KIND_MAILSLOT:
@@ -137,7 +133,7 @@ def apply_inventory(catalog: Catalog, library: Library, inv: Inventory, now: dat
         if e.full and e.barcode:
             seen[e.barcode] = e
         elif e.full:
-            unread.append(kind_shown(where(e)))
+            unread.append(element_shown(*where(e)))
     new, outside, cleaning, unexpected = [], [], [], []
     elsewhere: list[tuple[str, str, str, str]] = []
     by = f"inventory of library {library.name}"
@@ -169,7 +165,7 @@ def apply_inventory(catalog: Catalog, library: Library, inv: Inventory, now: dat
             elif cart.rotation != "mountable" and place[0] != "mailslot":
                 unexpected.append(barcode)
                 vault = s.get(Vault, cart.vault_id) if cart.vault_id is not None else None
-                elsewhere.append((barcode, kind_shown(place), f"vault {vault.name}" if vault else "a vault",
+                elsewhere.append((barcode, element_shown(*place), f"vault {vault.name}" if vault else "a vault",
                                   SHOWN[cart.rotation]))
                 relocate(s, cart, *place, now, operator="tapeline", reason=f"{by}: expected elsewhere")
             else:
