@@ -8,6 +8,8 @@ from datetime import timedelta
 import pytest
 
 from appliance.catalog import media as cat
+from appliance.catalog import tape_sets
+from appliance.catalog.tape_sets import DR_GROUP
 from appliance.catalog.models import Pool
 from appliance.catalog.moves import move
 from appliance.media import admin, pools
@@ -15,8 +17,9 @@ from appliance.media.tape_tasks import TapeTasks
 from appliance.ops.jobs import JobEngine
 from appliance.vault import export as export_module
 from appliance.vault.mailslot_jobs import VaultTasks
-from appliance.vault.policy import check_pending
-from appliance.vault.rotation import recall, sent_back
+from appliance.vault.policy import check_pending, offsite_ready
+from appliance.vault.rotation import receive, recall, sent_back
+from tests.media.media_harness import fault
 from tests.vault.mailslot_harness import DAY, Site, now, operator
 
 
@@ -69,3 +72,44 @@ def test_a_sampled_cartridge_is_read_when_it_comes_back(site):
     assert back.last_check >= back.check_requested and not check_pending(back)
     assert recall(site.catalog, now(), "ann")["recalled"] == []  # the next round is 30 days away
     assert admin.show_media(site.media, "A00000L8")["last_check_result"] == "ok"  # what `media show` prints
+
+
+@pytest.mark.parametrize("reads_back", [True, False], ids=["reads-back", "media-error"])
+def test_the_sampled_check_reads_the_set_the_export_wrote(site, reads_back):
+    """A real set on tape: the export's catalog backup (written and verified by the tape job's own code) goes to the
+    vault, comes back for its sampled check and is read. A cartridge that does not read back (a media error) keeps
+    the failure as its last check and stays on site."""
+    site.pool("weekly", retention_days=90)
+    with site.catalog.session() as s:
+        row = s.exec(cat.select(Pool).where(Pool.name == "weekly")).one()
+        row.check_sample, row.check_every_seconds = 1, 30 * DAY
+        s.add(row)
+    site.written("weekly", ["A00005L8"], now() - timedelta(days=1))  # something ready: the export runs
+    job = site.wait_job(site.engine.submit("vault-export", None, None, {"pool": "weekly", "case": None})[0])
+    assert job.state == "completed", (job.reason, job.warnings)
+    dr_barcode = job.result["catalog_backups"][0]["cartridges"][0]
+    sent = sorted(e["barcode"] for e in job.result["ejected"])
+    assert sent == sorted([dr_barcode, "A00005L8"]) and dr_barcode < "A00005L8"  # the sample's first: its barcode
+    operator(site.library_dir, ["open"], ["remove", "1"], ["remove", "2"], ["close"])
+    site.media.library("vtl").inventory(now())
+    receive(site.catalog, sent, site.vault.name, now(), "ann")
+
+    assert [r["barcode"] for r in recall(site.catalog, now(), "ann")["recalled"]] == [dr_barcode]
+    sent_back(site.catalog, [dr_barcode], now(), "ann")
+    if not reads_back:  # a block inside the set's data
+        part = tape_sets.list_sets(site.catalog, DR_GROUP)[0].parts[0]
+        fault(site.library_dir, "media-error", dr_barcode, "--at", str(part.first_block + part.blocks // 2),
+              "--persistent")
+    operator(site.library_dir, ["open"], ["insert", dr_barcode], ["close"])
+    imported = site.wait_job(site.engine.submit("vault-import", None, None, {"library": None, "accept": [],
+                                                                            "operator": "ann"})[0])
+    verify = site.wait_job(imported.result["checks"][0]["job"])
+    back = site.cartridge(dr_barcode)
+    assert back.last_check >= back.check_requested and not check_pending(back)
+    ready = [c.barcode for c in offsite_ready(site.catalog, now())]
+    if reads_back:
+        assert (verify.state, back.last_check_result) == ("completed", "ok"), verify.reason
+        assert verify.result["verify"]["sets"] == 1 and dr_barcode in ready  # it goes out again with the next export
+    else:
+        assert verify.state == "failed" and back.last_check_result not in (None, "ok")
+        assert back.last_check_result in verify.reason and dr_barcode not in ready  # never back to the vault unread
