@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tarfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import zstandard
 from appliance.media.archive import (ArchiveError, ArchiveWriter, members_from_tree, read_frames,
                                      read_members)
 from appliance.media import members
-from appliance.media.pax import acl_text, acl_xattr
+from appliance.media.pax import acl_text, acl_xattr, tar_header
 from appliance.protect.files import sync
 from appliance.store import Store
 from appliance.store.errors import ChunkDamaged
@@ -175,3 +176,15 @@ def test_a_file_that_shrinks_while_archived_is_padded_and_named(tmp_path):
     got = {info.name: content.read() for info, content in read_members(raw, 0)}
     assert got[member.info.name] == b"y" * 10 + bytes(9_990)
     assert len(warnings) == 1 and "/a: shrank while archived" in warnings[0]
+
+
+@pytest.mark.parametrize("name", ["docs/a.txt", "docs/caf\u00e9 \u20ac.txt", "d/" + "x" * 150, "\udcff-not-utf8"])
+def test_every_ustar_header_carries_the_checksum_tar_computes(name):
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.uid, info.gid, info.uname, info.gname = 5, 1_700_000_000, 8 ** 7, 0, "j\u00fcrgen", "g"
+    data = tar_header(info, name.encode("utf-8", "surrogateescape"), 5, {"mtime": "1700000000.5"})
+    for block in (data[:512], data[-512:]):  # the pax header's and the member's (the records between them)
+        stored = int(block[148:154], 8)
+        assert stored == sum(block[:148]) + 8 * 32 + sum(block[156:])  # the field counted as spaces
+    read = tarfile.TarInfo.frombuf(data[-512:], "utf-8", "surrogateescape")  # checks the checksum too
+    assert read.size == 5
