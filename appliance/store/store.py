@@ -380,9 +380,15 @@ class Store:
         restore); the descriptor stays open until the store closes. `verify_chunk` turns the bytes into the chunk."""
         if digest in self._bad:
             raise ChunkDamaged(digest, "the damaged-chunks list")
-        with self._mutex:
-            packno, offset, length, flags = self._locate(digest)
-            return self._pack_fd(packno), offset, length, flags
+        # Lock-free while the pack is open already (dict reads are atomic; its writers hold the mutex, and a
+        # collected pack's descriptor stays open until close): a restore's writer threads locate every chunk.
+        value = self._index.get(digest)
+        fd = self._pack_fds.get(value >> 64) if value is not None else None
+        if fd is None:
+            with self._mutex:
+                packno, offset, length, flags = self._locate(digest)
+                return self._pack_fd(packno), offset, length, flags
+        return fd, (value >> 32) & 0xFFFFFFFF, (value >> 1) & 0x7FFFFFFF, value & 1
 
     def verify_chunk(self, digest: bytes, blob: bytes | memoryview, flags: int) -> bytes | memoryview:
         """The chunk from its stored bytes, verified against its digest (ChunkDamaged otherwise)."""
