@@ -87,14 +87,14 @@ class MailSlotGuide(ModalScreen[None]):
                 seen["job"] = daemon.job(self.job_id)
             if self.kind == "export" and self.stage == "intro":
                 seen["ready"] = daemon.offsite_ready()
-            elif self.kind == "import" and self.stage == "intro" or self.stage == "ended":
+            elif (self.kind == "import" and self.stage == "intro") or self.stage == "ended":
                 # A fast inventory: what the operator put in or took out is seen at once.
                 for name in [self.library] if self.library else [lib["name"] for lib in daemon.libraries()]:
                     daemon.inventory(name)
-            seen["mailslots"] = [c for c in daemon.media() if c["location"] == "mailslot"
+            media = daemon.media()
+            seen["mailslots"] = [c for c in media if c["location"] == "mailslot"
                                  and (self.library is None or c.get("library") == self.library)]
-            if self.kind == "import" and self.stage == "intro":
-                seen["expected"] = [c for c in daemon.media() if c.get("rotation") == "courier-retrieve"]
+            seen["expected"] = [c for c in media if c.get("rotation") == "courier-retrieve"]
         except TapelineError as exc:
             self.app.call_from_thread(self.failed_look, exc)
             return
