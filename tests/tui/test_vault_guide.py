@@ -41,6 +41,7 @@ def test_the_pick_lists_and_the_guided_export_and_import_through_the_mail_slot(u
         app = TapelineApp(up.socket, poll_seconds=0.5)
         async with app.run_test(size=(160, 50)) as pilot:
             await pilot.press("f5")
+            app.screen.query_one("#management-tabs").active = "vault"  # (a click on the tab)
             lists = app.screen.query_one("#pick-lists")
             await until(pilot, lambda: barcode in text_of(lists), "the cartridge on the library's pick list")
             assert "Pick list for the library" in text_of(lists) and "Pick list for the vault" in text_of(lists)

@@ -188,11 +188,21 @@ class ManagementScreen(AreaScreen):
         def everything():
             return daemon.libraries(), daemon.media(), daemon.pools(), daemon.drives()
         self.call("read the libraries and cartridges", everything, done=lambda got: self.show(*got))
+        if self.query_one("#management-tabs", TabbedContent).active == "vault":
+            self.load_pick_lists()
+
+    def load_pick_lists(self) -> None:
+        """Read when the Vault tab is shown (not with every load: two reports the other tabs do not need)."""
+        daemon = self.app.daemon
 
         def pick_lists():
             return [daemon.report(name, "text")["content"] for name in PICK_LISTS]
         self.call("read the pick lists", pick_lists,
                   done=lambda got: self.query_one("#pick-lists", Static).update("\n\n".join(got)))
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "vault":
+            self.load_pick_lists()
 
     def show(self, libraries: list[dict], media: list[dict], pools: list[dict], drives: list[dict]) -> None:
         self.libraries, self.media, self.pools, self.drives = libraries, media, pools, drives
