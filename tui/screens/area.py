@@ -2,8 +2,8 @@
 
 Invariants: a screen never calls the daemon on the event loop; `call` runs the call in a thread worker and hands the
 answer back on the loop. An API error becomes a notification with its fix; an unreachable daemon becomes the banner
-(the app's poller also raises it). Subclasses compose their body in `compose_body` and refresh from the app's
-messages (`StatusRefreshed`, `JobsRefreshed`, `AlertsChanged`); when shown they catch up (`catch_up`: from `app.latest`, and
+(the app's poller also raises it). Subclasses compose their body in `compose_body` and refresh from the app's messages
+(`StatusRefreshed`, `JobsRefreshed`, `AlertsChanged`); when shown they catch up (`catch_up`: from `app.latest`, and
 what each area reads itself), once per showing although Textual posts ScreenResume twice on a first switch_mode.
 Textual calls every class's handler of a message in turn (AreaScreen's `on_mount` after the subclass's): subclasses
 never call super() for a handler, or the base's runs twice.

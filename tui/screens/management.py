@@ -23,6 +23,7 @@ from appliance.text import format_duration, size
 from tui.format import clock
 from tui.messages import JobsRefreshed
 from tui.screens.area import AreaScreen
+from tui.tables import cursor_key
 from tui.widgets.confirm import Confirm
 from tui.widgets.filtered_table import FilteredTable
 from tui.widgets.mailslot_guide import MailSlotGuide
@@ -331,7 +332,7 @@ class ManagementScreen(AreaScreen):
         table = self.query_one("#drives", DataTable)
         if self.query_one("#management-tabs", TabbedContent).active != "drives-tab" or not table.row_count:
             return self.notify("Pick a drive in the Drives tab first.", severity="warning")
-        library, number = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value.rsplit(":", 1)
+        library, number = cursor_key(table).rsplit(":", 1)
         self.call(f"clean drive {number}", self.app.daemon.drive_action, library, int(number), "clean",
                   done=lambda answer: self._started(answer, f"clean drive {number} of {library}"))
 
@@ -353,7 +354,7 @@ class ManagementScreen(AreaScreen):
         tab = self.query_one("#management-tabs", TabbedContent).active
         if tab == "drives-tab" and self.query_one("#drives", DataTable).row_count:
             table = self.query_one("#drives", DataTable)
-            library, number = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value.rsplit(":", 1)
+            library, number = cursor_key(table).rsplit(":", 1)
             self.call(f"unload drive {number}", self.app.daemon.unload, None, int(number), library,
                       done=lambda answer: self._started(answer, f"unload drive {number} of {library}"))
             return

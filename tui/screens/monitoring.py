@@ -21,6 +21,7 @@ from tui import fixes
 from tui.format import clock, duration, parse_time, since
 from tui.messages import AlertsChanged, JobsRefreshed
 from tui.screens.area import AreaScreen
+from tui.tables import cursor_key, refill
 from tui.widgets.confirm import Confirm
 
 ACTIVE = ("running", "queued")
@@ -116,7 +117,7 @@ class MonitoringScreen(AreaScreen):
         rows = [(alert_key(a), ["-" if a["id"] is None else str(a["id"]), clock(a["time"], now),
                                 Text(a["severity"], SEVERITY_STYLE.get(a["severity"], "")), alert_object(a),
                                 a["message"]] + ([alert_state(a)] if self.all_alerts else [])) for a in alerts]
-        self._fill("#alerts", rows)
+        refill(self.query_one("#alerts", DataTable), rows)
         empty = self.query_one("#alerts-empty", Static)
         empty.update("No alerts kept." if self.all_alerts else OPEN_ALERTS_EMPTY)
         empty.display = not alerts
@@ -153,21 +154,9 @@ class MonitoringScreen(AreaScreen):
                 f"{rate:,.0f}/s" if rate and j["state"] == "running" else "",
                 clock(j["started"] or j["created"], now), duration(took) if took is not None else "-",
                 job_note(j)]))
-        self._fill("#jobs", rows)
+        refill(self.query_one("#jobs", DataTable), rows)
         self.query_one("#jobs-empty").display = not jobs
         self.query_one("#jobs").display = bool(jobs)
-
-    def _fill(self, selector: str, rows: list[tuple[str, list]]) -> None:
-        """Redraw a table, the cursor staying on the same row (by key) when that row is still there."""
-        table = self.query_one(selector, DataTable)
-        keep = None
-        if table.row_count:
-            keep = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        table.clear()
-        for key, cells in rows:
-            table.add_row(*cells, key=key)
-        if keep is not None and keep in {k for k, _ in rows}:
-            table.move_cursor(row=table.get_row_index(keep), animate=False)
 
     def _measure(self, jobs: list[dict]) -> None:
         at = time.monotonic()
@@ -185,10 +174,7 @@ class MonitoringScreen(AreaScreen):
     # -- actions ----------------------------------------------------------------------------------------------------
 
     def _current(self, selector: str, items: list[dict], key_of=lambda i: str(i["id"])) -> dict | None:
-        table = self.query_one(selector, DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        key = cursor_key(self.query_one(selector, DataTable))
         return next((i for i in items if key_of(i) == key), None)
 
     def action_acknowledge(self) -> None:

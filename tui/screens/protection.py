@@ -19,6 +19,7 @@ from appliance.text import format_duration
 from tui.format import clock, duration, since
 from tui.messages import JobsRefreshed, StatusRefreshed
 from tui.screens.area import AreaScreen
+from tui.tables import cursor_key, refill
 from tui.widgets.group_form import GroupForm, GroupPlan
 from tui.widgets.tape_backup import send_to_tape
 
@@ -97,16 +98,16 @@ class ProtectionScreen(AreaScreen):
     def show_groups(self, groups: list[dict]) -> None:
         self.groups = sorted(groups, key=lambda g: g["name"])
         table = self.query_one("#groups", DataTable)
-        keep = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value if table.row_count else None
-        table.clear()
         now = self.app.now()
+        rows = []
         for g in self.groups:
             st = self.states.get(g["name"], {})
-            table.add_row(g["name"], self._state(g, st), self._sources(g), format_duration(g["sync_seconds"]),
-                          self._last_sync(st, now), clock(st.get("latest_point"), now), self._lag(g, st, now),
-                          str(st.get("points", "-")), (g.get("tape") or {}).get("pool") or "-", key=g["name"])
-        if keep in {g["name"] for g in self.groups}:
-            table.move_cursor(row=table.get_row_index(keep), animate=False)
+            rows.append((g["name"], [g["name"], self._state(g, st), self._sources(g),
+                                     format_duration(g["sync_seconds"]), self._last_sync(st, now),
+                                     clock(st.get("latest_point"), now),
+                                     self._lag(g, st, now), str(st.get("points", "-")),
+                                     (g.get("tape") or {}).get("pool") or "-"]))
+        refill(table, rows)
         self.query_one("#groups-empty").display = not groups
         table.display = bool(groups)
         self.query_one("#group-pane").display = bool(groups)
@@ -170,10 +171,7 @@ class ProtectionScreen(AreaScreen):
         detail.update(grid)
 
     def current(self) -> dict | None:
-        table = self.query_one("#groups", DataTable)
-        if not table.row_count:
-            return None
-        name = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        name = cursor_key(self.query_one("#groups", DataTable))
         return next((g for g in self.groups if g["name"] == name), None)
 
     # -- actions ----------------------------------------------------------------------------------------------------

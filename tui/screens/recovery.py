@@ -18,13 +18,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label, OptionList, Static, TabbedContent, TabPane
-from textual.widgets.data_table import RowDoesNotExist
 from textual.widgets.option_list import Option
 
 from appliance.text import size
 from tui.format import clock, parse_time
 from tui.messages import JobsRefreshed, StatusRefreshed
 from tui.screens.area import AreaScreen
+from tui.tables import cursor_key, refill
 from tui.widgets.restore import RestoreDialog
 from tui.widgets.tape_backup import send_to_tape
 
@@ -213,14 +213,12 @@ class RecoveryScreen(AreaScreen):
                          f"`tapeline sync {group} --wait`.")
         else:
             title.update(f"Group {group}: {len(points)} recovery points, {len(sets)} tape sets, by day")
-        table = self.query_one("#days", DataTable)
-        keep = self._cursor_key(table)
-        table.clear()
+        rows = []
         for day, pts, tape in self.days:
             times = " ".join(parse_time(p["time"]).astimezone().strftime("%H:%M") for p in pts[-6:])
-            table.add_row(day, f"{len(pts)}  {'… ' if len(pts) > 6 else ''}{times}" if pts else "-",
-                          ", ".join(f"{s['id']} ({s['kind']})" for s in tape) or "-", key=day)
-        self._restore_cursor(table, keep)
+            rows.append((day, [day, f"{len(pts)}  {'… ' if len(pts) > 6 else ''}{times}" if pts else "-",
+                               ", ".join(f"{s['id']} ({s['kind']})" for s in tape) or "-"]))
+        refill(self.query_one("#days", DataTable), rows)
         self.show_day()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -229,7 +227,7 @@ class RecoveryScreen(AreaScreen):
 
     def show_day(self) -> None:
         table = self.query_one("#day", DataTable)
-        day = self._cursor_key(self.query_one("#days", DataTable))
+        day = cursor_key(self.query_one("#days", DataTable))
         table.clear()
         match = next((d for d in self.days if d[0] == day), None)
         if match is None:
@@ -376,7 +374,7 @@ class RecoveryScreen(AreaScreen):
         if group is None:
             return
         if tab == "calendar":
-            key = self._cursor_key(self.query_one("#day", DataTable))
+            key = cursor_key(self.query_one("#day", DataTable))
             if key is None:
                 return
             if key.startswith("t"):
@@ -385,18 +383,18 @@ class RecoveryScreen(AreaScreen):
             point = next(p for p in self.points if f"p{p['id']}" == key)
             return self._ask(group, point, [], to)
         if tab == "browse" and self.point is not None:
-            key = self._cursor_key(self.query_one("#entries", DataTable))
+            key = cursor_key(self.query_one("#entries", DataTable))
             entry = next((e for e in self.entries if e["path"] == key), None)
             if entry is not None:
                 paths = [] if self.cwd is None else [(entry["path"], entry["kind"])]
                 return self._ask(group, self.point, paths, to)
         if tab == "find":
-            key = self._cursor_key(self.query_one("#found", DataTable))
+            key = cursor_key(self.query_one("#found", DataTable))
             if key is not None:
                 v = self.found[int(key)]
                 return self._ask(group, v["last_point"], [(v["path"], v["kind"])], to)
         if tab == "versions":
-            key = self._cursor_key(self.query_one("#file-versions", DataTable))
+            key = cursor_key(self.query_one("#file-versions", DataTable))
             if key is not None:
                 v = self.versions[int(key)]
                 return self._ask(group, v["last_point"], [(v["path"], v["kind"])], to)
@@ -457,34 +455,18 @@ class RecoveryScreen(AreaScreen):
         self.query_one(self.PRIMARY[event.pane.id]).focus()
 
     def action_send_to_tape(self) -> None:
-        key = self._cursor_key(self.query_one("#day", DataTable))
+        key = cursor_key(self.query_one("#day", DataTable))
         if self.group is None or key is None or not key.startswith("p"):
             return self.notify("Pick a disk point in the calendar first (a day, then its point).", severity="warning")
         send_to_tape(self, self.group, key[1:])
 
-    # -- helpers --------------------------------------------------------------------------------------------------
-
     def _selected_path(self) -> str | None:
         tab = self.query_one("#recovery-tabs", TabbedContent).active
         if tab == "browse":
-            key = self._cursor_key(self.query_one("#entries", DataTable))
+            key = cursor_key(self.query_one("#entries", DataTable))
             return key if key and self.cwd is not None else None
         if tab == "find":
-            key = self._cursor_key(self.query_one("#found", DataTable))
+            key = cursor_key(self.query_one("#found", DataTable))
             return self.found[int(key)]["path"] if key is not None else None
         return self.file
 
-    @staticmethod
-    def _cursor_key(table: DataTable) -> str | None:
-        if not table.row_count:
-            return None
-        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-
-    @staticmethod
-    def _restore_cursor(table: DataTable, key: str | None) -> None:
-        if key is None:
-            return
-        try:
-            table.move_cursor(row=table.get_row_index(key))
-        except RowDoesNotExist:  # the row is gone: the cursor stays at the top
-            pass
