@@ -74,9 +74,10 @@ class ProtectionScreen(AreaScreen):
         self.call("Read the groups", self.app.daemon.groups, done=self.show_groups)
 
     def on_status_refreshed(self, message: StatusRefreshed) -> None:
-        names = {g["name"] for g in message.status["groups"]}
+        # Against the last status, not self.groups: a status may come while the groups' read is still on its way.
+        known = set(self.states)
         self._take_status(message.status)
-        if names != {g["name"] for g in self.groups}:
+        if set(self.states) != known:
             self.load_groups()
         else:
             self.show_groups(self.groups)
