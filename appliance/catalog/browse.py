@@ -20,7 +20,7 @@ from sqlalchemy import Text, cast, func, select
 
 from appliance.catalog.engine import Catalog
 from appliance.catalog.models import Source
-from appliance.catalog.points import FV, RP, PointInfo, VersionInfo, _point_info
+from appliance.catalog.points import FV, PointInfo, VersionInfo, list_points, relative_path
 from appliance.errors import NotFound, UsageError
 
 
@@ -44,18 +44,9 @@ def _sources(conn, group_id: int) -> list[tuple[int, str]]:
 
 def _locate(sources: list[tuple[int, str]], path: str) -> tuple[int, str, bytes] | None:
     """The source holding `path` (the deepest, should two nest) and the path relative to it, as the index has it."""
-    best = None
-    for source_id, root in sources:
-        base = root.rstrip("/") or "/"
-        if path == base:
-            hit = (source_id, root, b"")
-        elif path.startswith(base.rstrip("/") + "/"):
-            hit = (source_id, root, os.fsencode(path[len(base.rstrip("/")) + 1:]))
-        else:
-            continue
-        if best is None or len(root) > len(best[1]):
-            best = hit
-    return best
+    held = [(source_id, root, rel) for source_id, root in sources
+            if (rel := relative_path(root, path)) is not None]
+    return max(held, key=lambda h: len(h[1]), default=None)
 
 
 def _held(point_id: int):
@@ -77,14 +68,11 @@ def list_dir(catalog: Catalog, group_id: int, point: PointInfo, path: str | None
     with catalog.read_engine.connect() as conn:
         sources = _sources(conn, group_id)
         if not path:
-            out = []
-            for source_id, root in sources:
-                row = conn.execute(select(FV.c.kind, FV.c.size, FV.c.mtime_ns).where(
-                    FV.c.group_id == group_id, FV.c.source_id == source_id, FV.c.path == b"",
-                    _held(point.id))).first()
-                out.append(Entry(root, root, row.kind if row else "dir", row.size if row else 0,
-                                 row.mtime_ns if row else 0))
-            return out
+            roots = {r.source_id: r for r in conn.execute(
+                select(FV.c.source_id, FV.c.kind, FV.c.size, FV.c.mtime_ns).where(
+                    FV.c.group_id == group_id, FV.c.path == b"", _held(point.id)))}
+            return [Entry(root, root, roots[i].kind, roots[i].size, roots[i].mtime_ns) if i in roots else
+                    Entry(root, root, "dir", 0, 0) for i, root in sources]
         path = os.path.normpath(path)
         where = _locate(sources, path)
         if where is None:
@@ -139,11 +127,10 @@ def find(catalog: Catalog, group_id: int, group_name: str, pattern: str, limit: 
     path, then oldest first. At most `limit` versions, and whether more matched (the scan stops there)."""
     pattern, match = _matcher(pattern)
     found: list[VersionInfo] = []
+    points = list_points(catalog, group_id, group_name)
+    ids = [p.id for p in points]
     with catalog.read_engine.connect() as conn:
         sources = dict(_sources(conn, group_id))
-        points = [_point_info(r, group_name) for r in
-                  conn.execute(select(RP).where(RP.c.group_id == group_id).order_by(RP.c.id))]
-        ids = [p.id for p in points]
         narrow = _like(conn, pattern)
         query = (select(FV.c.source_id, FV.c.path, FV.c.kind, FV.c.size, FV.c.mtime_ns, FV.c.first_point,
                         FV.c.until_point)

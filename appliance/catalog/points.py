@@ -194,6 +194,17 @@ def count_points(catalog: Catalog) -> int:
         return conn.execute(select(func.count()).select_from(RP)).scalar_one()
 
 
+def relative_path(root: str, path: str) -> bytes | None:
+    """`path` (normalised) as the index holds it under source `root`: b"" for the root itself, None when it is not
+    under that source."""
+    base = root.rstrip("/")
+    if path == (base or "/"):
+        return b""
+    if path.startswith(base + "/"):
+        return os.fsencode(path[len(base) + 1:])
+    return None
+
+
 def versions(catalog: Catalog, path: str) -> list[VersionInfo]:
     """Every version of `path` (an absolute path on the protected machine) in every group protecting it."""
     path = os.path.normpath(path)
@@ -202,11 +213,8 @@ def versions(catalog: Catalog, path: str) -> list[VersionInfo]:
         sources = conn.execute(select(Source.id, Source.path, Source.group_id, ProtectionGroup.name)
                                .join(ProtectionGroup, ProtectionGroup.id == Source.group_id)).all()
         for source_id, root, group_id, group_name in sources:
-            if path == root:
-                rel = b""
-            elif path.startswith(root.rstrip("/") + "/"):
-                rel = os.fsencode(path[len(root.rstrip("/")) + 1:])
-            else:
+            rel = relative_path(root, path)
+            if rel is None:
                 continue
             rows = conn.execute(select(FV).where(FV.c.group_id == group_id, FV.c.source_id == source_id,
                                                  FV.c.path == rel).order_by(FV.c.first_point)).all()

@@ -123,3 +123,15 @@ def test_names_that_are_not_utf8_are_listed_and_browsed(sqlite_daemon, tmp_path)
         assert [e["path"] for e in api.tree("qa", str(src))["entries"]] == [odd_dir]
         assert [e["name"] for e in api.tree("qa", odd_dir)["entries"]] == ["in.txt"]
         assert api.find("qa", "in.txt")["versions"][0]["path"] == odd_dir + "/in.txt"
+
+
+def test_a_path_under_a_source_as_the_index_holds_it():
+    """One rule for browsing and `versions`: the root itself is b"", a sibling that shares the prefix is not under it,
+    and a path under nested sources belongs to the deepest."""
+    from appliance.catalog.browse import _locate
+    from appliance.catalog.points import relative_path
+    assert relative_path("/", "/") == b"" and relative_path("/", "/etc/hosts") == b"etc/hosts"
+    assert relative_path("/srv/a", "/srv/a") == b"" and relative_path("/srv/a", "/srv/a/b/c") == b"b/c"
+    assert relative_path("/srv/a", "/srv/ab") is None and relative_path("/srv/a", "/srv") is None
+    assert _locate([(1, "/srv"), (2, "/srv/a"), (3, "/var")], "/srv/a/b") == (2, "/srv/a", b"b")
+    assert _locate([(1, "/srv")], "/var/x") is None
