@@ -212,6 +212,9 @@ class MonitoringScreen(AreaScreen):
         if alert is None:
             self.notify("No open alert whose fix to run.", severity="warning")
             return
+        if alert.get("resolved"):
+            self.notify(f"Alert {alert['id']} is {alert_state(alert)}: its fix is not needed now.", markup=False)
+            return
         found = fixes.commands(alert["fix"])
         call = next((c for c in map(fixes.runnable, found) if c is not None), None)
         if call is None:
