@@ -18,6 +18,7 @@ from appliance.media import format as fmt
 from appliance.media.tape_read import FrameSource, ReadResult, SetLayout, plan, read_run
 from appliance.media.tape_write import Abandon, Target, write_set
 from simulators.vtl.cli import main as vtl_main
+from tests.drivers.test_tape_driver import CountedWrites
 
 BS = fmt.BLOCK_SIZE
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
@@ -122,6 +123,20 @@ def test_a_set_spans_cartridges_at_early_warning_and_reads_back_whole(tmp_path):
     stats = write(bench, tmp_path / "src")
     assert [(p.barcode, full) for p, full in bench.parts] == [(first, True), (bench.parts[1][0].barcode, False)]
     assert [p.tape_file for p in stats.parts] == [2, 2] and [p.complete for p in stats.parts] == [False, True]
+    layout, entries = layout_of(stats)
+    got, result, _ = read_back(bench, layout, entries)
+    assert result.lost == [] and {k: got[k] for k in data} == data
+
+
+def test_each_frame_reaches_the_drive_in_one_write_command(tmp_path):
+    bench = Bench(library(tmp_path))
+    counted = CountedWrites(bench.drive.transport, bench.drive.transport.max_transfer)
+    bench.drive = TapeDrive(counted)
+    data = tree(tmp_path / "src")
+    stats = write(bench, tmp_path / "src")
+    [part] = stats.parts
+    # labels 2, the set's header block, its frames, the padding, the index, the catalog: not one per block
+    assert len(counted.writes) <= len(part.frames) + 6 < part.blocks
     layout, entries = layout_of(stats)
     got, result, _ = read_back(bench, layout, entries)
     assert result.lost == [] and {k: got[k] for k in data} == data
