@@ -97,6 +97,13 @@ class TapelineApp(App):
         self.poll()
         self.set_interval(self.poll_seconds, self.poll)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The shown area's own key is left out of the footer (the area is there already): with it, the areas'
+        keys and a screen's own no longer fit 140 columns."""
+        if action == "switch_mode" and parameters and parameters[0] == self.current_mode:
+            return False
+        return True
+
     @work(thread=True, exclusive=True, group="poll")
     def poll(self) -> None:
         try:

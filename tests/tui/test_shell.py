@@ -8,6 +8,7 @@ import sys
 from collections import Counter
 
 from pilot import until
+from textual.widgets._footer import FooterKey
 from tui.app import TapelineApp
 from tui.daemon import Daemon
 from tui.widgets.daemon_state import DaemonState
@@ -63,6 +64,23 @@ def test_one_key_each_for_the_five_areas(tmp_path):
                 await pilot.press(key)
                 await pilot.pause()
                 assert app.current_mode == mode, key
+    run(scenario)
+
+
+def test_every_binding_of_each_area_shows_in_a_140_column_footer(tmp_path):
+    async def scenario():
+        app = TapelineApp(tmp_path / "no.sock", poll_seconds=5)
+        async with app.run_test(size=(140, 40)) as pilot:
+            for key, mode in [("f1", "monitoring"), ("f2", "protection"), ("f3", "recovery"), ("f4", "reporting"),
+                              ("f5", "management")]:
+                await pilot.press(key)
+                await pilot.pause(0.2)
+                shown = [k for k in app.screen.query(FooterKey)]
+                wanted = {b.binding.description for b in app.screen.active_bindings.values()
+                          if b.binding.show and b.binding.description}
+                assert wanted <= {k.description for k in shown}, mode  # and the palette's key
+                assert all(0 < k.region.right <= 140 for k in shown), (mode, [(k.description, k.region) for k in shown])
+                assert mode.capitalize() not in wanted  # the area shown needs no key of its own there
     run(scenario)
 
 
