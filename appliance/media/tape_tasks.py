@@ -7,6 +7,7 @@ from typing import Callable
 from appliance.catalog import media as cat
 from appliance.catalog import tape_sets
 from appliance.catalog.models import utcnow
+from appliance.errors import NotFound
 from appliance.media import format as fmt
 from appliance.media import keys, pools, tape_backup, tape_rebuild, tape_restore
 from appliance.media.index_cache import IndexCache
@@ -40,7 +41,12 @@ class TapeTasks:
         library = cat.library_by_id(ctx.catalog, cart.library_id).name
         parts = [(s.uuid, p) for s in tape_sets.list_sets(ctx.catalog, states=("ok",))
                  for p in s.parts if p.barcode == barcode]
-        indexes = {uuid: self.cache.load(uuid) for uuid in {u for u, _ in parts}}
+        try:
+            indexes = {uuid: self.cache.load(uuid) for uuid in {u for u, _ in parts}}
+        except FileNotFoundError:  # the appliance's copy, not the cartridge: no check is recorded against it
+            raise NotFound(f"this appliance has no index copy of a set on {barcode}: without it the frames cannot "
+                           "be checked", f"read the index copies back from the tapes with `tapeline media rebuild "
+                           f"--library {library} --wait`, then verify again") from None
         ciphers = {s.uuid: keys.cipher_for_set(ctx.catalog, s) for s in tape_sets.list_sets(ctx.catalog)
                    if s.uuid in indexes}
         with self.media.acquire_drive(library, ctx, barcode=barcode) as lease:

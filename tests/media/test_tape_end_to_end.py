@@ -105,6 +105,14 @@ def test_a_point_goes_to_tape_and_every_file_comes_back(appliance, tmp_path):
     verify = job["result"]["verify"]
     assert job["state"] == "completed" and verify["sets"] == 1 and verify["frames_checked"] > 0
     assert verify["problems"] == []
+    # the appliance's index copy gone (not the cartridge): the verify says how to read it back, the cartridge is
+    # not judged
+    copies = d.data / "tape-index"
+    copies.rename(tmp_path / "index-aside")
+    lost = d.run("--json", "media", "verify", barcode, "--wait", check=1)
+    assert "no index copy" in lost.stderr and "tapeline media rebuild --library vtl" in lost.stderr, lost.stderr
+    assert d.json("media", "show", barcode)["state"] != "damaged"
+    (tmp_path / "index-aside").rename(copies)
     # a block of the set gone bad: verify names it and fails
     subprocess.run([VTL, "fault", str(d.data / "vtl"), "media-error", barcode, "--at", "6", "--persistent"],
                    check=True, capture_output=True)
