@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -24,25 +23,10 @@ def test_protect_a_directory_and_watch_its_sync_in_tmux(up):
     tmux = Tmux()
     try:
         tmux.start_console(up)
-        tmux.until("Tapeline · Monitoring", "demo", "f1 Monitoring")  # the demo group's first sync, listed
+        tmux.until("Tapeline · Monitoring", "demo", "f2 Protection")  # the demo group's first sync, listed
         tmux.keys("F2")
         tmux.until("Protection groups", "demo", "n New group")
-        tmux.keys("n")
-        tmux.until("Protect directories: a new group")
-        tmux.type("docs")  # the name field has the focus
-        tmux.until(" docs ")
-        tmux.keys("C-l")  # the path field, under the directory tree
-        # Textual moves the focus after the keys already queued: type once the cursor shows in the field (it then
-        # splits the placeholder's first character from the rest, a style of its own).
-        deadline = time.monotonic() + 30
-        while "m/path/to/protect" in tmux.screen(styles=True):
-            assert time.monotonic() < deadline, "the path field never took the focus"
-            time.sleep(0.1)
-        tmux.type(str(docs))
-        tmux.until(str(docs))
-        tmux.keys("Enter")
-        tmux.until(f"▊ {docs}")  # in the list of sources
-        tmux.keys("C-s")
+        tmux.protect("docs", docs)
         # The group's state, not its last job: a second sync may already run when the first has completed.
         shown = tmux.until_true(lambda s: "protected" in (tmux.row(s, "docs") or ""), "group docs protected")
         assert str(docs) in tmux.row(shown, "docs"), shown

@@ -41,20 +41,7 @@ def test_a_new_operator_protects_sends_to_tape_exports_and_restores_from_the_con
         # Protect a directory, and watch its first sync until the group is protected.
         tmux.keys("F2")
         tmux.until("Protection groups", "n New group")
-        tmux.keys("n")
-        tmux.until("Protect directories: a new group")
-        tmux.type("docs")
-        tmux.until(" docs ")
-        tmux.keys("C-l")
-        deadline = time.monotonic() + 30  # the cursor in the path field splits its placeholder (see test_tmux.py)
-        while "m/path/to/protect" in tmux.screen(styles=True):
-            assert time.monotonic() < deadline, "the path field never took the focus"
-            time.sleep(0.1)
-        tmux.type(str(docs))
-        tmux.until(str(docs))
-        tmux.keys("Enter")
-        tmux.until(f"▊ {docs}")
-        tmux.keys("C-s")
+        tmux.protect("docs", docs)
         tmux.until_true(lambda s: "protected" in (tmux.row(s, "docs") or ""), "group docs protected")
 
         # Its recovery point to tape: the group under the cursor, t, the pool (the only one), a full set.

@@ -65,6 +65,25 @@ class Tmux:
         """The table row of the screen whose first cell is `first`."""
         return next((line for line in shown.splitlines() if line.strip("│ ▎").startswith(f"{first} ")), None)
 
+    def protect(self, name: str, path) -> None:
+        """In Protection: a new group `name` of the directory `path`, through the form, saved (Ctrl+S)."""
+        self.keys("n")
+        self.until("Protect directories: a new group")
+        self.type(name)  # the name field has the focus
+        self.until(f" {name} ")
+        self.keys("C-l")  # the path field, under the directory tree
+        # Textual moves the focus after the keys already queued: type once the cursor shows in the field (it then
+        # splits the placeholder's first character from the rest, a style of its own).
+        deadline = time.monotonic() + 30
+        while "m/path/to/protect" in self.screen(styles=True):
+            assert time.monotonic() < deadline, "the path field never took the focus"
+            time.sleep(0.1)
+        self.type(str(path))
+        self.until(str(path))
+        self.keys("Enter")
+        self.until(f"▊ {path}")  # in the list of sources
+        self.keys("C-s")
+
     def quit(self) -> None:
         """Ctrl+Q, and wait until the console has ended."""
         self.keys("C-q")
