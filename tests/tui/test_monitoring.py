@@ -189,6 +189,14 @@ def test_escape_keeps_the_job_running(held_daemon, tmp_path):
     assert d.json("job", str(job_id))["state"] == "completed"
 
 
+async def retry(pilot, app, job_id: int) -> None:
+    """`r` on the job's row in Monitoring's job list."""
+    await until(pilot, lambda: rows(app, "#jobs"), "the jobs")
+    table = app.screen.query_one("#jobs")
+    table.move_cursor(row=table.get_row_index(str(job_id)))
+    await pilot.press("r")
+
+
 def test_retry_submits_the_same_job_again(daemon, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
@@ -199,10 +207,7 @@ def test_retry_submits_the_same_job_again(daemon, tmp_path):
     async def scenario():
         app = TapelineApp(daemon.socket, poll_seconds=0.3)
         async with app.run_test(size=(140, 40)) as pilot:
-            await until(pilot, lambda: rows(app, "#jobs"), "the jobs")
-            table = app.screen.query_one("#jobs")
-            table.move_cursor(row=table.get_row_index(str(first["id"])))
-            await pilot.press("r")
+            await retry(pilot, app, first["id"])
             await until(pilot, lambda: len(rows(app, "#jobs")) == 2, "the job submitted again")
     run(scenario)
     again = daemon.json("jobs")[0]
@@ -225,10 +230,7 @@ def test_retry_a_restore(daemon, tmp_path):
     async def scenario():
         app = TapelineApp(daemon.socket, poll_seconds=0.3)
         async with app.run_test(size=(140, 40)) as pilot:
-            await until(pilot, lambda: rows(app, "#jobs"), "the jobs")
-            table = app.screen.query_one("#jobs")
-            table.move_cursor(row=table.get_row_index(str(first["id"])))
-            await pilot.press("r")
+            await retry(pilot, app, first["id"])
             await until(pilot, lambda: [r for r in rows(app, "#jobs") if r[1] == "restore" and r[3] == "completed"
                                         and r[0] != str(first["id"])], "the restore done again")
     run(scenario)

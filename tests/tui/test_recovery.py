@@ -3,14 +3,11 @@ restore to the original place (the dialog lists what is written) or elsewhere (o
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from textual.widgets import DataTable
 
-from appliance.catalog.engine import open_catalog
 from pilot import rows, run, text_of, until
-from tests.appliance.daemon_harness import make_daemon, stop_clean
-from tests.vault.report_site import make_site
+from tests.appliance.daemon_harness import stop_clean
+from tests.vault.report_site import served_site
 from tui.app import TapelineApp
 from tui.widgets.confirm import Confirm
 from tui.widgets.restore import RestoreDialog
@@ -149,15 +146,8 @@ def test_a_daemon_call_looked_up_on_the_event_loop_runs_on_the_worker_threads_ow
 def test_an_incremental_sets_restore_names_its_base_sets_cartridges(tmp_path):
     """The site of the vault report tests: group `files` has a full set on A00001L9 and an incremental on A00002L9
     built on it; restoring the incremental reads both."""
-    url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
-    cat = open_catalog(url)
-    make_site(cat, datetime.now(timezone.utc))
-    cat.close()
-    daemon = make_daemon(tmp_path, url).start()
+    daemon = served_site(tmp_path)
     try:
-        src = tmp_path / "src"
-        src.mkdir()
-        daemon.run("group", "create", "files", "--source", str(src))
         daemon.run("sync", "files", "--wait")  # the point the dialog's sources are read from
         incremental = next(s for s in daemon.json("tape", "sets", "files") if s["kind"] == "incremental")
 

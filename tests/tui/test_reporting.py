@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from textual.widgets import TextArea
 
-from appliance.catalog.engine import open_catalog
 from pilot import run, until
 from tests.appliance.daemon_harness import make_daemon, stop_clean
 from tests.appliance.mail_harness import MailServer
-from tests.vault.report_site import make_site
+from tests.vault.report_site import served_site
 from tui.app import TapelineApp
 
 
@@ -106,14 +103,8 @@ def test_a_report_about_one_group_is_produced_for_a_group(tmp_path):
     """restore-needs takes a group: the console produces it for the first group (g picks another), as
     `tapeline report restore-needs files` does. The site of the vault report tests: group `files` has a full set on
     A00001L9 and an incremental on A00002L9."""
-    url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
-    cat = open_catalog(url)
-    make_site(cat, datetime.now(timezone.utc))
-    cat.close()
-    daemon = make_daemon(tmp_path, url).start()
+    daemon = served_site(tmp_path)
     try:
-        (tmp_path / "src").mkdir()
-        daemon.run("group", "create", "files", "--source", str(tmp_path / "src"))
 
         async def scenario():
             app = TapelineApp(daemon.socket, poll_seconds=0.5)

@@ -19,10 +19,12 @@ from datetime import datetime, timedelta, timezone
 
 from sqlmodel import select
 
+from appliance.catalog.engine import open_catalog
 from appliance.catalog.media import add_library, create_pool, find_cartridge
 from appliance.catalog.models import Cartridge, MediaSet, Pool, TapeSet, TapeSetPart
 from appliance.catalog.moves import move, relocate
 from appliance.catalog.vaults import case_for, create_vault
+from tests.appliance.daemon_harness import make_daemon
 
 NOW = datetime(2026, 6, 15, 10, 0, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
@@ -112,3 +114,16 @@ def barcodes(catalog, **where) -> list[str]:
         for key, value in where.items():
             q = q.where(getattr(Cartridge, key) == value)
         return sorted(s.exec(q).all())
+
+
+def served_site(tmp_path):
+    """A started daemon on a SQLite catalog holding the site (make_site, as of now) and a group `files` of an empty
+    directory `tmp_path`/src."""
+    url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    cat = open_catalog(url)
+    make_site(cat, datetime.now(timezone.utc))
+    cat.close()
+    daemon = make_daemon(tmp_path, url).start()
+    (tmp_path / "src").mkdir()
+    daemon.run("group", "create", "files", "--source", str(tmp_path / "src"))
+    return daemon
