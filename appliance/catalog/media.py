@@ -174,6 +174,17 @@ def add_cartridge(catalog: Catalog, barcode: str, library_id: int, kind: str, nu
         return cart
 
 
+QUERY_VALUES = 900  # values one IN query binds at most (SQLite's bound-parameter limit is 999)
+
+
+def cartridges_in(session: Session, column, values) -> list[Cartridge]:
+    """The cartridges whose `column` (Cartridge.id, Cartridge.barcode) is one of `values`: one query per
+    QUERY_VALUES of them, not one per cartridge."""
+    values = sorted(values)
+    return [c for start in range(0, len(values), QUERY_VALUES)
+            for c in session.exec(select(Cartridge).where(column.in_(values[start:start + QUERY_VALUES]))).all()]
+
+
 def find_cartridge(session: Session, barcode: str) -> Cartridge | None:
     return session.exec(select(Cartridge).where(Cartridge.barcode == barcode)).first()
 

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlmodel import select
 
 from appliance.catalog.engine import Catalog
-from appliance.catalog.media import touch_library
+from appliance.catalog.media import cartridges_in, touch_library
 from appliance.catalog.models import IN_LIBRARY_LOCATIONS, Cartridge, Library, Vault
 from appliance.catalog.moves import NEXT, PLACE, RETURNS, SHOWN, element_shown, move, relocate
 from appliance.errors import TapelineError, UsageError
@@ -138,11 +138,8 @@ def apply_inventory(catalog: Catalog, library: Library, inv: Inventory, now: dat
     elsewhere: list[tuple[str, str, str, str]] = []
     by = f"inventory of library {library.name}"
     with catalog.session() as s:
-        known: dict[str, Cartridge] = {}
-        barcodes = sorted(seen)
-        for start in range(0, len(barcodes), 900):  # one query (per 900: SQLite's bound-parameter limit), not one
-            known.update((c.barcode, c) for c in s.exec(  # per barcode: export's wait_for calls this every 2 s
-                select(Cartridge).where(Cartridge.barcode.in_(barcodes[start:start + 900]))).all())
+        # not one query per barcode: export's wait_for calls this every 2 s
+        known = {c.barcode: c for c in cartridges_in(s, Cartridge.barcode, seen)}
         for barcode, e in seen.items():
             cart = known.get(barcode)
             if cart is None:

@@ -101,10 +101,7 @@ def _located(catalog, barcodes: set[str]) -> dict[str, str]:
     with catalog.reader() as s:
         vaults = {v.id: v.name for v in s.exec(select(Vault)).all()}
         cases = {c.id: c.number for c in s.exec(select(MediaCase)).all()}
-        carts: dict[str, Cartridge] = {}
-        for start in range(0, len(wanted), 900):  # SQLite's bound-parameter limit
-            carts.update((c.barcode, c) for c in s.exec(
-                select(Cartridge).where(Cartridge.barcode.in_(wanted[start:start + 900]))).all())
+        carts = {c.barcode: c for c in cat.cartridges_in(s, Cartridge.barcode, wanted)}
     shown = {}
     for barcode in wanted:
         cart = carts.get(barcode)

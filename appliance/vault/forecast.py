@@ -34,6 +34,7 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel, select
 
 from appliance.catalog.engine import Catalog
+from appliance.catalog.media import cartridges_in
 from appliance.catalog.tape_sets import DR_GROUP
 from appliance.catalog.models import (IN_LIBRARY_LOCATIONS, Cartridge, Library, MediaCase, MediaSet, Pool,
                                       ProtectionGroup, TapePolicy, TapeSet, TapeSetPart, Vault)
@@ -271,16 +272,12 @@ def _export(sim: Catalog, when: datetime, write_backup: Callable[[Pool], bool]) 
 
 def _by_barcode(sim: Catalog, barcodes: list[str]) -> list[Cartridge]:
     with sim.reader() as s:
-        return [c for start in range(0, len(barcodes), 900)
-                for c in s.exec(select(Cartridge).where(Cartridge.barcode.in_(barcodes[start:start + 900])))]
+        return cartridges_in(s, Cartridge.barcode, barcodes)
 
 
 def _rows(s, ids: set[int]) -> dict[int, Cartridge]:
-    """Cartridges by id, in one query (the simulation's catalog is SQLite: at most 900 ids a query)."""
-    ordered, rows = sorted(ids), {}
-    for start in range(0, len(ordered), 900):
-        rows.update((c.id, c) for c in s.exec(select(Cartridge).where(Cartridge.id.in_(ordered[start:start + 900]))))
-    return rows
+    """Cartridges by id, in one query a few hundred."""
+    return {c.id: c for c in cartridges_in(s, Cartridge.id, ids)}
 
 
 def _snapshot(sim: Catalog, pools: list[Pool]) -> dict[int, tuple[int, int, int]]:

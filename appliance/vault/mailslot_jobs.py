@@ -14,6 +14,7 @@ from appliance.catalog.models import utcnow
 from appliance.errors import UsageError
 from appliance.media import format as fmt
 from appliance.ops.jobs import JobContext, Outcome
+from appliance.ops.messages import plural
 from appliance.vault import drplan, forecast
 from appliance.vault.export import Export, rotating_pools
 from appliance.vault.import_ import Import
@@ -46,8 +47,9 @@ class VaultTasks:
         dry = sorted(pool for pool, day in result.scratch_out.items() if day)
         return Outcome("completed", result={
             "forecast": result.to_json(),
-            "summary": f"{weeks} week(s) forecast: " + (f"scratch runs out in pool(s) {', '.join(dry)}" if dry
-                                                        else "scratch lasts in every pool")})
+            "summary": f"{plural(weeks, 'week')} forecast: " + (
+                f"scratch runs out in {'pool' if len(dry) == 1 else 'pools'} {', '.join(dry)}" if dry
+                else "scratch lasts in every pool")})
 
 
 class VaultDesk:

@@ -30,7 +30,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from appliance.catalog.engine import Catalog
-from appliance.catalog.media import get_pool
+from appliance.catalog.media import cartridges_in, get_pool
 from appliance.catalog.models import Cartridge, MediaSet, Pool, TapeSet
 from appliance.catalog.vaults import get_vault
 from appliance.errors import Conflict, UsageError
@@ -149,11 +149,7 @@ def due_back_in(s: Session, now: datetime, pool: str | None = None) -> list[Cart
            and (pool is None or (r[1] in pools and pools[r[1]].name == pool))}
     if not due:
         return []
-    rows: list[Cartridge] = []
-    ids = sorted(due)
-    for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
-        rows += s.exec(select(Cartridge).where(Cartridge.id.in_(ids[start:start + 900]))).all()
-    return sorted(rows, key=lambda c: c.barcode)
+    return sorted(cartridges_in(s, Cartridge.id, due), key=lambda c: c.barcode)
 
 
 def _kept_generations(vaulted: list[tuple[int, int]], pools: dict[int, Pool],

@@ -135,7 +135,7 @@ def test_the_forecast_job_counts_the_simulated_days_as_its_progress(site):
     assert (job.progress_done, job.progress_total) == (14, 14)
     days = job.result["forecast"]["days"]
     assert len(days) == 14 and [d["pools"][0]["written"] for d in days] == [1] * 14
-    assert job.result["summary"] == "2 week(s) forecast: scratch lasts in every pool"
+    assert job.result["summary"] == "2 weeks forecast: scratch lasts in every pool"
 
 
 def test_the_forecast_through_the_command_warns_when_scratch_runs_out(tmp_path):
