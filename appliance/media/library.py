@@ -194,6 +194,10 @@ class LibraryHandle:
         self.name = library.name
         self.lock = threading.RLock()
         self._changer: MediaChanger | MtxChanger | None = None
+        # Whether an alert that the library is down may be open: the first reading after a start resolves one left by
+        # the last run, later ones only after a failure. Every changer reading (every 2 s while an export waits on the
+        # mail slots) would otherwise queue for the catalog's write lock behind the jobs.
+        self._maybe_down = True
 
     @property
     def changer(self) -> MediaChanger | MtxChanger:
@@ -230,7 +234,9 @@ class LibraryHandle:
                     raise TapelineError(f"library '{self.name}': the changer does not answer ({exc})",
                                         f"check the library and its URL ({shown_url(self.row.changer_url)}), then "
                                         "retry") from None
-        alerts.resolve_message(self.catalog, self._down_message)
+            if self._maybe_down:
+                alerts.resolve_message(self.catalog, self._down_message)
+                self._maybe_down = False
         return inventory
 
     @property
@@ -245,6 +251,7 @@ class LibraryHandle:
         else:
             fix = f"check that the library is on and cabled, then `tapeline library inventory {self.name}`"
         message = f"{self._down_message} at {shown_url(url)} ({cause_of(exc)})"
+        self._maybe_down = True
         alerts.raise_alert(self.catalog, "error", message, fix, same_as=self._down_message,
                            about=("library", self.name))
         return LibraryDown(message, fix)

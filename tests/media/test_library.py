@@ -8,6 +8,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import text
 
 from appliance.catalog import media as cat
 from appliance.catalog import tape_sets
@@ -372,3 +373,30 @@ def test_the_index_copies_of_a_set_go_once_its_media_set_expires_and_those_of_a_
     assert [p.name for p in copies.iterdir()] == ["uuid-kept"]
     assert media.fail_unfinished() == 0  # the next start has nothing left to fail
     assert (copies / "uuid-kept" / "1.idx").read_bytes() == b"index bytes as on tape"
+
+
+def test_reading_the_changer_does_not_wait_for_a_job_writing_to_the_catalog(media):
+    # An export polls the changer every 2 s while the operator empties the mail slots; a long catalog write (a big
+    # sync's commit) must not hold those readings up once the library is known to answer.
+    handle = media.library("vtl")
+    handle.current()
+    writing, done = threading.Event(), threading.Event()
+
+    def long_write():
+        with media.catalog.session() as s:
+            s.exec(text("SELECT 1"))  # the transaction (BEGIN IMMEDIATE on SQLite) starts with its first statement
+            writing.set()
+            done.wait(30)
+
+    writer = threading.Thread(target=long_write)
+    writer.start()
+    try:
+        assert writing.wait(10)
+        reader = threading.Thread(target=handle.current)
+        reader.start()
+        reader.join(10)
+        assert not reader.is_alive(), "reading the changer queued behind the catalog's writer"
+    finally:
+        done.set()
+        writer.join()
+        reader.join()
