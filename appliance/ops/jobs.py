@@ -15,7 +15,9 @@ Invariants:
   cartridge never hold every worker, and more tape jobs than drives wait `queued`, not inside a drive lease. A
   tape job that waits for a person at the mail slots holds no slot meanwhile: `vault-import` never uses a drive
   (NO_DRIVE_KINDS: its own thread, no slot), and a job that needs none from some point on (`vault-export`, once its
-  catalog backup is written) gives its slot back (`JobContext.release_drive`).
+  catalog backup is written) gives its slot back (`JobContext.release_drive`). The rotation forecast
+  (`vault-forecast`) uses no drive either but runs for minutes: it too gets a thread of its own and no slot, so it
+  never holds a worker that the scheduled syncs need.
 - A scheduled job whose failure is transient (`Outcome.transient`: a source that cannot be reached, a drive
   offline) is retried up to `limits.retries` times (an operator's request fails at once: the operator is there to
   see it and decide), after `limits.retry_delay` seconds doubled each time; it stays `queued`
@@ -77,7 +79,8 @@ RESTORE_KINDS = ("restore", "tape-restore")
 SYNC_KINDS = ("sync", "point")
 TAPE_KINDS = ("tape-backup", "tape-restore", "media-verify", "media-rebuild", "inventory", "label", "erase", "clean",
               "load", "unload", "vault-export", "vault-import")
-NO_DRIVE_KINDS = ("vault-import",)  # tape jobs (own thread) that never use a drive: they take no slot
+NO_DRIVE_KINDS = ("vault-import", "vault-forecast")  # jobs on their own thread that never use a drive: no slot
+OWN_THREAD_KINDS = TAPE_KINDS + ("vault-forecast",)  # the forecast runs for minutes: never on a worker the syncs need
 RELEASED = "tape job done with its drive"  # what a job that gave its slot back counts as (no kind: counted nowhere)
 SLOTS_RECHECK = 5.0  # seconds: how soon a tape job held back for want of drives looks again (a drive enabled)
 
@@ -386,7 +389,7 @@ class JobEngine:
         best, best_rank = None, None
         for jid in self._pending:
             kind, group_id = self._pending_info[jid]
-            if (kind in TAPE_KINDS) != tape or (group_id is not None and _hold(kind, group_id) in self._busy_groups):
+            if (kind in OWN_THREAD_KINDS) != tape or (group_id is not None and _hold(kind, group_id) in self._busy_groups):
                 continue
             due = self._not_before.get(jid, 0.0)
             if due > now:
@@ -422,7 +425,8 @@ class JobEngine:
             self._run_logged(job_id)
 
     def _tape_dispatcher(self) -> None:
-        """Start each tape job on a thread of its own once a drive slot is free (see the module's invariants)."""
+        """Start each tape job (and the forecast: OWN_THREAD_KINDS) on a thread of its own once a drive slot is free, if
+        it needs one (see the module's invariants)."""
         while (job_id := self._take(tape=True)) is not None:
             t = threading.Thread(target=self._run_logged, args=(job_id,), name=f"tapeline-tape-job-{job_id}",
                                  daemon=True)

@@ -254,3 +254,24 @@ def test_finished_jobs_and_their_history_are_forgotten_after_keep_history(catalo
         assert get_job(catalog, queued).state == "queued"  # not finished: kept, whatever its age
     finally:
         engine.stop()
+
+
+def test_a_long_forecast_holds_neither_a_worker_nor_a_drive(catalog):
+    """One worker, one drive: a year's forecast (minutes of simulation) runs beside a sync and a tape backup."""
+    b = Bodies()
+    engine = JobEngine(catalog, {k: b.body for k in ("sync", "tape-backup", "vault-forecast")},
+                       limits=Limits(workers=1), tape_slots=lambda: 1)
+    engine.start()
+    try:
+        forecast, _ = engine.submit("vault-forecast", None, None, {"weeks": 52})
+        until(lambda: state_of(engine, forecast) == "running")
+        sync, _ = engine.submit("sync", 1, "a")
+        backup, _ = engine.submit("tape-backup", 2, "t", {"pool": "p"})
+        until(lambda: state_of(engine, sync) == "running" and state_of(engine, backup) == "running")
+        b.open_all()
+        for job_id in (forecast, sync, backup):
+            b.gate(job_id).set()
+            assert engine.wait(job_id, 20).state == "completed"
+    finally:
+        b.open_all()
+        engine.stop()
