@@ -77,6 +77,23 @@ def move(session: Session, cart: Cartridge, to: str, when: datetime, *, operator
     """Move `cart` to rotation state `to` and record it. `place` is its library element (kind, number) when it
     becomes mountable; `vault_id` the vault it goes to (kept from before when not given). Returns the move, or None
     when nothing changed. Raises Conflict for a move out of the cycle without `skip`."""
+    before = (cart.location_kind, cart.rotation)
+    shown_before = where(cart, _vault_name(session, cart.vault_id))
+    apply_move(cart, to, vault_id=vault_id, place=place, skip=skip, vault_name=lambda v: _vault_name(session, v))
+    session.add(cart)
+    if (cart.location_kind, to) == before:
+        return None
+    row = CartridgeMove(cartridge_id=cart.id, time=when, operator=operator, from_location=shown_before,
+                        to_location=where(cart, _vault_name(session, cart.vault_id)), from_rotation=before[1],
+                        to_rotation=to, reason=reason, job_id=job_id)
+    session.add(row)
+    return row
+
+
+def apply_move(cart: Cartridge, to: str, *, vault_id: int | None = None, place: tuple[str, int | None] | None = None,
+          skip: bool = False, vault_name=lambda vault_id: None) -> None:
+    """`move`'s decision over the row, without recording it (the forecast moves its rows in memory so):
+    validated, then the cartridge's rotation state and place set. `vault_name(id)`: None for an unknown vault."""
     if to not in ROTATION_STATES:
         raise UsageError(f"unknown rotation state {to!r}", f"use one of: {', '.join(ROTATION_STATES)}")
     if to != cart.rotation and to not in NEXT[cart.rotation] and not skip:
@@ -94,21 +111,11 @@ def move(session: Session, cart: Cartridge, to: str, when: datetime, *, operator
         vault_id = vault_id if vault_id is not None else cart.vault_id
         if vault_id is None and kind == "vault":
             raise UsageError(f"cartridge {cart.barcode} goes to a vault but none is named", "name the vault (--vault)")
-        if vault_id is not None and _vault_name(session, vault_id) is None:
+        if vault_id is not None and vault_name(vault_id) is None:
             raise UsageError(f"vault {vault_id} does not exist", "list the vaults with `tapeline vault list`")
     else:
         vault_id = None
-    before = (cart.location_kind, cart.rotation)
-    shown_before = where(cart, _vault_name(session, cart.vault_id))
     cart.rotation, cart.location_kind, cart.location_number, cart.vault_id = to, kind, number, vault_id
-    session.add(cart)
-    if (kind, to) == before:
-        return None
-    row = CartridgeMove(cartridge_id=cart.id, time=when, operator=operator, from_location=shown_before,
-                        to_location=where(cart, _vault_name(session, cart.vault_id)), from_rotation=before[1],
-                        to_rotation=to, reason=reason, job_id=job_id)
-    session.add(row)
-    return row
 
 
 def relocate(session: Session, cart: Cartridge, kind: str, number: int | None, when: datetime, *, operator: str,

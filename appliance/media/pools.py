@@ -125,17 +125,22 @@ def unexpired_data(cart: Cartridge, now: datetime) -> bool:
 
 def _close(s, ms: MediaSet, when: datetime) -> None:
     """No more appends to `ms`; its data (and its cartridges) expire `retention` from `when`."""
+    close_rows(ms, s.exec(select(Cartridge).where(Cartridge.media_set_id == ms.id)).all(),
+               s.exec(select(TapeSet).where(TapeSet.media_set_id == ms.id)).all(), when)
+    s.add(ms)
+
+
+def close_rows(ms: MediaSet, carts, tape_sets, when: datetime) -> None:
+    """`_close` over rows (the media set's cartridges and tape sets): the catalog's sessions and the forecast's
+    rows in memory take the same decision."""
     ms.closed = when
     ms.expires = _expiry(when, ms.retention_seconds)
-    s.add(ms)
-    for cart in s.exec(select(Cartridge).where(Cartridge.media_set_id == ms.id)):
+    for cart in carts:
         cart.expires = ms.expires
         if cart.state == "allocated":
             cart.state = "full"
-        s.add(cart)
-    for ts in s.exec(select(TapeSet).where(TapeSet.media_set_id == ms.id)):
+    for ts in tape_sets:
         ts.expires = ms.expires
-        s.add(ts)
 
 
 def _open_set(s, pool_id: int) -> MediaSet | None:
@@ -164,12 +169,33 @@ def set_retention(pool: Pool, tier: str | None) -> int | None:
 
 
 def _last_created(s, pool_id: int) -> datetime | None:
-    """When the pool's newest generation of data began: its newest media set holding a set of a protection group
-    (one holding only the catalog backup an export wrote, or nothing, is no generation)."""
-    return s.exec(select(MediaSet.created).where(
-        MediaSet.pool_id == pool_id,
-        MediaSet.id.in_(select(TapeSet.media_set_id).where(TapeSet.group_name != DR_GROUP)))
-        .order_by(MediaSet.created.desc())).first()
+    return generation_start(s.exec(select(MediaSet.created, TapeSet.group_name)
+                                   .join(TapeSet, TapeSet.media_set_id == MediaSet.id)
+                                   .where(MediaSet.pool_id == pool_id)).all())
+
+
+def generation_start(rows) -> datetime | None:
+    """When the pool's newest generation of data began, from (media set created, tape set's group) of its sets:
+    its newest media set holding a set of a protection group (one holding only the catalog backup an export wrote,
+    or nothing, is no generation)."""
+    return max((created for created, group in rows if group != DR_GROUP), default=None)
+
+
+def closes_before_write(pool: Pool, current: MediaSet, now: datetime) -> datetime | None:
+    """When the pool's open set `current` closes before a write at `now` (None: the write goes into it)."""
+    if pool.allocation == "always" or current.key_fingerprint != pool.key_fingerprint:
+        return now
+    if pool.allocation != "continue":
+        event = next_event(pool.allocation, current.created)
+        return event if event <= now else None
+    return None
+
+
+def new_media_set(pool: Pool, last_created: datetime | None, now: datetime) -> MediaSet:
+    """The pool's next media set (not saved), its GFS tier from when the previous generation began."""
+    tier = gfs_tier(last_created, now) if pool.gfs else None
+    return MediaSet(uuid=str(uuid.uuid4()), pool_id=pool.id, created=now, tier=tier,
+                    retention_seconds=set_retention(pool, tier), key_fingerprint=pool.key_fingerprint)
 
 
 def media_set_for_write(catalog: Catalog, pool: Pool | str, now: datetime) -> MediaSet:
@@ -179,18 +205,11 @@ def media_set_for_write(catalog: Catalog, pool: Pool | str, now: datetime) -> Me
         pool = s.get(Pool, pool.id)
         current = _open_set(s, pool.id)
         if current is not None:
-            close_at = None
-            if pool.allocation == "always" or current.key_fingerprint != pool.key_fingerprint:
-                close_at = now
-            elif pool.allocation != "continue":
-                event = next_event(pool.allocation, current.created)
-                close_at = event if event <= now else None
+            close_at = closes_before_write(pool, current, now)
             if close_at is None:
                 return current
             _close(s, current, close_at)
-        tier = gfs_tier(_last_created(s, pool.id), now) if pool.gfs else None
-        fresh = MediaSet(uuid=str(uuid.uuid4()), pool_id=pool.id, created=now, tier=tier,
-                         retention_seconds=set_retention(pool, tier), key_fingerprint=pool.key_fingerprint)
+        fresh = new_media_set(pool, _last_created(s, pool.id) if pool.gfs else None, now)
         s.add(fresh)
         s.flush()
         return fresh
@@ -201,15 +220,22 @@ def stamp_set(catalog: Catalog, media_set_id: int, now: datetime) -> MediaSet:
     close it when the pool allocates a set per job."""
     with catalog.session() as s:
         ms = s.get(MediaSet, media_set_id)
-        pool = s.get(Pool, ms.pool_id)
-        ms.retention_seconds = _longer(ms.retention_seconds, set_retention(pool, ms.tier))
-        ms.last_written = now
+        close_at = stamp_rows(ms, s.get(Pool, ms.pool_id), now)
         s.add(ms)
-        if pool.allocation == "always" and ms.closed is None:
-            _close(s, ms, now)
-        elif ms.closed is not None:  # written after closing (a job that began before): its clock restarts
-            _close(s, ms, max(ms.closed, now))
+        if close_at is not None:
+            _close(s, ms, close_at)
         return ms
+
+
+def stamp_rows(ms: MediaSet, pool: Pool, now: datetime) -> datetime | None:
+    """`stamp_set` over rows: the retention and last write stamped on `ms`; when it closes (again) now, or None."""
+    ms.retention_seconds = _longer(ms.retention_seconds, set_retention(pool, ms.tier))
+    ms.last_written = now
+    if pool.allocation == "always" and ms.closed is None:
+        return now
+    if ms.closed is not None:  # written after closing (a job that began before): its clock restarts
+        return max(ms.closed, now)
+    return None
 
 
 def close_idle_set(catalog: Catalog, media_set_id: int, now: datetime, writers: tuple[str, ...]) -> MediaSet:
@@ -222,16 +248,25 @@ def close_idle_set(catalog: Catalog, media_set_id: int, now: datetime, writers: 
         jobs = [j.id for j in s.exec(select(Job).where(Job.kind.in_(writers), Job.state == "running")).all()
                 if j.params.get("pool") == pool.name]
         writing = s.exec(select(TapeSet).where(TapeSet.media_set_id == ms.id, TapeSet.state == "writing")).first()
-        if jobs or writing is not None:
-            busy = f"job {', '.join(map(str, jobs))}" if jobs else "a tape set still being written"
-            raise Conflict(f"media set {ms.uuid} of pool '{pool.name}' is being written ({busy})",
-                           f"wait for the job (`tapeline job {jobs[0] if jobs else 'ID'} --wait`), then try again")
+        refuse_busy(ms, pool, jobs, writing is not None)
         if ms.closed is None:
             _close(s, ms, now)
         return ms
 
 
+def refuse_busy(ms: MediaSet, pool: Pool, jobs: list[int], writing: bool) -> None:
+    """Conflict when a media set to close is being written: by `jobs` of its pool, or a set `writing` in it."""
+    if jobs or writing:
+        busy = f"job {', '.join(map(str, jobs))}" if jobs else "a tape set still being written"
+        raise Conflict(f"media set {ms.uuid} of pool '{pool.name}' is being written ({busy})",
+                       f"wait for the job (`tapeline job {jobs[0] if jobs else 'ID'} --wait`), then try again")
+
+
 # --- cartridges for writing -------------------------------------------------------------------------------------
+
+
+SCRATCH_TIERS = (("scratch", True), ("scratch", False), ("blank", True), ("blank", False))
+"""The order scratch is taken in: (state, the pool's own rather than unassigned)."""
 
 
 def next_cartridge(catalog: Catalog, pool: Pool, media_set: MediaSet, busy: frozenset[str] = frozenset(),
@@ -243,23 +278,39 @@ def next_cartridge(catalog: Catalog, pool: Pool, media_set: MediaSet, busy: froz
     with catalog.reader() as s:
         own = s.exec(select(Cartridge).where(Cartridge.media_set_id == media_set.id, Cartridge.state == "allocated")
                      .order_by(Cartridge.sequence.desc())).all()
-        for cart in own:
-            if _usable(cart, pool, busy):
-                return cart
-        # One query per preference tier (scratch before blank, the pool's own before unassigned ones), each reading
-        # only as many rows as busy ones could hide: a big library has thousands of scratch cartridges, and one
-        # query ordering them all by tier sorts every one of them (the rotation forecast asks this for every backup
-        # it plays).
-        for state, owner in (("scratch", pool.id), ("scratch", None), ("blank", pool.id), ("blank", None)):
-            tier = s.exec(select(Cartridge).where(
-                Cartridge.state == state, Cartridge.pool_id == owner if owner else Cartridge.pool_id == None,  # noqa
+
+        # One query per tier, each reading only as many rows as busy ones could hide: a big library has thousands
+        # of scratch cartridges, and one query ordering them all by tier sorts every one of them.
+        def tier(state: str, own_pool: bool) -> list[Cartridge]:
+            return s.exec(select(Cartridge).where(
+                Cartridge.state == state,
+                Cartridge.pool_id == pool.id if own_pool else Cartridge.pool_id == None,  # noqa: E711
                 Cartridge.library_id == pool.library_id, Cartridge.location_kind.in_(IN_LIBRARY),
                 Cartridge.write_protected == False)  # noqa: E712
                 .order_by(case((Cartridge.label_uuid == None, 1), else_=0), Cartridge.barcode)  # noqa: E711
                 .limit(len(busy) + 1)).all()
-            fits = [c for c in tier if _usable(c, pool, busy) and not unexpired_data(c, now or media_set.created)]
-            if fits:
-                return fits[0]
+        return choose_cartridge(pool, media_set, own, tier, busy, now or media_set.created)
+
+
+def scratch_order(cart: Cartridge) -> tuple[bool, str]:
+    """Within a tier: labelled cartridges first, then by barcode."""
+    return cart.label_uuid is None, cart.barcode
+
+
+def choose_cartridge(pool: Pool, media_set: MediaSet, own, tier, busy: frozenset[str],
+                     now: datetime) -> Cartridge | None:
+    """`next_cartridge`'s decision over rows: `own`, the media set's cartridges by sequence, newest first; `tier(state,
+    own_pool)`, the candidates of a scratch tier in `scratch_order` (any superset in that order: each is checked
+    here). The catalog reads them with queries, the forecast from its rows in memory."""
+    for cart in own:
+        if cart.media_set_id == media_set.id and cart.state == "allocated" and _usable(cart, pool, busy):
+            return cart
+    for state, own_pool in SCRATCH_TIERS:
+        owner = pool.id if own_pool else None
+        for cart in tier(state, own_pool):
+            if cart.state == state and cart.pool_id == owner and _usable(cart, pool, busy) \
+                    and not unexpired_data(cart, now):
+                return cart
     return None
 
 
@@ -275,17 +326,22 @@ def join_media_set(catalog: Catalog, barcode: str, media_set: MediaSet, now: dat
         cart = find_cartridge(s, barcode)
         if cart.media_set_id == media_set.id:
             return cart
-        if unexpired_data(cart, now):
-            raise Conflict(f"cartridge {barcode} holds unexpired data (media set {cart.media_set_id}, expires "
-                           f"{_when(cart.expires)})", "choose a scratch cartridge; see `tapeline media list --state "
-                           "scratch`")
         used = s.exec(select(Cartridge.sequence).where(Cartridge.media_set_id == media_set.id)).all()
-        cart.media_set_id, cart.pool_id = media_set.id, media_set.pool_id
-        cart.sequence = max((q for q in used if q is not None), default=-1) + 1
-        cart.state, cart.next_file, cart.expires, cart.note = "allocated", 2, None, None
-        cart.last_used = now
+        join_rows(cart, media_set, used, now)
         s.add(cart)
         return cart
+
+
+def join_rows(cart: Cartridge, media_set: MediaSet, sequences, now: datetime) -> None:
+    """`join_media_set` over rows: `sequences`, those of the media set's cartridges."""
+    if unexpired_data(cart, now):
+        raise Conflict(f"cartridge {cart.barcode} holds unexpired data (media set {cart.media_set_id}, expires "
+                       f"{_when(cart.expires)})", "choose a scratch cartridge; see `tapeline media list --state "
+                       "scratch`")
+    cart.media_set_id, cart.pool_id = media_set.id, media_set.pool_id
+    cart.sequence = max((q for q in sequences if q is not None), default=-1) + 1
+    cart.state, cart.next_file, cart.expires, cart.note = "allocated", 2, None, None
+    cart.last_used = now
 
 
 def record_written(catalog: Catalog, barcode: str, next_file: int, bytes_added: int, now: datetime) -> Cartridge:
@@ -338,34 +394,46 @@ def expire(catalog: Catalog, now: datetime) -> ExpireResult:
     hold: restores refuse them from then on; `MediaService.expire` deletes their index copies), and return those
     whose reuse delay passed to scratch (kept in their pool, label kept: nothing on tape changes until the next
     write)."""
-    closed, expired, scratch, sets = [], [], [], []
     with _allocating, catalog.session() as s:
-        pools = {p.id: p for p in s.exec(select(Pool))}
-        for ms in s.exec(select(MediaSet).where(MediaSet.closed == None)).all():  # noqa: E711
-            pool = pools[ms.pool_id]
-            if pool.allocation not in ALLOCATIONS:
-                event = next_event(pool.allocation, ms.created)
-                if event <= now:
-                    _close(s, ms, event)
-                    closed.append(ms.uuid)
-        # A set whose media set expired no longer counts: its cartridges may be written over after the reuse delay.
-        for row in s.exec(select(TapeSet).join(MediaSet, MediaSet.id == TapeSet.media_set_id)
-                          .where(TapeSet.state == "ok", MediaSet.expires != None,  # noqa: E711
-                                 MediaSet.expires <= now)).all():
+        return expire_rows({p.id: p for p in s.exec(select(Pool))},
+                           s.exec(select(MediaSet).where(MediaSet.closed == None)).all(),  # noqa: E711
+                           lambda: s.exec(select(TapeSet, MediaSet)
+                                          .join(MediaSet, MediaSet.id == TapeSet.media_set_id)
+                                          .where(TapeSet.state == "ok", MediaSet.expires != None,  # noqa: E711
+                                                 MediaSet.expires <= now)).all(),
+                           lambda: s.exec(select(Cartridge).where(
+                               Cartridge.state.in_(("allocated", "full", "expired")), Cartridge.expires <= now)).all(),
+                           now, lambda ms, when: _close(s, ms, when))
+
+
+def expire_rows(pools: dict[int, Pool], open_sets, tape_sets, carts, now: datetime, close) -> ExpireResult:
+    """`expire` over rows: the open media sets; `tape_sets()` and `carts()`, read once those are closed, the (tape
+    set, its media set) pairs and the cartridges to look at (any superset of those the catalog's queries find: each
+    is checked here); `close(media_set, when)` closes a set with its cartridges and tape sets (`_close`)."""
+    closed, expired, scratch, sets = [], [], [], []
+    for ms in open_sets:
+        pool = pools[ms.pool_id]
+        if ms.closed is None and pool.allocation not in ALLOCATIONS:
+            event = next_event(pool.allocation, ms.created)
+            if event <= now:
+                close(ms, event)
+                closed.append(ms.uuid)
+    # A set whose media set expired no longer counts: its cartridges may be written over after the reuse delay.
+    for row, ms in tape_sets():
+        if row.state == "ok" and ms.expires is not None and ms.expires <= now:
             row.state = "expired"
-            s.add(row)
             sets.append(row.uuid)
-        for cart in s.exec(select(Cartridge).where(Cartridge.state.in_(("allocated", "full", "expired")),
-                                                   Cartridge.expires <= now)).all():
-            delay = timedelta(seconds=pools[cart.pool_id].reuse_delay_seconds if cart.pool_id in pools else 0)
-            if cart.expires + delay <= now:
-                cart.state, cart.media_set_id, cart.sequence, cart.expires = "scratch", None, None, None
-                cart.next_file = 1
-                scratch.append(cart.barcode)
-            elif cart.state != "expired":
-                cart.state = "expired"
-                expired.append(cart.barcode)
-            s.add(cart)
+    for cart in carts():
+        if cart.state not in ("allocated", "full", "expired") or cart.expires is None or cart.expires > now:
+            continue
+        delay = timedelta(seconds=pools[cart.pool_id].reuse_delay_seconds if cart.pool_id in pools else 0)
+        if cart.expires + delay <= now:
+            cart.state, cart.media_set_id, cart.sequence, cart.expires = "scratch", None, None, None
+            cart.next_file = 1
+            scratch.append(cart.barcode)
+        elif cart.state != "expired":
+            cart.state = "expired"
+            expired.append(cart.barcode)
     return ExpireResult(tuple(closed), tuple(expired), tuple(scratch), tuple(sets))
 
 

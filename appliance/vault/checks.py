@@ -34,14 +34,25 @@ def check_due(catalog: Catalog, now: datetime, pool: str | None = None) -> list[
         chosen: list[Cartridge] = []
         for p in s.exec(q).all():
             last = s.exec(select(func.max(Cartridge.check_requested)).where(Cartridge.pool_id == p.id)).one()
-            if last is not None and last + timedelta(seconds=p.check_every_seconds) > now:
-                continue
-            vaulted = [c for c in s.exec(select(Cartridge).where(Cartridge.pool_id == p.id,
-                                                                  Cartridge.rotation == "vault")).all()
-                       if pool_rules.unexpired_data(c, now)]
-            vaulted.sort(key=lambda c: (c.last_check is not None, c.last_check or now, c.barcode))
-            chosen += vaulted[:p.check_sample]
+            if round_due(p, last, now):
+                chosen += sample(p, s.exec(select(Cartridge).where(Cartridge.pool_id == p.id,
+                                                                   Cartridge.rotation == "vault")).all(), now)
     return chosen
+
+
+def round_due(pool: Pool, last_requested: datetime | None, now: datetime) -> bool:
+    """Whether a round of the pool's sampled checks is due: its latest request (of any of its cartridges) is a
+    period old, or there was none."""
+    return bool(pool.check_sample) and pool.check_every_seconds is not None and (
+        last_requested is None or last_requested + timedelta(seconds=pool.check_every_seconds) <= now)
+
+
+def sample(pool: Pool, vaulted, now: datetime) -> list[Cartridge]:
+    """This round's sample of the pool's cartridges in a vault (`vaulted`; any superset: each is checked here): the
+    `check_sample` holding unexpired data checked longest ago (never checked first), then by barcode."""
+    held = [c for c in vaulted if c.pool_id == pool.id and c.rotation == "vault" and pool_rules.unexpired_data(c, now)]
+    held.sort(key=lambda c: (c.last_check is not None, c.last_check or now, c.barcode))
+    return held[:pool.check_sample]
 
 
 def record_check(catalog: Catalog, barcode: str, when: datetime, problem: str | None) -> None:

@@ -65,8 +65,8 @@ def ready_sets_in(s: Session, now: datetime, pool: str | None = None, closing: b
     if closing:
         continuing = [p.id for p in rotating.values() if closes_for_export(p)]
         closed = closed | ((MediaSet.closed == None) & MediaSet.pool_id.in_(continuing))  # noqa: E711
-    sets = s.exec(select(MediaSet).where(MediaSet.pool_id.in_(rotating), closed)).all()
-    sets = [m for m in sets if m.expires is None or m.expires > now]
+    sets = [m for m in s.exec(select(MediaSet).where(MediaSet.pool_id.in_(rotating), closed)).all()
+            if m.expires is None or m.expires > now]
     if not sets:
         return []
     counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -74,11 +74,29 @@ def ready_sets_in(s: Session, now: datetime, pool: str | None = None, closing: b
                   .where(TapeSet.media_set_id.in_([m.id for m in sets]))
                   .group_by(TapeSet.media_set_id, TapeSet.state, TapeSet.verified != None)).all()  # noqa: E711
     for media_set_id, state, verified, n in rows:
-        key = "writing" if state == "writing" else ("verified" if verified else "unverified") \
-            if state == "ok" else "other"
-        counts[media_set_id][key] += n
-    return [m for m in sets if counts[m.id]["verified"] and not counts[m.id]["unverified"]
-            and not counts[m.id]["writing"]]
+        counts[media_set_id][set_kind(state, verified)] += n
+    return ready_rows(rotating, sets, counts, now, closing)
+
+
+def set_kind(state: str, verified: bool) -> str:
+    """How a tape set counts for its media set's leaving: writing, verified, unverified or other (failed, ...)."""
+    return "writing" if state == "writing" else ("verified" if verified else "unverified") \
+        if state == "ok" else "other"
+
+
+def ready_rows(rotating: dict[int, Pool], sets, counts: dict[int, dict[str, int]], now: datetime,
+               closing: bool = False) -> list[MediaSet]:
+    """`ready_sets` over rows: `rotating`, the pools looked at; `sets`, their media sets (any superset: each is
+    checked here); `counts`, media set id -> {set_kind: tape sets}."""
+    def may_leave(m: MediaSet) -> bool:
+        if m.pool_id not in rotating or (m.expires is not None and m.expires <= now):
+            return False
+        if m.closed is None:
+            return closing and closes_for_export(rotating[m.pool_id])
+        return m.closed <= now
+    none: dict[str, int] = {}
+    return [m for m in sets if may_leave(m) and counts.get(m.id, none).get("verified")
+            and not counts.get(m.id, none).get("unverified") and not counts.get(m.id, none).get("writing")]
 
 
 def offsite_ready(catalog: Catalog, now: datetime, pool: str | None = None, closing: bool = False) -> list[Cartridge]:
@@ -94,11 +112,17 @@ def offsite_ready_in(s: Session, now: datetime, pool: str | None = None, closing
     sets = ready_sets_in(s, now, pool, closing)
     if not sets:
         return []
-    carts = s.exec(select(Cartridge).where(Cartridge.media_set_id.in_([m.id for m in sets]),
-                                           Cartridge.rotation.in_(ON_SITE))
-                   .order_by(Cartridge.pool_id, Cartridge.media_set_id, Cartridge.sequence)).all()
-    return [c for c in carts if not check_pending(c) and c.state != "damaged"
-            and c.last_check_result in (None, "ok")]
+    return leaving(sets, s.exec(select(Cartridge).where(Cartridge.media_set_id.in_([m.id for m in sets]),
+                                                        Cartridge.rotation.in_(ON_SITE))).all())
+
+
+def leaving(sets: list[MediaSet], carts) -> list[Cartridge]:
+    """The cartridges of ready `sets` that leave (any superset of them: each is checked here), by pool, media set
+    and sequence: on site, neither waiting for nor failed by a read-back check, not damaged."""
+    ids = {m.id for m in sets}
+    out = [c for c in carts if c.media_set_id in ids and c.rotation in ON_SITE and not check_pending(c)
+           and c.state != "damaged" and c.last_check_result in (None, "ok")]
+    return sorted(out, key=lambda c: (c.pool_id, c.media_set_id, c.sequence if c.sequence is not None else -1))
 
 
 def check_pending(cart: Cartridge) -> bool:
@@ -115,16 +139,31 @@ def due_back(catalog: Catalog, now: datetime, pool: str | None = None) -> list[C
 
 
 def due_back_in(s: Session, now: datetime, pool: str | None = None) -> list[Cartridge]:
-    # Decided on plain columns (a vault may hold 10,000 cartridges; the forecast asks every simulated day), and
-    # only the due ones loaded as rows.
+    # Decided on plain columns (a vault may hold 10,000 cartridges), and only the due ones loaded as rows.
     vaulted = s.exec(select(Cartridge.id, Cartridge.pool_id, Cartridge.media_set_id, Cartridge.case_id,
                             Cartridge.state, Cartridge.expires).where(Cartridge.rotation == "vault")).all()
     pools = {p.id: p for p in s.exec(select(Pool)).all()}
-    several = {p.id for p in pools.values() if p.offsite_copies > 1}
-    wanted = {row[2] for row in vaulted if row[2] is not None and (row[1] in several or row[5] is None)}
+    wanted = sets_asked(vaulted, pools)
     sets = {i: (expires, closed or created) for i, expires, closed, created in s.exec(
         select(MediaSet.id, MediaSet.expires, MediaSet.closed, MediaSet.created)
         .where(MediaSet.id.in_(wanted))).all()} if wanted else {}
+    due = due_ids(vaulted, pools, sets, now, pool)
+    if not due:
+        return []
+    return sorted(cartridges_in(s, Cartridge.id, due), key=lambda c: c.barcode)
+
+
+def sets_asked(vaulted, pools: dict[int, Pool]) -> set[int]:
+    """The media sets `due_ids` needs (of a pool keeping several generations, or of a cartridge with no expiry)."""
+    several = {p.id for p in pools.values() if p.offsite_copies > 1}
+    return {row[2] for row in vaulted if row[2] is not None and (row[1] in several or row[5] is None)}
+
+
+def due_ids(vaulted, pools: dict[int, Pool], sets: dict[int, tuple[datetime | None, datetime]], now: datetime,
+            pool: str | None = None) -> set[int]:
+    """`due_back` over rows: `vaulted`, (id, pool id, media set id, case id, state, expires) of every cartridge in
+    a vault; `sets`, media set id -> (expires, closed or created) of those `sets_asked` names. The ids due."""
+    several = {p.id for p in pools.values() if p.offsite_copies > 1}
     kept = _kept_generations([(r[1], r[2]) for r in vaulted if r[1] in several and r[2] in sets], pools, sets)
     triggers: dict[str, object] = {}
     fires: dict[tuple[str, datetime], datetime] = {}
@@ -145,11 +184,8 @@ def due_back_in(s: Session, now: datetime, pool: str | None = None) -> list[Cart
         due.add(cart_id)
     # a case comes back as one, once every cartridge in it is due (its return date is its latest one's)
     waiting = {r[3] for r in vaulted if r[3] is not None and r[0] not in due}
-    due = {r[0] for r in vaulted if r[0] in due and (r[3] is None or r[3] not in waiting)
-           and (pool is None or (r[1] in pools and pools[r[1]].name == pool))}
-    if not due:
-        return []
-    return sorted(cartridges_in(s, Cartridge.id, due), key=lambda c: c.barcode)
+    return {r[0] for r in vaulted if r[0] in due and (r[3] is None or r[3] not in waiting)
+            and (pool is None or (r[1] in pools and pools[r[1]].name == pool))}
 
 
 def _kept_generations(vaulted: list[tuple[int, int]], pools: dict[int, Pool],

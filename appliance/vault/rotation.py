@@ -197,12 +197,8 @@ def recall(catalog: Catalog, now: datetime, operator: str, pool: str | None = No
                                "--force to recall them anyway")
         else:
             lost = []
-            chosen = {c.id: (s.get(Cartridge, c.id), "due: nothing unexpired left") for c in due}
-            for c in sampled:
-                if c.id not in chosen:
-                    row = s.get(Cartridge, c.id)
-                    row.check_requested = now
-                    chosen[c.id] = (row, "sampled read-back check")
+            chosen = choose_recalls([s.get(Cartridge, c.id) for c in due],
+                                    [s.get(Cartridge, c.id) for c in sampled], now)
         for cart, reason in chosen.values():
             moves.move(s, cart, "vaultretrieve", now, operator=operator, reason=reason)
         pools = {p.id: p.name for p in s.exec(select(Pool)).all()}
@@ -211,6 +207,17 @@ def recall(catalog: Catalog, now: datetime, operator: str, pool: str | None = No
                      "reason": reason, "case": _case_number(s, c)} for c, reason in chosen.values()]
     return {"recalled": sorted(recalled, key=lambda r: (r["vault"] or "", r["case"] or "", r["barcode"])),
             "forced_points": lost}
+
+
+def choose_recalls(due: list[Cartridge], sampled: list[Cartridge], now: datetime) -> dict[int, tuple[Cartridge, str]]:
+    """What a recall without names takes, over rows: cartridge id -> (the row, the reason on the pick list); a
+    sampled one (not due anyway) is stamped as requested for its check at `now`."""
+    chosen = {c.id: (c, "due: nothing unexpired left") for c in due}
+    for c in sampled:
+        if c.id not in chosen:
+            c.check_requested = now
+            chosen[c.id] = (c, "sampled read-back check")
+    return chosen
 
 
 def _case_number(s, cart: Cartridge) -> str | None:
