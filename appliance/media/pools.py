@@ -25,8 +25,10 @@ Invariants (every path that writes, labels, erases, recycles or moves a cartridg
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -98,8 +100,15 @@ def parse_allocation(text: str) -> str:
 
 def next_event(event: str, after: datetime) -> datetime:
     """The first time the calendar event fires strictly after `after` (in the zone `after` has)."""
-    fire = calendar_trigger(event).get_next_fire_time(None, after + timedelta(seconds=1))
+    fire = _trigger(event, time.tzname).get_next_fire_time(None, after + timedelta(seconds=1))
     return fire.astimezone(after.tzinfo)
+
+
+@functools.lru_cache(maxsize=64)
+def _trigger(event: str, zone_names: tuple[str, str]) -> CronTrigger:
+    """The trigger of a calendar event in the local zone (named by `zone_names`, so a changed TZ gets its own):
+    building one costs more than asking it, and the forecast asks thousands of times."""
+    return calendar_trigger(event)
 
 
 # --- retention --------------------------------------------------------------------------------------------------
