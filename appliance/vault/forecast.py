@@ -183,9 +183,10 @@ def _export(rows: Rows, when: datetime, write_backup: Callable[[Pool], bool]) ->
             except Conflict:  # a set still written: it leaves with a later export, as the real one does
                 pass
     ready = rows.offsite_ready(when)
-    for cart in ready:
-        rows.move(cart, "courier", vault_id=rows.pools[cart.pool_id].vault_id if cart.pool_id in rows.pools
-                  else None)
+    cases: dict[int, int] = {}
+    for cart in ready:  # in one case per pool and export, as the export packs them: a case comes back as one
+        rows.move(cart, "courier", vault_id=rows.pools[cart.pool_id].vault_id)
+        cart.case_id = cases.setdefault(cart.pool_id, rows.new_case())
     return ready
 
 
@@ -226,8 +227,9 @@ def _run(rows: Rows, catalog: Catalog, now: datetime, weeks: int, progress: Prog
         for when, cart_id, to, pool_id in due_moves:
             cart = rows.carts[cart_id]
             rows.move(cart, to)
-            if to == "onsiteretrieve":  # back, and put into the library
+            if to == "onsiteretrieve":  # back, and put into the library, out of its case (vault/import_.py)
                 rows.move(cart, "mountable", place=("slot", cart.location_number))
+                cart.case_id = None
                 if pool_id in today:
                     today[pool_id].back.append(cart.barcode)
                 if cart_id in checking:  # the import queues its verify: it reads back well (checks.record_check)

@@ -28,7 +28,7 @@ from sortedcontainers import SortedList
 from sqlalchemy import func, select as core_select
 
 from appliance.catalog.engine import Catalog
-from appliance.catalog.models import IN_LIBRARY_LOCATIONS, Cartridge, MediaSet, Pool, TapeSet, Vault
+from appliance.catalog.models import IN_LIBRARY_LOCATIONS, Cartridge, MediaCase, MediaSet, Pool, TapeSet, Vault
 from appliance.catalog.moves import apply_move
 from appliance.catalog.tape_sets import DR_GROUP
 from appliance.media import pools as pool_rules
@@ -71,6 +71,7 @@ class Rows:
             tape_sets = rows(core_select(TapeSet.__table__).where(TapeSet.media_set_id.in_(
                 core_select(MediaSet.id).where(live))))
             self.next_set_id = (conn.execute(core_select(func.max(MediaSet.id))).scalar() or 0) + 1
+            self.next_case_id = (conn.execute(core_select(func.max(MediaCase.id))).scalar() or 0) + 1
             self.carts = {r["id"]: CartridgeRow(self, r)
                           for r in conn.execute(core_select(Cartridge.__table__)).mappings()}
         self.tapes: dict[int, list[TapeSet]] = defaultdict(list)
@@ -216,6 +217,11 @@ class Rows:
         pool_rules.refuse_busy(ms, pool, [], any(ts.state == "writing" for ts in self.tapes.get(ms.id, ())))
         if ms.closed is None:
             self.close(ms, now)
+
+    def new_case(self) -> int:
+        """A case for one pool's cartridges of one export (vault/export.py: `POOL-YYYYMMDD-JOB`)."""
+        self.next_case_id += 1
+        return self.next_case_id - 1
 
     def move(self, cart: CartridgeRow, to: str, vault_id: int | None = None,
              place: tuple[str, int | None] | None = None) -> None:
