@@ -8,6 +8,7 @@ from tui.app import TapelineApp
 from tui.screens.management import DrivePicker, PoolPicker
 from tui.widgets.confirm import Confirm
 from tui.widgets.filtered_table import FilteredTable
+from tui.widgets.pool_form import PoolForm
 
 
 def job_ended(daemon, kind: str):
@@ -92,3 +93,36 @@ def test_load_a_cartridge_into_a_drive_then_unload_the_drive(up):
     run(scenario)
     jobs = [(j["kind"], j["state"]) for j in up.json("jobs") if j["kind"] in ("load", "unload")]
     assert sorted(jobs) == [("load", "completed"), ("unload", "completed")]
+
+
+def test_a_new_pool_and_its_vault_from_the_pools_tab_a_refused_value_keeping_the_form(up):
+    async def scenario():
+        app = TapelineApp(up.socket, poll_seconds=0.5)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await cartridges(app, pilot)
+            await pilot.press("n")  # acts on the Pools tab only
+            assert not isinstance(app.screen, PoolForm)
+            app.screen.query_one("#management-tabs").active = "pools-tab"  # (a click on the tab)
+            await pilot.pause()
+            await pilot.press("n")
+            form = await until(pilot, lambda: isinstance(app.screen, PoolForm) and app.screen, "the pool form")
+            assert form.query_one("#pool-library").value == "vtl"  # the library shown
+            await pilot.press(*"weekly", "tab", "tab", *"a month", "tab", "tab", "tab", "tab", *"ironvault",
+                              "tab", *"+1 555 0100", "ctrl+s")
+            # Refused by the daemon: the form comes back with what was typed; the vault was made already.
+            again = await until(pilot, lambda: isinstance(app.screen, PoolForm) and app.screen is not form
+                                and app.screen, "the form again")
+            assert again.query_one("#pool-retention").value == "a month"
+            assert [v["name"] for v in up.json("vault", "list")] == ["ironvault"]
+            again.query_one("#pool-retention").value = "30d"
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: "weekly" in [p["name"] for p in up.json("pool", "list")], "the pool")
+            pools = app.screen.query_one("#pools")
+            await until(pilot, lambda: pools.row_count == 1, "the pool in the Pools tab")
+    run(scenario)
+    pool = up.json("pool", "show", "weekly")
+    assert (pool["library"], pool["retention_seconds"], pool["verify"]) == ("vtl", 30 * 86400, True)
+    [vault] = up.json("vault", "list")
+    assert (vault["name"], vault["contact"]) == ("ironvault", "+1 555 0100")
+    [policy] = up.json("vault", "policy", "weekly")
+    assert policy["vault"] == "ironvault"

@@ -71,16 +71,27 @@ def test_every_binding_of_each_area_shows_in_a_140_column_footer(tmp_path):
     async def scenario():
         app = TapelineApp(tmp_path / "no.sock", poll_seconds=5)
         async with app.run_test(size=(140, 40)) as pilot:
-            for key, mode in [("f1", "monitoring"), ("f2", "protection"), ("f3", "recovery"), ("f4", "reporting"),
-                              ("f5", "management")]:
+            shown_anywhere = set()
+            for key, mode, tab in [("f1", "monitoring", None), ("f2", "protection", None), ("f3", "recovery", None),
+                                   ("f4", "reporting", None), ("f5", "management", "cartridges"),
+                                   ("f5", "management", "drives-tab"), ("f5", "management", "pools-tab"),
+                                   ("f5", "management", "vault")]:
                 await pilot.press(key)
+                if tab:
+                    app.screen.query_one("#management-tabs").active = tab  # (a click on the tab)
                 await pilot.pause(0.2)
                 shown = [k for k in app.screen.query(FooterKey)]
                 wanted = {b.binding.description for b in app.screen.active_bindings.values()
                           if b.binding.show and b.binding.description}
                 assert wanted <= {k.description for k in shown}, mode  # and the palette's key
-                assert all(0 < k.region.right <= 140 for k in shown), (mode, [(k.description, k.region) for k in shown])
+                palette = next(k for k in shown if k.description == "palette")
+                assert all(0 < k.region.right <= palette.region.x for k in shown if k is not palette), \
+                    (mode, tab, [(k.description, k.region) for k in shown])  # none under the palette's key either
                 assert mode.capitalize() not in wanted  # the area shown needs no key of its own there
+                if mode == "management":
+                    shown_anywhere |= wanted
+            bindings = {b.description for b in app.screen.BINDINGS}
+            assert bindings <= shown_anywhere  # each of Management's keys on the tab it acts on
     run(scenario)
 
 

@@ -2,14 +2,14 @@
 its embedded virtual library): see the appliance's health, protect a directory, watch its sync, send its recovery
 point to tape, export the cartridge through the mail slot, and restore a deleted file, all from `tapeline tui`.
 
-Before the console opens, the site's tape setup is there as an administrator leaves it (a pool on the library, a
-vault it rotates to: `tapeline pool create` and `vault create`, which the console does not offer). The operator's
-hands at the mail slot are `tapeline-vtl mailslot DIR ...`; everything else is keys sent to the console and what its
-screen shows."""
+The site's tape setup is made in the console too: a pool on the library and the vault it rotates to, in
+Management's Pools tab. The operator's hands at the mail slot are `tapeline-vtl mailslot DIR ...`; everything else is
+keys sent to the console and what its screen shows."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -24,9 +24,6 @@ pytestmark = [pytest.mark.slow, needs_tmux]
 
 
 def test_a_new_operator_protects_sends_to_tape_exports_and_restores_from_the_console(up):
-    up.run("pool", "create", "weekly", "--library", "vtl", "--retention", "30d")
-    up.run("vault", "create", "ironvault", "--contact", "+1 555 0100")
-    up.run("pool", "set", "weekly", "--vault", "ironvault")
     short = Path(tempfile.mkdtemp(prefix="tl-"))  # a path that fits the form's fields whole
     docs = short / "docs"
     docs.mkdir()
@@ -37,6 +34,24 @@ def test_a_new_operator_protects_sends_to_tape_exports_and_restores_from_the_con
         tmux.start_console(up)
         # Health: Monitoring first, the alerts (none) and `tapeline up`'s demo group's first sync.
         tmux.until("Tapeline · Monitoring", "No open alerts", " demo ")
+
+        # The tape setup: Management, the Pools tab (the tabs are two Tabs away), n, the form.
+        tmux.keys("F5")
+        tmux.until("Tapeline · Management", "e Export")
+        tmux.keys("Tab", "Tab", "Right", "Right")
+        tmux.until("n New pool", "No pool yet")
+        tmux.keys("n")
+        tmux.until("A new media pool")
+        tmux.type("weekly")
+        tmux.keys("Tab", "Tab")  # the library is the one shown
+        tmux.type("30d")
+        tmux.keys("Tab", "Tab", "Tab", "Tab")  # default allocation and reuse delay, verify on
+        tmux.type("ironvault")
+        tmux.keys("Tab")
+        tmux.type("+1 555 0100")
+        tmux.keys("C-s")
+        tmux.until_true(lambda s: re.search(r"│ *weekly +vtl ", s), "pool weekly in the Pools tab")
+        assert up.json("vault", "policy", "weekly")[0]["vault"] == "ironvault"
 
         # Protect a directory, and watch its first sync until the group is protected.
         tmux.keys("F2")

@@ -1,5 +1,6 @@
 """Management (F5): each library drawn as it is (drives, mail slots, slots and the cartridge in each), the cartridges
-by pool, state and place with a filter, the drives, the pools; inventory, label, erase, clean, load and unload.
+by pool, state and place with a filter, the drives, the pools; inventory, label, erase, clean, load and unload; a new
+pool and the vault it rotates to (tui/widgets/pool_form.py).
 
 The drawing comes from the catalog's record of the last inventory (`/v1/libraries/{name}` and `/v1/media`): slots are
 drawn up to the highest one a cartridge was seen in. Erasing, and labelling a cartridge that holds data, ask first in
@@ -27,7 +28,14 @@ from tui.tables import cursor_key
 from tui.widgets.confirm import Confirm
 from tui.widgets.filtered_table import FilteredTable
 from tui.widgets.mailslot_guide import MailSlotGuide
+from tui.widgets.pool_form import PoolForm, PoolPlan, create
 
+# The keys that act on what one tab shows, shown (and run) on that tab only: with every key always, the footer no
+# longer fits 140 columns. The others (inventory, export, import) act on the library or the vault from any tab.
+TAB_ACTIONS = {"label": ("cartridges",), "erase": ("cartridges",), "load": ("cartridges",), "filter": ("cartridges",),
+               "unload": ("cartridges", "drives-tab"), "clean": ("drives-tab",), "new_pool": ("pools-tab",)}
+NO_POOL = ("No pool yet: n creates one (the cartridges it may use, how long their sets are kept, the vault they "
+           "rotate to).")
 MEDIA_JOBS = ("label", "erase", "inventory", "clean", "load", "unload", "tape-backup", "tape-restore", "verify",
               "vault-export", "vault-import")
 CARTRIDGE_COLUMNS = [("Barcode", 10), ("Pool", 12), ("State", 10), ("Where", 16), ("Library", 10), ("Written", 10),
@@ -127,6 +135,7 @@ class ManagementScreen(AreaScreen):
                 "step by step"),
         Binding("m", "import", "Import", tooltip="Take what came back from the vault in through the mail "
                 "slots, step by step"),
+        Binding("n", "new_pool", "New pool", tooltip="Create a media pool (and the vault its cartridges rotate to)"),
     ]
 
     def __init__(self) -> None:
@@ -156,6 +165,7 @@ class ManagementScreen(AreaScreen):
                     yield DataTable(id="drives", cursor_type="row", zebra_stripes=True)
                 with TabPane("Pools", id="pools-tab"):
                     yield DataTable(id="pools", cursor_type="row", zebra_stripes=True)
+                    yield Static(NO_POOL, id="pools-empty", classes="empty", markup=False)
                 with TabPane("Vault", id="vault"):
                     yield Static(VAULT_HINT, classes="empty", markup=False)
                     with VerticalScroll(id="vault-scroll"):
@@ -202,8 +212,13 @@ class ManagementScreen(AreaScreen):
                   done=lambda got: self.query_one("#pick-lists", Static).update("\n\n".join(got)))
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_bindings()
         if event.pane.id == "vault":
             self.load_pick_lists()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        tabs = TAB_ACTIONS.get(action)
+        return tabs is None or self.query_one("#management-tabs", TabbedContent).active in tabs
 
     def show(self, libraries: list[dict], media: list[dict], pools: list[dict], drives: list[dict]) -> None:
         self.libraries, self.media, self.pools, self.drives = libraries, media, pools, drives
@@ -232,6 +247,7 @@ class ManagementScreen(AreaScreen):
         pool_table.clear()
         for p in pools:
             pool_table.add_row(*pool_row(p), key=p["name"])
+        self.query_one("#pools-empty").display = not pools
 
     def draw(self) -> None:
         lib = next((x for x in self.libraries if x["name"] == self.library), None)
@@ -287,12 +303,29 @@ class ManagementScreen(AreaScreen):
             self.load()
         self.call(f"inventory of {name}", self.app.daemon.inventory, name, done=done)
 
+    def action_new_pool(self) -> None:
+        if not self.libraries:
+            return self.notify("No library yet: add one with `tapeline library add`.", severity="warning")
+        self.call("read the vaults", self.app.daemon.vaults,
+                  done=lambda vaults: self._pool_form(PoolPlan("", self.library or ""), [v["name"] for v in vaults]))
+
+    def _pool_form(self, plan: PoolPlan, vaults: list[str]) -> None:
+        def save(asked: PoolPlan | None) -> None:
+            if asked is not None:
+                self.call("Create the pool", create, self.app.daemon, asked, done=self._pool_created,
+                          failed=lambda: self._pool_form(asked, vaults))
+        self.app.push_screen(PoolForm(plan, vaults), save)
+
+    def _pool_created(self, note: str) -> None:
+        self.notify(note[0].upper() + note[1:] + ".", markup=False)
+        self.load()
+
     def action_label(self) -> None:
         barcode = self._cartridge()
         if barcode is None:
             return
         if not self.pools:
-            return self.notify("No pool yet: create one with `tapeline pool create`.", severity="warning")
+            return self.notify("No pool yet: create one with n (New pool).", severity="warning")
 
         def picked(pool: str | None):
             if pool is None:

@@ -67,7 +67,7 @@ class RecoveryScreen(AreaScreen):
     AREA = "Recovery"
     BINDINGS = [
         Binding("r", "restore", "Restore", tooltip="Restore what is under the cursor to its original place"),
-        Binding("e", "restore_elsewhere", "Restore elsewhere", tooltip="Restore what is under the cursor into "
+        Binding("e", "restore_elsewhere", "Restore to…", tooltip="Restore what is under the cursor into "
                 "another directory"),
         Binding("v", "versions", "Versions", tooltip="Every version of the file under the cursor"),
         Binding("slash", "search", "Find file", tooltip="Find a file by name across the group's points"),

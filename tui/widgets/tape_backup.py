@@ -91,8 +91,8 @@ def send_to_tape(screen, group: dict | str, point: str | None = None) -> None:
 
     def asked(pools: list[dict]) -> None:
         if not pools:
-            screen.notify("No pool yet: create one with `tapeline pool create NAME --library LIBRARY`, "
-                          "then send it again.", severity="warning", markup=False)
+            screen.notify("No pool yet: create one in Management (F5, n: New pool), then send it again.",
+                          severity="warning", markup=False)
             return
         screen.app.push_screen(TapeBackupDialog(name, point, pools, suggested), chosen)
     screen.call("Read the pools", daemon.pools, done=asked)
