@@ -100,14 +100,19 @@ def parse_allocation(text: str) -> str:
 
 def next_event(event: str, after: datetime) -> datetime:
     """The first time the calendar event fires strictly after `after` (in the zone `after` has)."""
-    fire = _trigger(event, time.tzname).get_next_fire_time(None, after + timedelta(seconds=1))
-    return fire.astimezone(after.tzinfo)
+    return _next_fire(event, after, time.tzname).astimezone(after.tzinfo)
+
+
+@functools.lru_cache(maxsize=4096)
+def _next_fire(event: str, after: datetime, zone_names: tuple[str, str]) -> datetime:
+    """`next_event` in the local zone named by `zone_names` (a changed TZ asks again): the pool code asks it for the
+    same open set at every write and every expiry, and the forecast a year of them."""
+    return _trigger(event, zone_names).get_next_fire_time(None, after + timedelta(seconds=1))
 
 
 @functools.lru_cache(maxsize=64)
 def _trigger(event: str, zone_names: tuple[str, str]) -> CronTrigger:
-    """The trigger of a calendar event in the local zone (named by `zone_names`, so a changed TZ gets its own):
-    building one costs more than asking it, and the forecast asks thousands of times."""
+    """The trigger of a calendar event in the local zone: building one costs more than asking it."""
     return calendar_trigger(event)
 
 

@@ -207,8 +207,12 @@ class Rows:
             live = {i for i in self.unexpired[pool_id] if self.sets[i].expires is None or self.sets[i].expires > now}
             self.unexpired[pool_id] = live
             sets += [self.sets[i] for i in live]
-        counts = {m.id: Counter(policy.set_kind(ts.state, ts.verified is not None) for ts in self.tapes.get(m.id, ()))
-                  for m in sets}
+        counts: dict[int, dict[str, int]] = {}
+        for m in sets:
+            counts[m.id] = kinds = {}
+            for ts in self.tapes.get(m.id, ()):
+                kind = policy.set_kind(ts.state, ts.verified is not None)
+                kinds[kind] = kinds.get(kind, 0) + 1
         ready = policy.ready_rows(rotating, sets, counts, now)
         return policy.leaving(ready, [c for m in ready for c in self.of_set(m.id)])
 
