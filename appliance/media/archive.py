@@ -27,7 +27,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -84,13 +84,14 @@ def fast_member(info: tarfile.TarInfo, content, sparse, digest: bytes | None, mt
     return member
 
 
-_INDEX_FIELDS = tuple(f.name for f in fields(IndexEntry))
-
-
-def _index_entry(*values) -> IndexEntry:
-    """IndexEntry(...) without the frozen dataclass's per-field setattr (as `fast_member`)."""
+def _index_entry(path: bytes, key: tuple, frame: int, offset: int, part: int, link: bytes | None) -> IndexEntry:
+    """IndexEntry(...) without the frozen dataclass's per-field setattr (as `fast_member`); `key` as
+    `Prepared.key`."""
+    kind, size, mode, uid, gid, mtime_ns, digest = key
     entry = _new(IndexEntry)
-    _set(entry, "__dict__", dict(zip(_INDEX_FIELDS, values)))
+    _set(entry, "__dict__", {"path": path, "type": kind, "size": size, "mode": mode, "uid": uid, "gid": gid,
+                             "mtime_ns": mtime_ns, "digest": digest, "frame": frame, "offset": offset, "part": part,
+                             "in_set": None, "link": link})
     return entry
 
 
@@ -271,13 +272,47 @@ def _member_at(path: bytes, st: os.stat_result, links: dict[tuple[int, int], str
 
 
 # ---- writing ----------------------------------------------------------------------------------------------------
-def unchanged_key(member: Member) -> tuple:
-    """What an index entry records of a member that says whether it changed: (type, size, mode with its type bits,
-    uid, gid, mtime_ns, digest), as `IndexEntry` has them (an incremental set compares the two)."""
+class Prepared:
+    """A member ready for `ArchiveWriter.add`: its headers encoded (and a sparse member's map after them), the
+    size of its data, and what its index entry records. `key` is (type, size, mode with its type bits, uid, gid,
+    mtime_ns, digest), as `IndexEntry` has them (an incremental set compares the two)."""
+
+    __slots__ = ("path", "headers", "data_size", "key", "link", "content")
+
+    def __init__(self, path: bytes, headers: bytes, data_size: int, key: tuple, link: bytes | None,
+                 content: Iterable[bytes] | None) -> None:
+        self.path, self.headers, self.data_size, self.key, self.link, self.content = \
+            path, headers, data_size, key, link, content
+
+
+def prepare(member: Member) -> Prepared:
     info = member.info
-    kind = _KINDS[info.type]
+    kind = _KINDS.get(info.type)
+    if kind is None:
+        raise ArchiveError(f"{info.name}: tar type {info.type!r} is not archived", "archive it as a file")
+    name = info.name.encode(ENCODING, ERRORS)
     mtime_ns = member.mtime_ns if member.mtime_ns is not None else int(info.mtime) * 1_000_000_000
-    return kind, info.size, _IFMT[kind] | info.mode, info.uid, info.gid, mtime_ns, member.digest
+    key = (kind, info.size, _IFMT[kind] | info.mode, info.uid, info.gid, mtime_ns, member.digest)
+    link = info.linkname.encode(ENCODING, ERRORS) if kind in ("symlink", "hardlink") else None
+    path = member.path or name
+    if member.sparse is None:
+        data_size = info.size if info.type == tarfile.REGTYPE else 0
+        return Prepared(path, tar_header(info, name, data_size, info.pax_headers), data_size, key, link,
+                        member.content)
+    regions = [(o, n) for o, n in member.sparse if n]
+    end = regions[-1][0] + regions[-1][1] if regions else 0
+    if end > info.size:
+        raise ArchiveError(f"{info.name}: a data region ends at byte {end}, past its size {info.size}",
+                           "check the source (or the store: 'tapeline check GROUP --full')")
+    if end < info.size or not regions:
+        regions.append((info.size, 0))  # as GNU tar: the map reaches the real size, so a trailing hole is kept
+    sparse_map = f"{len(regions)}\n" + "".join(f"{o}\n{n}\n" for o, n in regions)
+    prefix = sparse_map.encode() + bytes(-len(sparse_map) % BLOCK)
+    data_size = sum(n for _, n in regions)
+    records = {**info.pax_headers, "GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+               "GNU.sparse.name": info.name, "GNU.sparse.realsize": str(info.size)}
+    header = tar_header(info, sparse_name(name), len(prefix) + data_size, records)
+    return Prepared(path, header + prefix, data_size, key, link, member.content)
 
 
 class ArchiveWriter:
@@ -304,28 +339,19 @@ class ArchiveWriter:
         self._number = 0
         self._ended = False
 
-    def add(self, member: Member) -> Iterator[Frame]:
+    def add(self, member: Member | Prepared) -> Iterator[Frame]:
         if self._ended:
             raise ArchiveError("a member added after the end of the archive", "start a new ArchiveWriter")
-        info = member.info
-        kind = _KINDS.get(info.type)
-        if kind is None:
-            raise ArchiveError(f"{info.name}: tar type {info.type!r} is not archived", "archive it as a file")
-        header, prefix, data_size = self._encode(member)
-        stored = len(prefix) + data_size
-        total = len(header) + stored + (-stored % BLOCK)
+        if not isinstance(member, Prepared):
+            member = prepare(member)
+        headers, data_size = member.headers, member.data_size
+        pad = -data_size % BLOCK  # the headers fill whole blocks
+        total = len(headers) + data_size + pad
         if self._size and self._size + total > self.frame_size >= total:
             yield from self._cut(self._size)
-        path = member.path or info.name.encode(ENCODING, ERRORS)
-        mtime_ns = member.mtime_ns if member.mtime_ns is not None else int(info.mtime) * 1_000_000_000
-        link = info.linkname.encode(ENCODING, ERRORS) if kind in ("symlink", "hardlink") else None
-        self._entries.append(_index_entry(path, kind, info.size, _IFMT[kind] | info.mode, info.uid, info.gid,
-                                          mtime_ns, member.digest, self._number, self._size, self.part, None,
-                                          link))
-        self._pieces.append(header)
-        if prefix:
-            self._pieces.append(prefix)
-        self._size += len(header) + len(prefix)
+        self._entries.append(_index_entry(member.path, member.key, self._number, self._size, self.part, member.link))
+        self._pieces.append(headers)
+        self._size += len(headers)
         written = 0
         for chunk in member.content or ():
             size = len(chunk)
@@ -339,35 +365,14 @@ class ArchiveWriter:
                 yield from self._cut(self.frame_size)
         if written != data_size:
             self._ended = True  # the stream is garbage from here on
-            raise ArchiveError(f"{info.name}: its content gave {'more than ' if written > data_size else ''}"
+            raise ArchiveError(f"{text(member.path)}: its content gave {'more than ' if written > data_size else ''}"
                                f"{written} bytes where {data_size} were announced",
                                "check the source (or the store: 'tapeline check GROUP --full') and write the set again")
-        if stored % BLOCK:
-            self._pieces.append(bytes(-stored % BLOCK))
-            self._size += -stored % BLOCK
+        if pad:
+            self._pieces.append(bytes(pad))
+            self._size += pad
         while self._size >= self.frame_size:
             yield from self._cut(self.frame_size)
-
-    def _encode(self, member: Member) -> tuple[bytes, bytes, int]:
-        """The member's headers, the sparse map that starts its data (b"" unless sparse), its data bytes."""
-        info = member.info
-        name = info.name.encode(ENCODING, ERRORS)
-        if member.sparse is None:
-            data_size = info.size if info.type == tarfile.REGTYPE else 0
-            return tar_header(info, name, data_size, info.pax_headers), b"", data_size
-        regions = [(o, n) for o, n in member.sparse if n]
-        end = regions[-1][0] + regions[-1][1] if regions else 0
-        if end > info.size:
-            raise ArchiveError(f"{info.name}: a data region ends at byte {end}, past its size {info.size}",
-                               "check the source (or the store: 'tapeline check GROUP --full')")
-        if end < info.size or not regions:
-            regions.append((info.size, 0))  # as GNU tar: the map reaches the real size, so a trailing hole is kept
-        sparse_map = f"{len(regions)}\n" + "".join(f"{o}\n{n}\n" for o, n in regions)
-        prefix = sparse_map.encode() + bytes(-len(sparse_map) % BLOCK)
-        data_size = sum(n for _, n in regions)
-        records = {**info.pax_headers, "GNU.sparse.major": "1", "GNU.sparse.minor": "0",
-                   "GNU.sparse.name": info.name, "GNU.sparse.realsize": str(info.size)}
-        return tar_header(info, sparse_name(name), len(prefix) + data_size, records), prefix, data_size
 
     def _cut(self, length: int) -> Iterator[Frame]:
         """Hand the first `length` bytes of the pieces to a worker as the next frame; the frames now ready."""

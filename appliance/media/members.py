@@ -8,6 +8,7 @@ group's previous set in the pool recorded is not written again, its index entry 
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
@@ -16,6 +17,8 @@ from typing import Callable, Iterable, Iterator
 
 from appliance.media import archive
 from appliance.media import format as fmt
+from appliance.media.pax import ENCODING, ERRORS, plain_header
+from appliance.store.model import Entry
 
 READERS = 2  # threads reading chunks ahead of the archive (zstd and BLAKE3 release the GIL)
 BATCH_BYTES, BATCH_MEMBERS = 4 << 20, 256  # small members' chunks read by one task (a task a file costs more)
@@ -40,17 +43,18 @@ def base_entries(indexes: list[list["fmt.SetIndex"]]) -> dict[bytes, "fmt.IndexE
 
 
 def from_snapshot(store, snapshot_id: str, base: dict[bytes, "fmt.IndexEntry"] | None,
-                  carried: list) -> Callable[[], Iterator["archive.Member"]]:
+                  carried: list) -> Callable[[], Iterator["archive.Prepared"]]:
     """The members of a replica snapshot to write; entries unchanged since `base` go to `carried` instead (filled
     when the returned iterator runs: a new run starts them again)."""
 
-    def kept() -> Iterator[tuple[archive.Member, tuple[bytes, ...] | None]]:
+    def kept() -> Iterator[tuple[archive.Prepared, tuple[bytes, ...] | None]]:
         carried.clear()
+        roots: dict[str, bytes] = {}
         for entry in store.entries(snapshot_id):
-            member = archive.member_from_entry(entry, None)
+            member = prepared_from_entry(entry, roots)
             if base:
                 old = base.get(member.path)
-                if old is not None and _key(old) == archive.unchanged_key(member):
+                if old is not None and _key(old) == member.key:
                     carried.append(old)
                     continue
             yield member, entry.chunks if entry.type == "file" else None
@@ -58,13 +62,47 @@ def from_snapshot(store, snapshot_id: str, base: dict[bytes, "fmt.IndexEntry"] |
     return lambda: read_ahead(kept(), store.read_chunk)
 
 
-def read_ahead(items: Iterable[tuple[archive.Member, tuple[bytes, ...] | None]],
-               read_chunk: Callable[[bytes], bytes]) -> Iterator[archive.Member]:
+_TYPEFLAGS = {kind: flag for flag, kind in archive._KINDS.items()}
+_DEVICES = ("chardev", "blockdev")
+
+
+def prepared_from_entry(entry: Entry, roots: dict[str, bytes]) -> archive.Prepared:
+    """`archive.prepare(archive.member_from_entry(entry, None))`, the same bytes, built straight from the entry for
+    the common member (plain times, no xattrs, not sparse, short ASCII names): that path cost ~40 us a member on
+    the archive's thread, the one a set of small files waits on. `roots` caches each source's name as bytes."""
+    kind = entry.type
+    if entry.xattrs or (kind == "file" and entry.extents is not None):
+        return archive.prepare(archive.member_from_entry(entry, None))
+    root = roots.get(entry.source)
+    if root is None:
+        root = roots[entry.source] = entry.source.encode(ENCODING, ERRORS)
+    full = root if not entry.path else root.rstrip(b"/") + b"/" + entry.path
+    path = full.lstrip(b"/") or b"."
+    link = None
+    if kind == "symlink":
+        link = entry.target or b""
+    elif kind == "hardlink":
+        link = (root.rstrip(b"/") + b"/" + (entry.target or b"")).lstrip(b"/") or b"."
+    mode = entry.mode & 0o7777
+    size = entry.size if kind == "file" else 0
+    rdev = entry.rdev if kind in _DEVICES else 0
+    headers = plain_header(path + b"/" if kind == "dir" and not path.endswith(b"/") else path, _TYPEFLAGS[kind],
+                           mode, entry.uid, entry.gid, entry.user.encode(ENCODING, ERRORS),
+                           entry.group.encode(ENCODING, ERRORS), size, entry.mtime_ns, entry.atime_ns,
+                           entry.ctime_ns, link or b"", os.major(rdev), os.minor(rdev))
+    if headers is None:
+        return archive.prepare(archive.member_from_entry(entry, None))
+    key = (kind, size, archive._IFMT[kind] | mode, entry.uid, entry.gid, entry.mtime_ns, entry.digest)
+    return archive.Prepared(path, headers, size, key, link, None)
+
+
+def read_ahead(items: Iterable[tuple[archive.Prepared, tuple[bytes, ...] | None]],
+               read_chunk: Callable[[bytes], bytes]) -> Iterator[archive.Prepared]:
     """The members, each with its chunks (`read_chunk`: read, decompressed and verified; None for a member without
-    content) as its content, read by
-    READERS threads ahead of the caller, whose own thread then only encodes the archive: read on that thread, the
-    chunks held the archive to one core. Small members are read in batches; a big one streams. A chunk that cannot
-    be read raises when the archive takes that member's content, as a read on the caller's thread would."""
+    content) as its content, read by READERS threads ahead of the caller, whose own thread then only encodes the
+    archive: read on that thread, the chunks held the archive to one core. Small members are read in batches; a big
+    one streams. A chunk that cannot be read raises when the archive takes that member's content, as a read on the
+    caller's thread would."""
     pool = ThreadPoolExecutor(READERS, thread_name_prefix="tape-read")
     queued: deque[tuple[list, Future | None]] = deque()  # (members, their chunks) or ([big member], None)
     batch: list = []
@@ -85,24 +123,26 @@ def read_ahead(items: Iterable[tuple[archive.Member, tuple[bytes, ...] | None]],
             queued.append(([m for m, _ in batch], pool.submit(read_batch, [d for _, d in batch])))
             batch, size = [], 0
 
-    def ready(keep: int) -> Iterator[archive.Member]:
+    def ready(keep: int) -> Iterator[archive.Prepared]:
         while len(queued) > keep:
             members, future = queued.popleft()
             if future is None:
                 member, digests = members[0]
-                yield _with_content(member, _streamed(pool, read_chunk, digests))
+                member.content = _streamed(pool, read_chunk, digests)
+                yield member
                 continue
             for member, content in zip(members, future.result()):
-                yield _with_content(member, _raising(content) if isinstance(content, Exception) else content)
+                member.content = _raising(content) if isinstance(content, Exception) else content
+                yield member
 
     try:
         for member, digests in items:
-            if member.info.size > BIG:
+            if member.data_size > BIG:
                 submit()
                 queued.append(([(member, digests)], None))
             else:
                 batch.append((member, digests))
-                size += member.info.size
+                size += member.data_size
                 if size >= BATCH_BYTES or len(batch) >= BATCH_MEMBERS:
                     submit()
             yield from ready(AHEAD_BATCHES)
@@ -110,10 +150,6 @@ def read_ahead(items: Iterable[tuple[archive.Member, tuple[bytes, ...] | None]],
         yield from ready(0)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _with_content(member: archive.Member, content) -> archive.Member:
-    return archive.fast_member(member.info, content, member.sparse, member.digest, member.mtime_ns, member.path)
 
 
 def _streamed(pool: ThreadPoolExecutor, read_chunk: Callable[[bytes], bytes],
