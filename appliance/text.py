@@ -12,6 +12,11 @@ from datetime import datetime
 TEXT_TIME = "%Y-%m-%d %H:%M:%S"  # every time a person reads: local, to the second (JSON has ISO 8601 with its offset)
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """ "1 file", "2 files", "0 files" ("1 entry", "2 entries" with many="entries")."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
 def size(n: float | None) -> str:
     """Bytes in binary units, one decimal: 512 B, 1.5 KiB, 3.0 GiB."""
     if n is None:

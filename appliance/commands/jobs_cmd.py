@@ -6,7 +6,7 @@ import click
 
 from appliance.commands.output import (FINISHED, Context, job_line, progress_text, restored_to, shown_warnings, size,
                                        table, wait_for_job, when)
-from appliance.ops.messages import plural
+from appliance.text import plural
 
 
 def show_job(job: dict) -> None:

@@ -13,7 +13,7 @@ import click
 
 from appliance.commands.output import Context, size, started, table, when
 from appliance.text import format_duration
-from appliance.ops.messages import plural
+from appliance.text import plural
 
 
 def _retention(seconds: int | None) -> str:

@@ -17,7 +17,8 @@ import click
 
 from appliance import config
 from appliance.errors import CompletedWithWarnings, JobFailed
-from appliance.ops.messages import capped, plural
+from appliance.ops.messages import capped
+from appliance.text import plural
 from appliance.text import size, text_time
 
 FINISHED = ("completed", "completed with warnings", "failed", "cancelled")

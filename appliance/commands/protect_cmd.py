@@ -11,7 +11,7 @@ import click
 from appliance.commands.output import Context, size, started, table, when
 from appliance.config import parse_duration
 from appliance.errors import NotFound, UsageError
-from appliance.ops.messages import plural
+from appliance.text import plural
 
 
 AT_FORMS = ('"YYYY-MM-DD HH:MM[:SS]" (local time), ISO 8601 with a zone (2026-01-05T14:00+01:00), '

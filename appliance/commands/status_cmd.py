@@ -6,7 +6,8 @@ import click
 
 from appliance.commands.output import Context, table, when
 from appliance.errors import CompletedWithWarnings, TapelineError
-from appliance.ops.messages import plural, span_text
+from appliance.ops.messages import span_text
+from appliance.text import plural
 from appliance.text import alert_object, alert_state
 
 

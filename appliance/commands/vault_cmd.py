@@ -14,7 +14,7 @@ import click
 
 from appliance.commands.output import Context, table, when
 from appliance.text import format_duration
-from appliance.ops.messages import plural
+from appliance.text import plural
 
 
 def operator_name() -> str:

@@ -26,7 +26,7 @@ from appliance.media.drives import CartridgeOutside, DriveLease, ForeignCartridg
 from appliance.media.format import FormatError
 from appliance.media.service import MediaService, now
 from appliance.ops.jobs import JobContext, Outcome
-from appliance.ops.messages import plural
+from appliance.text import plural
 from drivers.errors import DeviceError
 
 log = logging.getLogger("tapeline.media")

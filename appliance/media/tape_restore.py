@@ -27,7 +27,7 @@ from appliance.media.pools import IN_LIBRARY
 from appliance.media.tape_read import FrameSource, ReadResult, SetLayout, plan, read_run
 from appliance.ops import alerts
 from appliance.ops.jobs import JobContext, Outcome
-from appliance.ops.messages import plural
+from appliance.text import plural
 
 log = logging.getLogger("tapeline.media.restore")
 

@@ -14,7 +14,7 @@ from appliance.media.index_cache import IndexCache
 from appliance.media.tape_scan import verify_parts_on
 from appliance.ops import alerts
 from appliance.ops.jobs import JobContext, Outcome
-from appliance.ops.messages import plural
+from appliance.text import plural
 from appliance.vault.checks import record_check
 
 

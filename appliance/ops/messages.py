@@ -16,11 +16,6 @@ _MORE = re.compile(r"^\.\.\. and (\d+) more warnings?$")
 PRINTED_WARNINGS = 20
 
 
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """ "1 file", "2 files", "0 files" ("1 entry", "2 entries" with many="entries")."""
-    return f"{n} {word if n == 1 else many or word + 's'}"
-
-
 def count_warnings(warnings: list[str] | tuple[str, ...]) -> int:
     total = 0
     for w in warnings:

@@ -43,7 +43,7 @@ from appliance.config import MailSettings
 from appliance.errors import TapelineError, UsageError
 from appliance.ops import alerts
 from appliance.ops.mail import MailFailure, Session
-from appliance.ops.messages import plural
+from appliance.text import plural
 from appliance.text import text_time
 from appliance.ops.outbox import Outbox
 

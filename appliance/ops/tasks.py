@@ -29,7 +29,8 @@ from appliance.catalog.points import (clear_damaged, drop_points, list_points, m
 from appliance.catalog.tape_sets import pinned_snapshots
 from appliance.ops import alerts
 from appliance.ops.jobs import JobContext, Outcome
-from appliance.ops.messages import count_warnings, plural, split_fix
+from appliance.ops.messages import count_warnings, split_fix
+from appliance.text import plural
 from appliance.protect import files as protect
 from appliance.protect.files import GroupSpec, SourceSpec
 from appliance.store.errors import SnapshotNotFound

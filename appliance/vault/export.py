@@ -37,7 +37,7 @@ from appliance.errors import Conflict, TapelineError, UsageError
 from appliance.media.library import apply_inventory
 from appliance.ops import alerts
 from appliance.ops.jobs import JobContext, Outcome
-from appliance.ops.messages import plural
+from appliance.text import plural
 from appliance.vault import drplan, policy
 from drivers.changer import Inventory
 from drivers.errors import DeviceError

@@ -31,7 +31,7 @@ from appliance.errors import TapelineError
 from appliance.media.library import where as library_place
 from appliance.ops import alerts
 from appliance.ops.jobs import JobContext, Outcome
-from appliance.ops.messages import plural
+from appliance.text import plural
 from appliance.vault import checks
 from appliance.vault.export import wait_for
 from drivers.changer import Element

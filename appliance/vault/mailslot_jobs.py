@@ -14,7 +14,7 @@ from appliance.catalog.models import utcnow
 from appliance.errors import UsageError
 from appliance.media import format as fmt
 from appliance.ops.jobs import JobContext, Outcome
-from appliance.ops.messages import plural
+from appliance.text import plural
 from appliance.vault import drplan, forecast
 from appliance.vault.export import Export, rotating_pools
 from appliance.vault.import_ import Import

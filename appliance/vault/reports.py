@@ -27,7 +27,7 @@ from appliance.catalog.models import (IN_LIBRARY_LOCATIONS, Cartridge, Cartridge
                                       Vault)
 from appliance.catalog.moves import SHOWN, where
 from appliance.errors import UsageError
-from appliance.ops.messages import plural
+from appliance.text import plural
 from appliance.ops.reports.model import Column, Report, Table, VaultList
 from appliance.vault.rotation import case_return
 

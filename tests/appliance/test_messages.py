@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from appliance.ops.messages import capped, count_warnings, plural, split_fix
+from appliance.ops.messages import capped, count_warnings, split_fix
+from appliance.text import plural
 from appliance.text import text_time
 
 

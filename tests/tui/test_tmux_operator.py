@@ -98,7 +98,7 @@ def test_a_new_operator_protects_sends_to_tape_exports_and_restores_from_the_con
         tmux.keys("Enter")
         tmux.until("a-letter.txt")
         tmux.keys("Enter")
-        tmux.until("1 versions in group docs")
+        tmux.until("1 version in group docs")
         tmux.keys("r")
         tmux.until("(nothing there now)")  # ("written" may end the line before: the path wraps)
         tmux.keys("C-r")

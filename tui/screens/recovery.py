@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
-from appliance.text import size
+from appliance.text import plural, size
 from tui.format import clock, parse_time
 from tui.messages import JobsRefreshed, StatusRefreshed
 from tui.screens.area import AreaScreen
@@ -346,7 +346,7 @@ class RecoveryScreen(AreaScreen):
         self.file = path
         self.versions = [v for v in found if v["group"] == group]
         self.query_one("#versions-of", Label).update(
-            f"{path}: {len(self.versions)} versions in group {group}  ·  r restores the one under the cursor")
+            f"{path}: {plural(len(self.versions), 'version')} in group {group}  ·  r restores the one under the cursor")
         table = self.query_one("#file-versions", DataTable)
         table.clear()
         now = self.app.now()

@@ -21,6 +21,7 @@ from textual.widgets.option_list import Option
 
 from appliance.errors import TapelineError
 from appliance.files import write_atomically
+from appliance.text import plural
 from tui.screens.area import AreaScreen
 from tui.widgets.confirm import Confirm
 from tui.widgets.prompt import Prompt
@@ -115,7 +116,7 @@ class ReportingScreen(AreaScreen):
         attention = "  (needs attention)" if report.get("needs_attention") else ""
         group = self.group_for(report["name"])
         about = f" of group {group} (g picks another)" if group else \
-            f": last {report['days']} day{'s' if report['days'] != 1 else ''}"
+            f": last {plural(report['days'], 'day')}"
         self.query_one("#report-title", Label).update(f"{report['title']}{about}{attention}")
         area = self.query_one("#report", TextArea)
         area.load_text(report["content"])
