@@ -24,8 +24,9 @@ Safety invariants:
   (`.tapeline-partial-<name>`, which a rerun cleans up) and a no-replace link.
 - "completed" only once what was written is on disk: one syncfs(2) per file system written to (write-backs are
   started on the way, so the last one finds little left).
-- File contents are written by writer threads (restore_files.py), in batches in manifest order; the calling thread
-  walks the rows and makes directories, links and special files. A directory gets its metadata once it is left
+- File contents are written in batches in manifest order, by worker processes once the restore is past a few
+  hundred files (restore_files.py, restore_worker.py); the calling thread walks the rows and makes directories,
+  links and special files. A directory gets its metadata once it is left
   and its last queued file is in place.
 - Metadata order per entry: owner (root only), xattrs/ACLs, mode, times; directories get theirs after their
   contents, so their mtime stays as recorded.
@@ -43,7 +44,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from appliance.protect.destination import DIR_OPEN, EXISTS, Unsafe, check_name, make_room, open_dir
-from appliance.protect.restore_files import Dir, FileWriters
+from appliance.protect.restore_files import Dir, FileWriters, WorkerLost
 from appliance.protect.types import NO_PROGRESS, Progress, RestoreResult
 from appliance.store import Store
 from appliance.store.errors import ManifestDamaged, StoreError
@@ -82,7 +83,7 @@ def _selected(selection: list, si: int, key: tuple) -> bool:
 
 class _Writer:
     """Walks the rows in order on the calling thread: directories, links and special files; file contents go to
-    the writer threads (restore_files.FileWriters)."""
+    restore_files.FileWriters."""
 
     def __init__(self, store: Store, overwrite: bool, progress: Progress, total: int | None,
                  target: tuple[int, bytes] | None) -> None:
@@ -293,8 +294,11 @@ def restore(store: Store, snapshot_id: str, paths: Sequence[bytes | str] | None,
         return RestoreResult("failed", reason, 0, 0, [reason])
     writer = _Writer(store, overwrite, progress, info.bytes if not selection else None, dest)
     try:
-        result = _run(store, snapshot_id, info.sources, selection, paths, writer, cancel)
-        writer.end()
+        try:
+            result = _run(store, snapshot_id, info.sources, selection, paths, writer, cancel)
+            writer.end()
+        except WorkerLost as exc:
+            return RestoreResult("failed", str(exc), writer.files, writer.bytes, writer.warnings + [str(exc)])
         if result.state == "failed":
             return result
         try:

@@ -1,40 +1,50 @@
-"""The writer threads of a restore: file contents in batches, a directory's metadata once its last file is in,
+"""The file writing of a restore: file contents in batches, a directory's metadata once its last file is in,
 and the write-back that makes everything durable (docs/store-format.md, Restore).
 
-`restore.py` walks the manifest on the calling thread and hands each file to `FileWriters.queue`. Reading chunks,
-zstd, BLAKE3 and the file system calls release the GIL, so WORKERS threads overlap them. A file is written as an
-unnamed O_TMPFILE and linked in under its name once its content and metadata are complete (a kill leaves nothing
-half written under a real name; linkat never replaces a name that appeared meanwhile unless `overwrite`).
+`restore.py` walks the manifest on the calling thread and hands each file to `FileWriters.queue`, which locates its
+chunks and gathers files into batches. The first few batches are written right there (a small restore does not
+pay for starting processes); past INLINE_FILES or INLINE_BYTES, one worker process per core writes them
+(restore_worker.py): the per-file system calls and the bookkeeping around them hold the GIL, so threads left the
+restore bound to one core. A file is written as an unnamed O_TMPFILE and linked in under its name once its content
+and metadata are complete (a kill leaves nothing half written under a real name; linkat never replaces a name that
+appeared meanwhile unless `overwrite`).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import stat
-import threading
+import subprocess
+import sys
 from collections import deque
-from collections.abc import Iterator
-from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
+from multiprocessing import connection
+from pathlib import Path
 
 from appliance.protect import destination
 from appliance.protect.pipeline import MAX_CHUNK
+from appliance.protect.restore_worker import BatchWriter, meta_fd, send_fds
 from appliance.protect.types import Progress
 from appliance.store import Store, durable
 from appliance.store.errors import StoreError
-from appliance.store.model import (FILE, R_ATIME, R_CHUNKS, R_EXTENTS, R_GID, R_MODE, R_MTIME, R_NLINK, R_PATH,
-                                   R_SIZE, R_TYPE, R_UID, R_XATTRS, DIGEST_SIZE)
+from appliance.store.model import DIGEST_SIZE, R_CHUNKS, R_EXTENTS, R_PATH, R_SIZE
 
-# File writers, one per core: with a warm cache their system calls keep a core busy, and more threads than cores
-# only add contention (measured on 2 cores: 4 writers cost 40% more CPU seconds than 2, for no shorter restore).
+# Worker processes, one per core: the walk on the restore's thread needs a share of a core too, and more writers
+# than cores only add contention (measured on 2 cores with threads: 4 writers cost 40% more CPU seconds than 2).
 WORKERS = min(8, max(2, len(os.sched_getaffinity(0))))
-BATCH_FILES = 64  # files per task: a task per small file would cost the pool more than writing the file
+BATCH_FILES = 64  # files per batch: a message per small file would cost more than writing the file
 BATCH_BYTES = 16 << 20
+INLINE_FILES = 256  # files written on the restore's own thread before the workers start
+INLINE_BYTES = 8 << 20
 FLUSH_EVERY = 256 << 20  # written bytes between two write-backs started during the restore
-WINDOW = 256 << 10  # read ahead in a pack for the next small chunks
-QUEUED = 2 * WORKERS  # batches handed out ahead of the writers (bounds memory and how far the walk runs ahead)
-SPREAD_CHUNKS = 8  # a file of this many chunks or more has them read and verified by the readers, ahead of its writer
-AHEAD = 2 * WORKERS  # chunks of one file in flight on the readers (at most AHEAD * MAX_CHUNK in memory)
+QUEUED = 2 * WORKERS  # batches handed out ahead of the writers (bounds how far the walk runs ahead)
+FILE_COST = 4096  # a file's system calls, in bytes of content, when batches are spread over the workers
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class WorkerLost(Exception):
+    """A worker process ended without answering (killed, or a bug); the message says what to do."""
 
 
 class Dir:
@@ -51,32 +61,71 @@ class Dir:
         self.left = False
 
 
-class _Reader:
-    """One writer thread's chunk reads, through a buffer it reuses: one read of WINDOW bytes also serves the next
-    small chunks (a sync stores a directory's small files side by side, in the order a restore wants them), so a
-    small file costs no read call of its own, and a big chunk no fresh allocation."""
+class _Worker:
+    """One worker process (restore_worker.main) and the batches it has not answered yet, oldest first."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.view = memoryview(bytearray(MAX_CHUNK))  # a chunk is stored compressed only when that is smaller
-        self.fd, self.start, self.end = -1, 0, 0
+    def __init__(self, config: tuple) -> None:
+        ours, theirs = socket.socketpair()
+        code = (f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); "
+                f"from appliance.protect.restore_worker import main; main({theirs.fileno()})")
+        try:
+            # a fresh interpreter, not a fork: the daemon has threads (a forked child could inherit a held lock)
+            self.proc = subprocess.Popen([sys.executable, "-I", "-c", code], pass_fds=[theirs.fileno()],
+                                         stdin=subprocess.DEVNULL)
+        finally:
+            theirs.close()
+        self.sock = ours
+        self.conn = connection.Connection(os.dup(ours.fileno()))
+        self.conn.send(config)
+        self.packs: set[int] = set()  # packs whose descriptor it has
+        self.queued: deque[tuple[list, int]] = deque()  # (directories and their file counts, cost) per batch
+        self.cost = 0
 
-    def chunk(self, digest: bytes) -> bytes | memoryview:
-        """The verified chunk; a view into the buffer is valid until the next call."""
-        fd, offset, length, flags = self.store.locate_chunk(digest)
-        if length > len(self.view):
-            return self.store.verify_chunk(digest, os.pread(fd, length, offset), flags)
-        if fd != self.fd or offset < self.start or offset + length > self.end:
-            self.fd = -1
-            got = os.preadv(fd, [self.view[:max(length, WINDOW)]], offset)
-            self.fd, self.start, self.end = fd, offset, offset + got
-        at = offset - self.start
-        return self.store.verify_chunk(digest, self.view[at:at + length], flags)
+    def send(self, packs: list[tuple[int, str]], dirs: list[Dir], items: list[tuple]) -> None:
+        try:
+            self.conn.send((packs, [d.owner for d in dirs], items))
+            send_fds(self.sock, [pack for pack, _ in packs] + [d.fd for d in dirs])
+        except OSError:
+            raise self._lost() from None
+        self.packs.update(pack for pack, _ in packs)
+
+    def answer(self) -> tuple:
+        try:
+            answer = self.conn.recv()
+        except (EOFError, OSError):
+            raise self._lost() from None
+        if answer[0] == "error":
+            raise WorkerLost(f"a restore worker process failed ({answer[1].strip().splitlines()[-1]}): report it "
+                             f"with the daemon's log, then run the same `tapeline restore` again")
+        return answer
+
+    def _lost(self) -> WorkerLost:
+        code = self.proc.wait()
+        return WorkerLost(f"a restore worker process ended unexpectedly (exit status {code}): see the daemon's log, "
+                          f"then run the same `tapeline restore` again")
+
+    def stop(self) -> None:
+        """Ends the process: politely when it has nothing queued, else at once (a file it was writing is an unnamed
+        O_TMPFILE, which vanishes with it)."""
+        if self.queued:
+            self.proc.kill()
+        else:
+            try:
+                self.conn.send(None)
+            except OSError:
+                self.proc.kill()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.conn.close()
+        self.sock.close()
 
 
 class FileWriters:
-    """One restore's writer threads. Everything but the writing itself (queue, submit, wait, leave, make_durable,
-    close) runs on the restore's own thread; `warnings` is shared with it."""
+    """One restore's file writing. Everything here runs on the restore's own thread (the workers are processes);
+    `warnings` is shared with it."""
 
     def __init__(self, store: Store, overwrite: bool, progress: Progress, total: int | None,
                  warnings: list[str]) -> None:
@@ -88,17 +137,16 @@ class FileWriters:
         self.root = os.geteuid() == 0  # owners are restored (and AT_EMPTY_PATH links allowed) only as root
         # mode bits a create cannot set (special bits: fchmod after fchown)
         self.kept_by_umask = 0o7000 | destination.umask()
-        self._lock = threading.Lock()  # guards Dir.pending/left and _open
         self._open: set[Dir] = set()
         self._batch: list[tuple] = []
-        self._batch_bytes = 0
-        self._queued: set[Future] = set()
-        self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="restore")
-        # A big file would keep one writer busy while the other cores idle: its chunks are read, decompressed and
-        # hashed here, in parallel, and its writer only writes them in order (a pool of its own: a writer waits
-        # on it, so sharing the writers' pool could leave nobody to do the reading).
-        self._readers_pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="restore-read")
-        self._readers = threading.local()
+        self._dirs: dict[Dir, int] = {}  # the batch's directories -> their index in it
+        self._counts: list[int] = []  # files of the batch per directory index
+        self._packs: dict[int, None] = {}  # packs the batch reads (descriptor numbers, in order)
+        self._cost = 0
+        self._where: dict[int, str] = {}  # pack descriptor -> "pack NAME"
+        self._inline: BatchWriter | None = None
+        self._inline_files = self._inline_bytes = 0
+        self._workers: list[_Worker] = []
         self._flusher = ThreadPoolExecutor(1, thread_name_prefix="restore-flush")
         self._flushing: Future | None = None
         self._flushed = 0
@@ -110,36 +158,34 @@ class FileWriters:
         if st.st_dev not in self.devices:  # opened before anything is written there: syncfs reports later errors
             self.devices[st.st_dev] = os.dup(fd)
         d = Dir(key, fd, row, fresh, st)
-        with self._lock:
-            self._open.add(d)
+        self._open.add(d)
         return d
 
     def leave(self, d: Dir) -> None:
         """The walk is done with `d`: its metadata follows once its last queued file is in."""
-        with self._lock:
-            d.left = True
-            done = not d.pending
-        if done:
+        d.left = True
+        if not d.pending:
             self._finish(d)
 
     def _finish(self, d: Dir) -> None:
         try:
             if d.row is not None:
-                self.meta_fd(d.fd, d.row)
+                meta_fd(d.fd, d.row, self.root, self.warnings)
         except OSError as exc:
             self.warnings.append(f"{os.fsdecode(d.row[R_PATH]) or '.'}: metadata not applied ({exc.strerror})")
         finally:
-            with self._lock:
-                self._open.discard(d)
+            self._open.discard(d)
             os.close(d.fd)
 
     def close(self) -> None:
-        """After the last wait, or after an error: stop the writers and close what is still open."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._readers_pool.shutdown(wait=True, cancel_futures=True)
+        """After the last wait, or after an error: stop the workers and close what is still open."""
+        for worker in self._workers:
+            worker.stop()
+        self._workers = []
+        if self._inline is not None:
+            self._inline.close()
         self._flusher.shutdown(wait=True)
-        with self._lock:
-            left, self._open = self._open, set()
+        left, self._open = self._open, set()
         for d in left:
             os.close(d.fd)
         for fd in self.devices.values():
@@ -148,28 +194,78 @@ class FileWriters:
 
     # ---- file contents ---------------------------------------------------------------------
     def queue(self, parent: Dir, name: bytes, content: list, row: list) -> None:
-        with self._lock:
-            parent.pending += 1
-        self._batch.append((parent, name, content, row))
-        self._batch_bytes += content[R_SIZE]
-        if len(self._batch) >= BATCH_FILES or self._batch_bytes >= BATCH_BYTES:
+        try:
+            places = self._places(content[R_CHUNKS] or b"")
+        except StoreError as exc:  # a chunk missing or listed damaged: nothing is created for the file
+            self.warnings.append(f"{os.fsdecode(row[R_PATH])}: not restored ({exc})")
+            return
+        parent.pending += 1
+        index = self._dirs.setdefault(parent, len(self._dirs))
+        if index == len(self._counts):
+            self._counts.append(0)
+        self._counts[index] += 1
+        self._batch.append((index, name, row, content[R_SIZE], content[R_EXTENTS], places))
+        self._cost += FILE_COST + sum(place[2] for place in places)
+        if len(self._batch) >= BATCH_FILES or self._cost >= BATCH_BYTES:
             self.submit()
             self.wait(QUEUED)
 
+    def _places(self, blob: bytes) -> list[tuple]:
+        """Where each chunk is stored: (pack descriptor, offset, length, flags, digest)."""
+        places = []
+        locate = self.store.locate_chunk
+        for i in range(0, len(blob), DIGEST_SIZE):
+            digest = blob[i:i + DIGEST_SIZE]
+            fd, offset, length, flags = locate(digest)
+            if fd not in self._where:
+                self._where[fd] = self.store.pack_of(digest)
+            self._packs[fd] = None
+            places.append((fd, offset, length, flags, digest))
+        return places
+
     def submit(self) -> None:
-        if self._batch:
-            self._queued.add(self._pool.submit(self._write_batch, self._batch))
-            self._batch, self._batch_bytes = [], 0
+        if not self._batch:
+            return
+        batch, dirs, counts, packs, cost = self._batch, list(self._dirs), self._counts, list(self._packs), self._cost
+        self._batch, self._dirs, self._counts, self._packs, self._cost = [], {}, [], {}, 0
+        tally = list(zip(dirs, counts))
+        if (not self._workers and self._inline_files + len(batch) <= INLINE_FILES
+                and self._inline_bytes + cost <= INLINE_BYTES):
+            self._inline_files += len(batch)
+            self._inline_bytes += cost
+            if self._inline is None:
+                self._inline = BatchWriter(self.root, self.overwrite, self.kept_by_umask, MAX_CHUNK)
+            self._inline.packs.update((fd, (fd, self._where[fd])) for fd in packs)
+            self._done(tally, self._inline.write([(d.fd, d.owner) for d in dirs], batch))
+            return
+        if not self._workers:
+            config = (self.root, self.overwrite, self.kept_by_umask, MAX_CHUNK)
+            self._workers = [_Worker(config) for _ in range(WORKERS)]
+        worker = min(self._workers, key=lambda w: w.cost)
+        worker.send([(fd, self._where[fd]) for fd in packs if fd not in worker.packs], dirs, batch)
+        worker.queued.append((tally, cost))
+        worker.cost += cost
 
     def wait(self, keep: int) -> None:
-        """Collect finished batches until at most `keep` are queued: whichever finish first, so a big file being
-        written does not hold back the batches queued after it."""
-        while len(self._queued) > keep:
-            done, self._queued = futures.wait(self._queued, return_when=futures.FIRST_COMPLETED)
-            for future in done:
-                self._tally(*future.result())
+        """Collect answered batches until at most `keep` are queued: whichever worker answers first, so a big file
+        being written does not hold back the batches queued after it."""
+        while sum(len(w.queued) for w in self._workers) > keep:
+            busy = {w.conn: w for w in self._workers if w.queued}
+            for conn in connection.wait(list(busy)):
+                worker = busy[conn]
+                answer = worker.answer()
+                tally, cost = worker.queued.popleft()
+                worker.cost -= cost
+                self._done(tally, answer)
 
-    def _tally(self, files: int, size: int, last: bytes | None) -> None:
+    def _done(self, tally: list[tuple[Dir, int]], answer: tuple) -> None:
+        files, size, last, warnings, linkable = answer
+        self.warnings += warnings
+        self.linkable.update(linkable)
+        for d, count in tally:
+            d.pending -= count
+            if d.left and not d.pending:
+                self._finish(d)
         self.files += files
         self.bytes += size
         if last is not None:
@@ -178,120 +274,6 @@ class FileWriters:
         if self.bytes - self._flushed >= FLUSH_EVERY and idle:  # a failed one is kept for make_durable
             self._flushing = self._flusher.submit(self._sync_all)
             self._flushed = self.bytes
-
-    def _write_batch(self, batch: list[tuple]) -> tuple[int, int, bytes | None]:
-        files = size = 0
-        last = None
-        reader = self._reader()
-        written: dict[Dir, int] = {}
-        try:
-            for parent, name, content, row in batch:
-                written[parent] = written.get(parent, 0) + 1
-                try:
-                    if self._file(parent, name, content, row, reader):
-                        files += 1
-                        size += content[R_SIZE]
-                        last = name
-                        if row[R_NLINK] > 1 and row[R_TYPE] == FILE:
-                            self.linkable.add(row[R_PATH])
-                except (OSError, StoreError) as exc:
-                    why = getattr(exc, "strerror", None) or exc
-                    self.warnings.append(f"{os.fsdecode(row[R_PATH])}: not restored ({why})")
-        finally:
-            for parent, count in written.items():
-                with self._lock:
-                    parent.pending -= count
-                    done = parent.left and not parent.pending
-                if done:
-                    self._finish(parent)
-        return files, size, last
-
-    def _file(self, parent: Dir, name: bytes, content: list, row: list, reader: _Reader) -> bool:
-        """Write content and metadata into an unnamed file (O_TMPFILE), then link it in under its name: a killed
-        restore leaves nothing half written under a real name, and a name that exists meanwhile is not replaced
-        unless `overwrite` (False then). A file system without O_TMPFILE gets a `.tapeline-partial-` name."""
-        dfd = parent.fd
-        mode = stat.S_IMODE(row[R_MODE])
-        final_mode = not mode & self.kept_by_umask and not row[R_XATTRS]  # made with its mode: no fchmod
-        fd, tmp = destination.open_unnamed(dfd, name, mode if final_mode else 0o600)
-        final_mode = final_mode and tmp is None
-        placed = False
-        try:
-            self._content(fd, content, reader)
-            self.meta_fd(fd, row, parent.owner, final_mode)
-            placed = destination.place(fd, dfd, tmp, name, self.overwrite, self.root)
-        finally:
-            os.close(fd)
-            if tmp is not None and not placed:
-                os.unlink(tmp, dir_fd=dfd)
-        if not placed:
-            self.warnings.append(f"{os.fsdecode(row[R_PATH])}: {destination.EXISTS}")
-        return placed
-
-    def _reader(self) -> _Reader:
-        reader = getattr(self._readers, "reader", None)
-        if reader is None:
-            reader = self._readers.reader = _Reader(self.store)
-        return reader
-
-    def _content(self, fd: int, content: list, reader: _Reader) -> None:
-        blob = content[R_CHUNKS] or b""
-        if content[R_EXTENTS] is not None:
-            self._sparse(fd, blob, content[R_EXTENTS], content[R_SIZE], reader)
-            return
-        written = 0
-        digests = (blob[i:i + DIGEST_SIZE] for i in range(0, len(blob), DIGEST_SIZE))
-        chunks = self._ahead(digests) if len(blob) >= SPREAD_CHUNKS * DIGEST_SIZE else map(reader.chunk, digests)
-        for data in chunks:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            written += len(data)
-        if written != content[R_SIZE]:
-            raise StoreError(f"restored {written} bytes where {content[R_SIZE]} were recorded",
-                             "run 'tapeline check GROUP --full', then restore again")
-
-    def _ahead(self, digests: Iterator[bytes]) -> Iterator[bytes]:
-        """The verified chunks in order, read up to AHEAD ahead on the reader threads."""
-        pending: deque[Future] = deque()
-        try:
-            for digest in digests:
-                pending.append(self._readers_pool.submit(self.store.read_chunk, digest))
-                if len(pending) >= AHEAD:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:  # an error (or a failed write) stops the reads still queued
-            for future in pending:
-                future.cancel()
-
-    def _sparse(self, fd: int, blob: bytes, extents: list, size: int, reader: _Reader) -> None:
-        os.ftruncate(fd, size)  # holes stay holes: only the data regions are written
-        regions = iter(extents)
-        read = reader.chunk
-        start, left = next(regions, (0, 0))
-        for i in range(0, len(blob), DIGEST_SIZE):
-            view = memoryview(read(blob[i:i + DIGEST_SIZE]))
-            while view:
-                while not left:
-                    start, left = next(regions)
-                n = min(left, len(view))
-                os.pwrite(fd, view[:n], start)
-                view, start, left = view[n:], start + n, left - n
-
-    def meta_fd(self, fd: int, row: list, owner: tuple[int, int] | None = None, mode_set: bool = False) -> None:
-        """Owner (root only; skipped when a new file has it already), xattrs and ACLs, mode, then times."""
-        if self.root and (row[R_UID], row[R_GID]) != owner:
-            os.fchown(fd, row[R_UID], row[R_GID])
-        for name, value in row[R_XATTRS].items() if row[R_XATTRS] else ():
-            try:
-                os.setxattr(fd, name, value)
-            except OSError as exc:
-                self.warnings.append(f"{os.fsdecode(row[R_PATH])}: xattr {os.fsdecode(name)} not restored "
-                                     f"({exc.strerror})")
-        if not mode_set:
-            os.fchmod(fd, stat.S_IMODE(row[R_MODE]))
-        os.utime(fd, ns=(row[R_ATIME], row[R_MTIME]))
 
     # ---- durability ----------------------------------------------------------------------------------------
     def make_durable(self) -> None:

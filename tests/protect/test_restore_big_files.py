@@ -1,4 +1,5 @@
-"""A file of many chunks: its chunks are read and verified on the reader threads, ahead of its writer, in order."""
+"""A file of many chunks: its chunks are read and verified on the reader threads, ahead of its writing, in order (in a worker process:
+the file is past the size a restore writes on its own thread)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 import random
 
 from appliance.protect.files import restore, sync
-from appliance.protect.restore_files import SPREAD_CHUNKS
+from appliance.protect.restore_worker import SPREAD_CHUNKS
 from tests.protect.conftest import group_of, restored_root
 from tests.protect.test_damage import _corrupt_chunk
 

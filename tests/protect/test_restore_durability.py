@@ -107,18 +107,19 @@ def test_restore_as_an_unprivileged_user_links_files_in_through_proc(public_base
 def test_a_name_taken_while_the_file_was_written_is_kept_unless_overwrite(store, src, tmp_path, monkeypatch,
                                                                            overwrite):
     """The restore links the written file in without replacing a name that appeared meanwhile (no check-then-
-    rename window); with overwrite the newcomer is replaced."""
-    from appliance.protect import restore_files as restore_module
+    rename window); with overwrite the newcomer is replaced. (A restore this small is written on its own thread,
+    where the test can step in.)"""
+    from appliance.protect import restore_worker
     (src / "f.txt").write_text("from the point")
     sid = sync(store, group_of(src)).snapshot.id
     out = tmp_path / "out"
-    real = restore_module.FileWriters._content
+    real = restore_worker.BatchWriter._content
 
-    def meanwhile(self, fd, content, reader):  # someone creates the name while the content is being written
-        real(self, fd, content, reader)
+    def meanwhile(self, fd, places, length):  # someone creates the name while the content is being written
+        real(self, fd, places, length)
         (restored_root(out, src) / "f.txt").write_text("someone else's")
 
-    monkeypatch.setattr(restore_module.FileWriters, "_content", meanwhile)
+    monkeypatch.setattr(restore_worker.BatchWriter, "_content", meanwhile)
     result = restore(store, sid, None, out, overwrite=overwrite)
     kept = (restored_root(out, src) / "f.txt").read_text()
     if overwrite:

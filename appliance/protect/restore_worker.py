@@ -1,0 +1,240 @@
+"""What writes a restore's files: a batch of files into their directories, read from the packs, verified, each
+linked in under its name once complete. It runs in the restore's own process for a small restore and in worker
+processes for a big one (restore_files.py decides), so the writing is not bound to one core by the GIL.
+
+A worker is a fresh interpreter (`python -c`, started with subprocess: the daemon is multi-threaded, so it is
+never forked) talking over a Unix socket pair: a pickled message per batch, the descriptors it needs (the
+destination directories, and the packs it has not seen yet) sent beside it with SCM_RIGHTS, so the worker writes
+below directories the walk opened without following anything, and reads packs a collection may already have
+unlinked, exactly as the restoring process would. It answers each batch with (files, bytes, last name, warnings,
+paths a hardlink may link to), in order.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import threading
+import traceback
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from multiprocessing.connection import Connection
+
+import blake3
+import zstandard
+
+from appliance.protect import destination
+from appliance.store.errors import ChunkDamaged, StoreError
+from appliance.store.model import (FILE, R_ATIME, R_GID, R_MODE, R_MTIME, R_NLINK, R_PATH, R_TYPE, R_UID,
+                                   R_XATTRS)
+
+WINDOW = 256 << 10  # read ahead in a pack for the next small chunks
+SPREAD_CHUNKS = 8  # a file of this many chunks or more has them read and verified ahead of its writing, on threads
+READERS = 2
+AHEAD = 4  # chunks of one file in flight on the reader threads
+FDS_PER_MESSAGE = 200  # SCM_MAX_FD is 253
+
+
+def meta_fd(fd: int, row: list, root: bool, warnings: list[str], owner: tuple[int, int] | None = None,
+            mode_set: bool = False) -> None:
+    """Owner (root only; skipped when a new file has it already), xattrs and ACLs, mode, then times."""
+    if root and (row[R_UID], row[R_GID]) != owner:
+        os.fchown(fd, row[R_UID], row[R_GID])
+    for name, value in row[R_XATTRS].items() if row[R_XATTRS] else ():
+        try:
+            os.setxattr(fd, name, value)
+        except OSError as exc:
+            warnings.append(f"{os.fsdecode(row[R_PATH])}: xattr {os.fsdecode(name)} not restored ({exc.strerror})")
+    if not mode_set:
+        os.fchmod(fd, stat.S_IMODE(row[R_MODE]))
+    os.utime(fd, ns=(row[R_ATIME], row[R_MTIME]))
+
+
+class BatchWriter:
+    """Writes batches of files. An item is (directory index, name, row, size, extents, places), with `places` the
+    content's chunks as (pack id, offset, length, flags, digest) in order; `dirs` are (descriptor, owner of a file
+    created there) and `packs` maps a pack id to (descriptor, "pack NAME" for an error message)."""
+
+    def __init__(self, root: bool, overwrite: bool, kept_by_umask: int, max_chunk: int) -> None:
+        self.root, self.overwrite, self.kept_by_umask = root, overwrite, kept_by_umask
+        self.packs: dict[int, tuple[int, str]] = {}
+        self.view = memoryview(bytearray(max_chunk))  # a chunk is stored compressed only when that is smaller
+        self.window = (-1, 0, 0)  # (pack descriptor, start, end) of what the buffer holds
+        self.local = threading.local()  # a decompressor per thread (one is not to be shared between threads)
+        self.readers: ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        if self.readers is not None:
+            self.readers.shutdown(wait=True, cancel_futures=True)
+
+    def write(self, dirs: list[tuple[int, tuple[int, int]]], items: list[tuple]) -> tuple:
+        files = size = 0
+        last = None
+        warnings: list[str] = []
+        linkable: list[bytes] = []
+        for index, name, row, length, extents, places in items:
+            try:
+                if self._file(dirs[index], name, row, length, extents, places, warnings):
+                    files += 1
+                    size += length
+                    last = name
+                    if row[R_NLINK] > 1 and row[R_TYPE] == FILE:
+                        linkable.append(row[R_PATH])
+            except (OSError, StoreError) as exc:
+                why = getattr(exc, "strerror", None) or exc
+                warnings.append(f"{os.fsdecode(row[R_PATH])}: not restored ({why})")
+        return files, size, last, warnings, linkable
+
+    def _file(self, parent: tuple[int, tuple[int, int]], name: bytes, row: list, length: int, extents: list | None,
+              places: list[tuple], warnings: list[str]) -> bool:
+        """Content and metadata into an unnamed file (O_TMPFILE), then linked in under its name: a killed restore
+        leaves nothing half written under a real name, and a name that exists meanwhile is not replaced unless
+        `overwrite` (False then). A file system without O_TMPFILE gets a `.tapeline-partial-` name."""
+        dfd, owner = parent
+        mode = stat.S_IMODE(row[R_MODE])
+        final_mode = not mode & self.kept_by_umask and not row[R_XATTRS]  # made with its mode: no fchmod
+        fd, tmp = destination.open_unnamed(dfd, name, mode if final_mode else 0o600)
+        final_mode = final_mode and tmp is None
+        placed = False
+        try:
+            if extents is not None:
+                self._sparse(fd, places, extents, length)
+            else:
+                self._content(fd, places, length)
+            meta_fd(fd, row, self.root, warnings, owner, final_mode)
+            placed = destination.place(fd, dfd, tmp, name, self.overwrite, self.root)
+        finally:
+            os.close(fd)
+            if tmp is not None and not placed:
+                os.unlink(tmp, dir_fd=dfd)
+        if not placed:
+            warnings.append(f"{os.fsdecode(row[R_PATH])}: {destination.EXISTS}")
+        return placed
+
+    # ---- chunks --------------------------------------------------------------------------------------------
+    def _verify(self, place: tuple, blob: bytes | memoryview) -> bytes | memoryview:
+        pack, _, _, flags, digest = place
+        try:
+            data = self._dctx().decompress(blob) if flags & 1 else blob
+        except zstandard.ZstdError:
+            raise ChunkDamaged(digest, self.packs[pack][1]) from None
+        if blake3.blake3(data).digest() != digest:
+            raise ChunkDamaged(digest, self.packs[pack][1])
+        return data
+
+    def _dctx(self) -> zstandard.ZstdDecompressor:
+        dctx = getattr(self.local, "dctx", None)
+        if dctx is None:
+            dctx = self.local.dctx = zstandard.ZstdDecompressor()
+        return dctx
+
+    def _chunk(self, place: tuple) -> bytes | memoryview:
+        """The verified chunk, through the reused buffer: one read of WINDOW bytes also serves the next small
+        chunks (a sync stores a directory's small files side by side, in the order a restore wants them). A view
+        into the buffer is valid until the next call."""
+        pack, offset, length = place[0], place[1], place[2]
+        fd = self.packs[pack][0]
+        if length > len(self.view):
+            return self._verify(place, os.pread(fd, length, offset))
+        wfd, start, end = self.window
+        if fd != wfd or offset < start or offset + length > end:
+            self.window = (-1, 0, 0)
+            got = os.preadv(fd, [self.view[:max(length, WINDOW)]], offset)
+            self.window = (fd, offset, offset + got)
+        at = offset - self.window[1]
+        return self._verify(place, self.view[at:at + length])
+
+    def _read(self, place: tuple) -> bytes:
+        """A verified chunk read into memory of its own (the reader threads' way)."""
+        return self._verify(place, os.pread(self.packs[place[0]][0], place[2], place[1]))
+
+    def _ahead(self, places: list[tuple]) -> Iterator[bytes | memoryview]:
+        """The verified chunks in order, read, decompressed and hashed up to AHEAD ahead on reader threads
+        (zstd and BLAKE3 release the GIL): a big file spreads over the cores instead of one."""
+        if len(places) < SPREAD_CHUNKS:
+            yield from map(self._chunk, places)
+            return
+        if self.readers is None:
+            self.readers = ThreadPoolExecutor(READERS, thread_name_prefix="restore-read")
+        pending: deque[Future] = deque()
+        try:
+            for place in places:
+                pending.append(self.readers.submit(self._read, place))
+                if len(pending) >= AHEAD:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:  # an error (or a failed write) stops the reads still queued
+            for future in pending:
+                future.cancel()
+
+    def _content(self, fd: int, places: list[tuple], length: int) -> None:
+        written = 0
+        for data in self._ahead(places):
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            written += len(data)
+        if written != length:
+            raise StoreError(f"restored {written} bytes where {length} were recorded",
+                             "run 'tapeline check GROUP --full', then restore again")
+
+    def _sparse(self, fd: int, places: list[tuple], extents: list, size: int) -> None:
+        os.ftruncate(fd, size)  # holes stay holes: only the data regions are written
+        regions = iter(extents)
+        start, left = next(regions, (0, 0))
+        for data in self._ahead(places):
+            view = memoryview(data)
+            while view:
+                while not left:
+                    start, left = next(regions)
+                n = min(left, len(view))
+                os.pwrite(fd, view[:n], start)
+                view, start, left = view[n:], start + n, left - n
+
+
+# ---- the worker process ------------------------------------------------------------------------------------
+def send_fds(sock: socket.socket, fds: list[int]) -> None:
+    for at in range(0, len(fds), FDS_PER_MESSAGE):
+        socket.send_fds(sock, [b"F"], fds[at:at + FDS_PER_MESSAGE])
+
+
+def _recv_fds(sock: socket.socket, count: int) -> list[int]:
+    fds: list[int] = []
+    while len(fds) < count:
+        _, got, _, _ = socket.recv_fds(sock, 1, min(FDS_PER_MESSAGE, count - len(fds)))
+        if not got:
+            raise EOFError("the restore ended the connection")
+        fds += got
+    return fds
+
+
+def main(fd: int) -> None:
+    """Serve one restore: (root, overwrite, kept_by_umask, max_chunk) first, then a message per batch,
+    (new packs [(id, "pack NAME")], owners of the batch's directories, items), its descriptors (the new packs', then the
+    directories') right behind it; None or the end of the connection ends the worker."""
+    sock = socket.socket(fileno=fd)
+    conn = Connection(os.dup(fd))
+    writer = BatchWriter(*conn.recv())
+    try:
+        while (message := conn.recv()) is not None:
+            packs, owners, items = message
+            fds = _recv_fds(sock, len(packs) + len(owners))
+            for (pack, name), pack_fd in zip(packs, fds):
+                writer.packs[pack] = (pack_fd, name)
+            dirs = list(zip(fds[len(packs):], owners))
+            try:
+                answer = writer.write(dirs, items)
+            except Exception:  # a bug, not a file's error (those are warnings): the restore fails and says so
+                conn.send(("error", traceback.format_exc()))
+                return
+            finally:
+                for dfd, _ in dirs:
+                    os.close(dfd)
+            conn.send(answer)
+    except (EOFError, ConnectionError):
+        pass
+    finally:
+        writer.close()
