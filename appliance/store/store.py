@@ -381,7 +381,7 @@ class Store:
         if digest in self._bad:
             raise ChunkDamaged(digest, "the damaged-chunks list")
         # Lock-free while the pack is open already (dict reads are atomic; its writers hold the mutex, and a
-        # collected pack's descriptor stays open until close): a restore's writer threads locate every chunk.
+        # collected pack's descriptor stays open until close): a restore's walk locates every chunk.
         value = self._index.get(digest)
         fd = self._pack_fds.get(value >> 64) if value is not None else None
         if fd is None:
