@@ -8,13 +8,15 @@ trying and the banner goes when the daemon answers.
 
 from __future__ import annotations
 
+import gc
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import partial
 from importlib import import_module
 from pathlib import Path
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -26,6 +28,7 @@ from tui.screens.area import AreaScreen
 from tui.screens.monitoring import MonitoringScreen
 
 POLL_SECONDS = 1.5
+IDLE_SECONDS = 2.0  # no key or mouse for this long: the operator is not waiting on a frame, the collector may run
 AREAS = [  # mode, where its screen is, the function key and digit that show it
     ("monitoring", "tui.screens.monitoring:MonitoringScreen", "f1", "1"),
     ("protection", "tui.screens.protection:ProtectionScreen", "f2", "2"),
@@ -92,10 +95,29 @@ class TapelineApp(App):
         self.poll_seconds = poll_seconds
         self.latest: dict = {"status": None, "jobs": None, "alerts": None}
         self.lost: tuple[str, str] | None = None
+        self._last_input = time.monotonic()
+        self._thresholds = gc.get_threshold()
 
     def on_mount(self) -> None:
         self.poll()
         self.set_interval(self.poll_seconds, self.poll)
+        # Python's full collections walk every object alive: Textual holds some 100,000 for Management's 10,000
+        # cartridges (its render caches mostly), 70-180 ms a walk, which fell on whatever keystroke was being
+        # answered. They run here only while the operator is idle; the young generations still run as usual.
+        gc.set_threshold(self._thresholds[0], self._thresholds[1], 1 << 30)
+        self.set_interval(IDLE_SECONDS / 2, self._collect_when_idle)
+
+    def on_unmount(self) -> None:
+        gc.set_threshold(*self._thresholds)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent):
+            self._last_input = time.monotonic()
+        await super().on_event(event)
+
+    def _collect_when_idle(self) -> None:
+        if gc.get_count()[2] and time.monotonic() - self._last_input >= IDLE_SECONDS:
+            gc.collect()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The shown area's own key is left out of the footer (the area is there already): with it, the areas'

@@ -16,11 +16,12 @@ from collections.abc import Callable
 from textual import work
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Header
 
 from appliance.errors import DaemonUnreachable, TapelineError
 from tui.messages import DaemonFound, DaemonLost
 from tui.widgets.daemon_state import DaemonState
+from tui.widgets.footer import AreaFooter
 
 
 class AreaScreen(Screen):
@@ -34,7 +35,7 @@ class AreaScreen(Screen):
         yield Header()
         yield DaemonState(id="daemon-state")
         yield from self.compose_body()
-        yield Footer(compact=True)
+        yield AreaFooter(compact=True)
 
     def compose_body(self) -> ComposeResult:
         yield from ()

@@ -26,7 +26,7 @@ from tui.messages import JobsRefreshed
 from tui.screens.area import AreaScreen
 from tui.tables import cursor_key
 from tui.widgets.confirm import Confirm
-from tui.widgets.filtered_table import FilteredTable
+from tui.widgets.filtered_table import FilteredTable, FilterInput
 from tui.widgets.mailslot_guide import MailSlotGuide
 from tui.widgets.pool_form import PoolForm, PoolPlan, create
 
@@ -157,8 +157,8 @@ class ManagementScreen(AreaScreen):
                                  id="library-map", markup=False)
             with TabbedContent(id="management-tabs", initial="cartridges"):
                 with TabPane("Cartridges", id="cartridges"):
-                    yield Input(placeholder="filter: any words of barcode, pool, state, place (e.g. scratch lib1)",
-                                id="media-filter")
+                    yield FilterInput(placeholder="filter: any words of barcode, pool, state, place (e.g. scratch "
+                                      "lib1)", id="media-filter")
                     yield FilteredTable(CARTRIDGE_COLUMNS, id="media")
                     yield Static(id="media-count", classes="empty")
                 with TabPane("Drives", id="drives-tab"):
@@ -175,6 +175,9 @@ class ManagementScreen(AreaScreen):
         self.query_one("#drives", DataTable).add_columns("Library", "Drive", "Enabled", "Cleanings", "Last cleaned",
                                                          "Failures", "URL")
         self.query_one("#pools", DataTable).add_columns("Pool", "Library", "Retention", "Cartridges", "Verify")
+        # Filtered as the value changes, within the key's own handling: the table then changes in the same frame as
+        # the typed letter, not in the next one (Input.Changed reaches the screen a few message hops later).
+        self.watch(self.query_one("#media-filter", Input), "value", self._filter, init=False)
 
     def catch_up(self) -> None:
         self.load()
@@ -260,10 +263,9 @@ class ManagementScreen(AreaScreen):
             self.library = event.option.id
             self.draw()
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "media-filter":
-            self.query_one("#media", FilteredTable).filter(event.value)
-            self.count()
+    def _filter(self, text: str) -> None:
+        self.query_one("#media", FilteredTable).filter(text)
+        self.count()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "media-filter":
@@ -273,10 +275,14 @@ class ManagementScreen(AreaScreen):
         table = self.query_one("#media", FilteredTable)
         note = self.query_one("#media-count", Static)
         if not table.rows:
-            note.update("No cartridges: put some in the library, then press i (inventory).")
+            text = "No cartridges: put some in the library, then press i (inventory)."
         else:
-            note.update(f"{len(table.shown):,} of {len(table.rows):,} cartridges; l labels, x erases the one "
-                        f"under the cursor")
+            text = f"{len(table.shown):,} of {len(table.rows):,} cartridges; l labels, x erases the one under the cursor"
+        # Laid out again only when its height changes: a layout of the screen at each keystroke cost a frame.
+        note.update(text, layout=False)
+        if note.size and note.get_content_height(note.size, self.app.size, note.content_size.width) != \
+                note.content_size.height:
+            note.refresh(layout=True)
 
     def action_filter(self) -> None:
         self.query_one("#management-tabs", TabbedContent).active = "cartridges"

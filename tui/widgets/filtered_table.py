@@ -3,7 +3,8 @@
 Why not DataTable: refilling a DataTable with 10,000 rows takes seconds per keystroke (every row is laid out when
 added), and it cannot hide rows. Here the rows stay plain tuples; a filter keeps the indices of those that match
 every typed word (any case, anywhere in the row), and `render_line` draws the visible ones (Textual's line API), so
-a keystroke costs one pass over lowercase strings plus a screenful of lines.
+a keystroke costs one pass over lowercase strings (the rows' lowercase keys are made once, in `set_rows`) plus a
+screenful of lines. A filter that only narrows the last one (more letters typed) looks only at the rows it kept.
 """
 
 from __future__ import annotations
@@ -12,10 +13,21 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
 from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widgets import Input
 
 GAP = 2
+
+
+class FilterInput(Input):
+    """The words a FilteredTable is filtered by. Textual's Input sets its virtual size to its text's width at each
+    key, and a virtual size asks for a layout of the whole screen (Management's: some 35 widgets), whose scrollbar
+    updates then cost a second frame: a keystroke's answer took two frames instead of one. The field scrolls its
+    text from its virtual size alone; it has no scrollbar to lay out."""
+
+    virtual_size = Reactive(Size(0, 0), layout=False)
 
 
 class FilteredTable(ScrollView, can_focus=True):
@@ -38,6 +50,7 @@ class FilteredTable(ScrollView, can_focus=True):
         self.shown: list[int] = []  # indices into rows, in order
         self.cursor = 0
         self._text = ""
+        self._words: list[str] = []  # the words `shown` was filtered by
         self._width = sum(w for _, w in columns) + GAP * (len(columns) - 1)
 
     # -- data -----------------------------------------------------------------------------------------------------
@@ -47,19 +60,39 @@ class FilteredTable(ScrollView, can_focus=True):
         keep = self.selected[0] if self.selected else None
         self.rows = rows
         self._keys = [" ".join(str(c) for c in r).lower() for r in rows]
+        self._words = []  # new rows: nothing to narrow
         self.filter(self._text, keep=keep)
 
     def filter(self, text: str, keep=None) -> None:
         self._text = text
         words = text.lower().split()
         keys = self._keys
-        self.shown = [i for i, k in enumerate(keys) if all(w in k for w in words)] if words else list(range(len(keys)))
+        if self._words and all(any(old in new for new in words) for old in self._words):
+            shown = self.shown  # each word kept grew or stayed: whatever matches now matched before
+        else:
+            shown = range(len(keys))
+        for word in words:
+            shown = [i for i in shown if word in keys[i]]
+        self.shown = list(shown)
+        self._words = words
         self.cursor = 0
         if keep is not None:
             self.cursor = next((n for n, i in enumerate(self.shown) if self.rows[i][0] == keep), 0)
-        self.virtual_size = Size(self._width, len(self.shown) + 1)
+        self._resize(Size(self._width, len(self.shown) + 1))
         self.scroll_to(y=max(0, self.cursor - self.size.height // 2), animate=False)
         self.refresh()
+
+    def _resize(self, size: Size) -> None:
+        """The scrollable size follows the rows shown. Textual lays out the whole screen for a new virtual size
+        (a frame more per keystroke); a ScrollView's virtual size is its own (a layout keeps it), so while the
+        scrollbar stays (or stays away) it is only told the new size; when it comes or goes, the width changes and
+        the screen is laid out."""
+        bar = size.height > self.size.height
+        if not self.is_mounted or not self.size or bar != self.show_vertical_scrollbar or not bar:
+            self.virtual_size = size
+            return
+        self.set_reactive(FilteredTable.virtual_size, size)
+        self.vertical_scrollbar.window_virtual_size = size.height
 
     @property
     def selected(self) -> tuple | None:

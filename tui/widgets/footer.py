@@ -1,0 +1,46 @@
+"""The footer of every area: Textual's, with keys that are out of reach for a moment dimmed in place rather than all
+keys mounted again.
+
+Textual's Footer removes and mounts all its keys again on every change of the screen's bindings. Focus moving is
+such a change: in a text field (Management's filter) the area's letter keys are out of reach (the field takes
+letters), and they come back when the field is left; each recompose cost 100-300 ms on this machine, the slowest
+keystrokes of filtering the cartridges. Here a change that only leaves out keys already drawn, or brings back ones
+drawn earlier, dims them or lights them again, as Textual draws a disabled binding (same width: no layout of the
+screen either); anything else (a key never drawn, one enabled or disabled) recomposes as before.
+"""
+
+from __future__ import annotations
+
+from textual.screen import Screen
+from textual.widgets import Footer
+from textual.widgets._footer import FooterKey
+
+
+class AreaFooter(Footer):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._drawn: tuple = ()  # what the last recompose drew, in its order
+        self._shown: tuple | None = None  # what is visible of it now
+
+    def _showing(self, screen: Screen) -> tuple:
+        """What compose draws from the bindings: each shown key, its action, words, state and group."""
+        return tuple((b.key, b.action, b.description, enabled, tooltip, b.group)
+                     for _node, b, enabled, tooltip in screen.active_bindings.values() if b.show)
+
+    def bindings_changed(self, screen: Screen) -> None:
+        showing = self._showing(screen)
+        if showing == self._shown or not (screen.app.app_focus and self.is_attached and screen is self.screen):
+            return super().bindings_changed(screen) if showing != self._shown else None
+        self._shown = showing
+        kept = set(showing)
+        if self._drawn and all(group is None for *_, group in self._drawn) and \
+                [entry for entry in self._drawn if entry in kept] == list(showing):
+            reachable = {(key, action) for key, action, *_ in showing}
+            for footer_key in self.query(FooterKey):
+                if not footer_key.has_class("-command-palette"):
+                    out = (footer_key.key, footer_key.action) not in reachable
+                    footer_key.set_class(out, "-disabled")
+                    footer_key._disabled = out  # what FooterKey's click reads: a bell, not the key sent to the field
+            return
+        self._drawn = showing
+        super().bindings_changed(screen)
