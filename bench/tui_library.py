@@ -24,7 +24,7 @@ import time
 from datetime import datetime, timezone
 
 from textual.app import App
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Static
 
 from tui.app import IDLE_SECONDS, TapelineApp
 from tui.screens.management import CARTRIDGE_COLUMNS, cartridge_row
@@ -155,6 +155,7 @@ class Peer(App):
 
     def compose(self):
         yield Input(id="filter")
+        yield Static(id="count")  # as ours counts what matches, and says for what: in a terminal, the refill drawn
         yield DataTable(id="table")
 
     def on_mount(self):
@@ -162,12 +163,15 @@ class Peer(App):
         for title, width in CARTRIDGE_COLUMNS:
             table.add_column(title, width=width)
         table.add_rows(self.all)
+        self.query_one("#count", Static).update(f"{len(self.all):,} of {len(self.all):,} cartridges")
 
     def on_input_changed(self, event):
         words = event.value.lower().split()
         table = self.query_one(DataTable)
         table.clear()
         table.add_rows([r for r in self.all if all(w in " ".join(r).lower() for w in words)])
+        self.query_one("#count", Static).update(f"{table.row_count:,} of {len(self.all):,} cartridges for "
+                                                f"{event.value!r}")
 
 
 async def peer(rows, keys: int) -> dict[str, list[float]]:
@@ -195,6 +199,8 @@ def main() -> None:
     parser.add_argument("--cartridges", type=int, default=10_000)
     parser.add_argument("--slots", type=int, default=1_000)
     parser.add_argument("--rounds", type=int, default=3, help="times the keys are typed, with a pause between")
+    parser.add_argument("--tmux", action="store_true",
+                        help="also in a real terminal, tmux: key sent to its result captured (tui_library_tmux.py)")
     parser.add_argument("--peer-keys", type=int, default=2,
                         help="keystrokes typed into the peer (each refills 10,000 rows: seconds apiece)")
     args = parser.parse_args()
@@ -218,6 +224,12 @@ def main() -> None:
     print("peer: Textual's DataTable refilled per keystroke; key to its last frame")
     for name in ("filter", "scroll", "pilot"):
         print(line(name, theirs[name]))
+    if args.tmux:
+        from tui_library_tmux import lines, measure
+        print(f"in tmux: key sent with send-keys to the first capture-pane showing its result (same keys, no pauses); "
+              f"load average {os.getloadavg()[0]:.1f}")
+        for text in lines(measure(args.cartridges, args.slots)):
+            print(text)
     ratio = statistics.median(theirs["filter"]) / statistics.median(mine["filter"])
     print(f"filtering: the peer's median keystroke takes {ratio:.0f}x ours; goal: each of ours under 100 ms "
           f"({'met' if max(mine['filter'] + mine['scroll']) < 100 else 'NOT met'}); "

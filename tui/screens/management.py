@@ -277,7 +277,8 @@ class ManagementScreen(AreaScreen):
         if not table.rows:
             text = "No cartridges: put some in the library, then press i (inventory)."
         else:
-            text = f"{len(table.shown):,} of {len(table.rows):,} cartridges; l labels, x erases the one under the cursor"
+            text = (f"{len(table.shown):,} of {len(table.rows):,} cartridges; l labels, x erases the one under the "
+                    f"cursor")
         # Laid out again only when its height changes: a layout of the screen at each keystroke cost a frame.
         note.update(text, layout=False)
         if note.size and note.get_content_height(note.size, self.app.size, note.content_size.width) != \
