@@ -11,6 +11,7 @@ screen either); anything else (a key never drawn, one enabled or disabled) recom
 
 from __future__ import annotations
 
+from textual.keys import key_to_character
 from textual.screen import Screen
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
@@ -29,12 +30,12 @@ class AreaFooter(Footer):
 
     def bindings_changed(self, screen: Screen) -> None:
         showing = self._showing(screen)
-        if showing == self._shown or not (screen.app.app_focus and self.is_attached and screen is self.screen):
-            return super().bindings_changed(screen) if showing != self._shown else None
+        if showing == self._shown:
+            return
+        if not (screen.app.app_focus and self.is_attached and screen is self.screen):
+            return super().bindings_changed(screen)  # which waits too
         self._shown = showing
-        kept = set(showing)
-        if self._drawn and all(group is None for *_, group in self._drawn) and \
-                [entry for entry in self._drawn if entry in kept] == list(showing):
+        if self._only_taken_by_focus(screen, showing):
             reachable = {(key, action) for key, action, *_ in showing}
             for footer_key in self.query(FooterKey):
                 if not footer_key.has_class("-command-palette"):
@@ -44,3 +45,14 @@ class AreaFooter(Footer):
             return
         self._drawn = showing
         super().bindings_changed(screen)
+
+    def _only_taken_by_focus(self, screen: Screen, showing: tuple) -> bool:
+        """Whether `showing` is what is drawn, in its order, less keys the focused widget takes for itself (a
+        field's letters). A key the screen leaves out (check_action False: Management's tab-bound keys on another
+        tab) is not: it goes, as in Textual's Footer."""
+        kept = set(showing)
+        focused = screen.focused
+        return bool(self._drawn) and all(entry[-1] is None for entry in self._drawn) and \
+            [entry for entry in self._drawn if entry in kept] == list(showing) and \
+            all(focused is not None and focused.check_consume_key(key, key_to_character(key))
+                for key, *_ in (entry for entry in self._drawn if entry not in kept))
