@@ -51,7 +51,7 @@ from appliance.ops.job_records import get_job, job_events, list_jobs
 from appliance.ops.jobs import JobEngine, Limits
 from appliance.ops.metrics import MetricsServer
 from appliance.ops.reports.mailing import ReportTasks, check_names as check_report_names
-from appliance.text import text_time
+from appliance.text import plural, text_time
 from appliance.ops.notify import Notifier
 from appliance.ops.scheduler import Scheduler
 from appliance.ops.tasks import Tasks
@@ -319,7 +319,7 @@ class Appliance:
         group = groups_mod.get_group(self.catalog, name)
         busy = [j for j in list_jobs(self.catalog, group_id=group.id) if j.state in ("queued", "running")]
         if busy:
-            raise Conflict(f"group '{name}' has {len(busy)} job(s) queued or running",
+            raise Conflict(f"group '{name}' has {plural(len(busy), 'job')} queued or running",
                            f"wait for them or cancel them (`tapeline cancel {busy[0].id}`), then delete it")
         self.scheduler.remove_group(group.id)
         info = groups_mod.delete_group(self.catalog, name)

@@ -12,9 +12,14 @@ from datetime import datetime
 TEXT_TIME = "%Y-%m-%d %H:%M:%S"  # every time a person reads: local, to the second (JSON has ISO 8601 with its offset)
 
 
+def noun(n: int, word: str, many: str | None = None) -> str:
+    """The word for `n` of them: "file" for 1, "files" for any other ("entries" with many="entries")."""
+    return word if n == 1 else many or word + "s"
+
+
 def plural(n: int, word: str, many: str | None = None) -> str:
     """ "1 file", "2 files", "0 files" ("1 entry", "2 entries" with many="entries")."""
-    return f"{n} {word if n == 1 else many or word + 's'}"
+    return f"{n} {noun(n, word, many)}"
 
 
 def size(n: float | None) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from appliance.commands.output import Context
+from appliance.text import plural
 
 
 def register(cli: click.Group) -> None:
@@ -18,7 +19,7 @@ def register(cli: click.Group) -> None:
     def rebuild(ctx: Context) -> None:
         """Re-index every group's recovery points and file versions from the store (no job may be running)."""
         ctx.emit(ctx.client.rebuild_catalog(), lambda r: click.echo(
-            f"catalog rebuilt: {len(r['groups'])} group(s), {r['points']} recovery point(s)"
+            f"catalog rebuilt: {plural(len(r['groups']), 'group')}, {plural(r['points'], 'recovery point')}"
             + (f"; groups created: {', '.join(r['created_groups'])}" if r["created_groups"] else "")))
 
     @catalog.command("forget-missing")

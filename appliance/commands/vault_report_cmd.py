@@ -7,6 +7,7 @@ import click
 
 from appliance.commands.output import Context, follow_job, table
 from appliance.errors import CompletedWithWarnings, JobFailed
+from appliance.text import plural
 
 
 def _show(f: dict) -> None:
@@ -17,7 +18,7 @@ def _show(f: dict) -> None:
     for pool in pools:
         out = f["scratch_runs_out"][pool]
         click.echo(f"pool {pool}: " + (f"scratch runs out on {out}: a backup that day finds no cartridge"
-                                       if out else f"scratch lasts the {f['weeks']} week(s)"))
+                                       if out else f"scratch lasts the {plural(f['weeks'], 'week')}"))
     rows = []
     for day in f["days"]:
         for p in day["pools"]:

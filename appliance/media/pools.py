@@ -43,6 +43,7 @@ from appliance.catalog.models import Cartridge, Job, MediaSet, Pool, TapeSet
 from appliance.catalog.tape_sets import DR_GROUP
 from appliance.config import parse_duration
 from appliance.errors import Conflict, UsageError
+from appliance.text import plural
 
 ALLOCATIONS = ("continue", "always")
 IN_LIBRARY = ("slot", "drive")
@@ -483,8 +484,8 @@ def change_retention(catalog: Catalog, pool: Pool, retention: int | None, apply_
             listed = "; ".join(f"{x['media_set']} ({', '.join(x['cartridges']) or 'no cartridge'}) would expire "
                                f"{_when(x['expires_now'])} instead of {_when(x['expires_was'])}" for x in sooner[:10])
             more = f" and {len(sooner) - 10} more" if len(sooner) > 10 else ""
-            raise Conflict(f"shortening the retention of pool '{pool.name}' frees {len(sooner)} media set(s) already "
-                           f"written sooner: {listed}{more}", "rerun with --confirm to free them, or leave out "
+            raise Conflict(f"shortening the retention of pool '{pool.name}' frees {plural(len(sooner), 'media set')} "
+                           f"already written sooner: {listed}{more}", "rerun with --confirm to free them, or leave out "
                            "--apply-to-written to change it for new sets only")
     return sooner
 

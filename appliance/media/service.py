@@ -35,6 +35,7 @@ from appliance.media.format import (MediaSetLabel, VolumeLabel, decode_media_set
 from appliance.media.index_cache import IndexCache
 from appliance.media.library import InventoryReport, LibraryHandle, cause_of, match_drives, shown_url
 from appliance.ops import alerts
+from appliance.text import plural
 from drivers.errors import DeviceError
 from drivers.scsi.sense import BlankCheck, LogicalUnitOffline, ScsiError, WriteProtected
 from drivers.scsi.tapelog import TapeAlertFlag
@@ -307,7 +308,7 @@ class MediaService:
         sets = cat.sets_on(self.catalog, cart.id)
         groups = sorted({s.group_name for s in sets})
         expiry = "never expires" if cart.expires is None else f"expires {_when(cart.expires)}"
-        return (f"media set {ms.uuid} ({len(sets)} set(s) of {', '.join(groups) or 'no group'}, "
+        return (f"media set {ms.uuid} ({plural(len(sets), 'set')} of {', '.join(groups) or 'no group'}, "
                 f"{cart.bytes_written} bytes; {expiry})")
 
     def _media_set_on_tape(self, lease: DriveLease) -> MediaSetLabel | None:

@@ -35,6 +35,7 @@ from appliance.media.tape_read import FrameSource, SetLayout
 from appliance.media.tape_write import Abandon, Cancelled, PartWritten, Target, write_set
 from appliance.ops import alerts
 from appliance.ops.jobs import JobContext, Outcome
+from appliance.text import plural
 
 log = logging.getLogger("tapeline.media.backup")
 
@@ -264,7 +265,7 @@ def backup(ctx: JobContext, store, media, cache: IndexCache, block_size: int = f
                     _failed(ctx, cache, set_id, set_uuid)
                     for barcode in verify_result["bad_cartridges"]:
                         pools.mark_suspect(ctx.catalog, barcode, "verify after write found bad frames", write=False)
-                    return Outcome("failed", f"verify after write: {verify_result['bad_frames']} frame(s) read "
+                    return Outcome("failed", f"verify after write: {plural(verify_result['bad_frames'], 'frame')} read "
                                    f"back wrong on {', '.join(verify_result['bad_cartridges'])}", tuple(warnings),
                                    fix="run it again: the cartridges were marked damaged and another is chosen")
                 verified = utcnow()

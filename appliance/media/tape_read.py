@@ -24,6 +24,7 @@ from drivers.scsi.sense import BlankCheck, FilemarkDetected, MediumError
 
 from appliance.media import archive
 from appliance.media import format as fmt
+from appliance.text import noun, plural
 
 log = logging.getLogger("tapeline.media.read")
 
@@ -218,8 +219,9 @@ def read_run(run: Run, source: FrameSource, write: Callable[[object, object], No
             found = source.bad_frames(err) if not isinstance(err, tarfile.TarError) else set()
             if found - bad:
                 bad |= found
-                result.warnings.append(f"set {layout.set_uuid}: frame(s) {', '.join(map(str, sorted(found)))} "
-                                       f"unreadable ({err})")
+                frames = ", ".join(map(str, sorted(found)))
+                result.warnings.append(f"set {layout.set_uuid}: {noun(len(found), 'frame')} {frames} unreadable "
+                                       f"({err})")
             elif not isinstance(err, tarfile.TarError) or stop is None:
                 raise
         lost = [p for p, e in left.items() if spans_bad(e)]
@@ -230,5 +232,5 @@ def read_run(run: Run, source: FrameSource, write: Callable[[object, object], No
             break  # no progress: what is left is not where the index says
     if left:
         result.lost.extend(left)
-        result.warnings.append(f"set {layout.set_uuid}: {len(left)} file(s) named by the index were not found on "
-                               "tape")
+        result.warnings.append(f"set {layout.set_uuid}: {plural(len(left), 'file')} named by the index "
+                               f"{'was' if len(left) == 1 else 'were'} not found on tape")

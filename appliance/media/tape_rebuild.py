@@ -26,6 +26,7 @@ from appliance.media.index_cache import IndexCache
 from appliance.media.pools import IN_LIBRARY
 from appliance.media.tape_scan import FoundPart, scan_tape
 from appliance.ops.jobs import JobContext, Outcome
+from appliance.text import noun
 
 log = logging.getLogger("tapeline.media.rebuild")
 
@@ -64,8 +65,9 @@ def rebuild(ctx: JobContext, media, cache: IndexCache, block_size: int = fmt.BLO
         lease.succeeded()
     recorded, partial = _record_sets(ctx, found, cache)
     for uuid, missing in partial:
-        warnings.append(f"set {uuid} lacks part(s) {', '.join(map(str, missing))}: put the cartridges holding them "
-                        f"into the library and run `tapeline media rebuild --library {name}` again")
+        warnings.append(f"set {uuid} lacks {noun(len(missing), 'part')} {', '.join(map(str, missing))}: put the "
+                        f"cartridges holding them into the library and run `tapeline media rebuild --library {name}` "
+                        "again")
     result = {"rebuild": {"cartridges": tapes, "sets": recorded, "incomplete_sets": len(partial),
                           "bytes_read": read, "bytes_on_tape": stored}}
     state = "completed with warnings" if warnings else "completed"

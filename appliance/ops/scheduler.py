@@ -44,7 +44,7 @@ from appliance.errors import TapelineError
 from appliance.media.pools import calendar_trigger
 from appliance.ops import alerts
 from appliance.ops.messages import span_text
-from appliance.text import text_time
+from appliance.text import plural, text_time
 
 log = logging.getLogger("tapeline.scheduler")
 
@@ -197,7 +197,7 @@ class Scheduler:
         self._scheduler.wakeup()
         way = "forward" if seconds > 0 else "back"
         done = ("runs skipped over run once now (a slot more than an hour old is alerted, not run)" if seconds > 0
-                else f"nothing runs twice; {moved} sync schedule(s) moved back with it")
+                else f"nothing runs twice; {plural(moved, 'sync schedule')} moved back with it")
         log.warning("the system clock jumped %s by %d s: %s", way, abs(seconds), done)
         alerts.raise_alert(self.catalog, "warning", f"the system clock jumped {way} by {span_text(abs(seconds))} at "
                            f"{text_time(datetime.now(timezone.utc))}: {done}",

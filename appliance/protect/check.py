@@ -30,6 +30,7 @@ from appliance.store import Store
 from appliance.store.errors import ChunkDamaged, ChunkMissing, ManifestDamaged
 from appliance.store.model import (DIGEST_SIZE, FILE, R_CHUNKS, R_EXTENTS, R_MTIME, R_PATH, R_SIZE, R_SOURCE,
                                    R_TYPE)
+from appliance.text import plural
 
 
 def _chunks(store: Store, sid: str) -> set[bytes]:
@@ -113,7 +114,7 @@ def _mark(store: Store, bad: set[bytes]) -> tuple[list[str], list[Alert]]:
         except ManifestDamaged:
             continue
         if hits:
-            note = (f"{len(hits)} file(s) cannot be restored whole (damaged chunks), e.g. {hits[0]}")
+            note = (f"{plural(len(hits), 'file')} cannot be restored whole (damaged chunks), e.g. {hits[0]}")
             store.mark_damaged(info.id, [note])
             damaged.append(info.id)
             alerts.append(Alert(info.id, note,

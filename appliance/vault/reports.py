@@ -27,7 +27,7 @@ from appliance.catalog.models import (IN_LIBRARY_LOCATIONS, Cartridge, Cartridge
                                       Vault)
 from appliance.catalog.moves import SHOWN, where
 from appliance.errors import UsageError
-from appliance.text import plural
+from appliance.text import noun, plural
 from appliance.ops.reports.model import Column, Report, Table, VaultList
 from appliance.vault.rotation import case_return
 
@@ -188,7 +188,7 @@ def distribution(appliance, days: int, now: datetime) -> Report:
                      sent.get(c.id), c.expires if going_out else None))
     rows.sort(key=lambda r: (r[0], r[2], r[3]))
     travelling = Counter(r[0] for r in rows if r[5] in ("courier", "courier-retrieve"))
-    summary = (f"{plural(len(rows), 'cartridge')} travelled in the last {days} day(s)",
+    summary = (f"{plural(len(rows), 'cartridge')} travelled in the last {plural(days, 'day')}",
                ", ".join(f"{n} on the way to {to}" for to, n in sorted(travelling.items()))
                or "none is on the way now")
     table = Table("Distribution", (Column("to"), Column("from"), Column("case"), Column("barcode"), Column("pool"),
@@ -348,13 +348,14 @@ def media_status(appliance, days: int, now: datetime) -> Report:
                      n["expiring"], n["errors"], check[0] if check else None,
                      f"{check[1]}: {check[2]}" if check else "never"))
     dry = [r[0] for r in rows if r[0] != "(no pool)" and r[2] == 0]
-    summary = (f"{len(rows)} pool(s), {plural(sum(r[1] for r in rows), 'cartridge')}, "
+    summary = (f"{plural(len(rows), 'pool')}, {plural(sum(r[1] for r in rows), 'cartridge')}, "
                f"{sum(r[4] for r in rows)} offsite, {sum(r[6] for r in rows)} with errors",
-               f"no scratch cartridge left in pool(s) {', '.join(dry)}: import or label some, or recall expired ones"
+               f"no scratch cartridge left in {noun(len(dry), 'pool')} {', '.join(dry)}: import or label some, or "
+               "recall expired ones"
                if dry else "every pool has scratch cartridges")
     table = Table("Pools", (Column("pool"), Column("cartridges", "int"), Column("scratch", "int"),
                             Column("in use", "int"), Column("offsite", "int"),
-                            Column(f"expiring in {days} day(s)", "int"), Column("errors", "int"),
+                            Column(f"expiring in {plural(days, 'day')}", "int"), Column("errors", "int"),
                             Column("last read-back check", "time"), Column("checked")), tuple(rows),
                   empty="no cartridge known")
     errors = Table("Cartridges with errors", (Column("barcode"), Column("pool"), Column("state"),

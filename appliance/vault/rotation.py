@@ -30,6 +30,7 @@ from appliance.catalog.vaults import create_vault, get_vault, list_vaults
 from appliance.errors import Conflict
 from appliance.ops import alerts
 from appliance.vault import checks, copies, policy
+from appliance.text import plural
 
 
 def case_return(carts: list[Cartridge]) -> datetime | None:
@@ -191,7 +192,7 @@ def recall(catalog: Catalog, now: datetime, operator: str, pool: str | None = No
             lost = copies.only_copies(s, set(chosen), now, offsite_only=True)
             if lost and not force:
                 raise Conflict(f"recalling {', '.join(c.barcode for c, _ in chosen.values())} takes the only "
-                               f"offsite copy of {len(lost)} recovery point(s) that have not expired: "
+                               f"offsite copy of {plural(len(lost), 'recovery point')} that have not expired: "
                                f"{copies.describe(lost)}",
                                "wait until they expire (`tapeline vault recall` takes them then), or rerun with "
                                "--force to recall them anyway")

@@ -52,7 +52,7 @@ def test_report_list_names_every_report(sqlite_daemon):
 def test_protection_says_which_group_is_fine_and_which_needs_a_person(synced):
     d = synced
     text = d.run("report", "protection").stdout
-    assert "Protection status" in text and "1 group(s) need a person" in text
+    assert "Protection status" in text and "1 group needs a person" in text
     table = {r["group"]: r for r in rows(d.run("report", "protection", "--format", "csv").stdout)}
     point = d.json("points", "files")[-1]
     assert table["files"]["status"] == "ok" and table["files"]["points"] == "1"

@@ -49,7 +49,8 @@ class ReportingScreen(AreaScreen):
         self.reports: list[dict] = []
         self.days = PERIODS[0]
         self.shown: dict | None = None
-        self.loading: str | None = None  # the report asked for last
+        # The report asked for last (not `self.loading`: Textual's reactive of that name covers the screen).
+        self.asked: str | None = None
         self.group: str | None = None  # the group of the reports about one group
 
     def compose_body(self) -> ComposeResult:
@@ -82,7 +83,7 @@ class ReportingScreen(AreaScreen):
             self._empty("The daemon offers no reports.")
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        if event.option_list.id == "report-list" and event.option.id and event.option.id != self.loading:
+        if event.option_list.id == "report-list" and event.option.id and event.option.id != self.asked:
             self.load(event.option.id)
 
     def takes_group(self, name: str) -> bool:
@@ -98,7 +99,7 @@ class ReportingScreen(AreaScreen):
         return self.group
 
     def load(self, name: str) -> None:
-        self.loading = name
+        self.asked = name
         group = self.group_for(name)
         if self.takes_group(name) and group is None:
             self.query_one("#report-title", Label).update(name)
@@ -110,7 +111,7 @@ class ReportingScreen(AreaScreen):
                   done=self.show_report)
 
     def show_report(self, report: dict) -> None:
-        if report["name"] != self.loading:
+        if report["name"] != self.asked:
             return  # the operator moved on while it was produced
         self.shown = report
         attention = "  (needs attention)" if report.get("needs_attention") else ""

@@ -21,6 +21,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from appliance.errors import TapelineError
+from appliance.text import plural
 
 LOOK_SECONDS = 1.0
 RUNNING = ("queued", "running")
@@ -128,8 +129,9 @@ class MailSlotGuide(ModalScreen[None]):
             ready = seen["ready"]
             if not ready:
                 return self.say("Nothing is ready to go offsite today.", "", "Escape closes.")
-            return self.say(f"Step 1 of 3: {len(ready)} cartridge(s) go to the vault today. Press Enter to start "
-                            "the export.", "barcode    where          pool       to vault\n" + listed(ready),
+            goes = "goes" if len(ready) == 1 else "go"
+            return self.say(f"Step 1 of 3: {plural(len(ready), 'cartridge')} {goes} to the vault today. Press Enter "
+                            "to start the export.", "barcode    where          pool       to vault\n" + listed(ready),
                             "The library ejects them into the mail slots, in batches as many as the slots hold. "
                             "Escape closes this guide.")
         message = (job or {}).get("progress_message") or ""

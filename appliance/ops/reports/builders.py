@@ -82,9 +82,11 @@ def protection(appliance, days: int, now: datetime) -> Report:
         last_sync = "-" if job is None else job.state + (f": {job.reason}" if job.reason else "")
         rows.append((g.name, state, last, age, g.sync_seconds, lag, count[g.id], last_sync, open_alerts[g.name]))
     bad = sum(n for s, n in states.items() if s not in ("ok", "paused"))
-    summary = [f"{len(rows)} group(s): " + (", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "none"),
+    summary = [f"{text.plural(len(rows), 'group')}: "
+               + (", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "none"),
                "every group has a recent good recovery point" if rows and not bad
-               else f"{bad} group(s) need a person: see their last sync and `tapeline alerts`" if bad
+               else f"{text.plural(bad, 'group')} {'needs' if bad == 1 else 'need'} a person: see their last sync "
+               "and `tapeline alerts`" if bad
                else "no group yet: create one with `tapeline group create`"]
     table = Table("Groups", (Column("group"), Column("status"), Column("newest good point", "time"),
                              Column("age", "duration"), Column("syncs every", "duration"), Column("lag", "duration"),
@@ -118,7 +120,7 @@ def jobs(appliance, days: int, now: datetime) -> Report:
                          for (group, kind), c in sorted(runs.items()))
     states = Counter(j.state for j in js)
     failed = states["failed"]
-    summary = (f"{len(js)} job(s) in the last {days} day(s): "
+    summary = (f"{text.plural(len(js), 'job')} in the last {text.plural(days, 'day')}: "
                + (", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "none"),
                f"{failed} failed: each has an alert with its fix (`tapeline alerts`)" if failed
                else "no job failed")
@@ -177,10 +179,10 @@ def storage(appliance, days: int, now: datetime) -> Report:
             f"{text.size(day_rows[-1][2])} now, and the store from {text.size(day_rows[0][1])} to {text.size(size)}")
     summary = (f"the replica store takes {text.size(size)} for {text.size(logical)} of files in all recovery "
                f"points (a ratio of {logical / size:.1f} to 1)" if size else "the replica store is empty",
-               f"{len(groups)} group(s){grew}")
+               f"{text.plural(len(groups), 'group')}{grew}")
     notes = ("the store's size on past days is estimated from today's size and what each job since wrote (a sync's "
              "stored bytes) and freed (a prune's freed bytes)",)
-    chart = Chart(f"Growth over the last {days} day(s)", growth)
+    chart = Chart(f"Growth over the last {text.plural(days, 'day')}", growth)
     return Report("storage", "Storage use and growth", now, days, summary, (growth, per_group), chart=chart,
                   notes=notes)
 
@@ -223,9 +225,11 @@ def tape(appliance, days: int, now: datetime) -> Report:
                       " ".join(p.barcode for p in s.parts)) for s in sets)
     failed = sum(s.state == "failed" for s in sets)
     no_scratch = [r[0] for r in pool_rows if r[4] == 0]
-    summary = (f"{len(pools)} pool(s), {len(cart_rows)} cartridge(s); {len(sets)} tape set(s) written in the last "
-               f"{days} day(s)" + (f", {failed} failed" if failed else ""),
-               f"no scratch cartridge left for pool(s) {', '.join(no_scratch)}: import or label some" if no_scratch
+    summary = (f"{text.plural(len(pools), 'pool')}, {text.plural(len(cart_rows), 'cartridge')}; "
+               f"{text.plural(len(sets), 'tape set')} written in the last {text.plural(days, 'day')}"
+               + (f", {failed} failed" if failed else ""),
+               f"no scratch cartridge left for {text.noun(len(no_scratch), 'pool')} {', '.join(no_scratch)}: import or "
+               "label some" if no_scratch
                else "every pool has a scratch cartridge to write next" if pools else "no tape pool configured")
     cartridges = Table("Cartridges", (Column("barcode"), Column("pool"), Column("state"), Column("written", "bytes"),
                                       Column("mounts", "int"), Column("errors", "int"), Column("last used", "time"),

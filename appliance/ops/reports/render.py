@@ -15,7 +15,7 @@ from datetime import datetime
 
 from appliance.errors import UsageError
 from appliance.ops.reports.model import Column, Report, Table
-from appliance.text import size, text_time
+from appliance.text import plural, size, text_time
 
 FORMATS = ("text", "csv", "html", "im")
 ABOUT_NOW = ("protection", "pick-list-library", "pick-list-vault", "vault-inventory", "restore-needs")
@@ -63,7 +63,7 @@ def raw(value, kind: str) -> str:
 
 def _heading(report: Report) -> str:
     return (f"{report.title}, {text_time(report.generated)}"
-            + ("" if report.name in ABOUT_NOW else f" (the last {report.days} day(s))"))
+            + ("" if report.name in ABOUT_NOW else f" (the last {plural(report.days, 'day')})"))
 
 
 def text(report: Report) -> str:
