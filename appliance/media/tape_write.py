@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
 
@@ -32,6 +34,7 @@ log = logging.getLogger("tapeline.media.write")
 
 QUEUE_FRAMES = 16  # frames of at most ~4 MiB between the producer and the drive: 64 MiB keeps a drive streaming
 ATTEMPTS = 3  # a set is started again on another cartridge at most this many times after a media error
+SWITCH_INTERVAL = 0.0002  # s: see quick_switches
 _END = object()
 
 
@@ -180,6 +183,33 @@ class Cancelled(Exception):
     pass
 
 
+_switches = threading.Lock()
+_writers = 0
+_interval_before = 0.0
+
+
+@contextmanager
+def quick_switches():
+    """While any set is written, a thread back from zstd, BLAKE3 or a read gets the interpreter lock from the
+    archive's thread after SWITCH_INTERVAL, not Python's default 5 ms: the readers give the lock up and take it back
+    three times a chunk, and at up to 5 ms a time they ran mostly while the archive's thread waited for them, one
+    core's work at a time (on the bench: the same runs 12 to 35% faster, the drive waiting less). The interval
+    before is back once the last set being written ends."""
+    global _writers, _interval_before
+    with _switches:
+        if not _writers:
+            _interval_before = sys.getswitchinterval()
+            sys.setswitchinterval(min(_interval_before, SWITCH_INTERVAL))
+        _writers += 1
+    try:
+        yield
+    finally:
+        with _switches:
+            _writers -= 1
+            if not _writers:
+                sys.setswitchinterval(_interval_before)
+
+
 def write_set(target: Target, make_frames: Callable[[], Iterator], header: Callable[[int, int], "fmt.SetHeader"],
               block_size: int, cancel: threading.Event,
               progress: Callable[[int, int | None, str], None] = lambda *a: None,
@@ -190,7 +220,9 @@ def write_set(target: Target, make_frames: Callable[[], Iterator], header: Calla
     Cancelled."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            return _attempt(target, make_frames, header, block_size, cancel, progress, total, carried if carried is not None else [])
+            with quick_switches():
+                return _attempt(target, make_frames, header, block_size, cancel, progress, total,
+                                carried if carried is not None else [])
         except Abandon as exc:
             log.warning("set abandoned on %s (attempt %d): %s", exc.barcode, attempt, exc.cause)
             target.suspect(exc.barcode, exc.cause)

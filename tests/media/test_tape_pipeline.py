@@ -5,6 +5,7 @@ one LOCATE and at most two frames, and a damaged block that loses only the files
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,7 +17,7 @@ from drivers.tape import TapeDrive
 from appliance.media import archive
 from appliance.media import format as fmt
 from appliance.media.tape_read import FrameSource, ReadResult, SetLayout, plan, read_run
-from appliance.media.tape_write import Abandon, Target, write_set
+from appliance.media.tape_write import SWITCH_INTERVAL, Abandon, Target, write_set
 from simulators.vtl.cli import main as vtl_main
 from tests.drivers.test_tape_driver import CountedWrites
 
@@ -126,6 +127,24 @@ def test_a_set_spans_cartridges_at_early_warning_and_reads_back_whole(tmp_path):
     layout, entries = layout_of(stats)
     got, result, _ = read_back(bench, layout, entries)
     assert result.lost == [] and {k: got[k] for k in data} == data
+
+
+def test_the_interpreter_lock_changes_hands_quickly_while_a_set_is_written_and_as_before_after(tmp_path):
+    bench = Bench(library(tmp_path))
+    tree(tmp_path / "src", files=3)
+    before = sys.getswitchinterval()
+    seen: list[float] = []
+    write_set(bench, frames_of(tmp_path / "src"), header, BS, threading.Event(),
+              lambda *_: seen.append(sys.getswitchinterval()))
+    assert seen and seen == pytest.approx([min(before, SWITCH_INTERVAL)] * len(seen)) and \
+        sys.getswitchinterval() == before
+
+    def broken():
+        yield from frames_of(tmp_path / "src")()
+        raise OSError("the replica went away")
+    with pytest.raises(OSError, match="went away"):
+        write_set(bench, broken, header, BS, threading.Event())
+    assert sys.getswitchinterval() == before
 
 
 def test_each_frame_reaches_the_drive_in_one_write_command(tmp_path):
