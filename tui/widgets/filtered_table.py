@@ -88,11 +88,12 @@ class FilteredTable(ScrollView, can_focus=True):
         scrollbar stays (or stays away) it is only told the new size; when it comes or goes, the width changes and
         the screen is laid out."""
         bar = size.height > self.size.height
-        if not self.is_mounted or not self.size or bar != self.show_vertical_scrollbar or not bar:
+        if not self.is_mounted or not self.size or bar != self.show_vertical_scrollbar:
             self.virtual_size = size
             return
         self.set_reactive(FilteredTable.virtual_size, size)
-        self.vertical_scrollbar.window_virtual_size = size.height
+        if bar:
+            self.vertical_scrollbar.window_virtual_size = size.height
 
     @property
     def selected(self) -> tuple | None:
