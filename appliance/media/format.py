@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import json
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from json.encoder import encode_basestring_ascii as _quote
@@ -432,7 +432,7 @@ def _path_text(path: bytes) -> str:
 _JSON = json.JSONEncoder(separators=(",", ":"))  # ASCII: \uXXXX escapes for everything else
 
 
-def _member_line(e: IndexEntry) -> str:
+def member_line(e: IndexEntry) -> str:
     """An index's member record, the very text `_JSON.encode` gives its dict (the keys in this order), built
     directly: a set of 100,000 members spent over a second in dicts and the encoder as the drive waited."""
     link = f',"link":{_quote(_path_text(e.link))}' if e.link is not None else ""
@@ -484,16 +484,17 @@ def _records(data: bytes, expected: str) -> Iterator[dict]:
         raise FormatError(f"{damaged[0]} ({exc})", damaged[1]) from None
 
 
-def encode_index(index: SetIndex) -> bytes:
+def encode_index(index: SetIndex, member_lines: Iterable[str] | None = None) -> bytes:
     """The set's index file: zstd-compressed JSON lines (`zstd -dc` shows them), padded to whole blocks: a first
-    line describing the set, one line per frame ("f"), one per member ("m")."""
+    line describing the set, one line per frame ("f"), one per member ("m"). `member_lines`: the entries' lines
+    (`member_line` of each, in order) when the writer built them already, frame by frame as the set was written."""
     def lines() -> Iterator[str]:
         yield _JSON.encode({"format": INDEX_FORMAT, "version": FILE_VERSION, "header": _header_json(index.header),
                             "complete": index.complete})
         for f in index.frames:
             yield _JSON.encode({"f": f.number, "block": f.block, "offset": f.offset, "length": f.length,
                                 "raw": f.raw_length, "hash": f.hash.hex()})
-        yield from map(_member_line, index.entries)
+        yield from map(member_line, index.entries) if member_lines is None else member_lines
     return _compress_lines(lines(), index.header.block_size)
 
 

@@ -241,13 +241,16 @@ class _Part:
         self.first_block = self.drive.read_position().block
         self.stream = fmt.SetStream(self.header, self.first_block, block_size)
         self.entries: list = []
+        self.lines: list[str] = []  # the index's member lines, built as the frames go to the drive, not at the end
         self.blocks = 1
         self.bytes = 0
         write_blocks(self.drive, self.stream.header_block(), self.barcode)
 
     def add(self, frame) -> bool:
         # The frames were made ahead of the drive, not knowing which part they would land in.
-        self.entries.extend(e if e.part == self.number else replace(e, part=self.number) for e in frame.entries)
+        entries = [e if e.part == self.number else replace(e, part=self.number) for e in frame.entries]
+        self.entries += entries
+        self.lines += map(fmt.member_line, entries)
         blocks = self.stream.add(frame)
         self.blocks += len(blocks) // self.stream.block_size
         self.bytes += len(frame.data)
@@ -259,7 +262,8 @@ class _Part:
         write_blocks(self.drive, blocks, self.barcode)
         write_file(self.drive, b"", self.barcode)  # the filemark that ends the set's data
         frames = list(self.stream.frames)
-        index = fmt.encode_index(fmt.SetIndex(self.header, frames, self.entries, complete))
+        self.lines += map(fmt.member_line, self.entries[len(self.lines):])  # the carried ones
+        index = fmt.encode_index(fmt.SetIndex(self.header, frames, self.entries, complete), self.lines)
         write_file(self.drive, index, self.barcode)
         part = PartWritten(self.number, self.barcode, self.tape_file, self.tape_file + 1, self.first_block,
                            self.blocks, self.bytes, self.header, index, frames, self.entries, complete)

@@ -147,6 +147,22 @@ def test_the_interpreter_lock_changes_hands_quickly_while_a_set_is_written_and_a
     assert sys.getswitchinterval() == before
 
 
+def test_each_parts_index_built_while_written_is_the_index_of_what_it_holds(tmp_path):
+    """The member lines are built frame by frame as the drive takes them; the index is the one `encode_index` gives
+    for the part's frames and entries, the last part's with the members an earlier set holds (an incremental's)."""
+    directory = library(tmp_path)
+    bench = Bench(directory)
+    tree(tmp_path / "src")
+    assert vtl_main(["fault", str(directory), "early-eom", bench.queue[0], "--at", str(6 << 20)]) == 0
+    held = fmt.IndexEntry(b"src/kept.txt", "file", 3, 0o100644, 0, 0, 1, b"d" * 32, 0, 0, 1, "older-set")
+    stats = write_set(bench, frames_of(tmp_path / "src"), header, BS, threading.Event(), carried=[held])
+    assert len(stats.parts) == 2
+    for part in stats.parts:
+        assert part.index == fmt.encode_index(fmt.SetIndex(part.header, part.frames, part.entries, part.complete))
+    assert fmt.decode_index(stats.parts[-1].index).entries[-1] == held
+    assert held not in fmt.decode_index(stats.parts[0].index).entries
+
+
 def test_each_frame_reaches_the_drive_in_one_write_command(tmp_path):
     bench = Bench(library(tmp_path))
     counted = CountedWrites(bench.drive.transport, bench.drive.transport.max_transfer)
