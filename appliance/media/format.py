@@ -339,8 +339,18 @@ class SetStream:
         block, offset = self._position()
         digest = frame.hash or blake3.blake3(frame.data).digest()
         self._frames.append(FramePosition(frame.number, block, offset, len(frame.data), frame.raw_length, digest))
-        self._pending += frame.data
-        return self._take()
+        bs = self.block_size
+        whole = (len(self._pending) + len(frame.data)) // bs
+        if not whole:
+            self._pending += frame.data
+            return b""
+        # One copy of the frame, into the blocks handed out (appending it to the pending bytes first was another).
+        cut = whole * bs - len(self._pending)
+        with memoryview(frame.data) as data:
+            blocks = b"".join((self._pending, data[:cut]))
+            self._pending = bytearray(data[cut:])
+        self._emitted += whole
+        return blocks
 
     def _take(self) -> bytes:
         bs = self.block_size
