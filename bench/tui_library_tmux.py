@@ -131,6 +131,8 @@ def measure(cartridges_n: int, slots: int, peer_keys: int = 1) -> dict[str, list
         raise SystemExit("tmux is not installed: apt-get install -y tmux (scripts/setup --test installs it)")
     media = cartridges(cartridges_n, slots)
     times: dict[str, list[float]] = {"filter": [], "scroll": [], "capture": [], "peer filter": []}
+    keys: dict[str, list[str]] = {"filter": ["/", *TYPED, *["BSpace"] * len(TYPED), "Enter"],
+                                  "scroll": ["PageDown"] * 10 + ["Down"] * 10 + ["End", "Home"]}
     pane = Pane(console_argv("ours", cartridges_n, slots))
     try:
         pane.until(lambda s: "Monitoring" in s, "the console")
@@ -146,11 +148,12 @@ def measure(cartridges_n: int, slots: int, peer_keys: int = 1) -> dict[str, list
             n = matching(typed, media)
             times["filter"].append(pane.key("BSpace", filtered(typed, n, len(media)), f"{typed!r} erased back"))
         times["filter"].append(pane.key("Enter", lambda s: cursor(s) is not None, "the table's cursor"))
-        for key in ["PageDown"] * 10 + ["Down"] * 10 + ["End", "Home"]:
+        for key in keys["scroll"]:
             before = cursor(pane.screen())
             times["scroll"].append(pane.key(key, lambda s, b=before: cursor(s) not in (None, b),
                                             f"{key} moving the cursor"))
         times["capture"] = pane.captures
+        times["keys"] = keys
     finally:
         pane.close()
     peer = Pane(console_argv("peer", cartridges_n, slots))
@@ -180,15 +183,17 @@ def run_console(which: str, cartridges_n: int, slots: int) -> None:
     app.run()
 
 
-def lines(times: dict[str, list[float]]) -> list[str]:
-    def line(name: str, values: list[float], note: str = "") -> str:
+def lines(times: dict) -> list[str]:
+    def line(name: str, values: list[float], note: str, keys: list[str] | None = None) -> str:
         ordered = sorted(values)
         p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+        worst = f" ({keys[values.index(max(values))]})" if keys else ""
         return (f"  {name:<11} median {statistics.median(values):7.1f} ms   p95 {p95:7.1f} ms   worst "
-                f"{max(values):8.1f} ms   ({len(values)}){note}")
-    return [line("filter", times["filter"], " keystrokes"), line("scroll", times["scroll"], " keystrokes"),
-            line("capture", times["capture"], " captures: one look at the pane (the resolution)"),
-            line("peer filter", times["peer filter"], " keystrokes of the peer (DataTable refilled)")]
+                f"{max(values):8.1f} ms{worst}   ({len(values)}{note})")
+    return [line("filter", times["filter"], " keystrokes", times["keys"]["filter"]),
+            line("scroll", times["scroll"], " keystrokes", times["keys"]["scroll"]),
+            line("capture", times["capture"], " captures: one look at the pane, the figures' resolution"),
+            line("peer filter", times["peer filter"], " keystrokes of the peer, DataTable refilled")]
 
 
 def main() -> None:
