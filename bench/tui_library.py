@@ -218,9 +218,8 @@ def main() -> None:
     print(line("pilot", mine["pilot"]) + ": Pilot's round trip of the same keys (press, pause until idle)")
     print(line("floor", mine["floor"]) + ": Pilot's round trip of a key bound to nothing")
     took = mine["collections"]
-    print(f"  full collections during the run: {len(took)}, "
-          + (f"{max(took):.0f} ms the longest (in the pauses: a key landing then waits that long)" if took else
-             "none"))
+    print(f"  full collections during the run: {', '.join(f'{t:.0f} ms' for t in took) or 'none'} (in the pauses: "
+          f"a key landing then waits that long)")
     print("peer: Textual's DataTable refilled per keystroke; key to its last frame")
     for name in ("filter", "scroll", "pilot"):
         print(line(name, theirs[name]))

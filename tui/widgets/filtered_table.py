@@ -39,7 +39,7 @@ class FilteredTable(ScrollView, can_focus=True):
         Binding("home", "move(-1000000000)", show=False), Binding("end", "move(1000000000)", show=False),
     ]
     DEFAULT_CSS = """
-    FilteredTable { height: 1fr; }
+    FilteredTable { height: 1fr; overflow-y: scroll; scrollbar-size-vertical: 1; }
     """
 
     def __init__(self, columns: list[tuple[str, int]], **kwargs):
@@ -84,16 +84,14 @@ class FilteredTable(ScrollView, can_focus=True):
 
     def _resize(self, size: Size) -> None:
         """The scrollable size follows the rows shown. Textual lays out the whole screen for a new virtual size
-        (a frame more per keystroke); a ScrollView's virtual size is its own (a layout keeps it), so while the
-        scrollbar stays (or stays away) it is only told the new size; when it comes or goes, the width changes and
-        the screen is laid out."""
-        bar = size.height > self.size.height
-        if not self.is_mounted or not self.size or bar != self.show_vertical_scrollbar:
+        (a frame more per keystroke, and then more for the scrollbars); a ScrollView's virtual size is its own (a
+        layout keeps it), and the scrollbar is always there (overflow-y: scroll: one that came and went with the
+        rows changed the width, a layout), so once laid out the scrollbar is only told the new size."""
+        if not self.is_mounted or not self.size or not self.show_vertical_scrollbar:
             self.virtual_size = size
             return
         self.set_reactive(FilteredTable.virtual_size, size)
-        if bar:
-            self.vertical_scrollbar.window_virtual_size = size.height
+        self.vertical_scrollbar.window_virtual_size = size.height
 
     @property
     def selected(self) -> tuple | None:
