@@ -17,7 +17,7 @@ Besides the table, one JSON line holds every figure; `lag` is how long after the
 `--wait` process exited (the job's `finished` time against the wall clock at exit); `start_ms` from the command's
 launch to its job's creation (the client's start-up and request), `queued_ms` until a worker took it; `job_s` the
 job's own time (started to finished) and `sync_s`, `catalog_s`, `check_s`, `prune_s` its steps; `cpu_s` the CPU
-seconds the command cost (the daemon's and the client's, user + system) beside `restic_cpu_s`: on a machine others
+seconds the command cost (the daemon's with its worker processes, and the client's, user + system) beside `restic_cpu_s`: on a machine others
 load, wall times stretch unevenly (restic's many threads get a bigger share) while CPU seconds stay comparable.
 Deleted inodes: on an ext4 without a journal (this machine's), creating a file skips, one by one, the free inodes
 deleted in the last minute (five while their inode table block is dirty), so a restore right after a big delete
@@ -128,10 +128,11 @@ def children_cpu() -> float:
 
 
 def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) a running process has used so far, its threads included."""
+    """CPU seconds (user + system) a running process has used so far, its threads included, and the children it
+    has waited for (a restore's worker processes)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(int(n) for n in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def du(path: Path) -> int:
