@@ -72,6 +72,11 @@ class _Worker:
             # a fresh interpreter, not a fork: the daemon has threads (a forked child could inherit a held lock)
             self.proc = subprocess.Popen([sys.executable, "-I", "-c", code], pass_fds=[theirs.fileno()],
                                          stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            ours.close()
+            raise WorkerLost(f"a restore worker process could not be started ({exc.strerror}): check the daemon's "
+                             f"limits (processes, open files, memory), then run the same `tapeline restore` "
+                             f"again") from exc
         finally:
             theirs.close()
         self.sock = ours
@@ -240,7 +245,8 @@ class FileWriters:
             return
         if not self._workers:
             config = (self.root, self.overwrite, self.kept_by_umask, MAX_CHUNK)
-            self._workers = [_Worker(config) for _ in range(WORKERS)]
+            for _ in range(WORKERS):  # one by one: close() stops those started when the next one fails
+                self._workers.append(_Worker(config))
         worker = min(self._workers, key=lambda w: w.cost)
         worker.send([(fd, self._where[fd]) for fd in packs if fd not in worker.packs], dirs, batch)
         worker.queued.append((tally, cost))

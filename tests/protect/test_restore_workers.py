@@ -113,3 +113,15 @@ def test_cancel_stops_the_workers_and_leaves_only_whole_files(workers, store, sr
     assert len(written) == result.files
     for path in written:
         assert path.read_bytes() == (src / path.relative_to(root)).read_bytes()
+
+
+def test_a_worker_that_cannot_start_fails_the_restore_with_a_fix(workers, store, src, tmp_path, monkeypatch):
+    (src / "a.txt").write_text("alpha")
+    sid = sync(store, group_of(src)).snapshot.id
+    monkeypatch.setattr(restore_files.sys, "executable", str(tmp_path / "no-python"))
+
+    result = restore(store, sid, None, tmp_path / "out")
+
+    assert result.state == "failed"
+    assert result.reason.startswith("a restore worker process could not be started (No such file or directory)")
+    assert "run the same `tapeline restore` again" in result.reason
