@@ -2,6 +2,11 @@
 
     .venv/bin/python bench/store_sync.py [--data DIR] [--work DIR]     # the ~1.5 GB dataset (bench/dataset.py)
     .venv/bin/python bench/store_sync.py --files 1000000               # peak memory of a 1M-file sync (engine)
+    .venv/bin/python bench/store_sync.py --restores 3                  # the whole restore row only, 3 times each
+
+`--restores N` reuses what a full run left under --work (the daemon's data and restic's repository) and times
+only the two restores, restic's then ours, N times, each into a directory of its own (none is deleted before the
+last run: see "Deleted inodes" below), with the load average before each pair.
 
 A real daemon (`tapeline serve` on its own data directory, socket and SQLite catalog under --work) serves the
 timed commands, each a whole `tapeline` process: `tapeline sync bench --wait` (the sync, the consistency check of
@@ -55,7 +60,7 @@ class Daemon:
 
     def __init__(self, work: Path) -> None:
         self.data = work / "tapeline"
-        self.data.mkdir(parents=True)
+        self.data.mkdir(parents=True, exist_ok=True)
         self.config = work / "tapeline.toml"
         self.config.write_text(f'data_dir = "{self.data}"\n[api]\nsocket = "{self.data}/run/tapeline.sock"\n'
                                'group = "tapeline-bench-none"\n[log]\nlevel = "warning"\n')
@@ -209,16 +214,49 @@ def memory(args) -> int:
     return 0
 
 
+def restores(args) -> int:
+    """The whole restore row alone, `args.restores` times, on the daemon data and repository of a full run."""
+    repo = args.work / "restic-repo"
+    if not (repo / "config").exists() or not (args.work / "tapeline").is_dir():
+        raise SystemExit(f"no full run under {args.work}: run bench/store_sync.py --work {args.work} first")
+    for old in args.work.glob("r-*"):
+        shutil.rmtree(old)
+    os.sync()
+    env = {**os.environ, "RESTIC_PASSWORD": "bench", "RESTIC_CACHE_DIR": str(args.work / "restic-cache")}
+    daemon = Daemon(args.work)
+    rows = []
+    try:
+        point = daemon.run("points", GROUP)[1][-1]["id"]
+        for n in range(1, args.restores + 1):
+            load = os.getloadavg()[0]
+            peer, peer_cpu = timed_cpu(["restic", "-r", str(repo), "restore", "latest", "--target",
+                                        str(args.work / f"r-restic-{n}")], env=env)
+            ours, answer = daemon.run("restore", GROUP, "--point", str(point), "--to", str(args.work / f"r-ours-{n}"),
+                                      "--wait")
+            detail = {**job_figures(answer), **cpu_figures(daemon.cpu, peer_cpu), "load": round(load, 1)}
+            print(line("whole restore", ours, peer, note=f"({', '.join(f'{k} {v}' for k, v in detail.items())})"),
+                  flush=True)
+            rows.append({"ours": round(ours, 3), "restic": round(peer, 3), "ratio": round(ours / peer, 3), **detail})
+    finally:
+        daemon.stop()
+    print(json.dumps({"whole restore": rows}))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("/var/tmp/tapeline-bench/data"))
     ap.add_argument("--work", type=Path, default=Path("/var/tmp/tapeline-bench/work"))
     ap.add_argument("--files", type=int, help="measure the peak memory of a sync of this many tiny files instead")
+    ap.add_argument("--restores", type=int, metavar="N",
+                    help="time only the whole restore, N times, on what a full run left under --work")
     args = ap.parse_args()
     args.data, args.work = args.data.resolve(), args.work.resolve()
     if args.files:
         args.work.mkdir(parents=True, exist_ok=True)
         return memory(args)
+    if args.restores:
+        return restores(args)
 
     if not args.data.exists() or (args.data / ".dataset-complete").exists():  # a tree of your own is used as is
         subprocess.run([PY, HERE / "dataset.py", args.data], check=True)
