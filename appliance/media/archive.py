@@ -43,10 +43,10 @@ from appliance.store.model import Entry
 
 FRAME_SIZE = 4 << 20
 READ_SIZE = 1 << 20
-_TAR_TYPES = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "fifo": tarfile.FIFOTYPE,
+TAR_TYPES = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "fifo": tarfile.FIFOTYPE,
               "chardev": tarfile.CHRTYPE, "blockdev": tarfile.BLKTYPE, "hardlink": tarfile.LNKTYPE}
-_KINDS = {v: k for k, v in _TAR_TYPES.items()}
-_IFMT = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK, "fifo": stat.S_IFIFO,
+TAR_KINDS = {v: k for k, v in TAR_TYPES.items()}
+IFMT = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK, "fifo": stat.S_IFIFO,
          "chardev": stat.S_IFCHR, "blockdev": stat.S_IFBLK, "hardlink": stat.S_IFREG}
 
 
@@ -105,7 +105,7 @@ def _tarinfo(name: str, kind: str, mode: int, uid: int, gid: int, user: str, gro
              mtime_ns: int, atime_ns: int, ctime_ns: int, rdev: int, link: str | None,
              xattrs: Iterable[tuple[bytes, bytes]]) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
-    info.type = _TAR_TYPES[kind]
+    info.type = TAR_TYPES[kind]
     info.mode = stat.S_IMODE(mode)
     info.uid, info.gid, info.uname, info.gname = uid, gid, user, group
     info.size = size if kind == "file" else 0
@@ -287,12 +287,12 @@ class Prepared:
 
 def prepare(member: Member) -> Prepared:
     info = member.info
-    kind = _KINDS.get(info.type)
+    kind = TAR_KINDS.get(info.type)
     if kind is None:
         raise ArchiveError(f"{info.name}: tar type {info.type!r} is not archived", "archive it as a file")
     name = info.name.encode(ENCODING, ERRORS)
     mtime_ns = member.mtime_ns if member.mtime_ns is not None else int(info.mtime) * 1_000_000_000
-    key = (kind, info.size, _IFMT[kind] | info.mode, info.uid, info.gid, mtime_ns, member.digest)
+    key = (kind, info.size, IFMT[kind] | info.mode, info.uid, info.gid, mtime_ns, member.digest)
     link = info.linkname.encode(ENCODING, ERRORS) if kind in ("symlink", "hardlink") else None
     path = member.path or name
     if member.sparse is None:

@@ -62,14 +62,13 @@ def from_snapshot(store, snapshot_id: str, base: dict[bytes, "fmt.IndexEntry"] |
     return lambda: read_ahead(kept(), store.read_chunk)
 
 
-_TYPEFLAGS = {kind: flag for flag, kind in archive._KINDS.items()}
 _DEVICES = ("chardev", "blockdev")
 
 
 def prepared_from_entry(entry: Entry, roots: dict[str, bytes]) -> archive.Prepared:
     """`archive.prepare(archive.member_from_entry(entry, None))`, the same bytes, built straight from the entry for
-    the common member (plain times, no xattrs, not sparse, short ASCII names): that path cost ~40 us a member on
-    the archive's thread, the one a set of small files waits on. `roots` caches each source's name as bytes."""
+    the common member (no xattrs, not sparse, numbers that fit their ustar fields): that path cost ~40 us a member
+    on the archive's thread, the one a set of small files waits on. `roots` caches each source's name as bytes."""
     kind = entry.type
     if entry.xattrs or (kind == "file" and entry.extents is not None):
         return archive.prepare(archive.member_from_entry(entry, None))
@@ -86,13 +85,13 @@ def prepared_from_entry(entry: Entry, roots: dict[str, bytes]) -> archive.Prepar
     mode = entry.mode & 0o7777
     size = entry.size if kind == "file" else 0
     rdev = entry.rdev if kind in _DEVICES else 0
-    headers = plain_header(path + b"/" if kind == "dir" and not path.endswith(b"/") else path, _TYPEFLAGS[kind],
+    headers = plain_header(path + b"/" if kind == "dir" and not path.endswith(b"/") else path, archive.TAR_TYPES[kind],
                            mode, entry.uid, entry.gid, entry.user.encode(ENCODING, ERRORS),
                            entry.group.encode(ENCODING, ERRORS), size, entry.mtime_ns, entry.atime_ns,
                            entry.ctime_ns, link or b"", os.major(rdev), os.minor(rdev))
     if headers is None:
         return archive.prepare(archive.member_from_entry(entry, None))
-    key = (kind, size, archive._IFMT[kind] | mode, entry.uid, entry.gid, entry.mtime_ns, entry.digest)
+    key = (kind, size, archive.IFMT[kind] | mode, entry.uid, entry.gid, entry.mtime_ns, entry.digest)
     return archive.Prepared(path, headers, size, key, link, None)
 
 
