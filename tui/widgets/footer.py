@@ -7,10 +7,16 @@ letters), and they come back when the field is left; each recompose cost 100-300
 keystrokes of filtering the cartridges. Here a change that only leaves out keys already drawn, or brings back ones
 drawn earlier, dims them or lights them again, as Textual draws a disabled binding (same width: no layout of the
 screen either); anything else (a key never drawn, one enabled or disabled) recomposes as before.
+
+In a terminal too narrow for all its keys on one line (under some 140 columns), Textual's Footer scrolls them
+sideways, out of sight. This one takes as many lines as they need, the keys in columns (a grid).
 """
 
 from __future__ import annotations
 
+from math import ceil
+
+from textual import events
 from textual.keys import key_to_character
 from textual.screen import Screen
 from textual.widgets import Footer
@@ -18,6 +24,10 @@ from textual.widgets._footer import FooterKey
 
 
 class AreaFooter(Footer):
+    DEFAULT_CSS = """
+    AreaFooter.-lines { layout: grid; }
+    """
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._drawn: tuple = ()  # what the last recompose drew, in its order
@@ -56,3 +66,31 @@ class AreaFooter(Footer):
             [entry for entry in self._drawn if entry in kept] == list(showing) and \
             all(focused is not None and focused.check_consume_key(key, key_to_character(key))
                 for key, *_ in (entry for entry in self._drawn if entry not in kept))
+
+    async def recompose(self) -> None:
+        await super().recompose()
+        self.fit()
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self.fit()
+
+    def fit(self) -> None:
+        """As few lines as hold every key, each line's keys in the same columns, beside the palette's key."""
+        keys = [k for k in self.query(FooterKey) if not k.has_class("-command-palette")]
+        if not keys or not self.size.width:
+            return
+        def width(key: FooterKey) -> int:  # as laid out on one line (not yet, just after a recompose)
+            return key.render().cell_len + key.styles.gutter.width + key.styles.margin.width
+        room = self.size.width - sum(width(k) for k in self.query(FooterKey) if k.has_class("-command-palette"))
+        widths = [width(k) for k in keys]
+        lines = 1
+        while lines < len(keys):
+            columns = [max(widths[c::ceil(len(keys) / lines)]) for c in range(ceil(len(keys) / lines))]
+            if sum(columns) <= room:
+                break
+            lines += 1
+        columns = [max(widths[c::ceil(len(keys) / lines)]) for c in range(ceil(len(keys) / lines))]
+        self.set_class(lines > 1, "-lines")
+        self.styles.grid_size_columns = len(columns)
+        self.styles.grid_columns = " ".join(map(str, columns))  # each as wide as its widest key
+        self.styles.height = lines
