@@ -105,13 +105,14 @@ def test_a_new_pool_and_its_vault_from_the_pools_tab_a_refused_value_keeping_the
             app.screen.query_one("#management-tabs").active = "pools-tab"  # (a click on the tab)
             await pilot.pause()
             await pilot.press("n")
-            form = await until(pilot, lambda: isinstance(app.screen, PoolForm) and app.screen, "the pool form")
+            form = await until(pilot, lambda: isinstance(app.screen, PoolForm) and app.screen.query("#pool-contact")
+                               and app.screen.focused is not None and app.screen, "the pool form, built")
             assert form.query_one("#pool-library").value == "vtl"  # the library shown
             await pilot.press(*"weekly", "tab", "tab", *"a month", "tab", "tab", "tab", "tab", *"ironvault",
                               "tab", *"+1 555 0100", "ctrl+s")
             # Refused by the daemon: the form comes back with what was typed; the vault was made already.
             again = await until(pilot, lambda: isinstance(app.screen, PoolForm) and app.screen is not form
-                                and app.screen, "the form again")
+                                and app.screen.query("#pool-contact") and app.screen, "the form again, built")
             assert again.query_one("#pool-retention").value == "a month"
             assert [v["name"] for v in up.json("vault", "list")] == ["ironvault"]
             again.query_one("#pool-retention").value = "30d"
