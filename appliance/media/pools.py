@@ -28,13 +28,12 @@ from __future__ import annotations
 import functools
 import re
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import case
+from sqlalchemy import case, func
 from sqlmodel import select
 
 from appliance.catalog.engine import Catalog
@@ -101,18 +100,18 @@ def parse_allocation(text: str) -> str:
 
 def next_event(event: str, after: datetime) -> datetime:
     """The first time the calendar event fires strictly after `after` (in the zone `after` has)."""
-    return _next_fire(event, after, time.tzname).astimezone(after.tzinfo)
+    return _next_fire(event, after).astimezone(after.tzinfo)
 
 
 @functools.lru_cache(maxsize=4096)
-def _next_fire(event: str, after: datetime, zone_names: tuple[str, str]) -> datetime:
-    """`next_event` in the local zone named by `zone_names` (a changed TZ asks again): the pool code asks it for the
-    same open set at every write and every expiry, and the forecast a year of them."""
-    return _trigger(event, zone_names).get_next_fire_time(None, after + timedelta(seconds=1))
+def _next_fire(event: str, after: datetime) -> datetime:
+    """`next_event` in the local zone (the one tzlocal found first: it keeps it for the process's life): the pool
+    code asks it for the same open set at every write and every expiry, and the forecast a year of them."""
+    return _trigger(event).get_next_fire_time(None, after + timedelta(seconds=1))
 
 
 @functools.lru_cache(maxsize=64)
-def _trigger(event: str, zone_names: tuple[str, str]) -> CronTrigger:
+def _trigger(event: str) -> CronTrigger:
     """The trigger of a calendar event in the local zone: building one costs more than asking it."""
     return calendar_trigger(event)
 
@@ -184,15 +183,15 @@ def set_retention(pool: Pool, tier: str | None) -> int | None:
 
 
 def _last_created(s, pool_id: int) -> datetime | None:
-    return generation_start(s.exec(select(MediaSet.created, TapeSet.group_name)
-                                   .join(TapeSet, TapeSet.media_set_id == MediaSet.id)
-                                   .where(MediaSet.pool_id == pool_id)).all())
+    """`generation_start` in one query (a pool's history grows with every set it holds)."""
+    return s.exec(select(func.max(MediaSet.created)).join(TapeSet, TapeSet.media_set_id == MediaSet.id)
+                  .where(MediaSet.pool_id == pool_id, TapeSet.group_name != DR_GROUP)).one()
 
 
 def generation_start(rows) -> datetime | None:
     """When the pool's newest generation of data began, from (media set created, tape set's group) of its sets:
     its newest media set holding a set of a protection group (one holding only the catalog backup an export wrote,
-    or nothing, is no generation)."""
+    or nothing, is no generation). The forecast's way over its rows; the catalog asks `_last_created`."""
     return max((created for created, group in rows if group != DR_GROUP), default=None)
 
 

@@ -46,10 +46,10 @@ class AreaFooter(Footer):
             return super().bindings_changed(screen)  # which waits too
         self._shown = showing
         if self._only_taken_by_focus(screen, showing):
-            reachable = {(key, action) for key, action, *_ in showing}
+            enabled_by = {(key, action): enabled for key, action, _words, enabled, *_ in showing}
             for footer_key in self.query(FooterKey):
                 if not footer_key.has_class("-command-palette"):
-                    out = (footer_key.key, footer_key.action) not in reachable
+                    out = not enabled_by.get((footer_key.key, footer_key.action), False)
                     footer_key.set_class(out, "-disabled")
                     footer_key._disabled = out  # what FooterKey's click reads: a bell, not the key sent to the field
             return
