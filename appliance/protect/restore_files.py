@@ -65,23 +65,27 @@ class _Worker:
     """One worker process (restore_worker.main) and the batches it has not answered yet, oldest first."""
 
     def __init__(self, config: tuple) -> None:
-        ours, theirs = socket.socketpair()
-        code = (f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); "
-                f"from appliance.protect.restore_worker import main; main({theirs.fileno()})")
+        # Any failure here is the restore's, never a file's: an OSError would be taken for the current file's and the
+        # batch being handed out would be lost without a word.
+        self.proc: subprocess.Popen | None = None
+        self.sock = self.conn = None
         try:
-            # a fresh interpreter, not a fork: the daemon has threads (a forked child could inherit a held lock)
-            self.proc = subprocess.Popen([sys.executable, "-I", "-c", code], pass_fds=[theirs.fileno()],
-                                         stdin=subprocess.DEVNULL)
+            self.sock, theirs = socket.socketpair()
+            code = (f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); "
+                    f"from appliance.protect.restore_worker import main; main({theirs.fileno()})")
+            try:
+                # a fresh interpreter, not a fork: the daemon has threads (a forked child could inherit a held lock)
+                self.proc = subprocess.Popen([sys.executable, "-I", "-c", code], pass_fds=[theirs.fileno()],
+                                             stdin=subprocess.DEVNULL)
+            finally:
+                theirs.close()
+            self.conn = connection.Connection(os.dup(self.sock.fileno()))
+            self.conn.send(config)
         except OSError as exc:
-            ours.close()
-            raise WorkerLost(f"a restore worker process could not be started ({exc.strerror}): check the daemon's "
-                             f"limits (processes, open files, memory), then run the same `tapeline restore` "
-                             f"again") from exc
-        finally:
-            theirs.close()
-        self.sock = ours
-        self.conn = connection.Connection(os.dup(ours.fileno()))
-        self.conn.send(config)
+            self._close()
+            raise WorkerLost(f"a restore worker process could not be started ({exc.strerror or exc}): check the "
+                             f"daemon's limits (processes, open files, memory), then run the same `tapeline "
+                             f"restore` again") from exc
         self.packs: set[int] = set()  # packs whose descriptor it has
         self.queued: deque[tuple[list, int]] = deque()  # (directories and their file counts, cost) per batch
         self.cost = 0
@@ -90,24 +94,41 @@ class _Worker:
         try:
             self.conn.send((packs, [d.owner for d in dirs], items))
             send_fds(self.sock, [pack for pack, _ in packs] + [d.fd for d in dirs])
-        except OSError:
-            raise self._lost() from None
+        except OSError as exc:
+            raise self._lost(exc) from None
         self.packs.update(pack for pack, _ in packs)
 
     def answer(self) -> tuple:
         try:
             answer = self.conn.recv()
-        except (EOFError, OSError):
+        except EOFError:
             raise self._lost() from None
+        except OSError as exc:
+            raise self._lost(exc) from None
         if answer[0] == "error":
             raise WorkerLost(f"a restore worker process failed ({answer[1].strip().splitlines()[-1]}): report it "
                              f"with the daemon's log, then run the same `tapeline restore` again")
         return answer
 
-    def _lost(self) -> WorkerLost:
+    def _lost(self, exc: OSError | None = None) -> WorkerLost:
+        """The worker is gone, or the connection to it broke while it lives (then it would wait for the rest of a
+        message for ever): it is ended either way."""
+        alive = self.proc.poll() is None
+        if alive:
+            self.proc.kill()
         code = self.proc.wait()
-        return WorkerLost(f"a restore worker process ended unexpectedly (exit status {code}): see the daemon's log, "
-                          f"then run the same `tapeline restore` again")
+        cause = f"the connection to it failed: {exc.strerror or exc}" if alive and exc is not None else \
+            f"exit status {code}"
+        return WorkerLost(f"a restore worker process ended unexpectedly ({cause}): see the daemon's log, then run "
+                          f"the same `tapeline restore` again")
+
+    def _close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for end in (self.conn, self.sock):
+            if end is not None:
+                end.close()
 
     def stop(self) -> None:
         """Ends the process: politely when it has nothing queued, else at once (a file it was writing is an unnamed
@@ -122,10 +143,8 @@ class _Worker:
         try:
             self.proc.wait(30)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.conn.close()
-        self.sock.close()
+            pass
+        self._close()
 
 
 class FileWriters:

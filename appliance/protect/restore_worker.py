@@ -15,20 +15,17 @@ from __future__ import annotations
 import os
 import socket
 import stat
-import threading
 import traceback
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 
-import blake3
-import zstandard
-
 from appliance.protect import destination
-from appliance.store.errors import ChunkDamaged, StoreError
+from appliance.store.errors import StoreError
 from appliance.store.model import (FILE, R_ATIME, R_GID, R_MODE, R_MTIME, R_NLINK, R_PATH, R_TYPE, R_UID,
                                    R_XATTRS)
+from appliance.store.packs import verified
 
 WINDOW = 256 << 10  # read ahead in a pack for the next small chunks
 SPREAD_CHUNKS = 8  # a file of this many chunks or more has them read and verified ahead of its writing, on threads
@@ -62,7 +59,6 @@ class BatchWriter:
         self.packs: dict[int, tuple[int, str]] = {}
         self.view = memoryview(bytearray(max_chunk))  # a chunk is stored compressed only when that is smaller
         self.window = (-1, 0, 0)  # (pack descriptor, start, end) of what the buffer holds
-        self.local = threading.local()  # a decompressor per thread (one is not to be shared between threads)
         self.readers: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
@@ -116,19 +112,7 @@ class BatchWriter:
     # ---- chunks --------------------------------------------------------------------------------------------
     def _verify(self, place: tuple, blob: bytes | memoryview) -> bytes | memoryview:
         pack, _, _, flags, digest = place
-        try:
-            data = self._dctx().decompress(blob) if flags & 1 else blob
-        except zstandard.ZstdError:
-            raise ChunkDamaged(digest, self.packs[pack][1]) from None
-        if blake3.blake3(data).digest() != digest:
-            raise ChunkDamaged(digest, self.packs[pack][1])
-        return data
-
-    def _dctx(self) -> zstandard.ZstdDecompressor:
-        dctx = getattr(self.local, "dctx", None)
-        if dctx is None:
-            dctx = self.local.dctx = zstandard.ZstdDecompressor()
-        return dctx
+        return verified(digest, blob, flags, lambda: self.packs[pack][1])
 
     def _chunk(self, place: tuple) -> bytes | memoryview:
         """The verified chunk, through the reused buffer: one read of WINDOW bytes also serves the next small

@@ -11,18 +11,43 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import blake3
 import msgpack
+import zstandard
 
 from appliance.store.durable import publish
+from appliance.store.errors import ChunkDamaged
 
 PACK_MAGIC = b"TLPACK\x00\x01"  # "Tapeline pack", format 1
 PACK_END = b"TLPKEND\x01"
 FOOTER = struct.Struct("<I32s8s4x")
 FLAG_ZSTD = 1
+_local = threading.local()
+
+
+def decompressor() -> zstandard.ZstdDecompressor:
+    """This thread's decompressor (one is not to be shared between threads)."""
+    dctx = getattr(_local, "dctx", None)
+    if dctx is None:
+        dctx = _local.dctx = zstandard.ZstdDecompressor()
+    return dctx
+
+
+def verified(digest: bytes, blob: bytes | memoryview, flags: int, where: Callable[[], str]) -> bytes | memoryview:
+    """The chunk from its stored bytes, checked against its digest: ChunkDamaged naming `where()` (its pack)
+    otherwise. The store's reads and the restore's worker processes both come here."""
+    try:
+        data = decompressor().decompress(blob) if flags & FLAG_ZSTD else blob
+    except zstandard.ZstdError:
+        raise ChunkDamaged(digest, where()) from None
+    if blake3.blake3(data).digest() != digest:
+        raise ChunkDamaged(digest, where())
+    return data
 
 
 class PackFormatError(Exception):

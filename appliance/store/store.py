@@ -33,7 +33,8 @@ from appliance.store.errors import (ChunkDamaged, ChunkMissing, ManifestDamaged,
                                     StoreLocked, StoreNotFound)
 from appliance.store.model import R_CHUNKS, DIGEST_SIZE, Entry, SnapshotInfo, entry_from_row
 from appliance.store.durable import fsync_dir, write_file
-from appliance.store.packs import FLAG_ZSTD, PackFormatError, PackWriter, read_pack_index
+from appliance.store.packs import (FLAG_ZSTD, PackFormatError, PackWriter, decompressor, read_pack_index,
+                                   verified)
 
 CONFIG_MAGIC = b"TLSTORE\x01"  # "Tapeline store", format 1
 NOTES_MAGIC = b"TLDMGN\x00\x01"  # "Tapeline damage notes" (<id>.damaged), format 1
@@ -62,13 +63,6 @@ PACK_TARGET = 32 << 20  # tens of MiB: few files and fsyncs, cheap to rewrite in
 PACK_MAX_BLOBS = 32768  # and a bounded index per pack (a pack of a million tiny files would hold it all in memory)
 _local = threading.local()
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _dctx() -> zstandard.ZstdDecompressor:
-    dctx = getattr(_local, "dctx", None)
-    if dctx is None:
-        dctx = _local.dctx = zstandard.ZstdDecompressor()
-    return dctx
 
 
 def _now_name() -> str:
@@ -308,7 +302,7 @@ class Store:
     @staticmethod
     def _bad_blobs(view: memoryview, rows: list[list]) -> set[bytes]:
         """The blobs of a pack read into `view` that do not decompress and hash to their digest."""
-        dctx = _dctx()
+        dctx = decompressor()
         blobs = [(digest, view[offset:offset + length], flags, length) for digest, offset, length, _raw, flags in rows]
         bad = {digest for digest, blob, _, length in blobs if len(blob) != length}  # the file is short
         packed = [(digest, blob) for digest, blob, flags, _ in blobs if flags & FLAG_ZSTD and digest not in bad]
@@ -392,13 +386,7 @@ class Store:
 
     def verify_chunk(self, digest: bytes, blob: bytes | memoryview, flags: int) -> bytes | memoryview:
         """The chunk from its stored bytes, verified against its digest (ChunkDamaged otherwise)."""
-        try:
-            data = _dctx().decompress(blob) if flags & FLAG_ZSTD else blob
-        except zstandard.ZstdError:
-            raise ChunkDamaged(digest, self.pack_of(digest)) from None
-        if blake3.blake3(data).digest() != digest:
-            raise ChunkDamaged(digest, self.pack_of(digest))
-        return data
+        return verified(digest, blob, flags, lambda: self.pack_of(digest))
 
     def pack_of(self, digest: bytes) -> str:
         with self._mutex:

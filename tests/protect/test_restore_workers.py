@@ -125,3 +125,54 @@ def test_a_worker_that_cannot_start_fails_the_restore_with_a_fix(workers, store,
     assert result.state == "failed"
     assert result.reason.startswith("a restore worker process could not be started (No such file or directory)")
     assert "run the same `tapeline restore` again" in result.reason
+
+
+def test_a_connection_that_breaks_to_a_live_worker_fails_the_restore_instead_of_hanging(workers, store, src,
+                                                                                      tmp_path, monkeypatch):
+    # The message goes, its descriptors do not (as when the daemon runs out of descriptors to pass): the worker,
+    # alive, waits for them; the restore must end it and fail, not wait for it to exit.
+    _many(src)
+    sid = sync(store, group_of(src)).snapshot.id
+    real = restore_files.send_fds
+
+    def broken(sock, fds):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(restore_files, "send_fds", broken)
+    done: list = []
+    run = threading.Thread(target=lambda: done.append(restore(store, sid, None, tmp_path / "out")))
+    run.start()
+    run.join(60)
+    monkeypatch.setattr(restore_files, "send_fds", real)
+    assert not run.is_alive(), "the restore waited for a worker that waits for it"
+    [result] = done
+    assert result.state == "failed"
+    assert result.reason.startswith("a restore worker process ended unexpectedly (the connection to it failed: "
+                                    "Too many open files)")
+    assert all(w.proc.poll() is not None for w in workers)
+
+
+def test_a_worker_whose_connection_cannot_be_set_up_fails_the_restore_and_is_not_left_running(store, src, tmp_path,
+                                                                                             monkeypatch):
+    # Past the process's start (a descriptor it cannot have): not one file's warning with a whole batch gone.
+    _many(src)
+    sid = sync(store, group_of(src)).snapshot.id
+    monkeypatch.setattr(restore_files, "INLINE_FILES", 0)
+    started: list = []
+    real_popen = restore_files.subprocess.Popen
+
+    def popen(*args, **kwargs):
+        started.append(real_popen(*args, **kwargs))
+        return started[-1]
+
+    class Refused(restore_files.connection.Connection):
+        def send(self, obj):
+            raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(restore_files.subprocess, "Popen", popen)
+    monkeypatch.setattr(restore_files.connection, "Connection", Refused)
+    result = restore(store, sid, None, tmp_path / "out")
+
+    assert result.state == "failed"
+    assert result.reason.startswith("a restore worker process could not be started (Too many open files)")
+    assert started and all(p.returncode is not None for p in started)
