@@ -68,6 +68,10 @@ class AreaScreen(Screen):
     def on_daemon_found(self, _message: DaemonFound) -> None:
         self.query_one(DaemonState).show_found()
 
+    def done_note(self, note: str) -> None:
+        """What a finished action did ("pool weekly created; ..."), as a sentence."""
+        self.notify(note[0].upper() + note[1:] + ".", markup=False)
+
     def call(self, what: str, method: Callable, *args, done: Callable | None = None,
              failed: Callable | None = None, **kwargs) -> None:
         """Run `method(*args, **kwargs)` (a Daemon call) in a thread worker; `done(answer)` then runs on the event loop,

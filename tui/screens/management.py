@@ -324,7 +324,7 @@ class ManagementScreen(AreaScreen):
         self.app.push_screen(PoolForm(plan, vaults), save)
 
     def _pool_created(self, note: str) -> None:
-        self.notify(note[0].upper() + note[1:] + ".", markup=False)
+        self.done_note(note)
         self.load()
 
     def action_label(self) -> None:

@@ -225,7 +225,7 @@ class ProtectionScreen(AreaScreen):
         self.app.push_screen(GroupForm(plan, browse_from=self.app.browse_from), self._save)
 
     def _saved(self, note: str) -> None:
-        self.notify(note[0].upper() + note[1:] + ".", markup=False)
+        self.done_note(note)
         self.load_groups()
         self.app.refresh_now()
 

@@ -91,7 +91,7 @@ def send_to_tape(screen, group: dict | str, point: str | None = None) -> None:
 
     def asked(pools: list[dict]) -> None:
         if not pools:
-            screen.notify("No pool yet: create one in Management (F5, n: New pool), then send it again.",
+            screen.notify("No pool yet: create one in Management (F5), its Pools tab, n; then send it again.",
                           severity="warning", markup=False)
             return
         screen.app.push_screen(TapeBackupDialog(name, point, pools, suggested), chosen)
