@@ -1,13 +1,14 @@
 """The change scan behind sync(): walk, compare with the previous manifest, read and chunk what changed.
 
-`Scanner.rows()` yields manifest rows in manifest order while the pipeline chunks file contents on worker
-threads; a row waits in `_pending` until its chunks are stored, so rows leave in order and memory stays bounded
-(at most IN_FLIGHT bytes of file data and PENDING rows at a time).
+`Scanner.rows()` yields manifest rows in manifest order while small files are read, hashed and compressed by
+worker processes (read_workers.py) and big files' pieces compressed on worker threads (pipeline.py); a row waits
+in `_pending` until its chunks are stored, so rows leave in order and memory stays bounded (at most IN_FLIGHT bytes
+of file data and PENDING rows at a time). A changed row is counted in `changed` as it leaves (`_out`): a file a
+worker could not read after all is then not counted.
 """
 
 from __future__ import annotations
 
-import errno
 import grp
 import os
 import pwd
@@ -19,9 +20,11 @@ from array import array
 from collections import deque
 from collections.abc import Iterator
 
-
+from appliance.protect.old_rows import OldRows
 from appliance.protect.patterns import Matcher
 from appliance.protect.pipeline import MAX_CHUNK, MIN_CHUNK, Pipeline
+from appliance.protect.read_worker import NOATIME as _NOATIME, OPEN as _OPEN, RETRIES, read_xattrs
+from appliance.protect.read_workers import Readers
 from appliance.protect.types import GroupSpec, Progress, SyncStats
 from appliance.store import Store, WriteSession
 from appliance.store.model import (BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, R_ATIME, R_CHUNKS, R_CTIME, R_XATTRS,
@@ -32,13 +35,10 @@ IN_FLIGHT = 64 << 20
 AHEAD = 64 << 20
 PENDING = 8192
 WINDOW = 16 << 20
-RETRIES = 3
 MAX_WARNINGS = 1000
 HELD_CHANGES = 200_000  # changes kept in brief for the catalog and the check (~45 MB); past that, read back
 CHANGED_WHILE_READ = "changed while read"
 XATTRS_NOT_READ = "extended attributes not read"
-_OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-_NOATIME = getattr(os, "O_NOATIME", 0)
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsencode's
 
@@ -71,65 +71,6 @@ def data_extents(fd: int, size: int) -> list[list[int]]:
         extents.append([start, end - start])
         pos = end
     return extents
-
-
-def read_xattrs(path: bytes | int) -> tuple[dict | None, list[str]]:
-    """Extended attributes (POSIX ACLs included) of a path, not following a symlink, or of an open fd, and what
-    could not be read: a name listed but unreadable (EACCES, EIO, E2BIG, ENOTSUP...) or the list itself. Only a
-    file system without extended attributes, or one removed between the list and the read, is no loss."""
-    follow = isinstance(path, int)  # an fd: follow_symlinks must stay at its default
-    try:
-        names = os.listxattr(path, follow_symlinks=follow)
-    except OSError as exc:
-        return None, [] if exc.errno == errno.EOPNOTSUPP else [f"their list ({exc.strerror})"]
-    out = {}
-    unread = []
-    for name in names:
-        try:
-            out[os.fsencode(name)] = os.getxattr(path, name, follow_symlinks=follow)
-        except OSError as exc:
-            if exc.errno != errno.ENODATA:
-                unread.append(f"{name} ({exc.strerror})")
-    return out or None, unread
-
-
-class _Old:
-    """The previous manifest's rows of one source, as a stream merged against the walk."""
-
-    def __init__(self, rows: Iterator[list]) -> None:
-        self.rows = rows
-        self.row: list | None = None
-        self._key: tuple | None = None
-        self._next()
-
-    def _next(self) -> None:
-        self.row = next(self.rows, None)
-        self._key = None  # split only when the walk and the old rows part (most rows match by path)
-
-    @property
-    def key(self) -> tuple:
-        if self._key is None:
-            path = self.row[R_PATH] if self.row is not None else b""
-            self._key = tuple(path.split(b"/")) if path else ()
-        return self._key
-
-    def take(self, key: tuple, deleted: list[list]) -> list | None:
-        """Rows before `key` go to `deleted`; returns the row at `key`, if any."""
-        while self.row is not None and self.key < key:
-            deleted.append(self.row)
-            self._next()
-        if self.row is not None and self.key == key:
-            row = self.row
-            self._next()
-            return row
-        return None
-
-    def subtree(self, key: tuple) -> Iterator[list]:
-        """The rows under `key` (to carry over a directory that could not be read this time)."""
-        n = len(key)
-        while self.row is not None and self.key[:n] == key and len(self.key) > n:
-            yield self.row
-            self._next()
 
 
 def _user_name(uid: int) -> str:
@@ -173,7 +114,8 @@ class Scanner:
         self.replaced_bytes = 0  # size of the previous versions of changed and deleted files
         self.deleted: list[tuple[str, bytes]] = []
         self.scanned = self.read_files = self.bytes_read = self.new_bytes = 0
-        self._row_number = 0
+        self._emitted = 0  # rows out, in order (a changed row's number in `changed`)
+        self.readers = Readers()
         self._files = self._bytes = 0
         self._source_files: list[int] = []
         self._last_progress = 0.0
@@ -201,6 +143,7 @@ class Scanner:
 
     def close(self) -> None:
         self.pipe.close()
+        self.readers.close()
 
     def _look_up(self) -> None:
         self._unchanged_chunks += sum(len(b) for b in self._unchanged) >> 5
@@ -225,7 +168,7 @@ class Scanner:
                     old_rows = (r for r in old_rows if r[R_SOURCE] == bi)
             files_before = self._files
             deleted: list[list] = []
-            yield from self._walk(si, spec.path, Matcher(spec.include, spec.exclude), _Old(old_rows), deleted)
+            yield from self._walk(si, spec.path, Matcher(spec.include, spec.exclude), OldRows(old_rows), deleted)
             had = base_counts.get(spec.path, 0)
             gone = sum(1 for r in deleted if r[R_TYPE] != DIR)
             if had >= self.min_files and gone > self.max_vanished * had:
@@ -237,7 +180,7 @@ class Scanner:
             self._source_files.append(self._files - files_before)
         yield from self._drain(0)
 
-    def _walk(self, si: int, root: str, matcher: Matcher, old: _Old, deleted: list[list]) -> Iterator[list]:
+    def _walk(self, si: int, root: str, matcher: Matcher, old: OldRows, deleted: list[list]) -> Iterator[list]:
         """Every name is looked up relative to its directory's open descriptor (fstatat, openat): a path walk
         from the root for each of 100k files cost more than the stat itself. One descriptor per level is open."""
         root_b = self._root = os.fsencode(root)
@@ -253,6 +196,7 @@ class Scanner:
                 if not kids:
                     stack.pop()
                     if dfd >= 0:
+                        self.readers.forget(dfd)
                         os.close(dfd)
                     continue
                 name = kids.pop()
@@ -276,7 +220,11 @@ class Scanner:
                     item = pending.popleft()  # rows leave in order, as soon as they are complete
                     if item[1] is not None:
                         self._complete(item)
-                    yield item[0]
+                    if len(item) == 2:  # unchanged, the common case, inline
+                        self._emitted += 1
+                        yield item[0]
+                    elif (row := self._out(item)) is not None:
+                        yield row
                 if self.cancel is not None and self.cancel.is_set():
                     raise SyncCancelled("cancelled: nothing was recorded; the previous snapshots are unchanged")
         finally:
@@ -291,7 +239,7 @@ class Scanner:
         """The path of a walked name, for messages and the few calls that take no descriptor."""
         return self._root + b"/" + rel if rel else self._root
 
-    def _children(self, dfd: int | None, name: bytes, rel: bytes, key: tuple, old: _Old,
+    def _children(self, dfd: int | None, name: bytes, rel: bytes, key: tuple, old: OldRows,
                   si: int) -> tuple[list[bytes], int]:
         """The directory's names sorted as bytes, last first (popped in order), and its open descriptor."""
         fd = -1
@@ -325,7 +273,7 @@ class Scanner:
             self._pending_row(previous, None)
 
     def _entry(self, si: int, dfd: int | None, name: bytes, rel: bytes, key: tuple, st: os.stat_result,
-               old: _Old, deleted: list[list], hardlinks: dict) -> None:
+               old: OldRows, deleted: list[list], hardlinks: dict) -> None:
         self.scanned += 1
         if not self.scanned & 1023:  # a tree of small files reports too, without a clock read per entry
             self._report()
@@ -359,7 +307,6 @@ class Scanner:
                     if len(self._unchanged) >= 4096:
                         self._look_up()
             self._pending.append([previous, None])  # _pending_row, inline for the common case
-            self._row_number += 1
             return
         if kind == SYMLINK:
             try:
@@ -384,23 +331,42 @@ class Scanner:
         if kind in (FILE, HARDLINK):
             self._files += 1
             self._bytes += row[R_SIZE]
-        self.changed.append(self._row_number * 2 + (previous is None))
+        if refs is not None:
+            self._held += row[R_SIZE] if row[R_EXTENTS] is None else sum(e[1] for e in row[R_EXTENTS])
+        self._pending.append([row, refs, previous])  # a change: counted as it leaves (_out)
+
+    def _out(self, item: list) -> list | None:
+        """A changed row leaving, in order: its number goes to `changed` (none: a file that could not be read
+        after all, and had no previous version, is not recorded)."""
+        row, _, previous = item
+        if row is None:
+            return None
+        self.changed.append(self._emitted * 2 + (previous is None))
+        self._emitted += 1
         if previous is not None and previous[R_TYPE] == FILE:
             self.replaced_bytes += previous[R_SIZE]
         if self.changed_brief is not None:
-            self.changed_brief.append((si, rel, kind, row[R_SIZE], row[R_MTIME]))
+            self.changed_brief.append((row[R_SOURCE], row[R_PATH], row[R_TYPE], row[R_SIZE], row[R_MTIME]))
             if len(self.changed_brief) > HELD_CHANGES:
                 self.changed_brief = None
-        self._pending_row(row, refs)
+        return row
 
     def _xattrs(self, path: bytes | int, row: list) -> None:
         """Record the entry's xattrs and ACLs; one that cannot be read is a warning naming the file, never a silent
         loss, and the note makes the next sync read the entry again (an unchanged row would be copied as is)."""
         row[R_XATTRS], unread = read_xattrs(path)
         if unread:
-            self.warn(f"{os.fsdecode(self._full(row[R_PATH]))}: extended attributes or ACLs not read: "
-                      f"{', '.join(unread)}; recorded without them")
-            row[R_NOTE] = XATTRS_NOT_READ
+            self._xattrs_unread(row, unread)
+
+    def _xattrs_unread(self, row: list, unread: list[str]) -> None:
+        self.warn(f"{os.fsdecode(self._full(row[R_PATH]))}: extended attributes or ACLs not read: "
+                  f"{', '.join(unread)}; recorded without them")
+        row[R_NOTE] = XATTRS_NOT_READ
+
+    def _changed_while_read(self, row: list) -> None:
+        row[R_NOTE] = CHANGED_WHILE_READ
+        self.warn(f"{os.fsdecode(self._full(row[R_PATH]))}: {CHANGED_WHILE_READ} ({RETRIES} tries); "
+                  f"the last read is recorded")
 
     def _names_bad(self, blob: bytes | None) -> bool:
         """A row naming a damaged chunk is read again, so the chunk is stored again if the source has it."""
@@ -408,7 +374,10 @@ class Scanner:
 
     # ---- reading and chunking ------------------------------------------------------------------------------
     def _read(self, dfd: int | None, name: bytes, st: os.stat_result, row: list) -> list:
-        """Read, hash and queue a file's content; its xattrs are read through the same descriptor."""
+        """Read, hash and queue a file's content; its xattrs are read through the same descriptor. Most files, the
+        small ones, go to the readers (read_workers.py), which do the same."""
+        if st.st_size <= MIN_CHUNK:
+            return self.readers.queue(dfd, name, st.st_size, st.st_mtime_ns)
         for attempt in range(RETRIES):
             try:
                 fd = os.open(name, _OPEN | _NOATIME, dir_fd=dfd)
@@ -419,14 +388,7 @@ class Scanner:
                     self._xattrs(fd, row)
                 size = st.st_size
                 extents = None
-                if size <= MIN_CHUNK:
-                    # Most files: one read, one chunk, no CDC. Ask for size + 1, not a fixed 256 KiB (a big fresh
-                    # buffer per file costs page faults); the extra byte shows a file that grew since the walk.
-                    data = os.read(fd, size + 1)
-                    got = len(data)
-                    self.bytes_read += got
-                    refs = [self.pipe.add(data)] if got else []
-                elif st.st_blocks * 512 < size:
+                if st.st_blocks * 512 < size:
                     refs, extents, got = self._read_extents(fd, size)
                 else:
                     refs, got = self._read_stream(fd, size)
@@ -437,9 +399,7 @@ class Scanner:
                 break
             st = after
         else:
-            row[R_NOTE] = CHANGED_WHILE_READ
-            self.warn(f"{os.fsdecode(self._full(row[R_PATH]))}: {CHANGED_WHILE_READ} ({RETRIES} tries); "
-                      f"the last read is recorded")
+            self._changed_while_read(row)
         row[R_SIZE], row[R_MTIME], row[R_CTIME], row[R_EXTENTS] = after.st_size, after.st_mtime_ns, \
             after.st_ctime_ns, extents
         return refs
@@ -538,17 +498,59 @@ class Scanner:
         if refs is not None:
             self._held += row[R_SIZE] if row[R_EXTENTS] is None else sum(e[1] for e in row[R_EXTENTS])
         self._pending.append([row, refs])
-        self._row_number += 1
 
     def _complete(self, item: list) -> None:
         """Store the row's new chunks (dedup, pack) and fill in its chunk list and digest."""
-        row, refs = item
+        row, refs = item[0], item[1]
+        held = row[R_SIZE] if row[R_EXTENTS] is None else sum(e[1] for e in row[R_EXTENTS])
+        if refs.__class__ is tuple:  # a reader's
+            self._held -= held
+            self._answered(item, self.readers.answer(refs))
+            return
         chunks = bytearray()
         for ref in refs:
             chunks += ref if ref.__class__ is bytes else self._store(ref)
         row[R_CHUNKS] = bytes(chunks)
         item[1] = None
-        self._held -= row[R_SIZE] if row[R_EXTENTS] is None else sum(e[1] for e in row[R_EXTENTS])
+        self._held -= held
+
+    def _answered(self, item: list, answer: tuple) -> None:
+        """A reader's answer for a changed file's row: its content stored, its metadata as read."""
+        row, _, previous = item
+        item[1] = None
+        if answer[0] is None:  # opened, then not read (EIO...): as an inline read that fails
+            self.warn(f"{os.fsdecode(row[R_PATH])}: could not be read ({answer[1]})"
+                      + ("; the previous version is kept" if previous else "; not recorded"))
+            self._bytes -= row[R_SIZE]
+            self.read_files -= 1
+            if previous is None:
+                self._files -= 1
+                item[0] = None
+            else:
+                previous[R_SOURCE] = row[R_SOURCE]
+                self._bytes += previous[R_SIZE]
+                del item[2]  # the previous row, kept as it was
+                item[0] = previous
+            return
+        pieces, size, mtime_ns, ctime_ns, row[R_XATTRS], unread, changed, got = answer
+        self.bytes_read += got
+        self._bytes += size - row[R_SIZE]
+        row[R_SIZE], row[R_MTIME], row[R_CTIME] = size, mtime_ns, ctime_ns
+        if unread:
+            self._xattrs_unread(row, unread)
+        if changed:
+            self._changed_while_read(row)
+        chunks = bytearray()
+        queued, has = self.pipe.queued, self.session.has
+        for digest, blob, flags, raw in pieces:
+            ref = queued.get(digest)
+            if ref is not None:  # a big file's piece on its way to the store
+                self._store(ref)
+            elif not has(digest):
+                self.session.add(digest, blob, flags, raw)
+                self.new_bytes += raw
+            chunks += digest
+        row[R_CHUNKS] = bytes(chunks)
 
     def _store(self, ref) -> bytes:
         got = Pipeline.resolve(ref, self.pipe)
@@ -567,4 +569,8 @@ class Scanner:
             if item[1] is not None:
                 self._complete(item)
             pending.popleft()
-            yield item[0]
+            if len(item) == 2:
+                self._emitted += 1
+                yield item[0]
+            elif (row := self._out(item)) is not None:
+                yield row

@@ -1,0 +1,184 @@
+"""The sync's small files, read in worker processes (read_worker.py): the walk hands each over (its directory's
+descriptor and its name); a worker opens, reads, hashes and compresses it; the walk stores the pieces in the
+manifest's order.
+
+The walk's own thread holds the GIL for every stat, open and row: with the reads, hashing and compression of the
+small files on it as well, a first sync of many small files used one core and a half of two (the reads returning
+to a GIL another thread held). The first INLINE_FILES files (or INLINE_BYTES) are read on the walk's thread: a
+small sync, or one that finds ~1000 files changed, does not pay for starting processes (~0.1 s); past them, one
+worker process per core reads the batches.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections import deque
+from multiprocessing import connection
+from pathlib import Path
+
+from appliance.protect.read_worker import Answer, FileReader, send_fds
+
+WORKERS = min(8, max(2, len(os.sched_getaffinity(0))))
+BATCH_FILES = 64  # a message per file would cost more than reading it
+BATCH_BYTES = 4 << 20
+INLINE_FILES = 2000
+INLINE_BYTES = 16 << 20
+QUEUED = 2 * WORKERS  # batches handed out and not answered yet
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class ReaderLost(Exception):
+    """A worker process ended without answering (killed, or a bug): the sync fails and says what to do."""
+
+
+class Batch:
+    __slots__ = ("items", "dirs", "fds", "size", "answer", "worker")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[int, bytes, int, int]] = []
+        self.dirs: dict[int, int] = {}  # the walk's directory descriptor -> its index in `fds`
+        self.fds: list[int] = []  # copies of the directories' descriptors (the walk closes its own as it leaves)
+        self.size = 0
+        self.answer: list[Answer] | None = None
+        self.worker: _Worker | None = None
+
+
+class _Worker:
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.sock = self.conn = None
+        try:
+            self.sock, theirs = socket.socketpair()
+            code = (f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); "
+                    f"from appliance.protect.read_worker import main; main({theirs.fileno()})")
+            try:
+                # a fresh interpreter, not a fork: the daemon has threads (a forked child could inherit a held lock)
+                self.proc = subprocess.Popen([sys.executable, "-I", "-c", code], pass_fds=[theirs.fileno()],
+                                             stdin=subprocess.DEVNULL)
+            finally:
+                theirs.close()
+            self.conn = connection.Connection(os.dup(self.sock.fileno()))
+        except OSError as exc:
+            self.close()
+            raise ReaderLost(f"a sync reader process could not be started ({exc.strerror or exc}): check the "
+                             f"daemon's limits (processes, open files, memory), then run the sync again") from exc
+        self.queued: deque[Batch] = deque()
+
+    def send(self, batch: Batch) -> None:
+        try:
+            self.conn.send((len(batch.fds), batch.items))
+            send_fds(self.sock, batch.fds)
+        except OSError as exc:
+            raise self._lost(exc) from None
+        self.queued.append(batch)
+        batch.worker = self
+
+    def collect(self) -> None:
+        """The answer to the oldest batch this worker has."""
+        try:
+            answer = self.conn.recv()
+        except (EOFError, OSError) as exc:
+            raise self._lost(exc if isinstance(exc, OSError) else None) from None
+        if answer.__class__ is tuple:  # ("error", traceback): a bug in the worker
+            raise ReaderLost(f"a sync reader process failed ({answer[1].strip().splitlines()[-1]}): report it with "
+                             f"the daemon's log, then run the sync again")
+        self.queued.popleft().answer = answer
+
+    def _lost(self, exc: OSError | None) -> ReaderLost:
+        alive = self.proc.poll() is None
+        if alive:  # the connection broke to a live worker: it would wait for the rest of a message for ever
+            self.proc.kill()
+        code = self.proc.wait()
+        cause = f"the connection to it failed: {exc.strerror or exc}" if alive and exc is not None else \
+            f"exit status {code}"
+        return ReaderLost(f"a sync reader process ended unexpectedly ({cause}): see the daemon's log, then run the "
+                          f"sync again")
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                if self.conn is not None and not self.queued:
+                    self.conn.send(None)
+                    self.proc.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        for end in (self.conn, self.sock):
+            if end is not None:
+                end.close()
+
+
+class Readers:
+    """One sync's file reading: `queue` takes a file (its directory's descriptor and name) and returns the place of
+    its answer; `answer` gives it, waiting for the worker when needed. Everything runs on the walk's thread."""
+
+    def __init__(self) -> None:
+        self._inline: FileReader | None = None
+        self._inline_files = self._inline_bytes = 0
+        self._workers: list[_Worker] = []
+        self._batch = Batch()
+
+    def queue(self, dfd: int, name: bytes, size: int, mtime_ns: int) -> tuple[Batch, int]:
+        if not self._workers and self._inline_files < INLINE_FILES and self._inline_bytes < INLINE_BYTES:
+            self._inline_files += 1
+            self._inline_bytes += size
+            if self._inline is None:
+                self._inline = FileReader()
+            batch = Batch()
+            batch.answer = [self._inline.read(dfd, name, size, mtime_ns)]
+            return batch, 0
+        batch = self._batch
+        index = batch.dirs.get(dfd)
+        if index is None:
+            index = batch.dirs[dfd] = len(batch.fds)
+            batch.fds.append(os.dup(dfd))
+        batch.items.append((index, name, size, mtime_ns))
+        batch.size += size
+        if len(batch.items) >= BATCH_FILES or batch.size >= BATCH_BYTES:
+            self.submit()
+        return batch, len(batch.items) - 1
+
+    def forget(self, dfd: int) -> None:
+        """The walk closes this directory descriptor (its number may soon name another directory)."""
+        self._batch.dirs.pop(dfd, None)
+
+    def submit(self) -> None:
+        batch = self._batch
+        if not batch.items:
+            return
+        self._batch = Batch()
+        try:
+            if not self._workers:
+                for _ in range(WORKERS):  # one by one: close() stops those started when the next one fails
+                    self._workers.append(_Worker())
+            while sum(len(w.queued) for w in self._workers) >= QUEUED:
+                busy = {w.conn: w for w in self._workers if w.queued}
+                for conn in connection.wait(list(busy)):
+                    busy[conn].collect()
+            min(self._workers, key=lambda w: len(w.queued)).send(batch)
+        finally:
+            for fd in batch.fds:  # the worker has its own copies (or the sync fails)
+                os.close(fd)
+            batch.fds = []
+
+    def answer(self, place: tuple[Batch, int]) -> Answer:
+        batch, index = place
+        if batch.answer is None:
+            if batch.worker is None:
+                self.submit()
+            while batch.answer is None:
+                batch.worker.collect()  # a worker answers its batches in order
+        return batch.answer[index]
+
+    def close(self) -> None:
+        for fd in self._batch.fds:
+            os.close(fd)
+        self._batch = Batch()
+        for worker in self._workers:
+            worker.close()
+        self._workers = []

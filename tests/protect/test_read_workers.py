@@ -1,0 +1,85 @@
+"""A sync of many small files reads them in worker processes (read_workers.py): what they record restores byte for
+byte, metadata and xattrs included, and a file they cannot open is a warning that keeps its previous version."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from appliance.protect.files import restore, sync
+from appliance.protect.read_workers import BATCH_FILES, INLINE_FILES
+from tests.protect.conftest import assert_same_tree, group_of, restored_root, tree_state
+
+FILES = INLINE_FILES + 3 * BATCH_FILES  # past what the walk reads itself
+
+
+def _tree(src, version: bytes) -> None:
+    """Many directories of a few files each (a batch spans several, and the walk reuses descriptor numbers), with
+    empty files, copies of one content, xattrs and a big file between them."""
+    for i in range(FILES):
+        d = src / f"d{i // 7:04d}"
+        d.mkdir(exist_ok=True)
+        path = d / f"f{i}"
+        if i % 50 == 0:
+            path.write_bytes(b"")
+        elif i % 9 == 0:
+            path.write_bytes(b"the same content in many files\n" * 20 + version)
+        else:
+            path.write_bytes(f"file {i}\n".encode() * (i % 300) + version)
+        if i % 97 == 0:
+            os.setxattr(path, "user.tag", b"t%d" % i)
+    (src / "d0100" / "big").write_bytes(os.urandom(1 << 20) + version)
+
+
+def test_many_small_files_restore_byte_for_byte(store, src, tmp_path):
+    _tree(src, b"v1")
+    group = group_of(src)
+    first = sync(store, group)
+    assert first.state == "completed", first.warnings
+    assert first.stats.files_changed == FILES + 1
+    _tree(src, b"v2")
+    second = sync(store, group)
+    assert second.state == "completed", second.warnings
+    assert second.stats.files_changed == FILES + 1
+    expected = tree_state(src)
+    result = restore(store, second.snapshot.id, None, tmp_path / "out")
+    assert result.state == "completed", result.warnings
+    assert_same_tree(expected, restored_root(tmp_path / "out", src))
+    entries = {e.path: e for e in store.entries(second.snapshot.id)}
+    assert entries[b"d0000/f0"].size == 0
+    assert dict(entries[b"d0013/f97"].xattrs) == {b"user.tag": b"t97"}
+
+
+class _Hook(threading.Event):
+    """A cancel event whose is_set() (polled by the walk after every entry) runs `action` at the chosen call."""
+
+    def __init__(self, action, after: int) -> None:
+        super().__init__()
+        self.action, self.after, self.calls = action, after, 0
+
+    def is_set(self) -> bool:
+        self.calls += 1
+        if self.calls == self.after:
+            self.action()
+        return super().is_set()
+
+
+def test_a_file_gone_before_its_reader_opens_it_keeps_its_previous_version(store, src):
+    names = [f"f{i:05d}" for i in range(FILES)]
+    for name in names:
+        (src / name).write_text(name)
+    group = group_of(src)
+    assert sync(store, group).state == "completed"
+    for name in names:
+        (src / name).write_text(name * 2)
+    # A file in the middle of a worker's batch: the walk has queued it and not yet sent the batch when it goes.
+    target = names[INLINE_FILES + BATCH_FILES // 2]
+    hook = _Hook(lambda: (src / target).unlink(), after=2 + names.index(target))  # the root, then each file
+    second = sync(store, group, cancel=hook)
+    assert second.state == "completed with warnings"
+    assert [w for w in second.warnings if target in w] == \
+        [f"{target}: could not be read (No such file or directory); the previous version is kept"]
+    entries = {e.path.decode(): e for e in store.entries(second.snapshot.id)}
+    assert entries[target].size == len(target)  # the first version, still restorable
+    assert entries[names[-1]].size == 2 * len(names[-1])
+    assert second.stats.files_changed == FILES - 1
