@@ -177,8 +177,8 @@ class Scanner:
                                   f"run `tapeline sync {self.group.name} --accept-deletions`")
             self.deleted.extend((spec.path, r[R_PATH]) for r in deleted)
             self.replaced_bytes += sum(r[R_SIZE] for r in deleted if r[R_TYPE] == FILE)
+            yield from self._drain(0)  # the readers' answers are in: a file they could not read is not counted
             self._source_files.append(self._files - files_before)
-        yield from self._drain(0)
 
     def _walk(self, si: int, root: str, matcher: Matcher, old: OldRows, deleted: list[list]) -> Iterator[list]:
         """Every name is looked up relative to its directory's open descriptor (fstatat, openat): a path walk

@@ -83,3 +83,21 @@ def test_a_file_gone_before_its_reader_opens_it_keeps_its_previous_version(store
     assert entries[target].size == len(target)  # the first version, still restorable
     assert entries[names[-1]].size == 2 * len(names[-1])
     assert second.stats.files_changed == FILES - 1
+
+
+def test_a_new_file_gone_before_its_reader_opens_it_is_not_recorded_nor_counted(store, src):
+    names = [f"f{i:05d}" for i in range(FILES)]
+    for name in names:
+        (src / name).write_text(name)
+    target = names[INLINE_FILES + BATCH_FILES // 2]
+    hook = _Hook(lambda: (src / target).unlink(), after=2 + names.index(target))
+    result = sync(store, group_of(src), cancel=hook)
+    assert result.state == "completed with warnings"
+    assert [w for w in result.warnings if target in w] == \
+        [f"{target}: could not be read (No such file or directory); not recorded"]
+    kept = [n for n in names if n != target]
+    assert sorted(e.path.decode() for e in store.entries(result.snapshot.id) if e.path) == kept
+    assert result.snapshot.files == len(kept)
+    # the change list names each recorded file once, in order (its numbers count the rows actually written)
+    assert [c.path.decode() for c in result.changes if c.path] == kept
+    assert {c.what for c in result.changes if c.path} == {"added"}
