@@ -13,22 +13,19 @@ appeared meanwhile unless `overwrite`).
 from __future__ import annotations
 
 import os
-import socket
 import stat
-import subprocess
-import sys
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing import connection
-from pathlib import Path
 
 from appliance.protect import destination
 from appliance.protect.pipeline import MAX_CHUNK
-from appliance.protect.restore_worker import BatchWriter, meta_fd, send_fds
+from appliance.protect.restore_worker import BatchWriter, meta_fd
 from appliance.protect.types import Progress
 from appliance.store import Store, durable
 from appliance.store.errors import StoreError
 from appliance.store.model import DIGEST_SIZE, R_CHUNKS, R_EXTENTS, R_PATH, R_SIZE
+from appliance.store.workers import WorkerLost, WorkerProcess
 
 # Worker processes, one per core: the walk on the restore's thread needs a share of a core too, and more writers
 # than cores only add contention (measured on 2 cores with threads: 4 writers cost 40% more CPU seconds than 2).
@@ -40,11 +37,6 @@ INLINE_BYTES = 8 << 20
 FLUSH_EVERY = 256 << 20  # written bytes between two write-backs started during the restore
 QUEUED = 2 * WORKERS  # batches handed out ahead of the writers (bounds how far the walk runs ahead)
 FILE_COST = 4096  # a file's system calls, in bytes of content, when batches are spread over the workers
-PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-
-
-class WorkerLost(Exception):
-    """A worker process ended without answering (killed, or a bug); the message says what to do."""
 
 
 class Dir:
@@ -61,90 +53,23 @@ class Dir:
         self.left = False
 
 
-class _Worker:
+class _Worker(WorkerProcess):
     """One worker process (restore_worker.main) and the batches it has not answered yet, oldest first."""
 
     def __init__(self, config: tuple) -> None:
-        # Any failure here is the restore's, never a file's: an OSError would be taken for the current file's and the
-        # batch being handed out would be lost without a word.
-        self.proc: subprocess.Popen | None = None
-        self.sock = self.conn = None
-        try:
-            self.sock, theirs = socket.socketpair()
-            code = (f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); "
-                    f"from appliance.protect.restore_worker import main; main({theirs.fileno()})")
-            try:
-                # a fresh interpreter, not a fork: the daemon has threads (a forked child could inherit a held lock)
-                self.proc = subprocess.Popen([sys.executable, "-I", "-c", code], pass_fds=[theirs.fileno()],
-                                             stdin=subprocess.DEVNULL)
-            finally:
-                theirs.close()
-            self.conn = connection.Connection(os.dup(self.sock.fileno()))
-            self.conn.send(config)
-        except OSError as exc:
-            self._close()
-            raise WorkerLost(f"a restore worker process could not be started ({exc.strerror or exc}): check the "
-                             f"daemon's limits (processes, open files, memory), then run the same `tapeline "
-                             f"restore` again") from exc
+        super().__init__("appliance.protect.restore_worker", config, "restore", "the same `tapeline restore`")
         self.packs: set[int] = set()  # packs whose descriptor it has
         self.queued: deque[tuple[list, int]] = deque()  # (directories and their file counts, cost) per batch
         self.cost = 0
 
     def send(self, packs: list[tuple[int, str]], dirs: list[Dir], items: list[tuple]) -> None:
-        try:
-            self.conn.send((packs, [d.owner for d in dirs], items))
-            send_fds(self.sock, [pack for pack, _ in packs] + [d.fd for d in dirs])
-        except OSError as exc:
-            raise self._lost(exc) from None
+        super().send((packs, [d.owner for d in dirs], items), [pack for pack, _ in packs] + [d.fd for d in dirs])
         self.packs.update(pack for pack, _ in packs)
 
-    def answer(self) -> tuple:
-        try:
-            answer = self.conn.recv()
-        except EOFError:
-            raise self._lost() from None
-        except OSError as exc:
-            raise self._lost(exc) from None
-        if answer[0] == "error":
-            raise WorkerLost(f"a restore worker process failed ({answer[1].strip().splitlines()[-1]}): report it "
-                             f"with the daemon's log, then run the same `tapeline restore` again")
-        return answer
-
-    def _lost(self, exc: OSError | None = None) -> WorkerLost:
-        """The worker is gone, or the connection to it broke while it lives (then it would wait for the rest of a
-        message for ever): it is ended either way."""
-        alive = self.proc.poll() is None
-        if alive:
-            self.proc.kill()
-        code = self.proc.wait()
-        cause = f"the connection to it failed: {exc.strerror or exc}" if alive and exc is not None else \
-            f"exit status {code}"
-        return WorkerLost(f"a restore worker process ended unexpectedly ({cause}): see the daemon's log, then run "
-                          f"the same `tapeline restore` again")
-
-    def _close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        for end in (self.conn, self.sock):
-            if end is not None:
-                end.close()
-
     def stop(self) -> None:
-        """Ends the process: politely when it has nothing queued, else at once (a file it was writing is an unnamed
-        O_TMPFILE, which vanishes with it)."""
-        if self.queued:
-            self.proc.kill()
-        else:
-            try:
-                self.conn.send(None)
-            except OSError:
-                self.proc.kill()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            pass
-        self._close()
+        """Ends the process: at once when it has batches queued (a file it was writing is an unnamed O_TMPFILE,
+        which vanishes with it)."""
+        super().stop(bool(self.queued))
 
 
 class FileWriters:

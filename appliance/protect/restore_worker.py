@@ -2,12 +2,10 @@
 linked in under its name once complete. It runs in the restore's own process for a small restore and in worker
 processes for a big one (restore_files.py decides), so the writing is not bound to one core by the GIL.
 
-A worker is a fresh interpreter (`python -c`, started with subprocess: the daemon is multi-threaded, so it is
-never forked) talking over a Unix socket pair: a pickled message per batch, the descriptors it needs (the
-destination directories, and the packs it has not seen yet) sent beside it with SCM_RIGHTS, so the worker writes
-below directories the walk opened without following anything, and reads packs a collection may already have
-unlinked, exactly as the restoring process would. It answers each batch with (files, bytes, last name, warnings,
-paths a hardlink may link to), in order.
+A worker (appliance/store/workers.py) gets a message per batch and the descriptors it needs (the destination
+directories, and the packs it has not seen yet) beside it, so it writes below directories the walk opened without
+following anything. It answers each batch with (files, bytes, last name, warnings, paths a hardlink may link to),
+in order.
 """
 
 from __future__ import annotations
@@ -15,23 +13,21 @@ from __future__ import annotations
 import os
 import socket
 import stat
-import traceback
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from multiprocessing.connection import Connection
 
 from appliance.protect import destination
 from appliance.store.errors import StoreError
 from appliance.store.model import (FILE, R_ATIME, R_GID, R_MODE, R_MTIME, R_NLINK, R_PATH, R_TYPE, R_UID,
                                    R_XATTRS)
 from appliance.store.packs import verified
+from appliance.store.workers import recv_fds, serve
 
 WINDOW = 256 << 10  # read ahead in a pack for the next small chunks
 SPREAD_CHUNKS = 8  # a file of this many chunks or more has them read and verified ahead of its writing, on threads
 READERS = 2
 AHEAD = 4  # chunks of one file in flight on the reader threads
-FDS_PER_MESSAGE = 200  # SCM_MAX_FD is 253
 
 
 def meta_fd(fd: int, row: list, root: bool, warnings: list[str], owner: tuple[int, int] | None = None,
@@ -180,45 +176,21 @@ class BatchWriter:
 
 
 # ---- the worker process ------------------------------------------------------------------------------------
-def send_fds(sock: socket.socket, fds: list[int]) -> None:
-    for at in range(0, len(fds), FDS_PER_MESSAGE):
-        socket.send_fds(sock, [b"F"], fds[at:at + FDS_PER_MESSAGE])
-
-
-def _recv_fds(sock: socket.socket, count: int) -> list[int]:
-    fds: list[int] = []
-    while len(fds) < count:
-        _, got, _, _ = socket.recv_fds(sock, 1, min(FDS_PER_MESSAGE, count - len(fds)))
-        if not got:
-            raise EOFError("the restore ended the connection")
-        fds += got
-    return fds
+def _write(writer: BatchWriter, message: tuple, sock: socket.socket) -> tuple:
+    packs, owners, items = message
+    fds = recv_fds(sock, len(packs) + len(owners))
+    for (pack, name), pack_fd in zip(packs, fds):
+        writer.packs[pack] = (pack_fd, name)
+    dirs = list(zip(fds[len(packs):], owners))
+    try:
+        return writer.write(dirs, items)
+    finally:
+        for dfd, _ in dirs:
+            os.close(dfd)
 
 
 def main(fd: int) -> None:
     """Serve one restore: (root, overwrite, kept_by_umask, max_chunk) first, then a message per batch,
-    (new packs [(id, "pack NAME")], owners of the batch's directories, items), its descriptors (the new packs', then the
-    directories') right behind it; None or the end of the connection ends the worker."""
-    sock = socket.socket(fileno=fd)
-    conn = Connection(os.dup(fd))
-    writer = BatchWriter(*conn.recv())
-    try:
-        while (message := conn.recv()) is not None:
-            packs, owners, items = message
-            fds = _recv_fds(sock, len(packs) + len(owners))
-            for (pack, name), pack_fd in zip(packs, fds):
-                writer.packs[pack] = (pack_fd, name)
-            dirs = list(zip(fds[len(packs):], owners))
-            try:
-                answer = writer.write(dirs, items)
-            except Exception:  # a bug, not a file's error (those are warnings): the restore fails and says so
-                conn.send(("error", traceback.format_exc()))
-                return
-            finally:
-                for dfd, _ in dirs:
-                    os.close(dfd)
-            conn.send(answer)
-    except (EOFError, ConnectionError):
-        pass
-    finally:
-        writer.close()
+    (new packs [(id, "pack NAME")], owners of the batch's directories, items), its descriptors (the new packs', then
+    the directories') right behind it."""
+    serve(fd, lambda config: BatchWriter(*config), _write)

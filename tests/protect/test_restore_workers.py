@@ -12,6 +12,7 @@ import pytest
 
 from appliance.protect import restore_files
 from appliance.protect.files import restore, sync
+from appliance.store import workers as workers_module
 from tests.protect.conftest import assert_same_tree, group_of, restored_root, tree_state
 from tests.protect.test_fidelity import acl_tool, build_rich_tree
 
@@ -118,7 +119,7 @@ def test_cancel_stops_the_workers_and_leaves_only_whole_files(workers, store, sr
 def test_a_worker_that_cannot_start_fails_the_restore_with_a_fix(workers, store, src, tmp_path, monkeypatch):
     (src / "a.txt").write_text("alpha")
     sid = sync(store, group_of(src)).snapshot.id
-    monkeypatch.setattr(restore_files.sys, "executable", str(tmp_path / "no-python"))
+    monkeypatch.setattr(workers_module.sys, "executable", str(tmp_path / "no-python"))
 
     result = restore(store, sid, None, tmp_path / "out")
 
@@ -133,17 +134,17 @@ def test_a_connection_that_breaks_to_a_live_worker_fails_the_restore_instead_of_
     # alive, waits for them; the restore must end it and fail, not wait for it to exit.
     _many(src)
     sid = sync(store, group_of(src)).snapshot.id
-    real = restore_files.send_fds
+    real = workers_module.send_fds
 
     def broken(sock, fds):
         raise OSError(24, "Too many open files")
 
-    monkeypatch.setattr(restore_files, "send_fds", broken)
+    monkeypatch.setattr(workers_module, "send_fds", broken)
     done: list = []
     run = threading.Thread(target=lambda: done.append(restore(store, sid, None, tmp_path / "out")))
     run.start()
     run.join(60)
-    monkeypatch.setattr(restore_files, "send_fds", real)
+    monkeypatch.setattr(workers_module, "send_fds", real)
     assert not run.is_alive(), "the restore waited for a worker that waits for it"
     [result] = done
     assert result.state == "failed"
@@ -159,18 +160,18 @@ def test_a_worker_whose_connection_cannot_be_set_up_fails_the_restore_and_is_not
     sid = sync(store, group_of(src)).snapshot.id
     monkeypatch.setattr(restore_files, "INLINE_FILES", 0)
     started: list = []
-    real_popen = restore_files.subprocess.Popen
+    real_popen = workers_module.subprocess.Popen
 
     def popen(*args, **kwargs):
         started.append(real_popen(*args, **kwargs))
         return started[-1]
 
-    class Refused(restore_files.connection.Connection):
+    class Refused(workers_module.connection.Connection):
         def send(self, obj):
             raise OSError(24, "Too many open files")
 
-    monkeypatch.setattr(restore_files.subprocess, "Popen", popen)
-    monkeypatch.setattr(restore_files.connection, "Connection", Refused)
+    monkeypatch.setattr(workers_module.subprocess, "Popen", popen)
+    monkeypatch.setattr(workers_module.connection, "Connection", Refused)
     result = restore(store, sid, None, tmp_path / "out")
 
     assert result.state == "failed"

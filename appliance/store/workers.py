@@ -1,0 +1,156 @@
+"""Worker processes that read the store's packs for a job: a big restore's file writers
+(protect/restore_worker.py), a tape set's frame makers (media/frame_worker.py). The work they take is bound to one
+core by the GIL when done on the job's threads.
+
+A worker is a fresh interpreter (`python -I -c`, started with subprocess: the daemon is multi-threaded, so it is
+never forked: a forked child could inherit a lock some other thread held) running `MODULE.main(fd)` on its end of a
+Unix socket pair. Messages go both ways pickled; the descriptors a message needs (the packs the worker has not seen
+yet, a restore's destination directories) go right behind it with SCM_RIGHTS, so a worker reads packs a collection
+may already have unlinked, exactly as the job's own process would.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import traceback
+from multiprocessing import connection
+from pathlib import Path
+
+from appliance.errors import TapelineError
+
+FDS_PER_MESSAGE = 200  # SCM_MAX_FD is 253
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class WorkerLost(Exception):
+    """A worker process ended without answering (killed, or a bug); the message says what to do."""
+
+
+class WorkerFailed(TapelineError):
+    """What a worker met that fails the job, as the job's own thread would have raised it (its message and fix)."""
+
+
+def send_fds(sock: socket.socket, fds: list[int]) -> None:
+    for at in range(0, len(fds), FDS_PER_MESSAGE):
+        socket.send_fds(sock, [b"F"], fds[at:at + FDS_PER_MESSAGE])
+
+
+def recv_fds(sock: socket.socket, count: int) -> list[int]:
+    fds: list[int] = []
+    while len(fds) < count:
+        _, got, _, _ = socket.recv_fds(sock, 1, min(FDS_PER_MESSAGE, count - len(fds)))
+        if not got:
+            raise EOFError("the job ended the connection")
+        fds += got
+    return fds
+
+
+class WorkerProcess:
+    """One worker process. `job` names what it works for in messages ("restore"), `again` the command to run once
+    the cause is mended ("the same `tapeline restore`")."""
+
+    def __init__(self, module: str, config: object, job: str, again: str) -> None:
+        # Any failure here is the job's, never one file's.
+        self.job, self.again = job, again
+        self.proc: subprocess.Popen | None = None
+        self.sock = self.conn = None
+        try:
+            self.sock, theirs = socket.socketpair()
+            code = (f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); "
+                    f"from {module} import main; main({theirs.fileno()})")
+            try:
+                self.proc = subprocess.Popen([sys.executable, "-I", "-c", code], pass_fds=[theirs.fileno()],
+                                             stdin=subprocess.DEVNULL)
+            finally:
+                theirs.close()
+            self.conn = connection.Connection(os.dup(self.sock.fileno()))
+            self.conn.send(config)
+        except OSError as exc:
+            self._close()
+            raise WorkerLost(f"a {job} worker process could not be started ({exc.strerror or exc}): check the "
+                             f"daemon's limits (processes, open files, memory), then run {again} again") from exc
+
+    def send(self, message: object, fds: list[int] = ()) -> None:
+        try:
+            self.conn.send(message)
+            send_fds(self.sock, list(fds))
+        except OSError as exc:
+            raise self._lost(exc) from None
+
+    def answer(self) -> object:
+        """The next answer; a failure the worker reported is raised here as the job's own thread raised it."""
+        try:
+            answer = self.conn.recv()
+        except EOFError:
+            raise self._lost() from None
+        except OSError as exc:
+            raise self._lost(exc) from None
+        if isinstance(answer, tuple) and answer and answer[0] == "error":
+            raise WorkerLost(f"a {self.job} worker process failed ({answer[1].strip().splitlines()[-1]}): report it "
+                             f"with the daemon's log, then run {self.again} again")
+        if isinstance(answer, tuple) and answer and answer[0] == "failed":
+            raise WorkerFailed(answer[1], answer[2])
+        return answer
+
+    def _lost(self, exc: OSError | None = None) -> WorkerLost:
+        """The worker is gone, or the connection to it broke while it lives (then it would wait for the rest of a
+        message for ever): it is ended either way."""
+        alive = self.proc.poll() is None
+        if alive:
+            self.proc.kill()
+        code = self.proc.wait()
+        cause = f"the connection to it failed: {exc.strerror or exc}" if alive and exc is not None else \
+            f"exit status {code}"
+        return WorkerLost(f"a {self.job} worker process ended unexpectedly ({cause}): see the daemon's log, then run "
+                          f"{self.again} again")
+
+    def _close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for end in (self.conn, self.sock):
+            if end is not None:
+                end.close()
+
+    def stop(self, busy: bool) -> None:
+        """Ends the process: politely when it has nothing `busy`, else at once."""
+        if busy:
+            self.proc.kill()
+        else:
+            try:
+                self.conn.send(None)
+            except OSError:
+                self.proc.kill()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._close()
+
+
+def serve(fd: int, make, handle) -> None:
+    """A worker's side: `make(config)` builds its handler from the first message; then each message until None (or
+    the end of the connection) is answered with `handle(handler, message, sock)`. A TapelineError is answered as
+    ("failed", message, fix), anything else as ("error", traceback): the job fails and says so."""
+    sock = socket.socket(fileno=fd)
+    conn = connection.Connection(os.dup(fd))
+    handler = make(conn.recv())
+    try:
+        while (message := conn.recv()) is not None:
+            try:
+                answer = handle(handler, message, sock)
+            except TapelineError as exc:
+                answer = ("failed", exc.message, exc.fix)
+            except Exception:
+                conn.send(("error", traceback.format_exc()))
+                return
+            conn.send(answer)
+    except (EOFError, ConnectionError):
+        pass
+    finally:
+        close = getattr(handler, "close", None)
+        if close is not None:
+            close()
