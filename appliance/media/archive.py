@@ -84,7 +84,7 @@ def fast_member(info: tarfile.TarInfo, content, sparse, digest: bytes | None, mt
     return member
 
 
-def _index_entry(path: bytes, key: tuple, frame: int, offset: int, part: int, link: bytes | None) -> IndexEntry:
+def index_entry(path: bytes, key: tuple, frame: int, offset: int, part: int, link: bytes | None) -> IndexEntry:
     """IndexEntry(...) without the frozen dataclass's per-field setattr (as `fast_member`); `key` as
     `Prepared.key`."""
     kind, size, mode, uid, gid, mtime_ns, digest = key
@@ -271,6 +271,17 @@ def _member_at(path: bytes, st: os.stat_result, links: dict[tuple[int, int], str
     return Member(info, _file_content(path, regions, shown, warn), sparse, None, st.st_mtime_ns, path.lstrip(b"/"))
 
 
+def check_size(path: bytes, written: int, data_size: int, writer: "ArchiveWriter | None" = None) -> None:
+    """A member's content gave exactly the bytes its header announced, or the archive is garbage from there on
+    (`writer`, when given, is ended)."""
+    if written != data_size:
+        if writer is not None:
+            writer._ended = True
+        raise ArchiveError(f"{text(path)}: its content gave {'more than ' if written > data_size else ''}"
+                           f"{written} bytes where {data_size} were announced",
+                           "check the source (or the store: 'tapeline check GROUP --full') and write the set again")
+
+
 # ---- writing ----------------------------------------------------------------------------------------------------
 class Prepared:
     """A member ready for `ArchiveWriter.add`: its headers encoded (and a sparse member's map after them), the
@@ -339,7 +350,10 @@ class ArchiveWriter:
         self._number = 0
         self._ended = False
 
-    def add(self, member: Member | Prepared) -> Iterator[Frame]:
+    def add(self, member: Member | Prepared, whole: bool = True) -> Iterator[Frame]:
+        """Add a member; returns (through `yield from`) the bytes of content it gave. `whole=False`: the first
+        piece of a member whose content goes on in `add_more` calls (a member split between frame workers):
+        neither checked against its size nor padded here."""
         if self._ended:
             raise ArchiveError("a member added after the end of the archive", "start a new ArchiveWriter")
         if not isinstance(member, Prepared):
@@ -349,25 +363,39 @@ class ArchiveWriter:
         total = len(headers) + data_size + pad
         if self._size and self._size + total > self.frame_size >= total:
             yield from self._cut(self._size)
-        self._entries.append(_index_entry(member.path, member.key, self._number, self._size, self.part, member.link))
+        self._entries.append(index_entry(member.path, member.key, self._number, self._size, self.part, member.link))
         self._pieces.append(headers)
         self._size += len(headers)
+        written = yield from self._content(member.content, data_size + 1)
+        if whole:
+            check_size(member.path, written, data_size, self)
+            yield from self._pad(pad)
+        return written
+
+    def add_more(self, content: Iterable[bytes], pad: int) -> Iterator[Frame]:
+        """More content of the member added last (`add(..., whole=False)`), then `pad` bytes of padding; returns
+        (through `yield from`) the bytes of content it gave."""
+        written = yield from self._content(content, None)
+        yield from self._pad(pad)
+        return written
+
+    def _content(self, content: Iterable[bytes] | None, stop: int | None) -> Iterator[Frame]:
+        """Append content, cutting frames as they fill, up to the chunk that reaches `stop` bytes (a member that
+        gives more than announced is not read to its end); returns the bytes it gave."""
         written = 0
-        for chunk in member.content or ():
+        for chunk in content or ():
             size = len(chunk)
             written += size
-            if written > data_size:
+            if stop is not None and written >= stop:
                 break
             if size:
                 self._pieces.append(chunk)  # (a cut hands the list to a worker and starts a new one)
                 self._size += size
             while self._size >= self.frame_size:
                 yield from self._cut(self.frame_size)
-        if written != data_size:
-            self._ended = True  # the stream is garbage from here on
-            raise ArchiveError(f"{text(member.path)}: its content gave {'more than ' if written > data_size else ''}"
-                               f"{written} bytes where {data_size} were announced",
-                               "check the source (or the store: 'tapeline check GROUP --full') and write the set again")
+        return written
+
+    def _pad(self, pad: int) -> Iterator[Frame]:
         if pad:
             self._pieces.append(bytes(pad))
             self._size += pad

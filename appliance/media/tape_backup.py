@@ -30,6 +30,7 @@ from appliance.catalog.models import utcnow
 from appliance.media import archive, keys, members, pools
 from appliance.media import format as fmt
 from appliance.media.index_cache import IndexCache
+from appliance.media.snapshot_frames import frames_from_snapshot
 from appliance.media.library import LibraryDown, cause_of
 from appliance.media.tape_read import FrameSource, SetLayout
 from appliance.media.tape_write import Abandon, Cancelled, PartWritten, Target, write_set
@@ -188,18 +189,18 @@ def backup(ctx: JobContext, store, media, cache: IndexCache, block_size: int = f
                                   kind, base.id if base else None, now)
     carried: list = []
     read_warnings: list[str] = []  # a direct set's sources, as the archive met them
+    cipher = keys.cipher_for_pool(pool, set_uuid)
     if kind == "direct":
         make_members = members.from_tree([s.path for s in group.sources], read_warnings)
+
+        def make_frames():
+            writer = archive.ArchiveWriter(cipher=cipher)
+            for member in make_members():
+                yield from writer.add(member)
+            yield from writer.close(end=True)
     else:
         base_map = members.base_entries([cache.load(base.uuid)]) if base else None
-        make_members = members.from_snapshot(store, snapshot_id, base_map, carried)
-    cipher = keys.cipher_for_pool(pool, set_uuid)
-
-    def make_frames():
-        writer = archive.ArchiveWriter(cipher=cipher)
-        for member in make_members():
-            yield from writer.add(member)
-        yield from writer.close(end=True)
+        make_frames = frames_from_snapshot(store, snapshot_id, base_map, carried, cipher)
 
     def header(part: int, tape_file: int) -> fmt.SetHeader:
         return fmt.SetHeader(set_uuid, group.name, point_id, snapshot_id, now, kind, part, tape_file, pool.name,

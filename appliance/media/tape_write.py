@@ -98,13 +98,18 @@ class FramePump:
         return False
 
     def _run(self, make) -> None:
+        frames = make()
         try:
-            for frame in make():
+            for frame in frames:
                 if self._stop.is_set() or self._cancel.is_set() or not self._put(frame):
                     return
             self._put(_END)
         except BaseException as exc:  # handed to the consumer, which reports it
             self._put(exc)
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:  # a generator's cleanup (the frame workers it started) runs now, on this thread
+                close()
 
     def __iter__(self):
         while True:

@@ -12,14 +12,17 @@ may already have unlinked, exactly as the job's own process would.
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import subprocess
 import sys
+import threading
 import traceback
 from multiprocessing import connection
 from pathlib import Path
 
 from appliance.errors import TapelineError
+from appliance.store.model import DIGEST_SIZE
 
 FDS_PER_MESSAGE = 200  # SCM_MAX_FD is 253
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
@@ -31,6 +34,20 @@ class WorkerLost(Exception):
 
 class WorkerFailed(TapelineError):
     """What a worker met that fails the job, as the job's own thread would have raised it (its message and fix)."""
+
+
+def chunk_places(store, blob: bytes, where: dict[int, str]) -> list[tuple]:
+    """Where each chunk of a manifest row's chunk list is stored, as (pack descriptor, offset, length, flags,
+    digest); `where` gets "pack NAME" for each descriptor new to it (a worker's error messages name the pack)."""
+    places = []
+    locate = store.locate_chunk
+    for i in range(0, len(blob), DIGEST_SIZE):
+        digest = blob[i:i + DIGEST_SIZE]
+        fd, offset, length, flags = locate(digest)
+        if fd not in where:
+            where[fd] = store.pack_of(digest)
+        places.append((fd, offset, length, flags, digest))
+    return places
 
 
 def send_fds(sock: socket.socket, fds: list[int]) -> None:
@@ -134,23 +151,41 @@ class WorkerProcess:
 def serve(fd: int, make, handle) -> None:
     """A worker's side: `make(config)` builds its handler from the first message; then each message until None (or
     the end of the connection) is answered with `handle(handler, message, sock)`. A TapelineError is answered as
-    ("failed", message, fix), anything else as ("error", traceback): the job fails and says so."""
+    ("failed", message, fix), anything else as ("error", traceback): the job fails and says so.
+
+    Answers go out on a thread of their own: a big one (a batch of frames) may wait for the job to read it while
+    the job is sending the next message, which this thread must then be free to take."""
     sock = socket.socket(fileno=fd)
     conn = connection.Connection(os.dup(fd))
     handler = make(conn.recv())
+    answers: queue.Queue = queue.Queue()
+    sender = threading.Thread(target=_send_answers, args=(conn, answers), name="answers")
+    sender.start()
     try:
         while (message := conn.recv()) is not None:
             try:
-                answer = handle(handler, message, sock)
+                answers.put(handle(handler, message, sock))
             except TapelineError as exc:
-                answer = ("failed", exc.message, exc.fix)
+                answers.put(("failed", exc.message, exc.fix))
             except Exception:
-                conn.send(("error", traceback.format_exc()))
+                answers.put(("error", traceback.format_exc()))
                 return
-            conn.send(answer)
     except (EOFError, ConnectionError):
         pass
     finally:
+        answers.put(_DONE)
+        sender.join()
         close = getattr(handler, "close", None)
         if close is not None:
             close()
+
+
+_DONE = object()
+
+
+def _send_answers(conn: connection.Connection, answers: queue.Queue) -> None:
+    while (answer := answers.get()) is not _DONE:
+        try:
+            conn.send(answer)
+        except OSError:  # the job is gone: nothing to answer
+            return

@@ -14,7 +14,8 @@ import zstandard
 
 from appliance.media.archive import (ArchiveError, ArchiveWriter, member_from_entry, members_from_tree, prepare,
                                      read_frames, read_members)
-from appliance.media import members
+from appliance.errors import TapelineError
+from appliance.media import members, snapshot_frames
 from appliance.media.pax import acl_text, acl_xattr, tar_header
 from appliance.protect.files import sync
 from appliance.store import Store
@@ -56,7 +57,27 @@ def test_a_tree_read_directly_restores_identically_with_gnu_tar(tmp_path):
     assert os.stat(restored_root(out, src) / "sparse.img").st_blocks * 512 < (1 << 20)
 
 
-def test_a_recovery_point_restores_identically_with_gnu_tar(tmp_path):
+@pytest.fixture
+def frame_workers(monkeypatch) -> list:
+    """A D2D2T set's batches go to worker processes from the first (a set this small is otherwise archived on the
+    job's thread), a few members a batch, big.bin cut into pieces; the list holds each worker started."""
+    started: list = []
+
+    class Counted(snapshot_frames._Worker):
+        def __init__(self, sources):
+            super().__init__(sources)
+            started.append(self)
+
+    monkeypatch.setattr(snapshot_frames, "INLINE_BYTES", 0)
+    monkeypatch.setattr(snapshot_frames, "BATCH_MEMBERS", 5)
+    monkeypatch.setattr(snapshot_frames, "PIECE_CHUNKS", 2)
+    monkeypatch.setattr(snapshot_frames, "_Worker", Counted)
+    return started
+
+
+@pytest.mark.parametrize("through_workers", [False, True])
+def test_a_recovery_point_restores_identically_with_gnu_tar(tmp_path, request, through_workers):
+    started = request.getfixturevalue("frame_workers") if through_workers else []
     src = tmp_path / "src"
     src.mkdir()
     build_rich_tree(src)
@@ -65,14 +86,24 @@ def test_a_recovery_point_restores_identically_with_gnu_tar(tmp_path):
     try:
         result = sync(store, group_of(src))
         assert result.state == "completed", result.warnings
-        # as a D2D2T set reads them: chunks read ahead on other threads, big.bin (over members.BIG) streamed
-        frames = write_all(members.from_snapshot(store, result.snapshot.id, None, [])())
+        frames = list(snapshot_frames.frames_from_snapshot(store, result.snapshot.id, None, [], None)())
     finally:
         store.close()
+    assert [f.number for f in frames] == list(range(len(frames)))
+    if through_workers:
+        assert len(started) == snapshot_frames.WORKERS and all(w.proc.poll() == 0 for w in started)
     out = tmp_path / "out"
     gnu_tar_extract(b"".join(f.data for f in frames), out)
     assert_same_tree(expected, restored_root(out, src))
     assert os.stat(restored_root(out, src) / "sparse.img").st_blocks * 512 < (1 << 20)
+    by_number = {f.number: f for f in frames}
+    for entry in (e for f in frames for e in f.entries):  # every member is found from its index entry alone
+        raw = read_frames(iter([by_number[n].data for n in range(entry.frame, len(frames))]), 0)
+        info, content = next(read_members(raw, entry.offset))
+        assert info.name.rstrip("/").encode("utf-8", "surrogateescape") == entry.path
+        if entry.type == "file" and entry.size < (1 << 20):
+            with open(b"/" + entry.path, "rb") as f:
+                assert content.read() == f.read()
 
 
 def test_members_built_straight_from_the_manifest_are_the_bytes_the_general_encoder_gives(tmp_path):
@@ -105,28 +136,51 @@ def test_members_built_straight_from_the_manifest_are_the_bytes_the_general_enco
     assert len(entries) == len(tree_state(src))
 
 
-def test_a_damaged_chunk_stops_the_set_at_the_member_that_holds_it(tmp_path):
-    """Chunks are read ahead of the archive, but a damaged one is reported by the member that needs it, once the
-    members before it are archived whole, as a read on the archive's own thread would."""
+@pytest.mark.parametrize("through_workers", [False, True])
+def test_a_damaged_chunk_stops_the_set_at_the_member_that_holds_it(tmp_path, request, through_workers):
+    """Members are archived in batches, side by side, but a chunk on the damaged-chunks list is reported by the
+    member that needs it, once the members before it are archived whole, as a read on the job's thread would."""
+    started = request.getfixturevalue("frame_workers") if through_workers else []
+    src = tmp_path / "src"
+    src.mkdir()
+    build_rich_tree(src)
+    store = Store.open(tmp_path / "store", create=True)
+    archived = []
+    try:
+        result = sync(store, group_of(src))
+        entries = [e for e in store.entries(result.snapshot.id)]
+        damaged = next(e for e in entries if e.type == "file" and e.path == b"docs/a.txt")
+        store.set_damaged_chunks({damaged.chunks[0]}, set())
+        with pytest.raises(ChunkDamaged):
+            for frame in snapshot_frames.frames_from_snapshot(store, result.snapshot.id, None, [], None)():
+                archived += [e.path for e in frame.entries]
+    finally:
+        store.close()
+    before = [e.full_path.lstrip(b"/") for e in entries[:entries.index(damaged)]]
+    assert archived == before
+    assert all(w.proc.poll() is not None for w in started)
+
+
+def test_a_chunk_damaged_in_its_pack_fails_the_set_from_a_worker_naming_the_pack(tmp_path, frame_workers):
     src = tmp_path / "src"
     src.mkdir()
     build_rich_tree(src)
     store = Store.open(tmp_path / "store", create=True)
     try:
         result = sync(store, group_of(src))
-        entries = [e for e in store.entries(result.snapshot.id)]
-        damaged = next(e for e in entries if e.type == "file" and e.path == b"docs/a.txt")
-        store.set_damaged_chunks({damaged.chunks[0]}, set())
-        writer = ArchiveWriter(frame_size=1 << 20, workers=0)
-        archived = []
-        with pytest.raises(ChunkDamaged):
-            for member in members.from_snapshot(store, result.snapshot.id, None, [])():
-                list(writer.add(member))
-                archived.append(member.path)
+        entry = next(e for e in store.entries(result.snapshot.id) if e.path == b"docs/a.txt")
+        fd, offset, length, _ = store.locate_chunk(entry.chunks[0])
+        pack = store.pack_of(entry.chunks[0])
+        with open(f"/proc/self/fd/{fd}", "r+b") as f:  # the bytes on disk go bad, unknown to the store
+            flipped = bytes(b ^ 0xFF for b in os.pread(f.fileno(), length, offset))
+            os.pwrite(f.fileno(), flipped, offset)
+        with pytest.raises(TapelineError) as raised:
+            list(snapshot_frames.frames_from_snapshot(store, result.snapshot.id, None, [], None)())
     finally:
         store.close()
-    before = [e.full_path.lstrip(b"/") for e in entries[:entries.index(damaged)]]
-    assert archived == before
+    assert str(raised.value) == f"chunk {entry.chunks[0].hex()[:16]} in {pack} is damaged: run 'tapeline check " \
+                                "GROUP --full'"
+    assert frame_workers and all(w.proc.poll() is not None for w in frame_workers)
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -218,3 +272,26 @@ def test_every_ustar_header_carries_the_checksum_tar_computes(name):
         assert stored == sum(block[:148]) + 8 * 32 + sum(block[156:])  # the field counted as spaces
     read = tarfile.TarInfo.frombuf(data[-512:], "utf-8", "surrogateescape")  # checks the checksum too
     assert read.size == 5
+
+
+@pytest.mark.timeout(120)  # the old way hung here for ever
+def test_batches_and_answers_bigger_than_a_socket_holds_go_through_the_workers(tmp_path, frame_workers,
+                                                                              monkeypatch):
+    """A worker's answer (a batch of frames) waits for the job to read it while the job sends the next batch's
+    members: neither may wait on the other for ever."""
+    monkeypatch.setattr(snapshot_frames, "BATCH_MEMBERS", 600)
+    src = tmp_path / "src"
+    names = src / ("n" * 200)
+    names.mkdir(parents=True)
+    for n in range(3000):  # long names: a batch's message is several times what a socket buffers, and so is its answer
+        (names / f"{n:05}-{'x' * 200}").write_bytes(os.urandom(2048))
+    expected = tree_state(src)
+    store = Store.open(tmp_path / "store", create=True)
+    try:
+        result = sync(store, group_of(src))
+        frames = list(snapshot_frames.frames_from_snapshot(store, result.snapshot.id, None, [], None)())
+    finally:
+        store.close()
+    out = tmp_path / "out"
+    gnu_tar_extract(b"".join(f.data for f in frames), out)
+    assert_same_tree(expected, restored_root(out, src))

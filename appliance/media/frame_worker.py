@@ -1,0 +1,79 @@
+"""What turns members of a recovery point into a tape set's frames: a batch of manifest rows, with where their
+chunks are in the packs, archived (pax) and compressed into whole frames. It runs on the tape job's thread for the
+first batches of a set and in worker processes past them (snapshot_frames.py decides): building the members and
+reading their chunks hold the GIL, so on the job's threads the archive was bound to one core.
+
+A batch ends its last frame: the frames of one batch never hold members of another, so batches are made side by side
+and their frames only numbered, in order, by the job. A member too big for one batch is cut into pieces at chunk
+boundaries, each a batch of its own: its first piece with its headers (`FIRST`), the next ones content only (`MORE`,
+the last one with the member's padding); the job checks that the pieces gave the bytes the header announced.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+
+from appliance.media import members
+from appliance.media.archive import ArchiveWriter
+from appliance.store.model import entry_from_row
+from appliance.store.packs import verified
+from appliance.store.workers import recv_fds, serve
+
+WHOLE, FIRST, MORE = 0, 1, 2
+LEVEL = 3
+
+
+class BatchArchiver:
+    """Archives batches. An item is (WHOLE or FIRST, row, places) or (MORE, pad, places), `places` a member's
+    chunks (or this piece's) as (pack id, offset, length, flags, digest), None for a member without content;
+    `packs` maps a pack id to (descriptor, "pack NAME" for an error message)."""
+
+    def __init__(self, sources: list[str]) -> None:
+        self.sources = sources
+        self.packs: dict[int, tuple[int, str]] = {}
+        self.roots: dict[str, bytes] = {}
+
+    def _chunks(self, places: list[tuple]) -> Iterator[bytes]:
+        for pack, offset, length, flags, digest in places:
+            fd, name = self.packs[pack]
+            yield verified(digest, os.pread(fd, length, offset), flags, lambda: name)
+
+    def archive(self, items: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+        """The batch's frames, each (stored bytes, raw length, BLAKE3, entries as (path, key, offset, link)), and
+        for each piece of a split member (path, bytes given) in order."""
+        writer = ArchiveWriter(workers=0, level=LEVEL)
+        pieces: list[tuple] = []
+
+        def frames():
+            for kind, what, places in items:
+                if kind == MORE:
+                    given = yield from writer.add_more(self._chunks(places), what)
+                    pieces.append((None, given))
+                    continue
+                member = members.prepared_from_entry(entry_from_row(what, self.sources), self.roots)
+                member.content = None if places is None else self._chunks(places)
+                given = yield from writer.add(member, whole=kind == WHOLE)
+                if kind == FIRST:
+                    pieces.append((member.path, given))
+            yield from writer.close()
+
+        out = [(frame.data, frame.raw_length, frame.hash,
+                [(e.path, (e.type, e.size, e.mode, e.uid, e.gid, e.mtime_ns, e.digest), e.offset, e.link)
+                 for e in frame.entries])
+               for frame in frames()]
+        return out, pieces
+
+
+def _archive(archiver: BatchArchiver, message: tuple, sock: socket.socket) -> tuple:
+    packs, items = message
+    for (pack, name), fd in zip(packs, recv_fds(sock, len(packs))):
+        archiver.packs[pack] = (fd, name)
+    return archiver.archive(items)
+
+
+def main(fd: int) -> None:
+    """Serve one set: its sources first, then a message per batch, (new packs [(id, "pack NAME")], items), the new
+    packs' descriptors right behind it."""
+    serve(fd, BatchArchiver, _archive)
