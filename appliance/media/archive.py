@@ -43,6 +43,7 @@ from appliance.store.model import Entry
 
 FRAME_SIZE = 4 << 20
 READ_SIZE = 1 << 20
+FAST_LEVEL = 1  # for a frame mostly of content known to be incompressible: level 3 spends 4x longer finding that out
 TAR_TYPES = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "fifo": tarfile.FIFOTYPE,
               "chardev": tarfile.CHRTYPE, "blockdev": tarfile.BLKTYPE, "hardlink": tarfile.LNKTYPE}
 TAR_KINDS = {v: k for k, v in TAR_TYPES.items()}
@@ -346,14 +347,16 @@ class ArchiveWriter:
         self._ahead = workers + 1
         self._pieces: list = []  # the frame being filled: headers and content as given, joined on a worker
         self._size = 0
+        self._fast = 0  # bytes of the frame being filled known to be incompressible
         self._entries: list[IndexEntry] = []
         self._number = 0
         self._ended = False
 
-    def add(self, member: Member | Prepared, whole: bool = True) -> Iterator[Frame]:
+    def add(self, member: Member | Prepared, whole: bool = True, incompressible: bool = False) -> Iterator[Frame]:
         """Add a member; returns (through `yield from`) the bytes of content it gave. `whole=False`: the first
         piece of a member whose content goes on in `add_more` calls (a member split between frame workers):
-        neither checked against its size nor padded here."""
+        neither checked against its size nor padded here. `incompressible`: its content is known not to compress
+        (the store kept its chunks raw); a frame mostly of such content is compressed at FAST_LEVEL."""
         if self._ended:
             raise ArchiveError("a member added after the end of the archive", "start a new ArchiveWriter")
         if not isinstance(member, Prepared):
@@ -366,20 +369,20 @@ class ArchiveWriter:
         self._entries.append(index_entry(member.path, member.key, self._number, self._size, self.part, member.link))
         self._pieces.append(headers)
         self._size += len(headers)
-        written = yield from self._content(member.content, data_size + 1)
+        written = yield from self._content(member.content, data_size + 1, incompressible)
         if whole:
             check_size(member.path, written, data_size, self)
             yield from self._pad(pad)
         return written
 
-    def add_more(self, content: Iterable[bytes], pad: int) -> Iterator[Frame]:
+    def add_more(self, content: Iterable[bytes], pad: int, incompressible: bool = False) -> Iterator[Frame]:
         """More content of the member added last (`add(..., whole=False)`), then `pad` bytes of padding; returns
         (through `yield from`) the bytes of content it gave."""
-        written = yield from self._content(content, None)
+        written = yield from self._content(content, None, incompressible)
         yield from self._pad(pad)
         return written
 
-    def _content(self, content: Iterable[bytes] | None, stop: int | None) -> Iterator[Frame]:
+    def _content(self, content: Iterable[bytes] | None, stop: int | None, incompressible: bool) -> Iterator[Frame]:
         """Append content, cutting frames as they fill, up to the chunk that reaches `stop` bytes (a member that
         gives more than announced is not read to its end); returns the bytes it gave."""
         written = 0
@@ -391,6 +394,8 @@ class ArchiveWriter:
             if size:
                 self._pieces.append(chunk)  # (a cut hands the list to a worker and starts a new one)
                 self._size += size
+                if incompressible:
+                    self._fast += size
             while self._size >= self.frame_size:
                 yield from self._cut(self.frame_size)
         return written
@@ -424,18 +429,22 @@ class ArchiveWriter:
                          for e in self._entries[len(entries):]]
         number = self._number
         self._number += 1
-        job = self._pool.submit(self._store, raw, length, number) if self._pool else self._store(raw, length, number)
+        fast, self._fast = 2 * self._fast >= length, max(0, self._fast - length)
+        job = self._pool.submit(self._store, raw, length, number, fast) if self._pool else \
+            self._store(raw, length, number, fast)
         self._waiting.append((job, length, number, entries))
         yield from self._ready(self._ahead)
 
-    def _store(self, pieces: list, length: int, number: int) -> tuple[bytes, bytes]:
+    def _store(self, pieces: list, length: int, number: int, fast: bool) -> tuple[bytes, bytes]:
         """One frame's stored bytes and their BLAKE3 (run on a worker thread). The pieces are gathered in the
         thread's own buffer, reused: a fresh one a frame costs page faults, and joining them on the archive's
         thread held it up."""
         local = self._local
-        zstd = getattr(local, "zstd", None)
+        name = "fast" if fast else "zstd"
+        zstd = getattr(local, name, None)
         if zstd is None:
-            zstd = local.zstd = zstandard.ZstdCompressor(level=self._level, write_checksum=True)
+            zstd = zstandard.ZstdCompressor(level=FAST_LEVEL if fast else self._level, write_checksum=True)
+            setattr(local, name, zstd)
         if len(getattr(local, "buf", b"")) < length:
             local.buf = bytearray(max(length, self.frame_size))
         view = memoryview(local.buf)

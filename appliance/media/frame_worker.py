@@ -12,17 +12,16 @@ the last one with the member's padding); the job checks that the pieces gave the
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 
 from appliance.media import members
 from appliance.media.archive import ArchiveWriter
-from appliance.store.model import entry_from_row
 from appliance.store.packs import verified
-from appliance.store.workers import recv_fds, serve
+from appliance.store.workers import Blobs, serve
 
 WHOLE, FIRST, MORE = 0, 1, 2
 LEVEL = 3
+WINDOW = 256 << 10  # read ahead in a pack for the next small chunks (a sync stores a directory's files side by side)
 
 
 class BatchArchiver:
@@ -34,41 +33,54 @@ class BatchArchiver:
         self.sources = sources
         self.packs: dict[int, tuple[int, str]] = {}
         self.roots: dict[str, bytes] = {}
+        self.view = memoryview(bytearray(WINDOW))
+        self.window = (-1, 0, 0)  # (pack descriptor, start, end) of what the buffer holds
 
     def _chunks(self, places: list[tuple]) -> Iterator[bytes]:
+        """The verified chunks, each in memory of its own (the archive holds them until their frame is cut)."""
         for pack, offset, length, flags, digest in places:
             fd, name = self.packs[pack]
-            yield verified(digest, os.pread(fd, length, offset), flags, lambda: name)
+            if length > WINDOW:
+                blob = os.pread(fd, length, offset)
+            else:
+                wfd, start, end = self.window
+                if fd != wfd or offset < start or offset + length > end:
+                    self.window = (-1, 0, 0)
+                    self.window = (fd, offset, offset + os.preadv(fd, [self.view], offset))
+                at = offset - self.window[1]
+                blob = self.view[at:at + length]
+            data = verified(digest, blob, flags, lambda: name)
+            yield bytes(data) if isinstance(data, memoryview) else data
 
-    def archive(self, items: list[tuple]) -> tuple[list[tuple], list[tuple]]:
-        """The batch's frames, each (stored bytes, raw length, BLAKE3, entries as (path, key, offset, link)), and
-        for each piece of a split member (path, bytes given) in order."""
+    def archive(self, items: list[tuple]) -> Blobs:
+        """The batch: its frames' stored bytes beside ([(raw length, BLAKE3, entries as (path, key, offset,
+        link))] for its frames, [(path or None, bytes given)] for each piece of a split member, in order)."""
         writer = ArchiveWriter(workers=0, level=LEVEL)
         pieces: list[tuple] = []
 
         def frames():
             for kind, what, places in items:
+                raw = bool(places) and not any(place[3] for place in places)  # the store found it incompressible
                 if kind == MORE:
-                    given = yield from writer.add_more(self._chunks(places), what)
+                    given = yield from writer.add_more(self._chunks(places), what, raw)
                     pieces.append((None, given))
                     continue
-                member = members.prepared_from_entry(entry_from_row(what, self.sources), self.roots)
+                member = members.prepared_from_row(what, self.sources, self.roots)
                 member.content = None if places is None else self._chunks(places)
-                given = yield from writer.add(member, whole=kind == WHOLE)
+                given = yield from writer.add(member, kind == WHOLE, raw)
                 if kind == FIRST:
                     pieces.append((member.path, given))
             yield from writer.close()
 
-        out = [(frame.data, frame.raw_length, frame.hash,
-                [(e.path, (e.type, e.size, e.mode, e.uid, e.gid, e.mtime_ns, e.digest), e.offset, e.link)
-                 for e in frame.entries])
-               for frame in frames()]
-        return out, pieces
+        made = list(frames())
+        return Blobs(([(frame.raw_length, frame.hash,
+                        [(e.path, (e.type, e.size, e.mode, e.uid, e.gid, e.mtime_ns, e.digest), e.offset, e.link)
+                         for e in frame.entries]) for frame in made], pieces), [frame.data for frame in made])
 
 
-def _archive(archiver: BatchArchiver, message: tuple, sock: socket.socket) -> tuple:
+def _archive(archiver: BatchArchiver, message: tuple, fds: list[int]) -> tuple:
     packs, items = message
-    for (pack, name), fd in zip(packs, recv_fds(sock, len(packs))):
+    for (pack, name), fd in zip(packs, fds):
         archiver.packs[pack] = (fd, name)
     return archiver.archive(items)
 
@@ -76,4 +88,4 @@ def _archive(archiver: BatchArchiver, message: tuple, sock: socket.socket) -> tu
 def main(fd: int) -> None:
     """Serve one set: its sources first, then a message per batch, (new packs [(id, "pack NAME")], items), the new
     packs' descriptors right behind it."""
-    serve(fd, BatchArchiver, _archive)
+    serve(fd, BatchArchiver, _archive, lambda message: len(message[0]))

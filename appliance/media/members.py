@@ -16,7 +16,9 @@ from typing import Callable, Iterator
 from appliance.media import archive
 from appliance.media import format as fmt
 from appliance.media.pax import ENCODING, ERRORS, plain_header
-from appliance.store.model import Entry
+from appliance.store.model import (R_ATIME, R_CHUNKS, R_CTIME, R_EXTENTS, R_GID, R_GROUP, R_MODE, R_MTIME,
+                                   R_PATH, R_RDEV, R_SIZE, R_SOURCE, R_TARGET, R_TYPE, R_UID, R_USER, R_XATTRS,
+                                   TYPES, content_digest, entry_from_row)
 
 
 def entry_key(entry: "fmt.IndexEntry") -> tuple:
@@ -37,41 +39,45 @@ def base_entries(indexes: list[list["fmt.SetIndex"]]) -> dict[bytes, "fmt.IndexE
 _DEVICES = ("chardev", "blockdev")
 
 
-def member_key(entry: Entry, roots: dict[str, bytes]) -> tuple[bytes, tuple]:
-    """A member's path in the archive and its `Prepared.key`, as `prepared_from_entry` gives them, without
-    encoding its headers (an incremental set compares these with its base's entries). `roots` as there."""
-    root = roots.get(entry.source)
+def member_key(row: list, sources: list[str], roots: dict[str, bytes]) -> tuple[bytes, tuple]:
+    """A manifest row's path in the archive and its `Prepared.key`, as `prepared_from_row` gives them, without
+    encoding its headers (an incremental set compares these with its base's entries). `roots` caches each source's
+    name as bytes."""
+    source = row[R_SOURCE]
+    root = roots.get(sources[source])
     if root is None:
-        root = roots[entry.source] = entry.source.encode(ENCODING, ERRORS)
-    full = root if not entry.path else root.rstrip(b"/") + b"/" + entry.path
-    kind = entry.type
-    mode = entry.mode & 0o7777
-    return full.lstrip(b"/") or b".", (kind, entry.size if kind == "file" else 0, archive.IFMT[kind] | mode,
-                                       entry.uid, entry.gid, entry.mtime_ns, entry.digest)
+        root = roots[sources[source]] = sources[source].encode(ENCODING, ERRORS)
+    path = row[R_PATH]
+    full = root if not path else root.rstrip(b"/") + b"/" + path
+    kind = TYPES[row[R_TYPE]]
+    return full.lstrip(b"/") or b".", (kind, row[R_SIZE] if kind == "file" else 0,
+                                       archive.IFMT[kind] | row[R_MODE] & 0o7777, row[R_UID], row[R_GID],
+                                       row[R_MTIME], content_digest(row[R_CHUNKS]))
 
 
-def prepared_from_entry(entry: Entry, roots: dict[str, bytes]) -> archive.Prepared:
-    """`archive.prepare(archive.member_from_entry(entry, None))`, the same bytes, built straight from the entry for
-    the common member (no xattrs, not sparse, numbers that fit their ustar fields): that path cost ~40 us a member,
-    most of a set of small files' archiving time. `roots` caches each source's name as bytes."""
-    kind = entry.type
-    if entry.xattrs or (kind == "file" and entry.extents is not None):
-        return archive.prepare(archive.member_from_entry(entry, None))
-    path, key = member_key(entry, roots)
-    root = roots[entry.source]
+def prepared_from_row(row: list, sources: list[str], roots: dict[str, bytes]) -> archive.Prepared:
+    """`archive.prepare(archive.member_from_entry(entry_from_row(row, sources), None))`, the same bytes, built
+    straight from the manifest row for the common member (no xattrs, not sparse, numbers that fit their ustar
+    fields): through an Entry and a TarInfo that cost ~40 us a member, most of a set of small files' archiving
+    time. `roots` as in `member_key`."""
+    kind = TYPES[row[R_TYPE]]
+    if row[R_XATTRS] or (kind == "file" and row[R_EXTENTS] is not None):
+        return archive.prepare(archive.member_from_entry(entry_from_row(row, sources), None))
+    path, key = member_key(row, sources, roots)
     link = None
     if kind == "symlink":
-        link = entry.target or b""
+        link = row[R_TARGET] or b""
     elif kind == "hardlink":
-        link = (root.rstrip(b"/") + b"/" + (entry.target or b"")).lstrip(b"/") or b"."
+        root = roots[sources[row[R_SOURCE]]]
+        link = (root.rstrip(b"/") + b"/" + (row[R_TARGET] or b"")).lstrip(b"/") or b"."
     size = key[1]
-    rdev = entry.rdev if kind in _DEVICES else 0
+    rdev = row[R_RDEV] if kind in _DEVICES else 0
     headers = plain_header(path + b"/" if kind == "dir" and not path.endswith(b"/") else path, archive.TAR_TYPES[kind],
-                           entry.mode & 0o7777, entry.uid, entry.gid, entry.user.encode(ENCODING, ERRORS),
-                           entry.group.encode(ENCODING, ERRORS), size, entry.mtime_ns, entry.atime_ns,
-                           entry.ctime_ns, link or b"", os.major(rdev), os.minor(rdev))
+                           row[R_MODE] & 0o7777, row[R_UID], row[R_GID], row[R_USER].encode(ENCODING, ERRORS),
+                           row[R_GROUP].encode(ENCODING, ERRORS), size, row[R_MTIME], row[R_ATIME], row[R_CTIME],
+                           link or b"", os.major(rdev), os.minor(rdev))
     if headers is None:
-        return archive.prepare(archive.member_from_entry(entry, None))
+        return archive.prepare(archive.member_from_entry(entry_from_row(row, sources), None))
     return archive.Prepared(path, headers, size, key, link, None)
 
 

@@ -25,7 +25,7 @@ from appliance.media.format import Frame
 from appliance.media.frame_worker import FIRST, MORE, WHOLE, BatchArchiver
 from appliance.media.pax import BLOCK
 from appliance.store.errors import StoreError
-from appliance.store.model import FILE, R_CHUNKS, R_EXTENTS, R_SIZE, R_TYPE, entry_from_row
+from appliance.store.model import FILE, R_CHUNKS, R_EXTENTS, R_SIZE, R_TYPE
 from appliance.store.workers import WorkerProcess, chunk_places
 
 WORKERS = min(8, max(2, len(os.sched_getaffinity(0))))  # one per core: the job's thread needs little besides
@@ -60,11 +60,14 @@ class _Worker(WorkerProcess):
 class SnapshotFrames:
     """One attempt at a set's frames (`frames()`); `close()` ends its workers."""
 
-    def __init__(self, store, sources: list[str], cipher) -> None:
+    def __init__(self, store, sources: list[str], cipher, total: int) -> None:
         self.store, self.cipher = store, cipher
         self.sources = sources
         self.local = BatchArchiver(sources)
         self.workers: list[_Worker] = []
+        self.handed = False  # a batch went to a worker: every later one goes to them too (order)
+        if total > INLINE_BYTES:  # started now, they are ready once the job's thread has done its share
+            self._start()
         self.out: deque[_Batch] = deque()
         self.where: dict[int, str] = {}  # pack descriptor -> "pack NAME"
         self.inline = 0
@@ -111,14 +114,13 @@ class SnapshotFrames:
         if not items:
             return
         packs = dict.fromkeys(place[0] for _, _, places in items if places for place in places)
-        if not self.workers and self.inline + cost <= INLINE_BYTES:
+        if not self.handed and self.inline + cost <= INLINE_BYTES:
             self.inline += cost
             self.local.packs.update((fd, (fd, self.where[fd])) for fd in packs if fd not in self.local.packs)
             self.out.append(_Batch(None, self.local.archive(items), cost, splits))
         else:
-            if not self.workers:
-                for _ in range(WORKERS):  # one by one: close() stops those started when the next one fails
-                    self.workers.append(_Worker(self.sources))
+            self._start()
+            self.handed = True
             worker = min(self.workers, key=lambda w: w.cost)
             new = [(fd, self.where[fd]) for fd in packs if fd not in worker.packs]
             worker.send((new, items), [fd for fd, _ in new])
@@ -126,6 +128,11 @@ class SnapshotFrames:
             worker.cost += cost
             self.out.append(_Batch(worker, None, cost, splits))
         yield from self._drain(QUEUED)
+
+    def _start(self) -> None:
+        if not self.workers:
+            for _ in range(WORKERS):  # one by one: close() stops those started when the next one fails
+                self.workers.append(_Worker(self.sources))
 
     def _drain(self, keep: int) -> Iterator[Frame]:
         """The frames of the oldest batches, until at most `keep` are out (in order: a worker answers its own
@@ -136,14 +143,14 @@ class SnapshotFrames:
             self.out.popleft()
             if batch.worker is not None:
                 batch.worker.cost -= batch.cost
-            frames, pieces = answer
+            (frames, pieces), datas = answer.value, answer.blobs
             for (path, given), size in zip(pieces, batch.splits):
                 if path is not None:
                     self.split = [path, 0]
                 self.split[1] += given
                 if size is not None:
                     check_size(self.split[0], self.split[1], size)
-            for data, raw_length, digest, entries in frames:
+            for data, (raw_length, digest, entries) in zip(datas, frames):
                 yield self._numbered(data, raw_length, digest, entries)
 
     def _numbered(self, data: bytes, raw_length: int, digest: bytes, entries: list[tuple]) -> Frame:
@@ -165,14 +172,15 @@ def frames_from_snapshot(store, snapshot_id: str, base: dict[bytes, "members.fmt
                          carried: list, cipher) -> Callable[[], Iterator[Frame]]:
     """The frames of a replica snapshot's set; entries unchanged since `base` go to `carried` instead (filled when
     the returned iterator runs: a new run starts them again)."""
-    sources = list(store.snapshot(snapshot_id).sources)
+    info = store.snapshot(snapshot_id)
+    sources = list(info.sources)
 
     def rows() -> Iterator[list]:
         carried.clear()
         roots: dict[str, bytes] = {}
         for row in store.rows(snapshot_id):
             if base:
-                path, key = members.member_key(entry_from_row(row, sources), roots)
+                path, key = members.member_key(row, sources, roots)
                 old = base.get(path)
                 if old is not None and members.entry_key(old) == key:
                     carried.append(old)
@@ -180,7 +188,7 @@ def frames_from_snapshot(store, snapshot_id: str, base: dict[bytes, "members.fmt
             yield row
 
     def make() -> Iterator[Frame]:
-        maker = SnapshotFrames(store, sources, cipher)
+        maker = SnapshotFrames(store, sources, cipher, info.bytes)
         try:
             yield from maker.frames(rows())
         finally:

@@ -11,7 +11,6 @@ in order.
 from __future__ import annotations
 
 import os
-import socket
 import stat
 from collections import deque
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from appliance.store.errors import StoreError
 from appliance.store.model import (FILE, R_ATIME, R_GID, R_MODE, R_MTIME, R_NLINK, R_PATH, R_TYPE, R_UID,
                                    R_XATTRS)
 from appliance.store.packs import verified
-from appliance.store.workers import recv_fds, serve
+from appliance.store.workers import serve
 
 WINDOW = 256 << 10  # read ahead in a pack for the next small chunks
 SPREAD_CHUNKS = 8  # a file of this many chunks or more has them read and verified ahead of its writing, on threads
@@ -176,9 +175,8 @@ class BatchWriter:
 
 
 # ---- the worker process ------------------------------------------------------------------------------------
-def _write(writer: BatchWriter, message: tuple, sock: socket.socket) -> tuple:
+def _write(writer: BatchWriter, message: tuple, fds: list[int]) -> tuple:
     packs, owners, items = message
-    fds = recv_fds(sock, len(packs) + len(owners))
     for (pack, name), pack_fd in zip(packs, fds):
         writer.packs[pack] = (pack_fd, name)
     dirs = list(zip(fds[len(packs):], owners))
@@ -193,4 +191,4 @@ def main(fd: int) -> None:
     """Serve one restore: (root, overwrite, kept_by_umask, max_chunk) first, then a message per batch,
     (new packs [(id, "pack NAME")], owners of the batch's directories, items), its descriptors (the new packs', then
     the directories') right behind it."""
-    serve(fd, lambda config: BatchWriter(*config), _write)
+    serve(fd, lambda config: BatchWriter(*config), _write, lambda message: len(message[0]) + len(message[1]))

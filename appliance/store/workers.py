@@ -32,6 +32,16 @@ class WorkerLost(Exception):
     """A worker process ended without answering (killed, or a bug); the message says what to do."""
 
 
+class Blobs:
+    """An answer with big byte strings beside it (a batch's frames): they go as raw messages behind it, not pickled
+    into it, which copied each byte twice more."""
+
+    __slots__ = ("value", "blobs")
+
+    def __init__(self, value: object, blobs: list[bytes]) -> None:
+        self.value, self.blobs = value, blobs
+
+
 class WorkerFailed(TapelineError):
     """What a worker met that fails the job, as the job's own thread would have raised it (its message and fix)."""
 
@@ -110,6 +120,13 @@ class WorkerProcess:
                              f"with the daemon's log, then run {self.again} again")
         if isinstance(answer, tuple) and answer and answer[0] == "failed":
             raise WorkerFailed(answer[1], answer[2])
+        if isinstance(answer, tuple) and answer and answer[0] == "blobs":
+            try:
+                return Blobs(answer[1], [self.conn.recv_bytes() for _ in range(answer[2])])
+            except EOFError:
+                raise self._lost() from None
+            except OSError as exc:
+                raise self._lost(exc) from None
         return answer
 
     def _lost(self, exc: OSError | None = None) -> WorkerLost:
@@ -148,30 +165,34 @@ class WorkerProcess:
         self._close()
 
 
-def serve(fd: int, make, handle) -> None:
+def serve(fd: int, make, handle, fds_of) -> None:
     """A worker's side: `make(config)` builds its handler from the first message; then each message until None (or
-    the end of the connection) is answered with `handle(handler, message, sock)`. A TapelineError is answered as
-    ("failed", message, fix), anything else as ("error", traceback): the job fails and says so.
+    the end of the connection) is answered with `handle(handler, message, fds)`, `fds` the `fds_of(message)`
+    descriptors that came behind it. A TapelineError is answered as ("failed", message, fix), anything else as
+    ("error", traceback): the job fails and says so.
 
-    Answers go out on a thread of their own: a big one (a batch of frames) may wait for the job to read it while
-    the job is sending the next message, which this thread must then be free to take."""
+    Messages are taken, and answers sent, on threads of their own: the job's next message never waits for the
+    batch in hand to be done (it would hold the job from handing work to the other workers meanwhile), and a big
+    answer waiting for the job to read it never keeps the next message out."""
     sock = socket.socket(fileno=fd)
     conn = connection.Connection(os.dup(fd))
     handler = make(conn.recv())
+    messages: queue.Queue = queue.Queue()
     answers: queue.Queue = queue.Queue()
+    taker = threading.Thread(target=_take_messages, args=(conn, sock, fds_of, messages), name="messages",
+                             daemon=True)  # blocked in recv when the job ends the worker with its last message
     sender = threading.Thread(target=_send_answers, args=(conn, answers), name="answers")
+    taker.start()
     sender.start()
     try:
-        while (message := conn.recv()) is not None:
+        while (item := messages.get()) is not _DONE:
             try:
-                answers.put(handle(handler, message, sock))
+                answers.put(handle(handler, *item))
             except TapelineError as exc:
                 answers.put(("failed", exc.message, exc.fix))
             except Exception:
                 answers.put(("error", traceback.format_exc()))
                 return
-    except (EOFError, ConnectionError):
-        pass
     finally:
         answers.put(_DONE)
         sender.join()
@@ -183,9 +204,24 @@ def serve(fd: int, make, handle) -> None:
 _DONE = object()
 
 
+def _take_messages(conn: connection.Connection, sock: socket.socket, fds_of, messages: queue.Queue) -> None:
+    try:
+        while (message := conn.recv()) is not None:
+            messages.put((message, recv_fds(sock, fds_of(message))))
+    except (EOFError, ConnectionError):
+        pass
+    finally:
+        messages.put(_DONE)
+
+
 def _send_answers(conn: connection.Connection, answers: queue.Queue) -> None:
     while (answer := answers.get()) is not _DONE:
         try:
-            conn.send(answer)
+            if isinstance(answer, Blobs):
+                conn.send(("blobs", answer.value, len(answer.blobs)))
+                for blob in answer.blobs:
+                    conn.send_bytes(blob)
+            else:
+                conn.send(answer)
         except OSError:  # the job is gone: nothing to answer
             return

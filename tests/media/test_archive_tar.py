@@ -19,6 +19,7 @@ from appliance.media import members, snapshot_frames
 from appliance.media.pax import acl_text, acl_xattr, tar_header
 from appliance.protect.files import sync
 from appliance.store import Store
+from appliance.store.model import entry_from_row
 from appliance.store.errors import ChunkDamaged
 from tests.protect.conftest import assert_same_tree, group_of, restored_root, tree_state
 from tests.protect.test_fidelity import build_rich_tree
@@ -124,16 +125,19 @@ def test_members_built_straight_from_the_manifest_are_the_bytes_the_general_enco
     try:
         result = sync(store, group_of(src))
         assert result.state == "completed", result.warnings
-        entries = list(store.entries(result.snapshot.id))
+        sources = list(store.snapshot(result.snapshot.id).sources)
+        rows = list(store.rows(result.snapshot.id))
     finally:
         store.close()
     roots: dict[str, bytes] = {}
-    for entry in entries:
-        fast = members.prepared_from_entry(entry, roots)
+    for row in rows:
+        entry = entry_from_row(row, sources)
+        fast = members.prepared_from_row(row, sources, roots)
         general = prepare(member_from_entry(entry, None))
         assert (fast.path, fast.headers, fast.data_size, fast.key, fast.link) == \
             (general.path, general.headers, general.data_size, general.key, general.link), entry.path
-    assert len(entries) == len(tree_state(src))
+        assert members.member_key(row, sources, roots) == (general.path, general.key)
+    assert len(rows) == len(tree_state(src))
 
 
 @pytest.mark.parametrize("through_workers", [False, True])
