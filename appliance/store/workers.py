@@ -22,7 +22,6 @@ from multiprocessing import connection
 from pathlib import Path
 
 from appliance.errors import TapelineError
-from appliance.store.model import DIGEST_SIZE
 
 FDS_PER_MESSAGE = 200  # SCM_MAX_FD is 253
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
@@ -47,16 +46,12 @@ class WorkerFailed(TapelineError):
 
 
 def chunk_places(store, blob: bytes, where: dict[int, str]) -> list[tuple]:
-    """Where each chunk of a manifest row's chunk list is stored, as (pack descriptor, offset, length, flags,
-    digest); `where` gets "pack NAME" for each descriptor new to it (a worker's error messages name the pack)."""
-    places = []
-    locate = store.locate_chunk
-    for i in range(0, len(blob), DIGEST_SIZE):
-        digest = blob[i:i + DIGEST_SIZE]
-        fd, offset, length, flags = locate(digest)
+    """`store.chunk_places(blob)`; `where` gets "pack NAME" for each descriptor new to it (a worker's error
+    messages name the pack)."""
+    places = store.chunk_places(blob)
+    for fd, _, _, _, digest in places:
         if fd not in where:
             where[fd] = store.pack_of(digest)
-        places.append((fd, offset, length, flags, digest))
     return places
 
 
