@@ -273,6 +273,16 @@ class StreamTransport:
 
 def _close_quietly(port: Any) -> None:
     try:
+        sock = raw_socket(port)
+        if sock is not None and sock is not port:
+            # pyserial's socket:// close sleeps 0.3 s after closing "in case of quick reconnects": every command
+            # that used a drive or a changer waited for it. The library's server needs no such pause.
+            port._socket, port.is_open = None, False
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            finally:
+                sock.close()
+            return
         port.close()
     except (OSError, serial.SerialException):
         pass

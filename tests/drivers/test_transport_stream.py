@@ -10,6 +10,7 @@ import struct
 import stat
 import threading
 import time
+import types
 
 import pytest
 from hypothesis import given
@@ -241,6 +242,24 @@ def test_commands_travel_over_tcp(server):
         check = drive.execute(bytes([0x03, 0, 0, 0, 18, 0]))
         assert check.status == 0x02 and check.sense[12] == 0x28
     assert lib.seen[0] == ("drive0", WRITE6, 262144)
+
+
+def test_closing_a_drive_ends_its_connection_at_once(server, monkeypatch):
+    """pyserial's socket:// close sleeps 0.3 s after closing: every tape command paid it once per device."""
+    from serial.urlhandler import protocol_socket
+
+    def no_pause(seconds):
+        raise AssertionError(f"close paused {seconds} s")
+
+    _, port = server
+    drive = StreamTransport(f"stream+socket://127.0.0.1:{port}/drive0")
+    assert drive.execute(bytes(6)).status == 0
+    sock = stream.raw_socket(drive._port)
+    monkeypatch.setattr(protocol_socket, "time", types.SimpleNamespace(sleep=no_pause))
+    drive.close()
+    assert sock.fileno() == -1  # closed
+    with StreamTransport(f"stream+socket://127.0.0.1:{port}/drive0") as again:  # and the library takes the next
+        assert again.execute(bytes(6)).status == 0
 
 
 def test_unknown_device_is_named(server):
