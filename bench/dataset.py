@@ -1,6 +1,7 @@
-"""Build the benchmark dataset (idempotent): ~100k real small files, one random, one real-text and one sparse file.
+"""Build the benchmark dataset (idempotent): ~100k real small files, one random, one real-text, one sparse file and
+one random 1 MiB file (the tape bench restores it alone).
 
-    .venv/bin/python bench/dataset.py DIR            # ~1.5 GB: DIR/small/... DIR/large/{random.bin,text.txt,sparse.img}
+    .venv/bin/python bench/dataset.py DIR            # ~1.5 GB: DIR/small/... DIR/large/{random.bin,text.txt,sparse.img,one-mib.bin}
     .venv/bin/python bench/dataset.py DIR --files N  # N tiny distinct files in directories of 1000 (memory test)
 
 Small files are copies of system trees (/usr/share, /usr/lib/python3*, /usr/include, /usr/lib), regular files up
@@ -23,6 +24,7 @@ SMALL_LIMIT = 256 << 10
 RANDOM_SIZE = 400 << 20
 TEXT_SIZE = 200 << 20
 SPARSE_SIZE, SPARSE_DATA = 1 << 30, 8
+ONE_MIB = "large/one-mib.bin"
 
 
 def _copy_small(dest: Path) -> int:
@@ -93,6 +95,11 @@ def _large(dest: Path) -> None:
         for i in range(SPARSE_DATA):  # 8 data islands of 1 MiB spread over 1 GiB
             f.seek(i * (SPARSE_SIZE // SPARSE_DATA))
             f.write(rng.randbytes(1 << 20))
+    _one_mib(dest / "one-mib.bin")
+
+
+def _one_mib(path: Path) -> None:
+    path.write_bytes(random.Random(2).randbytes(1 << 20))
 
 
 def _tiny(dest: Path, n: int) -> None:
@@ -111,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     stamp = args.dir / ".dataset-complete"
     want = f"tiny {args.files}" if args.files else f"standard {SMALL_FILES} {SMALL_LIMIT} {RANDOM_SIZE} {TEXT_SIZE}"
     if stamp.exists() and stamp.read_text() == want:
+        if not args.files and not (args.dir / ONE_MIB).exists():  # a dataset built before that file was added
+            _one_mib(args.dir / ONE_MIB)
         print(f"dataset in {args.dir} is ready ({want})", file=sys.stderr)
         return 0
     if args.dir.exists():

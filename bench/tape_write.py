@@ -8,8 +8,8 @@ A virtual LTO-9 library (`tapeline-vtl init --generation LTO-9`, timing model of
   against `tar -cf - DATA | zstd -T0 -3 | dd bs=256k of=FILE` of the same tree; throughput = the point's bytes over
   the whole command's time. Goal: ratio >= 0.9 and never under 177 MB/s (IBM's lowest LTO-9 speed-matching rate).
 - The verify pass, separately: `tapeline media verify BARCODE --wait`.
-- One 1 MiB file from the set: `tapeline tape restore ... PATH --wait`: bytes read from tape (goal: at most 2
-  frames) and the modelled time to first byte of an LTO-9 (load, locate) from the library's timing model.
+- One 1 MiB file from the set (bench/dataset.py's large/one-mib.bin): `tapeline tape restore ... PATH --wait`:
+  bytes read from tape (goal: at most 2 frames); bench/tape_timing.py gives its modelled time to first byte.
 - `tapeline media rebuild --library lib --wait`: bytes read against bytes stored on the cartridge.
 With `--timing` the library's timing model runs in real time: the job's `drive_waits` say whether the drive waited
 for data, and its warnings whether the data came slower than the drive's lowest speed-matching rate.
@@ -28,7 +28,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from store_sync import Daemon, process_cpu, timed_cpu  # noqa: E402 (bench/ is not a package)
+from dataset import ONE_MIB  # noqa: E402 (bench/ is not a package)
+from store_sync import Daemon, process_cpu, timed_cpu  # noqa: E402
 
 from appliance.embedded_vtl import EmbeddedLibrary  # noqa: E402
 
@@ -70,8 +71,7 @@ def main() -> None:
                              "the drive waited for data, and the job's warning when the source is below the drive's "
                              "lowest speed-matching rate")
     args = parser.parse_args()
-    if not args.data.is_dir():
-        subprocess.run([PY, str(HERE / "dataset.py"), "--out", str(args.data)], check=True)
+    subprocess.run([PY, str(HERE / "dataset.py"), str(args.data)], check=True)  # builds or completes it
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
     vtl = served_library(args.work, 1.0 if args.timing else None)
@@ -99,9 +99,7 @@ def main() -> None:
         barcode = tape["cartridges"][0]
         verify_s, verify = run("media", "verify", barcode, "--wait")
 
-        one = min((p for p in args.data.rglob("*") if p.is_file() and not p.is_symlink()
-                   and p.stat().st_blocks * 512 >= p.stat().st_size >= 512 << 10),  # not sparse
-                  key=lambda p: abs(p.stat().st_size - (1 << 20)))  # the file nearest 1 MiB
+        one = args.data / ONE_MIB
         restore_s, restored = run("tape", "restore", "bench", str(one), "--to", str(args.work / "one"), "--wait")
         r = restored["result"]["restore"]
         rebuild_s, rebuilt = run("media", "rebuild", "--library", "lib", "--wait")
@@ -122,8 +120,8 @@ def main() -> None:
                   f"({tape['drive_wait_seconds']} s); job warnings: {job.get('warnings') or 'none'}")
         print(f"verify pass: {verify_s:.2f} s, {verify['result']['verify']['bytes_read'] / 1e6:.0f} MB read "
               f"({verify['result']['verify']['bytes_read'] / verify_s / 1e6:.0f} MB/s)")
-        print(f"one {one.stat().st_size / 2**20:.1f} MiB file: {r['bytes_read_from_tape'] / 2**20:.1f} MiB read "
-              f"from tape (2 frames = 8 MiB), command {restore_s:.2f} s")
+        print(f"one 1 MiB file: {r['bytes_read_from_tape'] / 2**20:.1f} MiB read from tape (goal: at most 2 frames, "
+              f"8 MiB), command {restore_s:.2f} s")
         print(f"media rebuild: {rb['bytes_read'] / 2**20:.1f} MiB read of {rb['bytes_on_tape'] / 2**20:.0f} MiB on "
               f"tape ({rb['bytes_read'] / rb['bytes_on_tape']:.4f}), command {rebuild_s:.2f} s")
         print(json.dumps({"ours_s": ours_s, "peer_s": peer_s, "bytes": nbytes, "ours_mb_s": ours_mb_s,

@@ -33,6 +33,7 @@ class BatchArchiver:
         self.sources = sources
         self.packs: dict[int, tuple[int, str]] = {}
         self.roots: dict[str, bytes] = {}
+        self.writer = ArchiveWriter(workers=0, level=LEVEL)  # one for every batch: its compressors and buffer stay
         self.view = memoryview(bytearray(WINDOW))
         self.window = (-1, 0, 0)  # (pack descriptor, start, end) of what the buffer holds
 
@@ -55,7 +56,7 @@ class BatchArchiver:
     def archive(self, items: list[tuple]) -> Blobs:
         """The batch: its frames' stored bytes beside ([(raw length, BLAKE3, entries as (path, key, offset,
         link))] for its frames, [(path or None, bytes given)] for each piece of a split member, in order)."""
-        writer = ArchiveWriter(workers=0, level=LEVEL)
+        writer = self.writer
         pieces: list[tuple] = []
 
         def frames():
