@@ -494,18 +494,42 @@ def _records(data: bytes, expected: str) -> Iterator[dict]:
         raise FormatError(f"{damaged[0]} ({exc})", damaged[1]) from None
 
 
-def encode_index(index: SetIndex, member_lines: Iterable[str] | None = None) -> bytes:
-    """The set's index file: zstd-compressed JSON lines (`zstd -dc` shows them), padded to whole blocks: a first
-    line describing the set, one line per frame ("f"), one per member ("m"). `member_lines`: the entries' lines
-    (`member_line` of each, in order) when the writer built them already, frame by frame as the set was written."""
-    def lines() -> Iterator[str]:
-        yield _JSON.encode({"format": INDEX_FORMAT, "version": FILE_VERSION, "header": _header_json(index.header),
-                            "complete": index.complete})
-        for f in index.frames:
-            yield _JSON.encode({"f": f.number, "block": f.block, "offset": f.offset, "length": f.length,
-                                "raw": f.raw_length, "hash": f.hash.hex()})
-        yield from map(member_line, index.entries) if member_lines is None else member_lines
-    return _compress_lines(lines(), index.header.block_size)
+class IndexWriter:
+    """A set part's index file, built as the part is written: the members' lines (`member_line` of each entry, in
+    order) are compressed as they come, on the drive's thread while it waits for frames; the first line and the
+    frames' lines once the part ends, in a zstd frame of their own ahead of the members' (readers read across
+    frames: `zstd -dc` shows the lines in the same order as one frame would)."""
+
+    def __init__(self) -> None:
+        self._members = zstandard.ZstdCompressor(level=3, write_checksum=True).compressobj()
+        self._out = bytearray()
+        self._batch: list[str] = []
+
+    def add(self, lines: Iterable[str]) -> None:
+        self._batch += lines
+        if len(self._batch) >= 4096:
+            self._out += self._members.compress(("\n".join(self._batch) + "\n").encode("ascii"))
+            self._batch.clear()
+
+    def finish(self, index: SetIndex) -> bytes:
+        """The index file: a first line describing the set, one line per frame ("f"), then the members' ("m")."""
+        head = [_JSON.encode({"format": INDEX_FORMAT, "version": FILE_VERSION, "header": _header_json(index.header),
+                              "complete": index.complete})]
+        head += (_JSON.encode({"f": f.number, "block": f.block, "offset": f.offset, "length": f.length,
+                               "raw": f.raw_length, "hash": f.hash.hex()}) for f in index.frames)
+        data = zstandard.ZstdCompressor(level=3, write_checksum=True).compress(("\n".join(head) + "\n").encode("ascii"))
+        if self._batch:
+            self._out += self._members.compress(("\n".join(self._batch) + "\n").encode("ascii"))
+            self._batch.clear()
+        data += self._out + self._members.flush()
+        return data + padding(len(data), index.header.block_size)
+
+
+def encode_index(index: SetIndex) -> bytes:
+    """The set's index file (`IndexWriter`) with its entries' lines all at once."""
+    writer = IndexWriter()
+    writer.add(map(member_line, index.entries))
+    return writer.finish(index)
 
 
 def index_header(data: bytes) -> SetHeader:

@@ -246,7 +246,7 @@ class _Part:
         self.first_block = self.drive.read_position().block
         self.stream = fmt.SetStream(self.header, self.first_block, block_size)
         self.entries: list = []
-        self.lines: list[str] = []  # the index's member lines, built as the frames go to the drive, not at the end
+        self.index = fmt.IndexWriter()  # its member lines built and compressed as the frames go to the drive
         self.blocks = 1
         self.bytes = 0
         write_blocks(self.drive, self.stream.header_block(), self.barcode)
@@ -255,20 +255,22 @@ class _Part:
         # The frames were made ahead of the drive, not knowing which part they would land in.
         entries = [e if e.part == self.number else replace(e, part=self.number) for e in frame.entries]
         self.entries += entries
-        self.lines += map(fmt.member_line, entries)
+        self.index.add(map(fmt.member_line, entries))
         blocks = self.stream.add(frame)
         self.blocks += len(blocks) // self.stream.block_size
         self.bytes += len(frame.data)
         return write_blocks(self.drive, blocks, self.barcode)
 
-    def finish(self, target: Target, complete: bool, full: bool) -> PartWritten:
+    def finish(self, target: Target, complete: bool, full: bool, carried: list = ()) -> PartWritten:
+        """End the part; `carried`: the entries of members other sets hold (the last part's index lists them)."""
         blocks = self.stream.finish()
         self.blocks += len(blocks) // self.stream.block_size
         write_blocks(self.drive, blocks, self.barcode)
         write_file(self.drive, b"", self.barcode)  # the filemark that ends the set's data
         frames = list(self.stream.frames)
-        self.lines += map(fmt.member_line, self.entries[len(self.lines):])  # the carried ones
-        index = fmt.encode_index(fmt.SetIndex(self.header, frames, self.entries, complete), self.lines)
+        self.index.add(map(fmt.member_line, carried))
+        self.entries += carried
+        index = self.index.finish(fmt.SetIndex(self.header, frames, self.entries, complete))
         write_file(self.drive, index, self.barcode)
         part = PartWritten(self.number, self.barcode, self.tape_file, self.tape_file + 1, self.first_block,
                            self.blocks, self.bytes, self.header, index, frames, self.entries, complete)
@@ -293,8 +295,7 @@ def _attempt(target: Target, make_frames, header, block_size: int, cancel: threa
                 part = _Part(target, part.number + 1, header, block_size)
         if cancel.is_set():
             raise Cancelled()
-        part.entries.extend(carried)
-        stats.parts.append(part.finish(target, complete=True, full=False))
+        stats.parts.append(part.finish(target, complete=True, full=False, carried=carried))
     finally:
         pump.close()
         stats.stalls, stats.stall_seconds = pump.stalls, pump.stall_seconds
