@@ -1,5 +1,6 @@
 """Hash on the walking thread, compress in batches on a worker: the shape that suits the GIL.
 
+Files above MIN_CHUNK come here (files up to it, most of a tree, are read in worker processes: read_workers.py).
 The walking thread reads a file, hashes each piece with BLAKE3 (~2 GB/s) and asks the store whether it has it;
 only new pieces are queued. Every new piece of 128 bytes or more is compressed with zstd level 3, in batches of a
 few MiB, by ONE call to `multi_compress_to_buffer` on a worker thread, which releases the GIL for the whole batch:
