@@ -188,7 +188,7 @@ def main() -> None:
               f"{peer_write - first:10.1f} {(ours_write - first) / (peer_write - first):7.3f}")
         print(f"  drive waited for data {tape['drive_waits']} times ({tape['drive_wait_seconds']} s real; on a "
               f"{factor:g}x clock the drive streams {LTO9.native_rate * factor / 1000:g} GB/s: this says nothing of "
-              f"a real drive, bench/tape_write.py --timing runs the model at 1x); job warnings: "
+              f"a real drive: the 1x run below does); job warnings: "
               f"{job.get('warnings') or 'none'}")
         print(f"{'one 1 MiB file: time to first byte (mod. s)':44} {ours_first:10.1f} {'':>10}")
         print(f"{'one 1 MiB file: whole command (modelled s)':44} {ours_restore:10.1f} {peer_restore:10.1f} "
