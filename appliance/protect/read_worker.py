@@ -1,10 +1,9 @@
 """What reads a sync's small files in worker processes: content, hash, compression and xattrs of a batch of files,
 so the walk is not bound to one core by the GIL (read_workers.py starts them and hands the batches out).
 
-A worker is a fresh interpreter (`python -c`, started with subprocess: the daemon is multi-threaded, so it is never
-forked) talking over a Unix socket pair: a pickled message per batch, the descriptors of the directories the walk
-opened sent beside it with SCM_RIGHTS, so a worker opens each file relative to its directory without following a
-link, exactly as the walk would. It answers each batch with one entry per file, in order.
+A worker (appliance/store/workers.py) gets a message per batch and the descriptors of the directories the walk
+opened beside it, so it opens each file relative to its directory without following a link, exactly as the walk
+would. It answers each batch with one entry per file, in order.
 
 Small pieces are compressed with zstd level 1: per piece of a few KiB, level 3 cost 60% more CPU for 2% less size
 (measured on the bench's small files); the big files' pieces keep level 3 (pipeline.py).
@@ -14,22 +13,19 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
-import traceback
-from multiprocessing.connection import Connection
 
 import blake3
 import zstandard
 from pyfastcdc import FastCDC
 
 from appliance.protect.pipeline import AVG_CHUNK, MAX_CHUNK, MIN_CHUNK, compress
+from appliance.store.workers import serve
 
 RETRIES = 3
 LEVEL = 1
 OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 NOATIME = getattr(os, "O_NOATIME", 0)
 GROWN = 4 * MIN_CHUNK  # a small file that grew past this while read is recorded as last read, with the warning
-FDS_PER_MESSAGE = 200  # SCM_MAX_FD is 253
 
 # An answer per file: (pieces, size, mtime_ns, ctime_ns, xattrs, unread xattrs, changed while read, bytes read),
 # pieces being (digest, stored bytes, flags, raw length); or (None, strerror) when it could not be opened or read.
@@ -109,39 +105,15 @@ class FileReader:
         return pieces, after.st_size, after.st_mtime_ns, after.st_ctime_ns, xattrs, unread, changed, got
 
 
-def send_fds(sock: socket.socket, fds: list[int]) -> None:
-    for at in range(0, len(fds), FDS_PER_MESSAGE):
-        socket.send_fds(sock, [b"F"], fds[at:at + FDS_PER_MESSAGE])
-
-
-def _recv_fds(sock: socket.socket, count: int) -> list[int]:
-    fds: list[int] = []
-    while len(fds) < count:
-        _, got, _, _ = socket.recv_fds(sock, 1, min(FDS_PER_MESSAGE, count - len(fds)))
-        if not got:
-            raise EOFError("the sync ended the connection")
-        fds += got
-    return fds
+def _read(reader: FileReader, message: tuple, fds: list[int]) -> list[Answer]:
+    try:
+        return [reader.read(fds[d], name, size, mtime_ns) for d, name, size, mtime_ns in message[1]]
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def main(fd: int) -> None:
-    """Serve one sync: a message per batch, (directory count, [(directory index, name, size, mtime_ns), ...]), the
-    directories' descriptors right behind it; None or the end of the connection ends the worker."""
-    sock = socket.socket(fileno=fd)
-    conn = Connection(os.dup(fd))
-    reader = FileReader()
-    try:
-        while (message := conn.recv()) is not None:
-            dirs, items = message
-            fds = _recv_fds(sock, dirs)
-            try:
-                answer = [reader.read(fds[d], name, size, mtime_ns) for d, name, size, mtime_ns in items]
-            except Exception:  # a bug, not a file's error (those are answers): the sync fails and says so
-                conn.send(("error", traceback.format_exc()))
-                return
-            finally:
-                for f in fds:
-                    os.close(f)
-            conn.send(answer)
-    except (EOFError, ConnectionError):
-        pass
+    """Serve one sync (appliance/store/workers.py): a message per batch, (directory count, [(directory index, name,
+    size, mtime_ns), ...]), the directories' descriptors right behind it."""
+    serve(fd, lambda config: FileReader(), _read, lambda message: message[0])

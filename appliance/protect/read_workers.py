@@ -12,14 +12,11 @@ worker process per core reads the batches.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 from collections import deque
 from multiprocessing import connection
-from pathlib import Path
 
-from appliance.protect.read_worker import Answer, FileReader, send_fds
+from appliance.protect.read_worker import Answer, FileReader
+from appliance.store.workers import WorkerProcess
 
 WORKERS = min(8, max(2, len(os.sched_getaffinity(0))))
 BATCH_FILES = 64  # a message per file would cost more than reading it
@@ -27,11 +24,6 @@ BATCH_BYTES = 4 << 20
 INLINE_FILES = 2000
 INLINE_BYTES = 16 << 20
 QUEUED = 2 * WORKERS  # batches handed out and not answered yet
-PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-
-
-class ReaderLost(Exception):
-    """A worker process ended without answering (killed, or a bug): the sync fails and says what to do."""
 
 
 class Batch:
@@ -46,71 +38,22 @@ class Batch:
         self.worker: _Worker | None = None
 
 
-class _Worker:
+class _Worker(WorkerProcess):
     def __init__(self) -> None:
-        self.proc: subprocess.Popen | None = None
-        self.sock = self.conn = None
-        try:
-            self.sock, theirs = socket.socketpair()
-            code = (f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); "
-                    f"from appliance.protect.read_worker import main; main({theirs.fileno()})")
-            try:
-                # a fresh interpreter, not a fork: the daemon has threads (a forked child could inherit a held lock)
-                self.proc = subprocess.Popen([sys.executable, "-I", "-c", code], pass_fds=[theirs.fileno()],
-                                             stdin=subprocess.DEVNULL)
-            finally:
-                theirs.close()
-            self.conn = connection.Connection(os.dup(self.sock.fileno()))
-        except OSError as exc:
-            self.close()
-            raise ReaderLost(f"a sync reader process could not be started ({exc.strerror or exc}): check the "
-                             f"daemon's limits (processes, open files, memory), then run the sync again") from exc
+        super().__init__("appliance.protect.read_worker", None, "sync", "the sync")
         self.queued: deque[Batch] = deque()
 
     def send(self, batch: Batch) -> None:
-        try:
-            self.conn.send((len(batch.fds), batch.items))
-            send_fds(self.sock, batch.fds)
-        except OSError as exc:
-            raise self._lost(exc) from None
+        super().send((len(batch.fds), batch.items), batch.fds)
         self.queued.append(batch)
         batch.worker = self
 
     def collect(self) -> None:
         """The answer to the oldest batch this worker has."""
-        try:
-            answer = self.conn.recv()
-        except (EOFError, OSError) as exc:
-            raise self._lost(exc if isinstance(exc, OSError) else None) from None
-        if answer.__class__ is tuple:  # ("error", traceback): a bug in the worker
-            raise ReaderLost(f"a sync reader process failed ({answer[1].strip().splitlines()[-1]}): report it with "
-                             f"the daemon's log, then run the sync again")
-        self.queued.popleft().answer = answer
-
-    def _lost(self, exc: OSError | None) -> ReaderLost:
-        alive = self.proc.poll() is None
-        if alive:  # the connection broke to a live worker: it would wait for the rest of a message for ever
-            self.proc.kill()
-        code = self.proc.wait()
-        cause = f"the connection to it failed: {exc.strerror or exc}" if alive and exc is not None else \
-            f"exit status {code}"
-        return ReaderLost(f"a sync reader process ended unexpectedly ({cause}): see the daemon's log, then run the "
-                          f"sync again")
+        self.queued.popleft().answer = self.answer()
 
     def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                if self.conn is not None and not self.queued:
-                    self.conn.send(None)
-                    self.proc.wait(5)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-        for end in (self.conn, self.sock):
-            if end is not None:
-                end.close()
+        self.stop(busy=bool(self.queued))
 
 
 class Readers:

@@ -23,11 +23,11 @@ from itertools import chain
 from datetime import UTC, datetime
 
 from appliance.protect.check import drift_of
-from appliance.protect.read_workers import ReaderLost
 from appliance.protect.scan import Scanner, SyncRefused
 from appliance.protect.types import NO_PROGRESS, ChangeList, GroupSpec, Progress, SyncCheck, SyncResult, SyncStats
 from appliance.store import Store
 from appliance.store.errors import ManifestDamaged
+from appliance.store.workers import WorkerFailed, WorkerLost
 
 MIN_FILES_FOR_VANISH_CHECK = 10
 
@@ -110,7 +110,7 @@ def _run(store: Store, group: GroupSpec, kind: str, progress: Progress, cancel: 
                               header_extra=scanner.header_extra)
         unchanged, missing = scanner.lost()
         verified = SyncCheck(session.verified_chunks + unchanged, frozenset(session.bad_chunks() | missing))
-    except (SyncRefused, ReaderLost) as exc:
+    except (SyncRefused, WorkerLost, WorkerFailed) as exc:
         return _failed(scanner, str(exc), started)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:

@@ -7,6 +7,7 @@ import os
 import threading
 
 from appliance.protect.files import restore, sync
+from appliance.protect import read_workers
 from appliance.protect.read_workers import BATCH_FILES, INLINE_FILES
 from tests.protect.conftest import assert_same_tree, group_of, restored_root, tree_state
 
@@ -101,3 +102,25 @@ def test_a_new_file_gone_before_its_reader_opens_it_is_not_recorded_nor_counted(
     # the change list names each recorded file once, in order (its numbers count the rows actually written)
     assert [c.path.decode() for c in result.changes if c.path] == kept
     assert {c.what for c in result.changes if c.path} == {"added"}
+
+
+def test_a_killed_reader_fails_the_sync_with_a_fix_and_records_nothing(store, src, monkeypatch):
+    _tree(src, b"v1")
+    started: list = []
+    real = read_workers._Worker.send
+
+    def killed_first(self, batch):
+        if not started:
+            started.append(self)
+            self.proc.kill()
+            self.proc.wait()
+        real(self, batch)
+
+    monkeypatch.setattr(read_workers._Worker, "send", killed_first)
+    result = sync(store, group_of(src))
+
+    assert result.state == "failed"
+    assert result.reason.startswith("a sync worker process ended unexpectedly (exit status -9)"), result.reason
+    assert result.reason.endswith("then run the sync again")
+    assert store.snapshots() == []
+    assert started[0].proc.poll() is not None
