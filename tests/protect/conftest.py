@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,18 @@ def give_to_nobody(root: Path) -> None:
     for dirpath, dirnames, filenames in os.walk(root):
         for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
             os.chown(name, 65534, 65534)
+
+
+class Hook(threading.Event):
+    """A cancel event whose is_set() (polled by the walk after every entry) runs `action` once, at a chosen
+    moment: a real change to the filesystem in the middle of a sync."""
+
+    def __init__(self, action, after: int = 1) -> None:
+        super().__init__()
+        self.action, self.after, self.calls = action, after, 0
+
+    def is_set(self) -> bool:
+        self.calls += 1
+        if self.calls == self.after:
+            self.action()
+        return super().is_set()

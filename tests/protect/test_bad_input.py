@@ -15,22 +15,7 @@ import pytest
 
 from appliance.protect.files import restore, sync
 from appliance.store import Store
-from tests.protect.conftest import assert_same_tree, give_to_nobody, group_of, restored_root, tree_state
-
-
-class _Hook(threading.Event):
-    """A cancel event whose is_set() (polled by the walk after every entry) runs `action` once, at a chosen
-    moment: a real change to the filesystem in the middle of a sync."""
-
-    def __init__(self, action, after: int = 1) -> None:
-        super().__init__()
-        self.action, self.after, self.calls = action, after, 0
-
-    def is_set(self) -> bool:
-        self.calls += 1
-        if self.calls == self.after:
-            self.action()
-        return super().is_set()
+from tests.protect.conftest import Hook, assert_same_tree, give_to_nobody, group_of, restored_root, tree_state
 
 
 def test_vanished_file_keeps_its_previous_version(store, src, tmp_path):
@@ -40,7 +25,7 @@ def test_vanished_file_keeps_its_previous_version(store, src, tmp_path):
     first = sync(store, group)
     for name in "abcdef":
         (src / name).write_text(name * 20)
-    second = sync(store, group, cancel=_Hook(lambda: (src / "e").unlink(), after=2))
+    second = sync(store, group, cancel=Hook(lambda: (src / "e").unlink(), after=2))
     assert second.state == "completed with warnings"
     assert any("e: vanished" in w for w in second.warnings)
     entry = {e.path: e for e in store.entries(second.snapshot.id)}[b"e"]

@@ -4,12 +4,11 @@ byte, metadata and xattrs included, and a file they cannot open is a warning tha
 from __future__ import annotations
 
 import os
-import threading
 
 from appliance.protect.files import restore, sync
 from appliance.protect import read_workers
 from appliance.protect.read_workers import BATCH_FILES, INLINE_FILES
-from tests.protect.conftest import assert_same_tree, group_of, restored_root, tree_state
+from tests.protect.conftest import Hook, assert_same_tree, group_of, restored_root, tree_state
 
 FILES = INLINE_FILES + 3 * BATCH_FILES  # past what the walk reads itself
 
@@ -51,20 +50,6 @@ def test_many_small_files_restore_byte_for_byte(store, src, tmp_path):
     assert dict(entries[b"d0013/f97"].xattrs) == {b"user.tag": b"t97"}
 
 
-class _Hook(threading.Event):
-    """A cancel event whose is_set() (polled by the walk after every entry) runs `action` at the chosen call."""
-
-    def __init__(self, action, after: int) -> None:
-        super().__init__()
-        self.action, self.after, self.calls = action, after, 0
-
-    def is_set(self) -> bool:
-        self.calls += 1
-        if self.calls == self.after:
-            self.action()
-        return super().is_set()
-
-
 def test_a_file_gone_before_its_reader_opens_it_keeps_its_previous_version(store, src):
     names = [f"f{i:05d}" for i in range(FILES)]
     for name in names:
@@ -75,7 +60,7 @@ def test_a_file_gone_before_its_reader_opens_it_keeps_its_previous_version(store
         (src / name).write_text(name * 2)
     # A file in the middle of a worker's batch: the walk has queued it and not yet sent the batch when it goes.
     target = names[INLINE_FILES + BATCH_FILES // 2]
-    hook = _Hook(lambda: (src / target).unlink(), after=2 + names.index(target))  # the root, then each file
+    hook = Hook(lambda: (src / target).unlink(), after=2 + names.index(target))  # the root, then each file
     second = sync(store, group, cancel=hook)
     assert second.state == "completed with warnings"
     assert [w for w in second.warnings if target in w] == \
@@ -91,7 +76,7 @@ def test_a_new_file_gone_before_its_reader_opens_it_is_not_recorded_nor_counted(
     for name in names:
         (src / name).write_text(name)
     target = names[INLINE_FILES + BATCH_FILES // 2]
-    hook = _Hook(lambda: (src / target).unlink(), after=2 + names.index(target))
+    hook = Hook(lambda: (src / target).unlink(), after=2 + names.index(target))
     result = sync(store, group_of(src), cancel=hook)
     assert result.state == "completed with warnings"
     assert [w for w in result.warnings if target in w] == \
