@@ -53,7 +53,8 @@ def read_xattrs(path: bytes | int) -> tuple[dict | None, list[str]]:
 
 
 def piece(data: bytes, cctx: zstandard.ZstdCompressor) -> tuple[bytes, bytes, int, int]:
-    """A piece as the store keeps it: zstd level 3 from 128 bytes on, unless that saves under 3%."""
+    """A piece as the store keeps it: compressed with `cctx` (level 1 here) from 128 bytes on, unless that saves
+    under 3%."""
     raw = len(data)
     blob, flags = compress(data, cctx) if raw >= 128 else (data, 0)
     return blake3.blake3(data).digest(), blob, flags, raw
@@ -102,7 +103,9 @@ class FileReader:
             pieces = [piece(data, self.cctx)] if data else []
         else:
             pieces = [piece(c.data, self.cctx) for c in self.chunker.cut_buf(data)]
-        return pieces, after.st_size, after.st_mtime_ns, after.st_ctime_ns, xattrs, unread, changed, got
+        # the size of what was read and stored, not the file's size now: a row's chunks add up to its size (a file
+        # that grew past GROWN was read at the walk's size; the changed-while-read warning has it read again)
+        return pieces, len(data), after.st_mtime_ns, after.st_ctime_ns, xattrs, unread, changed, got
 
 
 def _read(reader: FileReader, message: tuple, fds: list[int]) -> list[Answer]:

@@ -71,6 +71,24 @@ def test_a_file_gone_before_its_reader_opens_it_keeps_its_previous_version(store
     assert second.stats.files_changed == FILES - 1
 
 
+def test_a_file_that_grows_before_its_reader_reads_it_is_recorded_as_read_and_restores(store, src, tmp_path):
+    names = [f"f{i:05d}" for i in range(FILES)]
+    for name in names:
+        (src / name).write_text(name)
+    # queued to a worker at its walk-time size, then 2 MiB longer before the worker reads it
+    target = names[INLINE_FILES + BATCH_FILES // 2]
+    hook = Hook(lambda: (src / target).write_bytes(target.encode() + os.urandom(2 << 20)),
+                after=2 + names.index(target))
+    result = sync(store, group_of(src), cancel=hook)
+    assert result.state == "completed with warnings"
+    assert any(target in w and "changed while" in w for w in result.warnings), result.warnings
+    entry = next(e for e in store.entries(result.snapshot.id) if e.path == target.encode())
+    restored = restore(store, result.snapshot.id, [str(src / target)], tmp_path / "out")
+    assert restored.state == "completed", restored.warnings
+    got = (restored_root(tmp_path / "out", src) / target).read_bytes()
+    assert len(got) == entry.size and got == (src / target).read_bytes()[:entry.size]
+
+
 def test_a_new_file_gone_before_its_reader_opens_it_is_not_recorded_nor_counted(store, src):
     names = [f"f{i:05d}" for i in range(FILES)]
     for name in names:
