@@ -60,14 +60,12 @@ class _Worker(WorkerProcess):
 class SnapshotFrames:
     """One attempt at a set's frames (`frames()`); `close()` ends its workers."""
 
-    def __init__(self, store, sources: list[str], cipher, total: int) -> None:
+    def __init__(self, store, sources: list[str], cipher) -> None:
         self.store, self.cipher = store, cipher
         self.sources = sources
         self.local = BatchArchiver(sources)
         self.workers: list[_Worker] = []
         self.handed = False  # a batch went to a worker: every later one goes to them too (order)
-        if total > INLINE_BYTES:  # started now, they are ready once the job's thread has done its share
-            self._start()
         self.out: deque[_Batch] = deque()
         self.where: dict[int, str] = {}  # pack descriptor -> "pack NAME"
         self.inline = 0
@@ -117,9 +115,13 @@ class SnapshotFrames:
         if not self.handed and self.inline + cost <= INLINE_BYTES:
             self.inline += cost
             self.local.packs.update((fd, (fd, self.where[fd])) for fd in packs if fd not in self.local.packs)
-            self.out.append(_Batch(None, self.local.archive(items), cost, splits))
+            try:
+                answer = self.local.archive(items)
+            except Exception as exc:  # raised in its turn, once the batches before it are out, as a worker's is
+                answer = exc
+            self.out.append(_Batch(None, answer, cost, splits))
         else:
-            self._start()
+            self.start()
             self.handed = True
             worker = min(self.workers, key=lambda w: w.cost)
             new = [(fd, self.where[fd]) for fd in packs if fd not in worker.packs]
@@ -129,7 +131,9 @@ class SnapshotFrames:
             self.out.append(_Batch(worker, None, cost, splits))
         yield from self._drain(QUEUED)
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start the workers now (a set big enough to need them: they are ready once the job's thread has
+        archived its share)."""
         if not self.workers:
             for _ in range(WORKERS):  # one by one: close() stops those started when the next one fails
                 self.workers.append(_Worker(self.sources))
@@ -141,6 +145,8 @@ class SnapshotFrames:
             batch = self.out[0]
             answer = batch.answer if batch.worker is None else batch.worker.answer()
             self.out.popleft()
+            if isinstance(answer, Exception):
+                raise answer
             if batch.worker is not None:
                 batch.worker.cost -= batch.cost
             (frames, pieces), datas = answer.value, answer.blobs
@@ -188,8 +194,10 @@ def frames_from_snapshot(store, snapshot_id: str, base: dict[bytes, "members.fmt
             yield row
 
     def make() -> Iterator[Frame]:
-        maker = SnapshotFrames(store, sources, cipher, info.bytes)
+        maker = SnapshotFrames(store, sources, cipher)
         try:
+            if not base and info.bytes > INLINE_BYTES:  # (an incremental may write little of a big point)
+                maker.start()
             yield from maker.frames(rows())
         finally:
             maker.close()

@@ -100,8 +100,9 @@ class FramePump:
         return False
 
     def _run(self, make) -> None:
-        frames = make()
+        frames = None
         try:
+            frames = make()
             for frame in frames:
                 if self._stop.is_set() or self._cancel.is_set() or not self._put(frame):
                     return

@@ -27,8 +27,8 @@ FDS_PER_MESSAGE = 200  # SCM_MAX_FD is 253
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
-class WorkerLost(Exception):
-    """A worker process ended without answering (killed, or a bug); the message says what to do."""
+class WorkerLost(TapelineError):
+    """A worker process could not be started, or ended without answering (killed, or a bug)."""
 
 
 class Blobs:
@@ -92,8 +92,9 @@ class WorkerProcess:
             self.conn.send(config)
         except OSError as exc:
             self._close()
-            raise WorkerLost(f"a {job} worker process could not be started ({exc.strerror or exc}): check the "
-                             f"daemon's limits (processes, open files, memory), then run {again} again") from exc
+            raise WorkerLost(f"a {job} worker process could not be started ({exc.strerror or exc})",
+                             f"check the daemon's limits (processes, open files, memory), then run {again} again"
+                             ) from exc
 
     def send(self, message: object, fds: list[int] = ()) -> None:
         try:
@@ -111,8 +112,8 @@ class WorkerProcess:
         except OSError as exc:
             raise self._lost(exc) from None
         if isinstance(answer, tuple) and answer and answer[0] == "error":
-            raise WorkerLost(f"a {self.job} worker process failed ({answer[1].strip().splitlines()[-1]}): report it "
-                             f"with the daemon's log, then run {self.again} again")
+            raise WorkerLost(f"a {self.job} worker process failed ({answer[1].strip().splitlines()[-1]})",
+                             f"report it with the daemon's log, then run {self.again} again")
         if isinstance(answer, tuple) and answer and answer[0] == "failed":
             raise WorkerFailed(answer[1], answer[2])
         if isinstance(answer, tuple) and answer and answer[0] == "blobs":
@@ -133,8 +134,8 @@ class WorkerProcess:
         code = self.proc.wait()
         cause = f"the connection to it failed: {exc.strerror or exc}" if alive and exc is not None else \
             f"exit status {code}"
-        return WorkerLost(f"a {self.job} worker process ended unexpectedly ({cause}): see the daemon's log, then run "
-                          f"{self.again} again")
+        return WorkerLost(f"a {self.job} worker process ended unexpectedly ({cause})",
+                          f"see the daemon's log, then run {self.again} again")
 
     def _close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

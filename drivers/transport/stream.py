@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import serial
+from serial.urlhandler import protocol_socket
 
 from drivers.errors import DeviceNotFound, TransportError
 from drivers.transport import token as tokens
@@ -273,8 +274,8 @@ class StreamTransport:
 
 def _close_quietly(port: Any) -> None:
     try:
-        sock = raw_socket(port)
-        if sock is not None and sock is not port:
+        sock = raw_socket(port) if isinstance(port, protocol_socket.Serial) else None
+        if sock is not None:
             # pyserial's socket:// close sleeps 0.3 s after closing "in case of quick reconnects": every command
             # that used a drive or a changer waited for it. The library's server needs no such pause.
             port._socket, port.is_open = None, False

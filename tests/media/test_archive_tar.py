@@ -299,3 +299,29 @@ def test_batches_and_answers_bigger_than_a_socket_holds_go_through_the_workers(t
     out = tmp_path / "out"
     gnu_tar_extract(b"".join(f.data for f in frames), out)
     assert_same_tree(expected, restored_root(out, src))
+
+
+def test_a_frame_worker_that_dies_fails_the_set_with_its_fix_and_none_is_left_running(tmp_path, frame_workers,
+                                                                                     monkeypatch):
+    src = tmp_path / "src"
+    src.mkdir()
+    build_rich_tree(src)
+    real = snapshot_frames._Worker.send
+
+    def killed_first(self, *args):
+        if self is frame_workers[0] and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        real(self, *args)
+
+    monkeypatch.setattr(snapshot_frames._Worker, "send", killed_first)
+    store = Store.open(tmp_path / "store", create=True)
+    try:
+        result = sync(store, group_of(src))
+        with pytest.raises(TapelineError) as raised:
+            list(snapshot_frames.frames_from_snapshot(store, result.snapshot.id, None, [], None)())
+    finally:
+        store.close()
+    assert raised.value.message.startswith("a tape backup worker process ended unexpectedly (")
+    assert raised.value.fix == "see the daemon's log, then run the tape backup again"
+    assert all(w.proc.poll() is not None for w in frame_workers)
