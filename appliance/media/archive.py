@@ -347,7 +347,7 @@ class ArchiveWriter:
         self._ahead = workers + 1
         self._pieces: list = []  # the frame being filled: headers and content as given, joined on a worker
         self._size = 0
-        self._fast = 0  # bytes of the frame being filled known to be incompressible
+        self._fast: list[list[int]] = []  # [start, end) of incompressible content in the pieces, by their offset
         self._entries: list[IndexEntry] = []
         self._number = 0
         self._ended = False
@@ -395,7 +395,11 @@ class ArchiveWriter:
                 self._pieces.append(chunk)  # (a cut hands the list to a worker and starts a new one)
                 self._size += size
                 if incompressible:
-                    self._fast += size
+                    fast = self._fast
+                    if fast and fast[-1][1] == self._size - size:
+                        fast[-1][1] = self._size
+                    else:
+                        fast.append([self._size - size, self._size])
             while self._size >= self.frame_size:
                 yield from self._cut(self.frame_size)
         return written
@@ -429,7 +433,8 @@ class ArchiveWriter:
                          for e in self._entries[len(entries):]]
         number = self._number
         self._number += 1
-        fast, self._fast = 2 * self._fast >= length, max(0, self._fast - length)
+        fast = 2 * sum(min(end, length) - start for start, end in self._fast if start < length) >= length
+        self._fast = [[max(0, start - length), end - length] for start, end in self._fast if end > length]
         job = self._pool.submit(self._store, raw, length, number, fast) if self._pool else \
             self._store(raw, length, number, fast)
         self._waiting.append((job, length, number, entries))

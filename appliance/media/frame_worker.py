@@ -21,6 +21,7 @@ from appliance.store.workers import Blobs, serve
 
 WHOLE, FIRST, MORE = 0, 1, 2
 LEVEL = 3
+RAW_MIN = 64 << 10  # content the store kept raw, from this size on, is framed at archive.FAST_LEVEL
 WINDOW = 256 << 10  # read ahead in a pack for the next small chunks (a sync stores a directory's files side by side)
 
 
@@ -61,7 +62,8 @@ class BatchArchiver:
 
         def frames():
             for kind, what, places in items:
-                raw = bool(places) and not any(place[3] for place in places)  # the store found it incompressible
+                # the store found it incompressible (not merely too small to compress: under 128 bytes)
+                raw = bool(places) and not any(place[3] for place in places) and sum(p[2] for p in places) >= RAW_MIN
                 if kind == MORE:
                     given = yield from writer.add_more(self._chunks(places), what, raw)
                     pieces.append((None, given))

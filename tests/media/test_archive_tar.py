@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from appliance.media.archive import (ArchiveError, ArchiveWriter, member_from_entry, members_from_tree, prepare,
+from appliance.media.archive import (ArchiveError, ArchiveWriter, Member, member_from_entry, members_from_tree, prepare,
                                      read_frames, read_members)
 from appliance.errors import TapelineError
 from appliance.media import members, snapshot_frames
@@ -325,3 +325,28 @@ def test_a_frame_worker_that_dies_fails_the_set_with_its_fix_and_none_is_left_ru
     assert raised.value.message.startswith("a tape backup worker process ended unexpectedly (")
     assert raised.value.fix == "see the daemon's log, then run the tape backup again"
     assert all(w.proc.poll() is not None for w in frame_workers)
+
+
+def test_a_frame_is_compressed_fast_only_when_most_of_it_is_content_known_incompressible(monkeypatch):
+    """A frame 3/4 text and 1/4 of a big member the store kept raw: level 3; the next frames, all raw: fast."""
+    seen: list[bool] = []
+    real = ArchiveWriter._store
+
+    def spied(self, pieces, length, number, fast):
+        seen.append(fast)
+        return real(self, pieces, length, number, fast)
+
+    monkeypatch.setattr(ArchiveWriter, "_store", spied)
+    writer = ArchiveWriter(frame_size=1 << 20, workers=0)
+
+    def member(name: str, data: bytes):
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        prepared = prepare(Member(info))
+        prepared.content = iter([data])
+        return prepared
+
+    frames = list(writer.add(member("text", b"the same line of text again\n" * ((3 << 18) // 28))))
+    frames += writer.add(member("random", os.urandom(3 << 20)), incompressible=True)
+    frames += writer.close(end=True)
+    assert seen[:4] == [False, True, True, True]
