@@ -1,7 +1,7 @@
 """Build the benchmark dataset (idempotent): ~100k real small files, one random, one real-text, one sparse file and
 one random 1 MiB file (the tape bench restores it alone).
 
-    .venv/bin/python bench/dataset.py DIR     # ~1.5 GB: DIR/small/..., DIR/large/{random.bin,text.txt,sparse.img,one-mib.bin}
+    .venv/bin/python bench/dataset.py DIR   # ~1.5 GB: small/..., large/{random.bin,text.txt,sparse.img,one-mib.bin}
     .venv/bin/python bench/dataset.py DIR --files N  # N tiny distinct files in directories of 1000 (memory test)
 
 Small files are copies of system trees (/usr/share, /usr/lib/python3*, /usr/include, /usr/lib), regular files up
