@@ -453,20 +453,35 @@ def member_line(e: IndexEntry) -> str:
             f'"offset":{e.offset},"part":{e.part},"in_set":{in_set}{link}}}')
 
 
-def _compress_lines(lines: Iterator[str], block_size: int) -> bytes:
-    # Level 3, as the frames: level 9 took six times as long for an index no smaller (its digests do not compress).
-    compressor = zstandard.ZstdCompressor(level=3, write_checksum=True).compressobj()
-    out = bytearray()
-    batch: list[str] = []
-    for line in lines:
-        batch.append(line)
-        if len(batch) == 4096:
-            out += compressor.compress(("\n".join(batch) + "\n").encode("ascii"))
-            batch.clear()
-    if batch:
-        out += compressor.compress(("\n".join(batch) + "\n").encode("ascii"))
-    out += compressor.flush()
-    return bytes(out + padding(len(out), block_size))
+class _Lines:
+    """JSON lines compressed as they come into one zstd frame (level 3, as the frames: level 9 took six times as
+    long for an index no smaller, its digests do not compress)."""
+
+    def __init__(self) -> None:
+        self._compressor = zstandard.ZstdCompressor(level=3, write_checksum=True).compressobj()
+        self._out = bytearray()
+        self._batch: list[str] = []
+
+    def add(self, lines: Iterable[str]) -> None:
+        self._batch += lines
+        if len(self._batch) >= 4096:
+            self._flush_batch()
+
+    def _flush_batch(self) -> None:
+        self._out += self._compressor.compress(("\n".join(self._batch) + "\n").encode("ascii"))
+        self._batch.clear()
+
+    def done(self) -> bytes:
+        if self._batch:
+            self._flush_batch()
+        return bytes(self._out + self._compressor.flush())
+
+
+def _compress_lines(lines: Iterable[str], block_size: int) -> bytes:
+    compressed = _Lines()
+    compressed.add(lines)
+    data = compressed.done()
+    return data + padding(len(data), block_size)
 
 
 def _records(data: bytes, expected: str) -> Iterator[dict]:
@@ -501,27 +516,19 @@ class IndexWriter:
     frames: `zstd -dc` shows the lines in the same order as one frame would)."""
 
     def __init__(self) -> None:
-        self._members = zstandard.ZstdCompressor(level=3, write_checksum=True).compressobj()
-        self._out = bytearray()
-        self._batch: list[str] = []
+        self._members = _Lines()
 
     def add(self, lines: Iterable[str]) -> None:
-        self._batch += lines
-        if len(self._batch) >= 4096:
-            self._out += self._members.compress(("\n".join(self._batch) + "\n").encode("ascii"))
-            self._batch.clear()
+        self._members.add(lines)
 
     def finish(self, index: SetIndex) -> bytes:
         """The index file: a first line describing the set, one line per frame ("f"), then the members' ("m")."""
-        head = [_JSON.encode({"format": INDEX_FORMAT, "version": FILE_VERSION, "header": _header_json(index.header),
-                              "complete": index.complete})]
-        head += (_JSON.encode({"f": f.number, "block": f.block, "offset": f.offset, "length": f.length,
+        head = _Lines()
+        head.add([_JSON.encode({"format": INDEX_FORMAT, "version": FILE_VERSION, "header": _header_json(index.header),
+                                "complete": index.complete})])
+        head.add(_JSON.encode({"f": f.number, "block": f.block, "offset": f.offset, "length": f.length,
                                "raw": f.raw_length, "hash": f.hash.hex()}) for f in index.frames)
-        data = zstandard.ZstdCompressor(level=3, write_checksum=True).compress(("\n".join(head) + "\n").encode("ascii"))
-        if self._batch:
-            self._out += self._members.compress(("\n".join(self._batch) + "\n").encode("ascii"))
-            self._batch.clear()
-        data += self._out + self._members.flush()
+        data = head.done() + self._members.done()
         return data + padding(len(data), index.header.block_size)
 
 
