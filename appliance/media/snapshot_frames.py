@@ -21,7 +21,7 @@ import blake3
 
 from appliance.media import members
 from appliance.media.archive import ArchiveWriter, check_size, index_entry
-from appliance.media.format import Frame
+from appliance.media.format import Frame, IndexEntry
 from appliance.media.frame_worker import FIRST, MORE, WHOLE, BatchArchiver
 from appliance.media.pax import BLOCK
 from appliance.store.errors import StoreError
@@ -174,7 +174,7 @@ class SnapshotFrames:
         self.workers = []
 
 
-def frames_from_snapshot(store, snapshot_id: str, base: dict[bytes, "members.fmt.IndexEntry"] | None,
+def frames_from_snapshot(store, snapshot_id: str, base: dict[bytes, IndexEntry] | None,
                          carried: list, cipher) -> Callable[[], Iterator[Frame]]:
     """The frames of a replica snapshot's set; entries unchanged since `base` go to `carried` instead (filled when
     the returned iterator runs: a new run starts them again)."""

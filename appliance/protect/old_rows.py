@@ -15,9 +15,10 @@ class OldRows:
         self.rows = rows
         self.row: list | None = None
         self._key: tuple | None = None
-        self._next()
+        self.advance()
 
-    def _next(self) -> None:
+    def advance(self) -> None:
+        """On to the next row (the walk met this one)."""
         self.row = next(self.rows, None)
         self._key = None  # split only when the walk and the old rows part (most rows match by path)
 
@@ -32,10 +33,10 @@ class OldRows:
         """Rows before `key` go to `deleted`; returns the row at `key`, if any."""
         while self.row is not None and self.key < key:
             deleted.append(self.row)
-            self._next()
+            self.advance()
         if self.row is not None and self.key == key:
             row = self.row
-            self._next()
+            self.advance()
             return row
         return None
 
@@ -44,4 +45,4 @@ class OldRows:
         n = len(key)
         while self.row is not None and self.key[:n] == key and len(self.key) > n:
             yield self.row
-            self._next()
+            self.advance()

@@ -233,7 +233,7 @@ class Scanner:
                     os.close(level[3])
         while old.row is not None:  # whatever the walk did not reach is gone
             deleted.append(old.row)
-            old._next()
+            old.advance()
 
     def _full(self, rel: bytes) -> bytes:
         """The path of a walked name, for messages and the few calls that take no descriptor."""
@@ -281,9 +281,8 @@ class Scanner:
         if kind is None:
             return  # sockets: nothing to restore
         previous = old.row
-        if previous is not None and previous[R_PATH] == rel:  # the common case, inline: the next old row is this one
-            old.row = next(old.rows, None)
-            old._key = None
+        if previous is not None and previous[R_PATH] == rel:  # the common case: the next old row is this one
+            old.advance()
         else:
             previous = old.take(key, deleted)
         target = None
