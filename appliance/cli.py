@@ -9,19 +9,73 @@ error's line is followed by click's usage line, for a person.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 
 import click
 
-from appliance.commands import (browse_cmd, catalog_cmd, daemon_cmd, group_cmd, jobs_cmd, mail_cmd, media_cmd,
-                                output, plan_cmd, protect_cmd, report_cmd, status_cmd, tape_cmd, tui_cmd, vault_cmd,
-                                vault_jobs_cmd, vault_report_cmd)
+from appliance.commands import output
 from appliance.commands.output import Context
 from appliance.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, TapelineError, UsageError, as_error
 
+# Every `tapeline` process pays for what it imports before its request reaches the daemon, so a command's module is
+# imported only when that command runs (or `--help` lists them all). The table says where each command lives:
+# module -> the top-level commands its register(cli) adds (tests/appliance/test_cli_start.py checks it against the
+# modules themselves).
+MODULES = {
+    "daemon_cmd": ("serve", "up"),
+    "status_cmd": ("alerts", "status"),
+    "group_cmd": ("group",),
+    "protect_cmd": ("check", "point", "points", "prune", "restore", "sync", "versions"),
+    "browse_cmd": ("find", "ls"),
+    "jobs_cmd": ("cancel", "job", "jobs"),
+    "catalog_cmd": ("catalog",),
+    "media_cmd": ("drive", "library", "media", "pool"),
+    "tape_cmd": ("tape",),
+    "report_cmd": ("report",),
+    "plan_cmd": ("plan",),
+    "mail_cmd": ("mail",),
+    "tui_cmd": ("tui",),
+    "vault_cmd": ("vault",),
+}
+# A group other modules add subcommands to: (module, function given the group), called once the group is made.
+EXTENSIONS = {
+    "group": (("tape_cmd", "extend_group"),),
+    "media": (("tape_cmd", "extend_media"),),
+    "pool": (("vault_cmd", "extend_pool"),),
+    "vault": (("vault_jobs_cmd", "extend_vault"), ("vault_report_cmd", "extend_vault")),
+}
+HOME = {name: module for module, names in MODULES.items() for name in names}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+
+class LazyGroup(click.Group):
+    """The root group: a command's module is imported (and its commands registered) on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(HOME)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in HOME:
+            self._load(HOME[cmd_name])
+        return self.commands.get(cmd_name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:  # click suggests from the commands loaded so far: from all
+            raise click.exceptions.NoSuchCommand(exc.command_name, possibilities=list(HOME), ctx=ctx) from None
+
+    def _load(self, module: str) -> None:
+        importlib.import_module(f"appliance.commands.{module}").register(self)
+        for name in MODULES[module]:
+            command = self.commands[name]
+            for extender, function in EXTENSIONS.get(name, ()):
+                getattr(importlib.import_module(f"appliance.commands.{extender}"), function)(command)
+            _add_global_options(command)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON on stdout).")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), envvar="TAPELINE_DATA",
               help="Development data directory (everything under it, the API socket too). Env: TAPELINE_DATA.")
@@ -34,10 +88,6 @@ def cli(ctx: click.Context, as_json: bool, data_dir: str | None, config_file: st
     ctx.obj = Context(as_json=as_json, data_dir=data_dir, config_file=config_file)
     _state["json"] = as_json
 
-
-for module in (daemon_cmd, status_cmd, group_cmd, protect_cmd, browse_cmd, jobs_cmd, catalog_cmd, media_cmd,
-               tape_cmd, report_cmd, plan_cmd, mail_cmd, tui_cmd, vault_cmd, vault_jobs_cmd, vault_report_cmd):
-    module.register(cli)
 
 _state = {"json": False}
 
@@ -65,9 +115,6 @@ def _add_global_options(command: click.Command) -> None:
         for sub in command.commands.values():
             _add_global_options(sub)
 
-
-for _command in cli.commands.values():
-    _add_global_options(_command)
 
 
 def _usage_error(exc: click.UsageError, as_json: bool) -> int:

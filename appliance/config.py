@@ -11,12 +11,9 @@ directory are derived once, here.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-import tomllib
 from dataclasses import dataclass
-from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -147,6 +144,8 @@ KEYS: dict[str, dict[str, object]] = {
 
 def _read_file(path: Path) -> tuple[dict, str]:
     """The parsed file and its text (for the line numbers of errors)."""
+    import tomllib  # here, not at the top: every `tapeline` client loads this module, one with --data reads no file
+
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -182,6 +181,8 @@ def key_lines(text: str) -> dict[str, int]:
 
 def _valid_keys(section: str, wrong: str) -> str:
     """What the section takes, with the nearest key first when the wrong one looks like a typo of it."""
+    import difflib
+
     names = [k for k in KEYS[section] if section or k not in KEYS]
     near = difflib.get_close_matches(wrong, names, n=1)
     shown = ", ".join(names)
@@ -201,6 +202,8 @@ def _flatten(raw: dict, path: Path | str, lines: dict[str, int] | None = None) -
     for key, value in raw.items():
         if isinstance(value, dict):
             if key not in KEYS or key == "":
+                import difflib
+
                 near = difflib.get_close_matches(key, [s for s in KEYS if s], n=1)
                 raise ConfigError(f"{at(key)}: unknown section [{key}]",
                                   f"remove it or correct it; {'did you mean [' + near[0] + ']? ' if near else ''}"
@@ -391,6 +394,8 @@ def load(config_file: str | Path | None = None, data_dir: str | Path | None = No
 
 def _address(value) -> str:
     """The address part of "Name <user@host>" or "user@host", or "" when it is not one."""
+    from email.utils import parseaddr  # only with mail on: the email package costs every client ~10 ms
+
     addr = parseaddr(value)[1] if isinstance(value, str) else ""
     return addr if "@" in addr.strip("@") and not any(c.isspace() for c in addr) else ""
 

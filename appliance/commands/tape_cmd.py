@@ -12,9 +12,10 @@ from appliance.commands.protect_cmd import AT_FORMS, at_time, point_choice
 from appliance.errors import UsageError
 
 
-def register(cli: click.Group) -> None:
-    wait_opt = click.option("--wait", is_flag=True, help="Block with a progress bar until the job ends.")
+wait_opt = click.option("--wait", is_flag=True, help="Block with a progress bar until the job ends.")
 
+
+def register(cli: click.Group) -> None:
     @cli.group()
     def tape() -> None:
         """Recovery points to tape (D2D2T, D2T) and back."""
@@ -85,7 +86,9 @@ def register(cli: click.Group) -> None:
         started(ctx, answer, "tape restore", group, wait)
 
 
-    @cli.commands["group"].command("set", short_help="Set group NAME's tape schedule.")
+def extend_group(group: click.Group) -> None:
+    """`tapeline group set`: a group's tape schedule."""
+    @group.command("set", short_help="Set group NAME's tape schedule.")
     @click.argument("name")
     @click.option("--tape-pool", "pool", required=True, metavar="P", help="Media pool the scheduled sets go to.")
     @click.option("--tape-full", "full", required=True, metavar="CALENDAR",
@@ -102,7 +105,9 @@ def register(cli: click.Group) -> None:
             f"group {name}: full sets to pool {p['pool']} on {p['full']}"
             + (f", incremental ones on {p['incremental']}" if p.get("incremental") else "")))
 
-    media = cli.commands["media"]  # media_cmd's group: verify and rebuild read tapes as the tape jobs do
+
+def extend_media(media: click.Group) -> None:
+    """media_cmd's group: verify and rebuild read tapes as the tape jobs do."""
 
     @media.command(short_help="Read a whole cartridge and check every frame.")
     @click.argument("barcode")

@@ -2,8 +2,8 @@
 rotation policies and their dry run (docs/vault.md).
 
 This module creates the `vault` group; the mail-slot jobs (export, import, plan) and the forecast add their commands
-to it from their own modules (`cli.commands["vault"]`), so it is registered before them. Every move is recorded
-with the login name of whoever ran the command.
+to it from their own modules (their `extend_vault`, which cli.py calls once the group exists). Every move is
+recorded with the login name of whoever ran the command.
 """
 
 from __future__ import annotations
@@ -219,8 +219,9 @@ def register(cli: click.Group) -> None:
         exist nowhere else. Nothing is changed."""
         ctx.emit(ctx.client.vault_dry_run(pool, retention=retention, **_policy(**policy)), show_dry_run)
 
-    pool_group = cli.commands["pool"]
 
+def extend_pool(pool_group: click.Group) -> None:
+    """`tapeline pool set`: a pool's rotation policy."""
     @pool_group.command("set")
     @click.argument("name")
     @_policy_options

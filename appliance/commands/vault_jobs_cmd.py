@@ -11,8 +11,7 @@ from appliance.commands.output import Context, started
 from appliance.commands.vault_cmd import operator_name
 
 
-def register(cli: click.Group) -> None:
-    vault = cli.commands["vault"]
+def extend_vault(vault: click.Group) -> None:
     wait_opt = click.option("--wait", is_flag=True, help="Block with a progress bar until the job ends.")
 
     @vault.command(short_help="Offsite-ready cartridges out through the mail slots, in batches.")

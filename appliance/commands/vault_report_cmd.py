@@ -32,8 +32,7 @@ def _show(f: dict) -> None:
         click.echo(f"assumed: {line}")
 
 
-def register(cli: click.Group) -> None:
-    vault = cli.commands["vault"]
+def extend_vault(vault: click.Group) -> None:
 
     @vault.command(short_help="The coming weeks of rotation, day by day, from the real policies.")
     @click.option("--weeks", type=click.IntRange(1, 104), default=4, show_default=True)
