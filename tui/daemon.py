@@ -1,7 +1,7 @@
 """The console's one link to the daemon: the API client's calls, made from worker threads.
 
 Invariants: every method may block (a call over the Unix socket), so screens call them only from thread workers
-(`@work(thread=True)`), never on the event loop. Each thread gets its own `Client` (one http.client connection is not
+(`@work(thread=True)`), never on the event loop. Each thread gets its own `Client` (one HTTP connection is not
 safe to share between threads). Failures arrive as the client raises them: DaemonUnreachable (with the command that
 starts the daemon as its fix) or the TapelineError the daemon answered with; `AreaScreen.call` turns both into a
 visible state, never a traceback.

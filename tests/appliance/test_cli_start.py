@@ -67,6 +67,8 @@ def test_a_sync_waited_for_through_the_daemon_loads_no_other_command_nor_the_dae
         assert code == 0, args
         assert COMMAND_MODULES & modules == {f"appliance.commands.{module}"}
         assert not {m for m in modules for heavy in HEAVY if m == heavy or m.startswith(heavy + ".")}, args
+        # The HTTP exchange itself: h11's framing, not http.client's (which loads the email package and ssl).
+        assert "h11" in modules and not {m for m in modules if m.split(".")[0] in ("email", "ssl", "http")}, args
 
 
 def eager_tree() -> click.Group:
