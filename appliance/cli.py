@@ -116,7 +116,6 @@ def _add_global_options(command: click.Command) -> None:
             _add_global_options(sub)
 
 
-
 def _usage_error(exc: click.UsageError, as_json: bool) -> int:
     """`tapeline: CAUSE: FIX` first (what a script reads), then click's usage line for a person; with --json the
     error document on stdout too. (The --json flag may not have been parsed yet: the command line is looked at.)
