@@ -37,6 +37,7 @@ def run_daemon(settings: config.Settings, demo: bool) -> None:
     from appliance.api.server import bind_socket, make_server, refuse_if_running
     from appliance.daemon import Appliance
     from appliance.embedded_vtl import EmbeddedLibrary
+    from appliance.store.workers import steady_collector
 
     setup_logging(settings.log_level)
     refuse_if_running(settings.socket_path)
@@ -55,6 +56,7 @@ def run_daemon(settings: config.Settings, demo: bool) -> None:
         # A development daemon's socket is under its own data directory, for this user: no operators' group to ask for.
         sock = bind_socket(settings.socket_path, None if demo else settings.operators_group)
         server = make_server(create_app(appliance), settings.log_level)
+        steady_collector()
         # uvicorn restores the previous handlers on its way out and re-raises the signal it caught: make SIGTERM
         # end up here as KeyboardInterrupt too, so the clean stop below runs.
         signal.signal(signal.SIGTERM, _terminate)

@@ -17,7 +17,6 @@ Invariants:
 
 from __future__ import annotations
 
-import gc
 import logging
 import queue
 import sys
@@ -36,7 +35,6 @@ log = logging.getLogger("tapeline.media.write")
 QUEUE_FRAMES = 16  # frames of at most ~4 MiB between the producer and the drive: 64 MiB keeps a drive streaming
 ATTEMPTS = 3  # a set is started again on another cartridge at most this many times after a media error
 SWITCH_INTERVAL = 0.0002  # s: see streaming_interpreter
-GC_THRESHOLD = (50_000, 20, 100)  # see streaming_interpreter
 _END = object()
 
 
@@ -193,25 +191,21 @@ class Cancelled(Exception):
 
 _settings = threading.Lock()
 _writers = 0
-_before: tuple = ()
+_before = 0.0
 
 
 @contextmanager
 def streaming_interpreter():
-    """While any set is written, the daemon's interpreter is set for streaming; as before once the last set being
-    written ends:
-    - a thread back from zstd, BLAKE3 or a read gets the interpreter lock after SWITCH_INTERVAL, not Python's
-      default 5 ms: a D2T set's readers and compressors give the lock up and take it back several times a chunk,
-      and at up to 5 ms a time they ran mostly while the archive's thread waited for them (12 to 35% faster);
-    - the cyclic garbage collector runs every GC_THRESHOLD[0] new objects instead of 700, a full collection far more
-      rarely still: a set of 100,000 small files makes an index entry and the places of its chunks for each, and
-      the collections they set off, each over the daemon's whole heap, took ~1.8 s of the frame thread's ~6 s."""
+    """While any set is written, the daemon's interpreter lock changes hands after SWITCH_INTERVAL instead of Python's
+    default 5 ms (as before once the last set being written ends): a D2T set's readers and compressors give the lock
+    up and take it back several times a chunk, and at up to 5 ms a time they ran mostly while the archive's thread
+    waited for them (12 to 35% faster). The daemon's garbage collector is set for such jobs all the time
+    (workers.steady_collector)."""
     global _writers, _before
     with _settings:
         if not _writers:
-            _before = (sys.getswitchinterval(), gc.get_threshold())
-            sys.setswitchinterval(min(_before[0], SWITCH_INTERVAL))
-            gc.set_threshold(*GC_THRESHOLD)
+            _before = sys.getswitchinterval()
+            sys.setswitchinterval(min(_before, SWITCH_INTERVAL))
         _writers += 1
     try:
         yield
@@ -219,8 +213,7 @@ def streaming_interpreter():
         with _settings:
             _writers -= 1
             if not _writers:
-                sys.setswitchinterval(_before[0])
-                gc.set_threshold(*_before[1])
+                sys.setswitchinterval(_before)
 
 
 def write_set(target: Target, make_frames: Callable[[], Iterator], header: Callable[[int, int], "fmt.SetHeader"],

@@ -11,6 +11,7 @@ may already have unlinked, exactly as the job's own process would.
 
 from __future__ import annotations
 
+import gc
 import os
 import queue
 import socket
@@ -24,7 +25,20 @@ from pathlib import Path
 from appliance.errors import TapelineError
 
 FDS_PER_MESSAGE = 200  # SCM_MAX_FD is 253
+COLLECTOR_THRESHOLD = (50_000, 20, 100)  # see steady_collector
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def steady_collector() -> None:
+    """For a process that runs jobs (the daemon, a worker): what it has built so far is left out of the cyclic
+    garbage collector's walks (frozen), and a collection runs every COLLECTOR_THRESHOLD[0] new objects instead of
+    700, a full one far more rarely still. A sync of 100,000 files makes rows and answers for each, and the
+    collections they set off, each over the daemon's whole heap, took ~20% of the sync's own thread (perf); a tape
+    set's index entries took ~1.8 s of its producer's ~6 s. Objects freed by reference counting, nearly all, are
+    freed at once as before; only cycles wait longer."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*COLLECTOR_THRESHOLD)
 
 
 class WorkerLost(TapelineError):
@@ -173,6 +187,7 @@ def serve(fd: int, make, handle, fds_of) -> None:
     sock = socket.socket(fileno=fd)
     conn = connection.Connection(os.dup(fd))
     handler = make(conn.recv())
+    steady_collector()
     messages: queue.Queue = queue.Queue()
     answers: queue.Queue = queue.Queue()
     taker = threading.Thread(target=_take_messages, args=(conn, sock, fds_of, messages), name="messages",

@@ -4,7 +4,6 @@ one LOCATE and at most two frames, and a damaged block that loses only the files
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import threading
@@ -18,7 +17,7 @@ from drivers.tape import TapeDrive
 from appliance.media import archive
 from appliance.media import format as fmt
 from appliance.media.tape_read import FrameSource, ReadResult, SetLayout, plan, read_run
-from appliance.media.tape_write import GC_THRESHOLD, SWITCH_INTERVAL, Abandon, Target, write_set
+from appliance.media.tape_write import SWITCH_INTERVAL, Abandon, Target, write_set
 from simulators.vtl.cli import main as vtl_main
 from tests.drivers.test_tape_driver import CountedWrites
 
@@ -133,20 +132,19 @@ def test_a_set_spans_cartridges_at_early_warning_and_reads_back_whole(tmp_path):
 def test_the_interpreter_is_set_for_streaming_while_a_set_is_written_and_as_before_after(tmp_path):
     bench = Bench(library(tmp_path))
     tree(tmp_path / "src", files=3)
-    before = (sys.getswitchinterval(), gc.get_threshold())
-    seen: list[tuple] = []
+    before = sys.getswitchinterval()
+    seen: list[float] = []
     write_set(bench, frames_of(tmp_path / "src"), header, BS, threading.Event(),
-              lambda *_: seen.append((sys.getswitchinterval(), gc.get_threshold())))
-    assert seen and all(interval == pytest.approx(min(before[0], SWITCH_INTERVAL)) and threshold == GC_THRESHOLD
-                        for interval, threshold in seen)
-    assert (sys.getswitchinterval(), gc.get_threshold()) == before
+              lambda *_: seen.append(sys.getswitchinterval()))
+    assert seen and all(interval == pytest.approx(min(before, SWITCH_INTERVAL)) for interval in seen)
+    assert sys.getswitchinterval() == before
 
     def broken():
         yield from frames_of(tmp_path / "src")()
         raise OSError("the replica went away")
     with pytest.raises(OSError, match="went away"):
         write_set(bench, broken, header, BS, threading.Event())
-    assert (sys.getswitchinterval(), gc.get_threshold()) == before
+    assert sys.getswitchinterval() == before
 
 
 def test_each_parts_index_built_while_written_is_the_index_of_what_it_holds(tmp_path):
