@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import blake3
 
 from appliance.protect.pipeline import Pipeline, compress
+from appliance.protect.read_worker import count_drift
 from appliance.protect.types import NO_PROGRESS, Alert, CheckResult, GroupSpec, Progress, SyncResult
 from appliance.store import Store
 from appliance.store.errors import ChunkDamaged, ChunkMissing, ManifestDamaged
@@ -159,23 +161,19 @@ def _drift(store: Store, sid: str) -> int:
 
 def drift_of(changes) -> int:
     """The files a sync read whose size or mtime differ now from what it recorded (or that are gone)."""
-    n = 0
+    return count_drift(drift_files(changes))
+
+
+def drift_files(changes) -> Iterator[tuple[bytes, int, int]]:
+    """(path, size, mtime_ns) of each file a sync read, as it recorded them."""
     roots: dict[str, bytes] = {}
-    lstat = os.lstat
     for source, path, _what, kind, size, mtime_ns in changes.brief():
         if kind != "file":
             continue
         root = roots.get(source)
         if root is None:
             root = roots[source] = os.fsencode(source).rstrip(b"/")
-        try:
-            st = lstat(root + b"/" + path if path else root)
-        except OSError:
-            n += 1
-            continue
-        if st.st_size != size or st.st_mtime_ns != mtime_ns:
-            n += 1
-    return n
+        yield (root + b"/" + path if path else root), size, mtime_ns
 
 
 def _settle(store: Store, readable: list[str], bad: set[bytes]) -> tuple[set[bytes], list[str], list[Alert]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterable
 
 import blake3
 import zstandard
@@ -108,7 +109,25 @@ class FileReader:
         return pieces, len(data), after.st_mtime_ns, after.st_ctime_ns, xattrs, unread, changed, got
 
 
-def _read(reader: FileReader, message: tuple, fds: list[int]) -> list[Answer]:
+def count_drift(files: Iterable[tuple[bytes, int, int]]) -> int:
+    """How many of the files (path, size, mtime_ns as a sync recorded them) differ now in size or mtime, or are gone:
+    the check's drift."""
+    n = 0
+    lstat = os.lstat
+    for path, size, mtime_ns in files:
+        try:
+            st = lstat(path)
+        except OSError:
+            n += 1
+            continue
+        if st.st_size != size or st.st_mtime_ns != mtime_ns:
+            n += 1
+    return n
+
+
+def _read(reader: FileReader, message: tuple, fds: list[int]) -> list[Answer] | int:
+    if len(message) == 3:  # (0, None, files): the drift of files the sync recorded
+        return count_drift(message[2])
     try:
         return [reader.read(fds[d], name, size, mtime_ns) for d, name, size, mtime_ns in message[1]]
     finally:
@@ -118,5 +137,6 @@ def _read(reader: FileReader, message: tuple, fds: list[int]) -> list[Answer]:
 
 def main(fd: int) -> None:
     """Serve one sync (appliance/store/workers.py): a message per batch, (directory count, [(directory index, name,
-    size, mtime_ns), ...]), the directories' descriptors right behind it."""
+    size, mtime_ns), ...]), the directories' descriptors right behind it; once the walk is over, (0, None,
+    [(path, size, mtime_ns), ...]) for the drift of those files, answered with a count."""
     serve(fd, lambda config: FileReader(), _read, lambda message: message[0])

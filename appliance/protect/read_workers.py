@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Callable, Iterable
 from multiprocessing import connection
 
 from appliance.protect.read_worker import Answer, FileReader
@@ -24,17 +25,19 @@ BATCH_BYTES = 4 << 20
 INLINE_FILES = 2000
 INLINE_BYTES = 16 << 20
 QUEUED = 2 * WORKERS  # batches handed out and not answered yet
+DRIFT_FILES = 8192  # files per drift message
 
 
 class Batch:
-    __slots__ = ("items", "dirs", "fds", "size", "answer", "worker")
+    __slots__ = ("items", "dirs", "fds", "size", "answer", "worker", "drift")
 
-    def __init__(self) -> None:
+    def __init__(self, drift: list[tuple[bytes, int, int]] | None = None) -> None:
+        self.drift = drift  # files to count the drift of (the answer is a count), not to read
         self.items: list[tuple[int, bytes, int, int]] = []
         self.dirs: dict[int, int] = {}  # the walk's directory descriptor -> its index in `fds`
         self.fds: list[int] = []  # copies of the directories' descriptors (the walk closes its own as it leaves)
         self.size = 0
-        self.answer: list[Answer] | None = None
+        self.answer: list[Answer] | int | None = None
         self.worker: _Worker | None = None
 
 
@@ -44,7 +47,7 @@ class _Worker(WorkerProcess):
         self.queued: deque[Batch] = deque()
 
     def send(self, batch: Batch) -> None:
-        super().send((len(batch.fds), batch.items), batch.fds)
+        super().send((len(batch.fds), batch.items) if batch.drift is None else (0, None, batch.drift), batch.fds)
         self.queued.append(batch)
         batch.worker = self
 
@@ -85,6 +88,37 @@ class Readers:
         if len(batch.items) >= BATCH_FILES or batch.size >= BATCH_BYTES:
             self.submit()
         return batch, len(batch.items) - 1
+
+    def drift(self, files: Iterable[tuple[bytes, int, int]]) -> Callable[[], int] | None:
+        """Once the walk is over: the workers count the drift of `files` (path, size, mtime_ns as recorded: see
+        read_worker.count_drift) while the job's thread writes the manifest's end; the count comes from the
+        function returned. None when no worker runs (a small sync): the caller counts."""
+        if not self._workers:
+            return None
+        self.submit()
+        batches: list[Batch] = []
+        part: list[tuple[bytes, int, int]] = []
+        for file in files:
+            part.append(file)
+            if len(part) == DRIFT_FILES:
+                batches.append(self._send_drift(part))
+                part = []
+        if part:
+            batches.append(self._send_drift(part))
+
+        def count() -> int:
+            total = 0
+            for batch in batches:
+                while batch.answer is None:
+                    batch.worker.collect()
+                total += batch.answer
+            return total
+        return count
+
+    def _send_drift(self, files: list[tuple[bytes, int, int]]) -> Batch:
+        batch = Batch(files)  # no flow control needed: a worker takes messages on a thread of its own
+        min(self._workers, key=lambda w: len(w.queued)).send(batch)
+        return batch
 
     def forget(self, dfd: int) -> None:
         """The walk closes this directory descriptor (its number may soon name another directory)."""

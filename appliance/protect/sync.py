@@ -18,11 +18,10 @@ import os
 import threading
 import time
 from array import array
-from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import chain
 from datetime import UTC, datetime
 
-from appliance.protect.check import drift_of
+from appliance.protect.check import drift_files, drift_of
 from appliance.protect.scan import Scanner, SyncRefused
 from appliance.protect.types import NO_PROGRESS, ChangeList, GroupSpec, Progress, SyncCheck, SyncResult, SyncStats
 from appliance.store import Store
@@ -93,16 +92,14 @@ def _run(store: Store, group: GroupSpec, kind: str, progress: Progress, cancel: 
     scanner = Scanner(store, session, group, base_id, header, progress, cancel, max_vanished,
                       MIN_FILES_FOR_VANISH_CHECK)
     sources = [s.path for s in group.sources]
-    drift: list[Future] = []
+    counting: list = []
 
     def count_drift():  # iterated once the walk's rows are out (chained after them: no layer per row)
-        # The walk is over: the files it read are compared with the disk again (the check's drift) while the last
-        # pack and the manifest are written and fsynced, system calls that leave the GIL free.
+        # The walk is over: the files it read are compared with the disk again (the check's drift), by the reader
+        # processes while the last pack and the manifest are written and fsynced.
         if scanner.changed_brief is not None:
-            counting = ThreadPoolExecutor(1, thread_name_prefix="drift")
-            drift.append(counting.submit(drift_of, ChangeList(None, None, scanner.changed, scanner.deleted,
-                                                              scanner.changed_brief, sources)))
-            counting.shutdown(wait=False)
+            changes = ChangeList(None, None, scanner.changed, scanner.deleted, scanner.changed_brief, sources)
+            counting.append(scanner.readers.drift(drift_files(changes)) or (lambda: drift_of(changes)))
         yield from ()
 
     try:
@@ -110,6 +107,7 @@ def _run(store: Store, group: GroupSpec, kind: str, progress: Progress, cancel: 
                               header_extra=scanner.header_extra)
         unchanged, missing = scanner.lost()
         verified = SyncCheck(session.verified_chunks + unchanged, frozenset(session.bad_chunks() | missing))
+        drift = _counted(counting[0]) if counting else None
     except (SyncRefused, WorkerLost, WorkerFailed) as exc:
         return _failed(scanner, str(exc), started)
     except OSError as exc:
@@ -129,7 +127,15 @@ def _run(store: Store, group: GroupSpec, kind: str, progress: Progress, cancel: 
     store.note_replaced(scanner.replaced_bytes)
     what = "recovery point" if kind == "point" else "sync"
     progress(scanner.scanned, scanner.scanned, f"{what} of {group.name} {state}")
-    return SyncResult(info, state, "", warnings, stats, changes, verified, drift[0].result() if drift else None)
+    return SyncResult(info, state, "", warnings, stats, changes, verified, drift)
+
+
+def _counted(count) -> int | None:
+    """The drift, or None for the check to count itself: the snapshot is in place, a lost reader cannot fail it."""
+    try:
+        return count()
+    except (WorkerLost, WorkerFailed):
+        return None
 
 
 def _failed(scanner: Scanner, reason: str, started: float) -> SyncResult:

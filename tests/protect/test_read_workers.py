@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from appliance.protect.files import restore, sync
+from appliance.protect.files import check, restore, sync
 from appliance.protect import read_workers
 from appliance.protect.read_workers import BATCH_FILES, INLINE_FILES
 from tests.protect.conftest import Hook, assert_same_tree, group_of, restored_root, tree_state
@@ -127,3 +127,43 @@ def test_a_killed_reader_fails_the_sync_with_a_fix_and_records_nothing(store, sr
     assert result.reason.endswith("then run the sync again")
     assert store.snapshots() == []
     assert started[0].proc.poll() is not None
+
+
+def _changed_before_the_drift(monkeypatch, path, kill: bool = False) -> list:
+    """Change `path` once the walk is over (everything read), just before the readers count the drift."""
+    real = read_workers.Readers.drift
+    counted: list = []
+
+    def drift(self, files):
+        path.write_text("changed after the sync read it")
+        count = real(self, files)
+        counted.append(count)
+        if kill:
+            for worker in self._workers:
+                worker.proc.kill()
+                worker.proc.wait()
+        return count
+    monkeypatch.setattr(read_workers.Readers, "drift", drift)
+    return counted
+
+
+def test_the_readers_count_the_drift_of_the_files_they_read(store, src, monkeypatch):
+    _tree(src, b"v1")
+    counted = _changed_before_the_drift(monkeypatch, src / "d0300" / "f2100")
+    group = group_of(src)
+    result = sync(store, group)
+    assert result.state == "completed", result.warnings
+    assert counted and counted[0] is not None  # the worker processes counted it
+    assert result.drift == 1
+    assert check(store, group, after=result).drift == 1
+
+
+def test_a_reader_lost_before_the_drift_is_counted_leaves_the_sync_complete_and_the_check_counts_it(
+        store, src, monkeypatch):
+    _tree(src, b"v1")
+    _changed_before_the_drift(monkeypatch, src / "d0300" / "f2100", kill=True)
+    group = group_of(src)
+    result = sync(store, group)
+    assert result.state == "completed", result.warnings
+    assert result.drift is None and [s.id for s in store.snapshots()] == [result.snapshot.id]
+    assert check(store, group, after=result).drift == 1
