@@ -20,7 +20,7 @@ import zstandard
 from pyfastcdc import FastCDC
 
 from appliance.protect.pipeline import AVG_CHUNK, MAX_CHUNK, MIN_CHUNK, compress
-from appliance.store.workers import serve
+from appliance.store.workers import Blobs, serve
 
 RETRIES = 3
 LEVEL = 1
@@ -30,6 +30,8 @@ GROWN = 4 * MIN_CHUNK  # a small file that grew past this while read is recorded
 
 # An answer per file: (pieces, size, mtime_ns, ctime_ns, xattrs, unread xattrs, changed while read, bytes read),
 # pieces being (digest, stored bytes, flags, raw length); or (None, strerror) when it could not be opened or read.
+# A worker's answers to a batch hold (digest, start, end, flags, raw length) instead: the stored bytes of the whole
+# batch go beside them as one raw message, read as a view (pickled, each piece was copied twice more on each side).
 Answer = tuple
 
 
@@ -125,14 +127,25 @@ def count_drift(files: Iterable[tuple[bytes, int, int]]) -> int:
     return n
 
 
-def _read(reader: FileReader, message: tuple, fds: list[int]) -> list[Answer] | int:
+def _read(reader: FileReader, message: tuple, fds: list[int]) -> Blobs | int:
     if len(message) == 3:  # (0, None, files): the drift of files the sync recorded
         return count_drift(message[2])
     try:
-        return [reader.read(fds[d], name, size, mtime_ns) for d, name, size, mtime_ns in message[1]]
+        answers = [reader.read(fds[d], name, size, mtime_ns) for d, name, size, mtime_ns in message[1]]
     finally:
         for fd in fds:
             os.close(fd)
+    blobs: list[bytes] = []
+    at = 0
+    for i, answer in enumerate(answers):
+        if answer[0] is not None:
+            placed = []
+            for digest, blob, flags, raw in answer[0]:
+                placed.append((digest, at, at + len(blob), flags, raw))
+                blobs.append(blob)
+                at += len(blob)
+            answers[i] = (placed, *answer[1:])
+    return Blobs(answers, [b"".join(blobs)])
 
 
 def main(fd: int) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from multiprocessing import connection
 
 from appliance.protect.read_worker import Answer, FileReader
-from appliance.store.workers import WorkerProcess
+from appliance.store.workers import Blobs, WorkerProcess
 
 WORKERS = min(8, max(2, len(os.sched_getaffinity(0))))
 BATCH_FILES = 64  # a message per file would cost more than reading it
@@ -29,7 +29,7 @@ DRIFT_FILES = 8192  # files per drift message
 
 
 class Batch:
-    __slots__ = ("items", "dirs", "fds", "size", "answer", "worker", "drift")
+    __slots__ = ("items", "dirs", "fds", "size", "answer", "stored", "worker", "drift")
 
     def __init__(self, drift: list[tuple[bytes, int, int]] | None = None) -> None:
         self.drift = drift  # files to count the drift of (the answer is a count), not to read
@@ -38,6 +38,7 @@ class Batch:
         self.fds: list[int] = []  # copies of the directories' descriptors (the walk closes its own as it leaves)
         self.size = 0
         self.answer: list[Answer] | int | None = None
+        self.stored: memoryview | None = None  # a worker's answers: the batch's stored bytes (pieces are ranges)
         self.worker: _Worker | None = None
 
 
@@ -53,7 +54,12 @@ class _Worker(WorkerProcess):
 
     def collect(self) -> None:
         """The answer to the oldest batch this worker has."""
-        self.queued.popleft().answer = self.answer()
+        batch = self.queued.popleft()
+        answer = self.answer()
+        if isinstance(answer, Blobs):
+            batch.answer, batch.stored = answer.value, memoryview(answer.blobs[0])
+        else:
+            batch.answer = answer
 
     def close(self) -> None:
         self.stop(busy=bool(self.queued))
@@ -143,14 +149,16 @@ class Readers:
                 os.close(fd)
             batch.fds = []
 
-    def answer(self, place: tuple[Batch, int]) -> Answer:
+    def answer(self, place: tuple[Batch, int]) -> tuple[Answer, memoryview | None]:
+        """A file's answer, and the view its pieces' ranges are of (None: an answer read inline, whose pieces hold
+        their stored bytes)."""
         batch, index = place
         if batch.answer is None:
             if batch.worker is None:
                 self.submit()
             while batch.answer is None:
                 batch.worker.collect()  # a worker answers its batches in order
-        return batch.answer[index]
+        return batch.answer[index], batch.stored
 
     def close(self) -> None:
         for fd in self._batch.fds:

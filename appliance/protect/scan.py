@@ -504,7 +504,7 @@ class Scanner:
         held = row[R_SIZE] if row[R_EXTENTS] is None else sum(e[1] for e in row[R_EXTENTS])
         if refs.__class__ is tuple:  # a reader's
             self._held -= held
-            self._answered(item, self.readers.answer(refs))
+            self._answered(item, *self.readers.answer(refs))
             return
         chunks = bytearray()
         for ref in refs:
@@ -513,8 +513,9 @@ class Scanner:
         item[1] = None
         self._held -= held
 
-    def _answered(self, item: list, answer: tuple) -> None:
-        """A reader's answer for a changed file's row: its content stored, its metadata as read."""
+    def _answered(self, item: list, answer: tuple, stored: memoryview | None) -> None:
+        """A reader's answer for a changed file's row: its content stored, its metadata as read. A worker's pieces
+        are ranges of `stored`; an inline read's hold their bytes."""
         row, _, previous = item
         item[1] = None
         if answer[0] is None:  # opened, then not read (EIO...): as an inline read that fails
@@ -541,11 +542,17 @@ class Scanner:
             self._changed_while_read(row)
         chunks = bytearray()
         queued, has = self.pipe.queued, self.session.has
-        for digest, blob, flags, raw in pieces:
+        for piece in pieces:
+            digest = piece[0]
             ref = queued.get(digest)
             if ref is not None:  # a big file's piece on its way to the store
                 self._store(ref)
             elif not has(digest):
+                if stored is None:
+                    _, blob, flags, raw = piece
+                else:
+                    _, start, end, flags, raw = piece
+                    blob = stored[start:end]
                 self.session.add(digest, blob, flags, raw)
                 self.new_bytes += raw
             chunks += digest

@@ -77,7 +77,7 @@ class PackWriter:
         self.hasher = blake3.blake3()
         self.digest = b""
 
-    def add(self, digest: bytes, blob: bytes, flags: int, raw_length: int) -> int:
+    def add(self, digest: bytes, blob: bytes | memoryview, flags: int, raw_length: int) -> int:
         offset = self.offset
         self.parts.append(blob)
         self.parts_size += len(blob)

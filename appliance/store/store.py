@@ -559,7 +559,7 @@ class WriteSession:
                 return True
         return False
 
-    def add(self, digest: bytes, blob: bytes, flags: int, raw_length: int) -> None:
+    def add(self, digest: bytes, blob: bytes | memoryview, flags: int, raw_length: int) -> None:
         if self._writer is None:
             self._writer = PackWriter(self.store.root / "tmp", self.store.root / "packs", _now_name(), self._io)
         self._writer.add(digest, blob, flags, raw_length)
