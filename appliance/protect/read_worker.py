@@ -26,6 +26,7 @@ RETRIES = 3
 LEVEL = 1
 OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 NOATIME = getattr(os, "O_NOATIME", 0)
+KEPT = 200_000  # files whose drift a worker counts (~30 MB); past that, the check reads them from the manifest
 GROWN = 4 * MIN_CHUNK  # a small file that grew past this while read is recorded as last read, with the warning
 
 # An answer per file: (pieces, size, mtime_ns, ctime_ns, xattrs, unread xattrs, changed while read, bytes read),
@@ -127,29 +128,51 @@ def count_drift(files: Iterable[tuple[bytes, int, int]]) -> int:
     return n
 
 
-def _read(reader: FileReader, message: tuple, fds: list[int]) -> Blobs | int:
-    if len(message) == 3:  # (0, None, files): the drift of files the sync recorded
-        return count_drift(message[2])
-    try:
-        answers = [reader.read(fds[d], name, size, mtime_ns) for d, name, size, mtime_ns in message[1]]
-    finally:
-        for fd in fds:
-            os.close(fd)
-    blobs: list[bytes] = []
-    at = 0
-    for i, answer in enumerate(answers):
-        if answer[0] is not None:
-            placed = []
-            for digest, blob, flags, raw in answer[0]:
-                placed.append((digest, at, at + len(blob), flags, raw))
-                blobs.append(blob)
-                at += len(blob)
-            answers[i] = (placed, *answer[1:])
-    return Blobs(answers, [b"".join(blobs)])
+class Reader(FileReader):
+    """A worker's reader: it also keeps (path, size, mtime_ns) of each file it read (up to KEPT), whose drift it counts
+    once the walk is over."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read_files: list[tuple[bytes, int, int]] | None = []
+
+    def batch(self, items: list[tuple], fds: list[int], directories: list[bytes]) -> Blobs:
+        try:
+            answers = [self.read(fds[d], name, size, mtime_ns) for d, name, size, mtime_ns in items]
+        finally:
+            for fd in fds:
+                os.close(fd)
+        blobs: list[bytes] = []
+        at = 0
+        kept = self.read_files
+        for i, answer in enumerate(answers):
+            if answer[0] is not None:
+                placed = []
+                for digest, blob, flags, raw in answer[0]:
+                    placed.append((digest, at, at + len(blob), flags, raw))
+                    blobs.append(blob)
+                    at += len(blob)
+                answers[i] = (placed, *answer[1:])
+                if kept is not None:
+                    kept.append((directories[items[i][0]] + b"/" + items[i][1], answer[1], answer[2]))
+        if kept is not None and len(kept) > KEPT:
+            self.read_files = None  # the check reads them back from the manifest
+        return Blobs(answers, [b"".join(blobs)])
+
+    def drift(self) -> int | None:
+        return None if self.read_files is None else count_drift(self.read_files)
+
+
+def _handle(reader: Reader, message: tuple, fds: list[int]) -> Blobs | int | None:
+    _, items, directories = message
+    if items is None:
+        return reader.drift()
+    return reader.batch(items, fds, directories)
 
 
 def main(fd: int) -> None:
     """Serve one sync (appliance/store/workers.py): a message per batch, (directory count, [(directory index, name,
-    size, mtime_ns), ...]), the directories' descriptors right behind it; once the walk is over, (0, None,
-    [(path, size, mtime_ns), ...]) for the drift of those files, answered with a count."""
-    serve(fd, lambda config: FileReader(), _read, lambda message: message[0])
+    size, mtime_ns), ...], [directory path, ...]), the directories' descriptors right behind it; once the walk is
+    over, (0, None, None), answered with the drift of the files this worker read (None: too many were read to
+    keep)."""
+    serve(fd, lambda config: Reader(), _handle, lambda message: message[0])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from multiprocessing import connection
 
 from appliance.protect.read_worker import Answer, FileReader
@@ -25,19 +25,18 @@ BATCH_BYTES = 4 << 20
 INLINE_FILES = 2000
 INLINE_BYTES = 16 << 20
 QUEUED = 2 * WORKERS  # batches handed out and not answered yet
-DRIFT_FILES = 8192  # files per drift message
 
 
 class Batch:
-    __slots__ = ("items", "dirs", "fds", "size", "answer", "stored", "worker", "drift")
+    __slots__ = ("items", "dirs", "fds", "paths", "size", "answer", "stored", "worker")
 
-    def __init__(self, drift: list[tuple[bytes, int, int]] | None = None) -> None:
-        self.drift = drift  # files to count the drift of (the answer is a count), not to read
-        self.items: list[tuple[int, bytes, int, int]] = []
+    def __init__(self) -> None:
+        self.items: list[tuple[int, bytes, int, int]] | None = []  # None: the drift's count, not files to read
         self.dirs: dict[int, int] = {}  # the walk's directory descriptor -> its index in `fds`
         self.fds: list[int] = []  # copies of the directories' descriptors (the walk closes its own as it leaves)
+        self.paths: list[bytes] = []  # the directories' paths (for the drift's count once the walk is over)
         self.size = 0
-        self.answer: list[Answer] | int | None = None
+        self.answer: list[Answer] | int | None = None  # a drift's answer may be None: see `drift`
         self.stored: memoryview | None = None  # a worker's answers: the batch's stored bytes (pieces are ranges)
         self.worker: _Worker | None = None
 
@@ -48,7 +47,7 @@ class _Worker(WorkerProcess):
         self.queued: deque[Batch] = deque()
 
     def send(self, batch: Batch) -> None:
-        super().send((len(batch.fds), batch.items) if batch.drift is None else (0, None, batch.drift), batch.fds)
+        super().send((len(batch.fds), batch.items, batch.paths), batch.fds)
         self.queued.append(batch)
         batch.worker = self
 
@@ -75,7 +74,8 @@ class Readers:
         self._workers: list[_Worker] = []
         self._batch = Batch()
 
-    def queue(self, dfd: int, name: bytes, size: int, mtime_ns: int) -> tuple[Batch, int]:
+    def queue(self, dfd: int, name: bytes, size: int, mtime_ns: int, directory: Callable[[], bytes]) -> tuple[Batch, int]:
+        """`directory()` gives the path of `dfd`'s directory (asked once a batch)."""
         if not self._workers and self._inline_files < INLINE_FILES and self._inline_bytes < INLINE_BYTES:
             self._inline_files += 1
             self._inline_bytes += size
@@ -89,42 +89,37 @@ class Readers:
         if index is None:
             index = batch.dirs[dfd] = len(batch.fds)
             batch.fds.append(os.dup(dfd))
+            batch.paths.append(directory())
         batch.items.append((index, name, size, mtime_ns))
         batch.size += size
         if len(batch.items) >= BATCH_FILES or batch.size >= BATCH_BYTES:
             self.submit()
         return batch, len(batch.items) - 1
 
-    def drift(self, files: Iterable[tuple[bytes, int, int]]) -> Callable[[], int] | None:
-        """Once the walk is over: the workers count the drift of `files` (path, size, mtime_ns as recorded: see
-        read_worker.count_drift) while the job's thread writes the manifest's end; the count comes from the
-        function returned. None when no worker runs (a small sync): the caller counts."""
+    def drift(self) -> Callable[[], int | None] | None:
+        """Once the walk is over: each worker counts the drift of the files it read (read_worker.count_drift) while
+        the job's thread writes the manifest's end; the count comes from the function returned (None: a worker read
+        too many to keep). None when no worker ran."""
         if not self._workers:
             return None
         self.submit()
-        batches: list[Batch] = []
-        part: list[tuple[bytes, int, int]] = []
-        for file in files:
-            part.append(file)
-            if len(part) == DRIFT_FILES:
-                batches.append(self._send_drift(part))
-                part = []
-        if part:
-            batches.append(self._send_drift(part))
+        asked = []
+        for worker in self._workers:
+            batch = Batch()
+            batch.items = None
+            worker.send(batch)
+            asked.append(batch)
 
-        def count() -> int:
+        def count() -> int | None:
             total = 0
-            for batch in batches:
-                while batch.answer is None:
-                    batch.worker.collect()
+            for batch in asked:
+                while batch in batch.worker.queued:
+                    batch.worker.collect()  # a worker answers in order
+                if batch.answer is None:
+                    return None
                 total += batch.answer
             return total
         return count
-
-    def _send_drift(self, files: list[tuple[bytes, int, int]]) -> Batch:
-        batch = Batch(files)  # no flow control needed: a worker takes messages on a thread of its own
-        min(self._workers, key=lambda w: len(w.queued)).send(batch)
-        return batch
 
     def forget(self, dfd: int) -> None:
         """The walk closes this directory descriptor (its number may soon name another directory)."""

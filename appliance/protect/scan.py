@@ -18,12 +18,12 @@ import threading
 import time
 from array import array
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from appliance.protect.old_rows import OldRows
 from appliance.protect.patterns import Matcher
 from appliance.protect.pipeline import MAX_CHUNK, MIN_CHUNK, Pipeline
-from appliance.protect.read_worker import NOATIME as _NOATIME, OPEN as _OPEN, RETRIES, read_xattrs
+from appliance.protect.read_worker import KEPT, NOATIME as _NOATIME, OPEN as _OPEN, RETRIES, count_drift, read_xattrs
 from appliance.protect.read_workers import Readers
 from appliance.protect.types import GroupSpec, Progress, SyncStats
 from appliance.store import Store, WriteSession
@@ -123,6 +123,8 @@ class Scanner:
         self._bad = store.damaged_chunks()
         self._root = b""
         self._window: bytearray | None = None  # made by the first big file (most syncs read none)
+        self._read_here: list[tuple[bytes, int, int]] | None = []  # (path, size, mtime_ns) of files read on this
+        # thread (the workers keep theirs), for the drift's count; None past KEPT (the check reads the manifest)
 
     # ---- bookkeeping ---------------------------------------------------------------------------------------
     def warn(self, message: str) -> None:
@@ -149,6 +151,25 @@ class Scanner:
         self._unchanged_chunks += sum(len(b) for b in self._unchanged) >> 5
         self._missing |= self.store.lacks(self._unchanged)
         self._unchanged.clear()
+
+    def drift(self) -> Callable[[], int | None]:
+        """Once the walk is over: the count of the files this sync read that differ now from what it recorded
+        (read_worker.count_drift), the workers' share counted by them while the manifest's end is written. None:
+        too many were read to keep their list; the check then reads them back from the manifest."""
+        theirs = self.readers.drift()
+        here = self._read_here
+
+        def count() -> int | None:
+            mine = None if here is None else count_drift(here)
+            rest = 0 if theirs is None else theirs()
+            return None if mine is None or rest is None else mine + rest
+        return count
+
+    def _read_here_too(self, row: list) -> None:
+        if self._read_here is not None:
+            self._read_here.append((self._full(row[R_PATH]), row[R_SIZE], row[R_MTIME]))
+            if len(self._read_here) > KEPT:
+                self._read_here = None
 
     def lost(self) -> tuple[int, set[bytes]]:
         """After the walk: how many chunk names unchanged files hold, and those the store does not hold."""
@@ -376,7 +397,8 @@ class Scanner:
         """Read, hash and queue a file's content; its xattrs are read through the same descriptor. Most files, the
         small ones, go to the readers (read_workers.py), which do the same."""
         if st.st_size <= MIN_CHUNK:
-            return self.readers.queue(dfd, name, st.st_size, st.st_mtime_ns)
+            return self.readers.queue(dfd, name, st.st_size, st.st_mtime_ns,
+                                      lambda: self._full(row[R_PATH][:-len(name) - 1]))
         for attempt in range(RETRIES):
             try:
                 fd = os.open(name, _OPEN | _NOATIME, dir_fd=dfd)
@@ -401,6 +423,7 @@ class Scanner:
             self._changed_while_read(row)
         row[R_SIZE], row[R_MTIME], row[R_CTIME], row[R_EXTENTS] = after.st_size, after.st_mtime_ns, \
             after.st_ctime_ns, extents
+        self._read_here_too(row)
         return refs
 
     def _read_extents(self, fd: int, size: int) -> tuple[list, list, int]:
@@ -540,6 +563,8 @@ class Scanner:
             self._xattrs_unread(row, unread)
         if changed:
             self._changed_while_read(row)
+        if stored is None:  # read on this thread
+            self._read_here_too(row)
         chunks = bytearray()
         queued, has = self.pipe.queued, self.session.has
         for piece in pieces:

@@ -21,7 +21,6 @@ from array import array
 from itertools import chain
 from datetime import UTC, datetime
 
-from appliance.protect.check import drift_files, drift_of
 from appliance.protect.scan import Scanner, SyncRefused
 from appliance.protect.types import NO_PROGRESS, ChangeList, GroupSpec, Progress, SyncCheck, SyncResult, SyncStats
 from appliance.store import Store
@@ -95,11 +94,7 @@ def _run(store: Store, group: GroupSpec, kind: str, progress: Progress, cancel: 
     counting: list = []
 
     def count_drift():  # iterated once the walk's rows are out (chained after them: no layer per row)
-        # The walk is over: the files it read are compared with the disk again (the check's drift), by the reader
-        # processes while the last pack and the manifest are written and fsynced.
-        if scanner.changed_brief is not None:
-            changes = ChangeList(None, None, scanner.changed, scanner.deleted, scanner.changed_brief, sources)
-            counting.append(scanner.readers.drift(drift_files(changes)) or (lambda: drift_of(changes)))
+        counting.append(scanner.drift())
         yield from ()
 
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from appliance.protect.files import check, restore, sync
 from appliance.protect import read_workers
 from appliance.protect.read_workers import BATCH_FILES, INLINE_FILES
@@ -134,9 +136,9 @@ def _changed_before_the_drift(monkeypatch, path, kill: bool = False) -> list:
     real = read_workers.Readers.drift
     counted: list = []
 
-    def drift(self, files):
+    def drift(self):
         path.write_text("changed after the sync read it")
-        count = real(self, files)
+        count = real(self)
         counted.append(count)
         if kill:
             for worker in self._workers:
@@ -147,9 +149,11 @@ def _changed_before_the_drift(monkeypatch, path, kill: bool = False) -> list:
     return counted
 
 
-def test_the_readers_count_the_drift_of_the_files_they_read(store, src, monkeypatch):
+@pytest.mark.parametrize("changed", ["d0300/f2100", "d0000/f1", "d0100/big"],
+                         ids=["read by a worker", "read inline", "big"])
+def test_the_drift_counts_a_file_changed_after_the_sync_read_it(store, src, monkeypatch, changed):
     _tree(src, b"v1")
-    counted = _changed_before_the_drift(monkeypatch, src / "d0300" / "f2100")
+    counted = _changed_before_the_drift(monkeypatch, src / changed)
     group = group_of(src)
     result = sync(store, group)
     assert result.state == "completed", result.warnings
