@@ -48,6 +48,7 @@ def run_daemon(settings: config.Settings, demo: bool) -> None:
     try:
         started = library is not None and library.start()
         appliance.open()
+        steady_collector()  # before any job runs: what a job builds is never frozen
         appliance.start()
         if started:
             appliance.register_library("vtl", library.client_url, library.drive_url)
@@ -56,7 +57,6 @@ def run_daemon(settings: config.Settings, demo: bool) -> None:
         # A development daemon's socket is under its own data directory, for this user: no operators' group to ask for.
         sock = bind_socket(settings.socket_path, None if demo else settings.operators_group)
         server = make_server(create_app(appliance), settings.log_level)
-        steady_collector()
         # uvicorn restores the previous handlers on its way out and re-raises the signal it caught: make SIGTERM
         # end up here as KeyboardInterrupt too, so the clean stop below runs.
         signal.signal(signal.SIGTERM, _terminate)

@@ -26,7 +26,7 @@ RETRIES = 3
 LEVEL = 1
 OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 NOATIME = getattr(os, "O_NOATIME", 0)
-KEPT = 200_000  # files whose drift a worker counts (~30 MB); past that, the check reads them from the manifest
+KEPT = 200_000  # files whose drift a sync's readers count (~47 MB in all); past that, the check reads the manifest
 GROWN = 4 * MIN_CHUNK  # a small file that grew past this while read is recorded as last read, with the warning
 
 # An answer per file: (pieces, size, mtime_ns, ctime_ns, xattrs, unread xattrs, changed while read, bytes read),
@@ -129,11 +129,12 @@ def count_drift(files: Iterable[tuple[bytes, int, int]]) -> int:
 
 
 class Reader(FileReader):
-    """A worker's reader: it also keeps (path, size, mtime_ns) of each file it read (up to KEPT), whose drift it counts
-    once the walk is over."""
+    """A worker's reader: it also keeps (path, size, mtime_ns) of each file it read (up to `keep`, its share of KEPT),
+    whose drift it counts once the walk is over."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int) -> None:
         super().__init__()
+        self.keep = keep
         self.read_files: list[tuple[bytes, int, int]] | None = []
 
     def batch(self, items: list[tuple], fds: list[int], directories: list[bytes]) -> Blobs:
@@ -155,7 +156,7 @@ class Reader(FileReader):
                 answers[i] = (placed, *answer[1:])
                 if kept is not None:
                     kept.append((directories[items[i][0]] + b"/" + items[i][1], answer[1], answer[2]))
-        if kept is not None and len(kept) > KEPT:
+        if kept is not None and len(kept) > self.keep:
             self.read_files = None  # the check reads them back from the manifest
         return Blobs(answers, [b"".join(blobs)])
 
@@ -173,6 +174,6 @@ def _handle(reader: Reader, message: tuple, fds: list[int]) -> Blobs | int | Non
 def main(fd: int) -> None:
     """Serve one sync (appliance/store/workers.py): a message per batch, (directory count, [(directory index, name,
     size, mtime_ns), ...], [directory path, ...]), the directories' descriptors right behind it; once the walk is
-    over, (0, None, None), answered with the drift of the files this worker read (None: too many were read to
-    keep)."""
-    serve(fd, lambda config: Reader(), _handle, lambda message: message[0])
+    over, (0, None, []), answered with the drift of the files this worker read (None: too many were read to keep).
+    The first message, the configuration, is how many files it keeps for that."""
+    serve(fd, Reader, _handle, lambda message: message[0])

@@ -114,6 +114,7 @@ class Scanner:
         self.replaced_bytes = 0  # size of the previous versions of changed and deleted files
         self.deleted: list[tuple[str, bytes]] = []
         self.scanned = self.read_files = self.bytes_read = self.new_bytes = 0
+        self._known_bytes = 0  # of the readers' pieces, those the store had already
         self._emitted = 0  # rows out, in order (a changed row's number in `changed`)
         self.readers = Readers()
         self._files = self._bytes = 0
@@ -578,8 +579,14 @@ class Scanner:
                 else:
                     _, start, end, flags, raw = piece
                     blob = stored[start:end]
+                    if self.new_bytes < self._known_bytes:
+                        # A view holds its whole batch until the pack writes it: where most of what the readers
+                        # send is stored already, a few new pieces would hold many batches. Copied, as they were.
+                        blob = bytes(blob)
                 self.session.add(digest, blob, flags, raw)
                 self.new_bytes += raw
+            elif stored is not None:
+                self._known_bytes += piece[4]
             chunks += digest
         row[R_CHUNKS] = bytes(chunks)
 

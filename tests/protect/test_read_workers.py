@@ -4,6 +4,7 @@ byte, metadata and xattrs included, and a file they cannot open is a warning tha
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -131,19 +132,25 @@ def test_a_killed_reader_fails_the_sync_with_a_fix_and_records_nothing(store, sr
     assert started[0].proc.poll() is not None
 
 
-def _changed_before_the_drift(monkeypatch, path, kill: bool = False) -> list:
-    """Change `path` once the walk is over (everything read), just before the readers count the drift."""
+def _changed_before_the_drift(monkeypatch, path, lose: str | None = None) -> list:
+    """Change `path` once the walk is over (everything read), just before the readers count the drift; `lose` the
+    readers "before the ask" or "while counting" (stopped before they can answer, then killed)."""
     real = read_workers.Readers.drift
     counted: list = []
 
     def drift(self):
         path.write_text("changed after the sync read it")
-        count = real(self)
-        counted.append(count)
-        if kill:
-            for worker in self._workers:
+        for worker in self._workers if lose else ():
+            if lose == "before the ask":
                 worker.proc.kill()
                 worker.proc.wait()
+            else:
+                worker.proc.send_signal(signal.SIGSTOP)
+        count = real(self)
+        counted.append(count)
+        for worker in self._workers if lose == "while counting" else ():
+            worker.proc.kill()
+            worker.proc.wait()
         return count
     monkeypatch.setattr(read_workers.Readers, "drift", drift)
     return counted
@@ -162,12 +169,30 @@ def test_the_drift_counts_a_file_changed_after_the_sync_read_it(store, src, monk
     assert check(store, group, after=result).drift == 1
 
 
-def test_a_reader_lost_before_the_drift_is_counted_leaves_the_sync_complete_and_the_check_counts_it(
-        store, src, monkeypatch):
+@pytest.mark.parametrize("lose", ["before the ask", "while counting"])
+def test_readers_lost_once_every_file_is_read_leave_the_sync_complete_and_the_check_counts_the_drift(
+        store, src, monkeypatch, lose):
     _tree(src, b"v1")
-    _changed_before_the_drift(monkeypatch, src / "d0300" / "f2100", kill=True)
+    _changed_before_the_drift(monkeypatch, src / "d0300" / "f2100", lose)
     group = group_of(src)
     result = sync(store, group)
     assert result.state == "completed", result.warnings
     assert result.drift is None and [s.id for s in store.snapshots()] == [result.snapshot.id]
     assert check(store, group, after=result).drift == 1
+
+
+def test_a_sync_that_finds_most_content_stored_already_records_the_few_new_pieces_whole(store, src, tmp_path):
+    _tree(src, b"v1")
+    group = group_of(src)
+    assert sync(store, group).state == "completed"
+    for i, path in enumerate(sorted(p for p in src.rglob("f*"))):
+        if i % 40 == 0:
+            path.write_bytes(path.read_bytes() + b"new")
+        else:
+            os.utime(path, ns=(10**18, 10**18))  # read again, found stored
+    second = sync(store, group)
+    assert second.state == "completed", second.warnings
+    expected = tree_state(src)
+    result = restore(store, second.snapshot.id, None, tmp_path / "out")
+    assert result.state == "completed", result.warnings
+    assert_same_tree(expected, restored_root(tmp_path / "out", src))
