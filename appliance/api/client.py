@@ -55,6 +55,7 @@ class _UnixConnection:
             self.sock = None
 
     def _connect(self) -> socket.socket:
+        self.close()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
@@ -85,8 +86,6 @@ class _UnixConnection:
                 chunks.append(event.data)
             elif isinstance(event, h11.EndOfMessage):
                 break
-            elif isinstance(event, h11.ConnectionClosed):
-                raise ConnectionResetError("the daemon closed the connection before answering")
         if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
             conn.start_next_cycle()  # kept alive for the next request (a --wait's many)
         else:
@@ -136,6 +135,9 @@ class Client:
         except TimeoutError:
             raise DaemonUnreachable(f"the Tapeline daemon at {self.socket_path} did not answer in time",
                                     "check its log (journalctl -u tapeline) and retry") from None
+        except h11.RemoteProtocolError:  # h11's word for an end of the connection before a whole answer
+            raise DaemonUnreachable(f"the Tapeline daemon at {self.socket_path} closed the connection before "
+                                    f"answering", "check its log (journalctl -u tapeline) and retry") from None
         except (OSError, h11.ProtocolError) as exc:
             if isinstance(exc, PermissionError):
                 raise DaemonUnreachable(f"no permission to use the Tapeline daemon's socket {self.socket_path}",

@@ -4,6 +4,7 @@ client, never the other commands' modules nor the daemon's side (every process p
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -92,6 +93,20 @@ def commands_of(group: click.Group, ctx: click.Context, prefix: str = "") -> dic
         if isinstance(command, click.Group):
             found |= commands_of(command, ctx, prefix + name + " ")
     return found
+
+
+def test_the_tables_name_every_command_module_and_every_extension():
+    """A module left out of MODULES, or an extend_* out of EXTENSIONS, would vanish from the lazy tree and the eager
+    one alike (test below): the tables are checked against the package itself."""
+    import pkgutil
+
+    import appliance.commands as package
+    modules = {m.name: importlib.import_module(f"appliance.commands.{m.name}")
+               for m in pkgutil.iter_modules(package.__path__)}
+    assert {name for name, module in modules.items() if hasattr(module, "register")} == set(cli.MODULES)
+    extensions = {(name, attr) for name, module in modules.items() for attr in vars(module)
+                  if attr.startswith("extend_")}
+    assert extensions == {pair for pairs in cli.EXTENSIONS.values() for pair in pairs}
 
 
 def test_the_table_of_modules_names_what_each_module_registers():
