@@ -37,7 +37,7 @@ def socket_for(config_file: str | Path | None = None, data_dir: str | Path | Non
     """The daemon's socket as every client finds it: --data DIR (or TAPELINE_DATA) wins, then --config FILE, then
     /etc/tapeline/tapeline.toml. For the console, which may not read the configuration itself."""
     from appliance import config
-    return config.load(config_file, data_dir).socket_path
+    return config.load(config_file, data_dir, client=True).socket_path
 
 
 class _UnixConnection:

@@ -93,4 +93,4 @@ def register(cli: click.Group) -> None:
     @click.pass_obj
     def serve(ctx: Context) -> None:
         """Run the daemon as the service does (systemd/tapeline.service), from the configuration file."""
-        run_daemon(ctx.settings, demo=False)
+        run_daemon(config.load(ctx.config_file, ctx.data_dir), demo=False)  # the daemon's load: [mail] too

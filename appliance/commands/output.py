@@ -42,7 +42,7 @@ class Context:
     @property
     def settings(self) -> config.Settings:
         if self._settings is None:
-            self._settings = config.load(self.config_file, self.data_dir)
+            self._settings = config.load(self.config_file, self.data_dir, client=True)
         return self._settings
 
     @property

@@ -13,7 +13,7 @@ import sys
 import click
 import pytest
 
-from appliance import cli
+from appliance import cli, config
 
 # Modules no client command needs: the daemon's side, the console, the HTTP stacks it does not use.
 HEAVY = ("sqlalchemy", "sqlmodel", "fastapi", "uvicorn", "starlette", "pydantic", "textual", "httpx", "rich",
@@ -93,6 +93,16 @@ def commands_of(group: click.Group, ctx: click.Context, prefix: str = "") -> dic
         if isinstance(command, click.Group):
             found |= commands_of(command, ctx, prefix + name + " ")
     return found
+
+
+def test_a_client_of_a_daemon_with_mail_on_loads_no_mail_package(tmp_path):
+    conf = tmp_path / "tapeline.toml"
+    conf.write_text('[mail]\nhost = "smtp.example.com"\nsender = "Tapeline <tapeline@example.com>"\n'
+                    'recipients = ["backup-team@example.com"]\n')
+    assert config.load(conf, tmp_path / "data").mail.host == "smtp.example.com"  # the daemon's load checks it
+    code, modules = loaded(tmp_path, "--config", str(conf), "status")
+    assert code == 1  # no daemon here: the command went as far as asking one
+    assert not {m for m in modules if m.split(".")[0] == "email"}
 
 
 def test_the_tables_name_every_command_module_and_every_extension():
