@@ -33,8 +33,8 @@ from appliance.store.errors import (ChunkDamaged, ChunkMissing, ManifestDamaged,
                                     StoreLocked, StoreNotFound)
 from appliance.store.model import R_CHUNKS, DIGEST_SIZE, Entry, SnapshotInfo, entry_from_row
 from appliance.store.durable import fsync_dir, write_file
-from appliance.store.packs import (FLAG_ZSTD, PackFormatError, PackWriter, decompressor, read_pack_index,
-                                   verified)
+from appliance.store.packs import (FLAG_ZSTD, PackFormatError, PackWriter, decompressor, pack_digest,
+                                   read_pack_index, verified)
 
 CONFIG_MAGIC = b"TLSTORE\x01"  # "Tapeline store", format 1
 NOTES_MAGIC = b"TLDMGN\x00\x01"  # "Tapeline damage notes" (<id>.damaged), format 1
@@ -275,7 +275,7 @@ class Store:
     def verify_pack(self, name: str, rows: list[list], written: bytes | None = None) -> set[bytes]:
         """Read a sealed pack back; the digests of its blobs that did not reach the file intact.
 
-        With `written` (the BLAKE3 of the pack as its writer produced it, PackWriter.digest), a file that hashes
+        With `written` (the checksum of the pack as its writer produced it, PackWriter.digest), a file that sums
         to it is whole: every blob is the exact bytes stored for its chunk, whose digest was computed from the
         source (docs/store-format.md, "Check"). Without it, or when it differs, each blob is decompressed and
         hashed, which names the bad ones; a pack whose damage is outside its blobs (magic, index, footer), or
@@ -287,7 +287,7 @@ class Store:
             if buf is None or len(buf) < size:  # reused: a fresh 32 MiB buffer per pack costs page faults
                 buf = _local.verify_buffer = bytearray(size)
             view = memoryview(buf)[:f.readinto(memoryview(buf)[:size])]
-        if written is not None and blake3.blake3(view).digest() == written:
+        if written is not None and pack_digest(view) == written:
             return set()
         bad = self._bad_blobs(view, rows)
         if written is not None and not bad:
