@@ -73,10 +73,11 @@ class Readers:
         self._inline_files = self._inline_bytes = 0
         self._workers: list[_Worker] = []
         self._batch = Batch()
+        self.root = b""  # the source the walk is in
 
-    def queue(self, dfd: int, name: bytes, size: int, mtime_ns: int,
-              directory: Callable[[], bytes]) -> tuple[Batch, int]:
-        """`directory()` gives the path of `dfd`'s directory (asked once a batch)."""
+    def queue(self, dfd: int, name: bytes, size: int, mtime_ns: int, path: bytes) -> tuple[Batch, int]:
+        """`path`: the file's path under `root` (the source being walked), whose directory a worker is told once
+        a batch for the drift's count."""
         if not self._workers and self._inline_files < INLINE_FILES and self._inline_bytes < INLINE_BYTES:
             self._inline_files += 1
             self._inline_bytes += size
@@ -90,7 +91,8 @@ class Readers:
         if index is None:
             index = batch.dirs[dfd] = len(batch.fds)
             batch.fds.append(os.dup(dfd))
-            batch.paths.append(directory())
+            parent = path[:-len(name) - 1]
+            batch.paths.append(self.root + b"/" + parent if parent else self.root)
         batch.items.append((index, name, size, mtime_ns))
         batch.size += size
         if len(batch.items) >= BATCH_FILES or batch.size >= BATCH_BYTES:

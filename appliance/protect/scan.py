@@ -205,7 +205,7 @@ class Scanner:
     def _walk(self, si: int, root: str, matcher: Matcher, old: OldRows, deleted: list[list]) -> Iterator[list]:
         """Every name is looked up relative to its directory's open descriptor (fstatat, openat): a path walk
         from the root for each of 100k files cost more than the stat itself. One descriptor per level is open."""
-        root_b = self._root = os.fsencode(root)
+        root_b = self._root = self.readers.root = os.fsencode(root)
         hardlinks: dict[tuple[int, int], bytes] = {}
         st = os.stat(root_b)  # a source given through a symlink is the directory it names
         self._entry(si, None, root_b, b"", (), st, old, deleted, hardlinks)
@@ -398,8 +398,7 @@ class Scanner:
         """Read, hash and queue a file's content; its xattrs are read through the same descriptor. Most files, the
         small ones, go to the readers (read_workers.py), which do the same."""
         if st.st_size <= MIN_CHUNK:
-            return self.readers.queue(dfd, name, st.st_size, st.st_mtime_ns,
-                                      lambda: self._full(row[R_PATH][:-len(name) - 1]))
+            return self.readers.queue(dfd, name, st.st_size, st.st_mtime_ns, row[R_PATH])
         for attempt in range(RETRIES):
             try:
                 fd = os.open(name, _OPEN | _NOATIME, dir_fd=dfd)

@@ -32,6 +32,7 @@ def _tree(src, version: bytes) -> None:
         if i % 97 == 0:
             os.setxattr(path, "user.tag", b"t%d" % i)
     (src / "d0100" / "big").write_bytes(os.urandom(1 << 20) + version)
+    (src / "top").write_bytes(b"a file beside the directories, read after them by a worker " + version)
 
 
 def test_many_small_files_restore_byte_for_byte(store, src, tmp_path):
@@ -39,11 +40,11 @@ def test_many_small_files_restore_byte_for_byte(store, src, tmp_path):
     group = group_of(src)
     first = sync(store, group)
     assert first.state == "completed", first.warnings
-    assert first.stats.files_changed == FILES + 1
+    assert first.stats.files_changed == FILES + 2  # and the big file and the top one
     _tree(src, b"v2")
     second = sync(store, group)
     assert second.state == "completed", second.warnings
-    assert second.stats.files_changed == FILES + 1
+    assert second.stats.files_changed == FILES + 2
     expected = tree_state(src)
     result = restore(store, second.snapshot.id, None, tmp_path / "out")
     assert result.state == "completed", result.warnings
@@ -156,8 +157,8 @@ def _changed_before_the_drift(monkeypatch, path, lose: str | None = None) -> lis
     return counted
 
 
-@pytest.mark.parametrize("changed", ["d0300/f2100", "d0000/f1", "d0100/big"],
-                         ids=["read by a worker", "read inline", "big"])
+@pytest.mark.parametrize("changed", ["d0300/f2100", "top", "d0000/f1", "d0100/big"],
+                         ids=["read by a worker", "in the source's own directory", "read inline", "big"])
 def test_the_drift_counts_a_file_changed_after_the_sync_read_it(store, src, monkeypatch, changed):
     _tree(src, b"v1")
     counted = _changed_before_the_drift(monkeypatch, src / changed)
