@@ -11,6 +11,7 @@ import pytest
 from appliance.protect.files import check, restore, sync
 from appliance.protect import read_workers
 from appliance.protect.read_workers import BATCH_FILES, INLINE_FILES
+from appliance.store import WriteSession
 from tests.protect.conftest import Hook, assert_same_tree, group_of, restored_root, tree_state
 
 FILES = INLINE_FILES + 3 * BATCH_FILES  # past what the walk reads itself
@@ -182,7 +183,8 @@ def test_readers_lost_once_every_file_is_read_leave_the_sync_complete_and_the_ch
     assert check(store, group, after=result).drift == 1
 
 
-def test_a_sync_that_finds_most_content_stored_already_records_the_few_new_pieces_whole(store, src, tmp_path):
+def test_a_sync_that_finds_most_content_stored_already_records_the_few_new_pieces_whole(store, src, tmp_path,
+                                                                                       monkeypatch):
     _tree(src, b"v1")
     group = group_of(src)
     assert sync(store, group).state == "completed"
@@ -191,8 +193,17 @@ def test_a_sync_that_finds_most_content_stored_already_records_the_few_new_piece
             path.write_bytes(path.read_bytes() + b"new")
         else:
             os.utime(path, ns=(10**18, 10**18))  # read again, found stored
+    added = []
+    real_add = WriteSession.add
+
+    def add(self, digest, blob, flags, raw_length):
+        added.append(type(blob))
+        real_add(self, digest, blob, flags, raw_length)
+    monkeypatch.setattr(WriteSession, "add", add)
     second = sync(store, group)
     assert second.state == "completed", second.warnings
+    # each new piece went to the pack as a bytes of its own, not as a view holding its reader's whole batch
+    assert added and set(added) == {bytes}
     expected = tree_state(src)
     result = restore(store, second.snapshot.id, None, tmp_path / "out")
     assert result.state == "completed", result.warnings
