@@ -29,6 +29,11 @@ READERS = 2
 AHEAD = 4  # chunks of one file in flight on the reader threads
 
 
+def uncache(fd: int, offset: int, length: int) -> None:
+    """A range of a pack, read: out of the page cache (docs/store-format.md, "Page cache")."""
+    os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+
 def meta_fd(fd: int, row: list, root: bool, warnings: list[str], owner: tuple[int, int] | None = None,
             mode_set: bool = False) -> None:
     """Owner (root only; skipped when a new file has it already), xattrs and ACLs, mode, then times."""
@@ -59,6 +64,8 @@ class BatchWriter:
     def close(self) -> None:
         if self.readers is not None:
             self.readers.shutdown(wait=True, cancel_futures=True)
+        for fd, _ in self.packs.values():  # what the kernel read ahead of the last reads goes too
+            uncache(fd, 0, 0)
 
     def write(self, dirs: list[tuple[int, tuple[int, int]]], items: list[tuple]) -> tuple:
         files = size = 0
@@ -116,9 +123,11 @@ class BatchWriter:
         pack, offset, length = place[0], place[1], place[2]
         fd = self.packs[pack][0]
         if length > len(self.view):
-            return self._verify(place, os.pread(fd, length, offset))
+            return self._read(place)
         wfd, start, end = self.window
         if fd != wfd or offset < start or offset + length > end:
+            if wfd >= 0:
+                uncache(wfd, start, end - start)
             self.window = (-1, 0, 0)
             got = os.preadv(fd, [self.view[:max(length, WINDOW)]], offset)
             self.window = (fd, offset, offset + got)
@@ -127,7 +136,10 @@ class BatchWriter:
 
     def _read(self, place: tuple) -> bytes:
         """A verified chunk read into memory of its own (the reader threads' way)."""
-        return self._verify(place, os.pread(self.packs[place[0]][0], place[2], place[1]))
+        fd = self.packs[place[0]][0]
+        data = os.pread(fd, place[2], place[1])
+        uncache(fd, place[1], place[2])
+        return self._verify(place, data)
 
     def _ahead(self, places: list[tuple]) -> Iterator[bytes | memoryview]:
         """The verified chunks in order, read, decompressed and hashed up to AHEAD ahead on reader threads

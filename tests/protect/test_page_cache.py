@@ -1,0 +1,80 @@
+"""A sync and a restore leave the store's packs out of the page cache (docs/store-format.md, "Page cache"): packs
+are written once and read rarely, and a backup must not crowd the server's working set out of memory."""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import os
+from pathlib import Path
+
+import pytest
+
+from appliance.protect import restore_files
+from appliance.protect.files import restore, sync
+from tests.protect.conftest import assert_same_tree, group_of, restored_root, tree_state
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+
+
+def cached_pages(path: Path) -> int:
+    """How many pages of the file are in the page cache (mincore(2) over a mapping of it)."""
+    size = path.stat().st_size
+    pages = -(-size // mmap.PAGESIZE)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        addr = _libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        if addr in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), "mmap failed")
+        try:
+            vec = (ctypes.c_ubyte * pages)()
+            if _libc.mincore(addr, size, vec) != 0:
+                raise OSError(ctypes.get_errno(), "mincore failed")
+            return sum(v & 1 for v in vec)
+        finally:
+            _libc.munmap(addr, size)
+    finally:
+        os.close(fd)
+
+
+def _packs(store) -> list[Path]:
+    return sorted((store.root / "packs").rglob("*.pack"))
+
+
+@pytest.fixture
+def synced(store, src):
+    """A tree of small files (read by the sync's readers) and big ones (cut and compressed on its own thread)."""
+    for d in range(4):
+        (src / f"d{d}").mkdir()
+        for f in range(40):
+            (src / f"d{d}" / f"f{f}.txt").write_bytes(f"file {d}/{f}\n".encode() * (50 * f + 1))
+    (src / "big.bin").write_bytes(os.urandom(3 << 20))
+    (src / "big.txt").write_bytes(b"".join(b"line %d of a big text\n" % i for i in range(200_000)))
+    res = sync(store, group_of(src))
+    assert res.state == "completed", res.warnings
+    return res
+
+
+def test_a_sync_leaves_the_packs_it_wrote_out_of_the_page_cache(store, synced):
+    packs = _packs(store)
+    assert packs and sum(p.stat().st_size for p in packs) > 3 << 20
+    assert [cached_pages(p) for p in packs] == [0] * len(packs)
+
+
+@pytest.mark.parametrize("in_workers", [False, True], ids=["inline", "workers"])
+def test_a_restore_reads_the_packs_and_leaves_them_out_of_the_page_cache(store, src, tmp_path, synced, monkeypatch,
+                                                                         in_workers):
+    if in_workers:
+        monkeypatch.setattr(restore_files, "INLINE_FILES", 0)
+    for pack in _packs(store):  # as a pack is when a restore starts after others read it: in the page cache
+        with open(pack, "rb") as f:
+            f.read()
+        assert cached_pages(pack) > 0
+    res = restore(store, synced.snapshot.id, None, tmp_path / "out")
+    assert res.state == "completed", res.warnings
+    assert_same_tree(tree_state(src), restored_root(tmp_path / "out", src))
+    assert [cached_pages(p) for p in _packs(store)] == [0] * len(_packs(store))
