@@ -78,3 +78,18 @@ def test_a_restore_reads_the_packs_and_leaves_them_out_of_the_page_cache(store, 
     assert res.state == "completed", res.warnings
     assert_same_tree(tree_state(src), restored_root(tmp_path / "out", src))
     assert [cached_pages(p) for p in _packs(store)] == [0] * len(_packs(store))
+
+
+@pytest.mark.parametrize("size", [8 << 20, (9 << 20) + 123], ids=["whole-buffer", "ragged-end"])
+@pytest.mark.parametrize("in_workers", [False, True], ids=["inline", "workers"])
+def test_a_big_file_is_restored_whole_past_the_page_cache(store, src, tmp_path, monkeypatch, size, in_workers):
+    if in_workers:
+        monkeypatch.setattr(restore_files, "INLINE_FILES", 0)
+    (src / "big.bin").write_bytes(os.urandom(size))
+    (src / "small.txt").write_bytes(b"small\n")
+    res = sync(store, group_of(src))
+    restored = restore(store, res.snapshot.id, None, tmp_path / "out")
+    assert restored.state == "completed", restored.warnings
+    big = restored_root(tmp_path / "out", src) / "big.bin"
+    assert cached_pages(big) <= 1  # the end that fills no block went through the page cache
+    assert_same_tree(tree_state(src), restored_root(tmp_path / "out", src))
