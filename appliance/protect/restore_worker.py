@@ -73,6 +73,9 @@ class BatchWriter:
             self.readers.shutdown(wait=True, cancel_futures=True)
         for fd, _ in self.packs.values():  # what the kernel read ahead of the last reads goes too
             uncache(fd, 0, 0)
+        if self.direct_buffer is not None:
+            self.direct_buffer.close()
+            self.direct_buffer = None
 
     def write(self, dirs: list[tuple[int, tuple[int, int]]], items: list[tuple]) -> tuple:
         files = size = 0
