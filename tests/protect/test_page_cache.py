@@ -6,12 +6,15 @@ from __future__ import annotations
 import ctypes
 import mmap
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from appliance.protect import restore_files
 from appliance.protect.files import restore, sync
+from appliance.store import Store
 from tests.protect.conftest import assert_same_tree, group_of, restored_root, tree_state
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -41,6 +44,27 @@ def cached_pages(path: Path) -> int:
         os.close(fd)
 
 
+@pytest.fixture
+def disk():
+    """A directory on a disk, for the store and the trees: /tmp may be a tmpfs, whose files are their pages."""
+    path = Path(tempfile.mkdtemp(prefix="tapeline-page-cache-", dir="/var/tmp"))
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.fixture
+def store(disk):
+    s = Store.open(disk / "store", create=True)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def src(disk):
+    (disk / "src").mkdir()
+    return disk / "src"
+
+
 def _packs(store) -> list[Path]:
     return sorted((store.root / "packs").rglob("*.pack"))
 
@@ -66,7 +90,7 @@ def test_a_sync_leaves_the_packs_it_wrote_out_of_the_page_cache(store, synced):
 
 
 @pytest.mark.parametrize("in_workers", [False, True], ids=["inline", "workers"])
-def test_a_restore_reads_the_packs_and_leaves_them_out_of_the_page_cache(store, src, tmp_path, synced, monkeypatch,
+def test_a_restore_reads_the_packs_and_leaves_them_out_of_the_page_cache(store, src, disk, synced, monkeypatch,
                                                                          in_workers):
     if in_workers:
         monkeypatch.setattr(restore_files, "INLINE_FILES", 0)
@@ -74,22 +98,22 @@ def test_a_restore_reads_the_packs_and_leaves_them_out_of_the_page_cache(store, 
         with open(pack, "rb") as f:
             f.read()
         assert cached_pages(pack) > 0
-    res = restore(store, synced.snapshot.id, None, tmp_path / "out")
+    res = restore(store, synced.snapshot.id, None, disk / "out")
     assert res.state == "completed", res.warnings
-    assert_same_tree(tree_state(src), restored_root(tmp_path / "out", src))
+    assert_same_tree(tree_state(src), restored_root(disk / "out", src))
     assert [cached_pages(p) for p in _packs(store)] == [0] * len(_packs(store))
 
 
 @pytest.mark.parametrize("size", [8 << 20, (9 << 20) + 123], ids=["whole-buffer", "ragged-end"])
 @pytest.mark.parametrize("in_workers", [False, True], ids=["inline", "workers"])
-def test_a_big_file_is_restored_whole_past_the_page_cache(store, src, tmp_path, monkeypatch, size, in_workers):
+def test_a_big_file_is_restored_whole_past_the_page_cache(store, src, disk, monkeypatch, size, in_workers):
     if in_workers:
         monkeypatch.setattr(restore_files, "INLINE_FILES", 0)
     (src / "big.bin").write_bytes(os.urandom(size))
     (src / "small.txt").write_bytes(b"small\n")
     res = sync(store, group_of(src))
-    restored = restore(store, res.snapshot.id, None, tmp_path / "out")
+    restored = restore(store, res.snapshot.id, None, disk / "out")
     assert restored.state == "completed", restored.warnings
-    big = restored_root(tmp_path / "out", src) / "big.bin"
+    big = restored_root(disk / "out", src) / "big.bin"
     assert cached_pages(big) <= 1  # the end that fills no block went through the page cache
-    assert_same_tree(tree_state(src), restored_root(tmp_path / "out", src))
+    assert_same_tree(tree_state(src), restored_root(disk / "out", src))
