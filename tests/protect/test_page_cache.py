@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.protect import restore_files
+from appliance.protect import restore_files, restore_worker
 from appliance.protect.files import restore, sync
 from appliance.store import Store
 from tests.protect.conftest import assert_same_tree, group_of, restored_root, tree_state
@@ -117,3 +117,28 @@ def test_a_big_file_is_restored_whole_past_the_page_cache(store, src, disk, monk
     big = restored_root(disk / "out", src) / "big.bin"
     assert cached_pages(big) <= 1  # the end that fills no block went through the page cache
     assert_same_tree(tree_state(src), restored_root(disk / "out", src))
+
+
+@pytest.mark.parametrize("in_workers", [False, True], ids=["inline", "workers"])
+def test_restored_small_files_are_written_back_in_rounds_and_leave_the_page_cache(store, src, disk, monkeypatch,
+                                                                                  in_workers):
+    """Each writer keeps the files it wrote open until RECYCLE_FILES of them are written back together and dropped:
+    only the last round of each writer, not yet full when the restore ends, stays cached."""
+    if in_workers:  # the workers' own rounds, at their default size
+        monkeypatch.setattr(restore_files, "INLINE_FILES", 0)
+        monkeypatch.setattr(restore_files, "WORKERS", 2)
+        files, writers = 2000, 2
+    else:  # the inline writer's rounds are made small enough to complete within what it writes
+        monkeypatch.setattr(restore_worker, "RECYCLE_FILES", 16)
+        files, writers = 200, 1
+    for d in range(10):
+        (src / f"d{d}").mkdir()
+        for f in range(files // 10):
+            (src / f"d{d}" / f"f{f}.txt").write_bytes(f"file {d}/{f}\n".encode() * (100 + f))
+    res = sync(store, group_of(src))
+    restored = restore(store, res.snapshot.id, None, disk / "out")
+    assert restored.state == "completed", restored.warnings
+    out = restored_root(disk / "out", src)
+    cached = [p for p in out.rglob("*.txt") if cached_pages(p)]  # before the comparison reads them back in
+    assert len(cached) < writers * restore_worker.RECYCLE_FILES < files
+    assert_same_tree(tree_state(src), out)
