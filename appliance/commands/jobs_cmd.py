@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from appliance.commands.output import (FINISHED, Context, job_line, progress_text, restored_to, shown_warnings, size,
-                                       table, wait_for_job, when)
+from appliance.commands.output import (FINISHED, Context, job_line, progress_line, progress_text, restored_to,
+                                       shown_warnings, size, table, wait_for_job, when)
 from appliance.text import plural
 
 
@@ -15,7 +15,7 @@ def show_job(job: dict) -> None:
     click.echo(f"  started    {when(job['started'])}")
     click.echo(f"  finished   {when(job['finished'])}")
     if job["state"] == "running":
-        click.echo(f"  progress   {progress_text(job)} {job.get('progress_message') or ''}")
+        click.echo(f"  progress   {progress_line(job)}")
     for w in shown_warnings(job):
         click.echo(f"  warning    {w}")
     result = job.get("result") or {}

@@ -82,6 +82,14 @@ def progress_text(job: dict) -> str:
     return str(done) if done and job["state"] not in FINISHED else ""
 
 
+def progress_line(job: dict) -> str:
+    """How far a job got, for a line of text: the percentage and the job's message. A bare count goes only where
+    there is no message: without a total it has no unit (items for a sync, bytes for a restore from tape), and the
+    message says the same with one."""
+    shown = progress_text(job) if job.get("progress_total") or not job.get("progress_message") else ""
+    return " ".join(x for x in (shown, job.get("progress_message") or "") if x)
+
+
 def shown_warnings(job: dict) -> list[str]:
     """The warnings worth printing: not the reason again (a failed job often lists it), at most a screenful."""
     reason = job.get("reason") or ""
@@ -207,7 +215,7 @@ def _follow_plain(client, job_id: int, quiet: bool) -> dict:
         if job["state"] in FINISHED:
             return job
         line = " ".join(x for x in (f"job {job_id} {job['kind']} {job.get('group_name') or ''}:", job["state"],
-                                    progress_text(job), job.get("progress_message") or "") if x)
+                                    progress_line(job)) if x)
         if not quiet and line != last_line and time.monotonic() - last_time >= 1.0:
             click.echo(line, err=True)
             last_line, last_time = line, time.monotonic()

@@ -13,6 +13,8 @@ import time
 
 from daemon_harness import TAPELINE, Daemon
 
+from appliance.commands.output import progress_line
+
 JSON_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$")
 TEXT_TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 
@@ -128,3 +130,17 @@ def test_one_time_format_in_json_and_one_in_text(sqlite_daemon, tmp_path):
         text = d.run(*args, check=None).stdout
         assert re.search(TEXT_TIME, text), (args, text)
         assert not re.search(r"\d{4}-\d\d-\d\dT\d|\d\d:\d\d:\d\d\.\d|\+00:00", text), (args, text)
+
+
+def test_a_progress_line_gives_no_count_without_its_unit():
+    """`--wait` off a terminal, and `tapeline job ID`: a count without a total has no unit (items for a sync, bytes
+    for a restore from tape), so it shows only where no message says how far the job got."""
+    sync = {"state": "running", "progress_done": 10240, "progress_total": None,
+            "progress_message": "10240 items scanned, 109 MiB read"}
+    assert progress_line(sync) == "10240 items scanned, 109 MiB read"
+    from_tape = {"state": "running", "progress_done": 8541379, "progress_total": None,
+                 "progress_message": "var/tmp/src/doc/update.sh"}
+    assert progress_line(from_tape) == "var/tmp/src/doc/update.sh"
+    restore = {"state": "running", "progress_done": 60, "progress_total": 100, "progress_message": "ip6t_opts.h"}
+    assert progress_line(restore) == "60% ip6t_opts.h"
+    assert progress_line({"state": "running", "progress_done": 7, "progress_total": None}) == "7"
