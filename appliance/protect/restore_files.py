@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import stat
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing import connection
 
 from appliance.protect import destination
@@ -34,7 +33,6 @@ BATCH_FILES = 64  # files per batch: a message per small file would cost more th
 BATCH_BYTES = 16 << 20
 INLINE_FILES = 256  # files written on the restore's own thread before the workers start
 INLINE_BYTES = 8 << 20
-FLUSH_EVERY = 256 << 20  # written bytes between two write-backs started during the restore
 QUEUED = 2 * WORKERS  # batches handed out ahead of the writers (bounds how far the walk runs ahead)
 FILE_COST = 4096  # a file's system calls, in bytes of content, when batches are spread over the workers
 
@@ -96,9 +94,6 @@ class FileWriters:
         self._inline: BatchWriter | None = None
         self._inline_files = self._inline_bytes = 0
         self._workers: list[_Worker] = []
-        self._flusher = ThreadPoolExecutor(1, thread_name_prefix="restore-flush")
-        self._flushing: Future | None = None
-        self._flushed = 0
 
     # ---- directories ---------------------------------------------------------------------------------------
     def dir(self, key: tuple, fd: int, row: list | None, fresh: bool) -> Dir:
@@ -133,7 +128,6 @@ class FileWriters:
         self._workers = []
         if self._inline is not None:
             self._inline.close()
-        self._flusher.shutdown(wait=True)
         left, self._open = self._open, set()
         for d in left:
             os.close(d.fd)
@@ -212,20 +206,11 @@ class FileWriters:
         self.bytes += size
         if last is not None:
             self.progress(self.bytes, self.total, os.fsdecode(last))
-        idle = self._flushing is None or self._flushing.done() and self._flushing.exception() is None
-        if self.bytes - self._flushed >= FLUSH_EVERY and idle:  # a failed one is kept for make_durable
-            self._flushing = self._flusher.submit(self._sync_all)
-            self._flushed = self.bytes
 
     # ---- durability ----------------------------------------------------------------------------------------
     def make_durable(self) -> None:
         """Everything written is on disk: one syncfs per file system written to (docs/store-format.md, Restore).
-        Write-backs started on the way (every FLUSH_EVERY bytes) leave less to wait for here; an error one of them
-        met is reported here (syncfs reports an error once per descriptor)."""
-        if self._flushing is not None:
-            self._flushing.result()
-        self._sync_all()
-
-    def _sync_all(self) -> None:
-        for fd in list(self.devices.values()):
+        The writers' rounds (restore_worker.py) wrote most of it back on the way; an error one of them met is
+        reported here (syncfs reports an error once per descriptor, and these were opened before any write)."""
+        for fd in self.devices.values():
             durable.syncfs(fd)

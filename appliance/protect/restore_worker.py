@@ -35,9 +35,9 @@ AHEAD = 4  # chunks of one file in flight on the reader threads
 DIRECT_MIN = 8 << 20  # a file this big is written past the page cache
 DIRECT_BUFFER = 8 << 20
 DIRECT_BLOCK = 4096  # what O_DIRECT writes must be made of (the logical block size of any common disk, or a multiple)
-# Restored files smaller than DIRECT_MIN stay open until this many of them, or this many of their bytes, are written
-# back together and dropped from the page cache (docs/store-format.md, "Page cache"): their pages then serve the
-# next files. Fewer rounds cost a syncfs each; bigger ones hold more descriptors and pages.
+# Restored files stay open until this many of them, or this many of their bytes, are written back together and
+# dropped from the page cache (docs/store-format.md, "Page cache"): their pages then serve the next files, and the
+# disk works while the restore goes on. Fewer rounds cost a syncfs each; bigger ones hold more descriptors and pages.
 RECYCLE_FILES = 256
 RECYCLE_BYTES = 16 << 20
 
@@ -82,8 +82,6 @@ class BatchWriter:
     def close(self) -> None:
         if self.readers is not None:
             self.readers.shutdown(wait=True, cancel_futures=True)
-        if self.recycling is not None:
-            self.recycling.result()
         if self.recycler is not None:
             self.recycler.shutdown(wait=True)
         for fd in self.kept:  # the restore's own syncfs writes these back
@@ -131,7 +129,7 @@ class BatchWriter:
                 self._content(fd, places, length)
             meta_fd(fd, row, self.root, warnings, owner, final_mode)
             placed = destination.place(fd, dfd, tmp, name, self.overwrite, self.root)
-            kept = placed and 0 < length < DIRECT_MIN
+            kept = placed and length > 0
         finally:
             if kept:
                 self._keep(fd, length)
@@ -258,11 +256,13 @@ class BatchWriter:
 
 
 def _recycle(fds: list[int]) -> None:
-    """Write the files back together (one syncfs: merged I/O, not a request per file), then drop their pages, clean
-    now, and close them. A write-back error is not lost here: syncfs reports it to each descriptor opened before
-    it, and the restore's own (opened before anything was written) says so before the restore says "completed"."""
-    with contextlib.suppress(OSError):
-        durable.syncfs(fds[0])
+    """Write the files back together (one syncfs per file system they are on: merged I/O, not a request per file),
+    then drop their pages, clean now, and close them. A write-back error is not lost here: syncfs reports it to each
+    descriptor opened before it, and the restore's own (opened before anything was written) says so before the
+    restore says "completed"."""
+    for fd in {os.fstat(fd).st_dev: fd for fd in fds}.values():
+        with contextlib.suppress(OSError):
+            durable.syncfs(fd)
     for fd in fds:
         with contextlib.suppress(OSError):  # advice only
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
