@@ -29,6 +29,10 @@ from appliance.store.packs import verified
 from appliance.store.workers import serve
 
 WINDOW = 256 << 10  # read ahead in a pack for the next small chunks
+# Pack reads are asked of the disk this far ahead of where a writer reads (posix_fadvise WILLNEED), so its reads
+# find their pages instead of waiting for each one (packs are kept out of the page cache: docs/store-format.md,
+# "Page cache"). Bounded: a writer holds at most this much of a pack ahead of what it has read.
+PREFETCH = 8 << 20
 SPREAD_CHUNKS = 8  # a file of this many chunks or more has them read and verified ahead of its writing, on threads
 READERS = 2
 AHEAD = 4  # chunks of one file in flight on the reader threads
@@ -72,6 +76,8 @@ class BatchWriter:
         self.packs: dict[int, tuple[int, str]] = {}
         self.view = memoryview(bytearray(max_chunk))  # a chunk is stored compressed only when that is smaller
         self.window = (-1, 0, 0)  # (pack descriptor, start, end) of what the buffer holds
+        self.used = 0  # where the chunks this writer took from the window end
+        self.ahead: dict[int, tuple[int, int]] = {}  # pack descriptor -> (last read's offset, end of what was asked)
         self.readers: ThreadPoolExecutor | None = None
         self.direct_buffer: mmap.mmap | None = None
         self.kept: list[int] = []  # descriptors of written files whose pages go at the next round
@@ -170,20 +176,38 @@ class BatchWriter:
             return self._read(place)
         wfd, start, end = self.window
         if fd != wfd or offset < start or offset + length > end:
-            if wfd >= 0:
-                uncache(wfd, start, end - start)
+            if wfd >= 0:  # what it took only: the rest of the window may be the next batch's, on another writer
+                uncache(wfd, start, self.used - start)
             self.window = (-1, 0, 0)
-            got = os.preadv(fd, [self.view[:max(length, WINDOW)]], offset)
+            size = max(length, WINDOW)
+            self._prefetch(fd, offset, size)
+            got = os.preadv(fd, [self.view[:size]], offset)
             self.window = (fd, offset, offset + got)
+            self.used = offset
+        self.used = max(self.used, offset + length)
         at = offset - self.window[1]
         return self._verify(place, self.view[at:at + length])
 
     def _read(self, place: tuple) -> bytes:
         """A verified chunk read into memory of its own (the reader threads' way)."""
         fd = self.packs[place[0]][0]
+        self._prefetch(fd, place[1], place[2])
         data = os.pread(fd, place[2], place[1])
         uncache(fd, place[1], place[2])
         return self._verify(place, data)
+
+    def _prefetch(self, fd: int, offset: int, size: int) -> None:
+        """A read of [offset, offset + size) is about to be made: PREFETCH past its end is asked for, half of it at
+        a time while the reads go forward; a read behind the last one starts anew (racing reader threads at worst
+        ask twice)."""
+        last, mark = self.ahead.get(fd, (-1, 0))
+        end = offset + size
+        if last <= offset and end + PREFETCH // 2 <= mark:
+            self.ahead[fd] = (offset, mark)
+            return
+        start = mark if last <= offset <= mark else offset
+        self.ahead[fd] = (offset, end + PREFETCH)
+        os.posix_fadvise(fd, start, end + PREFETCH - start, os.POSIX_FADV_WILLNEED)
 
     def _ahead(self, places: list[tuple]) -> Iterator[bytes | memoryview]:
         """The verified chunks in order, read, decompressed and hashed up to AHEAD ahead on reader threads

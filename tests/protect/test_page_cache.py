@@ -142,3 +142,46 @@ def test_restored_small_files_are_written_back_in_rounds_and_leave_the_page_cach
     cached = [p for p in out.rglob("*.txt") if cached_pages(p)]  # before the comparison reads them back in
     assert len(cached) < writers * restore_worker.RECYCLE_FILES < files
     assert_same_tree(tree_state(src), out)
+
+
+def test_a_restore_asks_for_pack_ranges_ahead_of_reading_them(store, src, disk, synced, monkeypatch):
+    """Packs are not in the page cache when a restore starts: each read must find its range already asked of the
+    disk (posix_fadvise WILLNEED) instead of waiting for it, for small files (the window) and big ones (the reader
+    threads) alike."""
+    monkeypatch.setattr(restore_files, "INLINE_FILES", 10_000)  # the restore's own writer: its calls are seen here
+    monkeypatch.setattr(restore_files, "INLINE_BYTES", 1 << 30)
+    monkeypatch.setattr(restore_worker, "PREFETCH", 64 << 10)  # a pack is then asked for piece by piece
+    asked: dict[int, list[tuple[int, int]]] = {}
+    unasked: list[tuple[int, int]] = []
+    real_fadvise, real_pread, real_preadv = os.posix_fadvise, os.pread, os.preadv
+
+    def fadvise(fd, offset, length, advice):
+        if advice == os.POSIX_FADV_WILLNEED:
+            asked.setdefault(fd, []).append((offset, offset + length))
+        return real_fadvise(fd, offset, length, advice)
+
+    def seen(fd, offset, size):
+        at = offset  # how far the ranges asked so far cover the read, from its start
+        for start, end in sorted(asked.get(fd, ())):
+            if start <= at < end:
+                at = end
+        if at < offset + size:
+            unasked.append((offset, size))
+
+    def pread(fd, size, offset):
+        seen(fd, offset, size)
+        return real_pread(fd, size, offset)
+
+    def preadv(fd, buffers, offset):
+        seen(fd, offset, min(sum(len(b) for b in buffers), os.fstat(fd).st_size - offset))
+        return real_preadv(fd, buffers, offset)
+
+    monkeypatch.setattr(os, "posix_fadvise", fadvise)
+    monkeypatch.setattr(os, "pread", pread)
+    monkeypatch.setattr(os, "preadv", preadv)
+    res = restore(store, synced.snapshot.id, None, disk / "out")
+    monkeypatch.undo()
+    assert res.state == "completed", res.warnings
+    assert asked and sum(len(ranges) for ranges in asked.values()) > len(asked)  # ahead, piece by piece
+    assert unasked == []
+    assert_same_tree(tree_state(src), restored_root(disk / "out", src))
