@@ -258,8 +258,8 @@ class Appliance:
         except (TapelineError, DeviceError) as exc:
             log.warning("tape library %r not registered: %s", name, exc)
             return
-        log.info("tape library %r: %d drives, %d cartridges (%d new)", name, count, report.cartridges,
-                 len(report.new))
+        log.info("tape library %r: %d drives, %d data cartridges and %d cleaning (%d new to the catalog)", name, count,
+                 report.cartridges, len(report.cleaning), len(report.new))
 
     def create_demo(self) -> GroupInfo | None:
         """First start of `tapeline up`: a `demo` group over a few sample files, synced at once."""
