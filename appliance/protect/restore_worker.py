@@ -81,6 +81,7 @@ class BatchWriter:
         self.readers: ThreadPoolExecutor | None = None
         self.direct_buffer: mmap.mmap | None = None
         self.kept: list[int] = []  # descriptors of written files whose pages go at the next round
+        self.kept_on: dict[int, int] = {}  # st_dev -> one of them on that file system, for the round's syncfs
         self.kept_bytes = 0
         self.recycler: ThreadPoolExecutor | None = None
         self.recycling: Future | None = None
@@ -92,7 +93,7 @@ class BatchWriter:
             self.recycler.shutdown(wait=True)
         for fd in self.kept:  # the restore's own syncfs writes these back
             os.close(fd)
-        self.kept = []
+        self.kept, self.kept_on = [], {}
         for fd, _ in self.packs.values():  # what the kernel read ahead of the last reads goes too
             uncache(fd, 0, 0)
         if self.direct_buffer is not None:
@@ -104,9 +105,10 @@ class BatchWriter:
         last = None
         warnings: list[str] = []
         linkable: list[bytes] = []
+        devices = [os.fstat(dfd).st_dev for dfd, _ in dirs]  # the file systems written to: one fstat a directory
         for index, name, row, length, extents, places in items:
             try:
-                if self._file(dirs[index], name, row, length, extents, places, warnings):
+                if self._file(dirs[index], devices[index], name, row, length, extents, places, warnings):
                     files += 1
                     size += length
                     last = name
@@ -117,7 +119,7 @@ class BatchWriter:
                 warnings.append(f"{os.fsdecode(row[R_PATH])}: not restored ({why})")
         return files, size, last, warnings, linkable
 
-    def _file(self, parent: tuple[int, tuple[int, int]], name: bytes, row: list, length: int, extents: list | None,
+    def _file(self, parent: tuple[int, tuple[int, int]], device: int, name: bytes, row: list, length: int, extents: list | None,
               places: list[tuple], warnings: list[str]) -> bool:
         """Content and metadata into an unnamed file (O_TMPFILE), then linked in under its name: a killed restore
         leaves nothing half written under a real name, and a name that exists meanwhile is not replaced unless
@@ -138,7 +140,7 @@ class BatchWriter:
             kept = placed and length > 0
         finally:
             if kept:
-                self._keep(fd, length)
+                self._keep(fd, length, device)
             else:
                 os.close(fd)
             if tmp is not None and not placed:
@@ -148,9 +150,10 @@ class BatchWriter:
         return placed
 
     # ---- page-cache recycling ------------------------------------------------------------------------------
-    def _keep(self, fd: int, length: int) -> None:
+    def _keep(self, fd: int, length: int, device: int) -> None:
         """A written file's descriptor, kept for the next round (docs/store-format.md, "Page cache")."""
         self.kept.append(fd)
+        self.kept_on[device] = fd
         self.kept_bytes += length
         if len(self.kept) < RECYCLE_FILES and self.kept_bytes < RECYCLE_BYTES:
             return
@@ -158,8 +161,8 @@ class BatchWriter:
             self.recycling.result()  # one round at a time: the writing runs at most one round ahead
         if self.recycler is None:
             self.recycler = ThreadPoolExecutor(1, thread_name_prefix="restore-recycle")
-        self.recycling = self.recycler.submit(_recycle, self.kept)
-        self.kept, self.kept_bytes = [], 0
+        self.recycling = self.recycler.submit(_recycle, self.kept, list(self.kept_on.values()))
+        self.kept, self.kept_on, self.kept_bytes = [], {}, 0
 
     # ---- chunks --------------------------------------------------------------------------------------------
     def _verify(self, place: tuple, blob: bytes | memoryview) -> bytes | memoryview:
@@ -279,12 +282,12 @@ class BatchWriter:
                 view, start, left = view[n:], start + n, left - n
 
 
-def _recycle(fds: list[int]) -> None:
+def _recycle(fds: list[int], one_per_device: list[int]) -> None:
     """Write the files back together (one syncfs per file system they are on: merged I/O, not a request per file),
     then drop their pages, clean now, and close them. A write-back error is not lost here: syncfs reports it to each
     descriptor opened before it, and the restore's own (opened before anything was written) says so before the
     restore says "completed"."""
-    for fd in {os.fstat(fd).st_dev: fd for fd in fds}.values():
+    for fd in one_per_device:
         with contextlib.suppress(OSError):
             durable.syncfs(fd)
     for fd in fds:
