@@ -41,12 +41,13 @@ class Dir:
     """An open destination directory. Its metadata is applied once the walk has left it and the last of its
     files queued to the writers is in place (a file created after the directory's utime would change its mtime)."""
 
-    __slots__ = ("key", "fd", "row", "fresh", "owner", "pending", "left")
+    __slots__ = ("key", "fd", "row", "fresh", "owner", "dev", "pending", "left")
 
     def __init__(self, key: tuple, fd: int, row: list | None, fresh: bool, st: os.stat_result) -> None:
         self.key, self.fd, self.row, self.fresh = key, fd, row, fresh  # fresh: created empty by this restore
         # who owns a file created here (a set-group-ID directory gives its group), so no fchown repeats it
         self.owner = (os.geteuid(), st.st_gid if st.st_mode & stat.S_ISGID else os.getegid())
+        self.dev = st.st_dev  # the file system its files go to (a writer's round syncs each one it wrote to)
         self.pending = 0
         self.left = False
 
@@ -61,7 +62,8 @@ class _Worker(WorkerProcess):
         self.cost = 0
 
     def send(self, packs: list[tuple[int, str]], dirs: list[Dir], items: list[tuple]) -> None:
-        super().send((packs, [d.owner for d in dirs], items), [pack for pack, _ in packs] + [d.fd for d in dirs])
+        super().send((packs, [(d.owner, d.dev) for d in dirs], items),
+                     [pack for pack, _ in packs] + [d.fd for d in dirs])
         self.packs.update(pack for pack, _ in packs)
 
     def stop(self) -> None:
@@ -171,7 +173,7 @@ class FileWriters:
             if self._inline is None:
                 self._inline = BatchWriter(self.root, self.overwrite, self.kept_by_umask, MAX_CHUNK)
             self._inline.packs.update((fd, (fd, self._where[fd])) for fd in packs)
-            self._done(tally, self._inline.write([(d.fd, d.owner) for d in dirs], batch))
+            self._done(tally, self._inline.write([(d.fd, d.owner, d.dev) for d in dirs], batch))
             return
         if not self._workers:
             config = (self.root, self.overwrite, self.kept_by_umask, MAX_CHUNK)

@@ -69,7 +69,7 @@ def meta_fd(fd: int, row: list, root: bool, warnings: list[str], owner: tuple[in
 class BatchWriter:
     """Writes batches of files. An item is (directory index, name, row, size, extents, places), with `places` the
     content's chunks as (pack id, offset, length, flags, digest) in order; `dirs` are (descriptor, owner of a file
-    created there) and `packs` maps a pack id to (descriptor, "pack NAME" for an error message)."""
+    created there, st_dev) and `packs` maps a pack id to (descriptor, "pack NAME" for an error message)."""
 
     def __init__(self, root: bool, overwrite: bool, kept_by_umask: int, max_chunk: int) -> None:
         self.root, self.overwrite, self.kept_by_umask = root, overwrite, kept_by_umask
@@ -100,15 +100,14 @@ class BatchWriter:
             self.direct_buffer.close()
             self.direct_buffer = None
 
-    def write(self, dirs: list[tuple[int, tuple[int, int]]], items: list[tuple]) -> tuple:
+    def write(self, dirs: list[tuple[int, tuple[int, int], int]], items: list[tuple]) -> tuple:
         files = size = 0
         last = None
         warnings: list[str] = []
         linkable: list[bytes] = []
-        devices = [os.fstat(dfd).st_dev for dfd, _ in dirs]  # the file systems written to: one fstat a directory
         for index, name, row, length, extents, places in items:
             try:
-                if self._file(dirs[index], devices[index], name, row, length, extents, places, warnings):
+                if self._file(dirs[index], name, row, length, extents, places, warnings):
                     files += 1
                     size += length
                     last = name
@@ -119,12 +118,12 @@ class BatchWriter:
                 warnings.append(f"{os.fsdecode(row[R_PATH])}: not restored ({why})")
         return files, size, last, warnings, linkable
 
-    def _file(self, parent: tuple[int, tuple[int, int]], device: int, name: bytes, row: list, length: int, extents: list | None,
-              places: list[tuple], warnings: list[str]) -> bool:
+    def _file(self, parent: tuple[int, tuple[int, int], int], name: bytes, row: list, length: int,
+              extents: list | None, places: list[tuple], warnings: list[str]) -> bool:
         """Content and metadata into an unnamed file (O_TMPFILE), then linked in under its name: a killed restore
         leaves nothing half written under a real name, and a name that exists meanwhile is not replaced unless
         `overwrite` (False then). A file system without O_TMPFILE gets a `.tapeline-partial-` name."""
-        dfd, owner = parent
+        dfd, owner, device = parent
         mode = stat.S_IMODE(row[R_MODE])
         final_mode = not mode & self.kept_by_umask and not row[R_XATTRS]  # made with its mode: no fchmod
         fd, tmp = destination.open_unnamed(dfd, name, mode if final_mode else 0o600)
@@ -326,19 +325,19 @@ def _direct(fd: int, on: bool) -> bool:
 
 # ---- the worker process ------------------------------------------------------------------------------------
 def _write(writer: BatchWriter, message: tuple, fds: list[int]) -> tuple:
-    packs, owners, items = message
+    packs, dir_info, items = message
     for (pack, name), pack_fd in zip(packs, fds):
         writer.packs[pack] = (pack_fd, name)
-    dirs = list(zip(fds[len(packs):], owners))
+    dirs = [(dfd, owner, dev) for dfd, (owner, dev) in zip(fds[len(packs):], dir_info)]
     try:
         return writer.write(dirs, items)
     finally:
-        for dfd, _ in dirs:
+        for dfd, _, _ in dirs:
             os.close(dfd)
 
 
 def main(fd: int) -> None:
     """Serve one restore: (root, overwrite, kept_by_umask, max_chunk) first, then a message per batch,
-    (new packs [(id, "pack NAME")], owners of the batch's directories, items), its descriptors (the new packs', then
-    the directories') right behind it."""
+    (new packs [(id, "pack NAME")], (owner, st_dev) of the batch's directories, items), its descriptors (the new
+    packs', then the directories') right behind it."""
     serve(fd, lambda config: BatchWriter(*config), _write, lambda message: len(message[0]) + len(message[1]))
